@@ -1,0 +1,1 @@
+"""The `agentcron` command line: one module per command group, registered in `main`."""

@@ -1,0 +1,45 @@
+"""Entry point of the `agentcron` command.
+
+Each command group lives in its own module of this package and exposes a `typer.Typer`
+named `app`; `build_app()` registers them. Bad input exits with code 2 and a one-line
+message (see `agentcron.cli.common.fail`).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from agentcron import __version__
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"agentcron {__version__}")
+        raise typer.Exit(0)
+
+
+def build_app() -> typer.Typer:
+    """Return the root command with every command group attached."""
+    app = typer.Typer(
+        name="agentcron",
+        help="agentcron: the scheduler that keeps an AI agent working 24/7.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=True,
+    )
+
+    @app.callback()
+    def root(
+        version: bool = typer.Option(
+            False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ) -> None:
+        """agentcron: the scheduler that keeps an AI agent working 24/7."""
+
+    # Command groups register here (one module each, each exposing `app`).
+    return app
+
+
+def main() -> None:
+    """Run the `agentcron` command."""
+    build_app()()
