@@ -1,0 +1,92 @@
+"""Time, injected.
+
+Every component that reads the time or sleeps takes a `Clock`. Production code uses
+`SystemClock`; tests use `agentcron.testing.VirtualClock`, whose `advance()` moves time and
+wakes sleepers, so schedule, policy and heartbeat tests never sleep for real.
+
+Two clocks are exposed on purpose:
+
+* `now()` is the wall clock (aware UTC). Schedules are defined in wall time.
+* `monotonic()` never jumps. Comparing how far each moved between two ticks is how the engine
+  detects a suspend/hibernate or an NTP step (the wall clock jumps, the monotonic one does not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Clock", "SystemClock", "utc"]
+
+#: Sleeps longer than this are cut into chunks so that a wall-clock jump during the sleep
+#: (suspend, NTP step) is noticed within this many seconds.
+MAX_SLEEP_CHUNK_S = 1.0
+#: `asyncio.sleep` overshoots by up to a timer slice; the last stretch is slept separately so
+#: the wake-up lands within a few milliseconds of the deadline.
+_PRECISE_WINDOW_S = 0.02
+
+
+def utc(dt: datetime) -> datetime:
+    """Return `dt` as an aware UTC datetime; naive datetimes are rejected (ValueError)."""
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError(f"naive datetime {dt.isoformat()} given where an aware one is required")
+    return dt.astimezone(UTC)
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """The only way agentcron reads the time or waits for it."""
+
+    def now(self) -> datetime:
+        """The current wall-clock time, aware, in UTC."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes backwards (not related to the wall clock)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait `seconds` of monotonic time (returns at once for `seconds <= 0`)."""
+        ...
+
+    async def sleep_until(self, when: datetime) -> None:
+        """Wait until the wall clock reads `when` (aware) or later.
+
+        Implementations must notice wall-clock jumps within about a second, so a caller
+        sleeping until the next fire time wakes up promptly after a resume from suspend.
+        """
+        ...
+
+
+class SystemClock:
+    """The real clock: `datetime.now(UTC)`, `time.monotonic()` and asyncio sleeps."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        deadline = time.monotonic() + seconds
+        # Two-stage wake: a coarse sleep, then a short one that lands close to the deadline.
+        coarse = seconds - _PRECISE_WINDOW_S
+        if coarse > 0:
+            await asyncio.sleep(coarse)
+        remaining = deadline - time.monotonic()
+        while remaining > 0:
+            await asyncio.sleep(min(remaining, 0.001))
+            remaining = deadline - time.monotonic()
+
+    async def sleep_until(self, when: datetime) -> None:
+        target = utc(when)
+        while True:
+            remaining = (target - self.now()).total_seconds()
+            if remaining <= 0:
+                return
+            await self.sleep(min(remaining, MAX_SLEEP_CHUNK_S))

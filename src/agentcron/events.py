@@ -1,0 +1,462 @@
+"""Typed, frozen events and the bus that carries them.
+
+Events are the spine of agentcron: the engine publishes them, and the run log, metrics,
+dashboard WebSocket and alerts subscribe. Every event is a frozen dataclass stamped with the
+injected clock's time (`at`) and serialisable to JSON (`to_dict` / `event_from_dict`).
+
+Invariant: `EventBus.publish` never blocks and never raises because of a subscriber. Each
+subscriber has its own bounded buffer drained by its own task; a subscriber that falls behind
+loses its oldest events (counted in `Subscription.dropped`) and never delays firing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+__all__ = [
+    "EVENT_TYPES",
+    "AlertSent",
+    "CircuitClosed",
+    "CircuitEvent",
+    "CircuitHalfOpen",
+    "CircuitOpened",
+    "Event",
+    "EventBus",
+    "JobAdded",
+    "JobEvent",
+    "JobOverdue",
+    "JobPaused",
+    "JobRecovered",
+    "JobRemoved",
+    "JobResumed",
+    "JobUpdated",
+    "NodeEvent",
+    "NodeOffline",
+    "NodeOnline",
+    "NodeRecovered",
+    "NodeSuspect",
+    "QueueEvent",
+    "QueueJobProgress",
+    "QueueJobStateChanged",
+    "QueuePaused",
+    "QueueResumed",
+    "RunCancelled",
+    "RunEvent",
+    "RunFailed",
+    "RunInterrupted",
+    "RunMissed",
+    "RunRetrying",
+    "RunSkipped",
+    "RunStarted",
+    "RunSucceeded",
+    "RunTimedOut",
+    "Subscription",
+    "event_from_dict",
+]
+
+log = logging.getLogger("agentcron.events")
+
+#: Every concrete event class by its `type` name (filled by `Event.__init_subclass__`).
+EVENT_TYPES: dict[str, type[Event]] = {}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base of all events. `type` is the dotted name of DESIGN 2.4 (`run.started`, ...)."""
+
+    type: ClassVar[str] = ""
+    at: datetime
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("type"):
+            EVENT_TYPES[cls.type] = cls
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: `{"type": ..., "at": ISO-8601, ...fields}`."""
+        out: dict[str, Any] = {"type": self.type}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.isoformat() if isinstance(value, datetime) else value
+        return out
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Rebuild an event from `Event.to_dict()` output (e.g. received from another node)."""
+    cls = EVENT_TYPES.get(str(data.get("type")))
+    if cls is None:
+        raise ValueError(f"unknown event type {data.get('type')!r}")
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        if isinstance(value, str) and "datetime" in str(f.type):
+            value = datetime.fromisoformat(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+# -- jobs ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobEvent(Event):
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobAdded(JobEvent):
+    type: ClassVar[str] = "job.added"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobUpdated(JobEvent):
+    type: ClassVar[str] = "job.updated"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRemoved(JobEvent):
+    type: ClassVar[str] = "job.removed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobPaused(JobEvent):
+    type: ClassVar[str] = "job.paused"
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobResumed(JobEvent):
+    type: ClassVar[str] = "job.resumed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobOverdue(JobEvent):
+    """The job's dead-man's switch expired: no success within `expect_every`."""
+
+    type: ClassVar[str] = "job.overdue"
+    last_success: datetime | None = None
+    expected_by: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobRecovered(JobEvent):
+    type: ClassVar[str] = "job.recovered"
+
+
+# -- runs ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunEvent(Event):
+    job_id: str
+    run_id: str
+    scheduled_for: datetime
+    attempt: int = 1
+    node_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunStarted(RunEvent):
+    type: ClassVar[str] = "run.started"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSucceeded(RunEvent):
+    type: ClassVar[str] = "run.succeeded"
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFailed(RunEvent):
+    """The run failed for good (after its last attempt)."""
+
+    type: ClassVar[str] = "run.failed"
+    error: str = ""
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRetrying(RunEvent):
+    """An attempt failed; attempt `attempt + 1` starts after `delay_s`."""
+
+    type: ClassVar[str] = "run.retrying"
+    error: str = ""
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunTimedOut(RunEvent):
+    type: ClassVar[str] = "run.timed_out"
+    timeout_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunCancelled(RunEvent):
+    type: ClassVar[str] = "run.cancelled"
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSkipped(RunEvent):
+    """A fire was not run; `reason` is a `SkipReason` value (overlap, circuit_open, ...)."""
+
+    type: ClassVar[str] = "run.skipped"
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunInterrupted(RunEvent):
+    """The process running it died (found on restart or by lease expiry)."""
+
+    type: ClassVar[str] = "run.interrupted"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunMissed(RunEvent):
+    """Fires passed while the scheduler was down, asleep or late beyond grace.
+
+    `scheduled_for` is the latest missed fire, `missed` how many were missed, `action` what
+    the misfire policy decided (`run_once`, `skip`, `run_all`).
+    """
+
+    type: ClassVar[str] = "run.missed"
+    missed: int = 1
+    action: str = ""
+
+
+# -- circuits --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CircuitEvent(Event):
+    circuit: str
+    job_id: str | None = None
+    failures: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CircuitOpened(CircuitEvent):
+    type: ClassVar[str] = "circuit.opened"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CircuitHalfOpen(CircuitEvent):
+    type: ClassVar[str] = "circuit.half_open"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CircuitClosed(CircuitEvent):
+    type: ClassVar[str] = "circuit.closed"
+
+
+# -- nodes -----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeEvent(Event):
+    node_id: str
+    health_score: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeOnline(NodeEvent):
+    type: ClassVar[str] = "node.online"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeSuspect(NodeEvent):
+    type: ClassVar[str] = "node.suspect"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeOffline(NodeEvent):
+    type: ClassVar[str] = "node.offline"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NodeRecovered(NodeEvent):
+    type: ClassVar[str] = "node.recovered"
+
+
+# -- queues ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueEvent(Event):
+    queue: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueuePaused(QueueEvent):
+    type: ClassVar[str] = "queue.paused"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueResumed(QueueEvent):
+    type: ClassVar[str] = "queue.resumed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueJobStateChanged(QueueEvent):
+    """A queue job moved to `state` (waiting, delayed, active, completed, failed)."""
+
+    type: ClassVar[str] = "queue.job_state"
+    job_id: str
+    state: str
+    attempt: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueJobProgress(QueueEvent):
+    type: ClassVar[str] = "queue.job_progress"
+    job_id: str
+    progress: float
+
+
+# -- alerts ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertSent(Event):
+    type: ClassVar[str] = "alert.sent"
+    rule: str
+    key: str
+    sink: str
+    message: str
+    severity: str = "warning"
+
+
+# -- the bus ---------------------------------------------------------------------------
+Callback = Callable[[Event], Awaitable[None] | None]
+
+
+class Subscription:
+    """One subscriber's buffer and delivery task. `close()` stops delivery."""
+
+    def __init__(
+        self, bus: EventBus, callback: Callback, types: frozenset[str] | None, max_pending: int
+    ) -> None:
+        self._bus = bus
+        self._callback = callback
+        self._types = types
+        self._pending: collections.deque[Event] = collections.deque(maxlen=max_pending)
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.dropped = 0
+        self.closed = False
+
+    def wants(self, event: Event) -> bool:
+        return self._types is None or event.type in self._types
+
+    def offer(self, event: Event) -> None:
+        if self.closed:
+            return
+        if len(self._pending) == self._pending.maxlen:
+            self.dropped += 1  # the deque drops the oldest
+        self._pending.append(event)
+        self._idle.clear()
+        self._wakeup.set()
+        if self._task is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self._deliver_now()
+                return
+            self._task = loop.create_task(self._deliver(), name="agentcron-event-subscriber")
+
+    def _deliver_now(self) -> None:
+        # Without a running loop (sync code, tests) only sync callbacks can be served.
+        while self._pending:
+            event = self._pending.popleft()
+            try:
+                result = self._callback(event)
+                if inspect.isawaitable(result):
+                    with contextlib.suppress(RuntimeError):
+                        asyncio.run(_await(result))
+            except Exception:
+                log.exception("event subscriber failed on %s", event.type)
+        self._idle.set()
+
+    async def _deliver(self) -> None:
+        while not self.closed:
+            if not self._pending:
+                self._idle.set()
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            event = self._pending.popleft()
+            try:
+                result = self._callback(event)
+                if inspect.isawaitable(result):
+                    await result
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("event subscriber failed on %s", event.type)
+
+    async def drain(self) -> None:
+        """Wait until every event offered so far has been delivered."""
+        if self._task is None and self._pending:
+            self._deliver_now()
+        await self._idle.wait()
+
+    def close(self) -> None:
+        self.closed = True
+        self._bus._remove(self)
+        if self._task is not None:
+            self._task.cancel()
+        self._idle.set()
+
+
+async def _await(awaitable: Awaitable[None]) -> None:
+    await awaitable
+
+
+class EventBus:
+    """In-process publish/subscribe for `Event`s; see the module docstring for guarantees."""
+
+    def __init__(self, *, max_pending: int = 10_000) -> None:
+        self._subscriptions: list[Subscription] = []
+        self._max_pending = max_pending
+
+    def subscribe(
+        self,
+        callback: Callback,
+        *,
+        types: Iterable[str] | None = None,
+        max_pending: int | None = None,
+    ) -> Subscription:
+        """Deliver every event (or only `types`) to `callback`, sync or async, in order."""
+        sub = Subscription(
+            self,
+            callback,
+            frozenset(types) if types is not None else None,
+            max_pending or self._max_pending,
+        )
+        self._subscriptions.append(sub)
+        return sub
+
+    def publish(self, event: Event) -> None:
+        """Hand `event` to every subscriber's buffer; never blocks, never raises."""
+        for sub in tuple(self._subscriptions):
+            if sub.wants(event):
+                sub.offer(event)
+
+    async def drain(self) -> None:
+        """Wait until every subscriber has received everything published so far."""
+        for sub in tuple(self._subscriptions):
+            await sub.drain()
+
+    def close(self) -> None:
+        for sub in tuple(self._subscriptions):
+            sub.close()
+
+    def _remove(self, sub: Subscription) -> None:
+        with contextlib.suppress(ValueError):
+            self._subscriptions.remove(sub)
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscriptions)
