@@ -1,0 +1,252 @@
+"""Settings: the spec's environment variables (and `.env`), typed and validated.
+
+Names are the spec's (`SCHEDULER_DATA_DIR`, `HEARTBEAT_INTERVAL`, ...); durations are in
+milliseconds as in the spec. Precedence, highest first: CLI flags (`overrides`), the process
+environment, `.env` in the working directory, defaults.
+
+`load_settings` never raises a pydantic traceback at a user: a bad value becomes a
+`ConfigError` whose one-line message names the key and the value, and an unknown variable
+that looks like ours (`HEARTBEAT_INTERVALL=...`) becomes a warning with a "did you mean".
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = ["ConfigError", "Settings", "load_settings", "unknown_variables"]
+
+#: Variables starting with one of these are ours; unknown ones get a "did you mean" warning.
+_OUR_PREFIXES = (
+    "SCHEDULER_",
+    "REDIS_",
+    "HEARTBEAT_",
+    "DASHBOARD_",
+    "WINDOWS_TASK_",
+    "AGENT_LOOP_",
+    "OVERLAP_",
+    "RETRY_",
+    "BACKUP_",
+    "AGENTCRON_",
+)
+
+OverlapName = Literal[
+    "skip", "queue", "buffer_one", "delay", "timeout", "replace", "concurrent", "allow"
+]
+RetryStrategyName = Literal["fixed", "linear", "exponential"]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value; the message names the key and the value."""
+
+
+class Settings(BaseSettings):
+    """Every setting of `agentcron run`, with the spec's variable names.
+
+    Durations ending in `_ms` are milliseconds, as in the spec's `.env`.
+    """
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=True,
+        validate_default=True,
+        frozen=True,
+    )
+
+    # Scheduler
+    SCHEDULER_DATA_DIR: Path = Field(Path("./data"), description="Data directory (database, backups, logs, token).")
+    SCHEDULER_TIMEZONE: str = Field("UTC", description="Default IANA time zone of cron jobs.")
+    SCHEDULER_LOG_LEVEL: LogLevel = Field("info", description="Log level.")
+    SCHEDULER_STORE: str | None = Field(
+        None, description="Store URL (sqlite:///..., redis://...); default: sqlite in the data dir."
+    )
+    SCHEDULER_NODE_ID: str | None = Field(None, description="Node id (default: stable per host and data dir).")
+    SCHEDULER_SHUTDOWN_GRACE: int = Field(30_000, ge=0, description="Grace for running jobs on stop, ms.")
+
+    # Redis
+    REDIS_HOST: str = Field("localhost", description="Redis host (used when the store is redis).")
+    REDIS_PORT: int = Field(6379, ge=1, le=65535, description="Redis port.")
+    REDIS_PASSWORD: SecretStr | None = Field(None, description="Redis password.")
+    REDIS_DB: int = Field(0, ge=0, le=15, description="Redis database index.")
+
+    # Heartbeat
+    HEARTBEAT_INTERVAL: int = Field(30_000, gt=0, description="Heartbeat interval, ms.")
+    HEARTBEAT_TIMEOUT: int = Field(60_000, gt=0, description="A node is suspect after this silence, ms.")
+
+    # Dashboard
+    DASHBOARD_ENABLED: bool = Field(True, description="Serve the dashboard inside `agentcron run`.")
+    DASHBOARD_HOST: str = Field("127.0.0.1", description="Address the dashboard binds to.")
+    DASHBOARD_PORT: int = Field(3000, ge=0, le=65535, description="Dashboard port.")
+    DASHBOARD_AUTH_TOKEN: SecretStr | None = Field(
+        None, description="Bearer token; generated into the data dir when unset."
+    )
+
+    # Windows Task Scheduler
+    WINDOWS_TASK_ENABLED: bool = Field(True, description="Allow `agentcron service` to use Task Scheduler.")
+    WINDOWS_TASK_NAME: str = Field("agentcron", description="Task name (inside the \\agentcron\\ folder).")
+
+    # Agent loops
+    AGENT_LOOP_CONCURRENCY: int = Field(5, ge=1, description="Max agent loops running at once.")
+    AGENT_LOOP_TIMEOUT: int = Field(300_000, gt=0, description="Timeout of an agent loop run, ms.")
+    AGENT_LOOP_RETRY_ATTEMPTS: int = Field(3, ge=1, description="Attempts per agent loop run.")
+
+    # Overlap
+    OVERLAP_STRATEGY: OverlapName = Field("skip", description="Default overlap policy.")
+    OVERLAP_TIMEOUT: int = Field(300_000, gt=0, description="Delay/timeout of the overlap policy, ms.")
+
+    # Retry
+    RETRY_STRATEGY: RetryStrategyName = Field("exponential", description="Default retry strategy.")
+    RETRY_BASE_DELAY: int = Field(1_000, ge=0, description="First retry delay, ms.")
+    RETRY_MAX_DELAY: int = Field(30_000, ge=0, description="Largest retry delay, ms.")
+    RETRY_MAX_ATTEMPTS: int = Field(3, ge=1, description="Default attempts per run.")
+
+    # Backups and retention
+    BACKUP_INTERVAL: int = Field(3_600_000, gt=0, description="Backup interval, ms (hourly).")
+    BACKUP_RETENTION: int = Field(24, ge=1, description="Backups kept.")
+    SCHEDULER_RUN_RETENTION_DAYS: int = Field(30, ge=1, description="Runs older than this are pruned.")
+    SCHEDULER_RUNS_PER_JOB: int = Field(1_000, ge=1, description="Runs kept per job.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # `load_settings` reads the environment and `.env` itself (so tests can inject
+        # them); `Settings(...)` takes values only from its arguments.
+        return (init_settings,)
+
+    @field_validator("SCHEDULER_TIMEZONE")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from exc
+        return value
+
+    @field_validator("RETRY_MAX_DELAY")
+    @classmethod
+    def _max_not_below_base(cls, value: int, info: Any) -> int:
+        base = info.data.get("RETRY_BASE_DELAY")
+        if base is not None and value < base:
+            raise ValueError(f"must be >= RETRY_BASE_DELAY ({base})")
+        return value
+
+    # -- derived values (seconds, URLs) --------------------------------------------------
+    @property
+    def data_dir(self) -> Path:
+        return self.SCHEDULER_DATA_DIR
+
+    @property
+    def store_url(self) -> str:
+        """The store URL: `SCHEDULER_STORE`, else `sqlite:///<data dir>/scheduler.db`."""
+        if self.SCHEDULER_STORE:
+            return self.SCHEDULER_STORE
+        return f"sqlite:///{(self.SCHEDULER_DATA_DIR / 'scheduler.db').as_posix()}"
+
+    @property
+    def redis_url(self) -> str:
+        """`redis://[:password@]host:port/db` from the REDIS_* variables."""
+        auth = ""
+        if self.REDIS_PASSWORD is not None and self.REDIS_PASSWORD.get_secret_value():
+            from urllib.parse import quote
+
+            auth = f":{quote(self.REDIS_PASSWORD.get_secret_value(), safe='')}@"
+        return f"redis://{auth}{self.REDIS_HOST}:{self.REDIS_PORT}/{self.REDIS_DB}"
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        return self.HEARTBEAT_INTERVAL / 1000
+
+    @property
+    def agent_loop_timeout_s(self) -> float:
+        return self.AGENT_LOOP_TIMEOUT / 1000
+
+    def masked(self) -> dict[str, Any]:
+        """Every setting as plain data, secrets shown as `********` (for `config show`)."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "********" if value.get_secret_value() else ""
+            elif isinstance(value, Path):
+                value = str(value)
+            out[name] = value
+        out["store_url (derived)"] = _mask_url(self.store_url)
+        return out
+
+
+def _mask_url(url: str) -> str:
+    """Hide the password of `scheme://user:password@host` URLs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:********@{host}"
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """Warnings for variables that look like ours but are not settings ("did you mean")."""
+    known = set(Settings.model_fields)
+    warnings = []
+    for name in sorted(environ):
+        if not name.startswith(_OUR_PREFIXES) or name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        warnings.append(f"unknown setting {name}{hint}")
+    return warnings
+
+
+def load_settings(
+    *,
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | str | None = ".env",
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Read settings from `environ` (default `os.environ`), `env_file` and `overrides`.
+
+    Raises `ConfigError` naming the key and the value of the first bad setting.
+    """
+    env = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    if env_file is not None and Path(env_file).is_file():
+        values.update(_read_env_file(Path(env_file)))
+    values.update({k: v for k, v in env.items() if k in Settings.model_fields})
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(_first_error(exc, values)) from None
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None and k in Settings.model_fields}
+
+
+def _first_error(exc: ValidationError, values: Mapping[str, Any]) -> str:
+    err = exc.errors()[0]
+    key = str(err["loc"][0]) if err["loc"] else "settings"
+    shown = values.get(key, "<unset>")
+    if key in ("DASHBOARD_AUTH_TOKEN", "REDIS_PASSWORD"):
+        shown = "********"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"setting {key}={shown!r} is invalid: {msg}"
