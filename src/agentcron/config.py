@@ -63,14 +63,20 @@ class Settings(BaseSettings):
     )
 
     # Scheduler
-    SCHEDULER_DATA_DIR: Path = Field(Path("./data"), description="Data directory (database, backups, logs, token).")
+    SCHEDULER_DATA_DIR: Path = Field(
+        Path("./data"), description="Data directory (database, backups, logs, token)."
+    )
     SCHEDULER_TIMEZONE: str = Field("UTC", description="Default IANA time zone of cron jobs.")
     SCHEDULER_LOG_LEVEL: LogLevel = Field("info", description="Log level.")
     SCHEDULER_STORE: str | None = Field(
         None, description="Store URL (sqlite:///..., redis://...); default: sqlite in the data dir."
     )
-    SCHEDULER_NODE_ID: str | None = Field(None, description="Node id (default: stable per host and data dir).")
-    SCHEDULER_SHUTDOWN_GRACE: int = Field(30_000, ge=0, description="Grace for running jobs on stop, ms.")
+    SCHEDULER_NODE_ID: str | None = Field(
+        None, description="Node id (default: stable per host and data dir)."
+    )
+    SCHEDULER_SHUTDOWN_GRACE: int = Field(
+        30_000, ge=0, description="Grace for running jobs on stop, ms."
+    )
 
     # Redis
     REDIS_HOST: str = Field("localhost", description="Redis host (used when the store is redis).")
@@ -80,7 +86,9 @@ class Settings(BaseSettings):
 
     # Heartbeat
     HEARTBEAT_INTERVAL: int = Field(30_000, gt=0, description="Heartbeat interval, ms.")
-    HEARTBEAT_TIMEOUT: int = Field(60_000, gt=0, description="A node is suspect after this silence, ms.")
+    HEARTBEAT_TIMEOUT: int = Field(
+        60_000, gt=0, description="A node is suspect after this silence, ms."
+    )
 
     # Dashboard
     DASHBOARD_ENABLED: bool = Field(True, description="Serve the dashboard inside `agentcron run`.")
@@ -91,8 +99,12 @@ class Settings(BaseSettings):
     )
 
     # Windows Task Scheduler
-    WINDOWS_TASK_ENABLED: bool = Field(True, description="Allow `agentcron service` to use Task Scheduler.")
-    WINDOWS_TASK_NAME: str = Field("agentcron", description="Task name (inside the \\agentcron\\ folder).")
+    WINDOWS_TASK_ENABLED: bool = Field(
+        True, description="Allow `agentcron service` to use Task Scheduler."
+    )
+    WINDOWS_TASK_NAME: str = Field(
+        "agentcron", description="Task name (inside the \\agentcron\\ folder)."
+    )
 
     # Agent loops
     AGENT_LOOP_CONCURRENCY: int = Field(5, ge=1, description="Max agent loops running at once.")
@@ -101,7 +113,9 @@ class Settings(BaseSettings):
 
     # Overlap
     OVERLAP_STRATEGY: OverlapName = Field("skip", description="Default overlap policy.")
-    OVERLAP_TIMEOUT: int = Field(300_000, gt=0, description="Delay/timeout of the overlap policy, ms.")
+    OVERLAP_TIMEOUT: int = Field(
+        300_000, gt=0, description="Delay/timeout of the overlap policy, ms."
+    )
 
     # Retry
     RETRY_STRATEGY: RetryStrategyName = Field("exponential", description="Default retry strategy.")
@@ -112,7 +126,9 @@ class Settings(BaseSettings):
     # Backups and retention
     BACKUP_INTERVAL: int = Field(3_600_000, gt=0, description="Backup interval, ms (hourly).")
     BACKUP_RETENTION: int = Field(24, ge=1, description="Backups kept.")
-    SCHEDULER_RUN_RETENTION_DAYS: int = Field(30, ge=1, description="Runs older than this are pruned.")
+    SCHEDULER_RUN_RETENTION_DAYS: int = Field(
+        30, ge=1, description="Runs older than this are pruned."
+    )
     SCHEDULER_RUNS_PER_JOB: int = Field(1_000, ge=1, description="Runs kept per job.")
 
     @classmethod
@@ -136,7 +152,9 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)") from exc
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
+            ) from exc
         return value
 
     @field_validator("RETRY_MAX_DELAY")
@@ -239,7 +257,9 @@ def load_settings(
 def _read_env_file(path: Path) -> dict[str, str]:
     from dotenv import dotenv_values
 
-    return {k: v for k, v in dotenv_values(path).items() if v is not None and k in Settings.model_fields}
+    return {
+        k: v for k, v in dotenv_values(path).items() if v is not None and k in Settings.model_fields
+    }
 
 
 def _first_error(exc: ValidationError, values: Mapping[str, Any]) -> str:
