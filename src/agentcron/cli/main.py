@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from agentcron import __version__
+from agentcron.cli import service as service_cli
 
 
 def _version(value: bool) -> None:
@@ -37,6 +38,7 @@ def build_app() -> typer.Typer:
         """agentcron: the scheduler that keeps an AI agent working 24/7."""
 
     # Command groups register here (one module each, each exposing `app`).
+    app.add_typer(service_cli.app, name="service")
     return app
 
 

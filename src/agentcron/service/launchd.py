@@ -88,11 +88,8 @@ class LaunchdManager:
     def plan_install(self, *, replace: bool = False) -> Plan:
         spec = self.spec
         owner = None if spec.run_as_system or spec.scope == "user" else spec.account
-        steps: list[Step] = [
-            MakeDir(spec.data_dir, owner=owner),
-            MakeDir(spec.stdout_path.parent, owner=owner),
-            MakeDir(spec.stderr_path.parent, owner=owner),
-        ]
+        dirs = dict.fromkeys((spec.data_dir, spec.stdout_path.parent, spec.stderr_path.parent))
+        steps: list[Step] = [MakeDir(d, owner=owner) for d in dirs]
         if replace:
             steps.append(cmd("launchctl", "bootout", self.target, check=False))
         steps += [

@@ -64,11 +64,8 @@ class NssmManager:
         spec = self.spec
         name = spec.name
         argv = spec.run_argv()
-        steps: list[Step] = [
-            MakeDir(spec.data_dir),
-            MakeDir(spec.stdout_path.parent),
-            MakeDir(spec.stderr_path.parent),
-        ]
+        dirs = dict.fromkeys((spec.data_dir, spec.stdout_path.parent, spec.stderr_path.parent))
+        steps: list[Step] = [MakeDir(d) for d in dirs]
         if replace:
             steps += [
                 cmd(self.nssm, "stop", name, check=False),

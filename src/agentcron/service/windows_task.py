@@ -64,7 +64,7 @@ def restart_interval_s(spec: ServiceSpec) -> int:
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrib: str) -> ET.Element:
-    element = ET.SubElement(parent, f"{{{TASK_NS}}}{tag}", attrib)
+    element = ET.SubElement(parent, tag, attrib)
     if text is not None:
         element.text = text
     return element
@@ -83,7 +83,8 @@ def render_task_xml(spec: ServiceSpec, *, user: str) -> str:
         )
     if not user and not spec.run_as_system:
         raise ServiceError("cannot tell the installing user; pass --account DOMAIN\\user")
-    task = ET.Element(f"{{{TASK_NS}}}Task", {"version": "1.2"})
+    # unqualified tags under a default xmlns: the parsed document is in TASK_NS
+    task = ET.Element("Task", {"version": "1.2", "xmlns": TASK_NS})
     info = _sub(task, "RegistrationInfo")
     _sub(info, "Author", user or "SYSTEM")
     _sub(info, "Description", spec.description)
@@ -145,7 +146,7 @@ def render_task_xml(spec: ServiceSpec, *, user: str) -> str:
     _sub(exec_, "WorkingDirectory", str(spec.working_dir))
 
     ET.indent(task, space="  ")
-    body = ET.tostring(task, encoding="unicode", default_namespace=TASK_NS)
+    body = ET.tostring(task, encoding="unicode")
     return '<?xml version="1.0" encoding="UTF-16"?>\n' + body + "\n"
 
 
