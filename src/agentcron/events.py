@@ -77,7 +77,9 @@ class Event:
     at: datetime
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
+        # Explicit form: slots=True rebuilds the class, so the zero-argument super() cell
+        # would point at the discarded original and fail on Python 3.11.
+        super(Event, cls).__init_subclass__(**kwargs)
         if cls.__dict__.get("type"):
             EVENT_TYPES[cls.type] = cls
 
