@@ -1,0 +1,420 @@
+"""The `Queue` protocol, the values it moves, and `open_queue`.
+
+A queue holds jobs in one of five states, as in BullMQ:
+
+* ``waiting``: ready to run, taken in order of priority (0 first, then 1 before 2 ... up to
+  ``MAX_PRIORITY``), then of the time it became ready (FIFO within a priority);
+* ``delayed``: waiting for its time (a ``delay`` at ``add`` or a retry backoff);
+* ``active``: claimed by a worker that holds a *lease* (a lock with an expiry). The worker
+  renews the lease while the handler runs; a job whose lease expired (its worker died) is
+  *stalled* and goes back to ``waiting`` with the stalled attempt counted;
+* ``completed``: the handler returned (kept per ``remove_on_complete``);
+* ``failed``: every attempt failed, or it stalled more than ``max_stalled`` times: the dead
+  letter, kept for inspection (per ``remove_on_fail``) and put back with ``retry_failed``.
+
+A paused queue accepts jobs but hands none out; ``counts()["paused"]`` then reports the jobs
+that would be waiting (BullMQ's convention).
+
+Invariants every backend keeps (``tests/queue/test_contract.py`` checks them):
+
+* ``add`` validates before it writes: bad input raises `QueueInputError` and enqueues nothing.
+  When it returns, the job is durable (SQLite: committed; Redis: acknowledged).
+* A job id is unique in its queue: adding an existing id adds nothing and returns that id.
+* A job is active with at most one live lease; a worker whose lease was taken over cannot
+  complete or fail the job any more (fencing by lease token).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from urllib.parse import parse_qs, urlsplit
+
+from agentcron.clock import Clock
+from agentcron.events import EventBus
+
+if TYPE_CHECKING:
+    from agentcron.queue.worker import Worker
+
+__all__ = [
+    "MAX_PRIORITY",
+    "STATES",
+    "Backoff",
+    "BulkJob",
+    "Job",
+    "JobInfo",
+    "Queue",
+    "QueueConnectionError",
+    "QueueError",
+    "QueueInputError",
+    "Retention",
+    "open_queue",
+]
+
+#: BullMQ's highest priority number (2**21); 0 means "no priority" and runs first.
+MAX_PRIORITY = 2**21
+#: The job states, in the order `counts()` reports them (plus "paused").
+STATES = ("waiting", "active", "completed", "failed", "delayed")
+CleanState = Literal["completed", "failed", "waiting", "delayed"]
+
+#: `True` removes the job when it finishes; an int keeps that many most recent ones;
+#: `False` keeps all (BullMQ's default).
+Retention = bool | int
+
+
+class QueueError(Exception):
+    """A queue cannot do what was asked (the message says why)."""
+
+
+class QueueInputError(QueueError, ValueError):
+    """Bad input to a queue call (unserialisable data, priority out of range, bad URL, ...)."""
+
+
+class QueueConnectionError(QueueError):
+    """The queue's backend cannot be reached or refused us (Redis down, auth refused, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """How long to wait before retrying a failed attempt.
+
+    ``fixed``: ``delay_s`` every time. ``exponential``: ``delay_s * 2**(n-1)`` after the n-th
+    failed attempt (BullMQ's formula). ``custom``: the worker's ``backoff_strategy(attempt,
+    error, job)`` decides (seconds; negative = give up now, i.e. dead letter).
+    """
+
+    kind: Literal["fixed", "exponential", "custom"] = "fixed"
+    delay_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("fixed", "exponential", "custom"):
+            raise QueueInputError(f"unknown backoff kind {self.kind!r} (fixed, exponential, custom)")
+        if not math.isfinite(self.delay_s) or self.delay_s < 0:
+            raise QueueInputError(f"backoff delay must be >= 0 seconds, got {self.delay_s!r}")
+
+    def delay_after(self, failed_attempts: int) -> float:
+        """Seconds to wait after `failed_attempts` attempts failed (fixed/exponential only)."""
+        if self.kind == "exponential":
+            return float(self.delay_s * 2 ** max(failed_attempts - 1, 0))
+        return self.delay_s
+
+
+@dataclass(frozen=True, slots=True)
+class BulkJob:
+    """One job for `Queue.add_bulk`; the fields mean what `Queue.add`'s arguments mean."""
+
+    name: str
+    data: Any = None
+    priority: int = 0
+    delay: float = 0.0
+    attempts: int = 1
+    backoff: Backoff | None = None
+    job_id: str | None = None
+    remove_on_complete: Retention = False
+    remove_on_fail: Retention = False
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    """A snapshot of one job, as `Queue.get` returns it."""
+
+    id: str
+    name: str
+    data: Any
+    state: str
+    priority: int = 0
+    attempts: int = 1
+    attempts_made: int = 0
+    progress: float = 0.0
+    result: Any = None
+    error: str | None = None
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (times as ISO-8601)."""
+        out: dict[str, Any] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            out[name] = value.isoformat() if isinstance(value, datetime) else value
+        return out
+
+
+ProgressSink = Callable[["Job", float], Awaitable[None]]
+
+
+class Job:
+    """A claimed job as a handler sees it: ``id``, ``name``, ``data``, ``attempt`` (from 1).
+
+    ``await job.progress(pct)`` records progress (0-100) and publishes `QueueJobProgress`.
+    The other attributes are for the worker and backends.
+    """
+
+    __slots__ = (
+        "attempt",
+        "attempts",
+        "backoff",
+        "data",
+        "id",
+        "keep_completed",
+        "keep_failed",
+        "name",
+        "priority",
+        "raw",
+        "token",
+        "_sink",
+    )
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        name: str,
+        data: Any,
+        attempt: int,
+        attempts: int = 1,
+        priority: int = 0,
+        backoff: Backoff | None = None,
+        token: str = "",
+        keep_completed: Retention = False,
+        keep_failed: Retention = False,
+        raw: Any = None,
+    ) -> None:
+        self.id = id
+        self.name = name
+        self.data = data
+        self.attempt = attempt
+        self.attempts = attempts
+        self.priority = priority
+        self.backoff = backoff
+        self.token = token
+        self.keep_completed = keep_completed
+        self.keep_failed = keep_failed
+        self.raw = raw  # backend-specific handle (row id, BullMQ job hash, ...)
+        self._sink: ProgressSink | None = None
+
+    async def progress(self, pct: float) -> None:
+        """Record this job's progress, a number from 0 to 100."""
+        if not isinstance(pct, int | float) or not 0 <= pct <= 100:
+            raise QueueInputError(f"progress must be a number from 0 to 100, got {pct!r}")
+        if self._sink is not None:
+            await self._sink(self, float(pct))
+
+    def __repr__(self) -> str:
+        return f"Job(id={self.id!r}, name={self.name!r}, attempt={self.attempt})"
+
+
+Handler = Callable[[Job], Awaitable[Any]]
+
+
+@runtime_checkable
+class Queue(Protocol):
+    """One named queue on one backend. Every I/O method is a coroutine function."""
+
+    name: str
+    url: str
+
+    async def add(
+        self,
+        name: str,
+        data: Any = None,
+        *,
+        priority: int = 0,
+        delay: float = 0.0,
+        attempts: int = 1,
+        backoff: Backoff | None = None,
+        job_id: str | None = None,
+        remove_on_complete: Retention = False,
+        remove_on_fail: Retention = False,
+    ) -> str:
+        """Enqueue one job and return its id (the existing id when `job_id` is taken).
+
+        ``data`` must be JSON-serialisable. ``delay`` is in seconds (>= 0). ``attempts`` >= 1.
+        """
+        ...
+
+    async def add_bulk(self, jobs: Sequence[BulkJob]) -> list[str]:
+        """Enqueue several jobs atomically (all or none) and return their ids in order."""
+        ...
+
+    async def get(self, job_id: str) -> JobInfo | None:
+        """The job's snapshot, or None when no such job is kept."""
+        ...
+
+    async def counts(self) -> dict[str, int]:
+        """``{"waiting", "active", "completed", "failed", "delayed", "paused"}`` counts."""
+        ...
+
+    async def pause(self) -> None:
+        """Stop handing out jobs (running ones finish); publishes `QueuePaused`."""
+        ...
+
+    async def resume(self) -> None:
+        """Hand out jobs again; publishes `QueueResumed`."""
+        ...
+
+    async def is_paused(self) -> bool: ...
+
+    async def clean(self, grace: float, limit: int = 0, state: CleanState = "completed") -> list[str]:
+        """Remove up to `limit` (0 = all) jobs in `state` older than `grace` seconds; their ids."""
+        ...
+
+    async def retry_failed(self) -> int:
+        """Move every failed (dead-letter) job back to waiting with fresh attempts; how many."""
+        ...
+
+    async def add_repeatable(
+        self, name: str, data: Any = None, *, cron: str, tz: str = "UTC", key: str | None = None
+    ) -> str:
+        """Enqueue `name` at every fire time of `cron` in `tz`; returns the repeat key.
+
+        The next occurrence is always enqueued (delayed) with a deterministic job id, so
+        several workers never enqueue one occurrence twice.
+        """
+        ...
+
+    async def remove_repeatable(self, key: str) -> bool: ...
+
+    def worker(
+        self,
+        handler: Handler,
+        *,
+        concurrency: int = 1,
+        rate_limit: tuple[int, float] | None = None,
+        **options: Any,
+    ) -> Worker:
+        """A `Worker` running `handler(job)` for this queue's jobs (see `agentcron.queue.worker`)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+# -- validation shared by the backends --------------------------------------------------
+def encode_data(data: Any) -> str:
+    """Data as compact JSON; `QueueInputError` when it cannot be serialised."""
+    try:
+        return json.dumps(data, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise QueueInputError(f"job data must be JSON-serialisable: {exc}") from None
+
+
+def validate_job(
+    *,
+    name: str,
+    priority: int,
+    delay: float,
+    attempts: int,
+    job_id: str | None,
+    remove_on_complete: Retention,
+    remove_on_fail: Retention,
+) -> None:
+    """Raise `QueueInputError` for anything `add` must refuse (before writing anything)."""
+    if not isinstance(name, str) or not name:
+        raise QueueInputError("job name must be a non-empty string")
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise QueueInputError(f"priority must be an integer, got {priority!r}")
+    if not 0 <= priority <= MAX_PRIORITY:
+        raise QueueInputError(f"priority must be between 0 and {MAX_PRIORITY}, got {priority}")
+    if not isinstance(delay, int | float) or not math.isfinite(delay) or delay < 0:
+        raise QueueInputError(f"delay must be a number of seconds >= 0, got {delay!r}")
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise QueueInputError(f"attempts must be an integer >= 1, got {attempts!r}")
+    if job_id is not None and (not isinstance(job_id, str) or not job_id):
+        raise QueueInputError("job_id must be a non-empty string")
+    if job_id is not None and job_id.isdigit():
+        # BullMQ reserves integer ids for its own counter.
+        raise QueueInputError(f"job_id must not be an integer string, got {job_id!r}")
+    for label, keep in (("remove_on_complete", remove_on_complete), ("remove_on_fail", remove_on_fail)):
+        if not isinstance(keep, bool) and (not isinstance(keep, int) or keep < 0):
+            raise QueueInputError(f"{label} must be True, False or a count >= 0, got {keep!r}")
+
+
+def keep_count(keep: Retention) -> int:
+    """Retention as a count of jobs to keep: -1 = all, 0 = none, N = the N most recent."""
+    if keep is True:
+        return 0
+    if keep is False:
+        return -1
+    return int(keep)
+
+
+def retention_from_count(count: int | None) -> Retention:
+    if count is None or count < 0:
+        return False
+    return True if count == 0 else count
+
+
+# -- open_queue -------------------------------------------------------------------------
+def open_queue(
+    url: str,
+    name: str,
+    *,
+    clock: Clock | None = None,
+    events: EventBus | None = None,
+    **options: Any,
+) -> Queue:
+    """Open queue `name` on the backend named by `url`.
+
+    * ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (query options
+      ``synchronous=NORMAL|FULL``, ``busy_timeout_ms=5000``);
+    * ``redis://[:password@]host:port/db`` or ``rediss://...`` (extra ``redis``);
+    * ``memory://`` (one process, for tests and experiments).
+
+    Nothing connects until the first call; a malformed URL raises `QueueInputError` here.
+    """
+    if not isinstance(name, str) or not name or ":" in name:
+        raise QueueInputError(f"queue name must be a non-empty string without ':', got {name!r}")
+    scheme = urlsplit(url).scheme.lower() if isinstance(url, str) else ""
+    if scheme == "sqlite":
+        from agentcron.queue.sqlite import SqliteQueue
+
+        path, query = sqlite_path(url)
+        return SqliteQueue(path, name, clock=clock, events=events, **query, **options)
+    if scheme in ("redis", "rediss"):
+        from agentcron.queue.redis import RedisQueue
+
+        return RedisQueue(url, name, events=events, **options)
+    if scheme == "memory":
+        from agentcron.queue.sqlite import SqliteQueue
+
+        return SqliteQueue(":memory:", name, clock=clock, events=events, **options)
+    raise QueueInputError(
+        f"unknown queue URL {url!r}: use sqlite:///path, redis://host:port/db or memory://"
+    )
+
+
+def sqlite_path(url: str) -> tuple[str, dict[str, Any]]:
+    """The file path and options of a ``sqlite:///...`` URL."""
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise QueueInputError(f"sqlite URL must look like sqlite:///path/to.db, got {url!r}")
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if not path:
+        raise QueueInputError(f"sqlite URL has no file path: {url!r}")
+    query: dict[str, Any] = {}
+    for key, values in parse_qs(parts.query).items():
+        if key == "synchronous":
+            query["synchronous"] = values[-1].upper()
+        elif key == "busy_timeout_ms":
+            query["busy_timeout_ms"] = int(values[-1])
+        else:
+            raise QueueInputError(f"unknown sqlite queue option {key!r}")
+    return path, query
+
+
+@dataclass(slots=True)
+class RateLimit:
+    """At most `max_jobs` jobs start per `per_s` seconds, queue-wide (fixed window)."""
+
+    max_jobs: int
+    per_s: float
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_jobs, bool) or not isinstance(self.max_jobs, int) or self.max_jobs < 1:
+            raise QueueInputError(f"rate limit needs max >= 1 jobs, got {self.max_jobs!r}")
+        if not isinstance(self.per_s, int | float) or not self.per_s > 0:
+            raise QueueInputError(f"rate limit needs a period > 0 seconds, got {self.per_s!r}")

@@ -1,0 +1,41 @@
+"""Repeatable jobs: pure helpers shared by the backends.
+
+A repeatable is a (name, data, cron, tz) spec kept by the backend. Its next occurrence is
+enqueued as a delayed job whose id is derived from the spec's key and the fire time, so any
+number of workers ticking at once enqueue each occurrence exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+from agentcron.queue.base import QueueInputError
+
+__all__ = ["next_fire_ms", "occurrence_id", "repeat_key"]
+
+
+def repeat_key(name: str, cron: str, tz: str) -> str:
+    """A stable key for a (name, cron, tz) spec."""
+    digest = hashlib.sha1(f"{name}\x00{cron}\x00{tz}".encode()).hexdigest()[:16]
+    return f"{name}:{digest}"
+
+
+def occurrence_id(key: str, fire_ms: int) -> str:
+    """The job id of the occurrence of `key` firing at `fire_ms` (epoch milliseconds)."""
+    return f"repeat:{key}:{fire_ms}"
+
+
+def next_fire_ms(cron: str, tz: str, after_ms: int) -> int | None:
+    """The first fire of `cron` in `tz` strictly after `after_ms`, or None when none is left.
+
+    Raises `QueueInputError` for a bad expression or time zone.
+    """
+    from agentcron.cron import CronError, CronExpression
+
+    try:
+        expression = CronExpression(cron, tz=tz)
+        fire = expression.next(datetime.fromtimestamp(after_ms / 1000, UTC))
+    except (CronError, ValueError, KeyError) as exc:
+        raise QueueInputError(f"bad repeatable schedule {cron!r} in {tz!r}: {exc}") from None
+    return None if fire is None else int(fire.timestamp() * 1000)

@@ -1,0 +1,633 @@
+"""`SqliteQueue`: the embedded queue, in the same database file as the store.
+
+Layout: one row per job in ``queue_jobs`` (all queues of the file), one row per queue in
+``queue_meta`` (paused flag, rate-limit window), one per repeatable in ``queue_repeatables``;
+``queue_schema_version`` records this module's schema version (the store owns
+``PRAGMA user_version``). ``at_ms`` is "the time that matters in the current state": when it
+became ready (waiting), when it is due (delayed), when its lease expires (active), when it
+finished (completed, failed). Times are epoch milliseconds of the injected clock.
+
+Several processes may share the file: a claim is one ``BEGIN IMMEDIATE`` transaction
+(promote due delayed jobs, apply the rate window, ``UPDATE ... RETURNING`` the next jobs by
+priority then time), so each job is handed to one worker at a time. Calls run on the event
+loop thread: each is one short transaction (a writer waits at most ``busy_timeout_ms``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from agentcron.clock import Clock, SystemClock
+from agentcron.events import (
+    EventBus,
+    QueueJobProgress,
+    QueueJobStateChanged,
+    QueuePaused,
+    QueueResumed,
+)
+from agentcron.queue.base import (
+    Backoff,
+    BulkJob,
+    CleanState,
+    Handler,
+    Job,
+    JobInfo,
+    QueueError,
+    QueueInputError,
+    RateLimit,
+    Retention,
+    encode_data,
+    keep_count,
+    retention_from_count,
+    validate_job,
+)
+from agentcron.queue.worker import Finished, Worker
+
+__all__ = ["SqliteQueue"]
+
+log = logging.getLogger("agentcron.queue")
+
+SCHEMA_VERSION = 1
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS queue_schema_version (version INTEGER NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS queue_jobs (
+        seq INTEGER PRIMARY KEY,
+        queue TEXT NOT NULL,
+        id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        data TEXT NOT NULL,
+        state TEXT NOT NULL,
+        priority INTEGER NOT NULL DEFAULT 0,
+        at_ms INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 1,
+        attempts_made INTEGER NOT NULL DEFAULT 0,
+        stalled INTEGER NOT NULL DEFAULT 0,
+        backoff TEXT,
+        keep_completed INTEGER NOT NULL DEFAULT -1,
+        keep_failed INTEGER NOT NULL DEFAULT -1,
+        token TEXT,
+        progress REAL NOT NULL DEFAULT 0,
+        result TEXT,
+        error TEXT,
+        created_ms INTEGER NOT NULL,
+        finished_ms INTEGER,
+        UNIQUE (queue, id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS queue_jobs_next ON queue_jobs (queue, state, priority, at_ms, seq)",
+    "CREATE INDEX IF NOT EXISTS queue_jobs_at ON queue_jobs (queue, state, at_ms)",
+    """CREATE TABLE IF NOT EXISTS queue_meta (
+        queue TEXT PRIMARY KEY,
+        paused INTEGER NOT NULL DEFAULT 0,
+        window_start_ms INTEGER NOT NULL DEFAULT 0,
+        window_count INTEGER NOT NULL DEFAULT 0
+    )""",
+    """CREATE TABLE IF NOT EXISTS queue_repeatables (
+        queue TEXT NOT NULL,
+        key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        data TEXT NOT NULL,
+        cron TEXT NOT NULL,
+        tz TEXT NOT NULL,
+        PRIMARY KEY (queue, key)
+    )""",
+)
+
+_INSERT = (
+    "INSERT INTO queue_jobs (queue, id, name, data, state, priority, at_ms, attempts, backoff,"
+    " keep_completed, keep_failed, created_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT (queue, id) DO NOTHING"
+)
+_CLAIM = (
+    "UPDATE queue_jobs SET state='active', token=?, at_ms=?, attempts_made=attempts_made+1"
+    " WHERE seq IN (SELECT seq FROM queue_jobs WHERE queue=? AND state='waiting'"
+    " ORDER BY priority, at_ms, seq LIMIT ?)"
+    " RETURNING seq, id, name, data, priority, attempts, attempts_made, backoff,"
+    " keep_completed, keep_failed"
+)
+_PROMOTE = (
+    "UPDATE queue_jobs SET state='waiting' WHERE queue=? AND state='delayed' AND at_ms<=?"
+)
+_COMPLETE = (
+    "UPDATE queue_jobs SET state='completed', at_ms=?, finished_ms=?, result=?, token=NULL"
+    " WHERE seq=? AND token=?"
+)
+_FAIL = (
+    "UPDATE queue_jobs SET state='failed', at_ms=?, finished_ms=?, error=?, token=NULL"
+    " WHERE seq=? AND token=?"
+)
+_RETRY = "UPDATE queue_jobs SET state=?, at_ms=?, error=?, token=NULL WHERE seq=? AND token=?"
+_DELETE_OWNED = "DELETE FROM queue_jobs WHERE seq=? AND token=?"
+_TRIM = (
+    "DELETE FROM queue_jobs WHERE seq IN (SELECT seq FROM queue_jobs WHERE queue=? AND state=?"
+    " ORDER BY at_ms DESC, seq DESC LIMIT -1 OFFSET ?)"
+)
+_COLUMNS = (
+    "id, name, data, state, priority, attempts, attempts_made, progress, result, error,"
+    " created_ms, finished_ms"
+)
+
+
+def _ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000)
+
+
+def _dt(ms: int | None) -> datetime | None:
+    return datetime.fromtimestamp(ms / 1000, UTC) if ms is not None else None
+
+
+def _encode_backoff(backoff: Backoff | None) -> str | None:
+    return None if backoff is None else json.dumps([backoff.kind, backoff.delay_s])
+
+
+def _decode_backoff(text: str | None) -> Backoff | None:
+    if text is None:
+        return None
+    kind, delay_s = json.loads(text)
+    return Backoff(kind, delay_s)
+
+
+class SqliteQueue:
+    """A `Queue` on a SQLite file (``path``; ``":memory:"`` for one process).
+
+    ``synchronous`` is ``NORMAL`` (default: committed jobs survive a crash of the process,
+    the last ones may be lost on power loss) or ``FULL`` (fsync on every commit).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        name: str,
+        *,
+        clock: Clock | None = None,
+        events: EventBus | None = None,
+        synchronous: str = "NORMAL",
+        busy_timeout_ms: int = 5000,
+    ) -> None:
+        if synchronous not in ("NORMAL", "FULL", "EXTRA", "OFF"):
+            raise QueueInputError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
+        self.path = str(path)
+        self.name = name
+        self.url = f"sqlite:///{self.path}"
+        self.clock: Clock = clock or SystemClock()
+        self.events = events
+        self.synchronous = synchronous
+        self.busy_timeout_ms = busy_timeout_ms
+        self._conn: sqlite3.Connection | None = None
+        self._added = asyncio.Event()
+
+    # -- connection -------------------------------------------------------------------
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            self._migrate(conn)
+        except sqlite3.Error as exc:
+            raise QueueError(f"cannot open queue database {self.path}: {exc}") from exc
+        return conn
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            row = conn.execute("SELECT max(version) FROM queue_schema_version").fetchone()
+            version = row[0] if row and row[0] is not None else 0
+            if version > SCHEMA_VERSION:
+                raise QueueError(
+                    f"queue schema version {version} is newer than this agentcron ({SCHEMA_VERSION})"
+                )
+            if version < SCHEMA_VERSION:
+                conn.execute("INSERT INTO queue_schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _now_ms(self) -> int:
+        return _ms(self.clock.now())
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- adding -----------------------------------------------------------------------
+    def _row(self, job: BulkJob, now_ms: int) -> tuple[Any, ...]:
+        validate_job(
+            name=job.name,
+            priority=job.priority,
+            delay=job.delay,
+            attempts=job.attempts,
+            job_id=job.job_id,
+            remove_on_complete=job.remove_on_complete,
+            remove_on_fail=job.remove_on_fail,
+        )
+        delayed = job.delay > 0
+        return (
+            self.name,
+            job.job_id or os.urandom(8).hex(),
+            job.name,
+            encode_data(job.data),
+            "delayed" if delayed else "waiting",
+            job.priority,
+            now_ms + round(job.delay * 1000) if delayed else now_ms,
+            job.attempts,
+            _encode_backoff(job.backoff),
+            keep_count(job.remove_on_complete),
+            keep_count(job.remove_on_fail),
+            now_ms,
+        )
+
+    async def add(
+        self,
+        name: str,
+        data: Any = None,
+        *,
+        priority: int = 0,
+        delay: float = 0.0,
+        attempts: int = 1,
+        backoff: Backoff | None = None,
+        job_id: str | None = None,
+        remove_on_complete: Retention = False,
+        remove_on_fail: Retention = False,
+    ) -> str:
+        job = BulkJob(
+            name, data, priority, delay, attempts, backoff, job_id, remove_on_complete, remove_on_fail
+        )
+        row = self._row(job, self._now_ms())
+        self.db.execute(_INSERT, row)
+        self._added.set()
+        self._publish_added(row)
+        return str(row[1])
+
+    async def add_bulk(self, jobs: Sequence[BulkJob]) -> list[str]:
+        now_ms = self._now_ms()
+        rows = [self._row(job, now_ms) for job in jobs]
+        with self._tx() as db:
+            db.executemany(_INSERT, rows)
+        self._added.set()
+        for row in rows:
+            self._publish_added(row)
+        return [str(row[1]) for row in rows]
+
+    def _publish_added(self, row: tuple[Any, ...]) -> None:
+        if self.events is not None:
+            self.events.publish(
+                QueueJobStateChanged(at=self.clock.now(), queue=self.name, job_id=row[1], state=row[4])
+            )
+
+    # -- reading ----------------------------------------------------------------------
+    async def get(self, job_id: str) -> JobInfo | None:
+        row = self.db.execute(
+            f"SELECT {_COLUMNS} FROM queue_jobs WHERE queue=? AND id=?", (self.name, job_id)
+        ).fetchone()
+        if row is None:
+            return None
+        (id_, name, data, state, priority, attempts, made, progress, result, error, created, fin) = row
+        if state == "waiting" and await self.is_paused():
+            state = "paused"
+        return JobInfo(
+            id=id_,
+            name=name,
+            data=json.loads(data),
+            state=state,
+            priority=priority,
+            attempts=attempts,
+            attempts_made=made,
+            progress=progress,
+            result=json.loads(result) if result is not None else None,
+            error=error,
+            created_at=_dt(created),
+            finished_at=_dt(fin),
+        )
+
+    async def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(("waiting", "active", "completed", "failed", "delayed", "paused"), 0)
+        for state, count in self.db.execute(
+            "SELECT state, count(*) FROM queue_jobs WHERE queue=? GROUP BY state", (self.name,)
+        ):
+            out[state] = count
+        if await self.is_paused():
+            out["paused"], out["waiting"] = out["waiting"], 0
+        return out
+
+    async def is_paused(self) -> bool:
+        row = self.db.execute("SELECT paused FROM queue_meta WHERE queue=?", (self.name,)).fetchone()
+        return bool(row and row[0])
+
+    # -- managing ---------------------------------------------------------------------
+    async def pause(self) -> None:
+        self._set_paused(True)
+        if self.events is not None:
+            self.events.publish(QueuePaused(at=self.clock.now(), queue=self.name))
+
+    async def resume(self) -> None:
+        self._set_paused(False)
+        self._added.set()
+        if self.events is not None:
+            self.events.publish(QueueResumed(at=self.clock.now(), queue=self.name))
+
+    def _set_paused(self, paused: bool) -> None:
+        self.db.execute(
+            "INSERT INTO queue_meta (queue, paused) VALUES (?, ?)"
+            " ON CONFLICT (queue) DO UPDATE SET paused=excluded.paused",
+            (self.name, int(paused)),
+        )
+
+    async def clean(self, grace: float, limit: int = 0, state: CleanState = "completed") -> list[str]:
+        if state not in ("completed", "failed", "waiting", "delayed"):
+            raise QueueInputError(f"clean state must be completed, failed, waiting or delayed, got {state!r}")
+        if not grace >= 0 or limit < 0:
+            raise QueueInputError("clean needs grace >= 0 seconds and limit >= 0")
+        cutoff_ms = self._now_ms() - round(grace * 1000)
+        # For delayed jobs `at_ms` is the due time; age is measured from creation.
+        column = "created_ms" if state in ("waiting", "delayed") else "at_ms"
+        with self._tx() as db:
+            rows = db.execute(
+                f"DELETE FROM queue_jobs WHERE seq IN (SELECT seq FROM queue_jobs WHERE queue=?"
+                f" AND state=? AND {column}<=? ORDER BY {column} LIMIT ?) RETURNING id",
+                (self.name, state, cutoff_ms, limit or -1),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    async def retry_failed(self) -> int:
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE queue_jobs SET state='waiting', at_ms=?, attempts_made=0, stalled=0,"
+                " finished_ms=NULL WHERE queue=? AND state='failed'",
+                (self._now_ms(), self.name),
+            )
+        self._added.set()
+        return cursor.rowcount
+
+    # -- repeatables ------------------------------------------------------------------
+    async def add_repeatable(
+        self, name: str, data: Any = None, *, cron: str, tz: str = "UTC", key: str | None = None
+    ) -> str:
+        from agentcron.queue.repeat import next_fire_ms, repeat_key
+
+        key = key or repeat_key(name, cron, tz)
+        next_fire_ms(cron, tz, self._now_ms())  # validates before anything is written
+        encoded = encode_data(data)
+        self.db.execute(
+            "INSERT INTO queue_repeatables (queue, key, name, data, cron, tz) VALUES (?,?,?,?,?,?)"
+            " ON CONFLICT (queue, key) DO UPDATE SET name=excluded.name, data=excluded.data,"
+            " cron=excluded.cron, tz=excluded.tz",
+            (self.name, key, name, encoded, cron, tz),
+        )
+        await self.tick_repeatables()
+        return key
+
+    async def remove_repeatable(self, key: str) -> bool:
+        cursor = self.db.execute(
+            "DELETE FROM queue_repeatables WHERE queue=? AND key=?", (self.name, key)
+        )
+        return cursor.rowcount > 0
+
+    async def tick_repeatables(self) -> float | None:
+        from agentcron.queue.repeat import next_fire_ms, occurrence_id
+
+        now_ms = self._now_ms()
+        soonest: int | None = None
+        specs = self.db.execute(
+            "SELECT key, name, data, cron, tz FROM queue_repeatables WHERE queue=?", (self.name,)
+        ).fetchall()
+        for key, name, data, cron, tz in specs:
+            fire_ms = next_fire_ms(cron, tz, now_ms)
+            if fire_ms is None:
+                continue
+            soonest = fire_ms if soonest is None else min(soonest, fire_ms)
+            job = BulkJob(name, json.loads(data), delay=(fire_ms - now_ms) / 1000,
+                          job_id=occurrence_id(key, fire_ms))
+            self.db.execute(_INSERT, self._row(job, now_ms))
+        return None if soonest is None else (soonest - now_ms) / 1000
+
+    # -- workers ----------------------------------------------------------------------
+    def worker(
+        self,
+        handler: Handler,
+        *,
+        concurrency: int = 1,
+        rate_limit: tuple[int, float] | None = None,
+        **options: Any,
+    ) -> Worker:
+        return Worker(self, handler, concurrency=concurrency, rate_limit=rate_limit, **options)
+
+    async def exchange(
+        self,
+        finished: Sequence[Finished],
+        claim: int,
+        *,
+        token: str,
+        lease_s: float,
+        rate: RateLimit | None,
+    ) -> tuple[list[Job], float | None]:
+        now_ms = self._now_ms()
+        with self._tx() as db:
+            if finished:
+                self._settle(db, finished, now_ms)
+            if claim <= 0:
+                return [], None
+            return self._claim(db, claim, token, now_ms, lease_s, rate)
+
+    def _settle(self, db: sqlite3.Connection, finished: Sequence[Finished], now_ms: int) -> None:
+        completed: list[tuple[Any, ...]] = []
+        failed: list[tuple[Any, ...]] = []
+        retried: list[tuple[Any, ...]] = []
+        deleted: list[tuple[Any, ...]] = []
+        trims: dict[str, int] = {}
+        for f in finished:
+            job = f.job
+            if f.outcome == "retry":
+                delay_ms = round(f.delay_s * 1000)
+                state = "delayed" if delay_ms > 0 else "waiting"
+                retried.append((state, now_ms + delay_ms, f.value, job.raw, job.token))
+                continue
+            keep = keep_count(job.keep_completed if f.outcome == "completed" else job.keep_failed)
+            if keep == 0:
+                deleted.append((job.raw, job.token))
+            elif f.outcome == "completed":
+                completed.append((now_ms, now_ms, _encode_result(f.value), job.raw, job.token))
+            else:
+                failed.append((now_ms, now_ms, str(f.value), job.raw, job.token))
+            if keep > 0:
+                trims[f.outcome] = min(keep, trims.get(f.outcome, keep))
+        if completed:
+            db.executemany(_COMPLETE, completed)
+        if failed:
+            db.executemany(_FAIL, failed)
+        if retried:
+            db.executemany(_RETRY, retried)
+        if deleted:
+            db.executemany(_DELETE_OWNED, deleted)
+        for state, keep in trims.items():
+            db.execute(_TRIM, (self.name, state, keep))
+
+    def _claim(
+        self,
+        db: sqlite3.Connection,
+        claim: int,
+        token: str,
+        now_ms: int,
+        lease_s: float,
+        rate: RateLimit | None,
+    ) -> tuple[list[Job], float | None]:
+        meta = db.execute(
+            "SELECT paused, window_start_ms, window_count FROM queue_meta WHERE queue=?",
+            (self.name,),
+        ).fetchone()
+        paused, window_start_ms, window_count = meta if meta else (0, 0, 0)
+        if paused:
+            return [], None
+        db.execute(_PROMOTE, (self.name, now_ms))
+        if rate is not None:
+            period_ms = round(rate.per_s * 1000)
+            if now_ms >= window_start_ms + period_ms:
+                window_start_ms, window_count = now_ms, 0
+            allowed = rate.max_jobs - window_count
+            if allowed <= 0:
+                return [], (window_start_ms + period_ms - now_ms) / 1000
+            claim = min(claim, allowed)
+        rows = db.execute(
+            _CLAIM, (token, now_ms + round(lease_s * 1000), self.name, claim)
+        ).fetchall()
+        if rate is not None and rows:
+            db.execute(
+                "INSERT INTO queue_meta (queue, window_start_ms, window_count) VALUES (?,?,?)"
+                " ON CONFLICT (queue) DO UPDATE SET window_start_ms=excluded.window_start_ms,"
+                " window_count=excluded.window_count",
+                (self.name, window_start_ms, window_count + len(rows)),
+            )
+        rows.sort(key=lambda r: (r[4], r[0]))
+        jobs = [self._job(row, token) for row in rows]
+        hint: float | None = None
+        if len(jobs) < claim:
+            hint = self._next_due_s(db, now_ms)
+        return jobs, hint
+
+    def _job(self, row: tuple[Any, ...], token: str) -> Job:
+        seq, id_, name, data, priority, attempts, made, backoff, keep_c, keep_f = row
+        return Job(
+            id=id_,
+            name=name,
+            data=json.loads(data),
+            attempt=made,
+            attempts=attempts,
+            priority=priority,
+            backoff=_decode_backoff(backoff),
+            token=token,
+            keep_completed=retention_from_count(keep_c),
+            keep_failed=retention_from_count(keep_f),
+            raw=seq,
+        )
+
+    def _next_due_s(self, db: sqlite3.Connection, now_ms: int) -> float | None:
+        row = db.execute(
+            "SELECT min(at_ms) FROM queue_jobs WHERE queue=? AND state='delayed'", (self.name,)
+        ).fetchone()
+        return None if row is None or row[0] is None else max(row[0] - now_ms, 0) / 1000
+
+    async def extend(self, jobs: Sequence[Job], lease_s: float) -> list[str]:
+        until_ms = self._now_ms() + round(lease_s * 1000)
+        lost: list[str] = []
+        with self._tx() as db:
+            for job in jobs:
+                cursor = db.execute(
+                    "UPDATE queue_jobs SET at_ms=? WHERE seq=? AND token=? AND state='active'",
+                    (until_ms, job.raw, job.token),
+                )
+                if cursor.rowcount == 0:
+                    lost.append(job.id)
+        return lost
+
+    async def recover_stalled(self, max_stalled: int, stalled_interval_s: float) -> None:
+        now_ms = self._now_ms()
+        with self._tx() as db:
+            stalled = db.execute(
+                "UPDATE queue_jobs SET stalled=stalled+1, token=NULL,"
+                " state=CASE WHEN stalled+1>? THEN 'failed' ELSE 'waiting' END,"
+                " error=CASE WHEN stalled+1>? THEN 'job stalled more than allowable limit'"
+                " ELSE error END, finished_ms=CASE WHEN stalled+1>? THEN ? ELSE NULL END,"
+                " at_ms=? WHERE queue=? AND state='active' AND at_ms<? RETURNING id, state,"
+                " attempts_made",
+                (max_stalled, max_stalled, max_stalled, now_ms, now_ms, self.name, now_ms),
+            ).fetchall()
+        for job_id, state, made in stalled:
+            log.warning("queue %s: job %s stalled (its worker lost its lease): %s", self.name, job_id, state)
+            if self.events is not None:
+                self.events.publish(
+                    QueueJobStateChanged(
+                        at=self.clock.now(), queue=self.name, job_id=job_id, state=state,
+                        attempt=made, error="stalled",
+                    )
+                )
+
+    async def report_progress(self, job: Job, pct: float) -> None:
+        self.db.execute("UPDATE queue_jobs SET progress=? WHERE seq=?", (pct, job.raw))
+        if self.events is not None:
+            self.events.publish(
+                QueueJobProgress(at=self.clock.now(), queue=self.name, job_id=job.id, progress=pct)
+            )
+
+    async def has_work(self) -> bool:
+        if await self.is_paused():
+            row = self.db.execute(
+                "SELECT 1 FROM queue_jobs WHERE queue=? AND state='delayed' LIMIT 1", (self.name,)
+            ).fetchone()
+        else:
+            row = self.db.execute(
+                "SELECT 1 FROM queue_jobs WHERE queue=? AND state IN ('waiting','delayed') LIMIT 1",
+                (self.name,),
+            ).fetchone()
+        return row is not None
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        # Another process's add cannot wake us: poll. Adds through this object wake at once.
+        self._added.clear()
+        sleeper = asyncio.ensure_future(self.clock.sleep(timeout_s))
+        waker = asyncio.ensure_future(self._added.wait())
+        try:
+            await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+
+
+def _encode_result(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        return json.dumps(repr(value))

@@ -1,0 +1,343 @@
+"""The worker: claims jobs from a backend, runs the handler, reports the outcome.
+
+One `Worker` drives any backend through the narrow `WorkerBackend` seam below, so retry,
+backoff, concurrency, rate limiting, lease renewal, stalled-job recovery, repeatables and
+graceful shutdown behave the same on SQLite and Redis.
+
+Throughput comes from batching: outcomes of finished handlers are handed to the backend
+together with the next claim (`exchange`), so one SQLite transaction or one Redis pipeline
+round trip settles many jobs and claims the next ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from agentcron.clock import Clock
+from agentcron.events import EventBus, QueueJobStateChanged
+from agentcron.queue.base import Handler, Job, QueueError, QueueInputError, RateLimit
+
+__all__ = ["Finished", "UnrecoverableError", "Worker", "WorkerBackend"]
+
+log = logging.getLogger("agentcron.queue")
+
+#: A custom backoff: (attempt that failed, the error, the job) -> seconds (< 0: give up).
+BackoffStrategy = Callable[[int, BaseException, Job], float]
+
+
+class UnrecoverableError(Exception):
+    """Raise from a handler to fail the job at once, without its remaining attempts."""
+
+
+@dataclass(slots=True)
+class Finished:
+    """A handler's outcome for the backend: ``completed`` (value = result), ``retry`` after
+    ``delay_s`` (value = error text), or ``failed`` for good (value = error text)."""
+
+    job: Job
+    outcome: Literal["completed", "retry", "failed"]
+    value: Any = None
+    delay_s: float = 0.0
+
+
+class WorkerBackend(Protocol):
+    """What a backend does for a worker. Each call is one atomic step on the backend."""
+
+    name: str
+    clock: Clock
+    events: EventBus | None
+
+    async def exchange(
+        self,
+        finished: Sequence[Finished],
+        claim: int,
+        *,
+        token: str,
+        lease_s: float,
+        rate: RateLimit | None,
+    ) -> tuple[list[Job], float | None]:
+        """Record `finished` (only where the job's lease token still matches), then claim up
+        to `claim` waiting jobs in priority order under a lease of `lease_s`.
+
+        Returns the claimed jobs and, when fewer than asked were available, the seconds
+        until more may be (next delayed job due or rate-limit window end), or None.
+        """
+        ...
+
+    async def extend(self, jobs: Sequence[Job], lease_s: float) -> list[str]:
+        """Renew the leases of `jobs`; returns the ids whose lease was lost."""
+        ...
+
+    async def recover_stalled(self, max_stalled: int, stalled_interval_s: float) -> None:
+        """Move jobs whose lease expired back to waiting (or to failed past `max_stalled`)."""
+        ...
+
+    async def report_progress(self, job: Job, pct: float) -> None: ...
+
+    async def has_work(self) -> bool:
+        """True while a job is waiting (queue not paused) or delayed."""
+        ...
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        """Return when work may have arrived, or after `timeout_s`."""
+        ...
+
+    async def tick_repeatables(self) -> float | None:
+        """Enqueue due repeatable occurrences; seconds until the next one matters, or None."""
+        ...
+
+
+class Worker:
+    """Runs `handler(job)` for jobs of one queue, `concurrency` at a time.
+
+    * ``rate_limit=(max, per_s)``: at most `max` jobs start per `per_s` seconds, counted
+      across every worker of the queue (SQLite: a window row; Redis: BullMQ's limiter key).
+    * A job's lease (``lease_s``) is renewed every ``lease_s / 2`` while its handler runs;
+      every ``stalled_interval_s`` the worker moves jobs whose lease expired back to
+      waiting, and to failed after ``max_stalled`` stalls (BullMQ's maxStalledCount).
+    * ``run(burst=True)`` returns once nothing is waiting or delayed and its jobs are done;
+      ``close()`` stops claiming, waits for running handlers, records them and returns.
+    """
+
+    def __init__(
+        self,
+        backend: WorkerBackend,
+        handler: Handler,
+        *,
+        concurrency: int = 1,
+        rate_limit: tuple[int, float] | None = None,
+        lease_s: float = 30.0,
+        stalled_interval_s: float = 30.0,
+        max_stalled: int = 1,
+        poll_s: float = 0.2,
+        backoff_strategy: BackoffStrategy | None = None,
+    ) -> None:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise QueueInputError(f"concurrency must be an integer >= 1, got {concurrency!r}")
+        if not lease_s > 0 or not stalled_interval_s > 0 or not poll_s > 0:
+            raise QueueInputError("lease_s, stalled_interval_s and poll_s must be > 0 seconds")
+        self.backend = backend
+        self.handler = handler
+        self.concurrency = concurrency
+        self.rate = RateLimit(*rate_limit) if rate_limit is not None else None
+        self.lease_s = lease_s
+        self.stalled_interval_s = stalled_interval_s
+        self.max_stalled = max_stalled
+        self.poll_s = poll_s
+        self.backoff_strategy = backoff_strategy
+        self.id = f"{os.getpid()}-{os.urandom(4).hex()}"
+        self.processed = 0
+        self._claims = 0
+        self._running: dict[asyncio.Task[None], Job] = {}
+        self._finished: list[Finished] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._done = asyncio.Event()
+        self._active = False
+
+    # -- lifecycle --------------------------------------------------------------------
+    async def run(self, burst: bool = False) -> None:
+        """Process jobs until `close()` (or, with `burst`, until the queue is drained)."""
+        if self._active:
+            raise QueueError("this worker is already running")
+        self._active = True
+        self._done.clear()
+        side = [
+            asyncio.create_task(self._every(self.lease_s / 2, self._renew), name="queue-lease"),
+            asyncio.create_task(self._stall_loop(), name="queue-stalled"),
+            asyncio.create_task(self._repeat_loop(), name="queue-repeat"),
+        ]
+        try:
+            await self._loop(burst)
+        finally:
+            for task in side:
+                task.cancel()
+            for task in side:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self._drain_running()
+            self._active = False
+            self._done.set()
+
+    async def close(self) -> None:
+        """Stop claiming, let running handlers finish, record them, and return."""
+        self._closing = True
+        self._wake.set()
+        if self._active:
+            await self._done.wait()
+
+    async def __aenter__(self) -> Worker:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- the loop ---------------------------------------------------------------------
+    async def _loop(self, burst: bool) -> None:
+        while True:
+            free = 0 if self._closing else self.concurrency - len(self._running)
+            finished, self._finished = self._finished, []
+            hint: float | None = None
+            claimed: list[Job] = []
+            if finished or free > 0:
+                claimed, hint = await self._exchange(finished, free)
+                for job in claimed:
+                    self._start(job)
+            if self._closing and not self._running and not self._finished:
+                return
+            if claimed and len(claimed) == free:
+                await self._wait_for_slot()
+                continue
+            if self._finished:
+                continue
+            if self._running:
+                await self._wait_for_slot(timeout_s=self._idle_wait(hint))
+                continue
+            if burst and not await self.backend.has_work():
+                return
+            await self._wait_idle(self._idle_wait(hint))
+
+    async def _exchange(self, finished: list[Finished], free: int) -> tuple[list[Job], float | None]:
+        self._claims += 1
+        token = f"{self.id}:{self._claims}"
+        try:
+            return await self.backend.exchange(
+                finished, free, token=token, lease_s=self.lease_s, rate=self.rate
+            )
+        except QueueError:
+            raise
+        except Exception as exc:  # backend hiccup (Redis restart, locked file): retry
+            log.warning("queue %s: backend error, retrying: %s", self.backend.name, exc)
+            self._finished = finished + self._finished
+            await self.backend.clock.sleep(self.poll_s)
+            return [], None
+
+    def _idle_wait(self, hint: float | None) -> float:
+        if hint is None:
+            return self.poll_s
+        return max(min(hint, self.poll_s), 0.0)
+
+    def _start(self, job: Job) -> None:
+        job._sink = self.backend.report_progress
+        self._publish(job, "active")
+        task = asyncio.create_task(self._run_one(job))
+        self._running[task] = job
+        task.add_done_callback(self._on_done)
+
+    def _on_done(self, task: asyncio.Task[None]) -> None:
+        self._running.pop(task, None)
+        self._wake.set()
+
+    async def _run_one(self, job: Job) -> None:
+        try:
+            result = await self.handler(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._finished.append(self._decide(job, exc))
+        else:
+            self._finished.append(Finished(job, "completed", result))
+        self.processed += 1
+
+    def _decide(self, job: Job, exc: BaseException) -> Finished:
+        error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, UnrecoverableError) or job.attempt >= job.attempts:
+            return Finished(job, "failed", error)
+        backoff = job.backoff
+        delay_s = 0.0
+        if backoff is not None and backoff.kind == "custom":
+            if self.backoff_strategy is None:
+                return Finished(job, "failed", f"{error} (custom backoff without a strategy)")
+            delay_s = float(self.backoff_strategy(job.attempt, exc, job))
+            if delay_s < 0:
+                return Finished(job, "failed", error)
+        elif backoff is not None:
+            delay_s = backoff.delay_after(job.attempt)
+        return Finished(job, "retry", error, delay_s)
+
+    async def _wait_for_slot(self, timeout_s: float | None = None) -> None:
+        if self._finished or self._closing:
+            return
+        self._wake.clear()
+        if timeout_s is None:
+            await self._wake.wait()
+            return
+        await self._race(self._wake.wait(), self.backend.clock.sleep(timeout_s))
+
+    async def _wait_idle(self, timeout_s: float) -> None:
+        self._wake.clear()
+        await self._race(self._wake.wait(), self.backend.wait_for_work(timeout_s))
+
+    @staticmethod
+    async def _race(*aws: Any) -> None:
+        tasks = [asyncio.ensure_future(a) for a in aws]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _drain_running(self) -> None:
+        while self._running:
+            await asyncio.wait(list(self._running))
+        if self._finished:
+            finished, self._finished = self._finished, []
+            with contextlib.suppress(Exception):
+                await self.backend.exchange(
+                    finished, 0, token=f"{self.id}:end", lease_s=self.lease_s, rate=None
+                )
+
+    # -- side loops -------------------------------------------------------------------
+    async def _every(self, interval_s: float, action: Callable[[], Any]) -> None:
+        while True:
+            await self.backend.clock.sleep(interval_s)
+            try:
+                await action()
+            except Exception as exc:
+                log.warning("queue %s: %s failed: %s", self.backend.name, action, exc)
+
+    async def _renew(self) -> None:
+        jobs = list(self._running.values())
+        if not jobs:
+            return
+        for job_id in await self.backend.extend(jobs, self.lease_s):
+            log.warning("queue %s: lost the lease of job %s", self.backend.name, job_id)
+
+    async def _stall_loop(self) -> None:
+        while True:
+            try:
+                await self.backend.recover_stalled(self.max_stalled, self.stalled_interval_s)
+            except Exception as exc:
+                log.warning("queue %s: stalled check failed: %s", self.backend.name, exc)
+            await self.backend.clock.sleep(self.stalled_interval_s)
+
+    async def _repeat_loop(self) -> None:
+        while True:
+            wait_s: float | None = None
+            try:
+                wait_s = await self.backend.tick_repeatables()
+            except Exception as exc:
+                log.warning("queue %s: repeatable jobs failed: %s", self.backend.name, exc)
+            await self.backend.clock.sleep(min(wait_s if wait_s is not None else 5.0, 5.0))
+
+    def _publish(self, job: Job, state: str) -> None:
+        bus = self.backend.events
+        if bus is not None:
+            bus.publish(
+                QueueJobStateChanged(
+                    at=self.backend.clock.now(),
+                    queue=self.backend.name,
+                    job_id=job.id,
+                    state=state,
+                    attempt=job.attempt,
+                )
+            )
