@@ -25,10 +25,12 @@ from typing import Any, ClassVar
 __all__ = [
     "EVENT_TYPES",
     "AlertSent",
+    "BackupFailed",
     "CircuitClosed",
     "CircuitEvent",
     "CircuitHalfOpen",
     "CircuitOpened",
+    "DiskSpaceLow",
     "Event",
     "EventBus",
     "JobAdded",
@@ -326,6 +328,27 @@ class AlertSent(Event):
     sink: str
     message: str
     severity: str = "warning"
+
+
+# -- system ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BackupFailed(Event):
+    """A database backup (or its verification) failed; `path` is the intended target."""
+
+    type: ClassVar[str] = "backup.failed"
+    path: str = ""
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DiskSpaceLow(Event):
+    """The file system holding `path` (the data directory) is `used_pct` % full."""
+
+    type: ClassVar[str] = "disk.low"
+    path: str
+    used_pct: float
+    free_mb: float | None = None
+    node_id: str | None = None
 
 
 # -- the bus ---------------------------------------------------------------------------
