@@ -1,0 +1,822 @@
+"""`SqliteStore`: the `Store` contract on one SQLite file (`sqlite:///data/scheduler.db`).
+
+How it keeps the contract of `agentcron.store.base`:
+
+* **One writer.** Every write runs on one connection owned by one thread. The thread takes
+  whatever writes are queued (up to `max_batch`), runs them in one `BEGIN IMMEDIATE`
+  transaction (each inside a savepoint, so one failing write does not undo the others) and
+  commits; each caller's `await` resolves only after that commit. Group commit is what makes
+  thousands of durable writes per second possible, and the event loop never waits on disk.
+* **Durability.** WAL with `synchronous=NORMAL`: a commit survives a crash of the process
+  (SIGKILL included); the newest commits may be lost on power loss or an OS crash. Pass
+  `synchronous="FULL"` to survive those too, at a cost.
+* **Across processes.** `BEGIN IMMEDIATE` takes the file's write lock, so read-then-write
+  operations (`claim_fire`, `interrupt_expired`, fencing) are atomic between processes too;
+  `busy_timeout_s` is how long a write waits for another process's transaction.
+* **Reads** run on their own connection in a single reader thread and see every write that
+  was acknowledged before they started.
+* Times are stored as integer microseconds since the epoch (UTC) and read back aware.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from agentcron.clock import Clock, SystemClock, utc
+from agentcron.models import (
+    AuditEntry,
+    ConflictPolicy,
+    NodeHeartbeat,
+    RunQuery,
+    RunRecord,
+    RunStats,
+    RunStatus,
+    StoredJob,
+)
+from agentcron.store import migrations
+from agentcron.store.base import JobConflictError, StoreError
+
+__all__ = ["SqliteStore", "describe_sqlite_error"]
+
+T = TypeVar("T")
+Synchronous = Literal["NORMAL", "FULL"]
+_SYNC_PRAGMA: dict[str, str] = {
+    "NORMAL": "PRAGMA synchronous = NORMAL",
+    "FULL": "PRAGMA synchronous = FULL",
+}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+_FAILED_SQL = "('failed', 'timed_out', 'interrupted')"
+_ACTIVE_SQL = "('scheduled', 'running')"
+_RUN_COLUMNS = (
+    "run_id, job_id, scheduled_for_us, status, attempt, started_us, finished_us, error, "
+    "output_tail, node_id, skip_reason, lease_expires_us, fence, queue_job_id"
+)
+_JOB_COLUMNS = (
+    "id, definition, paused, pause_note, next_run_us, last_fire_us, created_us, updated_us, version"
+)
+_HEARTBEAT_COLUMNS = (
+    "node_id, sequence, sent_us, status, host, pid, version, platform, started_us, "
+    "interval_s, details"
+)
+
+
+# -- conversions -----------------------------------------------------------------------------
+def to_us(dt: datetime) -> int:
+    """Microseconds since the Unix epoch (UTC) of an aware datetime."""
+    return (utc(dt) - _EPOCH) // _ONE_US
+
+
+def _opt_us(dt: datetime | None) -> int | None:
+    return None if dt is None else to_us(dt)
+
+
+def from_us(us: int | None) -> datetime | None:
+    return None if us is None else _EPOCH + timedelta(microseconds=us)
+
+
+def _req_dt(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _loads_opt(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _run_params(run: RunRecord) -> tuple[Any, ...]:
+    return (
+        run.run_id, run.job_id, to_us(run.scheduled_for), str(run.status), run.attempt,
+        _opt_us(run.started_at), _opt_us(run.finished_at), run.error, run.output_tail,
+        run.node_id, run.skip_reason, _opt_us(run.lease_expires_at), run.fence, run.queue_job_id,
+    )  # fmt: skip
+
+
+def _run_from_row(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(
+        run_id=row[0], job_id=row[1], scheduled_for=_req_dt(row[2]), status=RunStatus(row[3]),
+        attempt=row[4], started_at=from_us(row[5]), finished_at=from_us(row[6]), error=row[7],
+        output_tail=row[8], node_id=row[9], skip_reason=row[10],
+        lease_expires_at=from_us(row[11]), fence=row[12], queue_job_id=row[13],
+    )  # fmt: skip
+
+
+def _job_from_row(row: Sequence[Any]) -> StoredJob:
+    return StoredJob(
+        id=row[0], definition=json.loads(row[1]), paused=bool(row[2]), pause_note=row[3],
+        next_run=from_us(row[4]), last_fire=from_us(row[5]), created_at=from_us(row[6]),
+        updated_at=from_us(row[7]), version=row[8],
+    )  # fmt: skip
+
+
+def _heartbeat_from_row(row: Sequence[Any]) -> NodeHeartbeat:
+    return NodeHeartbeat(
+        node_id=row[0], sequence=row[1], sent_at=_req_dt(row[2]), status=row[3], host=row[4],
+        pid=row[5], version=row[6], platform=row[7], started_at=from_us(row[8]),
+        interval_s=row[9], details=json.loads(row[10]),
+    )  # fmt: skip
+
+
+def _where(query: RunQuery) -> tuple[str, list[Any]]:
+    # Only constant fragments are joined; every value is a placeholder.
+    clauses: list[str] = []
+    params: list[Any] = []
+    if query.job_id is not None:
+        clauses.append("job_id = ?")
+        params.append(query.job_id)
+    if query.statuses:
+        clauses.append("status IN (" + ", ".join("?" for _ in query.statuses) + ")")
+        params.extend(str(s) for s in query.statuses)
+    if query.since is not None:
+        clauses.append("scheduled_for_us >= ?")
+        params.append(to_us(query.since))
+    if query.until is not None:
+        clauses.append("scheduled_for_us < ?")
+        params.append(to_us(query.until))
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+# -- errors ----------------------------------------------------------------------------------
+_BUSY, _LOCKED, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 8, 10, 11, 13, 14, 26
+
+
+def describe_sqlite_error(exc: sqlite3.Error, path: Path | str, action: str) -> StoreError:
+    """Turn a driver error into a `StoreError` naming the file and what to do."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    what = f"{action} {path}"
+    if code in (_BUSY, _LOCKED):
+        hint = "it is locked by another process; stop the other agentcron or raise busy_timeout_s"
+    elif code == _READONLY:
+        hint = "the file is read-only; make the file and its directory writable for this user"
+    elif code == _FULL:
+        hint = "the disk is full; free space and retry (the last committed state is intact)"
+    elif code in (_CORRUPT, _NOTADB):
+        hint = "the file is corrupt; restore a backup with `agentcron db restore FILE`"
+    elif code == _CANTOPEN:
+        hint = "it cannot be opened; check that the path and its directory exist and are writable"
+    elif code == _IOERR:
+        hint = "a disk I/O error occurred (disk full or failing?); free space or check the disk"
+    else:
+        hint = "see the SQLite error above"
+    return StoreError(f"cannot {what}: {exc}; {hint}")
+
+
+# -- the writer thread -----------------------------------------------------------------------
+@dataclass(slots=True)
+class _Op:
+    fn: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+    ok: bool = True
+    value: Any = None
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+class _Writer(threading.Thread):
+    """Owns the write connection; runs queued writes in group-committed transactions."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, max_batch: int) -> None:
+        super().__init__(name=f"agentcron-sqlite-writer:{path.name}", daemon=True)
+        self._conn = conn
+        self._path = path
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Op(fn, future, loop))
+        return future
+
+    def stop(self) -> None:
+        """Finish every queued write, then end the thread (call `join()` after)."""
+        self._queue.put(None)
+
+    def run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            self._run_batch(batch)
+        self._conn.close()
+
+    def _run_batch(self, batch: list[_Op]) -> None:
+        try:
+            self._transaction(batch)
+        except sqlite3.IntegrityError as exc:
+            self._rollback()
+            if len(batch) > 1:  # one bad row must not sink the writes queued with it
+                for op in batch:
+                    self._run_batch([op])
+                return
+            self._fail(batch, describe_sqlite_error(exc, self._path, "write to"))
+        except sqlite3.Error as exc:
+            self._rollback()
+            self._fail(batch, describe_sqlite_error(exc, self._path, "write to"))
+        except BaseException as exc:  # pragma: no cover - a bug; never leave callers hanging
+            self._rollback()
+            self._fail(batch, StoreError(f"cannot write to {self._path}: {exc!r}"))
+        else:
+            for op in batch:
+                self._resolve(op)
+
+    def _transaction(self, batch: list[_Op]) -> None:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        for op in batch:
+            conn.execute("SAVEPOINT op")
+            try:
+                op.value = op.fn(conn)
+            except sqlite3.Error:
+                raise
+            except Exception as exc:  # an application refusal (e.g. JobConflictError)
+                conn.execute("ROLLBACK TO op")
+                op.ok, op.value = False, exc
+            conn.execute("RELEASE op")
+        conn.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite already rolled back (e.g. after SQLITE_FULL)
+
+    def _fail(self, batch: list[_Op], error: StoreError) -> None:
+        for op in batch:
+            op.ok, op.value = False, error
+            self._resolve(op)
+
+    @staticmethod
+    def _resolve(op: _Op) -> None:
+        try:
+            op.loop.call_soon_threadsafe(_settle, op.future, op.ok, op.value)
+        except RuntimeError:
+            pass  # the caller's event loop is closed: nobody is waiting any more
+
+
+# -- the store -------------------------------------------------------------------------------
+class SqliteStore:
+    """The `Store` contract on one SQLite file; see the module docstring for the design."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: Synchronous = "NORMAL",
+        busy_timeout_s: float = 10.0,
+        clock: Clock | None = None,
+        max_batch: int = 512,
+    ) -> None:
+        if synchronous not in _SYNC_PRAGMA:
+            raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
+        if busy_timeout_s < 0:
+            raise ValueError(f"busy_timeout_s must be >= 0, not {busy_timeout_s!r}")
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self.synchronous: Synchronous = synchronous
+        self.busy_timeout_s = busy_timeout_s
+        self.max_batch = max_batch
+        self._clock: Clock = clock if clock is not None else SystemClock()
+        self._writer: _Writer | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._read_conn: sqlite3.Connection | None = None
+        self._open_lock: asyncio.Lock | None = None
+        #: `(before, after)` schema versions of the last `open()`.
+        self.migrated: tuple[int, int] | None = None
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> SqliteStore:
+        """`sqlite:///relative/path.db` or `sqlite:////absolute/path.db` (as SQLAlchemy)."""
+        scheme, sep, rest = url.partition("://")
+        if scheme != "sqlite" or not sep or not rest.startswith("/") or len(rest) < 2:
+            raise ValueError(
+                f"not an SQLite store URL: {url!r}; use sqlite:///relative/file.db or "
+                "sqlite:////absolute/file.db"
+            )
+        return cls(Path(rest[1:]), **options)
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r}, synchronous={self.synchronous!r})"
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Create or migrate the schema and start the writer; raises `StoreError`."""
+        if self._open_lock is None:
+            self._open_lock = asyncio.Lock()
+        async with self._open_lock:
+            if self._writer is not None:
+                return
+            write_conn, read_conn = await asyncio.to_thread(self._open_sync)
+            self._read_conn = read_conn
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="agentcron-sqlite-read")
+            self._writer = _Writer(write_conn, self.path, self.max_batch)
+            self._writer.start()
+
+    async def close(self) -> None:
+        writer, reader, read_conn = self._writer, self._reader, self._read_conn
+        self._writer = self._reader = self._read_conn = None
+        if writer is not None:
+            writer.stop()
+            await asyncio.to_thread(writer.join)
+        if reader is not None:
+            reader.shutdown(wait=True)
+        if read_conn is not None:
+            read_conn.close()
+
+    async def __aenter__(self) -> SqliteStore:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def _open_sync(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the directory of {self.path}: {exc}; choose a writable data "
+                "directory"
+            ) from exc
+        migrations.check_sqlite_header(self.path)
+        conns: list[sqlite3.Connection] = []
+        try:
+            conns.append(self._connect())
+            self._prepare_writer(conns[0])
+            conns.append(self._connect())
+            conns[1].execute(_SYNC_PRAGMA[self.synchronous])
+            conns[1].execute("PRAGMA query_only = ON")
+            return conns[0], conns[1]
+        except sqlite3.Error as exc:
+            for conn in conns:
+                conn.close()
+            raise describe_sqlite_error(exc, self.path, "open") from exc
+        except BaseException:
+            for conn in conns:
+                conn.close()
+            raise
+
+    def _prepare_writer(self, conn: sqlite3.Connection) -> None:
+        # Identity is checked before the first write so a foreign or newer file is untouched.
+        migrations.check_identity(migrations.read_identity(conn), str(self.path))
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(
+                f"cannot open {self.path}: SQLite refused WAL mode (got {mode!r}); put the "
+                "database on a local file system"
+            )
+        conn.execute(_SYNC_PRAGMA[self.synchronous])
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.migrated = migrations.apply_pending(conn, str(self.path))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None:
+            await self.open()
+        assert self._writer is not None
+        return await self._writer.submit(fn)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._reader is None:
+            await self.open()
+        assert self._reader is not None and self._read_conn is not None
+        conn = self._read_conn
+
+        def guarded() -> T:
+            try:
+                return fn(conn)
+            except sqlite3.Error as exc:
+                raise describe_sqlite_error(exc, self.path, "read from") from exc
+
+        return await asyncio.get_running_loop().run_in_executor(self._reader, guarded)
+
+    def _now_us(self) -> int:
+        return to_us(self._clock.now())
+
+    # -- jobs ------------------------------------------------------------------------------
+    async def save_job(
+        self, job: StoredJob, *, actor: str, conflict: ConflictPolicy = "replace"
+    ) -> StoredJob:
+        definition = json.loads(_dumps(job.definition))  # normalised as it will read back
+        now_us = self._now_us()
+
+        def op(conn: sqlite3.Connection) -> StoredJob:
+            old = _select_job(conn, job.id)
+            if old is None:
+                created_us = _opt_us(job.created_at) or now_us
+                conn.execute(
+                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                    (job.id, _dumps(definition), int(job.paused), job.pause_note,
+                     _opt_us(job.next_run), _opt_us(job.last_fire), created_us, now_us),
+                )  # fmt: skip
+                _audit(conn, job.id, "added", actor, now_us, None, definition)
+                return _select_job(conn, job.id)  # type: ignore[return-value]
+            if conflict == "keep":
+                return old
+            if conflict == "error":
+                raise JobConflictError(f"a job with id {job.id!r} already exists")
+            if old.definition == definition:
+                return old
+            conn.execute(
+                "UPDATE jobs SET definition = ?, updated_us = ?, version = version + 1 "
+                "WHERE id = ?",
+                (_dumps(definition), now_us, job.id),
+            )
+            _audit(conn, job.id, "updated", actor, now_us, old.definition, definition)
+            return _select_job(conn, job.id)  # type: ignore[return-value]
+
+        return await self._write(op)
+
+    async def get_job(self, job_id: str) -> StoredJob | None:
+        return await self._read(lambda conn: _select_job(conn, job_id))
+
+    async def list_jobs(self) -> list[StoredJob]:
+        def op(conn: sqlite3.Connection) -> list[StoredJob]:
+            rows = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY id").fetchall()
+            return [_job_from_row(row) for row in rows]
+
+        return await self._read(op)
+
+    async def delete_job(self, job_id: str, *, actor: str) -> bool:
+        now_us = self._now_us()
+
+        def op(conn: sqlite3.Connection) -> bool:
+            old = _select_job(conn, job_id)
+            if old is None:
+                return False
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            conn.execute("DELETE FROM runs WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM fire_claims WHERE job_id = ?", (job_id,))
+            _audit(conn, job_id, "removed", actor, now_us, old.definition, None)
+            return True
+
+        return await self._write(op)
+
+    async def set_paused(
+        self, job_id: str, paused: bool, *, note: str | None = None, actor: str
+    ) -> StoredJob | None:
+        now_us = self._now_us()
+
+        def op(conn: sqlite3.Connection) -> StoredJob | None:
+            changed = conn.execute(
+                "UPDATE jobs SET paused = ?, pause_note = ?, updated_us = ? WHERE id = ?",
+                (int(paused), note if paused else None, now_us, job_id),
+            ).rowcount
+            if not changed:
+                return None
+            _audit(conn, job_id, "paused" if paused else "resumed", actor, now_us, None, None)
+            return _select_job(conn, job_id)
+
+        return await self._write(op)
+
+    async def set_job_state(
+        self, job_id: str, *, next_run: datetime | None, last_fire: datetime | None
+    ) -> None:
+        params = (_opt_us(next_run), _opt_us(last_fire), job_id)
+        await self._write(
+            lambda conn: conn.execute(
+                "UPDATE jobs SET next_run_us = ?, last_fire_us = ? WHERE id = ?", params
+            )
+        )
+
+    # -- claims ----------------------------------------------------------------------------
+    async def claim_fire(
+        self, job_id: str, scheduled_for: datetime, node_id: str, *, now: datetime
+    ) -> bool:
+        params = (job_id, to_us(scheduled_for), node_id, to_us(now))
+        return await self._write(
+            lambda conn: (
+                conn.execute(
+                    "INSERT OR IGNORE INTO fire_claims (job_id, scheduled_for_us, node_id, claimed_us) "
+                    "VALUES (?, ?, ?, ?)",
+                    params,
+                ).rowcount
+                == 1
+            )
+        )
+
+    # -- runs ------------------------------------------------------------------------------
+    async def record_run(self, run: RunRecord) -> bool:
+        params = _run_params(run)
+        return await self._write(lambda conn: conn.execute(_UPSERT_RUN, params).rowcount == 1)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        def op(conn: sqlite3.Connection) -> RunRecord | None:
+            row = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+            return None if row is None else _run_from_row(row)
+
+        return await self._read(op)
+
+    async def list_runs(self, query: RunQuery) -> list[RunRecord]:
+        where, params = _where(query)
+        sql = (
+            f"SELECT {_RUN_COLUMNS} FROM runs{where} "
+            "ORDER BY scheduled_for_us DESC, run_id DESC LIMIT ? OFFSET ?"
+        )
+        params += [max(0, query.limit), max(0, query.offset)]
+        return await self._read(
+            lambda conn: [_run_from_row(r) for r in conn.execute(sql, params).fetchall()]
+        )
+
+    async def count_runs(self, query: RunQuery) -> int:
+        where, params = _where(query)
+        sql = f"SELECT count(*) FROM runs{where}"
+        return await self._read(lambda conn: int(conn.execute(sql, params).fetchone()[0]))
+
+    async def run_stats(self, job_id: str) -> RunStats:
+        return await self._read(lambda conn: _run_stats(conn, job_id))
+
+    async def prune_runs(
+        self, *, older_than: datetime | None = None, keep_per_job: int | None = None
+    ) -> int:
+        if keep_per_job is not None and keep_per_job < 0:
+            raise ValueError(f"keep_per_job must be >= 0, not {keep_per_job}")
+        cutoff_us = _opt_us(older_than)
+
+        def op(conn: sqlite3.Connection) -> int:
+            deleted = 0
+            # Beyond-the-newest first: deleting old rows after it cannot change those ranks.
+            if keep_per_job is not None:
+                deleted += conn.execute(_PRUNE_BEYOND, (keep_per_job,)).rowcount
+            if cutoff_us is not None:
+                deleted += conn.execute(
+                    f"DELETE FROM runs WHERE status NOT IN {_ACTIVE_SQL} AND scheduled_for_us < ?",
+                    (cutoff_us,),
+                ).rowcount
+                conn.execute("DELETE FROM fire_claims WHERE scheduled_for_us < ?", (cutoff_us,))
+            return deleted
+
+        return await self._write(op)
+
+    # -- leases ----------------------------------------------------------------------------
+    async def renew_lease(self, run_id: str, node_id: str, fence: int, *, until: datetime) -> bool:
+        params = (to_us(until), run_id, node_id, fence)
+        return await self._write(
+            lambda conn: (
+                conn.execute(
+                    "UPDATE runs SET lease_expires_us = ? WHERE run_id = ? AND status = 'running' "
+                    "AND node_id = ? AND fence = ?",
+                    params,
+                ).rowcount
+                == 1
+            )
+        )
+
+    async def interrupt_expired(self, now: datetime) -> list[RunRecord]:
+        now_us = to_us(now)
+
+        def op(conn: sqlite3.Connection) -> list[RunRecord]:
+            # Atomic across processes: the writer holds the file's write lock (BEGIN IMMEDIATE).
+            rows = conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = 'running' "
+                "AND lease_expires_us <= ? ORDER BY scheduled_for_us, run_id",
+                (now_us,),
+            ).fetchall()
+            taken = []
+            for row in rows:
+                conn.execute(
+                    "UPDATE runs SET status = 'interrupted', fence = fence + 1, finished_us = ?, "
+                    "lease_expires_us = NULL WHERE run_id = ?",
+                    (now_us, row[0]),
+                )
+                run = _run_from_row(row)
+                taken.append(
+                    run.evolve(
+                        status=RunStatus.interrupted,
+                        fence=run.fence + 1,
+                        finished_at=_req_dt(now_us),
+                        lease_expires_at=None,
+                    )
+                )
+            return taken
+
+        return await self._write(op)
+
+    # -- system state ----------------------------------------------------------------------
+    async def get_state(self, key: str) -> str | None:
+        def op(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute("SELECT value FROM system_state WHERE key = ?", (key,)).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._read(op)
+
+    async def set_state(self, key: str, value: str) -> None:
+        params = (key, value, self._now_us())
+        await self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO system_state (key, value, updated_us) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+                "updated_us = excluded.updated_us",
+                params,
+            )
+        )
+
+    # -- nodes -----------------------------------------------------------------------------
+    async def write_heartbeat(self, heartbeat: NodeHeartbeat) -> None:
+        hb = heartbeat
+        params = (
+            hb.node_id, hb.sequence, to_us(hb.sent_at), hb.status, hb.host, hb.pid, hb.version,
+            hb.platform, _opt_us(hb.started_at), hb.interval_s, _dumps(hb.details),
+        )  # fmt: skip
+        await self._write(lambda conn: conn.execute(_UPSERT_HEARTBEAT, params))
+
+    async def list_heartbeats(self) -> list[NodeHeartbeat]:
+        def op(conn: sqlite3.Connection) -> list[NodeHeartbeat]:
+            sql = f"SELECT {_HEARTBEAT_COLUMNS} FROM node_heartbeats ORDER BY node_id"
+            return [_heartbeat_from_row(row) for row in conn.execute(sql).fetchall()]
+
+        return await self._read(op)
+
+    async def delete_node(self, node_id: str) -> bool:
+        return await self._write(
+            lambda conn: (
+                conn.execute("DELETE FROM node_heartbeats WHERE node_id = ?", (node_id,)).rowcount
+                == 1
+            )
+        )
+
+    # -- audit -----------------------------------------------------------------------------
+    async def list_audit(self, job_id: str | None = None, *, limit: int = 100) -> list[AuditEntry]:
+        def op(conn: sqlite3.Connection) -> list[AuditEntry]:
+            columns = "job_id, action, actor, at_us, before, after"
+            if job_id is None:
+                sql = f"SELECT {columns} FROM job_audit ORDER BY id DESC LIMIT ?"
+                rows = conn.execute(sql, (max(0, limit),)).fetchall()
+            else:
+                sql = f"SELECT {columns} FROM job_audit WHERE job_id = ? ORDER BY id DESC LIMIT ?"
+                rows = conn.execute(sql, (job_id, max(0, limit))).fetchall()
+            return [
+                AuditEntry(
+                    job_id=r[0],
+                    action=r[1],
+                    actor=r[2],
+                    at=_req_dt(r[3]),
+                    before=_loads_opt(r[4]),
+                    after=_loads_opt(r[5]),
+                )  # fmt: skip
+                for r in rows
+            ]
+
+        return await self._read(op)
+
+
+# -- SQL helpers used inside write transactions ----------------------------------------------
+_UPSERT_RUN = (
+    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id) DO UPDATE SET job_id = excluded.job_id, "
+    "scheduled_for_us = excluded.scheduled_for_us, status = excluded.status, "
+    "attempt = excluded.attempt, started_us = excluded.started_us, "
+    "finished_us = excluded.finished_us, error = excluded.error, "
+    "output_tail = excluded.output_tail, node_id = excluded.node_id, "
+    "skip_reason = excluded.skip_reason, lease_expires_us = excluded.lease_expires_us, "
+    "fence = excluded.fence, queue_job_id = excluded.queue_job_id "
+    # Fencing: a record from a node whose run was taken over (fence raised) is refused.
+    "WHERE runs.fence <= excluded.fence"
+)
+_UPSERT_HEARTBEAT = (
+    f"INSERT INTO node_heartbeats ({_HEARTBEAT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (node_id) DO UPDATE SET sequence = excluded.sequence, "
+    "sent_us = excluded.sent_us, status = excluded.status, host = excluded.host, "
+    "pid = excluded.pid, version = excluded.version, platform = excluded.platform, "
+    "started_us = excluded.started_us, interval_s = excluded.interval_s, "
+    "details = excluded.details"
+)
+_PRUNE_BEYOND = (
+    "DELETE FROM runs WHERE run_id IN (SELECT run_id FROM (SELECT run_id, row_number() OVER "
+    "(PARTITION BY job_id ORDER BY scheduled_for_us DESC, run_id DESC) AS rank "
+    f"FROM runs WHERE status NOT IN {_ACTIVE_SQL}) WHERE rank > ?)"
+)
+
+
+def _select_job(conn: sqlite3.Connection, job_id: str) -> StoredJob | None:
+    row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return None if row is None else _job_from_row(row)
+
+
+def _audit(
+    conn: sqlite3.Connection,
+    job_id: str,
+    action: str,
+    actor: str,
+    at_us: int,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    conn.execute(
+        "INSERT INTO job_audit (job_id, action, actor, at_us, before, after) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (job_id, action, actor, at_us,
+         None if before is None else _dumps(before), None if after is None else _dumps(after)),
+    )  # fmt: skip
+
+
+def _run_stats(conn: sqlite3.Connection, job_id: str) -> RunStats:
+    """Aggregates in SQL; durations' percentiles by ORDER BY + OFFSET (nearest rank)."""
+    total, succeeded, failed, skipped, last_ok_us, last_bad_us = conn.execute(
+        "SELECT count(*), coalesce(sum(status = 'succeeded'), 0), "
+        f"coalesce(sum(status IN {_FAILED_SQL}), 0), coalesce(sum(status = 'skipped'), 0), "
+        "max(CASE WHEN status = 'succeeded' THEN coalesce(finished_us, scheduled_for_us) END), "
+        f"max(CASE WHEN status IN {_FAILED_SQL} THEN coalesce(finished_us, scheduled_for_us) END) "
+        "FROM runs WHERE job_id = ?",
+        (job_id,),
+    ).fetchone()
+    p50, p95 = _duration_percentiles(conn, job_id)
+    return RunStats(
+        job_id=job_id,
+        total=total,
+        succeeded=succeeded,
+        failed=failed,
+        skipped=skipped,
+        consecutive_failures=_consecutive_failures(conn, job_id),
+        last_success=from_us(last_ok_us),
+        last_failure=from_us(last_bad_us),
+        p50_duration_s=p50,
+        p95_duration_s=p95,
+    )
+
+
+def _consecutive_failures(conn: sqlite3.Connection, job_id: str) -> int:
+    # Failures newer than the newest finished run that did not fail (skips do not count).
+    boundary = conn.execute(
+        "SELECT scheduled_for_us, run_id FROM runs WHERE job_id = ? "
+        "AND status IN ('succeeded', 'cancelled') "
+        "ORDER BY scheduled_for_us DESC, run_id DESC LIMIT 1",
+        (job_id,),
+    ).fetchone()
+    if boundary is None:
+        sql = f"SELECT count(*) FROM runs WHERE job_id = ? AND status IN {_FAILED_SQL}"
+        return int(conn.execute(sql, (job_id,)).fetchone()[0])
+    sql = (
+        f"SELECT count(*) FROM runs WHERE job_id = ? AND status IN {_FAILED_SQL} "
+        "AND (scheduled_for_us, run_id) > (?, ?)"
+    )
+    return int(conn.execute(sql, (job_id, boundary[0], boundary[1])).fetchone()[0])
+
+
+_DURATIONS = (
+    "FROM runs WHERE job_id = ? AND status NOT IN ('scheduled', 'running', 'skipped') "
+    "AND started_us IS NOT NULL AND finished_us IS NOT NULL"
+)
+
+
+def _duration_percentiles(conn: sqlite3.Connection, job_id: str) -> tuple[float | None, ...]:
+    count = int(conn.execute(f"SELECT count(*) {_DURATIONS}", (job_id,)).fetchone()[0])
+    if count == 0:
+        return None, None
+    out = []
+    for fraction in (0.50, 0.95):
+        rank = max(1, math.ceil(fraction * count))  # nearest rank, as MemoryStore
+        row = conn.execute(
+            f"SELECT finished_us - started_us AS d {_DURATIONS} ORDER BY d LIMIT 1 OFFSET ?",
+            (job_id, rank - 1),
+        ).fetchone()
+        out.append(row[0] / 1_000_000)
+    return tuple(out)
