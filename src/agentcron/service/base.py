@@ -420,7 +420,12 @@ def _make_dir(step: MakeDir, journal: _Journal) -> None:
     created = _make_dirs(path, journal, step.mode)
     if step.owner and created and hasattr(os, "geteuid") and os.geteuid() == 0:
         for directory in created:
-            shutil.chown(directory, user=step.owner)
+            try:
+                shutil.chown(directory, user=step.owner)
+            except LookupError as exc:
+                raise ServiceError(
+                    f"no such user {step.owner!r} to own {directory}; pass --account USER"
+                ) from exc
 
 
 def _write(step: WriteFile, journal: _Journal) -> None:

@@ -53,11 +53,21 @@ def quote_word(word: str, *, expand_dollar: bool = True) -> str:
 
 
 def exec_line(argv: Iterable[str]) -> str:
-    """The value of an `ExecStart=` line for `argv` (argv[0] must be an absolute path)."""
+    """The value of an `ExecStart=` line for `argv` (argv[0] must be an absolute path).
+
+    systemd expands `$VAR` in the arguments but not in the program path, and refuses a
+    program path with quotes or backslashes.
+    """
     words = list(argv)
     if not words or not words[0].startswith("/"):
         raise ServiceError("ExecStart needs an absolute program path")
-    return " ".join(quote_word(w) for w in words)
+    if any(c in words[0] for c in "\"'\\"):
+        raise ServiceError(
+            f"program path {words[0]!r} contains a quote or backslash, which systemd refuses"
+        )
+    return " ".join(
+        [quote_word(words[0], expand_dollar=False), *(quote_word(w) for w in words[1:])]
+    )
 
 
 def _plain_value(label: str, text: str) -> str:
