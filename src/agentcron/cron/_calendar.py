@@ -1,0 +1,352 @@
+"""Wall-clock search: the matching calendar of an expression, without time zones.
+
+Wall times are "local seconds": seconds since 1970-01-01 00:00 on the wall clock, as if the
+zone were UTC. `Matcher.next_wall(l)` returns the first matching wall time ``>= l`` and
+`Matcher.prev_wall(l)` the last one ``<= l``. Both jump field by field (year, month, day,
+hour, minute, second) through lookup tables computed once at parse time; the day tables
+depend only on the month's length and the weekday of its first day, so there are at most 28
+of them per expression, computed on first use.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+
+from agentcron.cron.fields import CronFields
+
+__all__ = ["Matcher", "civil_from_days", "days_from_civil", "month_length"]
+
+_MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+#: How far (in years) a search goes before it concludes that nothing matches. The Gregorian
+#: calendar repeats every 400 years, so a calendar that matches at all matches within that.
+SEARCH_YEARS = 401
+MIN_YEAR, MAX_YEAR = 1, 9999
+
+
+def is_leap(y: int) -> bool:
+    return y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+
+
+def month_length(y: int, m: int) -> int:
+    if m == 2:
+        return 29 if y % 4 == 0 and (y % 100 != 0 or y % 400 == 0) else 28
+    return _MONTH_DAYS[m]
+
+
+def days_from_civil(y: int, m: int, d: int) -> int:
+    """Days since 1970-01-01 of the proleptic Gregorian date (y, m, d)."""
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def civil_from_days(z: int) -> tuple[int, int, int]:
+    """Inverse of `days_from_civil`."""
+    z += 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (m <= 2), m, d
+
+
+def _next_table(values: tuple[int, ...], size: int) -> list[int]:
+    """t[i] = smallest value >= i, or -1; indexes 0..size."""
+    table = [-1] * (size + 1)
+    nxt = -1
+    allowed = set(values)
+    for i in range(size - 1, -1, -1):
+        if i in allowed:
+            nxt = i
+        table[i] = nxt
+    return table
+
+
+def _prev_table(values: tuple[int, ...], size: int) -> list[int]:
+    """t[i] = largest value <= i, or -1; indexes 0..size-1."""
+    table = [-1] * size
+    prv = -1
+    allowed = set(values)
+    for i in range(size):
+        if i in allowed:
+            prv = i
+        table[i] = prv
+    return table
+
+
+class Matcher:
+    """The matching wall-clock calendar of one expression."""
+
+    __slots__ = (
+        "_day_tables",
+        "_dom",
+        "_dow",
+        "_and",
+        "_month_cache",
+        "nhour",
+        "nmin",
+        "nmon",
+        "nsec",
+        "phour",
+        "pmin",
+        "pmon",
+        "psec",
+        "years",
+        "_never",
+    )
+
+    def __init__(self, fields: CronFields) -> None:
+        self.nsec = _next_table(fields.second.values, 60)
+        self.psec = _prev_table(fields.second.values, 60)
+        self.nmin = _next_table(fields.minute.values, 60)
+        self.pmin = _prev_table(fields.minute.values, 60)
+        self.nhour = _next_table(fields.hour.values, 24)
+        self.phour = _prev_table(fields.hour.values, 24)
+        self.nmon = _next_table(fields.month.values, 13)
+        self.pmon = _prev_table(fields.month.values, 13)
+        self.years: tuple[int, ...] | None = (
+            None if fields.year.is_star else fields.year.values
+        )
+        self._dom = fields.day_of_month
+        self._dow = fields.day_of_week
+        self._and = fields.day_of_month.is_star or fields.day_of_week.is_star
+        self._day_tables: dict[int, tuple[list[int], list[int]]] = {}
+        self._month_cache: dict[int, tuple[list[int], list[int]]] = {}
+        self._never: bool | None = None
+
+    # -- days -------------------------------------------------------------------------
+
+    def _build_day_table(self, length: int, wd1: int) -> tuple[list[int], list[int]]:
+        dom, dow = self._dom, self._dow
+        dvals = set(dom.values)
+        if dom.last:
+            dvals.add(length)
+        if dom.last_weekday:
+            wl = (wd1 + length - 1) % 7
+            dvals.add(length - 1 if wl == 6 else length - 2 if wl == 0 else length)
+        for n in dom.last_minus:
+            if length - n >= 1:
+                dvals.add(length - n)
+        for n in dom.nearest_weekday:
+            if n > length:
+                continue
+            w = (wd1 + n - 1) % 7
+            if w == 6:
+                dvals.add(n - 1 if n > 1 else n + 2)
+            elif w == 0:
+                dvals.add(n + 1 if n < length else n - 2)
+            else:
+                dvals.add(n)
+        wvals = set(dow.values)
+        last_dow = set(dow.last_dow)
+        nth = set(dow.nth)
+        matching = []
+        for d in range(1, length + 1):
+            w = (wd1 + d - 1) % 7
+            dm = d in dvals
+            wm = w in wvals or (w in last_dow and d + 7 > length) or (w, (d + 6) // 7) in nth
+            if (dm and wm) if self._and else (dm or wm):
+                matching.append(d)
+        nxt = _next_table(tuple(matching), 32)
+        nxt.append(-1)  # index 33: d may run to 32 after "d += 1" on the 31st
+        prv = _prev_table(tuple(matching), 33)
+        return nxt, prv
+
+    def day_tables(self, y: int, m: int) -> tuple[list[int], list[int]]:
+        """(next, prev) day tables of month (y, m); index 0..32."""
+        key = y * 16 + m
+        tables = self._month_cache.get(key)
+        if tables is None:
+            length = month_length(y, m)
+            wd1 = (days_from_civil(y, m, 1) + 4) % 7
+            shape = length * 8 + wd1
+            tables = self._day_tables.get(shape)
+            if tables is None:
+                tables = self._day_tables[shape] = self._build_day_table(length, wd1)
+            if len(self._month_cache) > 4096:
+                self._month_cache.clear()
+            self._month_cache[key] = tables
+        return tables
+
+    def calendar_never_matches(self) -> bool:
+        """True if no day of any allowed month can ever match (e.g. ``0 0 30 2 *``)."""
+        if self._never is None:
+            months = [m for m in range(1, 13) if self.nmon[m] == m]
+            found = False
+            for m in months:
+                lengths = (28, 29) if m == 2 else (_MONTH_DAYS[m],)
+                for length in lengths:
+                    for wd1 in range(7):
+                        shape = length * 8 + wd1
+                        tables = self._day_tables.get(shape)
+                        if tables is None:
+                            tables = self._day_tables[shape] = self._build_day_table(length, wd1)
+                        if tables[0][1] != -1:
+                            found = True
+                            break
+                    if found:
+                        break
+                if found:
+                    break
+            self._never = not found
+        return self._never
+
+    # -- wall-time search ---------------------------------------------------------------
+
+    def matches_wall(self, local: int) -> bool:
+        days, rem = divmod(local, 86400)
+        h, rem = divmod(rem, 3600)
+        mi, s = divmod(rem, 60)
+        if self.nsec[s] != s or self.nmin[mi] != mi or self.nhour[h] != h:
+            return False
+        y, m, d = civil_from_days(days)
+        if self.nmon[m] != m:
+            return False
+        if self.years is not None:
+            i = bisect_left(self.years, y)
+            if i == len(self.years) or self.years[i] != y:
+                return False
+        return self.day_tables(y, m)[0][d] == d
+
+    def next_wall(self, local: int) -> tuple[int, int, int, int, int, int, int] | None:
+        """First matching wall time >= `local`: (local, y, m, d, h, mi, s), or None."""
+        if self.calendar_never_matches():
+            return None
+        days, rem = divmod(local, 86400)
+        h, rem = divmod(rem, 3600)
+        mi, s = divmod(rem, 60)
+        y, mo, d = civil_from_days(days)
+        limit = min(y + SEARCH_YEARS, MAX_YEAR)
+        years = self.years
+        nmon, nhour, nmin, nsec = self.nmon, self.nhour, self.nmin, self.nsec
+        while True:
+            if y > limit:
+                return None
+            if years is not None:
+                i = bisect_left(years, y)
+                if i == len(years):
+                    return None
+                if years[i] != y:
+                    y, mo, d, h, mi, s = years[i], 1, 1, 0, 0, 0
+            nm = nmon[mo]
+            if nm < 0:
+                y, mo, d, h, mi, s = y + 1, 1, 1, 0, 0, 0
+                continue
+            if nm != mo:
+                mo, d, h, mi, s = nm, 1, 0, 0, 0
+            nd = self.day_tables(y, mo)[0][d]
+            if nd < 0:
+                if mo == 12:
+                    y, mo = y + 1, 1
+                else:
+                    mo += 1
+                d, h, mi, s = 1, 0, 0, 0
+                continue
+            if nd != d:
+                d, h, mi, s = nd, 0, 0, 0
+            nh = nhour[h]
+            if nh < 0:
+                d, h, mi, s = d + 1, 0, 0, 0
+                continue
+            if nh != h:
+                h, mi, s = nh, 0, 0
+            nmi = nmin[mi]
+            if nmi < 0:
+                h, mi, s = h + 1, 0, 0
+                continue
+            if nmi != mi:
+                mi, s = nmi, 0
+            ns = nsec[s]
+            if ns < 0:
+                mi, s = mi + 1, 0
+                continue
+            s = ns
+            break
+        return (
+            days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s,
+            y,
+            mo,
+            d,
+            h,
+            mi,
+            s,
+        )
+
+    def prev_wall(self, local: int) -> tuple[int, int, int, int, int, int, int] | None:
+        """Last matching wall time <= `local`: (local, y, m, d, h, mi, s), or None."""
+        if self.calendar_never_matches():
+            return None
+        days, rem = divmod(local, 86400)
+        h, rem = divmod(rem, 3600)
+        mi, s = divmod(rem, 60)
+        y, mo, d = civil_from_days(days)
+        limit = max(y - SEARCH_YEARS, MIN_YEAR)
+        years = self.years
+        pmon, phour, pmin, psec = self.pmon, self.phour, self.pmin, self.psec
+        while True:
+            if y < limit:
+                return None
+            if years is not None:
+                i = bisect_right(years, y) - 1
+                if i < 0:
+                    return None
+                if years[i] != y:
+                    y, mo, d, h, mi, s = years[i], 12, 31, 23, 59, 59
+            pm = pmon[mo]
+            if pm < 0:
+                y, mo, d, h, mi, s = y - 1, 12, 31, 23, 59, 59
+                continue
+            if pm != mo:
+                mo, d, h, mi, s = pm, 31, 23, 59, 59
+            pd = self.day_tables(y, mo)[1][d]
+            if pd < 0:
+                if mo == 1:
+                    y, mo = y - 1, 12
+                else:
+                    mo -= 1
+                d, h, mi, s = 31, 23, 59, 59
+                continue
+            if pd != d:
+                d, h, mi, s = pd, 23, 59, 59
+            ph = phour[h]
+            if ph < 0:
+                d, h, mi, s = d - 1, 23, 59, 59
+                continue
+            if ph != h:
+                h, mi, s = ph, 59, 59
+            pmi = pmin[mi]
+            if pmi < 0:
+                if h == 0:
+                    d, h, mi, s = d - 1, 23, 59, 59
+                else:
+                    h, mi, s = h - 1, 59, 59
+                continue
+            if pmi != mi:
+                mi, s = pmi, 59
+            ps = psec[s]
+            if ps < 0:
+                if mi == 0:
+                    if h == 0:
+                        d, h, mi, s = d - 1, 23, 59, 59
+                    else:
+                        h, mi, s = h - 1, 59, 59
+                else:
+                    mi, s = mi - 1, 59
+                continue
+            s = ps
+            break
+        return (
+            days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s,
+            y,
+            mo,
+            d,
+            h,
+            mi,
+            s,
+        )

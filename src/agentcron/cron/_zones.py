@@ -1,0 +1,188 @@
+"""Time-zone resolution and a per-zone cache of UTC-offset transitions.
+
+Any `tzinfo` works: the transitions of a year are found by sampling the UTC offset once a day
+and bisecting each change to the second (so two transitions less than a day apart would be
+missed; no zone in the tz database has those after 1970). Years are computed on first use and
+cached per zone. UTC and fixed-offset zones skip all of this.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left, bisect_right
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo
+
+from agentcron.cron._calendar import civil_from_days, days_from_civil
+from agentcron.cron.errors import CronError
+
+__all__ = ["Segment", "Zone", "resolve_zone", "zone_for"]
+
+_UTC_NAMES = frozenset(
+    {"UTC", "ETC/UTC", "Z", "GMT", "ETC/GMT", "UNIVERSAL", "ZULU", "ETC/UNIVERSAL", "ETC/ZULU"}
+)
+_FAR = 1 << 50
+
+# (start, end, offset, offset before start, offset after end): the UTC instants [start, end)
+# share `offset`; start/end are real transitions or cache boundaries (then the neighbouring
+# offset equals `offset`).
+Segment = tuple[int, int, int, int, int]
+
+
+def resolve_zone(tz: object) -> tuple[tzinfo, str]:
+    """Return (tzinfo, name) for an IANA name or a tzinfo; CronError otherwise."""
+    if isinstance(tz, tzinfo):
+        key = getattr(tz, "key", None)
+        if isinstance(key, str):
+            return tz, key
+        if tz is UTC:
+            return tz, "UTC"
+        return tz, str(tz)
+    if not isinstance(tz, str):
+        raise CronError(f"time zone: {tz!r} is not a zone name or a tzinfo")
+    name = tz.strip()
+    if name.upper() in ("UTC", "Z"):
+        return UTC, "UTC"
+    if not name or len(name) > 64 or not name.isascii():
+        raise CronError(f"time zone: {tz[:40]!r} is not a known IANA time zone")
+    try:
+        return ZoneInfo(name), name
+    except Exception:  # ZoneInfoNotFoundError, ValueError for malformed keys, OSError
+        raise CronError(f"time zone: {name!r} is not a known IANA time zone") from None
+
+
+def _offset_seconds(tz: tzinfo, t: int) -> int:
+    try:
+        off = datetime.fromtimestamp(t, tz).utcoffset()
+    except (OverflowError, OSError, ValueError):
+        off = None
+    return int(off.total_seconds()) if off is not None else 0
+
+
+class Zone:
+    """UTC-offset segments of one time zone."""
+
+    __slots__ = ("_lock", "_offsets", "_t", "_years", "fixed", "tz")
+
+    def __init__(self, tz: tzinfo) -> None:
+        self.tz = tz
+        self.fixed: int | None = None
+        if isinstance(tz, timezone):
+            off = tz.utcoffset(None)
+            self.fixed = int(off.total_seconds())
+        else:
+            key = getattr(tz, "key", None)
+            if isinstance(key, str) and (
+                key.upper() in _UTC_NAMES or key.upper().startswith("ETC/GMT")
+            ):
+                self.fixed = _offset_seconds(tz, 0)
+        # year -> sorted list of (instant, offset before, offset after)
+        self._years: dict[int, list[tuple[int, int, int]]] = {}
+        self._t: list[tuple[int, int, int]] = []
+        self._lock = threading.Lock()
+        self._offsets: dict[int, timezone] = {}
+
+    def fixed_tz(self, offset: int, t: int) -> timezone:
+        """A fixed-offset tzinfo for results at `offset`, named like the zone names it there
+        (``EDT``); UTC results get `datetime.timezone.utc`."""
+        found = self._offsets.get(offset)
+        if found is None:
+            if offset == 0 and self.fixed == 0:
+                found = UTC
+            else:
+                try:
+                    name = datetime.fromtimestamp(t, self.tz).tzname()
+                except (OverflowError, OSError, ValueError):
+                    name = None
+                delta = timedelta(seconds=offset)
+                found = timezone(delta, name) if name else timezone(delta)
+            self._offsets[offset] = found
+        return found
+
+    def offset_at(self, t: int) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        return self.segment(t)[2]
+
+    def _year(self, y: int) -> list[tuple[int, int, int]]:
+        found = self._years.get(y)
+        if found is not None:
+            return found
+        out: list[tuple[int, int, int]] = []
+        if 2 <= y <= 9997:
+            tz = self.tz
+            t0 = days_from_civil(y, 1, 1) * 86400 - 1
+            t1 = days_from_civil(y + 1, 1, 1) * 86400 - 1
+            prev_t, prev_o = t0, _offset_seconds(tz, t0)
+            t = t0
+            while t < t1:
+                t = min(t + 86400, t1)
+                o = _offset_seconds(tz, t)
+                if o != prev_o:
+                    lo, hi = prev_t, t  # offset(lo) == prev_o, offset(hi) != prev_o
+                    while hi - lo > 1:
+                        mid = (lo + hi) // 2
+                        if _offset_seconds(tz, mid) == prev_o:
+                            lo = mid
+                        else:
+                            hi = mid
+                    out.append((hi, prev_o, _offset_seconds(tz, hi)))
+                prev_t, prev_o = t, o
+        with self._lock:
+            self._years[y] = out
+            merged = sorted({tr for trs in self._years.values() for tr in trs})
+            self._t = merged
+        return out
+
+    def segment(self, t: int) -> Segment:
+        """The segment that contains UTC instant `t`."""
+        if self.fixed is not None:
+            return (-_FAR, _FAR, self.fixed, self.fixed, self.fixed)
+        y = civil_from_days(t // 86400)[0]
+        for yy in (y - 1, y, y + 1):
+            if yy not in self._years:
+                self._year(yy)
+        trans = self._t
+        lo_bound = days_from_civil(y - 1, 1, 1) * 86400
+        hi_bound = days_from_civil(y + 2, 1, 1) * 86400
+        i = bisect_right(trans, (t, _FAR, _FAR))  # first transition > t
+        prev = trans[i - 1] if i > 0 else None
+        nxt = trans[i] if i < len(trans) else None
+        if prev is not None and prev[0] >= lo_bound:
+            start, o_before, o = prev
+        else:
+            start = lo_bound
+            o = nxt[1] if nxt is not None and nxt[0] < hi_bound else _offset_seconds(self.tz, t)
+            o_before = o
+        if nxt is not None and nxt[0] < hi_bound:
+            end, o_after = nxt[0], nxt[2]
+        else:
+            end, o_after = hi_bound, o
+        return (start, end, o, o_before, o_after)
+
+    def transitions(self, start: int, end: int) -> list[tuple[int, int, int]]:
+        """Real transitions (instant, offset before, offset after) with start <= instant < end."""
+        if self.fixed is not None:
+            return []
+        y0 = civil_from_days(start // 86400)[0]
+        y1 = civil_from_days(end // 86400)[0]
+        for y in range(y0, y1 + 1):
+            self._year(y)
+        trans = self._t
+        i = bisect_left(trans, (start, -_FAR, -_FAR))
+        j = bisect_left(trans, (end, -_FAR, -_FAR))
+        return trans[i:j]
+
+
+_ZONES: dict[object, Zone] = {}
+
+
+def zone_for(tz: tzinfo) -> Zone:
+    """The shared `Zone` of `tz` (cached; ZoneInfo objects are themselves cached by key)."""
+    key: object = getattr(tz, "key", None) or tz
+    zone = _ZONES.get(key)
+    if zone is None or zone.tz is not tz:
+        if len(_ZONES) > 512:
+            _ZONES.clear()
+        zone = _ZONES[key] = Zone(tz)
+    return zone
