@@ -228,7 +228,7 @@ class ServiceSpec:
     run_as_system: bool = False
     description: str = "agentcron: scheduler of a 24/7 AI agent"
     restart_delay_s: int = 10
-    restart_count: int = 999
+    restart_count: int = 255
     watchdog_s: int = 60
     notify: bool = True
     wake_to_run: bool = False

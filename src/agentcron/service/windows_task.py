@@ -36,7 +36,8 @@ SYSTEM_SID = "S-1-5-18"
 DAILY_START_DATE = "2024-01-01"
 #: Task Scheduler accepts restart intervals from 1 minute to 31 days
 MIN_RESTART_INTERVAL_S = 60
-MAX_RESTART_COUNT = 999
+#: RestartOnFailure/Count is an unsignedByte in the schema
+MAX_RESTART_COUNT = 255
 
 
 def windows_cmdline(argv: list[str] | tuple[str, ...]) -> str:
@@ -113,6 +114,7 @@ def render_task_xml(spec: ServiceSpec, *, user: str) -> str:
     else:
         _sub(principal, "UserId", user)
         # S4U: runs at boot whether or not the user is logged on, without a stored password
+        # (and without the user's credentials for network shares)
         _sub(principal, "LogonType", "S4U")
         _sub(principal, "RunLevel", "LeastPrivilege")
 
@@ -202,7 +204,11 @@ class WindowsTaskManager:
 
     def plan_install(self, *, replace: bool = False) -> Plan:
         xml_path = self.xml_path
-        notes = []
+        notes = [
+            "registering a task with a boot trigger needs an elevated (Administrator) prompt",
+            "the task runs as S4U: at boot, without a stored password and without access to "
+            "Windows network shares",
+        ]
         if self.spec.run_as_system:
             notes.append(
                 "warning: the task runs as SYSTEM with the highest privileges (--run-as-system);"
