@@ -18,7 +18,8 @@ class Collector:
         bus.subscribe(self.events.append)
 
     async def types(self) -> list[str]:
-        await self.bus.drain()
+        for _ in range(3):  # subscribers may publish in turn
+            await self.bus.drain()
         return [e.type for e in self.events]
 
     async def take(self) -> list[str]:

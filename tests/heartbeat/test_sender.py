@@ -165,3 +165,26 @@ async def test_an_unreachable_store_is_reported_and_does_not_stop_the_sender(
         await clock.advance(5)
     [written] = await store.list_heartbeats()
     assert (written.sequence, written.status) == (2, "healthy")
+
+
+async def test_a_nearly_full_disk_is_published_for_the_alert_rules(
+    clock: VirtualClock, tmp_path: Path
+) -> None:
+    from agentcron.events import EventBus
+
+    bus = EventBus()
+    seen: list[str] = []
+    bus.subscribe(lambda e: seen.append(e.type))
+    sender = HeartbeatSender(
+        MemoryStore(),
+        clock,
+        node_id="n1",
+        events=bus,
+        disk_path=tmp_path,
+        thresholds=Thresholds(disk_degraded_pct=0, disk_unhealthy_pct=None),
+        loop_lag_period_s=None,
+    )
+    heartbeat = await sender.beat()
+    await bus.drain()
+    assert seen == ["disk.low"]
+    assert heartbeat.status == "degraded"

@@ -9,6 +9,9 @@ never raises into the engine.
 The node id is stable per host and data directory: it lives in `<data dir>/node-id`
 (created on first use) together with the host name; a data directory copied to another host
 gets a new id there. Pass `node_id=` to override.
+
+With `events=` and `disk_path=` (the data directory), a beat that finds the disk at or above
+`Thresholds.disk_degraded_pct` also publishes `disk.low` for the alert rules.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from types import TracebackType
 
 from agentcron import __version__
 from agentcron.clock import Clock
-from agentcron.events import EventBus
+from agentcron.events import DiskSpaceLow, EventBus
 from agentcron.heartbeat.probes import Assessment, LoopLagProbe, Probes, Thresholds, assess
 from agentcron.models import NodeHeartbeat
 from agentcron.store.base import Store
@@ -132,6 +135,7 @@ class HeartbeatSender:
         events: EventBus | None = None,
         version: str = __version__,
         loop_lag_period_s: float | None = 0.5,
+        disk_path: str | os.PathLike[str] | None = None,
     ) -> None:
         if interval_s <= 0:
             raise ValueError(f"heartbeat interval must be positive, got {interval_s}")
@@ -146,7 +150,7 @@ class HeartbeatSender:
         if probes is None:
             if loop_lag_period_s:
                 self.loop_lag = LoopLagProbe(clock, period_s=loop_lag_period_s)
-            probes = Probes(store, loop_lag=self.loop_lag)
+            probes = Probes(store, loop_lag=self.loop_lag, disk_path=disk_path)
         elif probes.loop_lag is not None:
             self.loop_lag = probes.loop_lag
         self.probes = probes
@@ -192,6 +196,7 @@ class HeartbeatSender:
                 extra={"event": "heartbeat.status", "node_id": self.node_id},
             )
         self.last_assessment = assessment
+        self._report_disk(readings.disk_pct, readings.disk_free_mb, now)
         try:
             await self.store.write_heartbeat(heartbeat)
         except Exception as exc:
@@ -199,6 +204,21 @@ class HeartbeatSender:
             log.warning("heartbeat %d of %s not written: %s", self.sequence, self.node_id, exc)
         self.last = heartbeat
         return heartbeat
+
+    def _report_disk(self, used_pct: float | None, free_mb: float | None, now: datetime) -> None:
+        limit = self.thresholds.disk_degraded_pct
+        if self.events is None or used_pct is None or limit is None or used_pct < limit:
+            return
+        # Published on every beat while full; alert cooldowns turn it into one alert.
+        self.events.publish(
+            DiskSpaceLow(
+                at=now,
+                path=self.probes.disk_path or "",
+                used_pct=used_pct,
+                free_mb=free_mb,
+                node_id=self.node_id,
+            )
+        )
 
     async def run(self) -> None:
         """Beat every `interval_s` (measured from each beat's start) until cancelled."""

@@ -1,0 +1,392 @@
+"""Per-job dead-man's switches and outgoing pings.
+
+A dead-man's switch answers "has this job succeeded recently enough?". Each watched job has
+an `Expectation`: either a duration (`every_s`: a success at least every so often) or "per
+schedule" (`next_fire`: the job's trigger; the fire after the last success must have
+succeeded), plus a `grace_s` for the run's own duration. Pure::
+
+    base        = last success, or when watching began (a new job is not overdue at once)
+    expected_by = base + every_s + grace_s            (duration)
+                = next_fire(base) + grace_s           (per schedule; never, if no next fire)
+    overdue     = now >= expected_by
+
+`DeadMansSwitch` checks every `check_every_s` of the injected clock, reading last successes
+from the store (so runs on other nodes count) and from `run.succeeded` events (so recovery is
+immediate). It publishes `job.overdue` once per incident and `job.recovered` on the next
+success. Open incidents are kept in the store's state (`deadman.overdue`), so a restart does
+not announce them again.
+
+`JobPinger` calls per-job URLs on `run.started`, `run.succeeded` and `run.failed` /
+`run.timed_out` (healthchecks.io style: `PingUrls.healthchecks(base)` gives `base/start`,
+`base` and `base/fail`). Pings run as background tasks with a timeout and never block the
+engine or the event bus; failures are logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+
+import httpx
+
+from agentcron.clock import Clock
+from agentcron.events import (
+    Event,
+    EventBus,
+    JobOverdue,
+    JobRecovered,
+    RunFailed,
+    RunStarted,
+    RunSucceeded,
+    RunTimedOut,
+    Subscription,
+)
+from agentcron.store.base import Store
+
+__all__ = [
+    "DeadMansSwitch",
+    "Expectation",
+    "JobPinger",
+    "PingUrls",
+    "expected_by",
+    "is_overdue",
+]
+
+log = logging.getLogger("agentcron.heartbeat.deadman")
+
+STATE_KEY = "deadman.overdue"
+NextFire = Callable[[datetime], datetime | None]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Expectation:
+    """How often `job_id` must succeed: `every_s`, or per schedule via `next_fire`."""
+
+    job_id: str
+    every_s: float | None = None
+    next_fire: NextFire | None = None
+    grace_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if (self.every_s is None) == (self.next_fire is None):
+            raise ValueError(
+                f"expect_every of job {self.job_id!r}: give either a duration or a schedule"
+            )
+        if self.every_s is not None and self.every_s <= 0:
+            raise ValueError(f"expect_every of job {self.job_id!r} must be positive")
+        if self.grace_s < 0:
+            raise ValueError(f"expect_every grace of job {self.job_id!r} must be >= 0")
+
+
+def expected_by(
+    last_success: datetime | None,
+    since: datetime,
+    *,
+    every_s: float | None = None,
+    next_fire: NextFire | None = None,
+    grace_s: float = 0.0,
+) -> datetime | None:
+    """When the next success is due at the latest (None: never; see the module docstring)."""
+    base = last_success if last_success is not None else since
+    grace = timedelta(seconds=grace_s)
+    if every_s is not None:
+        return base + timedelta(seconds=every_s) + grace
+    if next_fire is not None:
+        fire = next_fire(base)
+        return fire + grace if fire is not None else None
+    raise ValueError("expected_by needs every_s or next_fire")
+
+
+def is_overdue(due: datetime | None, now: datetime) -> bool:
+    return due is not None and now >= due
+
+
+class DeadMansSwitch:
+    """Watches jobs' expectations; see the module docstring. `async with` runs the loop."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        events: EventBus,
+        expectations: Iterable[Expectation] = (),
+        *,
+        check_every_s: float = 10.0,
+    ) -> None:
+        if check_every_s <= 0:
+            raise ValueError(f"check_every_s must be positive, got {check_every_s}")
+        self.store = store
+        self.clock = clock
+        self.events = events
+        self.check_every_s = check_every_s
+        self._expectations: dict[str, Expectation] = {}
+        self._since: dict[str, datetime] = {}
+        self._last_success: dict[str, datetime] = {}
+        self._overdue: set[str] = set()
+        self._loaded = False
+        self._task: asyncio.Task[None] | None = None
+        self._subscription: Subscription | None = None
+        for expectation in expectations:
+            self.watch(expectation)
+
+    # -- configuration -------------------------------------------------------------------
+    def watch(self, expectation: Expectation) -> None:
+        """Start (or change) watching a job; its clock starts now if it never succeeded."""
+        self._expectations[expectation.job_id] = expectation
+        self._since.setdefault(expectation.job_id, self.clock.now())
+
+    def unwatch(self, job_id: str) -> None:
+        self._expectations.pop(job_id, None)
+        self._since.pop(job_id, None)
+        self._overdue.discard(job_id)
+
+    def overdue_jobs(self) -> tuple[str, ...]:
+        """Jobs currently overdue (for the heartbeat's `runs overdue` probe)."""
+        return tuple(sorted(self._overdue))
+
+    def due(self, job_id: str) -> datetime | None:
+        exp = self._expectations[job_id]
+        return expected_by(
+            self._last_success.get(job_id),
+            self._since[job_id],
+            every_s=exp.every_s,
+            next_fire=exp.next_fire,
+            grace_s=exp.grace_s,
+        )
+
+    # -- decisions -----------------------------------------------------------------------
+    async def check(self, now: datetime | None = None) -> tuple[str, ...]:
+        """Refresh last successes from the store, publish overdue/recovered; return overdue."""
+        now = self.clock.now() if now is None else now
+        await self._load()
+        changed = False
+        for job_id in sorted(self._expectations):
+            try:
+                stats = await self.store.run_stats(job_id)
+            except Exception as exc:
+                log.warning("dead-man's switch cannot read runs of %s: %s", job_id, exc)
+            else:
+                self._note_success(job_id, stats.last_success)
+            changed |= self._decide(job_id, now)
+        if changed:
+            await self._save()
+        return self.overdue_jobs()
+
+    def _note_success(self, job_id: str, at: datetime | None) -> None:
+        if at is not None and (job_id not in self._last_success or at > self._last_success[job_id]):
+            self._last_success[job_id] = at
+
+    def _decide(self, job_id: str, now: datetime) -> bool:
+        due = self.due(job_id)
+        late = is_overdue(due, now)
+        if late and job_id not in self._overdue:
+            self._overdue.add(job_id)
+            log.warning(
+                "job %s is overdue: no success since %s (expected by %s)",
+                job_id,
+                self._last_success.get(job_id),
+                due,
+                extra={"event": JobOverdue.type, "job_id": job_id},
+            )
+            self.events.publish(
+                JobOverdue(
+                    at=now,
+                    job_id=job_id,
+                    last_success=self._last_success.get(job_id),
+                    expected_by=due,
+                )
+            )
+            return True
+        if not late and job_id in self._overdue:
+            self._overdue.discard(job_id)
+            log.info("job %s recovered", job_id, extra={"event": JobRecovered.type})
+            self.events.publish(JobRecovered(at=now, job_id=job_id))
+            return True
+        return False
+
+    async def _on_success(self, event: Event) -> None:
+        if not isinstance(event, RunSucceeded) or event.job_id not in self._expectations:
+            return
+        self._note_success(event.job_id, event.at)
+        if self._decide(event.job_id, self.clock.now()):
+            await self._save()
+
+    async def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        try:
+            raw = await self.store.get_state(STATE_KEY)
+            stored = json.loads(raw) if raw else []
+        except Exception as exc:
+            log.warning("cannot read open dead-man incidents: %s", exc)
+            return
+        if isinstance(stored, list):
+            self._overdue |= {j for j in stored if isinstance(j, str) and j in self._expectations}
+
+    async def _save(self) -> None:
+        try:
+            await self.store.set_state(STATE_KEY, json.dumps(sorted(self._overdue)))
+        except Exception as exc:
+            log.warning("cannot store open dead-man incidents: %s", exc)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.check()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dead-man's switch check failed")
+            await self.clock.sleep(self.check_every_s)
+
+    async def __aenter__(self) -> DeadMansSwitch:
+        self._subscription = self.events.subscribe(self._on_success, types=[RunSucceeded.type])
+        self._task = asyncio.get_running_loop().create_task(self.run(), name="agentcron-deadman")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PingUrls:
+    """URLs to call for one job; None = no ping for that moment."""
+
+    start: str | None = None
+    success: str | None = None
+    failure: str | None = None
+
+    @classmethod
+    def healthchecks(cls, base: str) -> PingUrls:
+        """healthchecks.io convention: `<base>/start`, `<base>`, `<base>/fail`."""
+        base = base.rstrip("/")
+        return cls(start=f"{base}/start", success=base, failure=f"{base}/fail")
+
+    def __post_init__(self) -> None:
+        for name in ("start", "success", "failure"):
+            url = getattr(self, name)
+            if url is not None and not url.startswith(("http://", "https://")):
+                raise ValueError(f"ping URL for {name} must be http(s)://..., got {url!r}")
+
+
+class JobPinger:
+    """Calls `PingUrls` per job on run events, in background tasks (see module docstring)."""
+
+    def __init__(
+        self,
+        events: EventBus,
+        urls: Mapping[str, PingUrls],
+        *,
+        timeout_s: float = 10.0,
+        max_in_flight: int = 100,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.events = events
+        self.urls = dict(urls)
+        self.timeout_s = timeout_s
+        self.max_in_flight = max_in_flight
+        self._client = client
+        self._own_client = client is None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._subscription: Subscription | None = None
+        self.sent = 0
+        self.failed = 0
+        self.dropped = 0
+
+    def _on_event(self, event: Event) -> None:
+        job_id = getattr(event, "job_id", None)
+        urls = self.urls.get(job_id) if isinstance(job_id, str) else None
+        if urls is None:
+            return
+        body = ""
+        if isinstance(event, RunStarted):
+            url = urls.start
+        elif isinstance(event, RunSucceeded):
+            url = urls.success
+        elif isinstance(event, RunFailed):
+            url, body = urls.failure, event.error
+        elif isinstance(event, RunTimedOut):
+            url, body = urls.failure, f"timed out after {event.timeout_s:g}s"
+        else:
+            return
+        if url is None:
+            return
+        if len(self._tasks) >= self.max_in_flight:
+            self.dropped += 1
+            log.warning("too many pings in flight; dropped %s ping for %s", event.type, job_id)
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._ping(url, body[-10_000:]), name=f"agentcron-ping-{job_id}"
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _ping(self, url: str, body: str) -> None:
+        if self._client is None:
+            self._client = httpx.AsyncClient()
+        try:
+            response = await self._client.post(
+                url,
+                content=body.encode(),
+                headers={"content-type": "text/plain; charset=utf-8"},
+                timeout=self.timeout_s,
+            )
+        except httpx.HTTPError as exc:
+            self.failed += 1
+            log.warning("ping %s failed: %s", url, exc)
+            return
+        if response.is_success:
+            self.sent += 1
+        else:
+            self.failed += 1
+            log.warning("ping %s answered %d", url, response.status_code)
+
+    async def drain(self) -> None:
+        """Wait for pings in flight (tests, shutdown)."""
+        await self.events.drain()
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def __aenter__(self) -> JobPinger:
+        self._subscription = self.events.subscribe(
+            self._on_event,
+            types=[RunStarted.type, RunSucceeded.type, RunFailed.type, RunTimedOut.type],
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=self.timeout_s)
+            for task in pending:
+                task.cancel()
+        if self._client is not None and self._own_client:
+            await self._client.aclose()
+            self._client = None

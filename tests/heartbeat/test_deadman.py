@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from agentcron.events import EventBus, RunSucceeded
+from agentcron.heartbeat.deadman import DeadMansSwitch, Expectation, expected_by, is_overdue
+from agentcron.models import RunRecord, RunStatus
+from agentcron.store.memory import MemoryStore
+from agentcron.testing import VirtualClock
+
+from .conftest import T0, Collector
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def next_minute(after: datetime) -> datetime:
+    return after.replace(second=0, microsecond=0) + timedelta(minutes=1)
+
+
+def test_a_duration_expectation_is_due_every_plus_grace_after_the_last_success() -> None:
+    assert expected_by(at(100), T0, every_s=60, grace_s=10) == at(170)
+    assert expected_by(None, T0, every_s=60) == at(60)  # counted from when watching began
+
+
+def test_a_schedule_expectation_is_due_at_the_fire_after_the_last_success_plus_grace() -> None:
+    assert expected_by(at(5), T0, next_fire=next_minute, grace_s=30) == at(90)
+    assert expected_by(at(5), T0, next_fire=lambda _: None) is None
+
+
+def test_overdue_starts_at_the_due_time() -> None:
+    assert not is_overdue(at(59.999), at(59.998))
+    assert is_overdue(at(60), at(60))
+    assert not is_overdue(None, at(1e9))
+
+
+def test_an_expectation_needs_exactly_one_of_duration_and_schedule() -> None:
+    with pytest.raises(ValueError, match="'j'"):
+        Expectation(job_id="j")
+    with pytest.raises(ValueError, match="'j'"):
+        Expectation(job_id="j", every_s=60, next_fire=next_minute)
+    with pytest.raises(ValueError, match="positive"):
+        Expectation(job_id="j", every_s=0)
+
+
+def succeeded(job_id: str, when: datetime) -> RunRecord:
+    return RunRecord(
+        run_id=f"{job_id}-{when.timestamp()}",
+        job_id=job_id,
+        scheduled_for=when,
+        status=RunStatus.succeeded,
+        started_at=when,
+        finished_at=when,
+    )
+
+
+async def test_a_silent_job_is_overdue_once_per_incident_and_recovers_on_success(
+    store: MemoryStore, clock: VirtualClock, bus: EventBus, collector: Collector
+) -> None:
+    switch = DeadMansSwitch(
+        store, clock, bus, [Expectation(job_id="backup", every_s=60, grace_s=10)]
+    )
+    async with switch:
+        await clock.advance(69)
+        assert await collector.take() == []
+        await clock.advance(1)  # 70 s: the check every 10 s lands on the due time
+        assert await collector.take() == ["job.overdue"]
+        assert switch.overdue_jobs() == ("backup",)
+        await clock.advance(600)
+        assert await collector.take() == []  # once per incident
+
+        bus.publish(RunSucceeded(at=clock.now(), job_id="backup", run_id="r", scheduled_for=T0))
+        assert await collector.take() == ["run.succeeded", "job.recovered"]
+        assert switch.overdue_jobs() == ()
+
+
+async def test_successes_recorded_by_other_nodes_are_read_from_the_store(
+    store: MemoryStore, clock: VirtualClock, bus: EventBus, collector: Collector
+) -> None:
+    expectation = Expectation(job_id="sync", next_fire=next_minute, grace_s=30)
+    switch = DeadMansSwitch(store, clock, bus, [expectation])
+    await store.record_run(succeeded("sync", at(59)))
+    await clock.advance(89)  # the fire at 60 s has until 90 s to succeed
+    assert await switch.check() == ()
+    await clock.advance(1)
+    assert await switch.check() == ("sync",)
+    assert await collector.types() == ["job.overdue"]
+    overdue = [e for e in collector.events if e.type == "job.overdue"]
+    assert overdue[0].to_dict()["last_success"] == at(59).isoformat()
+    assert overdue[0].to_dict()["expected_by"] == at(90).isoformat()
+    await store.record_run(succeeded("sync", at(91)))
+    await clock.advance(2)
+    assert await switch.check() == ()
+    assert await collector.types() == ["job.overdue", "job.recovered"]
+    assert await store.get_state("deadman.overdue") == "[]"
+
+
+async def test_an_open_incident_is_not_announced_again_after_a_restart(
+    store: MemoryStore, clock: VirtualClock, bus: EventBus, collector: Collector
+) -> None:
+    expectation = Expectation(job_id="report", every_s=30)
+    await DeadMansSwitch(store, clock, bus, [expectation]).check(at(30))
+    assert await collector.take() == ["job.overdue"]
+    restarted = DeadMansSwitch(store, clock, bus, [expectation])
+    assert await restarted.check(at(90)) == ("report",)
+    assert await collector.take() == []
