@@ -1,0 +1,69 @@
+"""The engine's live, per-job state (mutable, owned by the scheduler's event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from agentcron.handlers.base import RunContext
+from agentcron.jobs import Job
+from agentcron.models import RunRecord
+
+__all__ = ["ActiveRun", "JobEntry", "PendingFire"]
+
+
+@dataclass(slots=True, eq=False)
+class ActiveRun:
+    """A run in progress (including its retry waits): what overlap counts as active."""
+
+    run_id: str
+    scheduled_for: datetime
+    task: asyncio.Task[RunRecord | None] | None = None
+    ctx: RunContext | None = None
+    record: RunRecord | None = None
+    cancel_reason: str | None = None
+    lease_lost: bool = False
+
+    def cancel(self, reason: str) -> None:
+        """Ask the run to stop: `ctx.cancelled` first, then cancel the task running it."""
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+        if self.ctx is not None:
+            self.ctx.cancelled.set()
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+
+@dataclass(slots=True, eq=False)
+class PendingFire:
+    """A fire waiting for the active run to finish (overlap `queue` / `buffer_one`).
+    The future resolves to None (start now) or to the record it ended with (skipped)."""
+
+    scheduled_for: datetime
+    planned: datetime
+    future: asyncio.Future[RunRecord | None]
+
+
+@dataclass(slots=True, eq=False)
+class JobEntry:
+    job: Job
+    paused: bool = False
+    pause_note: str | None = None
+    next_fire: datetime | None = None
+    wake: datetime | None = None
+    last_fire: datetime | None = None
+    gen: int = 0
+    fires: int = 0
+    consecutive_skips: int = 0
+    starting: int = 0
+    removed: bool = False
+    dormant: str | None = None
+    active: dict[str, ActiveRun] = field(default_factory=dict)
+    pending: collections.deque[PendingFire] = field(default_factory=collections.deque)
+    persisted: asyncio.Event | None = None
+
+    @property
+    def busy(self) -> int:
+        return len(self.active) + self.starting

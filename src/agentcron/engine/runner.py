@@ -1,0 +1,266 @@
+"""One run: the attempt chain of one fire, with timeout, retry, cancellation and recording.
+
+Invariants:
+
+* The run is recorded `running` (with a lease) before the first attempt starts, and exactly
+  one final status is recorded: succeeded, failed, timed_out or cancelled.
+* Timeouts race the handler against `clock.sleep(timeout_s)`, so the virtual clock drives
+  them; on timeout or cancel `ctx.cancelled` is set, then the handler's task is cancelled and
+  given `stop_grace_s` to clean up (kill its process tree) before it is abandoned.
+* Retries happen here and only here; the run stays active (for overlap) while it waits.
+* Nothing a handler does (raise, hang, return garbage, raise SystemExit) escapes `execute`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from agentcron.clock import Clock
+from agentcron.engine.active import ActiveRun
+from agentcron.events import (
+    EventBus,
+    RunCancelled,
+    RunFailed,
+    RunRetrying,
+    RunStarted,
+    RunSucceeded,
+    RunTimedOut,
+)
+from agentcron.handlers.base import Handler, HandlerError, HandlerOutcome, RunContext
+from agentcron.jobs import Job
+from agentcron.models import RunRecord, RunStatus
+from agentcron.store.base import Store
+
+__all__ = ["Runner", "describe_error"]
+
+log = logging.getLogger("agentcron.engine")
+
+_TAIL_CHARS = 4000
+
+
+def describe_error(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _tail(text: Any) -> str | None:
+    if text is None:
+        return None
+    s = text if isinstance(text, str) else str(text)
+    return s[-_TAIL_CHARS:]
+
+
+async def _guarded(handler: Handler, ctx: RunContext) -> Any:
+    # SystemExit / KeyboardInterrupt raised inside a task would stop the event loop itself.
+    try:
+        return await handler.run(ctx)
+    except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
+        raise HandlerError(f"handler raised {type(exc).__name__}({exc})") from None
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+@dataclass(slots=True)
+class _Attempt:
+    status: RunStatus  # succeeded | failed | timed_out
+    outcome: Any = None
+    error: BaseException | None = None
+
+
+class Runner:
+    """Runs attempts of one job's fires; shared by every job of a scheduler."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        events: EventBus,
+        node_id: str,
+        lease_s: float,
+        stop_grace_s: float,
+        rng: random.Random,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.events = events
+        self.node_id = node_id
+        self.lease_s = lease_s
+        self.stop_grace_s = stop_grace_s
+        self.rng = rng
+
+    async def execute(
+        self,
+        job: Job,
+        active: ActiveRun,
+        *,
+        planned: datetime,
+        first_attempt: int = 1,
+    ) -> RunRecord:
+        """Run `job` for `active.scheduled_for` until a final status; return the record."""
+        clock = self.clock
+        started = clock.now()
+        record = RunRecord(
+            run_id=active.run_id,
+            job_id=job.id,
+            scheduled_for=active.scheduled_for,
+            status=RunStatus.running,
+            attempt=first_attempt,
+            started_at=started,
+            node_id=self.node_id,
+            lease_expires_at=started + timedelta(seconds=self.lease_s),
+        )
+        active.record = record
+        try:
+            await self.store.record_run(record)
+            self._publish(RunStarted, record)
+            return await self._attempts(job, active, record, planned)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            current = active.record or record
+            final = current.evolve(
+                status=RunStatus.cancelled,
+                finished_at=clock.now(),
+                error=f"cancelled: {active.cancel_reason or 'stopped'}",
+                lease_expires_at=None,
+            )
+            await self._finish(active, final)
+            self._publish(RunCancelled, final, reason=active.cancel_reason or "stopped")
+            return final
+
+    async def _attempts(
+        self, job: Job, active: ActiveRun, record: RunRecord, planned: datetime
+    ) -> RunRecord:
+        attempt = record.attempt
+        while True:
+            result = await self._attempt(job, active, record, planned)
+            now = self.clock.now()
+            if result.status == RunStatus.succeeded:
+                outcome = result.outcome
+                tail = outcome.output_tail if isinstance(outcome, HandlerOutcome) else None
+                final = record.evolve(
+                    status=RunStatus.succeeded,
+                    finished_at=now,
+                    output_tail=_tail(tail),
+                    lease_expires_at=None,
+                )
+                await self._finish(active, final)
+                self._publish(RunSucceeded, final, duration_s=final.duration_s or 0.0)
+                return final
+            error = result.error
+            assert error is not None
+            message = describe_error(error)
+            tail = _tail(getattr(error, "output_tail", None))
+            delay = job.retry.next_delay(attempt, error, rng=self.rng)
+            if delay is None:
+                final = record.evolve(
+                    status=result.status,
+                    finished_at=now,
+                    error=message,
+                    output_tail=tail,
+                    lease_expires_at=None,
+                )
+                await self._finish(active, final)
+                if result.status == RunStatus.timed_out:
+                    self._publish(RunTimedOut, final, timeout_s=job.timeout_s or 0.0)
+                else:
+                    self._publish(
+                        RunFailed, final, error=message, duration_s=final.duration_s or 0.0
+                    )
+                return final
+            self._publish(RunRetrying, record, error=message, delay_s=delay)
+            record = record.evolve(error=message, output_tail=tail)
+            active.record = record
+            await self.store.record_run(record)
+            await self.clock.sleep(delay)
+            attempt += 1
+            record = record.evolve(attempt=attempt)
+            active.record = record
+            await self.store.record_run(record)
+
+    async def _attempt(
+        self, job: Job, active: ActiveRun, record: RunRecord, planned: datetime
+    ) -> _Attempt:
+        now = self.clock.now()
+        ctx = RunContext(
+            job_id=job.id,
+            run_id=record.run_id,
+            scheduled_for=record.scheduled_for,
+            attempt=record.attempt,
+            lateness_s=max(0.0, (now - planned).total_seconds()),
+            node_id=self.node_id,
+            logger=logging.getLogger(f"agentcron.job.{job.id}"),
+        )
+        active.ctx = ctx
+        task: asyncio.Task[Any] = asyncio.ensure_future(_guarded(job.handler, ctx))
+        try:
+            if job.timeout_s is None:
+                await asyncio.wait({task})
+            else:
+                timer = asyncio.ensure_future(self.clock.sleep(job.timeout_s))
+                try:
+                    await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    timer.cancel()
+                if not task.done():
+                    await self._stop(task, ctx)
+                    return _Attempt(
+                        RunStatus.timed_out,
+                        error=TimeoutError(f"timed out after {job.timeout_s:g}s"),
+                    )
+        except asyncio.CancelledError:
+            await self._stop(task, ctx)
+            raise
+        if task.cancelled():
+            return _Attempt(RunStatus.failed, error=HandlerError("the handler cancelled itself"))
+        error = task.exception()
+        if error is not None:
+            return _Attempt(RunStatus.failed, error=error)
+        return _Attempt(RunStatus.succeeded, outcome=task.result())
+
+    async def _stop(self, task: asyncio.Task[Any], ctx: RunContext) -> None:
+        """Cancel the handler and give it `stop_grace_s` to clean up, then abandon it."""
+        ctx.cancelled.set()
+        task.cancel()
+        grace = asyncio.ensure_future(self.clock.sleep(self.stop_grace_s))
+        try:
+            await asyncio.wait({task, grace}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            grace.cancel()
+        if task.done():
+            _retrieve(task)
+        else:
+            log.error("handler of %s ignored cancellation; abandoning it", ctx.job_id)
+            task.add_done_callback(_retrieve)
+
+    async def _finish(self, active: ActiveRun, final: RunRecord) -> None:
+        active.record = final
+        if active.lease_lost:
+            return  # another node owns this run now; fencing would refuse us anyway
+        with contextlib.suppress(Exception):
+            if not await self.store.record_run(final):
+                log.warning("run %s was taken over; its result was not recorded", final.run_id)
+
+    def _publish(self, cls: type[Any], record: RunRecord, **extra: Any) -> None:
+        self.events.publish(
+            cls(
+                at=self.clock.now(),
+                job_id=record.job_id,
+                run_id=record.run_id,
+                scheduled_for=record.scheduled_for,
+                attempt=record.attempt,
+                node_id=self.node_id,
+                **extra,
+            )
+        )

@@ -1,0 +1,1097 @@
+"""`Scheduler`: the asyncio engine that fires jobs on time and applies their policies.
+
+How a fire happens (each step's invariant):
+
+1. **Wake.** One loop reads the clock once per tick, pops every due job from a heap of next
+   fire times (O(log n) each) and dispatches them all in that one pass, then sleeps until the
+   next entry or until the job set changes.
+2. **Reschedule first.** The next fire is computed (strictly after the fire and after
+   `last_fire`, so a backward clock step never re-runs a fire) and pushed before the fire's
+   task starts, so a slow store or handler never delays other jobs.
+3. **Misfires, never bursts.** A fire later than its misfire `grace` (the process was down,
+   the machine slept, the wall clock jumped forward) goes through the misfire policy, which
+   sees every missed fire time at once.
+4. **Claim, then state, then run.** `claim_fire` makes the occurrence ours (two schedulers on
+   one store never both run it); `last_fire` is written before the run starts; the run is
+   recorded `running` with a lease that a single maintenance task renews.
+5. **Policies.** Overlap decides against the job's active runs (a run waiting for a retry is
+   active), the circuit breaker at the moment a run would start, retries inside the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
+from typing import Any, TypeVar
+
+from agentcron.clock import Clock, SystemClock
+from agentcron.engine.active import ActiveRun, JobEntry, PendingFire
+from agentcron.engine.errors import JobNotFoundError, RunInterruptedError, SchedulerNotRunningError
+from agentcron.engine.runner import Runner, describe_error
+from agentcron.engine.timeline import Timeline
+from agentcron.events import (
+    CircuitClosed,
+    CircuitHalfOpen,
+    CircuitOpened,
+    EventBus,
+    JobAdded,
+    JobPaused,
+    JobRemoved,
+    JobResumed,
+    JobUpdated,
+    RunCancelled,
+    RunInterrupted,
+    RunMissed,
+    RunSkipped,
+)
+from agentcron.jobs import (
+    Job,
+    UnavailableHandler,
+    build_job,
+    job_from_definition,
+    job_to_definition,
+    next_nominal_fire,
+    update_job,
+)
+from agentcron.models import (
+    ConflictPolicy,
+    RunQuery,
+    RunRecord,
+    RunStatus,
+    SkipReason,
+    StoredJob,
+    new_run_id,
+)
+from agentcron.policies.circuit import Circuit
+from agentcron.policies.errors import JobConfigError, require
+from agentcron.policies.jitter import jitter_delay
+from agentcron.policies.misfire import decide_misfire
+from agentcron.policies.overlap import OverlapAction
+from agentcron.store.base import JobConflictError, Store, open_store
+from agentcron.triggers import Interval
+
+__all__ = ["Dispatch", "JobView", "Scheduler"]
+
+log = logging.getLogger("agentcron.engine")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: A wall-vs-monotonic disagreement above this, between two ticks, is a clock jump.
+CLOCK_JUMP_S = 2.0
+#: Missed fire times enumerated one by one at most; beyond, the count is estimated.
+_ENUMERATION_CAP = 10_000
+_ACTOR = "code"
+
+#: The queue seam: `await dispatch(job, scheduled_for, run)` hands the fire to a queue and
+#: returns the queue job id. Installed with `Scheduler(dispatch=...)` for jobs with `queue=`.
+Dispatch = Callable[[Job, datetime, RunRecord], Awaitable[str | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """A job with its live scheduling state, as `jobs()` / `job(id)` return it."""
+
+    job: Job
+    paused: bool
+    pause_note: str | None
+    next_run: datetime | None
+    last_fire: datetime | None
+    active_runs: int
+    pending_fires: int
+    unavailable: str | None
+
+    @property
+    def id(self) -> str:
+        return self.job.id
+
+    def to_dict(self) -> dict[str, Any]:
+        def iso(dt: datetime | None) -> str | None:
+            return dt.isoformat() if dt is not None else None
+
+        return {
+            "id": self.job.id,
+            "name": self.job.display_name,
+            "trigger": self.job.trigger.describe(),
+            "handler": self.job.handler.describe(),
+            "timezone": self.job.timezone,
+            "tags": list(self.job.tags),
+            "paused": self.paused,
+            "pause_note": self.pause_note,
+            "next_run": iso(self.next_run),
+            "last_fire": iso(self.last_fire),
+            "active_runs": self.active_runs,
+            "pending_fires": self.pending_fires,
+            "unavailable": self.unavailable,
+            "definition": job_to_definition(self.job),
+        }
+
+
+def _default_node_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Scheduler:
+    """The engine (DESIGN 2.13). Configure with `add_job` / decorators, then
+    `async with sched:` (or `await sched.start()` ... `await sched.stop()`), or block in
+    `sched.run()` until SIGINT/SIGTERM.
+
+    `store`: a URL (`memory://` default, `sqlite:///...`) or a `Store`. `conflict` says what
+    a job registered from code does to a stored job with the same id: `replace` (update it
+    in place, keeping its history and pause state), `keep` (the stored one wins) or `error`.
+    """
+
+    def __init__(
+        self,
+        store: str | Store = "memory://",
+        *,
+        clock: Clock | None = None,
+        node_id: str | None = None,
+        timezone: str | tzinfo = "UTC",
+        events: EventBus | None = None,
+        conflict: ConflictPolicy = "replace",
+        lease_s: float = 60.0,
+        stop_grace_s: float = 30.0,
+        rng: random.Random | None = None,
+        dispatch: Dispatch | None = None,
+    ) -> None:
+        require(conflict in ("replace", "keep", "error"), "conflict", "use replace, keep or error")
+        require(lease_s > 0, "lease_s", "must be > 0")
+        self._owns_store = isinstance(store, str)
+        self.store: Store = open_store(store) if isinstance(store, str) else store
+        self.clock: Clock = clock or SystemClock()
+        self.node_id = node_id or _default_node_id()
+        self.timezone = timezone
+        self.events = events or EventBus()
+        self.conflict: ConflictPolicy = conflict
+        self.lease_s = lease_s
+        self.stop_grace_s = stop_grace_s
+        self.rng = rng or random.Random()
+        self.dispatch = dispatch
+        self._entries: dict[str, JobEntry] = {}
+        self._code_jobs: set[str] = set()
+        self._circuits: dict[str, Circuit] = {}
+        self._timeline = Timeline()
+        self._runner = Runner(
+            store=self.store,
+            clock=self.clock,
+            events=self.events,
+            node_id=self.node_id,
+            lease_s=lease_s,
+            stop_grace_s=stop_grace_s,
+            rng=self.rng,
+        )
+        self._running = False
+        self._stopping = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._maintenance_task: asyncio.Task[None] | None = None
+        self._writer_task: asyncio.Task[None] | None = None
+        self._writes: asyncio.Queue[Callable[[], Awaitable[None]]] | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._last_jump_s = 0.0
+        self._started_at: datetime | None = None
+        self._stop_requested: asyncio.Event | None = None
+
+    # == configuration (sync; persisted in the background once started) ===============
+    def add_job(
+        self,
+        id: str,
+        *,
+        trigger: object,
+        handler: object,
+        conflict: ConflictPolicy | None = None,
+        **options: Any,
+    ) -> Job:
+        """Define a job (see DESIGN 2.3 for the options). Validates everything now and
+        raises `JobConfigError` naming the bad field; an id already defined in this process
+        is replaced. Returns the `Job`."""
+        job = build_job(
+            id, trigger=trigger, handler=handler, default_timezone=self.timezone, **options
+        )
+        policy = conflict or self.conflict
+        old = self._entries.get(id)
+        self._code_jobs.add(id)
+        if old is not None and not old.removed:
+            if policy == "keep" and old.dormant is None:
+                return old.job
+            self._replace_job(old, job)
+            self.events.publish(JobUpdated(at=self.clock.now(), job_id=id))
+            return job
+        entry = JobEntry(job=job)
+        self._entries[id] = entry
+        if self._running:
+            entry.persisted = asyncio.Event()
+            self._enqueue_write(lambda: self._persist_new(entry, policy))
+        self.events.publish(JobAdded(at=self.clock.now(), job_id=id))
+        return job
+
+    def cron(self, expr: str, *, id: str | None = None, **options: Any) -> Callable[[F], F]:
+        """Decorator: run the function on a cron schedule (`id` defaults to its name)."""
+
+        def register(fn: F) -> F:
+            self.add_job(id or fn.__name__, trigger=expr, handler=fn, **options)
+            return fn
+
+        return register
+
+    def interval(
+        self,
+        *,
+        weeks: float = 0,
+        days: float = 0,
+        hours: float = 0,
+        minutes: float = 0,
+        seconds: float = 0,
+        start: datetime | None = None,
+        id: str | None = None,
+        **options: Any,
+    ) -> Callable[[F], F]:
+        """Decorator: run the function every period."""
+        trigger = Interval(
+            weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds, start=start
+        )
+
+        def register(fn: F) -> F:
+            self.add_job(id or fn.__name__, trigger=trigger, handler=fn, **options)
+            return fn
+
+        return register
+
+    def update(self, job_id: str, **changes: Any) -> Job:
+        """Change a job's options (trigger, handler, policies, ...) without losing history."""
+        entry = self._entry(job_id)
+        job = update_job(entry.job, default_timezone=self.timezone, **changes)
+        self._replace_job(entry, job)
+        self.events.publish(JobUpdated(at=self.clock.now(), job_id=job_id))
+        return job
+
+    def remove(self, job_id: str) -> None:
+        """Delete a job and its history; its active runs are cancelled (recorded first)."""
+        entry = self._entry(job_id)
+        entry.removed = True
+        self._timeline.drop(entry)
+        del self._entries[job_id]
+        self._code_jobs.discard(job_id)
+        self._release_pending(entry, None, "job removed", record=False)
+        if self._running:
+            self._enqueue_write(lambda: self._delete(entry))
+        self.events.publish(JobRemoved(at=self.clock.now(), job_id=job_id))
+
+    def pause(self, job_id: str, note: str | None = None) -> None:
+        """Stop firing the job (a run in progress finishes); `note` says why."""
+        entry = self._entry(job_id)
+        entry.paused, entry.pause_note = True, note
+        self._timeline.drop(entry)
+        entry.next_fire = None
+        self._release_pending(entry, SkipReason.paused, "job paused")
+        if self._running:
+            self._enqueue_write(lambda: self._store_pause(job_id, True, note))
+        self.events.publish(JobPaused(at=self.clock.now(), job_id=job_id, note=note))
+
+    def resume(self, job_id: str) -> None:
+        """Fire the job again from now on (fires missed while paused are not run)."""
+        entry = self._entry(job_id)
+        entry.paused, entry.pause_note = False, None
+        if self._running:
+            self._schedule_from(entry, self.clock.now())
+            self._enqueue_write(lambda: self._store_pause(job_id, False, None))
+        self.events.publish(JobResumed(at=self.clock.now(), job_id=job_id))
+
+    # == reading ========================================================================
+    def jobs(self) -> list[JobView]:
+        """Every job, ordered by id."""
+        return [self._view(self._entries[k]) for k in sorted(self._entries)]
+
+    def job(self, job_id: str) -> JobView:
+        return self._view(self._entry(job_id))
+
+    async def runs(self, job_id: str, limit: int = 50) -> list[RunRecord]:
+        """The job's runs, newest first."""
+        return await self.store.list_runs(RunQuery(job_id=job_id, limit=limit))
+
+    def health(self) -> dict[str, Any]:
+        """A JSON-ready snapshot: running, counts, next wake, circuits, clock jumps."""
+        next_runs = [e.next_fire for e in self._entries.values() if e.next_fire is not None]
+        return {
+            "status": "running" if self._running and not self._stopping else "stopped",
+            "node_id": self.node_id,
+            "started_at": self._started_at.isoformat() if self._started_at else None,
+            "jobs": len(self._entries),
+            "paused": sum(1 for e in self._entries.values() if e.paused),
+            "unavailable": sum(1 for e in self._entries.values() if e.dormant),
+            "active_runs": sum(len(e.active) for e in self._entries.values()),
+            "pending_fires": sum(len(e.pending) for e in self._entries.values()),
+            "next_fire": min(next_runs).isoformat() if next_runs else None,
+            "circuits": {name: c.state.state for name, c in self._circuits.items()},
+            "last_clock_jump_s": self._last_jump_s,
+        }
+
+    # == lifecycle ======================================================================
+    async def __aenter__(self) -> Scheduler:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Open the store, recover interrupted runs, reconcile stored and code jobs, handle
+        fires missed while down, and start firing."""
+        if self._running:
+            return
+        await self.store.open()
+        self._wakeup = asyncio.Event()
+        self._writes = asyncio.Queue()
+        self._stop_requested = asyncio.Event()
+        self._stopping = False
+        now = self.clock.now()
+        self._started_at = now
+        await self._reconcile()
+        self._running = True
+        for entry in list(self._entries.values()):
+            if entry.job.is_reboot and not entry.paused and entry.dormant is None:
+                self._spawn(self._fire(entry, now, now))
+            else:
+                self._schedule_initial(entry, now)
+        await self._recover_interrupted(now)
+        self._loop_task = asyncio.create_task(self._loop(), name="agentcron-scheduler")
+        self._maintenance_task = asyncio.create_task(self._maintain(), name="agentcron-leases")
+        self._writer_task = asyncio.create_task(self._writer(), name="agentcron-store-writer")
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stop taking fires, give running jobs `grace_s` (default `stop_grace_s`), then
+        cancel them (recorded `cancelled`), flush writes and close an owned store."""
+        if not self._running:
+            return
+        self._stopping = True
+        grace = self.stop_grace_s if grace_s is None else grace_s
+        for task in (self._loop_task, self._maintenance_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for entry in self._entries.values():
+            self._release_pending(entry, None, "scheduler stopped")
+        running = {t for t in self._tasks if not t.done()}
+        if running and grace > 0:
+            timer = asyncio.ensure_future(self.clock.sleep(grace))
+            try:
+                await asyncio.wait({*running, timer}, return_when=asyncio.FIRST_COMPLETED)
+                while not timer.done() and any(not t.done() for t in running):
+                    await asyncio.wait(
+                        {*(t for t in running if not t.done()), timer},
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+            finally:
+                timer.cancel()
+        for entry in self._entries.values():
+            for active in list(entry.active.values()):
+                active.cancel("scheduler stopped")
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+        await self._flush_writes()
+        if self._writer_task is not None:
+            self._writer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer_task
+        self._running = False
+        if self._owns_store:
+            await self.store.close()
+
+    def request_stop(self) -> None:
+        """Ask `serve()` / `run()` to stop gracefully (what SIGINT/SIGTERM do)."""
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    async def serve(self) -> None:
+        """Start, run until `request_stop()` or SIGINT/SIGTERM (Ctrl+Break on Windows), stop."""
+        await self.start()
+        assert self._stop_requested is not None
+        loop = asyncio.get_running_loop()
+        installed = self._install_signals(loop)
+        try:
+            await self._stop_requested.wait()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            await self.stop()
+
+    def run(self) -> None:
+        """Block in a new event loop until SIGINT/SIGTERM, then stop gracefully."""
+        asyncio.run(self.serve())
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
+        installed: list[int] = []
+        if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+            for name in ("SIGINT", "SIGBREAK", "SIGTERM"):
+                sig = getattr(signal, name, None)
+                if sig is not None:
+                    signal.signal(sig, lambda *_: loop.call_soon_threadsafe(self.request_stop))
+            return installed
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self.request_stop)
+                installed.append(sig)
+            except (RuntimeError, ValueError):  # not the main thread
+                pass
+        return installed
+
+    # == manual runs ====================================================================
+    async def run_now(self, job_id: str) -> RunRecord:
+        """Fire the job now through its policies (overlap, circuit, retries, timeout) and
+        return the finished run (or the skipped record)."""
+        if not self._running:
+            raise SchedulerNotRunningError("start the scheduler first (async with sched: ...)")
+        entry = self._entry(job_id)
+        now = self.clock.now()
+        record = await self._fire(entry, now, now, manual=True)
+        if record is None:  # the same instant was claimed elsewhere
+            record = RunRecord(
+                run_id=new_run_id(),
+                job_id=job_id,
+                scheduled_for=now,
+                status=RunStatus.skipped,
+                skip_reason=SkipReason.concurrency,
+                node_id=self.node_id,
+            )
+        return record
+
+    # == the loop =======================================================================
+    async def _loop(self) -> None:
+        assert self._wakeup is not None
+        clock = self.clock
+        prev_wall, prev_mono = clock.now(), clock.monotonic()
+        waiter: asyncio.Task[Any] | None = None
+        while not self._stopping:
+            self._wakeup.clear()
+            now, mono = clock.now(), clock.monotonic()
+            jump = (now - prev_wall).total_seconds() - (mono - prev_mono)
+            if abs(jump) > CLOCK_JUMP_S:
+                self._last_jump_s = jump
+                log.warning(
+                    "wall clock jumped %+.1fs against the monotonic clock (%s); "
+                    "missed fires go through each job's misfire policy",
+                    jump,
+                    "suspend or NTP step" if jump > 0 else "stepped back",
+                )
+            prev_wall, prev_mono = now, mono
+            for entry in self._timeline.pop_due(now.timestamp()):
+                try:
+                    self._due(entry, now)
+                except Exception:  # a trigger bug must not stop the other jobs
+                    log.exception("scheduling job %s failed; it is paused", entry.job.id)
+                    entry.dormant = "trigger failed; see the log"
+            wake = self._timeline.next_wake()
+            if waiter is None or waiter.done():
+                waiter = asyncio.ensure_future(self._wakeup.wait())
+            sleeper = None
+            if wake is not None:
+                sleeper = asyncio.ensure_future(
+                    clock.sleep_until(datetime.fromtimestamp(wake, now.tzinfo))
+                )
+            try:
+                await asyncio.wait(
+                    {waiter} if sleeper is None else {waiter, sleeper},
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                if sleeper is not None and not sleeper.done():
+                    sleeper.cancel()
+        if waiter is not None:
+            waiter.cancel()
+
+    def _due(self, entry: JobEntry, now: datetime) -> None:
+        """Dispatch the entry's due fire(s) and schedule its next one (synchronously)."""
+        fire = entry.next_fire
+        if fire is None or entry.removed or entry.paused or entry.dormant:
+            return
+        job = entry.job
+        planned = entry.wake or fire  # the nominal fire plus its jitter
+        following = self._next_after(entry, fire)
+        late_s = (now - planned).total_seconds()
+        if late_s <= job.misfire.grace_s and (following is None or following > now):
+            entry.fires += 1
+            entry.last_fire = fire
+            self._schedule_next(entry, following, now)
+            self._spawn(self._fire(entry, fire, planned))
+            return
+        self._misfired(entry, fire, now)
+
+    def _misfired(self, entry: JobEntry, first: datetime, now: datetime) -> None:
+        job = entry.job
+        grace = timedelta(seconds=job.misfire.grace_s)
+        late, count, on_time = self._enumerate_missed(entry, first, now, grace)
+        decision = decide_misfire(late, now, job.misfire, missed_count=count)
+        latest = max([*late, *on_time]) if (late or on_time) else first
+        entry.last_fire = latest
+        if decision.latest is not None:
+            self.events.publish(
+                RunMissed(
+                    at=now,
+                    job_id=job.id,
+                    run_id="",
+                    scheduled_for=decision.latest,
+                    node_id=self.node_id,
+                    missed=decision.missed,
+                    action=job.misfire.policy,
+                )
+            )
+        fires = list(decision.run)
+        if on_time and job.misfire.policy == "run_once":
+            fires = []  # the on-time fire absorbs the coalesced one
+        fires.extend(on_time)
+        if job.max_runs is not None:
+            fires = fires[: max(0, job.max_runs - entry.fires)]
+        entry.fires += len(fires)
+        self._schedule_next(entry, self._next_after(entry, now), now)
+        if job.misfire.policy == "skip" and decision.latest is not None:
+            self._spawn(self._record_skip_claimed(entry, decision.latest, SkipReason.misfire))
+        if len(fires) == 1:
+            self._spawn(self._fire(entry, fires[0], now))
+        elif fires:
+            self._spawn(self._catch_up(entry, fires, now))
+
+    def _enumerate_missed(
+        self, entry: JobEntry, first: datetime, now: datetime, grace: timedelta
+    ) -> tuple[list[datetime], int, list[datetime]]:
+        """Fires in [first, now]: the late ones (newest `max_catchup`, ascending), how many
+        were late in all, and the on-time ones (within grace)."""
+        keep = entry.job.misfire.max_catchup
+        window = entry.job.misfire.catchup_window_s
+        cursor: datetime | None = first
+        if window is not None and first < now - timedelta(seconds=window):
+            cursor = self._next_after(entry, now - timedelta(seconds=window, microseconds=1))
+        late: list[datetime] = []
+        on_time: list[datetime] = []
+        count = 0
+        while cursor is not None and cursor <= now:
+            if now - cursor > grace:
+                count += 1
+                late.append(cursor)
+                if len(late) > keep:
+                    del late[0]
+            else:
+                on_time.append(cursor)
+            if count >= _ENUMERATION_CAP:
+                # Too many to walk: estimate the count, then collect the newest ones.
+                spacing = (cursor - first) / max(1, count - 1)
+                restart = now - spacing * (keep + 2)
+                if restart > cursor:
+                    count += int((restart - cursor) / spacing)
+                    cursor = self._next_after(entry, restart)
+                    continue
+            cursor = self._next_after(entry, cursor)
+        return late, count, on_time
+
+    def _next_after(self, entry: JobEntry, after: datetime) -> datetime | None:
+        job = entry.job
+        if job.max_runs is not None and entry.fires >= job.max_runs:
+            return None
+        if entry.last_fire is not None and after < entry.last_fire:
+            after = entry.last_fire
+        return next_nominal_fire(job, after)
+
+    def _schedule_next(self, entry: JobEntry, fire: datetime | None, now: datetime) -> None:
+        job = entry.job
+        if job.max_runs is not None and entry.fires >= job.max_runs:
+            fire = None
+        entry.next_fire = fire
+        entry.wake = None
+        if fire is None:
+            self._timeline.drop(entry)
+            return
+        wake = fire
+        if job.jitter_s > 0:
+            following = next_nominal_fire(job, fire)
+            wake = fire + timedelta(seconds=jitter_delay(job.jitter_s, fire, following, self.rng))
+            entry.wake = wake
+        self._timeline.push(entry, wake.timestamp())
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    def _schedule_from(self, entry: JobEntry, now: datetime) -> None:
+        if entry.paused or entry.dormant or entry.job.is_reboot or not entry.job.enabled:
+            self._timeline.drop(entry)
+            entry.next_fire = None
+            return
+        self._schedule_next(entry, self._next_after(entry, now), now)
+
+    def _schedule_initial(self, entry: JobEntry, now: datetime) -> None:
+        """At start: from `last_fire` (so fires missed while down are found), else now."""
+        if entry.paused or entry.dormant or entry.job.is_reboot or not entry.job.enabled:
+            return
+        if entry.last_fire is not None:
+            self._schedule_next(entry, self._next_after(entry, entry.last_fire), now)
+        elif entry.next_fire is not None and entry.next_fire <= now:
+            # It was due while we were down and never fired.
+            self._schedule_next(entry, entry.next_fire, now)
+        else:
+            self._schedule_from(entry, now)
+
+    # == one fire =======================================================================
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("fire task failed", exc_info=task.exception())
+
+    async def _catch_up(self, entry: JobEntry, fires: list[datetime], now: datetime) -> None:
+        """`run_all`: each missed fire in order, one after another."""
+        for fire in fires:
+            if entry.removed or entry.paused:
+                return
+            await self._fire(entry, fire, now)
+
+    async def _fire(
+        self, entry: JobEntry, fire: datetime, planned: datetime, *, manual: bool = False
+    ) -> RunRecord | None:
+        job = entry.job
+        if entry.persisted is not None:
+            await entry.persisted.wait()
+        now = self.clock.now()
+        if not await self.store.claim_fire(job.id, fire, self.node_id, now=now):
+            return None
+        if not manual:
+            await self.store.set_job_state(
+                job.id, next_run=entry.next_fire, last_fire=entry.last_fire
+            )
+        if entry.paused and not manual:
+            return await self._record_skip(entry, fire, SkipReason.paused)
+        action = job.overlap.decide(
+            active=entry.busy, pending=len(entry.pending), consecutive_skips=entry.consecutive_skips
+        )
+        if action == OverlapAction.run:
+            return await self._start_run(entry, fire, planned)
+        if action == OverlapAction.skip:
+            entry.consecutive_skips += 1
+            return await self._record_skip(entry, fire, SkipReason.overlap)
+        if action == OverlapAction.replace_active:
+            await self._cancel_active(entry, "replaced by a newer fire")
+            return await self._start_run(entry, fire, planned)
+        if action == OverlapAction.delay:
+            await self.clock.sleep(job.overlap.delay_s)
+            if job.overlap.after_delay(active=entry.busy) == OverlapAction.run:
+                return await self._start_run(entry, fire, planned)
+            entry.consecutive_skips += 1
+            return await self._record_skip(entry, fire, SkipReason.overlap)
+        if action == OverlapAction.buffer:
+            while entry.pending:
+                older = entry.pending.popleft()
+                if not older.future.done():
+                    older.future.set_result(
+                        await self._record_skip(entry, older.scheduled_for, SkipReason.overlap)
+                    )
+        pending = PendingFire(fire, planned, asyncio.get_running_loop().create_future())
+        entry.pending.append(pending)
+        result = await pending.future
+        if result is not None:
+            return result
+        entry.starting -= 1
+        return await self._start_run(entry, fire, planned)
+
+    async def _start_run(
+        self,
+        entry: JobEntry,
+        fire: datetime,
+        planned: datetime,
+        *,
+        first_attempt: int = 1,
+    ) -> RunRecord:
+        job = entry.job
+        now = self.clock.now()
+        circuit = self._circuit_for(job)
+        if circuit is not None:
+            allowed, moved = circuit.allows(now)
+            if moved:
+                self._publish_circuit(circuit, moved, job.id)
+            if not allowed:
+                record = await self._record_skip(entry, fire, SkipReason.circuit_open)
+                self._drain(entry)
+                return record
+        entry.consecutive_skips = 0
+        active = ActiveRun(run_id=new_run_id(), scheduled_for=fire)
+        active.task = asyncio.current_task()
+        entry.active[active.run_id] = active
+        try:
+            if job.queue is not None and self.dispatch is not None:
+                record = await self._dispatch(job, fire, active)
+            else:
+                record = await self._runner.execute(
+                    job, active, planned=planned, first_attempt=first_attempt
+                )
+        finally:
+            entry.active.pop(active.run_id, None)
+        if circuit is not None and record.status != RunStatus.cancelled:
+            moved = circuit.record(record.status == RunStatus.succeeded, self.clock.now())
+            if moved:
+                self._publish_circuit(circuit, moved, job.id)
+        self._drain(entry)
+        return record
+
+    async def _dispatch(self, job: Job, fire: datetime, active: ActiveRun) -> RunRecord:
+        assert self.dispatch is not None
+        record = RunRecord(
+            run_id=active.run_id,
+            job_id=job.id,
+            scheduled_for=fire,
+            status=RunStatus.scheduled,
+            node_id=self.node_id,
+        )
+        try:
+            queue_job_id = await self.dispatch(job, fire, record)
+        except Exception as exc:
+            record = record.evolve(
+                status=RunStatus.failed, error=describe_error(exc), finished_at=self.clock.now()
+            )
+        else:
+            record = record.evolve(queue_job_id=queue_job_id)
+        await self.store.record_run(record)
+        return record
+
+    def _drain(self, entry: JobEntry) -> None:
+        """A run ended: start the oldest pending fire if the job is free."""
+        if entry.busy == 0 and entry.pending:
+            pending = entry.pending.popleft()
+            if not pending.future.done():
+                entry.starting += 1
+                pending.future.set_result(None)
+
+    def _release_pending(
+        self, entry: JobEntry, skip: SkipReason | None, why: str, *, record: bool = True
+    ) -> None:
+        """Resolve every pending fire: skipped(`skip`), or cancelled when `skip` is None."""
+        while entry.pending:
+            pending = entry.pending.popleft()
+            if not pending.future.done():
+                self._spawn(self._resolve_pending(entry, pending, skip, why, record))
+
+    async def _resolve_pending(
+        self, entry: JobEntry, pending: PendingFire, skip: SkipReason | None, why: str, record: bool
+    ) -> None:
+        now = self.clock.now()
+        if skip is not None and record:
+            result = await self._record_skip(entry, pending.scheduled_for, skip)
+        else:
+            result = RunRecord(
+                run_id=new_run_id(),
+                job_id=entry.job.id,
+                scheduled_for=pending.scheduled_for,
+                status=RunStatus.cancelled,
+                error=f"cancelled before it started: {why}",
+                finished_at=now,
+                node_id=self.node_id,
+            )
+            if record:
+                await self.store.record_run(result)
+                self.events.publish(
+                    RunCancelled(
+                        at=now,
+                        job_id=entry.job.id,
+                        run_id=result.run_id,
+                        scheduled_for=pending.scheduled_for,
+                        node_id=self.node_id,
+                        reason=why,
+                    )
+                )
+        if not pending.future.done():
+            pending.future.set_result(result)
+
+    async def _cancel_active(self, entry: JobEntry, reason: str) -> None:
+        tasks = []
+        for active in list(entry.active.values()):
+            active.cancel(reason)
+            if active.task is not None and active.task is not asyncio.current_task():
+                tasks.append(active.task)
+        if tasks:
+            await asyncio.wait(tasks)
+
+    async def _record_skip(self, entry: JobEntry, fire: datetime, reason: SkipReason) -> RunRecord:
+        now = self.clock.now()
+        record = RunRecord(
+            run_id=new_run_id(),
+            job_id=entry.job.id,
+            scheduled_for=fire,
+            status=RunStatus.skipped,
+            skip_reason=str(reason),
+            started_at=now,
+            finished_at=now,
+            node_id=self.node_id,
+        )
+        await self.store.record_run(record)
+        self.events.publish(
+            RunSkipped(
+                at=now,
+                job_id=entry.job.id,
+                run_id=record.run_id,
+                scheduled_for=fire,
+                node_id=self.node_id,
+                reason=str(reason),
+            )
+        )
+        return record
+
+    async def _record_skip_claimed(
+        self, entry: JobEntry, fire: datetime, reason: SkipReason
+    ) -> None:
+        if entry.persisted is not None:
+            await entry.persisted.wait()
+        if await self.store.claim_fire(entry.job.id, fire, self.node_id, now=self.clock.now()):
+            await self.store.set_job_state(
+                entry.job.id, next_run=entry.next_fire, last_fire=entry.last_fire
+            )
+            await self._record_skip(entry, fire, reason)
+
+    # == circuits =======================================================================
+    def _circuit_for(self, job: Job) -> Circuit | None:
+        name = job.circuit_name
+        if name is None or job.circuit is None:
+            return None
+        circuit = self._circuits.get(name)
+        if circuit is None or circuit.config != job.circuit:
+            if circuit is None or job.circuit.name is None:
+                circuit = Circuit(name, job.circuit)
+                self._circuits[name] = circuit
+        return circuit
+
+    def _publish_circuit(self, circuit: Circuit, moved: str, job_id: str) -> None:
+        cls = {"opened": CircuitOpened, "half_open": CircuitHalfOpen, "closed": CircuitClosed}[
+            moved
+        ]
+        self.events.publish(
+            cls(
+                at=self.clock.now(),
+                circuit=circuit.name,
+                job_id=job_id,
+                failures=circuit.state.failures,
+            )
+        )
+
+    # == leases and interrupted runs ====================================================
+    async def _maintain(self) -> None:
+        interval = self.lease_s / 3
+        while True:
+            await self.clock.sleep(interval)
+            try:
+                await self._renew_leases()
+                await self._recover_interrupted(self.clock.now())
+            except Exception:
+                log.exception("lease maintenance failed; retrying in %.0fs", interval)
+
+    async def _renew_leases(self) -> None:
+        until = self.clock.now() + timedelta(seconds=self.lease_s)
+        for entry in list(self._entries.values()):
+            for active in list(entry.active.values()):
+                record = active.record
+                if record is None or record.status != RunStatus.running:
+                    continue
+                ok = await self.store.renew_lease(
+                    record.run_id, self.node_id, record.fence, until=until
+                )
+                if not ok:
+                    active.lease_lost = True
+                    active.cancel("lease lost: another node took this run over")
+
+    async def _recover_interrupted(self, now: datetime) -> None:
+        for run in await self.store.interrupt_expired(now):
+            self.events.publish(
+                RunInterrupted(
+                    at=now,
+                    job_id=run.job_id,
+                    run_id=run.run_id,
+                    scheduled_for=run.scheduled_for,
+                    attempt=run.attempt,
+                    node_id=run.node_id,
+                )
+            )
+            entry = self._entries.get(run.job_id)
+            if entry is None or entry.dormant or entry.removed:
+                continue
+            error = RunInterruptedError(f"run {run.run_id} was interrupted (node {run.node_id})")
+            delay = entry.job.retry.next_delay(run.attempt, error, rng=self.rng)
+            if delay is not None:
+                self._spawn(self._retry_interrupted(entry, run, delay))
+
+    async def _retry_interrupted(self, entry: JobEntry, run: RunRecord, delay: float) -> None:
+        await self.clock.sleep(delay)
+        await self._start_run(
+            entry, run.scheduled_for, run.scheduled_for, first_attempt=run.attempt + 1
+        )
+
+    # == persistence ====================================================================
+    async def _reconcile(self) -> None:
+        """Bring stored jobs back and merge the jobs defined in code (conflict policy)."""
+        stored = {s.id: s for s in await self.store.list_jobs()}
+        for job_id, entry in list(self._entries.items()):
+            policy = self.conflict
+            existing = stored.pop(job_id, None)
+            definition = job_to_definition(entry.job)
+            if existing is None:
+                await self.store.save_job(StoredJob(id=job_id, definition=definition), actor=_ACTOR)
+                await self._apply_code_pause(entry)
+                continue
+            if existing.definition != definition:
+                if policy == "error":
+                    raise JobConflictError(
+                        f"job {job_id!r} in the store differs from the one in code "
+                        "(conflict='error'); use conflict='replace' or 'keep'"
+                    )
+                if policy == "keep":
+                    entry.job = self._restored_job(existing, fallback=entry.job)
+                else:
+                    await self.store.save_job(
+                        StoredJob(id=job_id, definition=definition),
+                        actor=_ACTOR,
+                        conflict="replace",
+                    )
+            self._adopt_state(entry, existing)
+            await self._apply_code_pause(entry)
+        for job_id, existing in stored.items():
+            try:
+                job = self._restored_job(existing, fallback=None)
+            except JobConfigError as exc:
+                log.error("stored job %s is invalid and stays unscheduled: %s", job_id, exc)
+                continue
+            entry = JobEntry(job=job)
+            if isinstance(job.handler, UnavailableHandler):
+                entry.dormant = job.handler.reason
+            self._adopt_state(entry, existing)
+            self._entries[job_id] = entry
+        for entry in self._entries.values():
+            if entry.job.max_runs is not None:
+                entry.fires = await self.store.count_runs(RunQuery(job_id=entry.job.id))
+
+    def _restored_job(self, stored: StoredJob, fallback: Job | None) -> Job:
+        job = job_from_definition(stored.id, stored.definition)
+        if isinstance(job.handler, UnavailableHandler) and fallback is not None:
+            job = update_job(job, handler=fallback.handler)
+        return job
+
+    @staticmethod
+    def _adopt_state(entry: JobEntry, stored: StoredJob) -> None:
+        entry.last_fire = stored.last_fire
+        entry.next_fire = stored.next_run
+        if not entry.paused:
+            entry.paused, entry.pause_note = stored.paused, stored.pause_note
+
+    async def _apply_code_pause(self, entry: JobEntry) -> None:
+        if entry.paused:
+            await self.store.set_paused(entry.job.id, True, note=entry.pause_note, actor=_ACTOR)
+
+    async def _persist_new(self, entry: JobEntry, policy: ConflictPolicy) -> None:
+        try:
+            job_id = entry.job.id
+            existing = await self.store.get_job(job_id)
+            definition = job_to_definition(entry.job)
+            if existing is not None and existing.definition != definition and policy == "error":
+                log.error(
+                    "job %s conflicts with the stored one (conflict='error'); kept stored", job_id
+                )
+                entry.job = self._restored_job(existing, fallback=entry.job)
+            elif existing is not None and policy == "keep":
+                entry.job = self._restored_job(existing, fallback=entry.job)
+            else:
+                await self.store.save_job(StoredJob(id=job_id, definition=definition), actor=_ACTOR)
+            if existing is not None:
+                self._adopt_state(entry, existing)
+            if not entry.removed:
+                self._schedule_from(entry, self.clock.now())  # @reboot: at the next start
+                await self.store.set_job_state(
+                    job_id, next_run=entry.next_fire, last_fire=entry.last_fire
+                )
+        finally:
+            assert entry.persisted is not None
+            entry.persisted.set()
+
+    def _replace_job(self, entry: JobEntry, job: Job) -> None:
+        old = entry.job
+        entry.job = job
+        entry.dormant = None
+        if (
+            old.circuit != job.circuit
+            and old.circuit_name in self._circuits
+            and job.circuit is None
+        ):
+            del self._circuits[old.circuit_name]
+        if self._running:
+            if (old.trigger, old.start, old.end, old.max_runs, old.jitter_s) != (
+                job.trigger,
+                job.start,
+                job.end,
+                job.max_runs,
+                job.jitter_s,
+            ):
+                self._schedule_from(entry, self.clock.now())
+            definition = job_to_definition(job)
+            self._enqueue_write(lambda: self._save(StoredJob(id=job.id, definition=definition)))
+
+    async def _save(self, stored: StoredJob) -> None:
+        await self.store.save_job(stored, actor=_ACTOR, conflict="replace")
+
+    async def _store_pause(self, job_id: str, paused: bool, note: str | None) -> None:
+        await self.store.set_paused(job_id, paused, note=note, actor=_ACTOR)
+        entry = self._entries.get(job_id)
+        if entry is not None:
+            await self.store.set_job_state(
+                job_id, next_run=entry.next_fire, last_fire=entry.last_fire
+            )
+
+    async def _delete(self, entry: JobEntry) -> None:
+        await self._cancel_active(entry, "job removed")
+        await self.store.delete_job(entry.job.id, actor=_ACTOR)
+
+    def _enqueue_write(self, write: Callable[[], Awaitable[None]]) -> None:
+        assert self._writes is not None
+        self._writes.put_nowait(write)
+
+    async def _writer(self) -> None:
+        assert self._writes is not None
+        while True:
+            write = await self._writes.get()
+            try:
+                await write()
+            except Exception:
+                log.exception("store write failed")
+            finally:
+                self._writes.task_done()
+
+    async def _flush_writes(self) -> None:
+        if (
+            self._writes is not None
+            and self._writer_task is not None
+            and not self._writer_task.done()
+        ):
+            await self._writes.join()
+
+    # == helpers ========================================================================
+    def _entry(self, job_id: str) -> JobEntry:
+        entry = self._entries.get(job_id)
+        if entry is None:
+            raise JobNotFoundError(job_id)
+        return entry
+
+    def _view(self, entry: JobEntry) -> JobView:
+        return JobView(
+            job=entry.job,
+            paused=entry.paused,
+            pause_note=entry.pause_note,
+            next_run=entry.next_fire,
+            last_fire=entry.last_fire,
+            active_runs=len(entry.active),
+            pending_fires=len(entry.pending),
+            unavailable=entry.dormant,
+        )

@@ -1,0 +1,367 @@
+"""Job definitions (the data) and their codec to and from `StoredJob.definition`.
+
+A `Job` is frozen and validated when built (`build_job`), so a bad option raises
+`JobConfigError` naming the field at `add_job` time, never at fire time. The codec writes
+only non-default options, and shares the dicts of shared triggers and handlers, so that
+100,000 stored jobs stay small.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, tzinfo
+from typing import Any
+
+from agentcron.clock import utc
+from agentcron.handlers import as_handler, handler_from_dict
+from agentcron.handlers.base import (
+    Handler,
+    HandlerError,
+    HandlerNotPersistableError,
+    HandlerOutcome,
+    RunContext,
+)
+from agentcron.policies.circuit import CircuitBreaker
+from agentcron.policies.errors import JobConfigError, non_negative, positive, require
+from agentcron.policies.misfire import Misfire
+from agentcron.policies.overlap import Overlap
+from agentcron.policies.retry import Retry
+from agentcron.triggers import CronTrigger, Reboot, Trigger, coerce_trigger, resolve_tz, tz_name
+
+__all__ = [
+    "JOB_OPTIONS",
+    "Job",
+    "JobConfigError",
+    "UnavailableHandler",
+    "build_job",
+    "coerce_handler",
+    "handler_to_dict",
+    "job_from_definition",
+    "job_to_definition",
+    "next_nominal_fire",
+    "update_job",
+]
+
+#: Options accepted by `add_job` / decorators besides id, trigger and handler.
+JOB_OPTIONS = frozenset(
+    {
+        "name",
+        "timezone",
+        "enabled",
+        "tags",
+        "timeout",
+        "overlap",
+        "retry",
+        "misfire",
+        "circuit",
+        "jitter",
+        "queue",
+        "start",
+        "end",
+        "max_runs",
+        "expect_every",
+        "isolation",
+        "description",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """One job: what to run, when, and under which policies (DESIGN 2.3)."""
+
+    id: str
+    trigger: Trigger
+    handler: Handler
+    name: str = ""
+    timezone: str = "UTC"
+    enabled: bool = True
+    tags: tuple[str, ...] = ()
+    timeout_s: float | None = None
+    overlap: Overlap = field(default_factory=Overlap)
+    retry: Retry = field(default_factory=Retry)
+    misfire: Misfire = field(default_factory=Misfire)
+    circuit: CircuitBreaker | None = None
+    jitter_s: float = 0.0
+    queue: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    max_runs: int | None = None
+    expect_every_s: float | None = None
+    description: str = ""
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+    @property
+    def is_reboot(self) -> bool:
+        return isinstance(self.trigger, Reboot)
+
+    @property
+    def circuit_name(self) -> str | None:
+        if self.circuit is None:
+            return None
+        return self.circuit.name or f"job:{self.id}"
+
+
+def next_nominal_fire(job: Job, after: datetime) -> datetime | None:
+    """The job's next fire strictly after `after`, within its `start`/`end` window
+    (`max_runs` is counted by the engine)."""
+    if job.start is not None and after < job.start:
+        after = job.start - timedelta(microseconds=1)
+    fire = job.trigger.next_fire(after)
+    if fire is None or (job.end is not None and fire > job.end):
+        return None
+    return fire
+
+
+# -- handlers ------------------------------------------------------------------------
+class UnavailableHandler:
+    """Stands in for a stored handler that this process cannot rebuild (e.g. a closure
+    registered from code): the job stays listed but is not scheduled until code registers
+    it again."""
+
+    def __init__(self, data: dict[str, Any], reason: str) -> None:
+        self.data = data
+        self.reason = reason
+
+    async def run(self, ctx: RunContext) -> HandlerOutcome:
+        raise HandlerError(f"handler not available in this process: {self.reason}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.data
+
+    def describe(self) -> str:
+        return str(self.data.get("description") or f"unavailable ({self.reason})")
+
+
+def coerce_handler(obj: object, *, isolation: str | None = None) -> Handler:
+    """Anything `agentcron.handlers.as_handler` accepts to a `Handler`; bad references raise
+    `JobConfigError` (a ValueError) naming the `handler` field, at `add_job` time."""
+    require(
+        isolation in (None, "thread", "process"),
+        "isolation",
+        f"unknown isolation {isolation!r}; use 'thread' or 'process'",
+    )
+    try:
+        if isolation == "process":
+            return as_handler(obj, isolation="process")
+        return as_handler(obj)
+    except ValueError as exc:
+        raise JobConfigError("handler", str(exc)) from exc
+
+
+def handler_to_dict(handler: Handler) -> dict[str, Any]:
+    """The handler's persisted reference; a non-persistable one (lambda, closure) is stored
+    as `{"type": "unavailable", ...}` and comes back as an `UnavailableHandler`."""
+    try:
+        return handler.to_dict()
+    except HandlerNotPersistableError as exc:
+        return {"type": "unavailable", "description": handler.describe(), "reason": str(exc)}
+
+
+def handler_from_stored(data: dict[str, Any]) -> Handler:
+    """Rebuild a stored handler; one this process cannot rebuild becomes an
+    `UnavailableHandler` (the job is listed, not scheduled)."""
+    if data.get("type") == "unavailable":
+        return UnavailableHandler(data, str(data.get("reason", "registered from code")))
+    try:
+        return handler_from_dict(data)
+    except (ValueError, ImportError) as exc:
+        return UnavailableHandler(data, str(exc))
+
+
+# -- building ------------------------------------------------------------------------
+def _seconds(value: object, field_name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise JobConfigError(field_name, f"expected seconds (number) or timedelta, got {value!r}")
+
+
+def _aware(value: object, field_name: str) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise JobConfigError(field_name, str(exc)) from exc
+    if not isinstance(value, datetime):
+        raise JobConfigError(field_name, f"expected an aware datetime, got {value!r}")
+    try:
+        return utc(value)
+    except ValueError as exc:
+        raise JobConfigError(field_name, str(exc)) from exc
+
+
+def build_job(
+    job_id: str,
+    *,
+    trigger: object,
+    handler: object,
+    default_timezone: str | tzinfo = "UTC",
+    **options: Any,
+) -> Job:
+    """Validate everything and build a `Job`; raises `JobConfigError` naming the field."""
+    require(
+        isinstance(job_id, str) and job_id.strip() != "", "id", "a non-empty string is required"
+    )
+    unknown = set(options) - JOB_OPTIONS
+    require(
+        not unknown,
+        sorted(unknown)[0] if unknown else "",
+        f"unknown job option; known: {', '.join(sorted(JOB_OPTIONS))}",
+    )
+    tz = resolve_tz(options.get("timezone") or default_timezone)
+    trig = coerce_trigger(trigger, tz)
+    timeout_s = _seconds(options.get("timeout"), "timeout")
+    positive(timeout_s, "timeout")
+    jitter_s = _seconds(options.get("jitter"), "jitter") or 0.0
+    non_negative(jitter_s, "jitter")
+    expect_every_s = _seconds(options.get("expect_every"), "expect_every")
+    positive(expect_every_s, "expect_every")
+    max_runs = options.get("max_runs")
+    require(
+        max_runs is None or (isinstance(max_runs, int) and max_runs >= 1),
+        "max_runs",
+        f"must be an integer >= 1, got {max_runs!r}",
+    )
+    start = _aware(options.get("start"), "start")
+    end = _aware(options.get("end"), "end")
+    require(start is None or end is None or end > start, "end", "must be after start")
+    tags = options.get("tags") or ()
+    require(
+        not isinstance(tags, str) and all(isinstance(t, str) for t in tags),
+        "tags",
+        "expected a list of strings",
+    )
+    queue = options.get("queue")
+    require(
+        queue is None or (isinstance(queue, str) and queue != ""), "queue", "expected a queue name"
+    )
+    return Job(
+        id=job_id,
+        trigger=trig,
+        handler=coerce_handler(handler, isolation=options.get("isolation")),
+        name=str(options.get("name") or ""),
+        timezone=tz_name(tz),
+        enabled=bool(options.get("enabled", True)),
+        tags=tuple(tags),
+        timeout_s=timeout_s,
+        overlap=Overlap.from_value(options.get("overlap", "skip")),
+        retry=Retry.from_value(options.get("retry")),
+        misfire=Misfire.from_value(options.get("misfire")),
+        circuit=CircuitBreaker.from_value(options.get("circuit")),
+        jitter_s=jitter_s,
+        queue=queue,
+        start=start,
+        end=end,
+        max_runs=max_runs,
+        expect_every_s=expect_every_s,
+        description=str(options.get("description") or ""),
+    )
+
+
+def update_job(job: Job, default_timezone: str | tzinfo = "UTC", **changes: Any) -> Job:
+    """`job` with `changes` (same option names as `add_job`, plus trigger/handler)."""
+    unknown = set(changes) - JOB_OPTIONS - {"trigger", "handler"}
+    require(not unknown, sorted(unknown)[0] if unknown else "", "unknown job option")
+    current = job_options(job)
+    current.update(changes)
+    trigger = current.pop("trigger")
+    handler = current.pop("handler")
+    if "timezone" in changes and "trigger" not in changes and isinstance(trigger, CronTrigger):
+        trigger = trigger.expr  # re-evaluate the same expression in the new zone
+    return build_job(
+        job.id, trigger=trigger, handler=handler, default_timezone=default_timezone, **current
+    )
+
+
+def job_options(job: Job) -> dict[str, Any]:
+    """The keyword options that rebuild `job` through `build_job`."""
+    return {
+        "trigger": job.trigger,
+        "handler": job.handler,
+        "name": job.name,
+        "timezone": job.timezone,
+        "enabled": job.enabled,
+        "tags": job.tags,
+        "timeout": job.timeout_s,
+        "overlap": job.overlap,
+        "retry": job.retry,
+        "misfire": job.misfire,
+        "circuit": job.circuit,
+        "jitter": job.jitter_s,
+        "queue": job.queue,
+        "start": job.start,
+        "end": job.end,
+        "max_runs": job.max_runs,
+        "expect_every": job.expect_every_s,
+        "description": job.description,
+    }
+
+
+# -- codec ---------------------------------------------------------------------------
+_DEFAULT = Job(id="-", trigger=Reboot(), handler=UnavailableHandler({}, ""))
+_SHARED: dict[int, tuple[object, dict[str, Any]]] = {}
+
+
+def _shared_dict(obj: Trigger | Handler, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    # Jobs that share a trigger or handler object share its (never mutated) dict.
+    hit = _SHARED.get(id(obj))
+    if hit is not None and hit[0] is obj:
+        return hit[1]
+    data = make()
+    if len(_SHARED) > 10_000:
+        _SHARED.clear()
+    _SHARED[id(obj)] = (obj, data)
+    return data
+
+
+def job_to_definition(job: Job) -> dict[str, Any]:
+    """JSON-ready plain data for `StoredJob.definition` (defaults omitted)."""
+    out: dict[str, Any] = {
+        "trigger": _shared_dict(job.trigger, job.trigger.to_dict),
+        "handler": _shared_dict(job.handler, lambda: handler_to_dict(job.handler)),
+    }
+    for f in dataclasses.fields(Job):
+        name = f.name
+        if name in ("id", "trigger", "handler"):
+            continue
+        value = getattr(job, name)
+        if value == getattr(_DEFAULT, name):
+            continue
+        if isinstance(value, (Overlap, Retry, Misfire, CircuitBreaker)):
+            value = value.to_dict()
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[name] = value
+    return out
+
+
+_RENAMED = {"timeout_s": "timeout", "jitter_s": "jitter", "expect_every_s": "expect_every"}
+
+
+def job_from_definition(job_id: str, definition: dict[str, Any]) -> Job:
+    """Rebuild a `Job` from `job_to_definition` output. Raises `JobConfigError` when the
+    definition is invalid; an unresolvable handler becomes an `UnavailableHandler`."""
+    data = dict(definition)
+    trigger = data.pop("trigger", None)
+    handler_data = data.pop("handler", None)
+    require(isinstance(trigger, dict), "trigger", "missing from the stored definition")
+    require(isinstance(handler_data, dict), "handler", "missing from the stored definition")
+    assert isinstance(handler_data, dict)
+    options = {_RENAMED.get(k, k): v for k, v in data.items()}
+    known: Iterable[str] = JOB_OPTIONS
+    options = {k: v for k, v in options.items() if k in known}
+    handler = handler_from_stored(handler_data)
+    return build_job(job_id, trigger=trigger, handler=handler, **options)

@@ -1,0 +1,197 @@
+"""Retry: how many attempts one run gets and how long to wait between them (DESIGN 2.3).
+
+Exactly one layer retries: the engine's runner, driven by `Retry.next_delay`, which is pure
+(the random source for jitter is passed in, so tests are exact).
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentcron.policies.errors import JobConfigError, non_negative, positive, require
+
+__all__ = ["RETRY_JITTERS", "RETRY_STRATEGIES", "Retry"]
+
+RETRY_STRATEGIES = ("fixed", "linear", "exponential", "custom")
+RETRY_JITTERS = ("none", "full", "equal")
+
+ErrorMatcher = type[BaseException] | str
+DelayFn = Callable[[int], float]
+
+
+def _matches(error: BaseException, pattern: ErrorMatcher) -> bool:
+    if isinstance(pattern, type):
+        return isinstance(error, pattern)
+    names = [cls.__name__ for cls in type(error).__mro__]
+    return any(pattern in name for name in names) or pattern in str(error)
+
+
+def _reference(fn: Callable[..., Any]) -> str | None:
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", "")
+    if not module or "<" in qualname:
+        return None
+    return f"{module}:{qualname}"
+
+
+def _resolve(ref: str) -> DelayFn:
+    module_name, _, attr = ref.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise JobConfigError("retry.delay_fn", f"cannot import {ref!r}: {exc}") from exc
+    if not callable(obj):
+        raise JobConfigError("retry.delay_fn", f"{ref!r} is not callable")
+    return obj  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Retry policy of a job. The default (`max_attempts=1`) never retries.
+
+    Delay before attempt `n + 1` after attempt `n` failed:
+    `fixed` = base, `linear` = base * n, `exponential` = base * multiplier ** (n - 1),
+    `custom` = `delay_fn(n)`; then capped at `max_delay`, then jittered: `full` draws
+    uniformly in [0, d], `equal` in [d/2, d].
+
+    `retry_on` (empty = every error) and `no_retry_on` (wins over `retry_on`) hold exception
+    classes (isinstance) or strings matched as substrings of the exception's class names
+    (its MRO) or of its message, as in the spec.
+    """
+
+    max_attempts: int = 1
+    strategy: str = "exponential"
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    multiplier: float = 2.0
+    jitter: str = "none"
+    retry_on: tuple[ErrorMatcher, ...] = ()
+    no_retry_on: tuple[ErrorMatcher, ...] = ()
+    delay_fn: DelayFn | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        require(
+            isinstance(self.max_attempts, int) and self.max_attempts >= 1,
+            "retry.max_attempts",
+            f"must be an integer >= 1, got {self.max_attempts!r}",
+        )
+        require(
+            self.strategy in RETRY_STRATEGIES,
+            "retry.strategy",
+            f"unknown strategy {self.strategy!r}; use one of {', '.join(RETRY_STRATEGIES)}",
+        )
+        require(
+            self.jitter in RETRY_JITTERS,
+            "retry.jitter",
+            f"unknown jitter {self.jitter!r}; use one of {', '.join(RETRY_JITTERS)}",
+        )
+        non_negative(self.base_delay, "retry.base_delay")
+        non_negative(self.max_delay, "retry.max_delay")
+        positive(self.multiplier, "retry.multiplier")
+        require(
+            self.max_delay >= self.base_delay,
+            "retry.max_delay",
+            f"must be >= base_delay ({self.base_delay}), got {self.max_delay}",
+        )
+        require(
+            (self.strategy == "custom") == (self.delay_fn is not None),
+            "retry.delay_fn",
+            "a callable delay_fn(attempt) -> seconds is required with strategy 'custom' "
+            "and only then",
+        )
+        for name in ("retry_on", "no_retry_on"):
+            patterns = getattr(self, name)
+            if isinstance(patterns, (str, type)):
+                object.__setattr__(self, name, (patterns,))
+                patterns = getattr(self, name)
+            object.__setattr__(self, name, tuple(patterns))
+            for p in getattr(self, name):
+                ok = isinstance(p, str) or (isinstance(p, type) and issubclass(p, BaseException))
+                require(ok, f"retry.{name}", f"expected exception classes or strings, got {p!r}")
+
+    def should_retry(self, error: BaseException) -> bool:
+        """Whether `error` may be retried at all (ignores the attempt count)."""
+        if any(_matches(error, p) for p in self.no_retry_on):
+            return False
+        return not self.retry_on or any(_matches(error, p) for p in self.retry_on)
+
+    def base_delay_for(self, attempt: int) -> float:
+        """The delay after attempt `attempt` failed, before jitter, capped at `max_delay`."""
+        if self.strategy == "fixed":
+            delay = self.base_delay
+        elif self.strategy == "linear":
+            delay = self.base_delay * attempt
+        elif self.strategy == "exponential":
+            delay = self.base_delay * self.multiplier ** (attempt - 1)
+        else:
+            assert self.delay_fn is not None
+            delay = float(self.delay_fn(attempt))
+        return max(0.0, min(delay, self.max_delay))
+
+    def next_delay(
+        self, attempt: int, error: BaseException, *, rng: random.Random | None = None
+    ) -> float | None:
+        """Seconds to wait before attempt `attempt + 1`, or None: give up (no attempts left
+        or the error is not retryable)."""
+        if attempt >= self.max_attempts or not self.should_retry(error):
+            return None
+        delay = self.base_delay_for(attempt)
+        if self.jitter == "none":
+            return delay
+        draw = (rng or random).random()
+        if self.jitter == "full":
+            return delay * draw
+        return delay / 2 + delay / 2 * draw
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "max_attempts": self.max_attempts,
+            "strategy": self.strategy,
+            "base_delay": self.base_delay,
+            "max_delay": self.max_delay,
+            "multiplier": self.multiplier,
+            "jitter": self.jitter,
+        }
+        if self.retry_on:
+            out["retry_on"] = [p if isinstance(p, str) else p.__name__ for p in self.retry_on]
+        if self.no_retry_on:
+            out["no_retry_on"] = [p if isinstance(p, str) else p.__name__ for p in self.no_retry_on]
+        if self.delay_fn is not None:
+            ref = _reference(self.delay_fn)
+            if ref is None:
+                raise JobConfigError(
+                    "retry.delay_fn", "a custom delay function must be a module-level function"
+                )
+            out["delay_fn"] = ref
+        return out
+
+    @classmethod
+    def from_value(cls, value: object) -> Retry:
+        """Accept a `Retry`, None (no retry), an int (max_attempts) or a dict."""
+        if value is None:
+            return cls()
+        if isinstance(value, Retry):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return cls(max_attempts=value)
+        if isinstance(value, dict):
+            data = dict(value)
+            fn = data.pop("delay_fn", None)
+            if isinstance(fn, str):
+                data["delay_fn"] = _resolve(fn)
+            elif fn is not None:
+                data["delay_fn"] = fn
+            for key in ("retry_on", "no_retry_on"):
+                if key in data and isinstance(data[key], list):
+                    data[key] = tuple(data[key])
+            try:
+                return cls(**data)
+            except TypeError as exc:
+                raise JobConfigError("retry", str(exc)) from exc
+        raise JobConfigError("retry", f"expected Retry, int or dict, got {value!r}")

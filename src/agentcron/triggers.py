@@ -1,0 +1,280 @@
+"""Triggers: when a job fires. Each is pure: `next_fire(after)` returns the first fire time
+strictly after `after` (aware UTC in, aware out) or None when it never fires again, and
+round-trips through plain dicts (`to_dict` / `trigger_from_dict`).
+
+* `CronTrigger(expr, tz)`: a cron expression evaluated in a time zone (`agentcron.cron`).
+* `Interval(seconds=5, start=anchor)`: every period, aligned on `start` (default: the Unix
+  epoch, so `Interval(minutes=5)` fires at :00, :05, ... and survives restarts unchanged).
+* `Date(at)`: once.
+* `Reboot()`: once each time the scheduler starts (the engine fires it; `next_fire` is None).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta, tzinfo
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from agentcron.clock import utc
+from agentcron.policies.errors import JobConfigError, require
+
+if TYPE_CHECKING:
+    from agentcron.cron import CronExpression
+
+__all__ = [
+    "CronTrigger",
+    "Date",
+    "Interval",
+    "Reboot",
+    "Trigger",
+    "coerce_trigger",
+    "cron_trigger",
+    "resolve_tz",
+    "trigger_from_dict",
+]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@runtime_checkable
+class Trigger(Protocol):
+    def next_fire(self, after: datetime) -> datetime | None:
+        """First fire strictly after `after`; None when there is none."""
+        ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def describe(self) -> str: ...
+
+
+def resolve_tz(tz: str | tzinfo | None, field: str = "timezone") -> tzinfo:
+    """An IANA name (or tzinfo) to a tzinfo; unknown names raise `JobConfigError`."""
+    if tz is None:
+        return UTC
+    if isinstance(tz, tzinfo):
+        return tz
+    if tz.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise JobConfigError(
+            field, f"unknown time zone {tz!r} (use an IANA name such as 'Europe/Berlin')"
+        ) from exc
+
+
+def tz_name(tz: tzinfo) -> str:
+    if tz is UTC:
+        return "UTC"
+    return str(getattr(tz, "key", None) or tz)
+
+
+@lru_cache(maxsize=4096)
+def _compiled(expr: str, tz: tzinfo) -> CronExpression:
+    from agentcron.cron import CronError, CronExpression
+
+    try:
+        return CronExpression(expr, tz=tz)
+    except CronError as exc:
+        raise JobConfigError("trigger", str(exc)) from exc
+
+
+class CronTrigger:
+    """A cron expression in a time zone. Parsed once per (expr, tz) and shared."""
+
+    __slots__ = ("_cache_after", "_cache_next", "_expr", "expr", "tz")
+
+    def __init__(self, expr: str, tz: str | tzinfo | None = "UTC") -> None:
+        require(isinstance(expr, str) and expr.strip() != "", "trigger", "empty cron expression")
+        require(
+            expr.strip().lower() != "@reboot",
+            "trigger",
+            "'@reboot' is not a cron schedule; use Reboot() or trigger='@reboot'",
+        )
+        self.expr = expr.strip()
+        self.tz = resolve_tz(tz)
+        self._expr = _compiled(self.expr, self.tz)
+        # Many jobs share one trigger and ask for the same `after`: remember the last answer.
+        self._cache_after: datetime | None = None
+        self._cache_next: datetime | None = None
+
+    def next_fire(self, after: datetime) -> datetime | None:
+        if after == self._cache_after:
+            return self._cache_next
+        nxt = self._expr.next(after)
+        result = utc(nxt) if nxt is not None else None
+        self._cache_after, self._cache_next = after, result
+        return result
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "cron", "expr": self.expr, "tz": tz_name(self.tz)}
+
+    def describe(self) -> str:
+        return f"cron {self.expr} ({tz_name(self.tz)})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CronTrigger) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash((self.expr, tz_name(self.tz)))
+
+    def __repr__(self) -> str:
+        return f"CronTrigger({self.expr!r}, tz={tz_name(self.tz)!r})"
+
+
+class Interval:
+    """Every `period`, aligned on `start` (fires at start + k * period, k >= 0 when `start`
+    is given; at epoch + k * period otherwise)."""
+
+    __slots__ = ("period_s", "start")
+
+    def __init__(
+        self,
+        *,
+        weeks: float = 0,
+        days: float = 0,
+        hours: float = 0,
+        minutes: float = 0,
+        seconds: float = 0,
+        start: datetime | None = None,
+    ) -> None:
+        period = timedelta(
+            weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds
+        ).total_seconds()
+        require(period > 0, "trigger", f"an interval must be > 0 seconds, got {period}")
+        if start is not None:
+            try:
+                start = utc(start)
+            except ValueError as exc:
+                raise JobConfigError("trigger.start", str(exc)) from exc
+        self.period_s = period
+        self.start = start
+
+    def next_fire(self, after: datetime) -> datetime | None:
+        anchor = self.start or _EPOCH
+        if self.start is not None and after < anchor:
+            return anchor
+        elapsed = (after - anchor).total_seconds()
+        k = math.floor(elapsed / self.period_s) + 1
+        candidate = anchor + timedelta(seconds=k * self.period_s)
+        while candidate <= after:  # float rounding on very long spans
+            k += 1
+            candidate = anchor + timedelta(seconds=k * self.period_s)
+        return candidate
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": "interval", "seconds": self.period_s}
+        if self.start is not None:
+            out["start"] = self.start.isoformat()
+        return out
+
+    def describe(self) -> str:
+        return f"every {self.period_s:g}s"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Interval) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash((self.period_s, self.start))
+
+    def __repr__(self) -> str:
+        return f"Interval(seconds={self.period_s:g}, start={self.start!r})"
+
+
+class Date:
+    """Once, at `at` (aware)."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: datetime) -> None:
+        try:
+            self.at = utc(at)
+        except (ValueError, AttributeError) as exc:
+            raise JobConfigError("trigger", f"Date needs an aware datetime: {exc}") from exc
+
+    def next_fire(self, after: datetime) -> datetime | None:
+        return self.at if self.at > after else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "date", "at": self.at.isoformat()}
+
+    def describe(self) -> str:
+        return f"once at {self.at.isoformat()}"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Date) and self.at == other.at
+
+    def __hash__(self) -> int:
+        return hash(self.at)
+
+    def __repr__(self) -> str:
+        return f"Date({self.at!r})"
+
+
+class Reboot:
+    """Once each time the scheduler starts; never from `next_fire`."""
+
+    __slots__ = ()
+
+    def next_fire(self, after: datetime) -> datetime | None:
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "reboot"}
+
+    def describe(self) -> str:
+        return "at start-up (@reboot)"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Reboot)
+
+    def __hash__(self) -> int:
+        return hash("reboot")
+
+    def __repr__(self) -> str:
+        return "Reboot()"
+
+
+@lru_cache(maxsize=4096)
+def cron_trigger(expr: str, tz: tzinfo) -> CronTrigger:
+    """A shared `CronTrigger` per (expr, tz): jobs on one schedule share its parse and its
+    last `next_fire` answer."""
+    return CronTrigger(expr, tz)
+
+
+def coerce_trigger(value: object, tz: str | tzinfo | None = "UTC") -> Trigger:
+    """A trigger object, cron text, `"@reboot"` or a trigger dict to a `Trigger`."""
+    if isinstance(value, (CronTrigger, Interval, Date, Reboot)):
+        return value
+    if isinstance(value, str):
+        if value.strip().lower() == "@reboot":
+            return Reboot()
+        return cron_trigger(value, resolve_tz(tz))
+    if isinstance(value, dict):
+        return trigger_from_dict(value)
+    if isinstance(value, Trigger):
+        return value
+    raise JobConfigError(
+        "trigger",
+        f"expected cron text, '@reboot', Interval(...), Date(...) or CronTrigger(...), got {value!r}",
+    )
+
+
+def trigger_from_dict(data: dict[str, Any]) -> Trigger:
+    """Rebuild a trigger from `to_dict()` output."""
+    kind = data.get("type")
+    if kind == "cron":
+        return cron_trigger(str(data["expr"]), resolve_tz(data.get("tz", "UTC")))
+    if kind == "interval":
+        start = data.get("start")
+        return Interval(
+            seconds=float(data["seconds"]),
+            start=datetime.fromisoformat(start) if start else None,
+        )
+    if kind == "date":
+        return Date(datetime.fromisoformat(str(data["at"])))
+    if kind == "reboot":
+        return Reboot()
+    raise JobConfigError("trigger", f"unknown trigger type {kind!r}")
