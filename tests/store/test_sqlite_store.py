@@ -1,0 +1,313 @@
+"""SqliteStore beyond the shared contract: URLs, durability, migrations and bad files."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from agentcron.models import RunQuery, RunRecord, RunStatus, StoredJob
+from agentcron.store import migrations
+from agentcron.store.base import StoreError, open_store
+from agentcron.store.sqlite import SqliteStore
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def schema_of(path: Path) -> list[tuple[str, str, str, str]]:
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute(
+            "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_master "
+            "WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
+        ).fetchall()
+        header = conn.execute("PRAGMA user_version").fetchone()[0]
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    finally:
+        conn.close()
+    return [("pragma", "user_version", str(header), ""), ("pragma", "app", str(app_id), ""), *rows]
+
+
+async def open_and_close(path: Path, **options: object) -> SqliteStore:
+    store = SqliteStore(path, **options)  # type: ignore[arg-type]
+    await store.open()
+    await store.close()
+    return store
+
+
+# -- URLs and files ------------------------------------------------------------------------------
+def test_urls_give_relative_and_absolute_paths() -> None:
+    assert SqliteStore.from_url("sqlite:///data/scheduler.db").path == Path("data/scheduler.db")
+    assert SqliteStore.from_url("sqlite:////var/lib/a.db").path == Path("/var/lib/a.db")
+    store = open_store("sqlite:///x.db")
+    assert isinstance(store, SqliteStore)
+    with pytest.raises(ValueError, match="sqlite:///"):
+        SqliteStore.from_url("sqlite://x.db")
+
+
+async def test_opening_creates_the_parent_directories_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "scheduler.db"
+    await open_and_close(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+async def test_a_relative_url_is_relative_to_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = SqliteStore.from_url("sqlite:///data/scheduler.db")
+    await store.open()
+    await store.close()
+    assert (tmp_path / "data" / "scheduler.db").exists()
+
+
+def test_synchronous_must_be_normal_or_full(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="synchronous"):
+        SqliteStore(tmp_path / "x.db", synchronous="OFF")  # type: ignore[arg-type]
+
+
+# -- durability and concurrency ------------------------------------------------------------------
+async def test_everything_acknowledged_is_there_after_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "scheduler.db"
+    store = SqliteStore(path, synchronous="FULL")
+    await store.open()
+    await store.save_job(StoredJob(id="j", definition={"trigger": "* * * * *"}), actor="cli")
+    await asyncio.gather(
+        *(
+            store.record_run(
+                RunRecord(
+                    run_id=f"r{i}",
+                    job_id="j",
+                    scheduled_for=T0 + timedelta(seconds=i),
+                    status=RunStatus.succeeded,
+                )
+            )
+            for i in range(300)
+        )
+    )
+    await store.set_state("k", "v")
+    await store.close()
+    again = SqliteStore(path)
+    await again.open()
+    assert await again.count_runs(RunQuery(job_id="j")) == 300
+    assert await again.get_state("k") == "v"
+    assert [j.id for j in await again.list_jobs()] == ["j"]
+    await again.close()
+
+
+async def test_a_failed_write_does_not_undo_the_writes_committed_with_it(
+    sqlite_store: SqliteStore,
+) -> None:
+    def broken(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO system_state (key, value, updated_us) VALUES ('x', NULL, 0)")
+
+    good = [sqlite_store.set_state(f"k{i}", "v") for i in range(20)]
+    results = await asyncio.gather(sqlite_store._write(broken), *good, return_exceptions=True)
+    assert isinstance(results[0], StoreError) and "NOT NULL" in str(results[0])
+    assert all(r is None for r in results[1:])
+    assert [await sqlite_store.get_state(f"k{i}") for i in range(20)] == ["v"] * 20
+
+
+async def test_the_store_opens_itself_on_first_use(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "lazy.db")
+    await store.set_state("a", "b")
+    assert await store.get_state("a") == "b"
+    await store.close()
+    await store.close()  # idempotent
+
+
+# -- migrations ----------------------------------------------------------------------------------
+async def test_a_fresh_schema_equals_one_migrated_from_every_older_version(tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh.db"
+    await open_and_close(fresh)
+    assert schema_of(fresh)[0] == ("pragma", "user_version", str(migrations.LATEST_VERSION), "")
+    for start in range(1, migrations.LATEST_VERSION + 1):
+        old = tmp_path / f"from-{start}.db"
+        conn = sqlite3.connect(old, isolation_level=None)
+        for migration in migrations.MIGRATIONS[:start]:
+            for statement in migrations.split_statements(migration.sql):
+                conn.execute(statement)
+        conn.close()
+        store = await open_and_close(old)
+        assert store.migrated == (start, migrations.LATEST_VERSION)
+        assert schema_of(old) == schema_of(fresh)
+
+
+def test_migrations_are_numbered_from_1_and_each_sets_its_version() -> None:
+    assert [m.version for m in migrations.MIGRATIONS] == list(
+        range(1, migrations.LATEST_VERSION + 1)
+    )
+    for migration in migrations.MIGRATIONS:
+        assert f"PRAGMA user_version = {migration.version};" in migration.sql
+
+
+def test_statements_are_split_whole_even_with_semicolons_in_triggers() -> None:
+    sql = (
+        "-- a comment; with a semicolon\nCREATE TABLE t (x);\n"
+        "CREATE TRIGGER tr AFTER INSERT ON t BEGIN\n  UPDATE t SET x = 1;\n  SELECT 1;\nEND;\n"
+    )
+    statements = migrations.split_statements(sql)
+    assert len(statements) == 2
+    assert statements[1].startswith("CREATE TRIGGER") and statements[1].endswith("END;")
+
+
+async def test_reopening_a_current_database_migrates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "scheduler.db"
+    await open_and_close(path)
+    store = await open_and_close(path)
+    assert store.migrated == (migrations.LATEST_VERSION, migrations.LATEST_VERSION)
+
+
+# -- bad files: a clear message naming the file, and nothing written -------------------------------
+async def test_a_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "scheduler.db"
+    await open_and_close(path)
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {migrations.LATEST_VERSION + 1}")
+    conn.execute("PRAGMA journal_mode = DELETE")
+    conn.close()
+    before = digest(path)
+    with pytest.raises(StoreError) as err:
+        await SqliteStore(path).open()
+    expected = (
+        f"{path} was created by a newer agentcron (schema {migrations.LATEST_VERSION + 1} > "
+        f"{migrations.LATEST_VERSION}); upgrade agentcron or restore a backup"
+    )
+    assert str(err.value) == expected
+    assert digest(path) == before
+    assert not Path(f"{path}-wal").exists()
+
+
+async def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "scheduler.db"
+    path.write_text("this is my shopping list\n")
+    with pytest.raises(StoreError, match="is not an SQLite database") as err:
+        await SqliteStore(path).open()
+    assert str(path) in str(err.value) and "restore a backup" in str(err.value)
+    assert path.read_text() == "this is my shopping list\n"
+
+
+async def test_another_applications_database_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.commit()
+    conn.close()
+    before = digest(path)
+    with pytest.raises(StoreError, match="not an agentcron database") as err:
+        await SqliteStore(path).open()
+    assert str(path) in str(err.value)
+    assert digest(path) == before
+
+
+async def test_a_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="is a directory"):
+        await SqliteStore(tmp_path).open()
+
+
+async def test_a_corrupt_catalogue_is_reported_with_the_way_out(tmp_path: Path) -> None:
+    path = tmp_path / "scheduler.db"
+    await open_and_close(path)
+    with path.open("r+b") as handle:  # keep the 100-byte header, wreck the rest of page 1
+        handle.seek(100)
+        handle.write(b"\xa5" * 3900)
+    with pytest.raises(StoreError) as err:
+        await SqliteStore(path).open()
+    message = str(err.value)
+    assert str(path) in message and "corrupt" in message and "agentcron db restore" in message
+
+
+async def test_corrupt_table_pages_are_reported_when_read(tmp_path: Path) -> None:
+    path = tmp_path / "scheduler.db"
+    store = SqliteStore(path)
+    await store.open()
+    for i in range(400):
+        await store.record_run(
+            RunRecord(
+                run_id=f"r{i}",
+                job_id="j",
+                scheduled_for=T0 + timedelta(seconds=i),
+                status=RunStatus.succeeded,
+                output_tail="y" * 200,
+            )
+        )
+    await store.close()
+    size = path.stat().st_size
+    with path.open("r+b") as handle:
+        handle.seek(size // 2)
+        handle.write(b"\x00\xff" * 4096)
+    store = SqliteStore(path)
+    with pytest.raises(StoreError, match="corrupt") as err:
+        await store.open()
+        await store.list_runs(RunQuery(limit=1000))
+        await store.run_stats("j")
+    assert str(path) in str(err.value)
+    await store.close()
+
+
+async def test_a_locked_database_is_reported_as_locked(tmp_path: Path) -> None:
+    path = tmp_path / "scheduler.db"
+    await open_and_close(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="locked by another process") as err:
+            await SqliteStore(path, busy_timeout_s=0.05).open()
+        assert str(path) in str(err.value)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def test_a_read_only_database_is_reported_as_read_only(tmp_path: Path) -> None:
+    # Root ignores file modes, so the open runs in a child as an unprivileged user.
+    base = Path(tempfile.mkdtemp(prefix="agentcron-ro-"))
+    try:
+        path = base / "scheduler.db"
+        asyncio.run(open_and_close(path))
+        path.chmod(0o444)
+        base.chmod(0o755)
+        before = digest(path)
+        code = (
+            "import asyncio, os, sys\n"
+            "from agentcron.store.sqlite import SqliteStore\n"
+            "from agentcron.store.base import StoreError\n"
+            "if sys.argv[2] != 'keep':\n"
+            "    os.setgid(65534); os.setuid(65534)\n"
+            "try:\n"
+            "    asyncio.run(SqliteStore(sys.argv[1]).open())\n"
+            "except StoreError as exc:\n"
+            "    print(exc)\n"
+        )
+        drop = "drop" if os.geteuid() == 0 else "keep"
+        src = str(Path(__file__).resolve().parents[2] / "src")
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(path), drop],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": src},
+            cwd=base,
+            check=True,
+            timeout=60,
+        ).stdout
+        assert str(path) in out and "read-only" in out, out
+        assert digest(path) == before
+    finally:
+        for child in base.iterdir():
+            child.chmod(0o644)
+            child.unlink()
+        base.rmdir()
