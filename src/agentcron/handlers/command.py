@@ -57,12 +57,12 @@ class Command:
     ) -> None:
         self.source: str | tuple[str, ...] = _checked_source(argv)
         self.shell = checked_bool(shell, "command shell")
-        self.argv: tuple[str, ...] = (
-            () if self.shell else tuple(split_command(self.source))
-        )
+        self.argv: tuple[str, ...] = () if self.shell else tuple(split_command(self.source))
         self.cwd = None if cwd is None else os.fspath(cwd)
         self.env = _checked_env(env)
-        self.output_tail_bytes = checked_positive_int(output_tail_bytes, "command output_tail_bytes")
+        self.output_tail_bytes = checked_positive_int(
+            output_tail_bytes, "command output_tail_bytes"
+        )
         self.kill_grace_s = checked_duration_s(kill_grace_s, "command kill_grace_s")
         self.ok_codes = _checked_codes(ok_codes)
 

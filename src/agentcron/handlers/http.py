@@ -3,17 +3,16 @@
 Success is a status in `ok_statuses` (default 2xx); any other status fails the attempt with
 the status and the tail of the body. Each request carries the attempt's identity in headers,
 including `Idempotency-Key: <occurrence key>` (the same for every retry of one fire), unless
-the caller set those headers. Redirects are not followed.
+the caller set those headers. Redirects are not followed. httpx is imported on the first request only.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
-
-import httpx
 
 from agentcron.handlers.base import HandlerError, HandlerOutcome, RunContext
 from agentcron.handlers.checks import checked_duration_s, checked_positive_int
@@ -73,6 +72,8 @@ class Http:
         self.output_tail_bytes = checked_positive_int(output_tail_bytes, "http output_tail_bytes")
 
     async def run(self, ctx: RunContext) -> HandlerOutcome:
+        import httpx  # imported on first use: it is heavy, and most processes never need it
+
         headers = {**_context_headers(ctx), **self.headers}
         tail = OutputTail(self.output_tail_bytes)
         try:
@@ -149,10 +150,11 @@ def _checked_url(url: object) -> str:
     if not isinstance(url, str):
         raise ValueError(f"http url must be a string, got {url!r}")
     try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError) as exc:
+        parsed = urllib.parse.urlsplit(url)
+        parsed.port  # noqa: B018 - validates the port
+    except ValueError as exc:
         raise ValueError(f"http url {url!r} is invalid: {exc}") from exc
-    if parsed.scheme not in ("http", "https") or not parsed.host:
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ValueError(f"http url {url!r} must be an http:// or https:// URL with a host")
     return url
 

@@ -58,7 +58,9 @@ def bound_text(text: object, limit_chars: int) -> str:
     value = text if isinstance(text, str) else _safe_repr(text)
     if len(value) <= limit_chars:
         return value
-    return f"[... {len(value) - limit_chars} earlier characters omitted ...]\n{value[-limit_chars:]}"
+    return (
+        f"[... {len(value) - limit_chars} earlier characters omitted ...]\n{value[-limit_chars:]}"
+    )
 
 
 def plain_value(value: Any) -> Any:
@@ -84,4 +86,3 @@ def _safe_repr(value: Any) -> str:
         return repr(value)
     except Exception:  # a broken __repr__ must not fail the run
         return f"<{type(value).__name__} object (repr failed)>"
-

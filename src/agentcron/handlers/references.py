@@ -55,9 +55,7 @@ def resolve(ref: str) -> Callable[..., Any]:
         try:
             obj = getattr(obj, name)
         except AttributeError as exc:
-            raise HandlerReferenceError(
-                f"cannot resolve handler reference {ref!r}: {exc}"
-            ) from exc
+            raise HandlerReferenceError(f"cannot resolve handler reference {ref!r}: {exc}") from exc
     if not callable(obj):
         raise HandlerReferenceError(
             f"handler reference {ref!r} names a {type(obj).__name__}, which is not callable"

@@ -82,7 +82,9 @@ async def run_child(
     Raises OSError if the program cannot be started (missing, not executable, bad cwd).
     """
     output = OutputTail(output_limit_bytes)
-    stdout = None if separate_stdout_limit_bytes is None else OutputTail(separate_stdout_limit_bytes)
+    stdout = (
+        None if separate_stdout_limit_bytes is None else OutputTail(separate_stdout_limit_bytes)
+    )
     sinks = {1: stdout or output, 2: output}
     loop = asyncio.get_running_loop()
     options: dict[str, Any] = {
