@@ -34,11 +34,15 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
+def wait_for_file(path: str) -> None:
+    while not Path(path).exists():
+        time.sleep(0.001)  # noqa: sleep-ok - a start barrier between two real processes
+
+
 async def claim(db: str, node: str, go_file: str, count: int) -> None:
     store = SqliteStore(db, busy_timeout_s=30.0)
     await store.open()
-    while not Path(go_file).exists():
-        time.sleep(0.001)  # noqa: sleep-ok - a start barrier between two real processes
+    await asyncio.to_thread(wait_for_file, go_file)
     tries = [i for _ in range(3) for i in range(count)]
     results = await asyncio.gather(
         *(store.claim_fire("tick", T0 + timedelta(seconds=i), node, now=T0) for i in tries)

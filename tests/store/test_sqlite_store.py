@@ -26,6 +26,10 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def exists(path: Path) -> bool:
+    return path.exists()
+
+
 def schema_of(path: Path) -> list[tuple[str, str, str, str]]:
     conn = sqlite3.connect(path)
     try:
@@ -189,7 +193,7 @@ async def test_a_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
     )
     assert str(err.value) == expected
     assert digest(path) == before
-    assert not Path(f"{path}-wal").exists()
+    assert not exists(Path(f"{path}-wal"))
 
 
 async def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path: Path) -> None:
