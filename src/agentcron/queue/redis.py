@@ -1,0 +1,588 @@
+"""`RedisQueue`: a queue on Redis that speaks BullMQ's protocol (extra ``redis``).
+
+Keys (``bull:<queue>:wait``, ``:active``, ``:prioritized``, ``:delayed``, job hashes, ...) and
+every state change are BullMQ's own: each operation runs one of the Lua scripts shipped in
+the ``bullmq`` Python package (`bullmq.Scripts` loads them; we build their arguments as it
+does). So a job added here can be processed by a Node.js BullMQ worker, a job added by
+Node.js BullMQ can be processed here, and BullMQ dashboards can read the queue.
+
+What we add on top, without forking the package:
+
+* a leaner worker path: scripts are called by ``EVALSHA`` in one non-transactional pipeline
+  per exchange (every finished job's ``moveToFinished``/``retryJob``/``moveToDelayed`` plus
+  up to `concurrency` ``moveToActive`` claims), instead of one round trip per call;
+* the rate limiter: BullMQ's queue-wide limiter (``limiter`` option of ``moveToActive``) with
+  the worker honouring the returned wait, which the package's worker does not do;
+* adds without building a `bullmq.Job` per job (each builds its own `Scripts`);
+* repeatables driven by `agentcron.cron` (specs in ``bull:<queue>:agentcron:repeatables``);
+* reconnection: connection errors are retried; scripts are reloaded after a Redis restart.
+
+Times on Redis are the wall clock of the machines (BullMQ passes client timestamps), so
+this backend always uses the system clock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import msgpack  # type: ignore[import-untyped]
+import redis.asyncio as aioredis
+import redis.exceptions as rex
+from bullmq import Queue as BullQueue
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+from agentcron.clock import Clock, SystemClock
+from agentcron.events import EventBus, QueueJobProgress, QueuePaused, QueueResumed
+from agentcron.queue.base import (
+    Backoff,
+    BulkJob,
+    CleanState,
+    Handler,
+    Job,
+    JobInfo,
+    QueueConnectionError,
+    QueueError,
+    QueueInputError,
+    RateLimit,
+    Retention,
+    encode_data,
+    keep_count,
+    validate_job,
+)
+from agentcron.queue.worker import Finished, Worker
+
+__all__ = ["RedisQueue"]
+
+log = logging.getLogger("agentcron.queue")
+
+_CLAIM_KEYS = ("wait", "active", "prioritized", "events", "stalled", "limiter", "delayed",
+               "paused", "meta", "pc", "marker")
+_FINISH_KEYS = ("wait", "active", "prioritized", "events", "stalled", "limiter", "delayed",
+                "paused", "meta", "pc")
+_STALLED_KEYS = ("stalled", "wait", "active", "failed", "stalled-check", "meta", "paused",
+                 "marker", "events")
+_COUNT_CALLS = (("llen", "wait"), ("zcard", "prioritized"), ("llen", "paused"), ("llen", "active"),
+                ("zcard", "completed"), ("zcard", "failed"), ("zcard", "delayed"))
+_STATE_NAMES = {"wait": "waiting", "prioritized": "waiting", "waiting-children": "waiting"}
+
+
+def _mask(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _bull_opts(job: BulkJob) -> dict[str, Any]:
+    opts: dict[str, Any] = {"attempts": job.attempts, "delay": round(job.delay * 1000)}
+    if job.priority:
+        opts["priority"] = job.priority
+    if job.job_id:
+        opts["jobId"] = job.job_id
+    if job.backoff is not None:
+        opts["backoff"] = {"type": job.backoff.kind, "delay": round(job.backoff.delay_s * 1000)}
+    if job.remove_on_complete is not False:
+        opts["removeOnComplete"] = job.remove_on_complete
+    if job.remove_on_fail is not False:
+        opts["removeOnFail"] = job.remove_on_fail
+    return opts
+
+
+def _retention(value: Any) -> Retention:
+    if isinstance(value, bool | int):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("count"), int):
+        return True if value["count"] == 0 else int(value["count"])
+    return False
+
+
+def _keep_jobs(keep: Retention) -> dict[str, int]:
+    return {"count": keep_count(keep)}
+
+
+class RedisQueue:
+    """A `Queue` on Redis in BullMQ's format (prefix ``bull`` unless told otherwise)."""
+
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        *,
+        events: EventBus | None = None,
+        prefix: str = "bull",
+        clock: Clock | None = None,
+    ) -> None:
+        parts = urlsplit(url)
+        if not parts.hostname:
+            raise QueueInputError(f"redis URL needs a host: {_mask(url)}")
+        try:
+            parts.port  # noqa: B018 - validates the port
+        except ValueError:
+            raise QueueInputError(f"bad port in redis URL {_mask(url)}") from None
+        self.name = name
+        self.url = _mask(url)
+        self.prefix = prefix
+        self.events = events
+        self.clock: Clock = clock or SystemClock()
+        retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), 20)
+        self.client: aioredis.Redis = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            retry=retry,
+            retry_on_error=[rex.ConnectionError, rex.TimeoutError, rex.BusyLoadingError],
+            socket_connect_timeout=5,
+        )
+        self._bull = BullQueue(name, {"connection": self.client, "prefix": prefix})
+        self.scripts = self._bull.scripts
+        self.keys: dict[str, str] = self._bull.keys
+        self._job_prefix = self.keys[""]
+        self._claim_keys = [self.keys[k] for k in _CLAIM_KEYS]
+        self._shas: dict[str, str] = {}
+        self._repeat_key = f"{prefix}:{name}:agentcron:repeatables"
+
+    # -- plumbing ---------------------------------------------------------------------
+    @asynccontextmanager
+    async def _errors(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except rex.AuthenticationError as exc:
+            raise QueueConnectionError(f"redis at {self.url} refused authentication: {exc}") from None
+        except rex.ResponseError as exc:
+            if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+                raise QueueConnectionError(f"redis at {self.url} refused authentication: {exc}") from None
+            raise QueueError(f"redis at {self.url}: {exc}") from exc
+        except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
+            raise QueueConnectionError(f"cannot reach redis at {self.url}: {exc}") from None
+
+    async def _sha(self, name: str) -> str:
+        sha = self._shas.get(name)
+        if sha is None:
+            script = self.scripts.commands[name]
+            sha = await self.client.script_load(script.script)
+            self._shas[name] = sha
+        return sha
+
+    async def _run(self, calls: list[tuple[str, list[Any], list[Any]]]) -> list[Any]:
+        """Run script calls in one pipeline; reload scripts once if Redis lost them."""
+        if len(calls) == 1:
+            return [await self._run_one(*calls[0])]
+        for attempt in range(2):
+            shas = [await self._sha(name) for name, _, _ in calls]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for sha, (_, keys, args) in zip(shas, calls, strict=True):
+                    pipe.evalsha(sha, len(keys), *keys, *args)
+                results = await pipe.execute(raise_on_error=False)
+            if attempt == 0 and any(isinstance(r, rex.NoScriptError) for r in results):
+                self._shas.clear()
+                redo = [i for i, r in enumerate(results) if isinstance(r, rex.NoScriptError)]
+                again = await self._run([calls[i] for i in redo])
+                for i, value in zip(redo, again, strict=True):
+                    results[i] = value
+            for r in results:
+                if isinstance(r, rex.ConnectionError | rex.TimeoutError):
+                    raise r
+            return list(results)
+        raise AssertionError("unreachable")
+
+    async def _run_one(self, name: str, keys: list[Any], args: list[Any]) -> Any:
+        try:
+            return await _aw(self.client.evalsha(await self._sha(name), len(keys), *keys, *args))
+        except rex.NoScriptError:
+            self._shas.clear()
+            return await _aw(self.client.evalsha(await self._sha(name), len(keys), *keys, *args))
+        except rex.ResponseError as exc:
+            if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+                raise
+            return exc
+
+    def _key(self, job_id: str) -> str:
+        return f"{self._job_prefix}{job_id}"
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    # -- adding -----------------------------------------------------------------------
+    def _add_call(self, job: BulkJob, now_ms: int) -> tuple[str, list[Any], list[Any]]:
+        validate_job(
+            name=job.name,
+            priority=job.priority,
+            delay=job.delay,
+            attempts=job.attempts,
+            job_id=job.job_id,
+            remove_on_complete=job.remove_on_complete,
+            remove_on_fail=job.remove_on_fail,
+        )
+        data = encode_data(job.data)
+        opts = _bull_opts(job)
+        packed_args = msgpack.packb(
+            [self._job_prefix, job.job_id or "", job.name, now_ms, None, None, None, None],
+            use_bin_type=True,
+        )
+        args = [packed_args, data, msgpack.packb(opts), now_ms]
+        k = self.keys
+        if job.delay > 0:
+            keys = [k["marker"], k["meta"], k["id"], k["delayed"], k["completed"], k["events"]]
+            return "addDelayedJob", keys, args
+        if job.priority:
+            keys = [k["marker"], k["meta"], k["id"], k["prioritized"], k["completed"],
+                    k["active"], k["events"], k["pc"]]
+            return "addPrioritizedJob", keys, args
+        keys = [k["wait"], k["paused"], k["meta"], k["id"], k["completed"], k["active"],
+                k["events"], k["marker"]]
+        return "addStandardJob", keys, args
+
+    async def add(
+        self,
+        name: str,
+        data: Any = None,
+        *,
+        priority: int = 0,
+        delay: float = 0.0,
+        attempts: int = 1,
+        backoff: Backoff | None = None,
+        job_id: str | None = None,
+        remove_on_complete: Retention = False,
+        remove_on_fail: Retention = False,
+    ) -> str:
+        job = BulkJob(
+            name, data, priority, delay, attempts, backoff, job_id, remove_on_complete, remove_on_fail
+        )
+        call = self._add_call(job, int(time.time() * 1000))
+        async with self._errors():
+            (result,) = await self._run([call])
+        return self._added_id(result)
+
+    async def add_bulk(self, jobs: Sequence[BulkJob]) -> list[str]:
+        now_ms = int(time.time() * 1000)
+        calls = [self._add_call(job, now_ms) for job in jobs]
+        if not calls:
+            return []
+        async with self._errors():
+            shas = [await self._sha(name) for name, _, _ in calls]
+            async with self.client.pipeline(transaction=True) as pipe:
+                for sha, (_, keys, args) in zip(shas, calls, strict=True):
+                    pipe.evalsha(sha, len(keys), *keys, *args)
+                results = await pipe.execute()
+        return [self._added_id(r) for r in results]
+
+    @staticmethod
+    def _added_id(result: Any) -> str:
+        if isinstance(result, Exception):
+            raise QueueError(f"redis refused the job: {result}")
+        if isinstance(result, int) and result < 0:
+            raise QueueError(f"BullMQ refused the job (code {result})")
+        return str(result)
+
+    # -- reading ----------------------------------------------------------------------
+    async def get(self, job_id: str) -> JobInfo | None:
+        async with self._errors():
+            raw = await _aw(self.client.hgetall(self._key(job_id)))
+            if not raw:
+                return None
+            state = await self.scripts.getState(job_id)
+            if state in ("wait", "prioritized") and await self.is_paused():
+                state = "paused"
+        opts = json.loads(raw.get("opts", "{}"))
+        result = raw.get("returnvalue")
+        return JobInfo(
+            id=job_id,
+            name=raw.get("name", ""),
+            data=json.loads(raw.get("data", "null")),
+            state=_STATE_NAMES.get(state, state),
+            priority=int(raw.get("priority", 0)),
+            attempts=int(opts.get("attempts") or 1),
+            attempts_made=int(raw.get("atm", 0)),
+            progress=float(json.loads(raw.get("progress", "0")) or 0),
+            result=json.loads(result) if result else None,
+            error=raw.get("failedReason"),
+            created_at=_dt(raw.get("timestamp")),
+            finished_at=_dt(raw.get("finishedOn")),
+        )
+
+    async def counts(self) -> dict[str, int]:
+        k = self.keys
+        async with self._errors(), self.client.pipeline(transaction=True) as pipe:
+            for method, key in _COUNT_CALLS:
+                getattr(pipe, method)(k[key])
+            pipe.hexists(k["meta"], "paused")
+            wait, prio, paused_list, active, completed, failed, delayed, paused = await pipe.execute()
+        waiting = wait + prio
+        return {
+            "waiting": 0 if paused else waiting,
+            "active": active,
+            "completed": completed,
+            "failed": failed,
+            "delayed": delayed,
+            "paused": (waiting + paused_list) if paused else paused_list,
+        }
+
+    async def is_paused(self) -> bool:
+        async with self._errors():
+            return bool(await _aw(self.client.hexists(self.keys["meta"], "paused")))
+
+    # -- managing ---------------------------------------------------------------------
+    async def pause(self) -> None:
+        async with self._errors():
+            await self._bull.pause()
+        if self.events is not None:
+            self.events.publish(QueuePaused(at=self.clock.now(), queue=self.name))
+
+    async def resume(self) -> None:
+        async with self._errors():
+            await self._bull.resume()
+        if self.events is not None:
+            self.events.publish(QueueResumed(at=self.clock.now(), queue=self.name))
+
+    async def clean(self, grace: float, limit: int = 0, state: CleanState = "completed") -> list[str]:
+        sets = {"completed": ["completed"], "failed": ["failed"], "delayed": ["delayed"],
+                "waiting": ["wait", "prioritized", "paused"]}.get(state)
+        if sets is None:
+            raise QueueInputError(f"clean state must be completed, failed, waiting or delayed, got {state!r}")
+        if not grace >= 0 or limit < 0:
+            raise QueueInputError("clean needs grace >= 0 seconds and limit >= 0")
+        removed: list[str] = []
+        async with self._errors():
+            for name in sets:
+                left = limit - len(removed) if limit else 0
+                if limit and left <= 0:
+                    break
+                removed += await self._bull.clean(round(grace * 1000), left, name)
+        return removed
+
+    async def retry_failed(self) -> int:
+        async with self._errors():
+            failed = await self.client.zrange(self.keys["failed"], 0, -1)
+            if not failed:
+                return 0
+            async with self.client.pipeline(transaction=False) as pipe:
+                for job_id in failed:
+                    pipe.hset(self._key(job_id), mapping={"atm": 0, "ats": 0, "stc": 0})
+                await pipe.execute()
+            await self._bull.retryJobs({"state": "failed", "count": 1000})
+        return len(failed)
+
+    # -- repeatables ------------------------------------------------------------------
+    async def add_repeatable(
+        self, name: str, data: Any = None, *, cron: str, tz: str = "UTC", key: str | None = None
+    ) -> str:
+        from agentcron.queue.repeat import next_fire_ms, repeat_key
+
+        key = key or repeat_key(name, cron, tz)
+        next_fire_ms(cron, tz, int(time.time() * 1000))
+        spec = json.dumps({"name": name, "data": json.loads(encode_data(data)), "cron": cron, "tz": tz})
+        async with self._errors():
+            await _aw(self.client.hset(self._repeat_key, key, spec))
+        await self.tick_repeatables()
+        return key
+
+    async def remove_repeatable(self, key: str) -> bool:
+        async with self._errors():
+            return bool(await _aw(self.client.hdel(self._repeat_key, key)))
+
+    async def tick_repeatables(self) -> float | None:
+        from agentcron.queue.repeat import next_fire_ms, occurrence_id
+
+        async with self._errors():
+            specs = await _aw(self.client.hgetall(self._repeat_key))
+        now_ms = int(time.time() * 1000)
+        soonest: int | None = None
+        calls = []
+        for key, text in specs.items():
+            spec = json.loads(text)
+            fire_ms = next_fire_ms(spec["cron"], spec["tz"], now_ms)
+            if fire_ms is None:
+                continue
+            soonest = fire_ms if soonest is None else min(soonest, fire_ms)
+            job = BulkJob(spec["name"], spec["data"], delay=(fire_ms - now_ms) / 1000,
+                          job_id=occurrence_id(key, fire_ms))
+            calls.append(self._add_call(job, now_ms))
+        if calls:
+            async with self._errors():
+                await self._run(calls)
+        return None if soonest is None else (soonest - now_ms) / 1000
+
+    # -- workers ----------------------------------------------------------------------
+    def worker(
+        self,
+        handler: Handler,
+        *,
+        concurrency: int = 1,
+        rate_limit: tuple[int, float] | None = None,
+        **options: Any,
+    ) -> Worker:
+        return Worker(self, handler, concurrency=concurrency, rate_limit=rate_limit, **options)
+
+    async def exchange(
+        self,
+        finished: Sequence[Finished],
+        claim: int,
+        *,
+        token: str,
+        lease_s: float,
+        rate: RateLimit | None,
+    ) -> tuple[list[Job], float | None]:
+        now_ms = int(time.time() * 1000)
+        lease_ms = round(lease_s * 1000)
+        limiter = None if rate is None else {"max": rate.max_jobs, "duration": round(rate.per_s * 1000)}
+        calls = [self._finish_call(f, now_ms, lease_ms, limiter) for f in finished]
+        for i in range(claim):
+            packed = msgpack.packb(
+                {"token": f"{token}:{i}", "lockDuration": lease_ms, "limiter": limiter},
+                use_bin_type=True,
+            )
+            calls.append(("moveToActive", self._claim_keys, [self._job_prefix, now_ms, packed]))
+        if not calls:
+            return [], None
+        results = await self._run(calls)
+        for f, result in zip(finished, results, strict=False):
+            if isinstance(result, Exception) or (isinstance(result, int) and result < 0):
+                log.warning("queue %s: could not record job %s (%s): %s",
+                            self.name, f.job.id, f.outcome, result)
+        return self._claimed(results[len(finished):], token, now_ms)
+
+    def _claimed(self, results: list[Any], token: str, now_ms: int) -> tuple[list[Job], float | None]:
+        jobs: list[Job] = []
+        hint: float | None = None
+        for i, raw in enumerate(results):
+            if isinstance(raw, Exception):
+                raise raw
+            data, job_id, limit_ms, delay_until = raw
+            if data:
+                jobs.append(self._job(job_id, data, f"{token}:{i}"))
+            elif int(limit_ms) > 0:
+                hint = int(limit_ms) / 1000
+            elif int(delay_until) > 0:
+                hint = max(int(delay_until) - now_ms, 0) / 1000
+        return jobs, hint
+
+    def _job(self, job_id: str, flat: list[str], token: str) -> Job:
+        raw = dict(zip(flat[::2], flat[1::2], strict=True))
+        opts = json.loads(raw.get("opts", "{}"))
+        backoff = opts.get("backoff")
+        started = int(raw.get("ats") or 0)
+        made = int(raw.get("atm") or 0)
+        return Job(
+            id=str(job_id),
+            name=raw.get("name", ""),
+            data=json.loads(raw.get("data", "null")),
+            attempt=started or made + 1,
+            attempts=int(opts.get("attempts") or 1),
+            priority=int(raw.get("priority") or 0),
+            backoff=_backoff(backoff),
+            token=token,
+            keep_completed=_retention(opts.get("removeOnComplete", False)),
+            keep_failed=_retention(opts.get("removeOnFail", False)),
+            raw=made,
+        )
+
+    def _finish_call(
+        self, f: Finished, now_ms: int, lease_ms: int, limiter: dict[str, int] | None
+    ) -> tuple[str, list[Any], list[Any]]:
+        job, k = f.job, self.keys
+        job_key = self._key(job.id)
+        if f.outcome == "retry" and f.delay_s > 0:
+            keys = [k["marker"], k["active"], k["prioritized"], k["delayed"], job_key,
+                    k["events"], k["meta"], k["stalled"]]
+            return "moveToDelayed", keys, [self._job_prefix, now_ms, job.id, job.token,
+                                           round(f.delay_s * 1000), "0", _fields(f.value)]
+        if f.outcome == "retry":
+            keys = [k["active"], k["wait"], k["paused"], job_key, k["meta"], k["events"],
+                    k["delayed"], k["prioritized"], k["pc"], k["marker"], k["stalled"]]
+            return "retryJob", keys, [self._job_prefix, now_ms, "LPUSH", job.id, job.token,
+                                      _fields(f.value)]
+        target = f.outcome
+        keep = job.keep_completed if target == "completed" else job.keep_failed
+        opts = msgpack.packb(
+            {
+                "token": job.token,
+                "keepJobs": _keep_jobs(keep),
+                "limiter": limiter,
+                "lockDuration": lease_ms,
+                "attempts": job.attempts,
+                "attemptsMade": job.raw,
+                "maxMetricsSize": "",
+                "fpof": False,
+                "cpof": False,
+                "idof": False,
+            },
+            use_bin_type=True,
+        )
+        value = json.dumps(f.value, default=repr) if target == "completed" else str(f.value)
+        prop = "returnvalue" if target == "completed" else "failedReason"
+        keys = [self.keys[n] for n in _FINISH_KEYS] + [
+            self.keys[target], job_key, f"{self._job_prefix}metrics:{target}", k["marker"]
+        ]
+        return "moveToFinished", keys, [job.id, now_ms, prop, value, target, "",
+                                        self._job_prefix, opts]
+
+    async def extend(self, jobs: Sequence[Job], lease_s: float) -> list[str]:
+        lease_ms = round(lease_s * 1000)
+        calls = [("extendLock", [f"{self._key(j.id)}:lock", self.keys["stalled"]],
+                  [j.token, lease_ms, j.id]) for j in jobs]
+        results = await self._run(calls)
+        return [j.id for j, r in zip(jobs, results, strict=True) if r != 1]
+
+    async def recover_stalled(self, max_stalled: int, stalled_interval_s: float) -> None:
+        keys = [self.keys[n] for n in _STALLED_KEYS]
+        args = [max_stalled, self._job_prefix, int(time.time() * 1000), round(stalled_interval_s * 1000)]
+        (result,) = await self._run([("moveStalledJobsToWait", keys, args)])
+        if isinstance(result, Exception):
+            raise result
+        failed, stalled = result if result else ([], [])
+        for job_id in stalled:
+            log.warning("queue %s: job %s stalled (its worker lost its lock): waiting again", self.name, job_id)
+        for job_id in failed:
+            log.warning("queue %s: job %s stalled too often: failed", self.name, job_id)
+
+    async def report_progress(self, job: Job, pct: float) -> None:
+        keys = [self._key(job.id), self.keys["events"], self.keys["meta"]]
+        async with self._errors():
+            await self._run([("updateProgress", keys, [job.id, json.dumps(pct)])])
+        if self.events is not None:
+            self.events.publish(
+                QueueJobProgress(at=self.clock.now(), queue=self.name, job_id=job.id, progress=pct)
+            )
+
+    async def has_work(self) -> bool:
+        k = self.keys
+        async with self.client.pipeline(transaction=True) as pipe:
+            for method, key in (("llen", "wait"), ("zcard", "prioritized"), ("zcard", "delayed")):
+                getattr(pipe, method)(k[key])
+            pipe.hexists(k["meta"], "paused")
+            wait, prio, delayed, paused = await pipe.execute()
+        return delayed > 0 or (not paused and wait + prio > 0)
+
+    async def wait_for_work(self, timeout_s: float) -> None:
+        # BullMQ's marker: producers add it when a job becomes ready; blocking on it wakes us.
+        await _aw(self.client.bzpopmin(self.keys["marker"], max(round(timeout_s, 3), 0.01)))
+
+
+def _aw(value: Any) -> Awaitable[Any]:
+    """redis-py types commands as `Awaitable[T] | T`; on the asyncio client they are awaitable."""
+    return cast(Awaitable[Any], value)
+
+
+def _fields(error: Any) -> bytes:
+    return cast(bytes, msgpack.packb(["failedReason", str(error)], use_bin_type=True))
+
+
+def _backoff(value: Any) -> Backoff | None:
+    if not isinstance(value, dict):
+        return Backoff("fixed", value / 1000) if isinstance(value, int) and value > 0 else None
+    kind = value.get("type", "fixed")
+    if kind not in ("fixed", "exponential"):
+        kind = "custom"
+    return Backoff(kind, float(value.get("delay") or 0) / 1000)
+
+
+def _dt(ms: str | None) -> datetime | None:
+    return datetime.fromtimestamp(int(ms) / 1000, UTC) if ms else None
