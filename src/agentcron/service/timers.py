@@ -7,7 +7,7 @@ refuses, with the reason, whatever systemd would read differently:
 - `L`, `W`, `#` and `?` (no systemd equivalent, or Quartz/Vixie subtleties);
 - day-of-month and day-of-week both restricted: cron fires when *either* matches,
   systemd only when *both* do;
-- `@reboot` (use `OnBootSec=`), unknown macros and presets, bad numbers;
+- `@reboot` (use `OnBootSec=`), unknown macros, bad numbers (presets are expanded first);
 - misfire `run_all` (a persistent timer runs missed fires once, not each).
 
 `export_timers` turns a list of jobs into a `Plan` that writes one `.timer`/`.service` pair
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePath
 
+from agentcron.cron.presets import PRESETS
 from agentcron.service.base import Plan, WriteFile
 from agentcron.service.systemd import escape_specifiers, exec_line
 
@@ -212,6 +213,7 @@ def _observes_dst(tz: str) -> bool:
 def to_on_calendar(cron: str, timezone: str = "UTC") -> str:
     """The exact `OnCalendar=` value for `cron` in `timezone`, or raise `NotConvertible`."""
     text = " ".join(cron.split())
+    text = PRESETS.get(text) or PRESETS.get(text.upper()) or text
     if text.startswith("@"):
         if text.lower() == "@reboot":
             raise NotConvertible("@reboot is not a calendar time; use OnBootSec= instead")
@@ -224,9 +226,7 @@ def to_on_calendar(cron: str, timezone: str = "UTC") -> str:
     elif len(fields) == 6:
         fields = [*fields, "*"]
     elif len(fields) != 7:
-        raise NotConvertible(
-            f"{len(fields)} fields: expected 5, 6 or 7 (or a macro); presets are not converted"
-        )
+        raise NotConvertible(f"{len(fields)} fields: expected 5, 6 or 7, a macro or a preset name")
     sec, minute, hour, dom, month, dow, year = fields
     zone = _check_timezone(timezone)
     dom_values = _expand(dom, _DOM)
