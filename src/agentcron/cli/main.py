@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from agentcron import __version__
+from agentcron.cli import cron as cron_cli
 from agentcron.cli import service as service_cli
 
 
@@ -39,6 +40,7 @@ def build_app() -> typer.Typer:
 
     # Command groups register here (one module each, each exposing `app`).
     app.add_typer(service_cli.app, name="service")
+    app.add_typer(cron_cli.app, name="cron")
     return app
 
 
