@@ -82,9 +82,9 @@ def next_command(
         fail(f"--count: {count} is out of range 1-1000")
     expression = _parse(expr, tz)
     start = _after(after, expression)
-    runs = []
-    for run in expression.iter(start):
-        runs.append(run.isoformat())
+    runs: list[str] = []
+    for fire in expression.iter(start):
+        runs.append(fire.isoformat())
         if len(runs) >= count:
             break
     if as_json:
