@@ -1,0 +1,551 @@
+"""The `/api` routes (DESIGN 2.8). Built per app by `build_router()`; no module state.
+
+Errors are JSON `{"detail": ...}`: unknown ids 404, bad input 422, conflicts 409. The
+scheduler's own exceptions are mapped by `scheduler_errors()`: `LookupError` -> 404,
+`JobConflictError` -> 409, other `ValueError`s (bad cron text, unknown time zone, ...) -> 422.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
+
+from agentcron.dashboard import schemas, views
+from agentcron.dashboard.metrics import CONTENT_TYPE, DashboardMetrics
+from agentcron.dashboard.protocol import QueueLike, QueueSource, SchedulerLike
+from agentcron.dashboard.settings import DashboardSettings
+from agentcron.dashboard.views import maybe_await
+from agentcron.dashboard.ws import EventHub
+from agentcron.models import NodeHeartbeat, RunQuery, RunStatus
+from agentcron.store.base import JobConflictError, StoreError
+
+__all__ = ["DashboardContext", "build_router", "get_context"]
+
+log = logging.getLogger("agentcron.dashboard")
+
+JobId = Annotated[str, Path(min_length=1, max_length=200)]
+QueueName = Annotated[str, Path(min_length=1, max_length=200)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+StatusName = Literal[
+    "scheduled", "running", "succeeded", "failed", "timed_out", "cancelled", "skipped",
+    "interrupted",
+]  # fmt: skip
+#: Planned fires drawn per job on the timeline (a 5-minute job fills 24 h with 288).
+_PLANNED_PER_JOB = 300
+JobStatusName = Literal["active", "paused", "running", "failing", "disabled"]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": schemas.ErrorOut, "description": "No bearer token"},
+    403: {"model": schemas.ErrorOut, "description": "Wrong token"},
+    422: {"model": schemas.ErrorOut, "description": "Bad input"},
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    **_ERRORS, 404: {"model": schemas.ErrorOut, "description": "Unknown id"},
+}  # fmt: skip
+
+
+@dataclass
+class DashboardContext:
+    """Everything the routes of one app share (stored on `app.state.dashboard`)."""
+
+    scheduler: SchedulerLike
+    settings: DashboardSettings
+    hub: EventHub
+    metrics: DashboardMetrics
+    cache: views.JobStateCache
+    queues: QueueSource | None = None
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Any, name: str) -> None:
+        task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro, name=name)
+        self.background.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self.background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("%s failed: %s", task.get_name(), task.exception())
+
+
+def get_context(request: Request) -> DashboardContext:
+    ctx: DashboardContext = request.app.state.dashboard
+    return ctx
+
+
+Ctx = Annotated[DashboardContext, Depends(get_context)]
+
+
+@contextlib.asynccontextmanager
+async def scheduler_errors(job_id: str | None = None) -> AsyncIterator[None]:
+    """Map the scheduler's exceptions to HTTP errors."""
+    try:
+        yield
+    except HTTPException:
+        raise
+    except JobConflictError as exc:
+        raise HTTPException(409, str(exc) or f"job {job_id!r} already exists") from exc
+    except LookupError as exc:
+        raise HTTPException(404, f"unknown job {job_id!r}") from exc
+    except (ValueError, TypeError) as exc:
+        raise HTTPException(422, str(exc) or type(exc).__name__) from exc
+    except StoreError as exc:
+        raise HTTPException(503, f"store unavailable: {exc}") from exc
+    except RuntimeError as exc:  # e.g. the scheduler is not running
+        raise HTTPException(409, str(exc) or type(exc).__name__) from exc
+
+
+def find_job(ctx: DashboardContext, job_id: str) -> Any:
+    try:
+        job = ctx.scheduler.job(job_id)
+    except LookupError:
+        job = None
+    if job is None:
+        raise HTTPException(404, f"unknown job {job_id!r}")
+    return job
+
+
+async def running_by_job(ctx: DashboardContext) -> dict[str, int]:
+    runs = await ctx.scheduler.store.list_runs(
+        RunQuery(statuses=(RunStatus.running,), limit=100_000)
+    )
+    out: dict[str, int] = {}
+    for run in runs:
+        out[run.job_id] = out.get(run.job_id, 0) + 1
+    return out
+
+
+async def summaries(
+    ctx: DashboardContext, jobs: Sequence[Any], running: dict[str, int]
+) -> list[schemas.JobSummary]:
+    now = ctx.scheduler.clock.now()
+    out = []
+    for job in jobs:
+        job_id = views.job_id_of(job)
+        state = await ctx.cache.get(job_id)
+        out.append(views.job_summary(job, state, running.get(job_id, 0), now))
+    return out
+
+
+def _matches(job: Any, search: str | None, tag: str | None) -> bool:
+    if tag and tag not in views.job_tags(job):
+        return False
+    if search:
+        needle = search.casefold()
+        hay = (views.job_id_of(job), views.job_name(job), *views.job_tags(job))
+        return any(needle in h.casefold() for h in hay)
+    return True
+
+
+def _sort_key(job: Any) -> tuple[str, str]:
+    return (views.job_name(job).casefold(), views.job_id_of(job))
+
+
+def node_out(hb: NodeHeartbeat, now: datetime) -> schemas.NodeOut:
+    try:
+        from agentcron.heartbeat.monitor import view_node
+
+        view = view_node(hb, now)
+        status, score = view.status, view.health_score
+    except ImportError:  # pragma: no cover - the monitor ships with agentcron
+        late = (now - hb.sent_at).total_seconds() - 0.25 * hb.interval_s
+        missed = 0 if late < hb.interval_s else int(late // hb.interval_s)
+        status = "online" if missed == 0 else "suspect" if missed < 3 else "offline"
+        score = None
+    return schemas.NodeOut(
+        node_id=hb.node_id,
+        status=status,
+        reported=hb.status,
+        health_score=score,
+        last_seen=hb.sent_at,
+        age=max(0.0, (now - hb.sent_at).total_seconds()),
+        sequence=hb.sequence,
+        host=hb.host,
+        pid=hb.pid,
+        version=hb.version,
+        platform=hb.platform,
+        started_at=hb.started_at,
+        interval=hb.interval_s,
+    )
+
+
+async def queue_out(ctx: DashboardContext, name: str, queue: QueueLike) -> schemas.QueueOut:
+    counts = {str(k): int(v) for k, v in (await queue.counts()).items()}
+    ctx.metrics.set_queue(name, counts)
+    is_paused = getattr(queue, "is_paused", None)
+    paused = bool(await is_paused()) if callable(is_paused) else bool(counts.get("paused", 0))
+    return schemas.QueueOut(name=name, counts=counts, paused=paused)
+
+
+def find_queue(ctx: DashboardContext, name: str) -> QueueLike:
+    queue = ctx.queues.get(name) if ctx.queues is not None else None
+    if queue is None:
+        raise HTTPException(404, f"unknown queue {name!r}")
+    return queue
+
+
+def _handler_from(body: schemas.JobCreate) -> Any:
+    given = [h for h in (body.command, body.callable, body.http) if h is not None]
+    if len(given) != 1:
+        raise HTTPException(422, "give exactly one of command, callable or http")
+    if body.callable is not None:
+        if ":" not in body.callable:
+            raise HTTPException(422, 'callable must look like "package.module:function"')
+        return body.callable
+    import agentcron
+
+    if body.command is not None:
+        command_cls = getattr(agentcron, "Command", None)
+        if command_cls is None:
+            raise HTTPException(422, "command handlers are not available in this build")
+        return command_cls(list(body.command))
+    http_cls = getattr(agentcron, "Http", None) or getattr(agentcron, "HttpCall", None)
+    if http_cls is None:
+        raise HTTPException(422, "http handlers are not available in this build")
+    assert body.http is not None
+    return http_cls(**body.http)
+
+
+def build_router() -> APIRouter:
+    api = APIRouter(prefix="/api", responses=_ERRORS)
+
+    # -- jobs --------------------------------------------------------------------------
+    @api.get("/jobs", response_model=schemas.JobPage, summary="List jobs")
+    async def list_jobs(
+        ctx: Ctx,
+        search: Annotated[str | None, Query(max_length=200)] = None,
+        tag: Annotated[str | None, Query(max_length=200)] = None,
+        status: JobStatusName | None = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> schemas.JobPage:
+        jobs = list(ctx.scheduler.jobs())
+        tags = sorted({t for job in jobs for t in views.job_tags(job)})
+        picked = sorted((j for j in jobs if _matches(j, search, tag)), key=_sort_key)
+        running = await running_by_job(ctx)
+        if status is None:
+            page = await summaries(ctx, picked[offset : offset + limit], running)
+            total = len(picked)
+        else:
+            every = [s for s in await summaries(ctx, picked, running) if s.status == status]
+            page, total = every[offset : offset + limit], len(every)
+        return schemas.JobPage(items=page, total=total, limit=limit, offset=offset, tags=tags)
+
+    @api.get("/jobs/{job_id}", response_model=schemas.JobDetail, responses=_NOT_FOUND)
+    async def get_job(ctx: Ctx, job_id: JobId) -> schemas.JobDetail:
+        job = find_job(ctx, job_id)
+        running = await running_by_job(ctx)
+        state = await ctx.cache.get(job_id)
+        now = ctx.scheduler.clock.now()
+        return await views.job_detail(ctx.scheduler, job, state, running.get(job_id, 0), now)
+
+    @api.post(
+        "/jobs", response_model=schemas.JobDetail, status_code=201,
+        responses={**_ERRORS, 409: {"model": schemas.ErrorOut, "description": "Id taken"}},
+    )  # fmt: skip
+    async def create_job(ctx: Ctx, body: schemas.JobCreate) -> schemas.JobDetail:
+        try:
+            existing = ctx.scheduler.job(body.id)
+        except LookupError:
+            existing = None
+        if existing is not None:
+            raise HTTPException(409, f"a job with id {body.id!r} already exists")
+        handler = _handler_from(body)
+        options: dict[str, Any] = {
+            k: v
+            for k, v in body.model_dump(exclude={"id", "command", "callable", "http"}).items()
+            if v is not None
+        }
+        async with scheduler_errors(body.id):
+            await maybe_await(ctx.scheduler.add_job(body.id, handler=handler, **options))
+        ctx.cache.forget(body.id)
+        return await get_job(ctx, body.id)
+
+    @api.patch("/jobs/{job_id}", response_model=schemas.JobDetail, responses=_NOT_FOUND)
+    async def patch_job(ctx: Ctx, job_id: JobId, body: schemas.JobPatch) -> schemas.JobDetail:
+        find_job(ctx, job_id)
+        changes = body.model_dump(exclude_unset=True)
+        if any(v is None for v in changes.values()):
+            raise HTTPException(422, "null is not a valid value; leave the field out instead")
+        if changes:
+            async with scheduler_errors(job_id):
+                await maybe_await(ctx.scheduler.update(job_id, **changes))
+        ctx.cache.forget(job_id)
+        return await get_job(ctx, job_id)
+
+    @api.delete("/jobs/{job_id}", response_model=schemas.OkOut, responses=_NOT_FOUND)
+    async def delete_job(ctx: Ctx, job_id: JobId) -> schemas.OkOut:
+        find_job(ctx, job_id)
+        async with scheduler_errors(job_id):
+            await maybe_await(ctx.scheduler.remove(job_id))
+        ctx.cache.forget(job_id)
+        return schemas.OkOut(message=f"removed {job_id}")
+
+    @api.post("/jobs/{job_id}/run", response_model=schemas.RunNowOut, responses=_NOT_FOUND)
+    async def run_job(
+        ctx: Ctx,
+        job_id: JobId,
+        wait: Annotated[bool, Query(description="Wait for the run and return it")] = False,
+    ) -> schemas.RunNowOut:
+        find_job(ctx, job_id)
+        if wait:
+            async with scheduler_errors(job_id):
+                run = await ctx.scheduler.run_now(job_id)
+            return schemas.RunNowOut(job_id=job_id, accepted=True, run=views.run_out(run))
+        engine = views.plain(await maybe_await(ctx.scheduler.health()))
+        if isinstance(engine, dict) and engine.get("status") == "stopped":
+            raise HTTPException(409, "the scheduler is not running; start it to run jobs")
+        ctx.spawn(ctx.scheduler.run_now(job_id), name=f"dashboard-run-now:{job_id}")
+        return schemas.RunNowOut(job_id=job_id, accepted=True, run=None)
+
+    async def _summary(ctx: DashboardContext, job_id: str) -> schemas.JobSummary:
+        job = find_job(ctx, job_id)
+        ctx.cache.forget(job_id)
+        running = await running_by_job(ctx)
+        return (await summaries(ctx, [job], running))[0]
+
+    @api.post("/jobs/{job_id}/pause", response_model=schemas.JobSummary, responses=_NOT_FOUND)
+    async def pause_job(
+        ctx: Ctx, job_id: JobId, body: Annotated[schemas.PauseRequest | None, Body()] = None
+    ) -> schemas.JobSummary:
+        find_job(ctx, job_id)
+        note = body.note if body is not None else None
+        async with scheduler_errors(job_id):
+            await maybe_await(ctx.scheduler.pause(job_id, note=note))
+        return await _summary(ctx, job_id)
+
+    @api.post("/jobs/{job_id}/resume", response_model=schemas.JobSummary, responses=_NOT_FOUND)
+    async def resume_job(ctx: Ctx, job_id: JobId) -> schemas.JobSummary:
+        find_job(ctx, job_id)
+        async with scheduler_errors(job_id):
+            await maybe_await(ctx.scheduler.resume(job_id))
+        return await _summary(ctx, job_id)
+
+    # -- runs --------------------------------------------------------------------------
+    async def _run_page(ctx: DashboardContext, query: RunQuery) -> schemas.RunPage:
+        store = ctx.scheduler.store
+        items, total = await asyncio.gather(store.list_runs(query), store.count_runs(query))
+        return schemas.RunPage(
+            items=[views.run_out(r) for r in items],
+            total=total,
+            limit=query.limit,
+            offset=query.offset,
+        )
+
+    @api.get("/jobs/{job_id}/runs", response_model=schemas.RunPage, responses=_NOT_FOUND)
+    async def job_runs(
+        ctx: Ctx,
+        job_id: JobId,
+        status: Annotated[list[StatusName] | None, Query()] = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> schemas.RunPage:
+        find_job(ctx, job_id)
+        statuses = tuple(RunStatus(s) for s in status or ())
+        query = RunQuery(job_id=job_id, statuses=statuses, limit=limit, offset=offset)
+        return await _run_page(ctx, query)
+
+    @api.get("/runs", response_model=schemas.RunPage, summary="Runs across jobs, newest first")
+    async def list_runs(
+        ctx: Ctx,
+        job: Annotated[str | None, Query(max_length=200, description="Only this job")] = None,
+        status: Annotated[list[StatusName] | None, Query()] = None,
+        since: Annotated[datetime | None, Query(description="scheduled_for >= since")] = None,
+        until: Annotated[datetime | None, Query(description="scheduled_for < until")] = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> schemas.RunPage:
+        for name, value in (("since", since), ("until", until)):
+            if value is not None and value.utcoffset() is None:
+                raise HTTPException(422, f"{name} needs a UTC offset (e.g. 2026-01-01T00:00:00Z)")
+        statuses = tuple(RunStatus(s) for s in status or ())
+        query = RunQuery(
+            job_id=job, statuses=statuses, since=since, until=until, limit=limit, offset=offset
+        )
+        return await _run_page(ctx, query)
+
+    @api.get("/timeline", response_model=schemas.TimelineOut, summary="Runs around now")
+    async def timeline(
+        ctx: Ctx, hours: Annotated[int, Query(ge=1, le=168)] = 24
+    ) -> schemas.TimelineOut:
+        now = ctx.scheduler.clock.now()
+        start, end = now - timedelta(hours=hours), now + timedelta(hours=hours)
+        jobs = list(ctx.scheduler.jobs())
+        names = {views.job_id_of(j): views.job_name(j) for j in jobs}
+        runs = await ctx.scheduler.store.list_runs(RunQuery(since=start, limit=2000))
+        entries = [
+            schemas.TimelineEntry(
+                job_id=r.job_id, name=names.get(r.job_id, r.job_id), kind="run",
+                at=r.started_at or r.scheduled_for, status=str(r.status), duration=r.duration_s,
+            )
+            for r in runs
+        ]  # fmt: skip
+        for job in jobs[:500]:
+            summary = (await summaries(ctx, [job], {}))[0]
+            if summary.paused or not summary.enabled:
+                continue
+            trigger = views.job_trigger(job, {})
+            for at in views.next_fires(trigger, summary.timezone, now, _PLANNED_PER_JOB):
+                if at > end:
+                    break
+                entries.append(
+                    schemas.TimelineEntry(
+                        job_id=summary.id, name=summary.name, at=at, kind="planned",
+                        status="scheduled",
+                    )
+                )  # fmt: skip
+                if len(entries) > 5000:
+                    break
+        entries.sort(key=lambda e: e.at)
+        return schemas.TimelineOut(start=start, now=now, end=end, entries=entries)
+
+    # -- health and nodes --------------------------------------------------------------
+    @api.get("/nodes", response_model=schemas.NodesOut)
+    async def list_nodes(ctx: Ctx) -> schemas.NodesOut:
+        now = ctx.scheduler.clock.now()
+        items = [node_out(hb, now) for hb in await ctx.scheduler.store.list_heartbeats()]
+        for node in items:
+            ctx.metrics.set_node(node.node_id, node.status, node.health_score)
+        online = sum(1 for n in items if n.status == "online")
+        return schemas.NodesOut(items=items, online=online, total=len(items))
+
+    @api.get("/health", response_model=schemas.HealthOut)
+    async def health(ctx: Ctx) -> schemas.HealthOut:
+        reasons: list[str] = []
+        level = 0
+        try:
+            jobs = list(ctx.scheduler.jobs())
+            running = await running_by_job(ctx)
+            rows = await summaries(ctx, jobs, running)
+            nodes = (await list_nodes(ctx)).items
+        except Exception as exc:  # the store is down: say so instead of failing
+            log.warning("health check could not read the store: %s", exc)
+            return schemas.HealthOut(
+                status="unhealthy", reasons=[f"store unreachable: {exc}"], jobs=0, running=0,
+                failing=0, paused=0, nodes_online=0, nodes_total=0,
+                now=ctx.scheduler.clock.now(), engine={},
+            )  # fmt: skip
+        counts: dict[str, int] = {}
+        for row in rows:
+            counts[row.status] = counts.get(row.status, 0) + 1
+        ctx.metrics.set_jobs(counts)
+        failing = sum(1 for r in rows if r.consecutive_failures and not r.paused and r.enabled)
+        if failing:
+            level = max(level, 1)
+            reasons.append(f"{failing} job(s) failing")
+        online = sum(1 for n in nodes if n.status == "online")
+        offline = [n.node_id for n in nodes if n.status != "online"]
+        if nodes and online == 0:
+            level = 2
+            reasons.append("no node is online")
+        elif offline:
+            level = max(level, 1)
+            reasons.append(f"node(s) not online: {', '.join(offline[:5])}")
+        engine = views.plain(await maybe_await(ctx.scheduler.health()))
+        engine = engine if isinstance(engine, dict) else {"value": engine}
+        reported = str(engine.get("status", "")).lower()
+        if reported in ("unhealthy", "critical", "down", "stopped"):
+            level = 2
+            reasons.append(f"engine reports {reported}")
+        elif reported in ("degraded", "warning"):
+            level = max(level, 1)
+            reasons.append(f"engine reports {reported}")
+        return schemas.HealthOut(
+            status=("healthy", "degraded", "unhealthy")[level],
+            reasons=reasons,
+            jobs=len(rows),
+            running=sum(running.values()),
+            failing=failing,
+            paused=sum(1 for r in rows if r.paused),
+            nodes_online=online,
+            nodes_total=len(nodes),
+            now=ctx.scheduler.clock.now(),
+            engine=engine,
+        )
+
+    # -- queues ------------------------------------------------------------------------
+    @api.get("/queues", response_model=schemas.QueuesOut)
+    async def list_queues(ctx: Ctx) -> schemas.QueuesOut:
+        if ctx.queues is None:
+            return schemas.QueuesOut(available=False, items=[])
+        items = []
+        for name in ctx.queues.names():
+            queue = ctx.queues.get(name)
+            if queue is not None:
+                items.append(await queue_out(ctx, name, queue))
+        return schemas.QueuesOut(available=True, items=items)
+
+    @api.get("/queues/{name}", response_model=schemas.QueueOut, responses=_NOT_FOUND)
+    async def get_queue(ctx: Ctx, name: QueueName) -> schemas.QueueOut:
+        return await queue_out(ctx, name, find_queue(ctx, name))
+
+    @api.post("/queues/{name}/pause", response_model=schemas.QueueOut, responses=_NOT_FOUND)
+    async def pause_queue(ctx: Ctx, name: QueueName) -> schemas.QueueOut:
+        queue = find_queue(ctx, name)
+        await queue.pause()
+        return await queue_out(ctx, name, queue)
+
+    @api.post("/queues/{name}/resume", response_model=schemas.QueueOut, responses=_NOT_FOUND)
+    async def resume_queue(ctx: Ctx, name: QueueName) -> schemas.QueueOut:
+        queue = find_queue(ctx, name)
+        await queue.resume()
+        return await queue_out(ctx, name, queue)
+
+    @api.post("/queues/{name}/clean", response_model=schemas.CleanResult, responses=_NOT_FOUND)
+    async def clean_queue(
+        ctx: Ctx, name: QueueName, body: Annotated[schemas.CleanRequest | None, Body()] = None
+    ) -> schemas.CleanResult:
+        queue = find_queue(ctx, name)
+        req = body or schemas.CleanRequest()
+        removed = await queue.clean(req.grace, req.limit, req.state)
+        count = len(removed) if isinstance(removed, list | tuple | set) else int(removed or 0)
+        return schemas.CleanResult(queue=name, state=req.state, removed=count)
+
+    # -- cron playground ---------------------------------------------------------------
+    @api.post("/cron/validate", response_model=schemas.CronValidateResult)
+    async def validate_cron(
+        ctx: Ctx, body: schemas.CronValidateRequest
+    ) -> schemas.CronValidateResult:
+        return cron_check(body, ctx.scheduler.clock.now())
+
+    return api
+
+
+def cron_check(body: schemas.CronValidateRequest, now: datetime) -> schemas.CronValidateResult:
+    """Validate `body.expression` with `agentcron.cron` (errors are data, never exceptions)."""
+    try:
+        from agentcron.cron import CronExpression
+    except ImportError:  # pragma: no cover - cron ships with agentcron
+        return schemas.CronValidateResult(valid=False, error="cron support is not installed")
+    try:
+        result = CronExpression.validate(
+            body.expression, tz=body.timezone, now=now, count=body.count
+        )
+    except Exception as exc:  # unknown time zone and the like
+        return schemas.CronValidateResult(valid=False, error=str(exc) or type(exc).__name__)
+    data = views.plain(result)
+    data = data if isinstance(data, dict) else {}
+    next_runs = [datetime.fromisoformat(str(t)) for t in (data.get("next_runs") or [])]
+    description = data.get("description")
+    if data.get("valid") and description is None:
+        with contextlib.suppress(Exception):
+            description = CronExpression(body.expression, tz=body.timezone).describe()
+    return schemas.CronValidateResult(
+        valid=bool(data.get("valid")),
+        error=data.get("error"),
+        warnings=[str(w) for w in data.get("warnings") or []],
+        description=description,
+        next_runs=next_runs[: body.count],
+    )
+
+
+def metrics_response(ctx: DashboardContext) -> Response:
+    ctx.metrics.ws_clients.set(ctx.hub.client_count)
+    ctx.metrics.ws_dropped.set(ctx.hub.slow_clients_dropped)
+    return Response(ctx.metrics.render(), media_type=CONTENT_TYPE)

@@ -1,0 +1,142 @@
+"""`create_app(scheduler, settings)`: the dashboard as a FastAPI application.
+
+One call builds one independent app: routes, auth, WebSocket hub, metrics registry and
+caches all hang off the returned app, so several apps (tests, benchmarks) coexist in one
+process. The app subscribes to `scheduler.events` while it is served (its lifespan).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from agentcron import __version__
+from agentcron.dashboard import auth, views
+from agentcron.dashboard.api import DashboardContext, build_router, metrics_response
+from agentcron.dashboard.metrics import DashboardMetrics
+from agentcron.dashboard.protocol import QueueSource, SchedulerLike
+from agentcron.dashboard.settings import DashboardSettings
+from agentcron.dashboard.ws import EventHub
+
+__all__ = ["STATIC_DIR", "create_app"]
+
+log = logging.getLogger("agentcron.dashboard")
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def create_app(
+    scheduler: SchedulerLike,
+    settings: DashboardSettings,
+    *,
+    queues: QueueSource | None = None,
+) -> FastAPI:
+    """Build the dashboard for `scheduler` (DESIGN 2.13 surface; see `protocol.py`).
+
+    `queues` lists the queues to show (None: the queues panel says none are wired in).
+    """
+    if not settings.auth_token:
+        raise ValueError("DashboardSettings.auth_token is empty; use auth.ensure_token() first")
+    hub = EventHub(
+        scheduler.events,
+        settings.auth_token,
+        max_pending=settings.ws_max_pending,
+        auth_timeout_s=settings.ws_auth_timeout_s,
+        send_timeout_s=settings.ws_send_timeout_s,
+    )
+    ctx = DashboardContext(
+        scheduler=scheduler,
+        settings=settings,
+        hub=hub,
+        metrics=DashboardMetrics(),
+        cache=views.JobStateCache(scheduler),
+        queues=queues,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        subs = [
+            scheduler.events.subscribe(ctx.metrics.on_event, max_pending=100_000),
+            scheduler.events.subscribe(ctx.cache.on_event, max_pending=100_000),
+        ]
+        hub.start()
+        try:
+            yield
+        finally:
+            hub.stop()
+            for sub in subs:
+                sub.close()
+            for task in tuple(ctx.background):
+                task.cancel()
+
+    app = FastAPI(
+        title="agentcron dashboard",
+        version=__version__,
+        description="HTTP API of the agentcron scheduler. Every route but /healthz needs "
+        "`Authorization: Bearer <token>`.",
+        docs_url=None,  # the Swagger page loads scripts from a CDN; the spec is at /openapi.json
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.dashboard = ctx
+    app.include_router(build_router())
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return metrics_response(ctx)
+
+    @app.websocket("/ws")
+    async def events_ws(websocket: WebSocket) -> None:
+        await hub.serve(websocket)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_input(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _jsonable_errors(exc.errors())}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("dashboard error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error; see the server log"}, status_code=500)
+
+    app.middleware("http")(auth.require_token(settings.auth_token))
+    csp = auth.content_security_policy(settings.extra_connect_src)
+    app.middleware("http")(auth.security_headers(csp))
+    return app
+
+
+def _jsonable_errors(errors: Any) -> list[dict[str, Any]]:
+    out = []
+    for err in errors:
+        item = {k: v for k, v in dict(err).items() if k in ("loc", "msg", "type")}
+        item["loc"] = [str(p) for p in item.get("loc", ())]
+        out.append(item)
+    return out

@@ -1,0 +1,174 @@
+"""`WS /ws`: the engine's events, live, as JSON text frames.
+
+Protocol: the client connects, then sends `{"type": "auth", "token": "<token>"}` as its
+first message within `ws_auth_timeout_s`. Until then it receives nothing. A wrong or missing
+token closes the socket with code 4401 (4403 for a wrong one). After `{"type": "hello"}`
+every event is sent as `Event.to_dict()`.
+
+Fan-out: the hub holds one `EventBus` subscription, serialises each event once, and puts
+the text into every client's bounded queue without waiting. A client whose queue is full
+(it does not keep up) or whose send takes longer than `ws_send_timeout_s` is closed with
+code 4408 and forgotten, so a slow or dead browser never slows the engine or other clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from agentcron.dashboard.auth import token_matches
+from agentcron.events import Event, EventBus, Subscription
+
+__all__ = ["CLOSE_AUTH_FAILED", "CLOSE_FORBIDDEN", "CLOSE_TOO_SLOW", "EventHub"]
+
+log = logging.getLogger("agentcron.dashboard.ws")
+
+CLOSE_AUTH_FAILED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_SLOW = 4408
+
+
+@dataclass(eq=False)
+class _Client:
+    queue: asyncio.Queue[str]
+    dropped: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class EventHub:
+    """One bus subscription fanned out to every authenticated WebSocket client."""
+
+    def __init__(
+        self,
+        bus: EventBus,
+        token: str,
+        *,
+        max_pending: int = 1_000,
+        auth_timeout_s: float = 5.0,
+        send_timeout_s: float = 5.0,
+    ) -> None:
+        self._bus = bus
+        self._token = token
+        self._max_pending = max_pending
+        self._auth_timeout_s = auth_timeout_s
+        self._send_timeout_s = send_timeout_s
+        self._clients: set[_Client] = set()
+        self._subscription: Subscription | None = None
+        #: How many clients were dropped for not keeping up (for metrics and tests).
+        self.slow_clients_dropped = 0
+
+    @property
+    def client_count(self) -> int:
+        return len(self._clients)
+
+    def start(self) -> None:
+        if self._subscription is None:
+            # The hub's own callback never blocks, so its buffer only grows if the event
+            # loop itself is starved; size it generously.
+            self._subscription = self._bus.subscribe(self._fan_out, max_pending=100_000)
+
+    def stop(self) -> None:
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
+        for client in tuple(self._clients):
+            client.dropped = True
+            client.done.set()
+        self._clients.clear()
+
+    def _fan_out(self, event: Event) -> None:
+        if not self._clients:
+            return
+        text = json.dumps(event.to_dict(), default=str, separators=(",", ":"))
+        self.broadcast(text)
+
+    def broadcast(self, text: str) -> None:
+        """Queue `text` for every client; drop the ones whose queue is full."""
+        for client in tuple(self._clients):
+            try:
+                client.queue.put_nowait(text)
+            except asyncio.QueueFull:
+                self._drop(client)
+
+    def _drop(self, client: _Client) -> None:
+        if not client.dropped:
+            client.dropped = True
+            self.slow_clients_dropped += 1
+            log.warning("dropping a dashboard WebSocket client that does not keep up")
+        self._clients.discard(client)
+        client.done.set()
+
+    async def _authenticate(self, websocket: WebSocket) -> bool:
+        try:
+            raw = await asyncio.wait_for(websocket.receive_text(), self._auth_timeout_s)
+        except (TimeoutError, WebSocketDisconnect, RuntimeError, KeyError):
+            await _close(websocket, CLOSE_AUTH_FAILED, "authenticate first")
+            return False
+        try:
+            message = json.loads(raw)
+        except ValueError:
+            message = None
+        token = message.get("token") if isinstance(message, dict) else None
+        if not isinstance(message, dict) or message.get("type") != "auth" or not isinstance(token, str):
+            await _close(websocket, CLOSE_AUTH_FAILED, 'send {"type": "auth", "token": ...} first')
+            return False
+        if not token_matches(self._token, token):
+            await _close(websocket, CLOSE_FORBIDDEN, "invalid token")
+            return False
+        return True
+
+    async def serve(self, websocket: WebSocket) -> None:
+        """Handle one connection from accept to close."""
+        await websocket.accept()
+        if not await self._authenticate(websocket):
+            return
+        client = _Client(queue=asyncio.Queue(maxsize=self._max_pending))
+        await websocket.send_text(json.dumps({"type": "hello"}))
+        self._clients.add(client)
+        sender = asyncio.create_task(self._send_loop(websocket, client), name="dashboard-ws-send")
+        receiver = asyncio.create_task(self._receive_loop(websocket), name="dashboard-ws-recv")
+        waiter = asyncio.create_task(client.done.wait(), name="dashboard-ws-done")
+        try:
+            await asyncio.wait({sender, receiver, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._clients.discard(client)
+            for task in (sender, receiver, waiter):
+                task.cancel()
+            for task in (sender, receiver, waiter):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if client.dropped:
+                await _close(websocket, CLOSE_TOO_SLOW, "too slow; reconnect")
+            else:
+                await _close(websocket, 1000, "bye")
+
+    async def _send_loop(self, websocket: WebSocket, client: _Client) -> None:
+        while True:
+            text = await client.queue.get()
+            try:
+                await asyncio.wait_for(websocket.send_text(text), self._send_timeout_s)
+            except TimeoutError:
+                self._drop(client)
+                return
+
+    async def _receive_loop(self, websocket: WebSocket) -> None:
+        # Clients only send pings ("ping" -> "pong" is not needed: uvicorn answers protocol
+        # pings); reading detects a closed socket promptly.
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            while True:
+                message = await websocket.receive()
+                if message.get("type") == "websocket.disconnect":
+                    return
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    if websocket.application_state == WebSocketState.CONNECTED and (
+        websocket.client_state == WebSocketState.CONNECTED
+    ):
+        with contextlib.suppress(Exception):
+            await websocket.close(code=code, reason=reason)

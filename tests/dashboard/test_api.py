@@ -1,0 +1,330 @@
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from tests.dashboard.conftest import XSS_NAME, auth
+from tests.dashboard.fakes import FakeScheduler
+
+from agentcron.models import RunRecord, RunStatus, new_run_id
+
+
+def _walk(routes: list[Any]) -> list[Any]:
+    out = []
+    for route in routes:
+        included = getattr(route, "original_router", None)  # FastAPI's lazily included routers
+        out.extend(_walk(list(included.routes)) if included is not None else [route])
+    return out
+
+
+def api_routes(app: FastAPI) -> list[tuple[str, str]]:
+    """Every (method, path) the app serves under /api, plus /metrics and /openapi.json.
+
+    Walked from the app's routing table; the OpenAPI document must not know a route the walk
+    missed, so a change in FastAPI's internals fails here instead of silently testing less.
+    """
+    out = []
+    for route in _walk(list(app.routes)):
+        path = getattr(route, "path", "")
+        if isinstance(route, APIRoute) or path == "/openapi.json":
+            methods = sorted((getattr(route, "methods", None) or {"GET"}) - {"HEAD"})
+            out.extend((method, path) for method in methods)
+    picked = [(m, p) for m, p in out if p.startswith("/api/") or p in ("/metrics", "/openapi.json")]
+    documented = {
+        (m.upper(), p) for p, ops in app.openapi()["paths"].items() for m in ops
+    }
+    assert documented <= set(picked)
+    return picked
+
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "backup", path)
+
+
+async def test_every_api_route_refuses_a_request_without_a_token(
+    app: FastAPI, anon: httpx.AsyncClient
+) -> None:
+    routes = api_routes(app)
+    assert len(routes) >= 20  # the DESIGN 2.8 routes are all there
+    for method, path in routes:
+        response = await anon.request(method, concrete(path))
+        assert response.status_code == 401, (method, path)
+        assert response.json()["detail"]
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_every_api_route_refuses_a_wrong_token(app: FastAPI, anon: httpx.AsyncClient) -> None:
+    for method, path in api_routes(app):
+        response = await anon.request(method, concrete(path), headers=auth("wrong-token-xxxxxxxx"))
+        assert response.status_code == 403, (method, path)
+
+
+async def test_healthz_and_the_login_page_need_no_token(anon: httpx.AsyncClient) -> None:
+    assert (await anon.get("/healthz")).json() == {"status": "ok"}
+    page = await anon.get("/")
+    assert page.status_code == 200
+    assert "<script" in page.text and "app.js" in page.text
+    assert (await anon.get("/static/app.js")).status_code == 200
+
+
+async def test_responses_carry_a_strict_content_security_policy(anon: httpx.AsyncClient) -> None:
+    for path in ("/", "/api/jobs", "/healthz"):
+        headers = (await anon.get(path)).headers
+        csp = headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        assert "frame-ancestors 'none'" in csp
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "no-referrer"
+
+
+async def test_the_page_has_no_inline_script_or_style(anon: httpx.AsyncClient) -> None:
+    html = (await anon.get("/")).text
+    assert not re.search(r"<script(?![^>]*\bsrc=)", html)
+    assert "<style" not in html and "style=" not in html and " on" + "click=" not in html
+
+
+async def test_jobs_are_listed_with_schedule_in_words_and_next_run(client: httpx.AsyncClient) -> None:
+    page = (await client.get("/api/jobs")).json()
+    assert page["total"] == 3
+    assert [j["id"] for j in page["items"]] == ["xss", "digest", "backup"]  # by name ("<" sorts first)
+    backup = next(j for j in page["items"] if j["id"] == "backup")
+    assert backup["schedule"] == "0 2 * * *"
+    assert backup["description"] == "At 02:00"
+    assert backup["timezone"] == "Europe/Berlin"
+    assert backup["status"] == "active"
+    assert backup["next_run"] is not None
+    assert page["tags"] == ["<b>tag</b>", "mail", "maintenance"]
+
+
+async def test_jobs_can_be_searched_filtered_by_tag_and_paged(client: httpx.AsyncClient) -> None:
+    assert [j["id"] for j in (await client.get("/api/jobs?search=NIGHTLY")).json()["items"]] == ["backup"]
+    assert [j["id"] for j in (await client.get("/api/jobs?tag=mail")).json()["items"]] == ["digest"]
+    page = (await client.get("/api/jobs?limit=1&offset=1")).json()
+    assert page["total"] == 3 and [j["id"] for j in page["items"]] == ["digest"]
+
+
+async def test_a_job_page_has_ten_fire_times_stats_and_history(
+    client: httpx.AsyncClient, fake: FakeScheduler
+) -> None:
+    await fake.run_now("digest")
+    job = (await client.get("/api/jobs/digest")).json()
+    assert len(job["next_runs"]) == 10
+    times = [datetime.fromisoformat(t) for t in job["next_runs"]]
+    assert times == sorted(times) and all(t.hour in (9, 17) for t in times)
+    assert job["stats"]["succeeded"] == 1
+    assert job["recent_runs"][0]["status"] == "succeeded"
+    assert job["last_result"]["status"] == "succeeded"
+    assert job["definition"]["trigger"]["expr"] == "0 9,17 * * *"
+
+
+async def test_unknown_ids_are_404_with_a_json_message(client: httpx.AsyncClient) -> None:
+    for method, path in [
+        ("GET", "/api/jobs/nope"), ("PATCH", "/api/jobs/nope"), ("DELETE", "/api/jobs/nope"),
+        ("POST", "/api/jobs/nope/run"), ("POST", "/api/jobs/nope/pause"),
+        ("POST", "/api/jobs/nope/resume"), ("GET", "/api/jobs/nope/runs"),
+        ("GET", "/api/queues/nope"), ("POST", "/api/queues/nope/pause"), ("GET", "/api/nothing"),
+    ]:  # fmt: skip
+        kwargs = {"json": {}} if method == "PATCH" else {}
+        response = await client.request(method, path, **kwargs)
+        assert response.status_code == 404, (method, path)
+        assert "nope" in response.json()["detail"] or path == "/api/nothing"
+
+
+async def test_bad_input_is_422_never_500(client: httpx.AsyncClient) -> None:
+    cases = [
+        ("GET", "/api/jobs?limit=0", None), ("GET", "/api/jobs?limit=abc", None),
+        ("GET", "/api/runs?status=exploded", None), ("GET", "/api/runs?since=yesterday", None),
+        ("GET", "/api/runs?since=2026-01-01T00:00:00", None),
+        ("POST", "/api/jobs", {"id": "x"}), ("POST", "/api/jobs", {"id": "bad id!", "trigger": "* * * * *", "callable": "a:b"}),
+        ("POST", "/api/jobs", {"id": "new", "trigger": "61 * * * *", "callable": "a:b"}),
+        ("POST", "/api/jobs", {"id": "new", "trigger": "* * * * *"}),
+        ("PATCH", "/api/jobs/backup", {"trigger": "not cron"}),
+        ("PATCH", "/api/jobs/backup", {"name": None}),
+        ("PATCH", "/api/jobs/backup", {"colour": "red"}),
+        ("POST", "/api/queues/emails/clean", {"state": "everything"}),
+        ("POST", "/api/cron/validate", {"expression": 5}),
+    ]  # fmt: skip
+    for method, path, body in cases:
+        response = await client.request(method, path, json=body)
+        assert response.status_code == 422, (method, path, body, response.text)
+        assert response.json()["detail"]
+    broken = await client.post("/api/jobs", content=b"{not json", headers={"content-type": "application/json"})
+    assert broken.status_code == 422
+
+
+async def test_creating_an_existing_id_is_a_409_conflict(client: httpx.AsyncClient) -> None:
+    body = {"id": "backup", "trigger": "* * * * *", "callable": "pkg.mod:func"}
+    response = await client.post("/api/jobs", json=body)
+    assert response.status_code == 409
+    assert "backup" in response.json()["detail"]
+
+
+async def test_jobs_can_be_created_changed_and_removed(client: httpx.AsyncClient) -> None:
+    body = {"id": "new-job", "name": "New", "trigger": "*/10 * * * *", "callable": "pkg.mod:func",
+            "tags": ["t"]}  # fmt: skip
+    created = await client.post("/api/jobs", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["description"] == "Every 10 minutes"
+    patched = await client.patch("/api/jobs/new-job", json={"trigger": "0 * * * *", "name": "Hourly"})
+    assert patched.status_code == 200
+    assert patched.json()["name"] == "Hourly" and patched.json()["schedule"] == "0 * * * *"
+    assert (await client.delete("/api/jobs/new-job")).json()["ok"] is True
+    assert (await client.get("/api/jobs/new-job")).status_code == 404
+
+
+async def test_pause_keeps_its_note_and_resume_clears_it(client: httpx.AsyncClient) -> None:
+    paused = (await client.post("/api/jobs/digest/pause", json={"note": "travelling"})).json()
+    assert paused["status"] == "paused" and paused["pause_note"] == "travelling"
+    assert paused["next_run"] is None
+    assert (await client.get("/api/jobs/digest")).json()["next_runs"] == []
+    resumed = (await client.post("/api/jobs/digest/resume")).json()
+    assert resumed["status"] == "active" and resumed["pause_note"] is None
+    # pausing without a body works too
+    assert (await client.post("/api/jobs/digest/pause")).json()["paused"] is True
+
+
+async def test_run_now_can_wait_for_the_finished_run(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/jobs/backup/run?wait=true")
+    assert response.status_code == 200
+    run = response.json()["run"]
+    assert run["status"] == "succeeded" and run["output_tail"] == "ok"
+
+
+async def test_run_now_on_a_stopped_scheduler_is_a_409(
+    client: httpx.AsyncClient, fake: FakeScheduler
+) -> None:
+    fake.running = False
+    assert (await client.post("/api/jobs/backup/run")).status_code == 409
+    assert (await client.post("/api/jobs/backup/run?wait=true")).status_code == 409
+
+
+async def _seed_runs(fake: FakeScheduler) -> datetime:
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    statuses = [RunStatus.succeeded, RunStatus.failed, RunStatus.skipped]
+    for i in range(30):
+        at = base + timedelta(minutes=i)
+        await fake.store.record_run(RunRecord(
+            run_id=new_run_id(), job_id="backup" if i % 2 else "digest", scheduled_for=at,
+            status=statuses[i % 3], started_at=at, finished_at=at + timedelta(seconds=i),
+            skip_reason="overlap" if statuses[i % 3] is RunStatus.skipped else None,
+        ))  # fmt: skip
+    return base
+
+
+async def test_runs_filter_by_job_status_and_time_range_with_pagination(
+    client: httpx.AsyncClient, fake: FakeScheduler
+) -> None:
+    base = await _seed_runs(fake)
+    everything = (await client.get("/api/runs?limit=100")).json()
+    assert everything["total"] == 30
+    stamps = [r["scheduled_for"] for r in everything["items"]]
+    assert stamps == sorted(stamps, reverse=True)  # newest first
+    backup = (await client.get("/api/runs", params={"job": "backup"})).json()
+    assert backup["total"] == 15 and {r["job_id"] for r in backup["items"]} == {"backup"}
+    failed = (await client.get("/api/runs", params=[("status", "failed"), ("status", "skipped")])).json()
+    assert failed["total"] == 20
+    since = (base + timedelta(minutes=10)).isoformat()
+    until = (base + timedelta(minutes=20)).isoformat()
+    window = (await client.get("/api/runs", params={"since": since, "until": until})).json()
+    assert window["total"] == 10
+    page2 = (await client.get("/api/runs?limit=7&offset=7")).json()
+    assert [r["run_id"] for r in page2["items"]] == [r["run_id"] for r in everything["items"][7:14]]
+    skipped = (await client.get("/api/jobs/digest/runs", params={"status": "skipped"})).json()
+    assert all(r["skip_reason"] == "overlap" for r in skipped["items"]) and skipped["total"] == 5
+
+
+async def test_health_calls_an_idle_system_healthy_and_failing_jobs_degraded(
+    client: httpx.AsyncClient, fake: FakeScheduler
+) -> None:
+    health = (await client.get("/api/health")).json()
+    assert health["status"] == "healthy" and health["running"] == 0 and health["reasons"] == []
+
+    async def boom() -> str | None:
+        raise RuntimeError("disk full")
+
+    fake.views["digest"].job.handler = boom
+    await client.post("/api/jobs/digest/run?wait=true")
+    health = (await client.get("/api/health")).json()
+    assert health["status"] == "degraded" and health["failing"] == 1
+    assert "failing" in health["reasons"][0]
+    job = (await client.get("/api/jobs/digest")).json()
+    assert job["status"] == "failing" and job["last_result"]["error"] == "disk full"
+
+
+async def test_nodes_are_judged_by_their_heartbeat_age(
+    client: httpx.AsyncClient, fake: FakeScheduler
+) -> None:
+    from agentcron.models import NodeHeartbeat
+
+    now = fake.clock.now()
+    await fake.store.write_heartbeat(NodeHeartbeat(node_id="a", sequence=5, sent_at=now, interval_s=30))
+    await fake.store.write_heartbeat(
+        NodeHeartbeat(node_id="b", sequence=1, sent_at=now - timedelta(minutes=10), interval_s=30)
+    )
+    nodes = (await client.get("/api/nodes")).json()
+    assert {n["node_id"]: n["status"] for n in nodes["items"]} == {"a": "online", "b": "offline"}
+    assert nodes["online"] == 1
+    health = (await client.get("/api/health")).json()
+    assert health["status"] == "degraded" and health["nodes_online"] == 1
+
+
+async def test_queues_show_counts_and_can_be_paused_resumed_and_cleaned(
+    client: httpx.AsyncClient,
+) -> None:
+    queues = (await client.get("/api/queues")).json()
+    assert queues["available"] is True
+    assert queues["items"][0]["counts"]["waiting"] == 3
+    assert (await client.post("/api/queues/emails/pause")).json()["paused"] is True
+    assert (await client.post("/api/queues/emails/resume")).json()["paused"] is False
+    cleaned = (await client.post("/api/queues/emails/clean", json={"state": "completed", "limit": 10})).json()
+    assert cleaned == {"queue": "emails", "state": "completed", "removed": 10}
+    assert (await client.get("/api/queues/emails")).json()["counts"]["completed"] == 30
+
+
+async def test_the_cron_playground_reports_errors_warnings_and_next_runs(
+    client: httpx.AsyncClient,
+) -> None:
+    good = (await client.post("/api/cron/validate", json={"expression": "0 9 * * MON"})).json()
+    assert good["valid"] and good["description"] and len(good["next_runs"]) == 10
+    bad = (await client.post("/api/cron/validate", json={"expression": "61 * * * *"})).json()
+    assert not bad["valid"] and "minute" in bad["error"]
+    never = (await client.post("/api/cron/validate", json={"expression": "0 0 30 2 *"})).json()
+    assert not never["valid"] and never["error"] == "never fires"
+    fast = (await client.post("/api/cron/validate", json={"expression": "* * * * * *"})).json()
+    assert fast["valid"] and fast["warnings"]
+    zone = (await client.post("/api/cron/validate", json={"expression": "* * * * *", "timezone": "Mars/Base"})).json()
+    assert not zone["valid"] and "Mars/Base" in zone["error"]
+
+
+async def test_the_timeline_has_past_runs_and_planned_fires(
+    client: httpx.AsyncClient, fake: FakeScheduler
+) -> None:
+    await fake.run_now("backup")
+    data = (await client.get("/api/timeline?hours=24")).json()
+    kinds = {(e["job_id"], e["kind"]) for e in data["entries"]}
+    assert ("backup", "run") in kinds and ("xss", "planned") in kinds
+    planned_xss = [e for e in data["entries"] if e["job_id"] == "xss" and e["kind"] == "planned"]
+    assert len(planned_xss) == 24 * 12  # every 5 minutes for 24 h
+    assert all(e["name"] == XSS_NAME for e in planned_xss)
+
+
+async def test_openapi_lists_every_design_route(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    paths = spec["paths"]
+    for path in ["/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/run",
+                 "/api/jobs/{job_id}/pause", "/api/jobs/{job_id}/resume", "/api/jobs/{job_id}/runs",
+                 "/api/runs", "/api/health", "/api/nodes", "/api/queues", "/api/queues/{name}",
+                 "/api/queues/{name}/pause", "/api/queues/{name}/resume", "/api/queues/{name}/clean",
+                 "/api/cron/validate"]:  # fmt: skip
+        assert path in paths, path
+    assert set(paths["/api/jobs/{job_id}"]) == {"get", "patch", "delete"}
+
+
+@pytest.mark.parametrize("path", ["/api/jobs/%3Cscript%3E", "/api/jobs/a%2Fb", "/api/jobs/..%2F.."])
+async def test_odd_ids_are_plain_404s(client: httpx.AsyncClient, path: str) -> None:
+    assert (await client.get(path)).status_code == 404
