@@ -245,9 +245,17 @@ def _print_plan(plan: Plan, *, as_json: bool, action: str) -> None:
         typer.echo(f"# {note}")
 
 
-def _notes(plan: Plan) -> None:
+def _warnings(plan: Plan) -> None:
     for note in plan.notes:
-        typer.echo(f"agentcron: {note}", err=True)
+        if note.startswith("warning"):
+            typer.echo(f"agentcron: {note}", err=True)
+
+
+def _after(plan: Plan, as_json: bool) -> None:
+    if not as_json:
+        for note in plan.notes:
+            if not note.startswith("warning"):
+                typer.echo(f"note: {note}")
 
 
 def _apply(choice: _Choice, plan: Plan) -> None:
@@ -303,9 +311,10 @@ def install(
             return
         choice.manager.check_install(force=force)
         plan = choice.manager.plan_install(replace=force and choice.manager.exists())
-        _notes(plan)
+        _warnings(plan)
         _apply(choice, plan)
     _done(as_json, "installed", choice)
+    _after(plan, as_json)
 
 
 def _done(as_json: bool, what: str, choice: _Choice) -> None:

@@ -84,6 +84,8 @@ class HostInfo:
     which: Callable[[str], str | None]
     #: overrides for where unit / plist files go (tests); None = the OS default
     unit_dir: Path | None = None
+    #: whether this process may write into a directory; None = `os.access`
+    can_write: Callable[[Path], bool] | None = None
 
 
 def create_manager(
@@ -96,11 +98,20 @@ def create_manager(
 ) -> ServiceManager:
     """The manager of `kind` for `spec`; raises `ServiceError` for a missing NSSM."""
     if kind == "systemd":
-        return SystemdManager(spec, runner, home=host.home, unit_dir=host.unit_dir)
+        return SystemdManager(
+            spec, runner, home=host.home, unit_dir=host.unit_dir, writable=host.can_write
+        )
     if kind == "windows-task":
         return WindowsTaskManager(spec, runner, user=host.user)
     if kind == "nssm":
         return NssmManager(spec, runner, nssm=find_nssm(nssm, host.which))
     if kind == "launchd":
-        return LaunchdManager(spec, runner, home=host.home, uid=host.uid, plist_dir=host.unit_dir)
+        return LaunchdManager(
+            spec,
+            runner,
+            home=host.home,
+            uid=host.uid,
+            plist_dir=host.unit_dir,
+            writable=host.can_write,
+        )
     raise ServiceError(f"unknown service kind {kind!r}; choose one of {', '.join(KINDS)}")

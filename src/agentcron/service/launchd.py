@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import plistlib
 import re
+from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -71,8 +72,10 @@ class LaunchdManager:
         home: PurePath,
         uid: int,
         plist_dir: Path | None = None,
+        writable: Callable[[Path], bool] | None = None,
     ) -> None:
         self.spec = spec
+        self._writable = writable or _writable
         self.runner = runner
         self.label = label_for(spec.name)
         if plist_dir is None:
@@ -122,7 +125,7 @@ class LaunchdManager:
     def check_install(self, *, force: bool) -> None:
         if self._print()[0] == 127:
             raise ServiceError("launchctl not found: the launchd kind needs macOS")
-        if self.spec.scope == "system" and not _writable(self.plist_path.parent):
+        if self.spec.scope == "system" and not self._writable(self.plist_path.parent):
             raise ServiceError(
                 f"no permission to write {self.plist_path.parent}: run with sudo, or pass "
                 "--user for a LaunchAgent"

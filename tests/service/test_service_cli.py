@@ -1,0 +1,283 @@
+"""`agentcron service ...`: dry runs change nothing, bad input is one line with exit 2."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path, PurePath
+
+import pytest
+from service_testlib import host_for
+from typer.testing import CliRunner, Result
+
+from agentcron.cli import service as service_cli
+from agentcron.cli.main import build_app
+from agentcron.service import CompletedCommand, RecordingRunner
+
+PYTHON = PurePath("/opt/agent/.venv/bin/python")
+
+
+def _env(
+    tmp_path: Path,
+    platform: str = "linux",
+    runner: RecordingRunner | None = None,
+    *,
+    nssm: str | None = None,
+    user: str = "alice",
+    can_write: bool = True,
+) -> service_cli.ServiceCliEnv:
+    cwd = tmp_path / "cwd"
+    cwd.mkdir(exist_ok=True)
+    host = replace(
+        host_for(platform, tmp_path, nssm=nssm), user=user, can_write=lambda _: can_write
+    )
+    return service_cli.ServiceCliEnv(host, runner or RecordingRunner(), cwd, PYTHON, {})
+
+
+def _invoke(env: service_cli.ServiceCliEnv, *args: str) -> Result:
+    return CliRunner().invoke(service_cli.app, list(args), obj=env)
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_the_service_group_is_registered_in_the_agentcron_command() -> None:
+    result = CliRunner().invoke(build_app(), ["service", "--help"])
+    assert result.exit_code == 0
+    for command in ("install", "uninstall", "start", "stop", "status", "show", "export-timers"):
+        assert command in result.output
+
+
+def test_dry_run_json_prints_exactly_files_and_commands_for_a_windows_task(tmp_path: Path) -> None:
+    env = _env(tmp_path, "win32")
+    result = _invoke(env, "install", "--dry-run", "--json", "--data-dir", "state")
+
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    xml_path = str(tmp_path / "cwd" / "state" / "service" / "agentcron.task.xml")
+    assert list(body) == ["files", "commands"]
+    assert [f["path"] for f in body["files"]] == [xml_path]
+    assert "<BootTrigger>" in body["files"][0]["content"]
+    assert body["commands"] == [
+        ["schtasks", "/Create", "/TN", "\\agentcron\\agentcron", "/XML", xml_path, "/F"],
+        ["schtasks", "/Run", "/TN", "\\agentcron\\agentcron"],
+    ]
+    assert env.runner.calls == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("platform", "kind", "extra"),
+    [
+        ("linux", "systemd", []),
+        ("linux", "systemd", ["--user"]),
+        ("win32", "windows-task", ["--wake-to-run", "--daily-at", "03:30"]),
+        ("win32", "nssm", ["--run-as-system", "--nssm", "C:\\nssm.exe"]),
+        ("darwin", "launchd", ["--user"]),
+        ("linux", "windows-task", []),
+    ],
+)
+def test_a_dry_run_of_any_kind_writes_nothing_and_runs_nothing(
+    tmp_path: Path, platform: str, kind: str, extra: list[str]
+) -> None:
+    env = _env(tmp_path, platform)
+    before = _tree(tmp_path)
+    for args in (
+        ["install", "--dry-run"],
+        ["install", "--dry-run", "--json"],
+        ["uninstall", "--dry-run"],
+        ["stop", "--dry-run", "--json"],
+    ):
+        command = [*args, "--kind", kind]
+        if args[0] == "install":
+            command += extra
+        result = _invoke(env, *command)
+        assert result.exit_code == 0, result.output
+    assert _tree(tmp_path) == before
+    assert env.runner.calls == []  # type: ignore[attr-defined]
+
+
+def test_the_human_dry_run_shows_every_file_and_every_command(tmp_path: Path) -> None:
+    result = _invoke(_env(tmp_path), "install", "--dry-run", "--kind", "systemd")
+    assert result.exit_code == 0
+    out = result.stdout
+    assert f"# would write {tmp_path / 'units' / 'agentcron.service'}" in out
+    assert f"ExecStart={PYTHON} -m agentcron run --data-dir {tmp_path / 'cwd' / 'data'}" in out
+    assert '$ ["systemctl", "daemon-reload"]' in out
+    assert '$ ["systemctl", "enable", "--now", "agentcron.service"]' in out
+
+
+def test_a_hostile_task_name_is_one_argv_element_in_the_dry_run(tmp_path: Path) -> None:
+    name = "agent & cron; $(calc) 'x' ü"
+    result = _invoke(_env(tmp_path, "win32"), "install", "--dry-run", "--json", "--name", name)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["commands"][0][3] == f"\\agentcron\\{name}"
+
+
+def test_install_writes_the_unit_and_runs_systemctl_through_the_runner(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    result = _invoke(env, "install", "--user", "--data-dir", str(tmp_path / "data"))
+
+    assert result.exit_code == 0, result.output
+    assert "installed" in result.stdout
+    unit = (tmp_path / "units" / "agentcron.service").read_text()
+    assert f"ReadWritePaths={tmp_path / 'data'}" in unit
+    assert (tmp_path / "data").is_dir()
+    assert env.runner.calls == [  # type: ignore[attr-defined]
+        ("systemctl", "--version"),
+        (
+            "systemctl",
+            "--user",
+            "show",
+            "--property=LoadState,ActiveState,SubState,UnitFileState,MainPID,ExecMainStartTimestamp,NRestarts,FragmentPath",
+            "agentcron.service",
+        ),
+        ("systemctl", "--user", "daemon-reload"),
+        ("systemctl", "--user", "enable", "--now", "agentcron.service"),
+    ]
+
+
+def test_a_failing_install_exits_2_with_one_line_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    runner = RecordingRunner(
+        {("systemctl", "--user", "enable"): CompletedCommand(1, "", "Failed to enable unit\nmore")}
+    )
+    env = _env(tmp_path, runner=runner)
+    before = _tree(tmp_path)
+
+    result = _invoke(env, "install", "--user", "--data-dir", str(tmp_path / "data"))
+
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(
+        "agentcron: ['systemctl', '--user', 'enable', '--now', 'agentcron.service'] failed"
+    )
+    assert "rolled back" in result.stderr
+    assert _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("platform", "args", "message"),
+    [
+        (
+            "linux",
+            ["install", "--kind", "windows-task"],
+            "--kind windows-task is not supported on linux",
+        ),
+        ("linux", ["install", "--kind", "cron"], "unknown service kind 'cron'"),
+        ("freebsd14", ["install"], "no service kind is supported"),
+        ("win32", ["install", "--kind", "nssm", "--run-as-system"], "nssm not found on PATH"),
+        ("win32", ["install", "--name", "a/b"], "are not allowed"),
+        ("linux", ["install", "--name", "agent;cron"], "not a valid systemd unit name"),
+        ("linux", ["install", "--env", "NOVALUE"], "is not KEY=VALUE"),
+        ("linux", ["install", "--daily-at", "7pm"], "is not HH:MM"),
+        ("linux", ["start"], "no systemd service named 'agentcron' is installed"),
+        ("linux", ["export-timers", "--out", "x"], "no jobs"),
+    ],
+)
+def test_bad_input_is_one_line_on_stderr_with_exit_2(
+    tmp_path: Path, platform: str, args: list[str], message: str
+) -> None:
+    runner = RecordingRunner({("systemctl", "show"): CompletedCommand(0, "LoadState=not-found\n")})
+    result = _invoke(_env(tmp_path, platform, runner), *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert result.stderr.startswith("agentcron: ") and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.output
+
+
+def test_an_existing_task_is_refused_without_force_and_replaced_with_it(tmp_path: Path) -> None:
+    env = _env(tmp_path, "win32")  # the recording runner answers /Query with success
+    refused = _invoke(env, "install")
+    assert refused.exit_code == 2
+    assert "already exists; pass --force to replace it" in refused.stderr
+
+    replaced = _invoke(env, "install", "--force", "--data-dir", str(tmp_path / "data"))
+    assert replaced.exit_code == 0, replaced.output
+    assert ("schtasks", "/End", "/TN", "\\agentcron\\agentcron") in env.runner.calls  # type: ignore[attr-defined]
+
+
+def test_a_system_unit_without_permission_says_to_use_sudo_or_user(tmp_path: Path) -> None:
+    result = _invoke(_env(tmp_path, can_write=False), "install")
+    assert result.exit_code == 2
+    assert "no permission to write" in result.stderr and "--user" in result.stderr
+
+
+def test_installing_a_system_unit_as_root_needs_an_account_or_the_explicit_flag(
+    tmp_path: Path,
+) -> None:
+    result = _invoke(_env(tmp_path, user="root"), "install", "--dry-run")
+    assert result.exit_code == 2
+    assert "pass --account USER" in result.stderr
+    ok = _invoke(_env(tmp_path, user="root"), "install", "--dry-run", "--account", "agent")
+    assert "User=agent" in ok.stdout
+
+
+def test_status_prints_the_parsed_state_as_json(tmp_path: Path) -> None:
+    shown = "LoadState=loaded\nActiveState=active\nSubState=running\nMainPID=7\n"
+    env = _env(
+        tmp_path, runner=RecordingRunner({("systemctl", "show"): CompletedCommand(0, shown)})
+    )
+    result = _invoke(env, "status", "--json")
+    assert result.exit_code == 0
+    body = json.loads(result.stdout)
+    assert (body["installed"], body["state"], body["details"]["MainPID"]) == (
+        True,
+        "active (running)",
+        "7",
+    )
+
+
+def test_show_prints_the_plist_on_any_platform(tmp_path: Path) -> None:
+    result = _invoke(_env(tmp_path), "show", "--kind", "launchd", "--user")
+    assert result.exit_code == 0
+    assert "<key>KeepAlive</key>" in result.stdout
+
+
+def test_export_timers_dry_run_json_lists_files_and_the_reason_for_each_refusal(
+    tmp_path: Path,
+) -> None:
+    env = _env(tmp_path)
+    result = _invoke(
+        env,
+        "export-timers",
+        "--out",
+        "timers",
+        "--cron",
+        "backup=0 2 * * *",
+        "--cron",
+        "eom=0 0 L * *",
+        "--tz",
+        "Europe/Berlin",
+        "--dry-run",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert [Path(f["path"]).name for f in body["files"]] == [
+        "agentcron-job-backup.service",
+        "agentcron-job-backup.timer",
+    ]
+    timers = {t["job_id"]: t for t in body["timers"]}
+    assert timers["backup"]["on_calendar"] == "*-*-* 02:00:00 Europe/Berlin"
+    assert timers["eom"]["on_calendar"] is None and "uses 'L'" in timers["eom"]["reasons"][0]
+    assert not (tmp_path / "cwd" / "timers").exists()
+
+
+def test_export_timers_writes_the_units_and_explains_what_it_skipped(tmp_path: Path) -> None:
+    result = _invoke(
+        _env(tmp_path),
+        "export-timers",
+        "--out",
+        str(tmp_path / "t"),
+        "--cron",
+        "backup=0 2 * * *",
+        "--cron",
+        "both=0 0 1 * MON",
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == [
+        "agentcron-job-backup.service",
+        "agentcron-job-backup.timer",
+    ]
+    assert "wrote timer backup: OnCalendar=*-*-* 02:00:00 UTC" in result.stdout
+    assert "not converted: both (0 0 1 * MON): day-of-month and day-of-week" in result.stderr
