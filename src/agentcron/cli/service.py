@@ -166,6 +166,7 @@ def _choose(
     daily_at: str | None = None,
     watchdog_sec: int = 60,
     dry_run: bool = False,
+    installing: bool = False,
 ) -> _Choice:
     env = _env(ctx)
     host = env.host
@@ -189,7 +190,7 @@ def _choose(
     resolved_account = account
     if resolved_account is None and chosen in ("systemd", "launchd") and scope == "system":
         resolved_account = host.user
-        if resolved_account == "root" and not run_as_system:
+        if resolved_account == "root" and not run_as_system and installing:
             raise ServiceError(
                 "installing as root would run the service as root; pass --account USER "
                 "(or --run-as-system to accept root)"
@@ -303,6 +304,7 @@ def install(
             daily_at=daily_at,
             watchdog_sec=watchdog_sec,
             dry_run=dry_run,
+            installing=True,
         )
         if dry_run:
             _print_plan(
@@ -502,6 +504,7 @@ def show(
             daily_at=daily_at,
             watchdog_sec=watchdog_sec,
             dry_run=True,
+            installing=True,
         )
         plan = choice.manager.plan_install()
     if as_json:

@@ -231,7 +231,7 @@ class WindowsTaskManager:
         xml_path = self.xml_path
         return Plan(
             steps=(
-                cmd("schtasks", "/End", "/TN", self.task),
+                cmd("schtasks", "/End", "/TN", self.task, check=False),
                 cmd("schtasks", "/Delete", "/TN", self.task, "/F"),
                 RemoveFile(xml_path),
             )
