@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from agentcron.alerts.sinks import (
+    SIGNATURE_HEADER,
+    Alert,
+    CommandSink,
+    LogSink,
+    SinkError,
+    WebhookSink,
+    sign,
+    verify_signature,
+)
+from agentcron.testing import VirtualClock
+
+from .conftest import T0, LocalHTTP, Script, drive
+
+
+def an_alert() -> Alert:
+    return Alert(
+        rule="node_offline",
+        kind="node_offline",
+        key="n1",
+        severity="critical",
+        message="node n1 is offline",
+        at=T0,
+    )
+
+
+async def test_a_webhook_that_fails_twice_is_retried_with_backoff_until_it_succeeds(
+    http: LocalHTTP, clock: VirtualClock
+) -> None:
+    http.script = Script(statuses=[500, 503])
+    sink = WebhookSink("ops", f"{http.url}/hook", clock, secret="s3cret", backoff_s=1.0)
+    start = clock.monotonic()
+    await drive(clock, sink.send(an_alert()))
+    assert len(http.requests) == 3
+    assert clock.monotonic() - start == 3.0  # waited 1 s, then 2 s, on the injected clock
+    last = http.requests[-1]
+    assert last.path == "/hook"
+    assert json.loads(last.body)["message"] == "node n1 is offline"
+    assert verify_signature("s3cret", last.body, last.headers[SIGNATURE_HEADER])
+    assert not verify_signature("other", last.body, last.headers[SIGNATURE_HEADER])
+
+
+def test_the_signature_is_a_sha256_hmac_of_the_exact_body() -> None:
+    import hashlib
+    import hmac
+
+    expected = hmac.new(b"k", b"{}", hashlib.sha256).hexdigest()
+    assert sign("k", b"{}") == f"sha256={expected}"
+    assert not verify_signature("k", b"{}", None)
+
+
+async def test_without_a_secret_no_signature_is_sent(http: LocalHTTP, clock: VirtualClock) -> None:
+    await WebhookSink("ops", http.url, clock).send(an_alert())
+    assert SIGNATURE_HEADER not in http.requests[0].headers
+
+
+async def test_a_client_error_is_not_retried(http: LocalHTTP, clock: VirtualClock) -> None:
+    http.script = Script(statuses=[404])
+    with pytest.raises(SinkError, match="HTTP 404"):
+        await WebhookSink("ops", http.url, clock, retries=3).send(an_alert())
+    assert len(http.requests) == 1
+
+
+async def test_a_server_that_keeps_failing_gives_up_after_its_retries(
+    http: LocalHTTP, clock: VirtualClock
+) -> None:
+    http.script = Script(statuses=[500] * 10)
+    sink = WebhookSink("ops", http.url, clock, retries=2, backoff_s=5, max_backoff_s=6)
+    start = clock.monotonic()
+    with pytest.raises(SinkError, match="after 3 attempt"):
+        await drive(clock, sink.send(an_alert()))
+    assert len(http.requests) == 3
+    assert clock.monotonic() - start == 11.0  # 5 s, then 10 s capped at 6 s
+
+
+async def test_a_slow_server_times_out(http: LocalHTTP, clock: VirtualClock) -> None:
+    http.script = Script(hold=threading.Event())
+    sink = WebhookSink("ops", http.url, clock, timeout_s=0.2, retries=0)
+    with pytest.raises(SinkError, match="Timeout"):
+        await sink.send(an_alert())
+
+
+async def test_an_unreachable_webhook_fails_after_retries(
+    closed_port: int, clock: VirtualClock
+) -> None:
+    sink = WebhookSink("ops", f"http://127.0.0.1:{closed_port}/", clock, retries=1)
+    with pytest.raises(SinkError, match="ConnectError"):
+        await drive(clock, sink.send(an_alert()))
+
+
+def test_webhook_settings_are_validated_with_the_sink_name(clock: VirtualClock) -> None:
+    with pytest.raises(ValueError, match="'ops'.*url"):
+        WebhookSink("ops", "ftp://x", clock)
+    with pytest.raises(ValueError, match="'ops'.*retries"):
+        WebhookSink("ops", "http://127.0.0.1/", clock, retries=-1)
+
+
+async def test_a_command_receives_the_alert_on_stdin_and_in_its_environment(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.json"
+    script = (
+        "import json, os, sys; data = json.load(sys.stdin); "
+        "data['env'] = os.environ['AGENTCRON_ALERT_KEY']; "
+        f"open({str(out)!r}, 'w').write(json.dumps(data))"
+    )
+    await CommandSink("page", [sys.executable, "-c", script]).send(an_alert())
+    data = json.loads(out.read_text())
+    assert (data["rule"], data["env"]) == ("node_offline", "n1")
+
+
+async def test_a_failing_command_reports_its_exit_code_and_stderr() -> None:
+    code = "import sys; sys.stderr.write('no route'); sys.exit(3)"
+    with pytest.raises(SinkError, match="exited with 3: no route"):
+        await CommandSink("page", [sys.executable, "-c", code]).send(an_alert())
+
+
+async def test_a_hanging_command_is_killed_at_its_timeout() -> None:
+    code = "import time; time.sleep(30)"
+    with pytest.raises(SinkError, match="killed"):
+        await CommandSink("page", [sys.executable, "-c", code], timeout_s=0.3).send(an_alert())
+
+
+async def test_a_missing_program_is_a_delivery_failure() -> None:
+    with pytest.raises(SinkError, match="could not start"):
+        await CommandSink("page", ["/nonexistent/agentcron-notify"]).send(an_alert())
+
+
+def test_a_command_must_be_an_argv_list_never_a_shell_string() -> None:
+    with pytest.raises(ValueError, match="argv"):
+        CommandSink("page", "notify-send hi")
+    with pytest.raises(ValueError, match="argv"):
+        CommandSink("page", [])
+
+
+async def test_the_log_sink_logs_critical_alerts_as_errors(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await LogSink().send(an_alert())
+    assert caplog.records[-1].levelname == "ERROR"
+    assert "node n1 is offline" in caplog.records[-1].getMessage()
