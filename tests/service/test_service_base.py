@@ -224,3 +224,15 @@ def test_the_default_kind_follows_the_platform() -> None:
     assert supported_kinds("win32") == ("windows-task", "nssm")
     with pytest.raises(ServiceError, match="no service kind"):
         default_kind("emscripten")
+
+
+def test_the_public_surface_is_exactly_all() -> None:
+    import agentcron.service as service
+
+    exported = {
+        name
+        for name, value in vars(service).items()
+        if not name.startswith("_")
+        and getattr(value, "__module__", "").startswith("agentcron.service")
+    }
+    assert set(service.__all__) == exported | {"KINDS", "Kind"}

@@ -35,6 +35,8 @@ __all__ = [
     "CompletedCommand",
     "HostInfo",
     "Kind",
+    "LaunchdManager",
+    "NssmManager",
     "Plan",
     "RecordingRunner",
     "ServiceError",
@@ -42,9 +44,12 @@ __all__ = [
     "ServiceSpec",
     "ServiceStatus",
     "SubprocessRunner",
+    "SystemdManager",
+    "WindowsTaskManager",
     "apply_plan",
     "create_manager",
     "default_kind",
+    "find_nssm",
     "supported_kinds",
 ]
 
