@@ -1,0 +1,166 @@
+"""`agentcron nodes` and `agentcron health`: which nodes are alive, and is this one healthy.
+
+    agentcron nodes [--json] [--data-dir DIR | --store URL]
+    agentcron health [--json] [--data-dir DIR | --store URL] [--node-id ID]
+
+Both read the heartbeats from the store, so they work from any process or machine that can
+open it. `health` is meant as a container / OS health probe: exit 0 when this node's last
+heartbeat is recent (online, or suspect: one beat late) and not `unhealthy`; exit 1 when it
+is offline, reports itself unhealthy, or never sent a heartbeat; exit 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from agentcron.cli.common import fail, print_json
+from agentcron.heartbeat.monitor import DEFAULT_MISSED_THRESHOLD, NodeView, view_node
+from agentcron.heartbeat.sender import read_node_id
+from agentcron.models import NodeHeartbeat
+from agentcron.store.base import StoreError, open_store
+
+__all__ = ["health_command", "is_healthy", "nodes_command"]
+
+EXIT_UNHEALTHY = 1
+
+_DATA_DIR_HELP = "Data directory (default: $SCHEDULER_DATA_DIR or ./data)."
+_STORE_HELP = "Store URL (default: $SCHEDULER_STORE or sqlite:///<data dir>/scheduler.db)."
+
+
+def _data_dir(data_dir: str | None) -> Path:
+    return Path(data_dir or os.environ.get("SCHEDULER_DATA_DIR") or "data")
+
+
+def _store_url(data_dir: Path, store: str | None) -> str:
+    if store:
+        return store
+    if os.environ.get("SCHEDULER_STORE"):
+        return os.environ["SCHEDULER_STORE"]
+    return f"sqlite:///{(data_dir / 'scheduler.db').as_posix()}"
+
+
+async def _read_heartbeats(url: str) -> list[NodeHeartbeat]:
+    store = open_store(url)
+    await store.open()
+    try:
+        return await store.list_heartbeats()
+    finally:
+        await store.close()
+
+
+def _load(data_dir: Path, store: str | None) -> list[NodeHeartbeat]:
+    url = _store_url(data_dir, store)
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.exists():
+            fail(
+                f"no database at {path}; pass --data-dir or --store where `agentcron run` keeps it"
+            )
+    try:
+        return asyncio.run(_read_heartbeats(url))
+    except (StoreError, ValueError, OSError) as exc:
+        fail(str(exc))
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m ago"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f}h ago"
+    return f"{seconds / 86400:.0f}d ago"
+
+
+def is_healthy(view: NodeView | None) -> bool:
+    """The `agentcron health` verdict (see the module docstring)."""
+    return view is not None and view.status != "offline" and view.reported != "unhealthy"
+
+
+def nodes_command(
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
+    store: str | None = typer.Option(None, "--store", help=_STORE_HELP),
+    missed_threshold: int = typer.Option(
+        DEFAULT_MISSED_THRESHOLD, "--missed-threshold", min=1, help="Missed beats until offline."
+    ),
+) -> None:
+    """List the nodes that sent heartbeats: online, suspect or offline, with a health score."""
+    now = datetime.now(UTC)
+    views = [
+        view_node(hb, now, missed_threshold=missed_threshold)
+        for hb in _load(_data_dir(data_dir), store)
+    ]
+    if as_json:
+        print_json([v.to_dict() for v in views])
+        return
+    if not views:
+        typer.echo("no nodes have sent a heartbeat")
+        return
+    rows = [("NODE", "HOST", "PID", "STATUS", "SCORE", "REPORTED", "LAST SEEN", "VERSION")]
+    rows += [
+        (
+            v.node_id,
+            v.host,
+            str(v.pid),
+            v.status,
+            str(v.health_score),
+            v.reported,
+            _ago((now - v.last_seen).total_seconds()),
+            v.version,
+        )
+        for v in views
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        typer.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def health_command(
+    as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
+    store: str | None = typer.Option(None, "--store", help=_STORE_HELP),
+    node_id: str | None = typer.Option(
+        None, "--node-id", help="Node to check (default: this host's node in the data dir)."
+    ),
+) -> None:
+    """Exit 0 when this node is healthy, 1 when it is not (a health probe for containers/OSes)."""
+    directory = _data_dir(data_dir)
+    node = node_id or read_node_id(directory)
+    if node is None:
+        message = f"no node id in {directory / 'node-id'}: has `agentcron run` started here?"
+        if as_json:
+            print_json({"healthy": False, "node_id": None, "reason": message})
+        else:
+            typer.echo(f"unhealthy: {message}")
+        raise typer.Exit(EXIT_UNHEALTHY)
+    now = datetime.now(UTC)
+    beat = next((hb for hb in _load(directory, store) if hb.node_id == node), None)
+    view = view_node(beat, now) if beat is not None else None
+    healthy = is_healthy(view)
+    if view is None:
+        reason = "no heartbeat from this node"
+    elif view.status == "offline":
+        reason = f"offline: last heartbeat {_ago((now - view.last_seen).total_seconds())}"
+    else:
+        reasons = view.details.get("reasons") or []
+        reason = f"{view.status}, reports {view.reported}" + (
+            f": {'; '.join(str(r) for r in reasons)}" if reasons else ""
+        )
+    if as_json:
+        out: dict[str, Any] = {"healthy": healthy, "node_id": node, "reason": reason}
+        if view is not None:
+            out["node"] = view.to_dict()
+        print_json(out)
+    else:
+        score = f" (score {view.health_score})" if view is not None else ""
+        typer.echo(f"{'healthy' if healthy else 'unhealthy'}: node {node} {reason}{score}")
+    raise typer.Exit(0 if healthy else EXIT_UNHEALTHY)
