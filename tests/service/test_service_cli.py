@@ -281,3 +281,10 @@ def test_export_timers_writes_the_units_and_explains_what_it_skipped(tmp_path: P
     ]
     assert "wrote timer backup: OnCalendar=*-*-* 02:00:00 UTC" in result.stdout
     assert "not converted: both (0 0 1 * MON): day-of-month and day-of-week" in result.stderr
+
+
+def test_no_notify_makes_a_simple_unit_without_a_watchdog(tmp_path: Path) -> None:
+    result = _invoke(_env(tmp_path), "show", "--no-notify")
+    assert result.exit_code == 0, result.output
+    assert "Type=simple" in result.stdout
+    assert "WatchdogSec" not in result.stdout and "NotifyAccess" not in result.stdout

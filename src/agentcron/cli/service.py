@@ -126,6 +126,11 @@ WritableOpt = typer.Option(
 )
 DailyOpt = typer.Option(None, "--daily-at", help="Windows: also start daily at HH:MM.")
 WatchdogOpt = typer.Option(60, "--watchdog-sec", help="systemd WatchdogSec (0 = off).")
+NotifyOpt = typer.Option(
+    True,
+    "--notify/--no-notify",
+    help="systemd Type=notify (agentcron run reports READY=1); --no-notify: Type=simple.",
+)
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,7 @@ def _choose(
     writable: list[Path] | None = None,
     daily_at: str | None = None,
     watchdog_sec: int = 60,
+    notify: bool = True,
     dry_run: bool = False,
     installing: bool = False,
 ) -> _Choice:
@@ -208,6 +214,7 @@ def _choose(
         wake_to_run=wake_to_run,
         daily_at=daily_at,
         watchdog_s=watchdog_sec,
+        notify=notify,
         writable_paths=tuple(_abs(env, p) for p in writable or []),
     )
     try:
@@ -285,6 +292,7 @@ def install(
     writable: list[Path] = WritableOpt,
     daily_at: str | None = DailyOpt,
     watchdog_sec: int = WatchdogOpt,
+    notify: bool = NotifyOpt,
 ) -> None:
     """Install `agentcron run` as a service that starts at boot and restarts on failure."""
     with _bad_input():
@@ -303,6 +311,7 @@ def install(
             writable=writable,
             daily_at=daily_at,
             watchdog_sec=watchdog_sec,
+            notify=notify,
             dry_run=dry_run,
             installing=True,
         )
@@ -485,6 +494,7 @@ def show(
     writable: list[Path] = WritableOpt,
     daily_at: str | None = DailyOpt,
     watchdog_sec: int = WatchdogOpt,
+    notify: bool = NotifyOpt,
 ) -> None:
     """Print the files `install` would write (unit, task XML or plist), on any platform."""
     with _bad_input():
@@ -503,6 +513,7 @@ def show(
             writable=writable,
             daily_at=daily_at,
             watchdog_sec=watchdog_sec,
+            notify=notify,
             dry_run=True,
             installing=True,
         )

@@ -70,7 +70,8 @@ class SubprocessRunner:
                 shell=False,
                 capture_output=True,
                 text=True,
-                encoding="utf-8",
+                # Windows console tools (schtasks, sc) print in the OEM code page
+                encoding="oem" if sys.platform == "win32" else "utf-8",
                 errors="replace",
                 timeout=self.timeout_s,
                 check=False,
