@@ -11,6 +11,7 @@ import typer
 
 from agentcron import __version__
 from agentcron.cli import cron as cron_cli
+from agentcron.cli import db as db_cli
 from agentcron.cli import nodes as nodes_cli
 from agentcron.cli import service as service_cli
 
@@ -42,6 +43,7 @@ def build_app() -> typer.Typer:
     # Command groups register here (one module each, each exposing `app`).
     app.add_typer(service_cli.app, name="service")
     app.add_typer(cron_cli.app, name="cron")
+    app.add_typer(db_cli.app, name="db")
     app.command("nodes")(nodes_cli.nodes_command)
     app.command("health")(nodes_cli.health_command)
     return app

@@ -1,0 +1,153 @@
+"""`agentcron db ...` through the real command tree: happy paths and one-line exit-2 errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from agentcron.cli.db import parse_age
+from agentcron.cli.main import build_app
+from agentcron.models import RunRecord, RunStatus, StoredJob
+from agentcron.store.sqlite import SqliteStore
+
+NOW = datetime.now(UTC)
+
+
+def agentcron(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(build_app(), list(args), env=env)
+
+
+def assert_one_line_error(result: Result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("agentcron: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+async def seed(db: Path) -> None:
+    store = SqliteStore(db)
+    await store.open()
+    await store.save_job(StoredJob(id="digest", definition={"trigger": "@daily"}), actor="cli")
+    for days_ago in (1, 10, 40, 50):
+        await store.record_run(
+            RunRecord(
+                run_id=f"r{days_ago}",
+                job_id="digest",
+                scheduled_for=NOW - timedelta(days=days_ago),
+                status=RunStatus.succeeded,
+            )
+        )
+    await store.record_run(
+        RunRecord(
+            run_id="live",
+            job_id="digest",
+            scheduled_for=NOW - timedelta(days=90),
+            status=RunStatus.running,
+        )
+    )
+    await store.close()
+
+
+def test_migrate_creates_the_database_in_the_data_directory(tmp_path: Path) -> None:
+    result = agentcron("db", "migrate", "--data-dir", str(tmp_path / "d"), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "path": str(tmp_path / "d" / "scheduler.db"),
+        "from_version": 0,
+        "to_version": 1,
+        "backup": None,
+    }
+
+
+def test_the_data_directory_comes_from_the_environment(tmp_path: Path) -> None:
+    result = agentcron("db", "migrate", env={"SCHEDULER_DATA_DIR": str(tmp_path / "env")})
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "env" / "scheduler.db").exists()
+    assert "schema version 1" in result.stdout
+
+
+def test_backup_list_check_and_restore_round_trip(tmp_path: Path) -> None:
+    db = tmp_path / "scheduler.db"
+    asyncio.run(seed(db))
+    made = agentcron("db", "backup", "--data-dir", str(tmp_path), "--json")
+    assert made.exit_code == 0, made.output
+    path = Path(json.loads(made.stdout)["path"])
+    assert path.parent == tmp_path / "backups" and path.name.startswith("scheduler-")
+    listed = json.loads(agentcron("db", "backups", "--data-dir", str(tmp_path), "--json").stdout)
+    assert [b["path"] for b in listed] == [str(path)]
+    checked = agentcron("db", "check", "--store", f"sqlite:///{db}", "--json")
+    assert checked.exit_code == 0, checked.output
+    assert json.loads(checked.stdout)["runs"] == 5
+    restored = agentcron("db", "restore", str(path), "--data-dir", str(tmp_path))
+    assert restored.exit_code == 0, restored.output
+    assert "the replaced database is kept at" in restored.stdout
+    assert list(tmp_path.glob("scheduler.db.replaced-*"))
+
+
+def test_prune_defaults_to_30_days_and_never_touches_running_runs(tmp_path: Path) -> None:
+    db = tmp_path / "scheduler.db"
+    asyncio.run(seed(db))
+    result = agentcron("db", "prune", "--data-dir", str(tmp_path), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["deleted"] == 2
+    result = agentcron("db", "prune", "--data-dir", str(tmp_path), "--keep-per-job", "1")
+    assert result.stdout.strip() == f"deleted 1 runs from {db}"
+    conn = sqlite3.connect(db)
+    left = sorted(r[0] for r in conn.execute("SELECT run_id FROM runs"))
+    conn.close()
+    assert left == ["live", "r1"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("30d", timedelta(days=30)), ("12h", timedelta(hours=12)), ("1.5m", timedelta(seconds=90))],
+)
+def test_ages_take_a_unit(text: str, expected: timedelta) -> None:
+    assert parse_age(text) == expected
+
+
+def test_a_bad_age_is_one_line_with_exit_2(tmp_path: Path) -> None:
+    asyncio.run(seed(tmp_path / "scheduler.db"))
+    result = agentcron("db", "prune", "--data-dir", str(tmp_path), "--older-than", "soon")
+    assert_one_line_error(result, "--older-than 'soon'", "30d")
+
+
+def test_a_non_sqlite_store_url_is_refused(tmp_path: Path) -> None:
+    result = agentcron("db", "check", "--store", "redis://localhost:6379/0")
+    assert_one_line_error(result, "SQLite stores")
+
+
+def test_checking_a_missing_database_says_where_it_looked(tmp_path: Path) -> None:
+    result = agentcron("db", "check", "--data-dir", str(tmp_path))
+    assert_one_line_error(result, str(tmp_path / "scheduler.db"), "--data-dir")
+
+
+def test_a_newer_database_is_one_line_with_exit_2(tmp_path: Path) -> None:
+    db = tmp_path / "scheduler.db"
+    asyncio.run(seed(db))
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA user_version = 77")
+    conn.close()
+    result = agentcron("db", "migrate", "--data-dir", str(tmp_path))
+    assert_one_line_error(result, "newer agentcron (schema 77 > 1)", "upgrade agentcron")
+
+
+def test_restoring_a_foreign_file_is_one_line_and_changes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "scheduler.db"
+    asyncio.run(seed(db))
+    before = db.read_bytes()
+    other = tmp_path / "notes.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.close()
+    result = agentcron("db", "restore", str(other), "--data-dir", str(tmp_path))
+    assert_one_line_error(result, "refusing to restore", "not an agentcron database", "not touched")
+    assert db.read_bytes() == before
+    assert not list(tmp_path.glob("scheduler.db.replaced-*"))
