@@ -57,26 +57,36 @@ def civil_from_days(z: int) -> tuple[int, int, int]:
 
 
 def _next_table(values: tuple[int, ...], size: int) -> list[int]:
-    """t[i] = smallest value >= i, or -1; indexes 0..size."""
+    """t[i] = smallest value >= i, or -1; indexes 0..size. `values` sorted, < size."""
     table = [-1] * (size + 1)
-    nxt = -1
-    allowed = set(values)
-    for i in range(size - 1, -1, -1):
-        if i in allowed:
-            nxt = i
-        table[i] = nxt
+    start = 0
+    for v in values:
+        table[start : v + 1] = [v] * (v + 1 - start)
+        start = v + 1
     return table
 
 
 def _prev_table(values: tuple[int, ...], size: int) -> list[int]:
-    """t[i] = largest value <= i, or -1; indexes 0..size-1."""
+    """t[i] = largest value <= i, or -1; indexes 0..size-1. `values` sorted, < size."""
     table = [-1] * size
-    prv = -1
-    allowed = set(values)
-    for i in range(size):
-        if i in allowed:
-            prv = i
-        table[i] = prv
+    ends = (*values[1:], size)
+    for v, end in zip(values, ends, strict=False):  # empty values: no iterations
+        table[v:end] = [v] * (end - v)
+    return table
+
+
+_TABLES: dict[tuple[tuple[int, ...], int, bool], list[int]] = {}
+
+
+def _table(values: tuple[int, ...], size: int, prev: bool) -> list[int]:
+    """Shared (never mutated) lookup table; see `_next_table` / `_prev_table`."""
+    key = (values, size, prev)
+    table = _TABLES.get(key)
+    if table is None:
+        table = _prev_table(values, size) if prev else _next_table(values, size)
+        if len(_TABLES) > 4096:
+            _TABLES.clear()
+        _TABLES[key] = table
     return table
 
 
@@ -86,6 +96,7 @@ class Matcher:
     __slots__ = (
         "_day_tables",
         "_dom",
+        "_fields",
         "_dow",
         "_and",
         "_month_cache",
@@ -102,14 +113,15 @@ class Matcher:
     )
 
     def __init__(self, fields: CronFields) -> None:
-        self.nsec = _next_table(fields.second.values, 60)
-        self.psec = _prev_table(fields.second.values, 60)
-        self.nmin = _next_table(fields.minute.values, 60)
-        self.pmin = _prev_table(fields.minute.values, 60)
-        self.nhour = _next_table(fields.hour.values, 24)
-        self.phour = _prev_table(fields.hour.values, 24)
-        self.nmon = _next_table(fields.month.values, 13)
-        self.pmon = _prev_table(fields.month.values, 13)
+        self.nsec = _table(fields.second.values, 60, False)
+        self.nmin = _table(fields.minute.values, 60, False)
+        self.nhour = _table(fields.hour.values, 24, False)
+        self.nmon = _table(fields.month.values, 13, False)
+        self._fields = fields
+        self.psec: list[int] = []
+        self.pmin: list[int] = []
+        self.phour: list[int] = []
+        self.pmon: list[int] = []
         self.years: tuple[int, ...] | None = (
             None if fields.year.is_star else fields.year.values
         )
@@ -216,7 +228,7 @@ class Matcher:
 
     def next_wall(self, local: int) -> tuple[int, int, int, int, int, int, int] | None:
         """First matching wall time >= `local`: (local, y, m, d, h, mi, s), or None."""
-        if self.calendar_never_matches():
+        if self._never is not False and self.calendar_never_matches():
             return None
         days, rem = divmod(local, 86400)
         h, rem = divmod(rem, 3600)
@@ -240,34 +252,35 @@ class Matcher:
                 continue
             if nm != mo:
                 mo, d, h, mi, s = nm, 1, 0, 0, 0
-            nd = self.day_tables(y, mo)[0][d]
-            if nd < 0:
-                if mo == 12:
-                    y, mo = y + 1, 1
-                else:
-                    mo += 1
-                d, h, mi, s = 1, 0, 0, 0
-                continue
-            if nd != d:
-                d, h, mi, s = nd, 0, 0, 0
-            nh = nhour[h]
-            if nh < 0:
-                d, h, mi, s = d + 1, 0, 0, 0
-                continue
-            if nh != h:
-                h, mi, s = nh, 0, 0
-            nmi = nmin[mi]
-            if nmi < 0:
-                h, mi, s = h + 1, 0, 0
-                continue
-            if nmi != mi:
-                mi, s = nmi, 0
-            ns = nsec[s]
-            if ns < 0:
-                mi, s = mi + 1, 0
-                continue
-            s = ns
-            break
+            nxt = self.day_tables(y, mo)[0]
+            nd = nxt[d]
+            if nd == d:
+                # the rest of day d: first (h, mi, s) >= the current one
+                nh = nhour[h]
+                if nh == h:
+                    nmi = nmin[mi]
+                    if nmi == mi:
+                        ns = nsec[s]
+                        if ns >= 0:
+                            s = ns
+                            break
+                        nmi = nmin[mi + 1]
+                    if nmi >= 0:
+                        mi, s = nmi, nsec[0]
+                        break
+                    nh = nhour[h + 1]
+                if nh >= 0:
+                    h, mi, s = nh, nmin[0], nsec[0]
+                    break
+                nd = nxt[d + 1]
+            if nd >= 0:
+                d, h, mi, s = nd, nhour[0], nmin[0], nsec[0]
+                break
+            if mo == 12:
+                y, mo = y + 1, 1
+            else:
+                mo += 1
+            d, h, mi, s = 1, 0, 0, 0
         return (
             days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s,
             y,
@@ -278,10 +291,19 @@ class Matcher:
             s,
         )
 
+    def _build_prev_tables(self) -> None:
+        fields = self._fields
+        self.psec = _table(fields.second.values, 60, True)
+        self.pmin = _table(fields.minute.values, 60, True)
+        self.phour = _table(fields.hour.values, 24, True)
+        self.pmon = _table(fields.month.values, 13, True)
+
     def prev_wall(self, local: int) -> tuple[int, int, int, int, int, int, int] | None:
         """Last matching wall time <= `local`: (local, y, m, d, h, mi, s), or None."""
-        if self.calendar_never_matches():
+        if self._never is not False and self.calendar_never_matches():
             return None
+        if not self.pmon:
+            self._build_prev_tables()
         days, rem = divmod(local, 86400)
         h, rem = divmod(rem, 3600)
         mi, s = divmod(rem, 60)
@@ -304,43 +326,35 @@ class Matcher:
                 continue
             if pm != mo:
                 mo, d, h, mi, s = pm, 31, 23, 59, 59
-            pd = self.day_tables(y, mo)[1][d]
-            if pd < 0:
-                if mo == 1:
-                    y, mo = y - 1, 12
-                else:
-                    mo -= 1
-                d, h, mi, s = 31, 23, 59, 59
-                continue
-            if pd != d:
-                d, h, mi, s = pd, 23, 59, 59
-            ph = phour[h]
-            if ph < 0:
-                d, h, mi, s = d - 1, 23, 59, 59
-                continue
-            if ph != h:
-                h, mi, s = ph, 59, 59
-            pmi = pmin[mi]
-            if pmi < 0:
-                if h == 0:
-                    d, h, mi, s = d - 1, 23, 59, 59
-                else:
-                    h, mi, s = h - 1, 59, 59
-                continue
-            if pmi != mi:
-                mi, s = pmi, 59
-            ps = psec[s]
-            if ps < 0:
-                if mi == 0:
-                    if h == 0:
-                        d, h, mi, s = d - 1, 23, 59, 59
-                    else:
-                        h, mi, s = h - 1, 59, 59
-                else:
-                    mi, s = mi - 1, 59
-                continue
-            s = ps
-            break
+            prv = self.day_tables(y, mo)[1]
+            pd = prv[d]
+            if pd == d:
+                # the earlier part of day d: last (h, mi, s) <= the current one
+                ph = phour[h]
+                if ph == h:
+                    pmi = pmin[mi]
+                    if pmi == mi:
+                        ps = psec[s]
+                        if ps >= 0:
+                            s = ps
+                            break
+                        pmi = pmin[mi - 1] if mi > 0 else -1
+                    if pmi >= 0:
+                        mi, s = pmi, psec[59]
+                        break
+                    ph = phour[h - 1] if h > 0 else -1
+                if ph >= 0:
+                    h, mi, s = ph, pmin[59], psec[59]
+                    break
+                pd = prv[d - 1]
+            if pd >= 0:
+                d, h, mi, s = pd, phour[23], pmin[59], psec[59]
+                break
+            if mo == 1:
+                y, mo = y - 1, 12
+            else:
+                mo -= 1
+            d, h, mi, s = 31, 23, 59, 59
         return (
             days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s,
             y,

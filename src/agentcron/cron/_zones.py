@@ -62,7 +62,7 @@ def _offset_seconds(tz: tzinfo, t: int) -> int:
 class Zone:
     """UTC-offset segments of one time zone."""
 
-    __slots__ = ("_lock", "_offsets", "_t", "_years", "fixed", "tz")
+    __slots__ = ("_last", "_lock", "_offsets", "_t", "_years", "fixed", "tz")
 
     def __init__(self, tz: tzinfo) -> None:
         self.tz = tz
@@ -80,6 +80,7 @@ class Zone:
         self._years: dict[int, list[tuple[int, int, int]]] = {}
         self._t: list[tuple[int, int, int]] = []
         self._lock = threading.Lock()
+        self._last: Segment = (0, 0, 0, 0, 0)
         self._offsets: dict[int, timezone] = {}
 
     def fixed_tz(self, offset: int, t: int) -> timezone:
@@ -136,6 +137,9 @@ class Zone:
 
     def segment(self, t: int) -> Segment:
         """The segment that contains UTC instant `t`."""
+        last = self._last
+        if last[0] <= t < last[1]:
+            return last
         if self.fixed is not None:
             return (-_FAR, _FAR, self.fixed, self.fixed, self.fixed)
         y = civil_from_days(t // 86400)[0]
@@ -158,7 +162,9 @@ class Zone:
             end, o_after = nxt[0], nxt[2]
         else:
             end, o_after = hi_bound, o
-        return (start, end, o, o_before, o_after)
+        segment = (start, end, o, o_before, o_after)
+        self._last = segment
+        return segment
 
     def transitions(self, start: int, end: int) -> list[tuple[int, int, int]]:
         """Real transitions (instant, offset before, offset after) with start <= instant < end."""

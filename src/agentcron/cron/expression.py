@@ -125,6 +125,22 @@ def _parse(expression: str) -> tuple[f.CronFields, int]:
     return fields, len(parts)
 
 
+_Parsed = tuple[str, f.CronFields, int, Matcher]
+#: Parsed expressions by text (a `Matcher` is a pure function of the fields, so expressions
+#: with the same text share one, with its lazily filled day tables).
+_PARSED: dict[str, _Parsed] = {}
+
+
+def _parse_text(text: str) -> _Parsed:
+    expression = _expand(text)
+    fields, count = _parse(expression)
+    parsed = (" ".join(_SPLIT.split(expression)), fields, count, Matcher(fields))
+    if len(_PARSED) > 2048:
+        _PARSED.clear()
+    _PARSED[text] = parsed
+    return parsed
+
+
 def _timestamp(dt: datetime, what: str) -> float:
     if not isinstance(dt, datetime):
         raise TypeError(f"{what} must be a datetime, got {type(dt).__name__}")
@@ -159,19 +175,36 @@ class CronExpression:
         "_zone",
     )
 
+    _text: str
+    _expression: str
+    _fields: f.CronFields
+    _field_count: int
+    _tz: tzinfo
+    _tzname: str
+    _zone: Zone
+    _fixed_time: bool
+    _m: Matcher
+    _gaps: dict[int, tuple[int, ...]]
+    _hash: int | None
+
     def __init__(self, text: str, tz: str | tzinfo = "UTC") -> None:
-        expression = _expand(text)
-        fields, count = _parse(expression)
-        self._tz, self._tzname = resolve_zone(tz)
-        self._zone: Zone = zone_for(self._tz)
-        self._text = text
-        self._expression = " ".join(spec_text for spec_text in _SPLIT.split(expression))
-        self._fields = fields
-        self._field_count = count
-        self._fixed_time = fields.minute.text[0] != "*" and fields.hour.text[0] != "*"
-        self._m = Matcher(fields)
-        self._gaps: dict[int, tuple[int, ...]] = {}
-        self._hash = hash((self._normalised(), self._tzname))
+        parsed = _PARSED.get(text) if isinstance(text, str) else None
+        if parsed is None:
+            parsed = _parse_text(text)
+        expression, fields, count, matcher = parsed
+        tzinfo_, tzname = resolve_zone(tz)
+        put = object.__setattr__
+        put(self, "_text", text)
+        put(self, "_expression", expression)
+        put(self, "_fields", fields)
+        put(self, "_field_count", count)
+        put(self, "_tz", tzinfo_)
+        put(self, "_tzname", tzname)
+        put(self, "_zone", zone_for(tzinfo_))
+        put(self, "_fixed_time", fields.minute.text[0] != "*" and fields.hour.text[0] != "*")
+        put(self, "_m", matcher)
+        put(self, "_gaps", {})
+        put(self, "_hash", None)
 
     # -- attributes -----------------------------------------------------------------
 
@@ -224,7 +257,11 @@ class CronExpression:
         return (self._normalised(), self._tzname) == (other._normalised(), other._tzname)
 
     def __hash__(self) -> int:
-        return self._hash
+        h = self._hash
+        if h is None:
+            h = hash((self._normalised(), self._tzname))
+            object.__setattr__(self, "_hash", h)
+        return h
 
     def __repr__(self) -> str:
         return f"CronExpression({self._text!r}, tz={self._tzname!r})"
@@ -233,9 +270,10 @@ class CronExpression:
         return self._expression
 
     def __setattr__(self, name: str, value: object) -> None:
-        if hasattr(self, "_hash"):
-            raise AttributeError("CronExpression is immutable")
-        object.__setattr__(self, name, value)
+        raise AttributeError("CronExpression is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError("CronExpression is immutable")
 
     def __reduce__(self) -> tuple[type[CronExpression], tuple[str, str | tzinfo]]:
         return (CronExpression, (self._text, self._tz))

@@ -16,7 +16,8 @@ Day-of-week values run 0-7, where both 0 and 7 mean Sunday; `FieldSpec.values` f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from typing import NamedTuple
 
 from agentcron.cron.errors import CronError
 
@@ -34,13 +35,12 @@ _NAMES = {
     MONTH: {name: i + 1 for i, name in enumerate(MONTH_NAMES)},
     DOW: {name: i for i, name in enumerate(DAY_NAMES)},
 }
-_ALLOWED_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*?,-/#")
+_ALLOWED = re.compile(r"[0-9A-Z*?,/#-]+")
 _DIGITS = frozenset("0123456789")
 _MAX_TOKEN = 24  # how much of a bad token an error message repeats
 
 
-@dataclass(frozen=True, slots=True)
-class FieldSpec:
+class FieldSpec(NamedTuple):
     """One parsed field.
 
     `text` is the normalised token text (upper case, no blanks), `values` the expanded,
@@ -83,8 +83,7 @@ class FieldSpec:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class CronFields:
+class CronFields(NamedTuple):
     """The seven parsed fields of an expression (5-field expressions get second ``0`` and
     year ``*``; 6-field expressions get year ``*``). A year of ``*`` places no limit."""
 
@@ -98,15 +97,7 @@ class CronFields:
 
     def as_tuple(self) -> tuple[FieldSpec, ...]:
         """The fields in expression order: second, minute, hour, dom, month, dow, year."""
-        return (
-            self.second,
-            self.minute,
-            self.hour,
-            self.day_of_month,
-            self.month,
-            self.day_of_week,
-            self.year,
-        )
+        return tuple(self)
 
 
 def _show(token: str) -> str:
@@ -259,11 +250,31 @@ def _item(field: int, item: str, acc: _Acc) -> None:
     acc.values.update(range(start, end + 1, step))
 
 
+_CACHE: dict[tuple[int, str], FieldSpec] = {}
+
+
 def parse_field(field: int, token: str) -> FieldSpec:
-    """Parse one field (0 = second ... 6 = year) of upper-cased, blank-free `token`."""
-    for ch in token:
-        if ch not in _ALLOWED_CHARS:
-            raise _fail(field, token, f"contains the character {ch!r}, which is not allowed")
+    """Parse one field (0 = second ... 6 = year) of upper-cased, blank-free `token`.
+
+    Results are cached per (field, token): a `FieldSpec` is immutable.
+    """
+    key = (field, token)
+    spec = _CACHE.get(key)
+    if spec is None:
+        spec = _parse_field(field, token)
+        if len(_CACHE) > 8192:
+            _CACHE.clear()
+        _CACHE[key] = spec
+    return spec
+
+
+def _parse_field(field: int, token: str) -> FieldSpec:
+    if token == "*" or (token == "?" and field in (DOM, DOW)):
+        lo, hi = FIELD_RANGES[field]
+        return FieldSpec(FIELD_NAMES[field], token, tuple(range(lo, min(hi, 6) + 1 if field == DOW else hi + 1)))
+    if _ALLOWED.fullmatch(token) is None:
+        ch = next((c for c in token if _ALLOWED.fullmatch(c) is None), token[:1])
+        raise _fail(field, token, f"contains the character {ch!r}, which is not allowed")
     acc = _Acc()
     for item in token.split(","):
         _item(field, item, acc)

@@ -1,0 +1,1 @@
+"""Benchmarks against peer libraries (not tests); run each as `python -m bench.<name>`."""
