@@ -173,6 +173,22 @@ def test_launchctl_commands_for_an_agent_and_a_daemon(
     )
 
 
+def test_uninstall_removes_a_stopped_job_and_a_stopped_service_too(
+    make_spec: SpecFactory, windows_spec: SpecFactory, tmp_path: Path
+) -> None:
+    not_running = CompletedCommand(3, "", "Boot-out failed: 3: No such process")
+    runner = RecordingRunner({("launchctl", "bootout"): not_running, (NSSM, "stop"): not_running})
+    agent = LaunchdManager(make_spec(scope="user"), runner, home=tmp_path / "home", uid=501)
+    agent.plist_path.parent.mkdir(parents=True)
+    agent.plist_path.write_text("<plist/>")
+
+    apply_plan(agent.plan_uninstall(), runner)
+    apply_plan(NssmManager(windows_spec(), runner, nssm=NSSM).plan_uninstall(), runner)
+
+    assert not agent.plist_path.exists()
+    assert runner.calls[-1] == (NSSM, "remove", "agentcron", "confirm")
+
+
 def test_a_failed_bootstrap_removes_the_plist(make_spec: SpecFactory, tmp_path: Path) -> None:
     runner = RecordingRunner(
         {

@@ -105,7 +105,13 @@ class LaunchdManager:
         return Plan(steps=tuple(steps), undo=(("launchctl", "bootout", self.target),), notes=notes)
 
     def plan_uninstall(self) -> Plan:
-        return Plan(steps=(cmd("launchctl", "bootout", self.target), RemoveFile(self.plist_path)))
+        # a job that is not loaded (stopped) cannot be booted out: that is not an error here
+        return Plan(
+            steps=(
+                cmd("launchctl", "bootout", self.target, check=False),
+                RemoveFile(self.plist_path),
+            )
+        )
 
     def plan_start(self) -> Plan:
         return Plan(steps=(cmd("launchctl", "bootstrap", self.domain, self.plist_path),))

@@ -104,7 +104,12 @@ class NssmManager:
 
     def plan_uninstall(self) -> Plan:
         name = self.spec.name
-        return Plan(steps=(cmd(self.nssm, "stop", name), cmd(self.nssm, "remove", name, "confirm")))
+        return Plan(
+            steps=(
+                cmd(self.nssm, "stop", name, check=False),
+                cmd(self.nssm, "remove", name, "confirm"),
+            )
+        )
 
     def plan_start(self) -> Plan:
         return Plan(steps=(cmd(self.nssm, "start", self.spec.name),))
