@@ -6,16 +6,23 @@
 * `Watchdog` (watchdog.py): systemd `READY=1` / `WATCHDOG=1`, only while the loop progresses.
 * `DeadMansSwitch`, `JobPinger` (deadman.py): per-job "has it succeeded lately?" and
   healthchecks.io-style pings.
+* `HealthSupervisor` (supervisor.py): all of the above plus alerts and auto-disable, wired
+  around one running `Scheduler`.
 """
 
 from __future__ import annotations
 
+from agentcron.heartbeat.deadman import DeadMansSwitch, Expectation, JobPinger, PingUrls
 from agentcron.heartbeat.monitor import HeartbeatMonitor, NodeView, health_score, node_status
 from agentcron.heartbeat.probes import Probes, Readings, Thresholds, assess
 from agentcron.heartbeat.sender import HeartbeatSender, read_node_id, resolve_node_id
 from agentcron.heartbeat.watchdog import SystemdNotifier, Watchdog
 
 __all__ = [
+    "DeadMansSwitch",
+    "Expectation",
+    "JobPinger",
+    "PingUrls",
     "HeartbeatMonitor",
     "HeartbeatSender",
     "NodeView",
