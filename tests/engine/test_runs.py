@@ -1,0 +1,315 @@
+"""One run: retries (exact delays), retry_on/no_retry_on, timeouts, misbehaving handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import timedelta
+
+import pytest
+
+from agentcron.engine import Scheduler
+from agentcron.handlers import Command, RunContext, as_handler
+from agentcron.models import RunStatus
+from agentcron.policies import Retry
+from agentcron.testing import VirtualClock
+from agentcron.triggers import Date
+
+from .conftest import T0, EventLog, all_runs, noop, wait_real
+
+
+class Failing:
+    """Fails `failures` times (with `error`), then succeeds; logs attempt start offsets."""
+
+    def __init__(self, clock: VirtualClock, failures: int, error: Exception) -> None:
+        self.clock = clock
+        self.failures = failures
+        self.error = error
+        self.starts: list[float] = []
+
+    async def __call__(self, ctx: RunContext) -> str:
+        self.starts.append((self.clock.now() - T0).total_seconds())
+        if len(self.starts) <= self.failures:
+            raise self.error
+        return "ok"
+
+
+ONCE = Date(T0 + timedelta(seconds=1))
+
+
+@pytest.mark.parametrize(
+    ("retry", "starts"),
+    [
+        (Retry(max_attempts=4, strategy="fixed", base_delay=5, max_delay=5), [1, 6, 11, 16]),
+        (Retry(max_attempts=4, strategy="linear", base_delay=2, max_delay=60), [1, 3, 7, 13]),
+        (Retry(max_attempts=4, strategy="exponential", base_delay=1, max_delay=3), [1, 2, 4, 7]),
+        (
+            Retry(max_attempts=4, strategy="exponential", base_delay=2, multiplier=3, max_delay=99),
+            [1, 3, 9, 27],
+        ),
+    ],
+)
+async def test_retries_wait_exactly_the_strategys_delays_within_one_run(
+    sched: Scheduler, clock: VirtualClock, event_log: EventLog, retry: Retry, starts: list[float]
+) -> None:
+    handler = Failing(clock, failures=3, error=RuntimeError("flaky"))
+    sched.add_job("j", trigger=ONCE, handler=handler, retry=retry)
+    async with sched:
+        await clock.advance(100)
+        runs = await all_runs(sched, "j")
+    assert handler.starts == starts
+    assert len(runs) == 1
+    assert runs[0].status == RunStatus.succeeded and runs[0].attempt == 4
+    await sched.events.drain()
+    assert [e.attempt for e in event_log.of("run.retrying")] == [1, 2, 3]
+    assert event_log.of("run.retrying")[0].error == "RuntimeError: flaky"
+
+
+async def test_retry_jitter_keeps_each_delay_within_its_bound(
+    make_scheduler: object, clock: VirtualClock
+) -> None:
+    import random
+
+    sched = make_scheduler(rng=random.Random(5))  # type: ignore[operator]
+    handler = Failing(clock, failures=5, error=RuntimeError("flaky"))
+    sched.add_job(
+        "j",
+        trigger=ONCE,
+        handler=handler,
+        retry=Retry(max_attempts=6, strategy="fixed", base_delay=10, max_delay=10, jitter="equal"),
+    )
+    async with sched:
+        await clock.advance(100)
+    gaps = [b - a for a, b in zip(handler.starts, handler.starts[1:], strict=False)]
+    assert len(gaps) == 5
+    assert all(5 <= g <= 10 for g in gaps)
+    await sched.stop()
+
+
+async def test_the_last_failure_is_recorded_with_its_error_after_max_attempts(
+    sched: Scheduler, clock: VirtualClock, event_log: EventLog
+) -> None:
+    handler = Failing(clock, failures=99, error=ValueError("bad data"))
+    sched.add_job(
+        "j",
+        trigger=ONCE,
+        handler=handler,
+        retry={"max_attempts": 3, "strategy": "fixed", "base_delay": 1, "max_delay": 1},
+    )
+    async with sched:
+        await clock.advance(10)
+        (run,) = await all_runs(sched, "j")
+    assert run.status == RunStatus.failed and run.attempt == 3
+    assert run.error == "ValueError: bad data"
+    assert len(handler.starts) == 3
+    await sched.events.drain()
+    assert len(event_log.of("run.failed")) == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "attempts"),
+    [
+        (TimeoutError("upstream slow"), 3),
+        (RuntimeError("HTTP 503"), 3),
+        (PermissionError("denied"), 1),
+        (RuntimeError("fatal: schema"), 1),
+        (KeyError("x"), 1),
+    ],
+)
+async def test_retry_on_and_no_retry_on_decide_which_errors_are_retried(
+    sched: Scheduler, clock: VirtualClock, error: Exception, attempts: int
+) -> None:
+    handler = Failing(clock, failures=99, error=error)
+    sched.add_job(
+        "j",
+        trigger=ONCE,
+        handler=handler,
+        retry=Retry(
+            max_attempts=3,
+            strategy="fixed",
+            base_delay=1,
+            max_delay=1,
+            retry_on=(TimeoutError, "503", "Runtime"),
+            no_retry_on=(PermissionError, "fatal"),
+        ),
+    )
+    async with sched:
+        await clock.advance(10)
+    assert len(handler.starts) == attempts
+
+
+async def test_an_async_handler_is_cancelled_at_its_timeout_and_cleans_up(
+    sched: Scheduler, clock: VirtualClock, event_log: EventLog
+) -> None:
+    cleaned: list[bool] = []
+
+    async def hangs(ctx: RunContext) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaned.append(ctx.cancel_requested)
+
+    sched.add_job("j", trigger=ONCE, handler=hangs, timeout=30)
+    async with sched:
+        await clock.advance(31)
+        (run,) = await all_runs(sched, "j")
+    assert run.status == RunStatus.timed_out
+    assert run.error == "TimeoutError: timed out after 30s"
+    assert run.duration_s == 30
+    assert cleaned == [True]
+    await sched.events.drain()
+    assert event_log.of("run.timed_out")[0].timeout_s == 30
+
+
+async def test_a_timed_out_attempt_is_retried_by_the_retry_policy(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    starts: list[int] = []
+
+    async def slow_then_fast(ctx: RunContext) -> None:
+        starts.append(ctx.attempt)
+        if ctx.attempt == 1:
+            await clock.sleep(100)
+
+    sched.add_job(
+        "j",
+        trigger=ONCE,
+        handler=slow_then_fast,
+        timeout=10,
+        retry={"max_attempts": 2, "strategy": "fixed", "base_delay": 1, "max_delay": 1},
+    )
+    async with sched:
+        await clock.advance(20)
+        (run,) = await all_runs(sched, "j")
+    assert run.status == RunStatus.succeeded and run.attempt == 2 and starts == [1, 2]
+
+
+async def raises_system_exit() -> None:
+    raise SystemExit(3)
+
+
+async def returns_garbage() -> object:
+    return object()
+
+
+async def raises_keyboard_interrupt() -> None:
+    raise KeyboardInterrupt
+
+
+async def test_misbehaving_handlers_never_stop_the_scheduler(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    async def raises() -> None:
+        raise RuntimeError("boom")
+
+    async def ignores_cancel() -> None:
+        # Ignores the engine's cancellation; only the event loop's final one ends it.
+        try:
+            await clock.sleep(1000)
+        except asyncio.CancelledError:
+            await asyncio.Event().wait()
+
+    for name, fn in [
+        ("raises", raises),
+        ("exit", raises_system_exit),
+        ("garbage", returns_garbage),
+        ("ctrl_c", raises_keyboard_interrupt),
+        ("stubborn", ignores_cancel),
+        ("healthy", noop),
+    ]:
+        sched.add_job(name, trigger=ONCE, handler=fn, timeout=5)
+    async with sched:
+        await clock.advance(60)
+        got = {
+            name: (await all_runs(sched, name))[0].status
+            for name in ("raises", "exit", "garbage", "ctrl_c", "stubborn", "healthy")
+        }
+        assert sched.health()["status"] == "running"
+    assert got == {
+        "raises": RunStatus.failed,
+        "exit": RunStatus.failed,
+        "garbage": RunStatus.succeeded,
+        "ctrl_c": RunStatus.failed,
+        "stubborn": RunStatus.timed_out,
+        "healthy": RunStatus.succeeded,
+    }
+
+
+async def test_the_handler_context_carries_the_occurrence_key_for_every_attempt(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    keys: list[str] = []
+
+    async def flaky(ctx: RunContext) -> None:
+        keys.append(ctx.occurrence_key)
+        if ctx.attempt < 3:
+            raise RuntimeError("again")
+
+    sched.add_job("j", trigger=ONCE, handler=flaky, retry=3)
+    async with sched:
+        await clock.advance(30)
+    assert keys == [f"j@{(T0 + timedelta(seconds=1)).isoformat()}"] * 3
+
+
+async def test_a_sync_handler_in_a_child_process_is_killed_at_its_timeout(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    handler = as_handler("engine.engine_samples:sleep_for_a_minute", isolation="process")
+    sched.add_job("j", trigger=ONCE, handler=handler, timeout=2)
+    async with sched:
+        await clock.advance(3)
+
+        async def finished() -> bool:
+            return (
+                bool(await all_runs(sched, "j")) and (await all_runs(sched, "j"))[0].status.is_final
+            )
+
+        done: list[bool] = [False]
+
+        async def poll() -> None:
+            while not await finished():
+                await asyncio.sleep(0.02)  # noqa: sleep-ok - a real child process is killed
+            done[0] = True
+
+        await asyncio.wait_for(poll(), timeout=20)
+        (run,) = await all_runs(sched, "j")
+    assert run.status == RunStatus.timed_out
+
+
+async def test_a_command_is_killed_with_its_process_tree_at_its_timeout(
+    sched: Scheduler, clock: VirtualClock, tmp_path: object
+) -> None:
+    import os
+    from pathlib import Path
+
+    pid_file = Path(str(tmp_path)) / "grandchild.pid"
+    script = f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(60)"
+    sched.add_job("cmd", trigger=ONCE, handler=Command([sys.executable, "-c", script]), timeout=5)
+    async with sched:
+        await wait_real(lambda: clock.sleepers > 0)
+        await clock.advance(1)
+        await wait_real(lambda: pid_file.exists() and pid_file.read_text() != "")
+        await clock.advance(5)
+
+        finals: list[RunStatus] = []
+
+        async def poll() -> None:
+            while True:
+                runs = await all_runs(sched, "cmd")
+                if runs and runs[0].status.is_final:
+                    finals.append(runs[0].status)
+                    return
+                await asyncio.sleep(0.02)  # noqa: sleep-ok - a real process tree is killed
+
+        await asyncio.wait_for(poll(), timeout=30)
+    assert finals == [RunStatus.timed_out]
+    grandchild = int(pid_file.read_text())
+
+    def gone() -> bool:
+        try:
+            os.kill(grandchild, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    await wait_real(gone)

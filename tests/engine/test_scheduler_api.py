@@ -1,0 +1,251 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from agentcron.engine import JobNotFoundError, Scheduler, SchedulerNotRunningError
+from agentcron.handlers import RunContext
+from agentcron.models import RunStatus
+from agentcron.policies import JobConfigError
+from agentcron.testing import VirtualClock
+from agentcron.triggers import Date, Interval
+
+from .conftest import T0, EventLog, all_runs, noop, statuses
+
+
+async def test_a_cron_job_fires_at_each_scheduled_second_and_never_early(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    seen: list[tuple[object, object, float]] = []
+
+    @sched.cron("*/10 * * * * *", id="tick")
+    async def tick(ctx: RunContext) -> None:
+        seen.append((ctx.scheduled_for, clock.now(), ctx.lateness_s))
+
+    async with sched:
+        await clock.advance(35)
+    assert [s[0] for s in seen] == [T0 + timedelta(seconds=s) for s in (10, 20, 30)]
+    assert all(scheduled == started and lateness == 0 for scheduled, started, lateness in seen)
+
+
+async def test_runs_are_listed_newest_first_with_the_run_fields(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    sched.add_job("tick", trigger=Interval(seconds=5), handler=noop)
+    async with sched:
+        await clock.advance(15)
+        runs = await sched.runs("tick")
+        assert [r.scheduled_for for r in runs] == [T0 + timedelta(seconds=s) for s in (15, 10, 5)]
+        assert all(r.status == RunStatus.succeeded and r.node_id == "node-a" for r in runs)
+        assert runs[0].occurrence_key == f"tick@{(T0 + timedelta(seconds=15)).isoformat()}"
+        assert len(await sched.runs("tick", limit=2)) == 2
+
+
+async def test_run_now_fires_through_the_policies_and_returns_the_finished_run(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    attempts: list[int] = []
+
+    async def flaky(ctx: RunContext) -> None:
+        attempts.append(ctx.attempt)
+        if ctx.attempt < 3:
+            raise RuntimeError("not yet")
+
+    sched.add_job(
+        "flaky",
+        trigger="0 0 1 1 *",
+        handler=flaky,
+        retry={"max_attempts": 3, "strategy": "fixed", "base_delay": 2, "max_delay": 2},
+    )
+    async with sched:
+        import asyncio
+
+        task = asyncio.ensure_future(sched.run_now("flaky"))
+        await clock.advance(4)
+        run = await task
+    assert run.status == RunStatus.succeeded
+    assert run.attempt == 3 and attempts == [1, 2, 3]
+    assert run.scheduled_for == T0
+
+
+async def test_run_now_needs_a_started_scheduler(sched: Scheduler) -> None:
+    sched.add_job("j", trigger="* * * * *", handler=noop)
+    with pytest.raises(SchedulerNotRunningError):
+        await sched.run_now("j")
+
+
+async def test_jobs_and_job_show_the_definition_and_live_state(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    sched.add_job(
+        "b",
+        trigger="0 9 * * *",
+        handler=noop,
+        timezone="Europe/Berlin",
+        tags=["mail"],
+        name="Morning mail",
+    )
+    sched.add_job("a", trigger=Interval(minutes=1), handler=noop)
+    async with sched:
+        assert [j.id for j in sched.jobs()] == ["a", "b"]
+        view = sched.job("b")
+        assert view.job.name == "Morning mail" and view.job.tags == ("mail",)
+        assert view.next_run == T0 + timedelta(hours=8)  # 09:00 CET
+        data = view.to_dict()
+        assert data["next_run"] == "2026-03-01T08:00:00+00:00"
+        assert data["timezone"] == "Europe/Berlin"
+        with pytest.raises(JobNotFoundError):
+            sched.job("nope")
+
+
+async def test_health_reports_counts_and_the_next_fire(sched: Scheduler) -> None:
+    sched.add_job("a", trigger=Interval(minutes=1), handler=noop)
+    assert sched.health()["status"] == "stopped"
+    async with sched:
+        health = sched.health()
+        assert health["status"] == "running"
+        assert health["jobs"] == 1 and health["active_runs"] == 0
+        assert health["next_fire"] == (T0 + timedelta(minutes=1)).isoformat()
+
+
+async def test_every_change_to_a_job_is_published_as_an_event(
+    sched: Scheduler, clock: VirtualClock, event_log: EventLog
+) -> None:
+    async with sched:
+        sched.add_job("j", trigger=Interval(seconds=10), handler=noop)
+        sched.update("j", trigger=Interval(seconds=20))
+        sched.pause("j", note="travelling")
+        sched.resume("j")
+        await clock.advance(20)
+        sched.remove("j")
+        await clock.advance(1)
+    await sched.events.drain()
+    types = event_log.types()
+    for expected in (
+        "job.added",
+        "job.updated",
+        "job.paused",
+        "job.resumed",
+        "run.started",
+        "run.succeeded",
+        "job.removed",
+    ):
+        assert expected in types
+    assert event_log.of("job.paused")[0].note == "travelling"
+
+
+async def test_update_reschedules_without_losing_history(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    sched.add_job("j", trigger=Interval(seconds=10), handler=noop)
+    async with sched:
+        await clock.advance(20)
+        sched.update("j", trigger=Interval(seconds=60))
+        assert sched.job("j").next_run == T0 + timedelta(seconds=60)
+        await clock.advance(40)
+        runs = await all_runs(sched, "j")
+    assert [r.scheduled_for - T0 for r in runs] == [timedelta(seconds=s) for s in (10, 20, 60)]
+
+
+async def test_a_date_job_fires_once_and_then_has_no_next_run(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    sched.add_job("once", trigger=Date(T0 + timedelta(seconds=30)), handler=noop)
+    async with sched:
+        await clock.advance(120)
+        assert statuses(await all_runs(sched, "once")) == ["succeeded"]
+        assert sched.job("once").next_run is None
+
+
+async def test_a_reboot_job_fires_once_at_start(sched: Scheduler, clock: VirtualClock) -> None:
+    sched.add_job("boot", trigger="@reboot", handler=noop)
+    async with sched:
+        await clock.advance(3600)
+        runs = await all_runs(sched, "boot")
+    assert [r.scheduled_for for r in runs] == [T0]
+
+
+async def test_start_end_and_max_runs_bound_the_fires(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    sched.add_job(
+        "window",
+        trigger=Interval(seconds=10),
+        handler=noop,
+        start=T0 + timedelta(seconds=25),
+        end=T0 + timedelta(seconds=55),
+    )
+    sched.add_job("three", trigger=Interval(seconds=10), handler=noop, max_runs=3)
+    async with sched:
+        await clock.advance(100)
+        window = await all_runs(sched, "window")
+        three = await all_runs(sched, "three")
+    assert [r.scheduled_for - T0 for r in window] == [timedelta(seconds=s) for s in (30, 40, 50)]
+    assert len(three) == 3
+
+
+async def test_jitter_delays_each_fire_within_bounds_but_keeps_the_scheduled_time(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    started: list[tuple[object, float]] = []
+
+    async def job(ctx: RunContext) -> None:
+        started.append((ctx.scheduled_for, (clock.now() - ctx.scheduled_for).total_seconds()))
+
+    sched.add_job("j", trigger=Interval(seconds=60), handler=job, jitter=20)
+    async with sched:
+        await clock.advance(60 * 20 + 30)
+    assert len(started) == 20
+    assert [s[0] for s in started] == [T0 + timedelta(seconds=60 * k) for k in range(1, 21)]
+    delays = [s[1] for s in started]
+    assert all(0 <= d < 20 for d in delays)
+    assert len(set(delays)) > 10
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"overlap": "sometimes"}, "overlap"),
+        ({"overlap": {"policy": "concurrent", "max_concurrent": 0}}, "overlap.max_concurrent"),
+        ({"retry": {"max_attempts": 3, "base_delay": 10, "max_delay": 1}}, "retry.max_delay"),
+        ({"misfire": "whenever"}, "misfire"),
+        ({"timeout": -1}, "timeout"),
+        ({"timeout": 0}, "timeout"),
+        ({"jitter": -5}, "jitter"),
+        ({"max_runs": 0}, "max_runs"),
+        ({"timezone": "Nowhere/City"}, "timezone"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
+def test_bad_options_fail_at_add_job_naming_the_field(
+    make_scheduler: Callable[..., Scheduler], options: dict[str, object], field: str
+) -> None:
+    sched = make_scheduler()
+    with pytest.raises(JobConfigError) as info:
+        sched.add_job("j", trigger="* * * * *", handler=noop, **options)
+    assert info.value.field == field
+    assert sched.jobs() == []
+
+
+@pytest.mark.parametrize(
+    ("trigger", "handler"),
+    [
+        ("61 * * * *", "engine.engine_samples:record"),
+        (Interval, "engine.engine_samples:record"),
+        ("* * * * *", "no_such_module_xyz:run"),
+        ("* * * * *", "engine.engine_samples:missing"),
+        ("* * * * *", 42),
+    ],
+)
+def test_bad_triggers_and_handler_references_fail_at_add_job(
+    make_scheduler: Callable[..., Scheduler], trigger: object, handler: object
+) -> None:
+    sched = make_scheduler()
+    if trigger is Interval:
+        with pytest.raises(ValueError, match="interval"):
+            sched.add_job("j", trigger=Interval(seconds=0), handler=handler)
+        return
+    with pytest.raises(JobConfigError):
+        sched.add_job("j", trigger=trigger, handler=handler)

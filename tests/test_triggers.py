@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from agentcron.policies import JobConfigError
+from agentcron.triggers import (
+    CronTrigger,
+    Date,
+    Interval,
+    Reboot,
+    coerce_trigger,
+    trigger_from_dict,
+)
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def at(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def test_a_cron_trigger_fires_strictly_after_the_given_time() -> None:
+    trigger = CronTrigger("*/15 * * * *")
+    assert trigger.next_fire(at(2026, 1, 1, 10, 0)) == at(2026, 1, 1, 10, 15)
+    assert trigger.next_fire(at(2026, 1, 1, 10, 7)) == at(2026, 1, 1, 10, 15)
+
+
+def test_a_cron_trigger_evaluates_in_its_time_zone_and_answers_in_utc() -> None:
+    trigger = CronTrigger("0 9 * * *", "Europe/Berlin")
+    fire = trigger.next_fire(at(2026, 7, 1, 0, 0))
+    assert fire == at(2026, 7, 1, 7, 0)  # 09:00 CEST
+    assert fire is not None and fire.tzinfo == UTC
+
+
+def test_a_cron_expression_that_never_fires_gives_none() -> None:
+    assert CronTrigger("0 0 30 2 *").next_fire(at(2026, 1, 1)) is None
+
+
+def test_invalid_cron_text_is_a_job_config_error_naming_the_trigger() -> None:
+    with pytest.raises(JobConfigError) as info:
+        CronTrigger("61 * * * *")
+    assert info.value.field == "trigger"
+    assert "61" in str(info.value)
+
+
+def test_reboot_is_not_a_cron_schedule_but_a_trigger_of_its_own() -> None:
+    with pytest.raises(JobConfigError, match="Reboot"):
+        CronTrigger("@reboot")
+    assert isinstance(coerce_trigger("@reboot"), Reboot)
+    assert Reboot().next_fire(at(2026, 1, 1)) is None
+
+
+def test_an_interval_without_start_is_aligned_on_the_epoch() -> None:
+    trigger = Interval(minutes=5)
+    assert trigger.next_fire(at(2026, 1, 1, 10, 3, 20)) == at(2026, 1, 1, 10, 5)
+    assert trigger.next_fire(at(2026, 1, 1, 10, 5)) == at(2026, 1, 1, 10, 10)
+
+
+def test_an_interval_with_start_fires_at_start_then_every_period() -> None:
+    start = at(2026, 1, 1, 10, 0, 7)
+    trigger = Interval(seconds=30, start=start)
+    assert trigger.next_fire(at(2026, 1, 1)) == start
+    assert trigger.next_fire(start) == start + timedelta(seconds=30)
+    assert trigger.next_fire(at(2026, 1, 1, 11, 0, 0)) == at(2026, 1, 1, 11, 0, 7)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"seconds": 0}, {"seconds": -5}, {"minutes": -1, "seconds": 30}]
+)
+def test_zero_or_negative_intervals_are_rejected(kwargs: dict[str, float]) -> None:
+    with pytest.raises(JobConfigError) as info:
+        Interval(**kwargs)
+    assert info.value.field == "trigger"
+
+
+def test_a_date_trigger_fires_once() -> None:
+    trigger = Date(datetime(2026, 12, 1, 9, 0, tzinfo=BERLIN))
+    assert trigger.next_fire(at(2026, 11, 1)) == at(2026, 12, 1, 8, 0)
+    assert trigger.next_fire(at(2026, 12, 1, 8, 0)) is None
+
+
+def test_a_naive_date_is_rejected() -> None:
+    with pytest.raises(JobConfigError, match="aware"):
+        Date(datetime(2026, 12, 1))
+
+
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        CronTrigger("0 2 * * *", "Europe/Berlin"),
+        Interval(hours=1, start=at(2026, 1, 1, 0, 30)),
+        Interval(seconds=2.5),
+        Date(at(2026, 3, 4, 5, 6)),
+        Reboot(),
+    ],
+)
+def test_every_trigger_round_trips_through_a_plain_dict(trigger: object) -> None:
+    data = trigger.to_dict()  # type: ignore[attr-defined]
+    again = trigger_from_dict(data)
+    assert again == trigger
+    after = at(2026, 2, 2, 2, 2)
+    assert again.next_fire(after) == trigger.next_fire(after)  # type: ignore[attr-defined]
+
+
+def test_cron_text_gets_the_given_time_zone_and_identical_schedules_share_one_trigger() -> None:
+    a = coerce_trigger("0 9 * * 1-5", "America/New_York")
+    b = coerce_trigger("0 9 * * 1-5", "America/New_York")
+    assert a is b
+    assert a.to_dict() == {"type": "cron", "expr": "0 9 * * 1-5", "tz": "America/New_York"}
+
+
+def test_unknown_time_zones_and_trigger_types_are_rejected() -> None:
+    with pytest.raises(JobConfigError, match="time zone"):
+        coerce_trigger("* * * * *", "Mars/Olympus")
+    with pytest.raises(JobConfigError, match="trigger"):
+        trigger_from_dict({"type": "lunar"})
+    with pytest.raises(JobConfigError, match="trigger"):
+        coerce_trigger(42)
+
+
+def test_spring_forward_in_berlin_skips_nothing_and_runs_the_2_30_job_once() -> None:
+    # 2026-03-29 02:00 CET -> 03:00 CEST: 02:30 does not exist; Debian cron runs it at 03:00.
+    trigger = CronTrigger("30 2 * * *", "Europe/Berlin")
+    fires = []
+    cursor = at(2026, 3, 27, 12, 0)
+    for _ in range(4):
+        nxt = trigger.next_fire(cursor)
+        assert nxt is not None
+        fires.append(nxt)
+        cursor = nxt
+    assert fires[1].astimezone(BERLIN).date().isoformat() == "2026-03-29"
+    assert len({f.astimezone(BERLIN).date() for f in fires}) == 4
