@@ -222,3 +222,17 @@ async def test_an_unreachable_ping_url_is_logged_not_raised(
 def test_ping_urls_must_be_http() -> None:
     with pytest.raises(ValueError, match="ping URL"):
         PingUrls(start="file:///etc/passwd")
+
+
+async def test_two_managers_sharing_a_store_alert_once_for_one_incident(
+    store: MemoryStore, clock: VirtualClock
+) -> None:
+    rule = Rule(name="offline", kind="node_offline", sinks=("rec",))
+    first, second = Recording(), Recording()
+    node_a = manager(store, clock, EventBus(), rule, sink=first)
+    node_b = manager(store, clock, EventBus(), rule, sink=second)
+    await node_a.handle(NodeOffline(at=T0, node_id="n3"))
+    await node_b.handle(NodeOffline(at=T0, node_id="n3"))
+    await node_a.drain()
+    await node_b.drain()
+    assert (len(first.alerts), len(second.alerts)) == (1, 0)

@@ -176,3 +176,13 @@ async def test_a_failing_store_does_not_stop_the_monitor_loop(
     async with HeartbeatMonitor(store, clock, bus, check_every_s=1):
         await clock.advance(1)
         assert await collector.take() == ["node.online"]
+
+
+async def test_a_malformed_heartbeat_row_is_skipped_not_fatal(
+    store: MemoryStore, clock: VirtualClock, bus: EventBus, collector: Collector
+) -> None:
+    await store.write_heartbeat(beat())
+    broken = NodeHeartbeat(node_id="n0", sequence=1, sent_at=T0, interval_s=0)
+    await store.write_heartbeat(broken)
+    views = await HeartbeatMonitor(store, clock, bus).check()
+    assert [v.node_id for v in views] == ["n1"]

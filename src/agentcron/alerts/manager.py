@@ -4,7 +4,9 @@ It subscribes to the `EventBus`, asks each rule (`rules.match`) whether an event
 drops alerts still in cooldown for their (rule, key), and delivers the rest to the rule's
 sinks in background tasks (bounded by `max_in_flight`). Each delivered sink publishes
 `alert.sent`. Cooldowns and a bounded alert history live in the store's system state
-(`alerts.cooldown`, `alerts.history`: JSON), so a restart neither repeats nor forgets them.
+(`alerts.cooldown`, `alerts.history`: JSON), so a restart neither repeats nor forgets them,
+and nodes sharing one store mostly alert once between them (cooldowns are re-read before
+each alert; two nodes deciding in the same instant may both send).
 """
 
 from __future__ import annotations
@@ -107,8 +109,11 @@ class AlertManager:
     async def _raise_all(self, alerts: Iterable[Alert]) -> list[Alert]:
         raised: list[Alert] = []
         now = self.clock.now()
-        for alert in alerts:
+        candidates = list(alerts)
+        if candidates:
             await self._load()
+            await self._merge_stored_cooldowns()
+        for alert in candidates:
             rule = next(r for r in self.rules if r.name == alert.rule)
             cooldown_key = f"{alert.rule}|{alert.key}"
             last = self._cooldown.get(cooldown_key)
@@ -188,6 +193,26 @@ class AlertManager:
                 self._cooldown = {str(k): str(v) for k, v in value.items()}
             elif target == "_history" and isinstance(value, list):
                 self._history = [e for e in value if isinstance(e, dict)]
+
+    async def _merge_stored_cooldowns(self) -> None:
+        # Other nodes sharing the store may have alerted since we last looked.
+        try:
+            raw = await self.store.get_state(COOLDOWN_KEY)
+            stored = json.loads(raw) if raw else {}
+        except Exception as exc:
+            log.warning("cannot read %s: %s", COOLDOWN_KEY, exc)
+            return
+        if not isinstance(stored, dict):
+            return
+        for key, value in stored.items():
+            mine = self._cooldown.get(str(key))
+            try:
+                if mine is None or datetime.fromisoformat(str(value)) > datetime.fromisoformat(
+                    mine
+                ):
+                    self._cooldown[str(key)] = str(value)
+            except ValueError:
+                continue
 
     async def _save_cooldown(self, now: datetime) -> None:
         longest = max((r.cooldown_s for r in self.rules), default=0.0)

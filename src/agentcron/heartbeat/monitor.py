@@ -274,9 +274,16 @@ class HeartbeatMonitor:
         views: list[NodeView] = []
         seen: set[str] = set()
         for hb in heartbeats:
-            view = view_node(
-                hb, now, missed_threshold=self.missed_threshold, grace_fraction=self.grace_fraction
-            )
+            try:
+                view = view_node(
+                    hb,
+                    now,
+                    missed_threshold=self.missed_threshold,
+                    grace_fraction=self.grace_fraction,
+                )
+            except ValueError as exc:  # a malformed row from another node must not stop us
+                log.warning("ignoring heartbeat of node %s: %s", hb.node_id, exc)
+                continue
             seen.add(hb.node_id)
             event_cls = transition_event(self._known.get(hb.node_id), view.status)
             self._known[hb.node_id] = view.status
