@@ -1,0 +1,371 @@
+"""`agentcron.toml`: jobs, preset handlers and alerting as a file (DESIGN 2.10).
+
+```toml
+[[jobs]]
+id = "nightly-backup"                 # stable id, required
+name = "Nightly backup"
+trigger = "0 2 * * *"                 # cron | "@reboot" | { every = "5m" } | { at = "2026-12-01T09:00:00+01:00" }
+timezone = "Europe/Berlin"
+command = ["rsync", "-a", "src/", "dst/"]   # or callable = "pkg.mod:func" | http = { url = "...", method = "POST" }
+timeout = "10m"
+overlap = "skip"                      # or { policy = "concurrent", max_concurrent = 3 }
+misfire = "run_once"                  # or { policy = "run_all", max_catchup = 10, catchup_window = "1d" }
+retry = { max_attempts = 3, strategy = "exponential", base_delay = "1s", max_delay = "30s" }
+tags = ["maintenance"]
+
+[presets.agent-loops.handlers]
+loop-gmail-sync = "myagent.gmail:sync"
+```
+
+A file is accepted or rejected whole: `load_job_file` validates every job (through the same
+`build_job` the Python API uses, so the rules are one) and raises `JobFileError` listing
+*every* problem with its location (`jobs[2] ('backup'): timeout: ...`). Unknown keys are
+errors with a "did you mean" — a misspelt `timout` must not silently run without a timeout.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentcron.durations import parse_duration
+
+__all__ = ["JobEntry", "JobFile", "JobFileError", "load_job_file", "parse_job_file"]
+
+_TOP_LEVEL = {"jobs", "presets", "alerts"}
+_HANDLER_KEYS = ("callable", "command", "http")
+_COMMAND_KEYS = {"cwd", "env", "shell", "kill_grace", "ok_codes"}
+_JOB_KEYS = {
+    "id",
+    "name",
+    "description",
+    "trigger",
+    "timezone",
+    "enabled",
+    "tags",
+    "timeout",
+    "overlap",
+    "retry",
+    "misfire",
+    "circuit",
+    "jitter",
+    "queue",
+    "start",
+    "end",
+    "max_runs",
+    "expect_every",
+    "isolation",
+    *_HANDLER_KEYS,
+    *_COMMAND_KEYS,
+}
+_HTTP_KEYS = {"url", "method", "headers", "json", "body", "timeout"}
+#: Duration-valued keys inside policy tables, converted to seconds before validation.
+_NESTED_DURATIONS = {
+    "retry": ("base_delay", "max_delay"),
+    "overlap": ("delay",),
+    "misfire": ("grace", "catchup_window"),
+    "circuit": ("reset_timeout",),
+}
+
+
+class JobFileError(ValueError):
+    """The file was rejected; `errors` lists every problem, one line each."""
+
+    def __init__(self, source: str, errors: list[str]) -> None:
+        self.source = source
+        self.errors = errors
+        listed = "; ".join(errors[:5]) + (
+            f"; ... and {len(errors) - 5} more" if len(errors) > 5 else ""
+        )
+        super().__init__(f"{source}: {len(errors)} error(s): {listed}")
+
+
+@dataclass(frozen=True, slots=True)
+class JobEntry:
+    """One validated `[[jobs]]` table, as arguments for `Scheduler.add_job`."""
+
+    id: str
+    trigger: object
+    handler: object
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class JobFile:
+    """A parsed, fully validated `agentcron.toml`."""
+
+    source: str
+    jobs: tuple[JobEntry, ...] = ()
+    preset_handlers: dict[str, dict[str, str]] = field(default_factory=dict)
+    alerts: dict[str, Any] | None = None
+
+
+def load_job_file(path: Path | str, *, default_timezone: str = "UTC") -> JobFile:
+    """Read and validate `path`; raises `JobFileError` (all problems listed)."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise JobFileError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise JobFileError(str(path), ["the file is not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise JobFileError(str(path), [f"TOML syntax: {exc}"]) from None
+    return parse_job_file(data, source=str(path), default_timezone=default_timezone)
+
+
+def parse_job_file(
+    data: Mapping[str, Any], *, source: str = "agentcron.toml", default_timezone: str = "UTC"
+) -> JobFile:
+    """Validate already-parsed TOML data (see `load_job_file`)."""
+    errors: list[str] = []
+    _unknown_keys(data, _TOP_LEVEL, "", errors)
+    jobs_data = data.get("jobs", [])
+    if not isinstance(jobs_data, list):
+        errors.append("jobs: use [[jobs]] tables")
+        jobs_data = []
+    entries: list[JobEntry] = []
+    seen: dict[str, int] = {}
+    for index, table in enumerate(jobs_data):
+        job_id = table.get("id") if isinstance(table, dict) else None
+        if isinstance(job_id, str) and job_id in seen:
+            errors.append(f"jobs[{index}] ({job_id!r}): duplicate id (also jobs[{seen[job_id]}])")
+            continue
+        if isinstance(job_id, str):
+            seen[job_id] = index
+        entry = _job_entry(table, index, default_timezone, errors)
+        if entry is not None:
+            entries.append(entry)
+    presets = _preset_handlers(data.get("presets", {}), errors)
+    alerts = data.get("alerts")
+    if alerts is not None and not isinstance(alerts, dict):
+        errors.append("alerts: expected a table")
+        alerts = None
+    if errors:
+        raise JobFileError(source, errors)
+    return JobFile(source=source, jobs=tuple(entries), preset_handlers=presets, alerts=alerts)
+
+
+def _unknown_keys(table: Mapping[str, Any], known: set[str], where: str, errors: list[str]) -> None:
+    for key in sorted(set(table) - known):
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.7)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        errors.append(f"{where}{key}: unknown key{hint}")
+
+
+def _job_entry(
+    table: object, index: int, default_timezone: str, errors: list[str]
+) -> JobEntry | None:
+    where = f"jobs[{index}]"
+    if not isinstance(table, dict):
+        errors.append(f"{where}: expected a table")
+        return None
+    job_id = table.get("id")
+    if not isinstance(job_id, str) or not job_id.strip():
+        errors.append(f"{where}: id is required (a non-empty string)")
+        return None
+    where = f"{where} ({job_id!r}): "
+    before = len(errors)
+    _unknown_keys(table, _JOB_KEYS, where, errors)
+    handler = _handler(table, where, errors)
+    options = _options(table, where, errors)
+    if "trigger" not in table:
+        errors.append(f"{where}trigger is required")
+    if len(errors) > before or handler is None:
+        return None
+    trigger = _trigger(table["trigger"], where, errors)
+    if trigger is None:
+        return None
+    # Validate through the engine's own builder so the file and the API follow one set of rules.
+    from agentcron.jobs import build_job
+
+    try:
+        build_job(
+            job_id, trigger=trigger, handler=handler, default_timezone=default_timezone, **options
+        )
+    except ValueError as exc:
+        errors.append(f"{where}{exc}")
+        return None
+    return JobEntry(id=job_id, trigger=trigger, handler=handler, options=options)
+
+
+def _trigger(value: object, where: str, errors: list[str]) -> object | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        if set(value) == {"every"} or set(value) == {"every", "start"}:
+            try:
+                seconds = parse_duration(value["every"], "trigger.every")
+            except ValueError as exc:
+                errors.append(f"{where}{exc}")
+                return None
+            if seconds <= 0:
+                errors.append(f"{where}trigger.every: must be greater than zero")
+                return None
+            from agentcron.triggers import Interval
+
+            start = value.get("start")
+            try:
+                from datetime import datetime
+
+                anchor = datetime.fromisoformat(start) if isinstance(start, str) else start
+                return Interval(seconds=seconds, start=anchor)
+            except ValueError as exc:
+                errors.append(f"{where}trigger: {exc}")
+                return None
+        if set(value) == {"at"}:
+            from agentcron.triggers import Date
+
+            at = value["at"]
+            try:
+                from datetime import datetime
+
+                when = datetime.fromisoformat(at) if isinstance(at, str) else at
+                return Date(when)
+            except (TypeError, ValueError) as exc:
+                errors.append(f"{where}trigger.at: {exc}")
+                return None
+    errors.append(
+        f'{where}trigger: expected cron text, "@reboot", {{ every = "5m" }} or '
+        f'{{ at = "2026-12-01T09:00:00+01:00" }}, got {value!r}'
+    )
+    return None
+
+
+def _handler(table: Mapping[str, Any], where: str, errors: list[str]) -> object | None:
+    given = [k for k in _HANDLER_KEYS if k in table]
+    if len(given) != 1:
+        errors.append(
+            f'{where}give exactly one of callable = "pkg.mod:func", command = [...] '
+            f"or http = {{ url = ... }} (found {len(given)})"
+        )
+        return None
+    kind = given[0]
+    extra_command_keys = sorted(k for k in _COMMAND_KEYS if k in table)
+    if kind != "command" and extra_command_keys:
+        errors.append(f"{where}{', '.join(extra_command_keys)}: only valid with command = [...]")
+        return None
+    try:
+        if kind == "callable":
+            ref = table["callable"]
+            if not isinstance(ref, str):
+                raise ValueError(f'callable: expected "pkg.mod:func", got {ref!r}')
+            return ref
+        if kind == "command":
+            return _command(table)
+        return _http(table["http"])
+    except (ValueError, TypeError) as exc:
+        errors.append(f"{where}{exc}")
+        return None
+
+
+def _command(table: Mapping[str, Any]) -> object:
+    from agentcron.handlers import Command
+
+    argv = table["command"]
+    if not (
+        isinstance(argv, str) or (isinstance(argv, list) and all(isinstance(a, str) for a in argv))
+    ):
+        raise ValueError(f"command: expected a list of strings (argv), got {argv!r}")
+    kwargs: dict[str, Any] = {}
+    if "cwd" in table:
+        kwargs["cwd"] = table["cwd"]
+    if "env" in table:
+        kwargs["env"] = table["env"]
+    if "shell" in table:
+        kwargs["shell"] = table["shell"]
+    if "kill_grace" in table:
+        kwargs["kill_grace_s"] = parse_duration(table["kill_grace"], "kill_grace")
+    if "ok_codes" in table:
+        kwargs["ok_codes"] = table["ok_codes"]
+    return Command(argv, **kwargs)
+
+
+def _http(spec: object) -> object:
+    from agentcron.handlers import Http
+
+    if not isinstance(spec, dict):
+        raise ValueError(f"http: expected a table {{ url = ..., method = ... }}, got {spec!r}")
+    unknown = sorted(set(spec) - _HTTP_KEYS)
+    if unknown:
+        raise ValueError(f"http: unknown key(s) {', '.join(unknown)}")
+    kwargs = {k: v for k, v in spec.items() if k != "timeout"}
+    if "timeout" in spec:
+        kwargs["timeout_s"] = parse_duration(spec["timeout"], "http.timeout")
+    if "url" not in kwargs:
+        raise ValueError("http: url is required")
+    return Http(**kwargs)
+
+
+def _options(table: Mapping[str, Any], where: str, errors: list[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for key in (
+        "name",
+        "description",
+        "timezone",
+        "enabled",
+        "tags",
+        "queue",
+        "max_runs",
+        "isolation",
+        "start",
+        "end",
+    ):
+        if key in table:
+            options[key] = table[key]
+    for key in ("timeout", "jitter", "expect_every"):
+        if key in table:
+            try:
+                options[key] = parse_duration(table[key], key)
+            except ValueError as exc:
+                errors.append(f"{where}{exc}")
+    for key, duration_keys in _NESTED_DURATIONS.items():
+        if key not in table:
+            continue
+        value = table[key]
+        if isinstance(value, dict):
+            value = dict(value)
+            for sub in duration_keys:
+                if sub in value:
+                    try:
+                        value[sub] = parse_duration(value[sub], f"{key}.{sub}")
+                    except ValueError as exc:
+                        errors.append(f"{where}{exc}")
+        options[key] = value
+    return options
+
+
+def _preset_handlers(presets: object, errors: list[str]) -> dict[str, dict[str, str]]:
+    from agentcron.presets import AGENT_LOOPS, PRESETS
+
+    if not isinstance(presets, dict):
+        errors.append("presets: expected a table")
+        return {}
+    out: dict[str, dict[str, str]] = {}
+    for name, table in presets.items():
+        if name not in PRESETS:
+            close = difflib.get_close_matches(name, PRESETS, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            errors.append(f"presets.{name}: unknown preset{hint}")
+            continue
+        if not isinstance(table, dict):
+            errors.append(f"presets.{name}: expected a table")
+            continue
+        _unknown_keys(table, {"handlers"}, f"presets.{name}.", errors)
+        handlers = table.get("handlers", {})
+        if not isinstance(handlers, dict):
+            errors.append(f'presets.{name}.handlers: expected a table of loop id = "pkg.mod:func"')
+            continue
+        loop_ids = {loop.id for loop in AGENT_LOOPS}
+        _unknown_keys(handlers, loop_ids, f"presets.{name}.handlers.", errors)
+        for loop_id, ref in handlers.items():
+            if loop_id in loop_ids and not isinstance(ref, str):
+                errors.append(f'presets.{name}.handlers.{loop_id}: expected "pkg.mod:func"')
+        out[name] = {k: v for k, v in handlers.items() if k in loop_ids and isinstance(v, str)}
+    return out

@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentcron.jobfile import JobFileError, load_job_file, parse_job_file
+from agentcron.jobs import build_job
+
+DESIGN_EXAMPLE = """
+[[jobs]]
+id = "nightly-backup"
+name = "Nightly backup"
+trigger = "0 2 * * *"
+timezone = "Europe/Berlin"
+command = ["rsync", "-a", "src/", "dst/"]
+timeout = "10m"
+overlap = "skip"
+misfire = "run_once"
+retry = { max_attempts = 3, strategy = "exponential", base_delay = "1s", max_delay = "30s" }
+tags = ["maintenance"]
+
+[[jobs]]
+id = "poll"
+trigger = { every = "5m" }
+callable = "os.path:exists"
+overlap = { policy = "concurrent", max_concurrent = 3 }
+misfire = { policy = "run_all", max_catchup = 10, catchup_window = "1d" }
+
+[[jobs]]
+id = "once"
+trigger = { at = "2026-12-01T09:00:00+01:00" }
+http = { url = "http://127.0.0.1:9/hook", method = "POST", timeout = "5s" }
+
+[[jobs]]
+id = "boot"
+trigger = "@reboot"
+command = "echo started"
+"""
+
+
+def build(entry_id: str, text: str = DESIGN_EXAMPLE) -> object:
+    parsed = parse_job_file(__import__("tomllib").loads(text))
+    entry = next(e for e in parsed.jobs if e.id == entry_id)
+    return build_job(entry.id, trigger=entry.trigger, handler=entry.handler, **entry.options)
+
+
+def test_the_design_example_is_accepted_with_durations_in_seconds(tmp_path: Path) -> None:
+    path = tmp_path / "agentcron.toml"
+    path.write_text(DESIGN_EXAMPLE)
+    parsed = load_job_file(path)
+    assert [e.id for e in parsed.jobs] == ["nightly-backup", "poll", "once", "boot"]
+    backup = parsed.jobs[0]
+    assert backup.options["timeout"] == 600.0
+    assert backup.options["retry"]["base_delay"] == 1.0
+    assert backup.options["retry"]["max_delay"] == 30.0
+    assert parsed.jobs[1].options["misfire"]["catchup_window"] == 86400.0
+
+
+def test_jobs_from_the_file_build_like_jobs_from_the_api() -> None:
+    job = build("nightly-backup")
+    assert job.timeout_s == 600.0  # type: ignore[attr-defined]
+    assert job.timezone == "Europe/Berlin"  # type: ignore[attr-defined]
+    assert job.retry.max_attempts == 3  # type: ignore[attr-defined]
+    assert build("boot").is_reboot  # type: ignore[attr-defined]
+
+
+def test_every_error_in_the_file_is_listed_and_nothing_is_accepted() -> None:
+    text = """
+[[jobs]]
+id = "a"
+trigger = "61 * * * *"
+command = ["true"]
+
+[[jobs]]
+id = "b"
+trigger = "* * * * *"
+timout = "5s"
+command = ["true"]
+
+[[jobs]]
+id = "a"
+trigger = "* * * * *"
+command = ["true"]
+
+[[jobs]]
+id = "c"
+trigger = "* * * * *"
+callable = "no_such_module_xyz:run"
+
+[[jobs]]
+id = "d"
+trigger = "* * * * *"
+"""
+    with pytest.raises(JobFileError) as info:
+        parse_job_file(__import__("tomllib").loads(text), source="agentcron.toml")
+    errors = info.value.errors
+    assert any("jobs[0] ('a')" in e and "minute" in e and "61" in e for e in errors)
+    assert any("timout: unknown key; did you mean 'timeout'?" in e for e in errors)
+    assert any("duplicate id" in e for e in errors)
+    assert any("no_such_module_xyz" in e for e in errors)
+    assert any("jobs[4] ('d')" in e and "exactly one of" in e for e in errors)
+    assert str(info.value).startswith("agentcron.toml: 5 error(s)")
+
+
+@pytest.mark.parametrize(
+    ("table", "fragment"),
+    [
+        ('id = "x"\ntrigger = "* * * * *"\ncommand = ["true"]\ntimeout = "soon"', "timeout"),
+        ('id = "x"\ntrigger = { every = "0s" }\ncommand = ["true"]', "greater than zero"),
+        (
+            'id = "x"\ntrigger = "* * * * *"\ncallable = "os:getcwd"\ncwd = "/tmp"',
+            "only valid with command",
+        ),
+        (
+            'id = "x"\ntrigger = "* * * * *"\ncommand = ["true"]\ntimezone = "Mars/Base"',
+            "time zone",
+        ),
+        ('id = "x"\ntrigger = "* * * * *"\ncommand = ["true"]\noverlap = "sometimes"', "overlap"),
+        ('id = "x"\ntrigger = "* * * * *"\nhttp = { url = "ftp://example" }', "http"),
+        ('id = "x"\ntrigger = { at = "tomorrow" }\ncommand = ["true"]', "trigger.at"),
+        ('trigger = "* * * * *"\ncommand = ["true"]', "id is required"),
+    ],
+)
+def test_a_bad_job_is_rejected_naming_the_job_and_the_field(table: str, fragment: str) -> None:
+    with pytest.raises(JobFileError) as info:
+        parse_job_file(__import__("tomllib").loads("[[jobs]]\n" + table))
+    assert fragment in str(info.value)
+
+
+def test_unknown_top_level_keys_and_presets_get_a_did_you_mean() -> None:
+    text = '[[job]]\nid = "x"\n\n[presets.agent-loop.handlers]\nloop-gmail-sync = "m:f"\n'
+    with pytest.raises(JobFileError) as info:
+        parse_job_file(__import__("tomllib").loads(text))
+    assert any("job: unknown key; did you mean 'jobs'?" in e for e in info.value.errors)
+    assert any("did you mean 'agent-loops'?" in e for e in info.value.errors)
+
+
+def test_preset_handlers_are_read_per_loop_id() -> None:
+    text = '[presets.agent-loops.handlers]\nloop-gmail-sync = "myagent.gmail:sync"\n'
+    parsed = parse_job_file(__import__("tomllib").loads(text))
+    assert parsed.preset_handlers == {"agent-loops": {"loop-gmail-sync": "myagent.gmail:sync"}}
+
+
+def test_a_syntax_error_or_missing_file_is_one_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "agentcron.toml"
+    bad.write_text("[[jobs]\nid = ")
+    with pytest.raises(JobFileError, match="TOML syntax"):
+        load_job_file(bad)
+    with pytest.raises(JobFileError, match="cannot read the file"):
+        load_job_file(tmp_path / "missing.toml")
