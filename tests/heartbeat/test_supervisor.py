@@ -96,3 +96,33 @@ async def test_the_watchdog_is_fed_while_the_scheduler_loop_keeps_firing(
     pings = [m for m in messages if m.startswith("WATCHDOG=1")]
     assert len(pings) == 5  # every 2 s for 10 s
     assert messages[-1] == "STOPPING=1"
+
+
+async def test_the_watchdog_starves_when_the_scheduler_loop_stops_firing(
+    clock: VirtualClock, store: MemoryStore, tmp_path: Path
+) -> None:
+    path = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        sock.setblocking(False)
+        sched = Scheduler(store=store, clock=clock, node_id="n")
+        sched.add_job("tick", trigger=Interval(seconds=1), handler=works)
+        env = {"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "4000000"}
+        supervisor = HealthSupervisor(sched, environ=env, monitor=False)
+        async with sched, supervisor:
+            await clock.advance(4)
+            # Wedge the engine: its loop task stops, due fires stay unfired.
+            loop_task = sched._loop_task
+            assert loop_task is not None
+            loop_task.cancel()
+            await clock.advance(0)
+            assert supervisor.watchdog is not None
+            before = supervisor.watchdog.pings
+            await clock.advance(10)
+            after = supervisor.watchdog.pings
+            await clock.advance(30)
+            assert supervisor.watchdog.pings == after  # starved: systemd restarts the unit
+    assert before == 2
+    # The fire due at 5 s is judged stalled once it is 2 s (the stall window) overdue: the
+    # pings at 6 s and 8 s still go out, none after; systemd kills at 8 s + WatchdogSec.
+    assert after == before + 2
