@@ -74,8 +74,10 @@ _HEARTBEAT_COLUMNS = (
 
 # -- conversions -----------------------------------------------------------------------------
 def to_us(dt: datetime) -> int:
-    """Microseconds since the Unix epoch (UTC) of an aware datetime."""
-    return (utc(dt) - _EPOCH) // _ONE_US
+    """Microseconds since the Unix epoch (UTC) of an aware datetime (naive: ValueError)."""
+    if dt.tzinfo is not UTC:
+        dt = utc(dt)
+    return (dt - _EPOCH) // _ONE_US
 
 
 def _opt_us(dt: datetime | None) -> int | None:
@@ -181,17 +183,20 @@ class _Op:
     fn: Callable[[sqlite3.Connection], Any]
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    #: One SQL statement (atomic by itself): no savepoint needed around it.
+    single_statement: bool
     ok: bool = True
     value: Any = None
 
 
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _settle_all(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in outcomes:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 class _Writer(threading.Thread):
@@ -204,10 +209,12 @@ class _Writer(threading.Thread):
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
 
-    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def submit(
+        self, fn: Callable[[sqlite3.Connection], T], *, single_statement: bool
+    ) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Op(fn, future, loop))
+        self._queue.put(_Op(fn, future, loop, single_statement))
         return future
 
     def stop(self) -> None:
@@ -231,9 +238,11 @@ class _Writer(threading.Thread):
                     break
                 batch.append(nxt)
             self._run_batch(batch)
+            self._resolve(batch)
         self._conn.close()
 
     def _run_batch(self, batch: list[_Op]) -> None:
+        """Run `batch` in one transaction, leaving each op's outcome in `ok`/`value`."""
         try:
             self._transaction(batch)
         except sqlite3.IntegrityError as exc:
@@ -249,14 +258,15 @@ class _Writer(threading.Thread):
         except BaseException as exc:  # pragma: no cover - a bug; never leave callers hanging
             self._rollback()
             self._fail(batch, StoreError(f"cannot write to {self._path}: {exc!r}"))
-        else:
-            for op in batch:
-                self._resolve(op)
 
     def _transaction(self, batch: list[_Op]) -> None:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         for op in batch:
+            op.ok = True
+            if op.single_statement:
+                op.value = op.fn(conn)  # a failed statement has no effect
+                continue
             conn.execute("SAVEPOINT op")
             try:
                 op.value = op.fn(conn)
@@ -275,17 +285,22 @@ class _Writer(threading.Thread):
             except sqlite3.Error:
                 pass  # SQLite already rolled back (e.g. after SQLITE_FULL)
 
-    def _fail(self, batch: list[_Op], error: StoreError) -> None:
+    @staticmethod
+    def _fail(batch: list[_Op], error: StoreError) -> None:
         for op in batch:
             op.ok, op.value = False, error
-            self._resolve(op)
 
     @staticmethod
-    def _resolve(op: _Op) -> None:
-        try:
-            op.loop.call_soon_threadsafe(_settle, op.future, op.ok, op.value)
-        except RuntimeError:
-            pass  # the caller's event loop is closed: nobody is waiting any more
+    def _resolve(batch: list[_Op]) -> None:
+        # One wake-up per event loop and batch, not one per write.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for op in batch:
+            by_loop.setdefault(op.loop, []).append((op.future, op.ok, op.value))
+        for loop, outcomes in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle_all, outcomes)
+            except RuntimeError:
+                pass  # the caller's event loop is closed: nobody is waiting any more
 
 
 # -- the store -------------------------------------------------------------------------------
@@ -369,6 +384,10 @@ class SqliteStore:
             self.path, timeout=self.busy_timeout_s, isolation_level=None, check_same_thread=False
         )
         conn.execute("PRAGMA foreign_keys = ON")
+        # 16 MiB of page cache per connection (SQLite's default is 2 MiB): the run indexes of a
+        # busy history stay in memory; sorts for statistics stay off disk.
+        conn.execute("PRAGMA cache_size = -16384")
+        conn.execute("PRAGMA temp_store = MEMORY")
         return conn
 
     def _open_sync(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
@@ -416,11 +435,24 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
             raise
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(
+        self, fn: Callable[[sqlite3.Connection], T], *, single_statement: bool = False
+    ) -> T:
+        """Run `fn(conn)` in the writer's next transaction; returns after the commit.
+
+        `single_statement=True` (fn's effect is all or nothing without a savepoint, e.g. one
+        SQL statement) skips the savepoint.
+        """
         if self._writer is None:
             await self.open()
         assert self._writer is not None
-        return await self._writer.submit(fn)
+        return await self._writer.submit(fn, single_statement=single_statement)
+
+    async def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        """One statement in the writer's next transaction; its rowcount, after the commit."""
+        return await self._write(
+            lambda conn: conn.execute(sql, params).rowcount, single_statement=True
+        )
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._reader is None:
@@ -519,10 +551,8 @@ class SqliteStore:
         self, job_id: str, *, next_run: datetime | None, last_fire: datetime | None
     ) -> None:
         params = (_opt_us(next_run), _opt_us(last_fire), job_id)
-        await self._write(
-            lambda conn: conn.execute(
-                "UPDATE jobs SET next_run_us = ?, last_fire_us = ? WHERE id = ?", params
-            )
+        await self._execute(
+            "UPDATE jobs SET next_run_us = ?, last_fire_us = ? WHERE id = ?", params
         )
 
     # -- claims ----------------------------------------------------------------------------
@@ -530,21 +560,26 @@ class SqliteStore:
         self, job_id: str, scheduled_for: datetime, node_id: str, *, now: datetime
     ) -> bool:
         params = (job_id, to_us(scheduled_for), node_id, to_us(now))
-        return await self._write(
-            lambda conn: (
-                conn.execute(
-                    "INSERT OR IGNORE INTO fire_claims (job_id, scheduled_for_us, node_id, claimed_us) "
-                    "VALUES (?, ?, ?, ?)",
-                    params,
-                ).rowcount
-                == 1
-            )
+        sql = (
+            "INSERT OR IGNORE INTO fire_claims (job_id, scheduled_for_us, node_id, claimed_us) "
+            "VALUES (?, ?, ?, ?)"
         )
+        return await self._execute(sql, params) == 1
 
     # -- runs ------------------------------------------------------------------------------
     async def record_run(self, run: RunRecord) -> bool:
         params = _run_params(run)
-        return await self._write(lambda conn: conn.execute(_UPSERT_RUN, params).rowcount == 1)
+        update = (*params[3:], params[0], params[1], params[2], params[12])
+
+        def op(conn: sqlite3.Connection) -> bool:
+            # Most records update a run in place; that path leaves the job/time indexes alone.
+            # Otherwise the upsert inserts, refuses by fence, or (rarely) moves the run.
+            if conn.execute(_UPDATE_RUN, update).rowcount == 1:
+                return True
+            return conn.execute(_UPSERT_RUN, params).rowcount == 1
+
+        # Either statement alone changes the row or nothing: no savepoint needed.
+        return await self._write(op, single_statement=True)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         def op(conn: sqlite3.Connection) -> RunRecord | None:
@@ -599,16 +634,11 @@ class SqliteStore:
     # -- leases ----------------------------------------------------------------------------
     async def renew_lease(self, run_id: str, node_id: str, fence: int, *, until: datetime) -> bool:
         params = (to_us(until), run_id, node_id, fence)
-        return await self._write(
-            lambda conn: (
-                conn.execute(
-                    "UPDATE runs SET lease_expires_us = ? WHERE run_id = ? AND status = 'running' "
-                    "AND node_id = ? AND fence = ?",
-                    params,
-                ).rowcount
-                == 1
-            )
+        sql = (
+            "UPDATE runs SET lease_expires_us = ? WHERE run_id = ? AND status = 'running' "
+            "AND node_id = ? AND fence = ?"
         )
+        return await self._execute(sql, params) == 1
 
     async def interrupt_expired(self, now: datetime) -> list[RunRecord]:
         now_us = to_us(now)
@@ -650,13 +680,11 @@ class SqliteStore:
 
     async def set_state(self, key: str, value: str) -> None:
         params = (key, value, self._now_us())
-        await self._write(
-            lambda conn: conn.execute(
-                "INSERT INTO system_state (key, value, updated_us) VALUES (?, ?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
-                "updated_us = excluded.updated_us",
-                params,
-            )
+        await self._execute(
+            "INSERT INTO system_state (key, value, updated_us) VALUES (?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+            "updated_us = excluded.updated_us",
+            params,
         )
 
     # -- nodes -----------------------------------------------------------------------------
@@ -666,7 +694,7 @@ class SqliteStore:
             hb.node_id, hb.sequence, to_us(hb.sent_at), hb.status, hb.host, hb.pid, hb.version,
             hb.platform, _opt_us(hb.started_at), hb.interval_s, _dumps(hb.details),
         )  # fmt: skip
-        await self._write(lambda conn: conn.execute(_UPSERT_HEARTBEAT, params))
+        await self._execute(_UPSERT_HEARTBEAT, params)
 
     async def list_heartbeats(self) -> list[NodeHeartbeat]:
         def op(conn: sqlite3.Connection) -> list[NodeHeartbeat]:
@@ -676,12 +704,7 @@ class SqliteStore:
         return await self._read(op)
 
     async def delete_node(self, node_id: str) -> bool:
-        return await self._write(
-            lambda conn: (
-                conn.execute("DELETE FROM node_heartbeats WHERE node_id = ?", (node_id,)).rowcount
-                == 1
-            )
-        )
+        return await self._execute("DELETE FROM node_heartbeats WHERE node_id = ?", (node_id,)) == 1
 
     # -- audit -----------------------------------------------------------------------------
     async def list_audit(self, job_id: str | None = None, *, limit: int = 100) -> list[AuditEntry]:
@@ -720,6 +743,11 @@ _UPSERT_RUN = (
     "fence = excluded.fence, queue_job_id = excluded.queue_job_id "
     # Fencing: a record from a node whose run was taken over (fence raised) is refused.
     "WHERE runs.fence <= excluded.fence"
+)
+_UPDATE_RUN = (
+    "UPDATE runs SET status = ?, attempt = ?, started_us = ?, finished_us = ?, error = ?, "
+    "output_tail = ?, node_id = ?, skip_reason = ?, lease_expires_us = ?, fence = ?, "
+    "queue_job_id = ? WHERE run_id = ? AND job_id = ? AND scheduled_for_us = ? AND fence <= ?"
 )
 _UPSERT_HEARTBEAT = (
     f"INSERT INTO node_heartbeats ({_HEARTBEAT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
