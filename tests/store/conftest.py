@@ -6,7 +6,8 @@ Adding a backend to the contract suite is one entry in `STORE_KINDS` plus one br
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,7 +17,15 @@ from agentcron.store.base import Store
 from agentcron.store.memory import MemoryStore
 from agentcron.store.sqlite import SqliteStore
 
-STORE_KINDS = [pytest.param("memory", id="memory"), pytest.param("sqlite", id="sqlite")]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from helpers.redis_server import RedisServer
+
+STORE_KINDS = [
+    pytest.param("memory", id="memory"),
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("redis", id="redis", marks=pytest.mark.redis),
+]
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -30,9 +39,29 @@ def make_store(kind: str, tmp_path: Path) -> Store:
     raise AssertionError(f"unknown store kind {kind!r}")
 
 
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One throwaway redis-server for the store tests (each test flushes it first)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"), durable=False).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(params=STORE_KINDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    backend = make_store(request.param, tmp_path)
+    if request.param == "redis":
+        import redis
+
+        from agentcron.store.redis import RedisStore
+
+        server: RedisServer = request.getfixturevalue("redis_server")
+        with redis.Redis(host="127.0.0.1", port=server.port) as client:
+            client.flushdb()
+        backend: Store = RedisStore(server.url)
+    else:
+        backend = make_store(request.param, tmp_path)
     await backend.open()
     try:
         yield backend
