@@ -135,6 +135,17 @@ class JobView:
         }
 
 
+def _store_available(store: Store) -> bool:
+    """False while a store that tracks its connection (`RedisStore.available`) is down."""
+    return bool(getattr(store, "available", True))
+
+
+async def _wait_store(store: Store) -> None:
+    wait = getattr(store, "wait_available", None)
+    if wait is not None:
+        await wait()
+
+
 def _default_node_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -322,7 +333,13 @@ class Scheduler:
         """A JSON-ready snapshot: running, counts, next wake, circuits, clock jumps."""
         next_runs = [e.next_fire for e in self._entries.values() if e.next_fire is not None]
         return {
-            "status": "running" if self._running and not self._stopping else "stopped",
+            "status": (
+                "stopped"
+                if not self._running or self._stopping
+                else "running"
+                if _store_available(self.store)
+                else "degraded"
+            ),
             "node_id": self.node_id,
             "started_at": self._started_at.isoformat() if self._started_at else None,
             "jobs": len(self._entries),
@@ -486,6 +503,12 @@ class Scheduler:
                     "suspend or NTP step" if jump > 0 else "stepped back",
                 )
             prev_wall, prev_mono = now, mono
+            if not _store_available(self.store):
+                # Keep our place and claim nothing until the store answers again; fires
+                # that came due meanwhile are then late, so each job's misfire policy
+                # decides (never a burst).
+                await _wait_store(self.store)
+                continue
             for entry in self._timeline.pop_due(now.timestamp()):
                 try:
                     self._due(entry, now)
@@ -1019,6 +1042,7 @@ class Scheduler:
 
     def _replace_job(self, entry: JobEntry, job: Job) -> None:
         old = entry.job
+        was_dormant = entry.dormant is not None
         entry.job = job
         entry.dormant = None
         if (
@@ -1028,7 +1052,7 @@ class Scheduler:
         ):
             del self._circuits[old.circuit_name]
         if self._running:
-            if (old.trigger, old.start, old.end, old.max_runs, old.jitter_s) != (
+            if was_dormant or (old.trigger, old.start, old.end, old.max_runs, old.jitter_s) != (
                 job.trigger,
                 job.start,
                 job.end,
