@@ -75,7 +75,9 @@ def pid_of_process() -> int:
 
 
 def spin_forever() -> None:
-    Path(os.environ[READY_FILE_ENV]).write_text(str(os.getpid()))
+    ready = Path(os.environ[READY_FILE_ENV])
+    ready.with_suffix(".tmp").write_text(str(os.getpid()))
+    ready.with_suffix(".tmp").replace(ready)  # atomic: the test never reads a half-written pid
     while True:
         pass
 

@@ -122,6 +122,20 @@ async def test_cancelling_a_command_leaves_no_process_of_its_tree_alive() -> Non
 
 
 @posix_only
+async def test_cancelling_while_the_command_is_still_starting_leaves_nothing_behind() -> None:
+    before = {proc.pid for proc in descendants()}
+    for _ in range(5):
+        task = asyncio.create_task(
+            Command(["sh", "-c", "sleep 100 & sleep 100 & wait"]).run(make_context())
+        )
+        await asyncio.sleep(0)  # one loop turn: the child exists, its pipes are not connected
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert _new(before) == []
+
+
+@posix_only
 async def test_a_timeout_kills_grandchildren_that_left_the_process_group() -> None:
     before = {proc.pid for proc in descendants()}
     command = Command(["sh", "-c", "setsid sleep 100 & sleep 100 & wait"])

@@ -97,19 +97,16 @@ async def run_child(
     }
     if shell:
         assert isinstance(argv, str)
-        transport, protocol = await loop.subprocess_shell(
-            lambda: _Collector(sinks), argv, **options
-        )
+        spawning = loop.subprocess_shell(lambda: _Collector(sinks), argv, **options)
     else:
-        transport, protocol = await loop.subprocess_exec(
-            lambda: _Collector(sinks), *argv, **options
-        )
+        spawning = loop.subprocess_exec(lambda: _Collector(sinks), *argv, **options)
+    (transport, protocol), cancelled = await _spawn_to_the_end(spawning)
     try:
         leader = psutil.Process(transport.get_pid())
     except psutil.Error:
         leader = None  # it already exited and was reaped: nothing to supervise
     try:
-        await _supervise(protocol, leader, kill_grace_s)
+        await _supervise(protocol, leader, kill_grace_s, cancelled=cancelled)
     finally:
         transport.close()
     returncode = transport.get_returncode()
@@ -117,10 +114,35 @@ async def run_child(
     return ChildResult(returncode=returncode, output=output, stdout=stdout)
 
 
+async def _spawn_to_the_end(
+    spawning: Coroutine[Any, Any, tuple[asyncio.SubprocessTransport, _Collector]],
+) -> tuple[tuple[asyncio.SubprocessTransport, _Collector], bool]:
+    """Finish starting the child even if cancelled meanwhile; say whether we were.
+
+    The child may fork before its pipes are connected; cancelling the start itself would
+    make asyncio kill the leader alone and orphan those children.
+    """
+    task = asyncio.ensure_future(spawning)
+    cancelled = False
+    while True:
+        try:
+            return await asyncio.shield(task), cancelled
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise
+            cancelled = True
+        except OSError:
+            if cancelled:
+                raise asyncio.CancelledError from None
+            raise
+
+
 async def _supervise(
-    protocol: _Collector, leader: psutil.Process | None, kill_grace_s: float
+    protocol: _Collector, leader: psutil.Process | None, kill_grace_s: float, *, cancelled: bool
 ) -> None:
     try:
+        if cancelled:
+            raise asyncio.CancelledError
         await asyncio.shield(protocol.exited)
     except asyncio.CancelledError:
         if leader is not None:
