@@ -301,16 +301,30 @@ async def test_the_cron_playground_reports_errors_warnings_and_next_runs(
     assert not zone["valid"] and "Mars/Base" in zone["error"]
 
 
-async def test_the_timeline_has_past_runs_and_planned_fires(
+async def test_the_timeline_has_past_runs_and_planned_fires_in_buckets(
     client: httpx.AsyncClient, fake: FakeScheduler
 ) -> None:
     await fake.run_now("backup")
+    await fake.run_now("backup")
     data = (await client.get("/api/timeline?hours=24")).json()
-    kinds = {(e["job_id"], e["kind"]) for e in data["entries"]}
-    assert ("backup", "run") in kinds and ("xss", "planned") in kinds
+    assert data["bucket_seconds"] == 15 * 60
+    assert [r["job_id"] for r in data["rows"]] == ["backup", "xss", "digest"]  # ran first
+    runs = [e for e in data["entries"] if e["kind"] == "run"]
+    assert runs == [runs[0]] and runs[0]["count"] == 2 and runs[0]["status"] == "succeeded"
     planned_xss = [e for e in data["entries"] if e["job_id"] == "xss" and e["kind"] == "planned"]
-    assert len(planned_xss) == 24 * 12  # every 5 minutes for 24 h
+    assert 95 <= len(planned_xss) <= 97  # one per 15-minute bucket, not one per 5 minutes
     assert all(e["name"] == XSS_NAME for e in planned_xss)
+    planned_digest = [e for e in data["entries"] if e["job_id"] == "digest" and e["kind"] == "planned"]
+    assert {datetime.fromisoformat(e["at"]).hour for e in planned_digest} <= {9, 17}
+
+
+async def test_a_paused_job_has_no_planned_fires_on_the_timeline(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.post("/api/jobs/xss/pause")
+    data = (await client.get("/api/timeline?jobs=1")).json()
+    assert data["total_jobs"] == 3 and len(data["rows"]) == 1
+    assert not [e for e in data["entries"] if e["job_id"] == "xss"]
 
 
 async def test_openapi_lists_every_design_route(client: httpx.AsyncClient) -> None:

@@ -21,6 +21,7 @@ from agentcron.dashboard import schemas, views
 from agentcron.dashboard.metrics import CONTENT_TYPE, DashboardMetrics
 from agentcron.dashboard.protocol import QueueLike, QueueSource, SchedulerLike
 from agentcron.dashboard.settings import DashboardSettings
+from agentcron.dashboard.timeline import TimelineJob, build_timeline
 from agentcron.dashboard.views import maybe_await
 from agentcron.dashboard.ws import EventHub
 from agentcron.models import NodeHeartbeat, RunQuery, RunStatus
@@ -38,8 +39,8 @@ StatusName = Literal[
     "scheduled", "running", "succeeded", "failed", "timed_out", "cancelled", "skipped",
     "interrupted",
 ]  # fmt: skip
-#: Planned fires drawn per job on the timeline (a 5-minute job fills 24 h with 288).
-_PLANNED_PER_JOB = 300
+#: Newest runs read for the timeline (older ones in the window are left out).
+_TIMELINE_RUNS = 20_000
 JobStatusName = Literal["active", "paused", "running", "failing", "disabled"]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": schemas.ErrorOut, "description": "No bearer token"},
@@ -372,38 +373,27 @@ def build_router() -> APIRouter:
 
     @api.get("/timeline", response_model=schemas.TimelineOut, summary="Runs around now")
     async def timeline(
-        ctx: Ctx, hours: Annotated[int, Query(ge=1, le=168)] = 24
+        ctx: Ctx,
+        hours: Annotated[int, Query(ge=1, le=168)] = 24,
+        jobs: Annotated[int, Query(ge=1, le=100, description="Rows to draw")] = 20,
     ) -> schemas.TimelineOut:
         now = ctx.scheduler.clock.now()
-        start, end = now - timedelta(hours=hours), now + timedelta(hours=hours)
-        jobs = list(ctx.scheduler.jobs())
-        names = {views.job_id_of(j): views.job_name(j) for j in jobs}
-        runs = await ctx.scheduler.store.list_runs(RunQuery(since=start, limit=2000))
-        entries = [
-            schemas.TimelineEntry(
-                job_id=r.job_id, name=names.get(r.job_id, r.job_id), kind="run",
-                at=r.started_at or r.scheduled_for, status=str(r.status), duration=r.duration_s,
+        since = now - timedelta(hours=hours)
+        runs = await ctx.scheduler.store.list_runs(RunQuery(since=since, limit=_TIMELINE_RUNS))
+        ran = {r.job_id for r in runs}
+        every = list(ctx.scheduler.jobs())
+        every.sort(key=lambda j: (views.job_id_of(j) not in ran, *_sort_key(j)))
+        rows = []
+        for job in every[:jobs]:  # only the drawn rows need their stored state
+            state = await ctx.cache.get(views.job_id_of(job))
+            summary = views.job_summary(job, state, 0, now)
+            trigger = views.job_trigger(job, views.job_definition(job, state.stored))
+            active = summary.enabled and not summary.paused
+            rows.append(
+                TimelineJob(summary.id, summary.name, trigger, summary.timezone, active)
             )
-            for r in runs
-        ]  # fmt: skip
-        for job in jobs[:500]:
-            summary = (await summaries(ctx, [job], {}))[0]
-            if summary.paused or not summary.enabled:
-                continue
-            trigger = views.job_trigger(job, {})
-            for at in views.next_fires(trigger, summary.timezone, now, _PLANNED_PER_JOB):
-                if at > end:
-                    break
-                entries.append(
-                    schemas.TimelineEntry(
-                        job_id=summary.id, name=summary.name, at=at, kind="planned",
-                        status="scheduled",
-                    )
-                )  # fmt: skip
-                if len(entries) > 5000:
-                    break
-        entries.sort(key=lambda e: e.at)
-        return schemas.TimelineOut(start=start, now=now, end=end, entries=entries)
+        timeline = build_timeline(rows, runs, now, hours, jobs)
+        return timeline.model_copy(update={"total_jobs": len(every)})
 
     # -- health and nodes --------------------------------------------------------------
     @api.get("/nodes", response_model=schemas.NodesOut)

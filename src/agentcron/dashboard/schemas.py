@@ -247,14 +247,23 @@ class TimelineEntry(_Out):
     name: str
     at: datetime
     kind: Literal["run", "planned"]
-    status: str
-    duration: float | None = None
+    status: str = Field(description="Worst status of the runs in this bucket, or scheduled")
+    count: int = Field(description="Runs in this bucket (1 for a planned fire)")
+    duration: float | None = Field(default=None, description="Longest run in this bucket")
+
+
+class TimelineRow(_Out):
+    job_id: str
+    name: str
 
 
 class TimelineOut(_Out):
     start: datetime
     now: datetime
     end: datetime
+    bucket_seconds: float
+    rows: list[TimelineRow] = Field(description="The jobs drawn, top to bottom")
+    total_jobs: int
     entries: list[TimelineEntry]
 
 

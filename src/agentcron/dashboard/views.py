@@ -245,7 +245,7 @@ def job_id_of(job: Any) -> str:
     return str(_attr(job, "id", "job_id", default=""))
 
 
-def _definition(job: Any, stored: StoredJob | None) -> dict[str, Any]:
+def job_definition(job: Any, stored: StoredJob | None) -> dict[str, Any]:
     to_dict = getattr(job, "to_dict", None)
     if callable(to_dict):
         with contextlib.suppress(Exception):
@@ -296,7 +296,7 @@ def job_summary(
     job: Any, state: JobState, running: int, now: datetime
 ) -> schemas.JobSummary:
     stored = state.stored
-    definition = _definition(job, stored)
+    definition = job_definition(job, stored)
     trigger = job_trigger(job, definition)
     tz = _timezone(job, definition)
     paused = is_paused(job, stored)
@@ -358,7 +358,7 @@ async def job_detail(
     scheduler: SchedulerLike, job: Any, state: JobState, running: int, now: datetime
 ) -> schemas.JobDetail:
     summary = job_summary(job, state, running, now)
-    definition = _definition(job, state.stored)
+    definition = job_definition(job, state.stored)
     trigger = job_trigger(job, definition)
     upcoming: list[datetime] = []
     if summary.enabled and not summary.paused:

@@ -105,7 +105,8 @@ class EventHub:
 
     async def _authenticate(self, websocket: WebSocket) -> bool:
         try:
-            raw = await asyncio.wait_for(websocket.receive_text(), self._auth_timeout_s)
+            async with asyncio.timeout(self._auth_timeout_s):
+                raw = await websocket.receive_text()
         except (TimeoutError, WebSocketDisconnect, RuntimeError, KeyError):
             await _close(websocket, CLOSE_AUTH_FAILED, "authenticate first")
             return False
@@ -148,10 +149,13 @@ class EventHub:
                 await _close(websocket, 1000, "bye")
 
     async def _send_loop(self, websocket: WebSocket, client: _Client) -> None:
-        while True:
+        # `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` can swallow a
+        # cancellation that arrives as the send completes, leaving this task running.
+        while not client.dropped:
             text = await client.queue.get()
             try:
-                await asyncio.wait_for(websocket.send_text(text), self._send_timeout_s)
+                async with asyncio.timeout(self._send_timeout_s):
+                    await websocket.send_text(text)
             except TimeoutError:
                 self._drop(client)
                 return

@@ -351,17 +351,13 @@
     const start = new Date(data.start).getTime();
     const end = new Date(data.end).getTime();
     const now = new Date(data.now).getTime();
-    const jobs = [];
-    const index = new Map();
-    for (const e of data.entries) {
-      if (!index.has(e.job_id) && jobs.length < 20) { index.set(e.job_id, jobs.length); jobs.push(e); }
-    }
-    if (!jobs.length) {
-      holder.appendChild(el('p', { className: 'muted', text: 'Nothing ran and nothing is planned in this window.' }));
+    if (!data.rows.length) {
+      holder.appendChild(el('p', { className: 'muted', text: 'No jobs yet.' }));
       return;
     }
-    const left = 160, width = 1000, rowH = 18, top = 20;
-    const height = top + jobs.length * rowH + 6;
+    const index = new Map(data.rows.map((r, i) => [r.job_id, i]));
+    const left = 170, width = 1000, rowH = 18, top = 20;
+    const height = top + data.rows.length * rowH + 6;
     const x = (t) => left + ((t - start) / (end - start)) * (width - left - 10);
     const chart = svg('svg', { viewBox: '0 0 ' + width + ' ' + height, role: 'img', 'aria-label': 'Runs in the last and next 24 hours' });
     for (let h = -24; h <= 24; h += 6) {
@@ -370,18 +366,23 @@
       chart.appendChild(svg('text', { x: x(t), y: 12, 'text-anchor': 'middle', text: h === 0 ? 'now' : (h > 0 ? '+' : '') + h + 'h' }));
     }
     chart.appendChild(svg('line', { x1: x(now), x2: x(now), y1: top - 4, y2: height, class: 'now' }));
-    jobs.forEach((e, i) => {
-      chart.appendChild(svg('text', { x: 4, y: top + i * rowH + 12, text: e.name.length > 24 ? e.name.slice(0, 23) + '…' : e.name }));
+    data.rows.forEach((r, i) => {
+      chart.appendChild(svg('text', { x: 4, y: top + i * rowH + 12, text: r.name.length > 26 ? r.name.slice(0, 25) + '…' : r.name }));
     });
     for (const e of data.entries) {
       const row = index.get(e.job_id);
       if (row === undefined) continue;
       const cls = e.kind === 'planned' ? 'fill-planned' : 'fill-' + e.status;
-      const dot = svg('circle', { cx: x(new Date(e.at).getTime()), cy: top + row * rowH + 8, r: 4, class: cls });
-      dot.appendChild(svg('title', { text: e.name + ' · ' + e.status + ' · ' + fmtTime(e.at) }));
+      const r = e.kind === 'planned' ? 2.5 : Math.min(5, 3 + Math.log2(e.count));
+      const dot = svg('circle', { cx: x(new Date(e.at).getTime()), cy: top + row * rowH + 8, r, class: cls });
+      const what = e.kind === 'planned' ? 'planned' : e.count > 1 ? e.count + ' runs, worst ' + e.status : e.status;
+      dot.appendChild(svg('title', { text: e.name + ' · ' + what + ' · ' + fmtTime(e.at) }));
       chart.appendChild(dot);
     }
     holder.appendChild(chart);
+    if (data.total_jobs > data.rows.length) {
+      holder.appendChild(el('p', { className: 'muted small', text: data.rows.length + ' of ' + data.total_jobs + ' jobs shown (those that ran first).' }));
+    }
   }
 
   // -- live events -----------------------------------------------------------------

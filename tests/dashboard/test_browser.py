@@ -1,0 +1,243 @@
+"""The page in a real browser: Debian's Chromium driven by Playwright, against uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+from tests.dashboard.conftest import TOKEN, XSS_NAME, LiveServer
+from tests.dashboard.fakes import FakeScheduler
+
+from agentcron.models import NodeHeartbeat, RunRecord, RunStatus, new_run_id
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+]  # fmt: skip
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
+
+expect.set_options(timeout=10_000)
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    assert HAVE_CHROMIUM, "Chromium is missing: apt-get install chromium (make test does)"
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+class Watched:
+    """A page plus every console error, page error and dialog it produced."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.problems: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.problems.append(f"pageerror: {exc}"))
+        page.on("dialog", self._dialog)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type in ("error", "warning"):
+            self.problems.append(f"console {message.type}: {message.text}")
+
+    async def _dialog(self, dialog: object) -> None:
+        self.problems.append("a dialog opened (script ran)")
+        await dialog.dismiss()  # type: ignore[attr-defined]
+
+
+async def open_logged_in(browser: Browser, live: LiveServer) -> Watched:
+    page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+    watched = Watched(page)
+    await page.goto(live.url)
+    await page.fill("#token", TOKEN)
+    await page.click("#login-form button[type=submit]")
+    await expect(page.locator("#live")).to_have_text("live")
+    return watched
+
+
+def row(page: Page, job_id: str):  # type: ignore[no-untyped-def]
+    return page.locator(f'#jobs-table tbody tr[data-job-id="{job_id}"]')
+
+
+async def test_a_person_logs_in_runs_a_job_and_watches_its_row_update_live(
+    browser: Browser, live: LiveServer, fake: FakeScheduler
+) -> None:
+    gate = asyncio.Event()
+
+    async def slow_backup() -> str | None:
+        await gate.wait()
+        return "copied 3 files"
+
+    fake.views["backup"].job.handler = slow_backup
+    watched = await open_logged_in(browser, live)
+    page = watched.page
+    await expect(page.locator("#jobs-table tbody tr")).to_have_count(3)
+    await expect(row(page, "backup").locator(".job-status")).to_have_text("active")
+    await expect(page.locator("#health-badge")).to_have_text("healthy")  # idle is healthy
+
+    await row(page, "backup").get_by_role("button", name="Run").click()
+    await expect(row(page, "backup").locator(".job-status")).to_have_text("running")
+    await expect(page.locator("#event-feed li").first).to_contain_text("run.started")
+    gate.set()
+    await expect(row(page, "backup").locator(".job-last")).to_contain_text("succeeded")
+    await expect(row(page, "backup").locator(".job-status")).to_have_text("active")
+    await expect(page.locator("#event-feed")).to_contain_text("run.succeeded")
+    assert watched.problems == []
+
+
+async def test_pause_and_resume_from_the_jobs_table_and_the_job_page(
+    browser: Browser, live: LiveServer, fake: FakeScheduler
+) -> None:
+    watched = await open_logged_in(browser, live)
+    page = watched.page
+    await row(page, "digest").get_by_role("button", name="Pause").click()
+    await expect(row(page, "digest").locator(".job-status")).to_contain_text("paused")
+    assert fake.views["digest"].paused
+    await row(page, "digest").get_by_role("button", name="Resume").click()
+    await expect(row(page, "digest").locator(".job-status")).to_have_text("active")
+    assert not fake.views["digest"].paused
+
+    await row(page, "digest").locator("a.job-name").click()
+    await expect(page.locator("#job-view")).to_be_visible()
+    await expect(page.locator("#job-next li")).to_have_count(10)
+    await page.fill("#pause-note", "travelling")
+    await page.click("#job-pause")
+    await expect(page.locator("#job-note")).to_have_text("Paused: travelling")
+    assert fake.views["digest"].pause_note == "travelling"
+    await page.click("#job-resume")
+    await expect(page.locator("#job-note")).to_be_hidden()
+    assert watched.problems == []
+
+
+async def test_a_jobs_history_shows_runs_errors_and_a_duration_chart(
+    browser: Browser, live: LiveServer, fake: FakeScheduler
+) -> None:
+    now = fake.clock.now()
+    for i, status in enumerate([RunStatus.succeeded, RunStatus.failed, RunStatus.skipped]):
+        at = now - timedelta(hours=3 - i)
+        await fake.store.record_run(RunRecord(
+            run_id=new_run_id(), job_id="backup", scheduled_for=at, status=status, attempt=i + 1,
+            started_at=at, finished_at=at + timedelta(seconds=5 + i),
+            error="exit status 3" if status is RunStatus.failed else None,
+            skip_reason="overlap" if status is RunStatus.skipped else None,
+            output_tail="rsync: done" if status is RunStatus.succeeded else None,
+        ))  # fmt: skip
+    watched = await open_logged_in(browser, live)
+    page = watched.page
+    await page.goto(f"{live.url}/#/job/backup")
+    await expect(page.locator("#job-title")).to_have_text("Nightly backup")
+    history = page.locator("#runs-table tbody tr")
+    await expect(history).to_have_count(3)
+    await expect(history.nth(0)).to_contain_text("skipped: overlap")
+    await expect(history.nth(1)).to_contain_text("exit status 3")
+    await expect(history.nth(2)).to_contain_text("rsync: done")
+    await expect(page.locator("#job-chart svg rect")).to_have_count(3)
+    await page.click("#back-link")
+    await expect(page.locator("#overview-view")).to_be_visible()
+    assert watched.problems == []
+
+
+async def test_a_job_named_like_html_is_shown_as_text_and_never_runs(
+    browser: Browser, live: LiveServer, fake: FakeScheduler
+) -> None:
+    watched = await open_logged_in(browser, live)
+    page = watched.page
+    await expect(row(page, "xss").locator("a.job-name")).to_have_text(XSS_NAME)
+    await expect(row(page, "xss")).to_contain_text("<b>tag</b>")
+    assert await page.locator("img").count() == 0
+    assert await page.locator("#jobs-table b").count() == 0
+    await row(page, "xss").get_by_role("button", name="Pause").click()
+    await expect(page.locator("#event-feed")).to_contain_text("job.paused")
+    await page.goto(f"{live.url}/#/job/xss")
+    await expect(page.locator("#job-title")).to_have_text(XSS_NAME)
+    assert await page.locator("img").count() == 0
+    assert watched.problems == []
+
+
+async def test_a_wrong_token_keeps_the_login_form_with_a_message(
+    browser: Browser, live: LiveServer
+) -> None:
+    page = await browser.new_page()
+    watched = Watched(page)
+    await page.goto(live.url)
+    await page.fill("#token", "not-the-token-at-all")
+    await page.click("#login-form button[type=submit]")
+    await expect(page.locator("#login-error")).to_have_text("The token was not accepted.")
+    await expect(page.locator("#app-view")).to_be_hidden()
+    # The browser logs the 403 itself; nothing else may go wrong.
+    assert all("403" in p for p in watched.problems)
+
+
+async def test_the_cron_playground_shows_errors_and_next_runs(
+    browser: Browser, live: LiveServer
+) -> None:
+    watched = await open_logged_in(browser, live)
+    page = watched.page
+    await page.fill("#cron-expr", "61 * * * *")
+    await page.click("#cron-form button")
+    await expect(page.locator("#cron-result")).to_contain_text("minute field: 61")
+    await page.fill("#cron-expr", "0 9 * * MON-FRI")
+    await page.click("#cron-form button")
+    await expect(page.locator("#cron-result li")).to_have_count(10)
+    assert watched.problems == []
+
+
+async def test_a_screenshot_of_the_main_page(
+    browser: Browser, live: LiveServer, fake: FakeScheduler, tmp_path: Path
+) -> None:
+    """Renders a realistic page; AGENTCRON_UPDATE_SCREENSHOT=1 copies it to docs/."""
+    now = fake.clock.now()
+    fake.add_job("heartbeat", trigger="*/30 * * * * *", name="Agent heartbeat", tags=["core"])
+    fake.add_job("inbox", trigger="*/15 * * * *", name="Check inbox", tags=["mail", "agent"])
+    fake.add_job("rotate", trigger="0 3 * * *", name="Rotate logs", tags=["maintenance"])
+    fake.pause("rotate", note="disk migration until Friday")
+    await fake.save_all()
+    statuses = [RunStatus.succeeded] * 8 + [RunStatus.failed, RunStatus.skipped]
+    for job_id, step in (("heartbeat", 1), ("inbox", 2), ("digest", 6), ("backup", 12)):
+        for i in range(0, 24, step):
+            at = now - timedelta(hours=i, minutes=7)
+            status = statuses[(i // step) % len(statuses)] if job_id != "heartbeat" else RunStatus.succeeded
+            await fake.store.record_run(RunRecord(
+                run_id=new_run_id(), job_id=job_id, scheduled_for=at, status=status,
+                started_at=at, finished_at=at + timedelta(seconds=2 + (i * 7) % 30),
+                error="HTTP 503 from mail server" if status is RunStatus.failed else None,
+                skip_reason="overlap" if status is RunStatus.skipped else None,
+            ))  # fmt: skip
+    await fake.store.write_heartbeat(NodeHeartbeat(
+        node_id="laptop-1234", sequence=420, sent_at=now, host="laptop", pid=1234, interval_s=30,
+    ))  # fmt: skip
+    await fake.store.write_heartbeat(NodeHeartbeat(
+        node_id="pi-worker", sequence=77, sent_at=now - timedelta(seconds=50), host="raspberrypi",
+        pid=811, interval_s=30, status="degraded",
+    ))  # fmt: skip
+    watched = await open_logged_in(browser, live)
+    page = watched.page
+    await expect(page.locator("#jobs-table tbody tr")).to_have_count(6)
+    await expect(page.locator("#timeline svg")).to_be_visible()
+    await expect(page.locator("#queues-table tbody tr")).to_have_count(1)
+    await page.fill("#cron-expr", "0 9 * * MON-FRI")
+    await page.click("#cron-form button")
+    await expect(page.locator("#cron-result li")).to_have_count(10)
+    await fake.run_now("inbox")
+    await expect(page.locator("#event-feed li")).to_have_count(2)
+    out = tmp_path / "dashboard.png"
+    await page.screenshot(path=str(out), full_page=True)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("AGENTCRON_UPDATE_SCREENSHOT") == "1":
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copyfile(out, SCREENSHOT)
+    assert watched.problems == []
