@@ -112,10 +112,14 @@ async def _terminate_posix(pgid: int, targets: list[psutil.Process], grace_s: fl
 async def _terminate_windows(
     leader: psutil.Process, targets: list[psutil.Process], grace_s: float
 ) -> None:
+    asked = False
     if sys.platform == "win32":
-        with contextlib.suppress(OSError):
+        try:
             os.kill(leader.pid, signal.CTRL_BREAK_EVENT)
-    if await _wait_gone(targets, grace_s):
+            asked = True
+        except OSError:
+            pass  # no console shared with the child (e.g. running as a service): force it
+    if asked and await _wait_gone(targets, grace_s):
         return
     if alive(leader):
         await _taskkill_tree(leader.pid)
