@@ -94,6 +94,14 @@ async def test_a_missing_executable_fails_with_a_clear_message() -> None:
         await Command(["agentcron-no-such-program", "--flag"]).run(make_context())
 
 
+@posix_only
+async def test_a_file_that_is_not_executable_fails_with_a_clear_message(tmp_path: Path) -> None:
+    script = tmp_path / "script.sh"
+    script.write_text("echo hi\n")
+    with pytest.raises(HandlerError, match="is not executable"):
+        await Command([str(script)]).run(make_context())
+
+
 async def test_a_missing_working_directory_fails_with_a_clear_message(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere"
     with pytest.raises(HandlerError, match="working directory .* does not exist"):

@@ -9,6 +9,7 @@ the caller set those headers. Redirects are not followed. httpx is imported on t
 from __future__ import annotations
 
 import base64
+import json as jsonlib
 import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
@@ -16,7 +17,7 @@ from typing import Any
 
 from agentcron.handlers.base import HandlerError, HandlerOutcome, RunContext
 from agentcron.handlers.checks import checked_duration_s, checked_positive_int
-from agentcron.handlers.output import OutputTail, plain_value
+from agentcron.handlers.output import OutputTail
 from agentcron.handlers.persisted import checked_fields
 
 __all__ = ["Http", "HttpStatusError"]
@@ -61,8 +62,8 @@ class Http:
         self.headers = _checked_headers(headers)
         if json is not None and body is not None:
             raise ValueError("http handler: give json or body, not both")
-        if json is not None and plain_value(json) != json:
-            raise ValueError(f"http json must be plain JSON data, got {json!r}")
+        if json is not None:
+            _check_plain_json(json)
         if body is not None and not isinstance(body, str | bytes):
             raise ValueError(f"http body must be str or bytes, got {type(body).__name__}")
         self.json = json
@@ -144,6 +145,13 @@ def _context_headers(ctx: RunContext) -> dict[str, str]:
         "X-Agentcron-Run-Id": ctx.run_id,
         "X-Agentcron-Attempt": str(ctx.attempt),
     }
+
+
+def _check_plain_json(value: Any) -> None:
+    try:
+        jsonlib.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"http json must be plain JSON data, got {value!r} ({exc})") from exc
 
 
 def _checked_url(url: object) -> str:
