@@ -146,12 +146,25 @@ def coerce_handler(obj: object, *, isolation: str | None = None) -> Handler:
         "isolation",
         f"unknown isolation {isolation!r}; use 'thread' or 'process'",
     )
+    key = (id(obj), isolation)
+    hit = _HANDLER_CACHE.get(key)
+    if hit is not None and hit[0] is obj:
+        return hit[1]
     try:
         if isolation == "process":
-            return as_handler(obj, isolation="process")
-        return as_handler(obj)
+            handler = as_handler(obj, isolation="process")
+        else:
+            handler = as_handler(obj)
     except ValueError as exc:
         raise JobConfigError("handler", str(exc)) from exc
+    if len(_HANDLER_CACHE) >= 4096:
+        _HANDLER_CACHE.clear()
+    # Many jobs registered with one function share its (stateless) handler.
+    _HANDLER_CACHE[key] = (obj, handler)
+    return handler
+
+
+_HANDLER_CACHE: dict[tuple[int, str | None], tuple[object, Handler]] = {}
 
 
 def handler_to_dict(handler: Handler) -> dict[str, Any]:
@@ -213,12 +226,10 @@ def build_job(
     require(
         isinstance(job_id, str) and job_id.strip() != "", "id", "a non-empty string is required"
     )
-    unknown = set(options) - JOB_OPTIONS
-    require(
-        not unknown,
-        sorted(unknown)[0] if unknown else "",
-        f"unknown job option; known: {', '.join(sorted(JOB_OPTIONS))}",
-    )
+    unknown = options.keys() - JOB_OPTIONS
+    if unknown:
+        name = sorted(unknown)[0]
+        raise JobConfigError(name, f"unknown job option; known: {', '.join(sorted(JOB_OPTIONS))}")
     tz = resolve_tz(options.get("timezone") or default_timezone)
     trig = coerce_trigger(trigger, tz)
     timeout_s = _seconds(options.get("timeout"), "timeout")

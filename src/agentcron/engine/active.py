@@ -11,7 +11,7 @@ from agentcron.handlers.base import RunContext
 from agentcron.jobs import Job
 from agentcron.models import RunRecord
 
-__all__ = ["ActiveRun", "JobEntry", "PendingFire"]
+__all__ = ["NO_RUNS", "ActiveRun", "JobEntry", "PendingFire"]
 
 
 @dataclass(slots=True, eq=False)
@@ -46,6 +46,10 @@ class PendingFire:
     future: asyncio.Future[RunRecord | None]
 
 
+#: The shared, never-written "no runs" dict of idle entries (see `JobEntry.track`).
+NO_RUNS: dict[str, ActiveRun] = {}
+
+
 @dataclass(slots=True, eq=False)
 class JobEntry:
     job: Job
@@ -60,9 +64,25 @@ class JobEntry:
     starting: int = 0
     removed: bool = False
     dormant: str | None = None
-    active: dict[str, ActiveRun] = field(default_factory=dict)
-    pending: collections.deque[PendingFire] = field(default_factory=collections.deque)
+    #: Runs in progress by run id; shares one empty dict until the first run (memory).
+    active: dict[str, ActiveRun] = field(default_factory=lambda: NO_RUNS)
+    #: Fires waiting for the active run (allocated on first use: most jobs never queue).
+    pending: collections.deque[PendingFire] | None = None
     persisted: asyncio.Event | None = None
+
+    def track(self, active: ActiveRun) -> None:
+        if self.active is NO_RUNS:
+            self.active = {}
+        self.active[active.run_id] = active
+
+    @property
+    def pending_count(self) -> int:
+        return len(self.pending) if self.pending is not None else 0
+
+    def waiting(self) -> collections.deque[PendingFire]:
+        if self.pending is None:
+            self.pending = collections.deque()
+        return self.pending
 
     @property
     def busy(self) -> int:

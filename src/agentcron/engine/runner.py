@@ -64,6 +64,11 @@ async def _guarded(handler: Handler, ctx: RunContext) -> Any:
         raise HandlerError(f"handler raised {type(exc).__name__}({exc})") from None
 
 
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def _retrieve(task: asyncio.Task[Any]) -> None:
     if not task.cancelled():
         task.exception()
@@ -204,24 +209,39 @@ class Runner:
         )
         active.ctx = ctx
         task: asyncio.Task[Any] = asyncio.ensure_future(_guarded(job.handler, ctx))
+        if job.timeout_s is None:
+            return await self._await(task, ctx)
+        return await self._await_with_timeout(task, ctx, job.timeout_s)
+
+    async def _await(self, task: asyncio.Task[Any], ctx: RunContext) -> _Attempt:
         try:
-            if job.timeout_s is None:
-                await asyncio.wait({task})
-            else:
-                timer = asyncio.ensure_future(self.clock.sleep(job.timeout_s))
-                try:
-                    await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    timer.cancel()
-                if not task.done():
-                    await self._stop(task, ctx)
-                    return _Attempt(
-                        RunStatus.timed_out,
-                        error=TimeoutError(f"timed out after {job.timeout_s:g}s"),
-                    )
+            return _Attempt(RunStatus.succeeded, outcome=await task)
+        except asyncio.CancelledError:
+            if not _cancelling():  # the handler cancelled itself; nobody asked it to
+                return _Attempt(
+                    RunStatus.failed, error=HandlerError("the handler cancelled itself")
+                )
+            await self._stop(task, ctx)
+            raise
+        except Exception as exc:
+            return _Attempt(RunStatus.failed, error=exc)
+
+    async def _await_with_timeout(
+        self, task: asyncio.Task[Any], ctx: RunContext, timeout_s: float
+    ) -> _Attempt:
+        timer = asyncio.ensure_future(self.clock.sleep(timeout_s))
+        try:
+            await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             await self._stop(task, ctx)
             raise
+        finally:
+            timer.cancel()
+        if not task.done():
+            await self._stop(task, ctx)
+            return _Attempt(
+                RunStatus.timed_out, error=TimeoutError(f"timed out after {timeout_s:g}s")
+            )
         if task.cancelled():
             return _Attempt(RunStatus.failed, error=HandlerError("the handler cancelled itself"))
         error = task.exception()

@@ -188,7 +188,6 @@ class Scheduler:
         self.rng = rng or random.Random()
         self.dispatch = dispatch
         self._entries: dict[str, JobEntry] = {}
-        self._code_jobs: set[str] = set()
         self._circuits: dict[str, Circuit] = {}
         self._timeline = Timeline()
         self._runner = Runner(
@@ -230,7 +229,6 @@ class Scheduler:
         )
         policy = conflict or self.conflict
         old = self._entries.get(id)
-        self._code_jobs.add(id)
         if old is not None and not old.removed:
             if policy == "keep" and old.dormant is None:
                 return old.job
@@ -291,7 +289,6 @@ class Scheduler:
         entry.removed = True
         self._timeline.drop(entry)
         del self._entries[job_id]
-        self._code_jobs.discard(job_id)
         self._release_pending(entry, None, "job removed", record=False)
         if self._running:
             self._enqueue_write(lambda: self._delete(entry))
@@ -346,7 +343,7 @@ class Scheduler:
             "paused": sum(1 for e in self._entries.values() if e.paused),
             "unavailable": sum(1 for e in self._entries.values() if e.dormant),
             "active_runs": sum(len(e.active) for e in self._entries.values()),
-            "pending_fires": sum(len(e.pending) for e in self._entries.values()),
+            "pending_fires": sum(e.pending_count for e in self._entries.values()),
             "next_fire": min(next_runs).isoformat() if next_runs else None,
             "circuits": {name: c.state.state for name, c in self._circuits.items()},
             "last_clock_jump_s": self._last_jump_s,
@@ -696,7 +693,9 @@ class Scheduler:
         if entry.paused and not manual:
             return await self._record_skip(entry, fire, SkipReason.paused)
         action = job.overlap.decide(
-            active=entry.busy, pending=len(entry.pending), consecutive_skips=entry.consecutive_skips
+            active=entry.busy,
+            pending=entry.pending_count,
+            consecutive_skips=entry.consecutive_skips,
         )
         if action == OverlapAction.run:
             return await self._start_run(entry, fire, planned)
@@ -714,13 +713,13 @@ class Scheduler:
             return await self._record_skip(entry, fire, SkipReason.overlap)
         if action == OverlapAction.buffer:
             while entry.pending:
-                older = entry.pending.popleft()
+                older = entry.waiting().popleft()
                 if not older.future.done():
                     older.future.set_result(
                         await self._record_skip(entry, older.scheduled_for, SkipReason.overlap)
                     )
         pending = PendingFire(fire, planned, asyncio.get_running_loop().create_future())
-        entry.pending.append(pending)
+        entry.waiting().append(pending)
         result = await pending.future
         if result is not None:
             return result
@@ -749,7 +748,7 @@ class Scheduler:
         entry.consecutive_skips = 0
         active = ActiveRun(run_id=new_run_id(), scheduled_for=fire)
         active.task = asyncio.current_task()
-        entry.active[active.run_id] = active
+        entry.track(active)
         try:
             if job.queue is not None and self.dispatch is not None:
                 record = await self._dispatch(job, fire, active)
@@ -789,7 +788,7 @@ class Scheduler:
     def _drain(self, entry: JobEntry) -> None:
         """A run ended: start the oldest pending fire if the job is free."""
         if entry.busy == 0 and entry.pending:
-            pending = entry.pending.popleft()
+            pending = entry.waiting().popleft()
             if not pending.future.done():
                 entry.starting += 1
                 pending.future.set_result(None)
@@ -799,7 +798,7 @@ class Scheduler:
     ) -> None:
         """Resolve every pending fire: skipped(`skip`), or cancelled when `skip` is None."""
         while entry.pending:
-            pending = entry.pending.popleft()
+            pending = entry.waiting().popleft()
             if not pending.future.done():
                 self._spawn(self._resolve_pending(entry, pending, skip, why, record))
 
@@ -1116,6 +1115,6 @@ class Scheduler:
             next_run=entry.next_fire,
             last_fire=entry.last_fire,
             active_runs=len(entry.active),
-            pending_fires=len(entry.pending),
+            pending_fires=entry.pending_count,
             unavailable=entry.dormant,
         )

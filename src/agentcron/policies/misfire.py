@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,11 +52,11 @@ class Misfire:
     @classmethod
     def from_value(cls, value: object) -> Misfire:
         if value is None:
-            return cls()
+            return _named("run_once")
         if isinstance(value, Misfire):
             return value
         if isinstance(value, str):
-            return cls(value)
+            return _named(value)
         if isinstance(value, dict):
             data = dict(value)
             for short, full in (("grace", "grace_s"), ("catchup_window", "catchup_window_s")):
@@ -66,6 +67,11 @@ class Misfire:
             except TypeError as exc:
                 raise JobConfigError("misfire", str(exc)) from exc
         raise JobConfigError("misfire", f"expected a policy name or dict, got {value!r}")
+
+
+@lru_cache(maxsize=8)
+def _named(policy: str) -> Misfire:
+    return Misfire(policy)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ the returned `OverlapAction`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from enum import StrEnum
 from typing import Any
 
@@ -113,7 +114,7 @@ class Overlap:
         if isinstance(value, Overlap):
             return value
         if isinstance(value, str):
-            return cls(value)
+            return _named(value)
         if isinstance(value, dict):
             data = dict(value)
             known = {"policy", "max_queue", "delay", "delay_s", "max_skips", "max_concurrent"}
@@ -126,3 +127,8 @@ class Overlap:
             except TypeError as exc:
                 raise JobConfigError("overlap", str(exc)) from exc
         raise JobConfigError("overlap", f"expected a policy name or dict, got {value!r}")
+
+
+@lru_cache(maxsize=16)
+def _named(policy: str) -> Overlap:
+    return Overlap(policy)

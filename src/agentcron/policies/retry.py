@@ -175,7 +175,7 @@ class Retry:
     def from_value(cls, value: object) -> Retry:
         """Accept a `Retry`, None (no retry), an int (max_attempts) or a dict."""
         if value is None:
-            return cls()
+            return _NO_RETRY
         if isinstance(value, Retry):
             return value
         if isinstance(value, int) and not isinstance(value, bool):
@@ -195,3 +195,6 @@ class Retry:
             except TypeError as exc:
                 raise JobConfigError("retry", str(exc)) from exc
         raise JobConfigError("retry", f"expected Retry, int or dict, got {value!r}")
+
+
+_NO_RETRY = Retry()

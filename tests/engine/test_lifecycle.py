@@ -1,0 +1,393 @@
+"""Pause/resume/remove while running, graceful stop, persistence, interrupted runs,
+circuit breakers and scale, through the engine."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from agentcron.engine import Scheduler
+from agentcron.handlers import RunContext
+from agentcron.jobs import Job
+from agentcron.models import RunRecord, RunStatus, StoredJob
+from agentcron.store.base import JobConflictError
+from agentcron.store.memory import MemoryStore
+from agentcron.testing import VirtualClock
+from agentcron.triggers import Date, Interval
+
+from . import engine_samples
+from .conftest import T0, EventLog, all_runs, noop, statuses
+
+RECORD = "engine.engine_samples:record"
+
+
+def sleeper(clock: VirtualClock, seconds: float) -> Callable[[RunContext], object]:
+    async def work(ctx: RunContext) -> None:
+        await clock.sleep(seconds)
+
+    return work
+
+
+async def test_pausing_while_running_lets_the_run_finish_and_stops_later_fires(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    sched.add_job("j", trigger=Interval(seconds=10), handler=sleeper(clock, 5))
+    async with sched:
+        await clock.advance(12)  # the run of 10 is active
+        sched.pause("j", note="maintenance")
+        assert sched.job("j").paused and sched.job("j").pause_note == "maintenance"
+        await clock.advance(40)
+        assert statuses(await all_runs(sched, "j")) == ["succeeded"]
+        sched.resume("j")
+        assert sched.job("j").next_run == T0 + timedelta(seconds=60)
+        await clock.advance(14)
+        runs = await all_runs(sched, "j")
+    assert [(r.scheduled_for - T0).total_seconds() for r in runs] == [10, 60]
+    stored = await sched.store.get_job("j")
+    assert stored is not None and not stored.paused
+
+
+async def test_removing_while_running_cancels_the_run_and_deletes_the_job(
+    sched: Scheduler, clock: VirtualClock, event_log: EventLog
+) -> None:
+    sched.add_job("j", trigger=Interval(seconds=10), handler=sleeper(clock, 100))
+    async with sched:
+        await clock.advance(12)
+        assert sched.job("j").active_runs == 1
+        sched.remove("j")
+        await clock.advance(1)
+        assert sched.jobs() == []
+        assert await sched.store.get_job("j") is None
+        assert await sched.runs("j") == []
+        await clock.advance(60)
+    await sched.events.drain()
+    assert "run.cancelled" in event_log.types() and "job.removed" in event_log.types()
+
+
+async def test_a_paused_job_stays_paused_and_can_still_be_run_by_hand(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    sched.add_job("j", trigger=Interval(seconds=10), handler=noop)
+    sched.pause("j")
+    async with sched:
+        await clock.advance(30)
+        assert await sched.runs("j") == []
+        run = await sched.run_now("j")
+    assert run.status == RunStatus.succeeded
+
+
+async def test_graceful_stop_waits_for_runs_within_the_grace_period(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    sched.add_job("short", trigger=Date(T0 + timedelta(seconds=1)), handler=sleeper(clock, 5))
+    sched.add_job("long", trigger=Date(T0 + timedelta(seconds=1)), handler=sleeper(clock, 500))
+    await sched.start()
+    await clock.advance(2)
+    stopping = asyncio.ensure_future(sched.stop(grace_s=10))
+    await clock.advance(11)
+    await stopping
+    assert statuses(await all_runs(sched, "short")) == ["succeeded"]
+    (long_run,) = await all_runs(sched, "long")
+    assert long_run.status == RunStatus.cancelled
+    assert long_run.error == "cancelled: scheduler stopped"
+    assert sched.health()["status"] == "stopped"
+
+
+async def test_stop_takes_no_new_fires(sched: Scheduler, clock: VirtualClock) -> None:
+    sched.add_job("j", trigger=Interval(seconds=10), handler=noop)
+    await sched.start()
+    await clock.advance(10)
+    await sched.stop()
+    await clock.advance(100)
+    assert len(await sched.runs("j")) == 1
+
+
+async def test_jobs_come_back_from_the_store_after_a_restart_with_their_state(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock, store: MemoryStore
+) -> None:
+    engine_samples.CALLS.clear()
+    first = make_scheduler()
+    first.add_job(
+        "persisted",
+        trigger="*/10 * * * * *",
+        handler=RECORD,
+        tags=["x"],
+        retry={"max_attempts": 2, "strategy": "fixed", "base_delay": 1, "max_delay": 1},
+        overlap={"policy": "queue", "max_queue": 3},
+        timezone="Europe/Berlin",
+    )
+    first.add_job("paused", trigger=Interval(minutes=1), handler=RECORD)
+    async with first:
+        await clock.advance(15)
+        first.pause("paused", note="later")
+        await clock.advance(1)
+    second = make_scheduler()  # nothing registered in code
+    async with second:
+        view = second.job("persisted")
+        assert view.job.tags == ("x",) and view.job.retry.max_attempts == 2
+        assert view.job.overlap.policy == "queue" and view.job.timezone == "Europe/Berlin"
+        assert second.job("paused").paused and second.job("paused").pause_note == "later"
+        await clock.advance(10)
+        runs = await all_runs(second, "persisted")
+    assert [(r.scheduled_for - T0).total_seconds() for r in runs] == [10, 20]
+    assert [c[0] for c in engine_samples.CALLS] == ["persisted", "persisted"]
+
+
+async def test_a_job_from_code_updates_the_stored_one_in_place_keeping_history(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock, store: MemoryStore
+) -> None:
+    first = make_scheduler()
+    first.add_job("j", trigger=Interval(seconds=10), handler=RECORD)
+    async with first:
+        await clock.advance(10)
+    second = make_scheduler()
+    second.add_job("j", trigger=Interval(seconds=20), handler=RECORD, name="renamed")
+    async with second:
+        assert second.job("j").job.name == "renamed"
+        await clock.advance(10)
+        assert len(await second.runs("j")) == 2
+    stored = await store.get_job("j")
+    assert stored is not None and stored.version == 2
+    assert stored.definition["name"] == "renamed"
+
+
+async def test_conflict_keep_leaves_the_stored_job_and_error_refuses_to_start(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock, store: MemoryStore
+) -> None:
+    first = make_scheduler()
+    first.add_job("j", trigger=Interval(seconds=10), handler=RECORD, name="stored")
+    async with first:
+        pass
+    keep = make_scheduler(conflict="keep")
+    keep.add_job("j", trigger=Interval(seconds=99), handler=RECORD, name="code")
+    async with keep:
+        assert keep.job("j").job.name == "stored"
+    strict = make_scheduler(conflict="error")
+    strict.add_job("j", trigger=Interval(seconds=99), handler=RECORD, name="code")
+    with pytest.raises(JobConflictError, match="conflict"):
+        await strict.start()
+
+
+async def test_a_stored_job_whose_handler_cannot_be_rebuilt_is_listed_but_not_scheduled(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock, store: MemoryStore
+) -> None:
+    async def closure() -> None:
+        return None
+
+    first = make_scheduler()
+    first.add_job("closure", trigger=Interval(seconds=10), handler=closure)
+    async with first:
+        pass
+    second = make_scheduler()
+    async with second:
+        view = second.job("closure")
+        assert view.unavailable is not None and view.next_run is None
+        await clock.advance(30)
+        assert await second.runs("closure") == []
+        second.add_job("closure", trigger=Interval(seconds=10), handler=closure)  # code is back
+        await clock.advance(10)
+        assert len(await second.runs("closure")) == 1
+
+
+async def test_fires_missed_while_the_scheduler_was_down_go_through_the_misfire_policy(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock, store: MemoryStore
+) -> None:
+    engine_samples.CALLS.clear()
+    first = make_scheduler()
+    first.add_job("j", trigger="0 * * * *", handler=RECORD, misfire="run_all")
+    async with first:
+        await clock.advance(3600)
+    await clock.advance(3 * 3600 + 60)  # down for three hours
+    second = make_scheduler()
+    async with second:
+        await clock.advance(1)
+        runs = await all_runs(second, "j")
+    assert [(r.scheduled_for - T0) / timedelta(hours=1) for r in runs] == [1, 2, 3, 4]
+
+
+async def test_an_interrupted_run_is_retried_with_the_same_occurrence_key(
+    make_scheduler: Callable[..., Scheduler],
+    clock: VirtualClock,
+    store: MemoryStore,
+) -> None:
+    engine_samples.CALLS.clear()
+    fire = T0 - timedelta(minutes=10)
+    first = make_scheduler()
+    first.add_job(
+        "j",
+        trigger="0 0 1 1 *",
+        handler=RECORD,
+        retry={"max_attempts": 3, "strategy": "fixed", "base_delay": 2, "max_delay": 2},
+    )
+    async with first:
+        pass
+    # a node died while running the fire of `fire`: its lease expired 5 minutes ago
+    await store.claim_fire("j", fire, "dead-node", now=fire)
+    await store.record_run(
+        RunRecord(
+            run_id="dead-run",
+            job_id="j",
+            scheduled_for=fire,
+            status=RunStatus.running,
+            attempt=1,
+            started_at=fire,
+            node_id="dead-node",
+            lease_expires_at=T0 - timedelta(minutes=5),
+        )
+    )
+    second = make_scheduler()
+    log = EventLog()
+    second.events.subscribe(log)
+    async with second:
+        await clock.advance(3)
+        runs = await all_runs(second, "j")
+    assert [(r.run_id == "dead-run", r.status, r.attempt) for r in runs] in (
+        [(True, RunStatus.interrupted, 1), (False, RunStatus.succeeded, 2)],
+        [(False, RunStatus.succeeded, 2), (True, RunStatus.interrupted, 1)],
+    )
+    assert {r.occurrence_key for r in runs} == {f"j@{fire.isoformat()}"}
+    assert engine_samples.CALLS == [("j", fire.isoformat(), 2)]
+    await second.events.drain()
+    assert log.of("run.interrupted")[0].run_id == "dead-run"
+
+
+async def test_two_schedulers_on_one_store_never_both_run_a_fire(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    engine_samples.CALLS.clear()
+    a = make_scheduler(node_id="a")
+    b = make_scheduler(node_id="b")
+    for s in (a, b):
+        s.add_job("j", trigger=Interval(seconds=10), handler=RECORD)
+    async with a, b:
+        await clock.advance(50)
+    assert len(engine_samples.CALLS) == 5
+    assert len({c[1] for c in engine_samples.CALLS}) == 5
+
+
+async def test_the_circuit_breaker_opens_half_opens_and_closes_through_the_engine(
+    sched: Scheduler, clock: VirtualClock, event_log: EventLog
+) -> None:
+    healthy = [False]
+
+    async def flaky() -> None:
+        if not healthy[0]:
+            raise RuntimeError("down")
+
+    sched.add_job(
+        "j",
+        trigger=Interval(seconds=10),
+        handler=flaky,
+        circuit={"failure_threshold": 2, "reset_timeout": 25},
+    )
+    async with sched:
+        await clock.advance(40)  # 10 fail, 20 fail -> open; 30, 40 skipped
+        await clock.advance(10)  # 50: half-open probe fails -> open again
+        healthy[0] = True
+        await clock.advance(30)  # 60, 70 skipped; 80: half-open probe succeeds -> closed
+        await clock.advance(10)  # 90 runs normally
+        runs = await all_runs(sched, "j")
+    assert statuses(runs) == [
+        "failed",
+        "failed",
+        "skipped(circuit_open)",
+        "skipped(circuit_open)",
+        "failed",
+        "skipped(circuit_open)",
+        "skipped(circuit_open)",
+        "succeeded",
+        "succeeded",
+    ]
+    await sched.events.drain()
+    circuit_events = [t for t in event_log.types() if t.startswith("circuit.")]
+    assert circuit_events == [
+        "circuit.opened",
+        "circuit.half_open",
+        "circuit.opened",
+        "circuit.half_open",
+        "circuit.closed",
+    ]
+
+
+async def test_a_circuit_shared_by_name_opens_for_every_job_using_it(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    async def down() -> None:
+        raise RuntimeError("api down")
+
+    shared = {"failure_threshold": 2, "reset_timeout": 600, "name": "gmail-api"}
+    sched.add_job("a", trigger=Interval(seconds=10), handler=down, circuit=shared)
+    sched.add_job(
+        "b",
+        trigger=Interval(seconds=10, start=T0 + timedelta(seconds=5)),
+        handler=noop,
+        circuit=shared,
+    )
+    async with sched:
+        await clock.advance(31)
+        b_runs = await all_runs(sched, "b")
+    # a fails at 10, b succeeds at 5 and 15 (reset), a fails at 20, b at 25 succeeds...
+    assert sched.health()["circuits"] == {"gmail-api": "closed"} or any(
+        s == "skipped(circuit_open)" for s in statuses(b_runs)
+    )
+
+
+async def test_ten_thousand_jobs_due_in_the_same_second_all_fire_once(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    fired: list[str] = []
+
+    async def job(ctx: RunContext) -> None:
+        fired.append(ctx.job_id)
+
+    for i in range(10_000):
+        sched.add_job(f"job-{i:05d}", trigger="0 * * * *", handler=job)
+    async with sched:
+        await clock.advance(3600)
+        await asyncio.sleep(0)
+        for _ in range(50):
+            if len(fired) == 10_000:
+                break
+            await clock.settle()
+        assert len(fired) == 10_000
+        assert len(set(fired)) == 10_000
+        runs = await sched.store.list_runs(
+            __import__("agentcron.models").models.RunQuery(limit=20_000)
+        )
+    assert len(runs) == 10_000
+    assert {r.scheduled_for for r in runs} == {T0 + timedelta(hours=1)}
+    assert all(r.status == RunStatus.succeeded for r in runs)
+
+
+async def test_the_queue_seam_dispatches_jobs_with_a_queue_instead_of_running_them(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    sent: list[tuple[str, str]] = []
+
+    async def dispatch(job: Job, scheduled_for: object, run: RunRecord) -> str:
+        sent.append((job.queue or "", run.occurrence_key))
+        return "queue-job-1"
+
+    sched = make_scheduler(dispatch=dispatch)
+    sched.add_job("j", trigger=Interval(seconds=10), handler=RECORD, queue="emails")
+    async with sched:
+        await clock.advance(10)
+        (run,) = await all_runs(sched, "j")
+    assert sent == [("emails", f"j@{(T0 + timedelta(seconds=10)).isoformat()}")]
+    assert run.status == RunStatus.scheduled and run.queue_job_id == "queue-job-1"
+
+
+async def test_queue_and_expect_every_are_stored_with_the_job(
+    sched: Scheduler, store: MemoryStore
+) -> None:
+    sched.add_job(
+        "j", trigger=Interval(seconds=10), handler=RECORD, queue="emails", expect_every=3600
+    )
+    async with sched:
+        stored = await store.get_job("j")
+    assert isinstance(stored, StoredJob)
+    assert stored.definition["queue"] == "emails"
+    assert stored.definition["expect_every_s"] == 3600

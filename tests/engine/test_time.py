@@ -1,0 +1,168 @@
+"""Time on a virtual clock: misfires after a suspend, DST days, clock steps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from agentcron.engine import Scheduler
+from agentcron.handlers import RunContext
+from agentcron.models import RunStatus
+from agentcron.testing import VirtualClock
+from agentcron.triggers import CronTrigger, Interval
+
+from .conftest import T0, EventLog, all_runs, noop, statuses
+
+HOUR = timedelta(hours=1)
+
+
+async def suspended_hourly_job(
+    sched: Scheduler, clock: VirtualClock, misfire: object
+) -> list[datetime]:
+    """An hourly job; the machine sleeps for 8 hours at 00:30 and wakes at 08:30."""
+    started: list[datetime] = []
+
+    async def job(ctx: RunContext) -> None:
+        started.append(ctx.scheduled_for)
+
+    sched.add_job("hourly", trigger="0 * * * *", handler=job, misfire=misfire)
+    await sched.start()
+    await clock.advance(30 * 60)
+    await clock.suspend(8 * HOUR)
+    await clock.advance(1)
+    return started
+
+
+async def test_run_once_coalesces_an_8_hour_sleep_into_one_run(
+    sched: Scheduler, clock: VirtualClock, event_log: EventLog
+) -> None:
+    started = await suspended_hourly_job(sched, clock, "run_once")
+    assert started == [T0 + 8 * HOUR]
+    await sched.events.drain()
+    (missed,) = event_log.of("run.missed")
+    assert missed.missed == 8 and missed.action == "run_once"
+    assert missed.scheduled_for == T0 + 8 * HOUR
+    assert sched.health()["last_clock_jump_s"] == pytest.approx(8 * 3600)
+
+
+async def test_skip_runs_nothing_after_an_8_hour_sleep_and_records_it(
+    sched: Scheduler, clock: VirtualClock, event_log: EventLog
+) -> None:
+    started = await suspended_hourly_job(sched, clock, "skip")
+    assert started == []
+    runs = await all_runs(sched, "hourly")
+    assert statuses(runs) == ["skipped(misfire)"]
+    await sched.events.drain()
+    assert event_log.of("run.missed")[0].missed == 8
+    # and it fires normally again at 09:00
+    await clock.advance(30 * 60)
+    assert started == [T0 + 9 * HOUR]
+
+
+async def test_run_all_runs_each_fire_missed_in_an_8_hour_sleep_in_order(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    started = await suspended_hourly_job(sched, clock, "run_all")
+    assert started == [T0 + h * HOUR for h in range(1, 9)]
+
+
+async def test_run_all_is_bounded_by_max_catchup(sched: Scheduler, clock: VirtualClock) -> None:
+    started = await suspended_hourly_job(sched, clock, {"policy": "run_all", "max_catchup": 3})
+    assert started == [T0 + h * HOUR for h in (6, 7, 8)]
+
+
+async def test_the_catchup_window_bounds_how_far_back_misfires_count(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    started = await suspended_hourly_job(
+        sched, clock, {"policy": "run_all", "catchup_window": 2.25 * 3600}
+    )
+    assert started == [T0 + h * HOUR for h in (7, 8)]
+
+
+async def test_an_every_second_job_after_a_week_asleep_runs_once_not_a_burst(
+    sched: Scheduler, clock: VirtualClock, event_log: EventLog
+) -> None:
+    sched.add_job("fast", trigger="* * * * * *", handler=noop, misfire={"grace": 0.5})
+    await sched.start()
+    await clock.advance(2)
+    await clock.suspend(timedelta(days=7))
+    await clock.advance(0.5)
+    runs = await all_runs(sched, "fast")
+    assert len(runs) == 3
+    await sched.events.drain()
+    (missed,) = event_log.of("run.missed")
+    assert missed.missed == pytest.approx(7 * 86400, rel=0.01)
+
+
+async def test_a_backward_clock_step_never_reruns_a_fire_that_already_ran(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    sched.add_job("j", trigger=Interval(seconds=10), handler=noop)
+    await sched.start()
+    await clock.advance(35)  # fires at 10, 20, 30
+    await clock.step_wall(timedelta(seconds=-60))  # wall reads T0 - 25s
+    await clock.advance(70)  # wall back to T0 + 45s
+    runs = await all_runs(sched, "j")
+    fires = [int((r.scheduled_for - T0).total_seconds()) for r in runs]
+    assert fires == [10, 20, 30, 40]
+    assert len(set(fires)) == len(fires)
+    assert sched.health()["last_clock_jump_s"] == pytest.approx(-60)
+
+
+async def test_a_forward_ntp_step_within_grace_runs_the_fire_normally(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    sched.add_job("j", trigger=Interval(seconds=10), handler=noop, misfire={"grace": 5})
+    await sched.start()
+    await clock.advance(9)
+    await clock.step_wall(timedelta(seconds=3))  # now T0+12: fire 10 is 2 s late
+    runs = await all_runs(sched, "j")
+    assert [(r.scheduled_for - T0).total_seconds() for r in runs] == [10]
+    assert runs[0].status == RunStatus.succeeded
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def expected_fires(expr: str, tz: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
+    trigger = CronTrigger(expr, tz)
+    out, cursor = [], start
+    while (nxt := trigger.next_fire(cursor)) is not None and nxt <= end:
+        out.append(nxt)
+        cursor = nxt
+    return out
+
+
+@pytest.mark.parametrize(
+    ("tz", "day", "label"),
+    [
+        (BERLIN, datetime(2026, 3, 29, tzinfo=UTC), "Europe/Berlin spring forward 02:00->03:00"),
+        (BERLIN, datetime(2026, 10, 25, tzinfo=UTC), "Europe/Berlin fall back 03:00->02:00"),
+        (NEW_YORK, datetime(2026, 3, 8, 5, tzinfo=UTC), "America/New_York spring forward"),
+        (NEW_YORK, datetime(2026, 11, 1, 4, tzinfo=UTC), "America/New_York fall back"),
+    ],
+)
+async def test_dst_days_through_the_engine_follow_the_cron_rules(
+    make_scheduler: object, tz: ZoneInfo, day: datetime, label: str
+) -> None:
+    start = day - timedelta(hours=3)
+    clock = VirtualClock(start)
+    sched = make_scheduler(clock=clock, lease_s=3600)  # type: ignore[operator]
+    sched.add_job("daily", trigger="30 2 * * *", handler=noop, timezone=tz.key)
+    sched.add_job("hourly", trigger="15 * * * *", handler=noop, timezone=tz.key)
+    end = start + timedelta(hours=30)
+    async with sched:
+        await clock.advance(end - start)
+        daily = [r.scheduled_for for r in await all_runs(sched, "daily")]
+        hourly = [r.scheduled_for for r in await all_runs(sched, "hourly")]
+    assert daily == expected_fires("30 2 * * *", tz, start, end), label
+    # the 02:30 job runs exactly once on the transition day, whatever the wall clock does
+    assert [d.astimezone(tz).date() for d in daily].count(day.astimezone(tz).date()) <= 1
+    assert len(daily) == len(set(daily))
+    assert hourly == expected_fires("15 * * * *", tz, start, end), label
+    # wildcard hours: every real hour once (24 +/- 1 on the transition day)
+    assert len(hourly) in (29, 30, 31)
