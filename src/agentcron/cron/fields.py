@@ -271,7 +271,11 @@ def parse_field(field: int, token: str) -> FieldSpec:
 def _parse_field(field: int, token: str) -> FieldSpec:
     if token == "*" or (token == "?" and field in (DOM, DOW)):
         lo, hi = FIELD_RANGES[field]
-        return FieldSpec(FIELD_NAMES[field], token, tuple(range(lo, min(hi, 6) + 1 if field == DOW else hi + 1)))
+        top = 6 if field == DOW else hi
+        return FieldSpec(FIELD_NAMES[field], token, tuple(range(lo, top + 1)))
+    if token.isdigit() and token.isascii():
+        value = _number(field, token, token)
+        return FieldSpec(FIELD_NAMES[field], token, (value % 7 if field == DOW else value,))
     if _ALLOWED.fullmatch(token) is None:
         ch = next((c for c in token if _ALLOWED.fullmatch(c) is None), token[:1])
         raise _fail(field, token, f"contains the character {ch!r}, which is not allowed")
@@ -281,6 +285,8 @@ def _parse_field(field: int, token: str) -> FieldSpec:
     values = acc.values
     if field == DOW:
         values = {v % 7 for v in values}
+    if not (acc.last or acc.last_weekday or acc.last_minus or acc.nearest or acc.last_dow or acc.nth):
+        return FieldSpec(FIELD_NAMES[field], token, tuple(sorted(values)))
     return FieldSpec(
         name=FIELD_NAMES[field],
         text=token,
