@@ -167,7 +167,9 @@ def _split_windows(command: str) -> list[str]:
         from ctypes import wintypes
 
         shell32 = ctypes.windll.shell32
+        shell32.CommandLineToArgvW.argtypes = [wintypes.LPCWSTR, ctypes.POINTER(ctypes.c_int)]
         shell32.CommandLineToArgvW.restype = ctypes.POINTER(wintypes.LPWSTR)
+        ctypes.windll.kernel32.LocalFree.argtypes = [ctypes.c_void_p]
         count = ctypes.c_int()
         array = shell32.CommandLineToArgvW(command, ctypes.byref(count))
         if not array:
