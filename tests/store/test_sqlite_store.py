@@ -315,3 +315,50 @@ def test_a_read_only_database_is_reported_as_read_only(tmp_path: Path) -> None:
             child.chmod(0o644)
             child.unlink()
         base.rmdir()
+
+
+# -- the reference implementation agrees -----------------------------------------------------------
+async def test_queries_statistics_and_pruning_agree_with_the_memory_store(tmp_path: Path) -> None:
+    import random
+
+    from agentcron.store.memory import MemoryStore
+
+    rng = random.Random(20260301)
+    sqlite, memory = SqliteStore(tmp_path / "scheduler.db"), MemoryStore()
+    await sqlite.open()
+    statuses = list(RunStatus)
+    for i in range(600):
+        minute = rng.randint(0, 300)
+        started = T0 + timedelta(minutes=minute)
+        status = rng.choice(statuses)
+        run = RunRecord(
+            run_id=f"r{rng.randint(0, 10**6):07d}-{i}",
+            job_id=rng.choice(["a", "b", "c"]),
+            scheduled_for=started,
+            status=status,
+            started_at=started if rng.random() < 0.9 else None,
+            finished_at=started + timedelta(microseconds=rng.randint(0, 9 * 10**6))
+            if status.is_final
+            else None,
+        )
+        assert await sqlite.record_run(run) == await memory.record_run(run)
+    for _ in range(60):
+        query = RunQuery(
+            job_id=rng.choice([None, "a", "b", "c", "zz"]),
+            statuses=tuple(rng.sample(statuses, rng.randint(0, 3))),
+            since=rng.choice([None, T0 + timedelta(minutes=rng.randint(0, 300))]),
+            until=rng.choice([None, T0 + timedelta(minutes=rng.randint(0, 300))]),
+            limit=rng.randint(0, 40),
+            offset=rng.randint(0, 200),
+        )
+        assert await sqlite.list_runs(query) == await memory.list_runs(query)
+        assert await sqlite.count_runs(query) == await memory.count_runs(query)
+    for job_id in ("a", "b", "c", "zz"):
+        assert await sqlite.run_stats(job_id) == await memory.run_stats(job_id)
+    cutoff = T0 + timedelta(minutes=100)
+    assert await sqlite.prune_runs(older_than=cutoff, keep_per_job=50) == await memory.prune_runs(
+        older_than=cutoff, keep_per_job=50
+    )
+    everything = RunQuery(limit=10_000)
+    assert await sqlite.list_runs(everything) == await memory.list_runs(everything)
+    await sqlite.close()
