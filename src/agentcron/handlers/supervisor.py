@@ -85,7 +85,7 @@ async def run_child(
     stdout = (
         None if separate_stdout_limit_bytes is None else OutputTail(separate_stdout_limit_bytes)
     )
-    sinks = {1: stdout or output, 2: output}
+    sinks = {1: stdout if stdout is not None else output, 2: output}
     loop = asyncio.get_running_loop()
     options: dict[str, Any] = {
         "stdin": subprocess.DEVNULL,
