@@ -5,14 +5,19 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from tests.dashboard.fakes import FakeQueue, FakeQueues, FakeScheduler
+from tests.dashboard import handlers
 
+from agentcron import Scheduler
 from agentcron.dashboard import DashboardSettings, create_app
+from agentcron.dashboard.queues import QueueSet
+from agentcron.queue import open_queue
+from agentcron.store.memory import MemoryStore
 
 TOKEN = "test-token-0123456789abcdef"
 XSS_NAME = "<img src=x onerror=alert(1)>"
@@ -22,30 +27,47 @@ def auth(token: str = TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def build_fake() -> FakeScheduler:
-    fake = FakeScheduler()
-    fake.add_job("backup", trigger="0 2 * * *", name="Nightly backup", tags=["maintenance"],
-                 timezone="Europe/Berlin")  # fmt: skip
-    fake.add_job("digest", trigger="0 9,17 * * *", name="Mail digest", tags=["mail"])
-    fake.add_job("xss", trigger="*/5 * * * *", name=XSS_NAME, tags=["<b>tag</b>"])
-    return fake
-
-
-def fake_queues(fake: FakeScheduler) -> FakeQueues:
-    counts = {"waiting": 3, "active": 1, "completed": 40, "failed": 2, "delayed": 5}
-    return FakeQueues([FakeQueue("emails", fake.events, fake.clock, counts)])
+def add_jobs(sched: Scheduler) -> None:
+    sched.add_job("backup", trigger="0 2 * * *", handler=handlers.ok, name="Nightly backup",
+                  tags=["maintenance"], timezone="Europe/Berlin")  # fmt: skip
+    sched.add_job("digest", trigger="0 9,17 * * *", handler=handlers.ok, name="Mail digest",
+                  tags=["mail"])  # fmt: skip
+    sched.add_job("xss", trigger="*/5 * * * *", handler=handlers.ok, name=XSS_NAME,
+                  tags=["<b>tag</b>"])  # fmt: skip
 
 
 @pytest.fixture
-async def fake() -> FakeScheduler:
-    fake = build_fake()
-    await fake.save_all()
-    return fake
+async def sched() -> AsyncIterator[Scheduler]:
+    """The real engine on a memory store, started (jobs fire on their real schedules)."""
+    sched = Scheduler(store=MemoryStore(), node_id="test-node")
+    add_jobs(sched)
+    async with sched:
+        yield sched
 
 
 @pytest.fixture
-def app(fake: FakeScheduler) -> FastAPI:
-    return create_app(fake, DashboardSettings(auth_token=TOKEN), queues=fake_queues(fake))
+def queue_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'queues.db'}"
+
+
+@pytest.fixture
+async def queues(sched: Scheduler, queue_url: str) -> AsyncIterator[QueueSet]:
+    """One real SQLite queue, `emails`, with 3 waiting, 2 delayed and 4 completed jobs."""
+    q = open_queue(queue_url, "emails", clock=sched.clock)
+    for i in range(4):
+        await q.add("welcome", {"n": i})
+    await q.worker(handlers.ok).run(burst=True)
+    for i in range(5):
+        await q.add("send", {"to": f"user{i}@example.org"}, delay=3600.0 if i >= 3 else 0.0)
+    await q.close()
+    qs = QueueSet(queue_url, ["emails"], scheduler=sched)
+    yield qs
+    await qs.close()
+
+
+@pytest.fixture
+def app(sched: Scheduler, queues: QueueSet) -> FastAPI:
+    return create_app(sched, DashboardSettings(auth_token=TOKEN), queues=queues)
 
 
 @pytest.fixture

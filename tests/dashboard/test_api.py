@@ -8,10 +8,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from tests.dashboard.conftest import XSS_NAME, auth
-from tests.dashboard.fakes import FakeScheduler
+from tests.dashboard import handlers
+from tests.dashboard.conftest import TOKEN, XSS_NAME, add_jobs, auth
 
+from agentcron import Scheduler
+from agentcron.dashboard import DashboardSettings, create_app
 from agentcron.models import RunRecord, RunStatus, new_run_id
+from agentcron.store.memory import MemoryStore
 
 
 def _walk(routes: list[Any]) -> list[Any]:
@@ -109,9 +112,9 @@ async def test_jobs_can_be_searched_filtered_by_tag_and_paged(client: httpx.Asyn
 
 
 async def test_a_job_page_has_ten_fire_times_stats_and_history(
-    client: httpx.AsyncClient, fake: FakeScheduler
+    client: httpx.AsyncClient, sched: Scheduler
 ) -> None:
-    await fake.run_now("digest")
+    await sched.run_now("digest")
     job = (await client.get("/api/jobs/digest")).json()
     assert len(job["next_runs"]) == 10
     times = [datetime.fromisoformat(t) for t in job["next_runs"]]
@@ -158,14 +161,14 @@ async def test_bad_input_is_422_never_500(client: httpx.AsyncClient) -> None:
 
 
 async def test_creating_an_existing_id_is_a_409_conflict(client: httpx.AsyncClient) -> None:
-    body = {"id": "backup", "trigger": "* * * * *", "callable": "pkg.mod:func"}
+    body = {"id": "backup", "trigger": "* * * * *", "callable": "tests.dashboard.handlers:ok"}
     response = await client.post("/api/jobs", json=body)
     assert response.status_code == 409
     assert "backup" in response.json()["detail"]
 
 
 async def test_jobs_can_be_created_changed_and_removed(client: httpx.AsyncClient) -> None:
-    body = {"id": "new-job", "name": "New", "trigger": "*/10 * * * *", "callable": "pkg.mod:func",
+    body = {"id": "new-job", "name": "New", "trigger": "*/10 * * * *", "callable": "tests.dashboard.handlers:ok",
             "tags": ["t"]}  # fmt: skip
     created = await client.post("/api/jobs", json=body)
     assert created.status_code == 201, created.text
@@ -192,23 +195,28 @@ async def test_run_now_can_wait_for_the_finished_run(client: httpx.AsyncClient) 
     response = await client.post("/api/jobs/backup/run?wait=true")
     assert response.status_code == 200
     run = response.json()["run"]
-    assert run["status"] == "succeeded" and run["output_tail"] == "ok"
+    assert run["status"] == "succeeded" and run["job_id"] == "backup"
+    assert run["node_id"] == "test-node" and run["duration"] is not None
 
 
-async def test_run_now_on_a_stopped_scheduler_is_a_409(
-    client: httpx.AsyncClient, fake: FakeScheduler
-) -> None:
-    fake.running = False
-    assert (await client.post("/api/jobs/backup/run")).status_code == 409
-    assert (await client.post("/api/jobs/backup/run?wait=true")).status_code == 409
+async def test_run_now_on_a_stopped_scheduler_is_a_409() -> None:
+    stopped = Scheduler(store=MemoryStore())
+    add_jobs(stopped)
+    app = create_app(stopped, DashboardSettings(auth_token=TOKEN))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=auth()) as c:
+        for path in ("/api/jobs/backup/run", "/api/jobs/backup/run?wait=true"):
+            response = await c.post(path)
+            assert response.status_code == 409
+            assert "not running" in response.json()["detail"]
 
 
-async def _seed_runs(fake: FakeScheduler) -> datetime:
+async def _seed_runs(sched: Scheduler) -> datetime:
     base = datetime(2026, 1, 1, tzinfo=UTC)
     statuses = [RunStatus.succeeded, RunStatus.failed, RunStatus.skipped]
     for i in range(30):
         at = base + timedelta(minutes=i)
-        await fake.store.record_run(RunRecord(
+        await sched.store.record_run(RunRecord(
             run_id=new_run_id(), job_id="backup" if i % 2 else "digest", scheduled_for=at,
             status=statuses[i % 3], started_at=at, finished_at=at + timedelta(seconds=i),
             skip_reason="overlap" if statuses[i % 3] is RunStatus.skipped else None,
@@ -217,9 +225,9 @@ async def _seed_runs(fake: FakeScheduler) -> datetime:
 
 
 async def test_runs_filter_by_job_status_and_time_range_with_pagination(
-    client: httpx.AsyncClient, fake: FakeScheduler
+    client: httpx.AsyncClient, sched: Scheduler
 ) -> None:
-    base = await _seed_runs(fake)
+    base = await _seed_runs(sched)
     everything = (await client.get("/api/runs?limit=100")).json()
     assert everything["total"] == 30
     stamps = [r["scheduled_for"] for r in everything["items"]]
@@ -239,31 +247,28 @@ async def test_runs_filter_by_job_status_and_time_range_with_pagination(
 
 
 async def test_health_calls_an_idle_system_healthy_and_failing_jobs_degraded(
-    client: httpx.AsyncClient, fake: FakeScheduler
+    client: httpx.AsyncClient, sched: Scheduler
 ) -> None:
     health = (await client.get("/api/health")).json()
     assert health["status"] == "healthy" and health["running"] == 0 and health["reasons"] == []
 
-    async def boom() -> str | None:
-        raise RuntimeError("disk full")
-
-    fake.views["digest"].job.handler = boom
+    sched.update("digest", handler=handlers.fail)
     await client.post("/api/jobs/digest/run?wait=true")
     health = (await client.get("/api/health")).json()
     assert health["status"] == "degraded" and health["failing"] == 1
     assert "failing" in health["reasons"][0]
     job = (await client.get("/api/jobs/digest")).json()
-    assert job["status"] == "failing" and job["last_result"]["error"] == "disk full"
+    assert job["status"] == "failing" and "disk full" in job["last_result"]["error"]
 
 
 async def test_nodes_are_judged_by_their_heartbeat_age(
-    client: httpx.AsyncClient, fake: FakeScheduler
+    client: httpx.AsyncClient, sched: Scheduler
 ) -> None:
     from agentcron.models import NodeHeartbeat
 
-    now = fake.clock.now()
-    await fake.store.write_heartbeat(NodeHeartbeat(node_id="a", sequence=5, sent_at=now, interval_s=30))
-    await fake.store.write_heartbeat(
+    now = sched.clock.now()
+    await sched.store.write_heartbeat(NodeHeartbeat(node_id="a", sequence=5, sent_at=now, interval_s=30))
+    await sched.store.write_heartbeat(
         NodeHeartbeat(node_id="b", sequence=1, sent_at=now - timedelta(minutes=10), interval_s=30)
     )
     nodes = (await client.get("/api/nodes")).json()
@@ -278,12 +283,13 @@ async def test_queues_show_counts_and_can_be_paused_resumed_and_cleaned(
 ) -> None:
     queues = (await client.get("/api/queues")).json()
     assert queues["available"] is True
-    assert queues["items"][0]["counts"]["waiting"] == 3
+    counts = queues["items"][0]["counts"]
+    assert (counts["waiting"], counts["delayed"], counts["completed"]) == (3, 2, 4)
     assert (await client.post("/api/queues/emails/pause")).json()["paused"] is True
     assert (await client.post("/api/queues/emails/resume")).json()["paused"] is False
-    cleaned = (await client.post("/api/queues/emails/clean", json={"state": "completed", "limit": 10})).json()
-    assert cleaned == {"queue": "emails", "state": "completed", "removed": 10}
-    assert (await client.get("/api/queues/emails")).json()["counts"]["completed"] == 30
+    cleaned = (await client.post("/api/queues/emails/clean", json={"state": "completed", "limit": 3})).json()
+    assert cleaned == {"queue": "emails", "state": "completed", "removed": 3}
+    assert (await client.get("/api/queues/emails")).json()["counts"]["completed"] == 1
 
 
 async def test_the_cron_playground_reports_errors_warnings_and_next_runs(
@@ -302,10 +308,10 @@ async def test_the_cron_playground_reports_errors_warnings_and_next_runs(
 
 
 async def test_the_timeline_has_past_runs_and_planned_fires_in_buckets(
-    client: httpx.AsyncClient, fake: FakeScheduler
+    client: httpx.AsyncClient, sched: Scheduler
 ) -> None:
-    await fake.run_now("backup")
-    await fake.run_now("backup")
+    await sched.run_now("backup")
+    await sched.run_now("backup")
     data = (await client.get("/api/timeline?hours=24")).json()
     assert data["bucket_seconds"] == 15 * 60
     assert [r["job_id"] for r in data["rows"]] == ["backup", "xss", "digest"]  # ran first

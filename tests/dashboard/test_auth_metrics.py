@@ -7,8 +7,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.dashboard.fakes import FakeScheduler
+from tests.dashboard import handlers
 
+from agentcron import Scheduler
 from agentcron.dashboard import DashboardSettings, create_app, ensure_token
 from agentcron.dashboard.auth import TOKEN_FILE, bearer_token, is_loopback, token_matches
 
@@ -49,22 +50,19 @@ def test_loopback_addresses_are_recognised() -> None:
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2")
 
 
-def test_an_app_without_a_token_cannot_be_built(fake: FakeScheduler) -> None:
+def test_an_app_without_a_token_cannot_be_built(sched: Scheduler) -> None:
     with pytest.raises(ValueError, match="auth_token"):
-        create_app(fake, DashboardSettings(auth_token=""))
+        create_app(sched, DashboardSettings(auth_token=""))
 
 
 async def test_metrics_count_runs_by_job_and_status_with_durations_and_lateness(
-    client: httpx.AsyncClient, fake: FakeScheduler
+    client: httpx.AsyncClient, sched: Scheduler
 ) -> None:
-    async def boom() -> str | None:
-        raise RuntimeError("nope")
-
-    await fake.run_now("backup")
-    await fake.run_now("backup")
-    fake.views["digest"].job.handler = boom
-    await fake.run_now("digest")
-    await fake.events.drain()
+    await sched.run_now("backup")
+    await sched.run_now("backup")
+    sched.update("digest", handler=handlers.fail)
+    await sched.run_now("digest")
+    await sched.events.drain()
     await client.get("/api/queues")
     text = (await client.get("/metrics")).text
     assert 'agentcron_runs_total{job_id="backup",status="succeeded"} 2.0' in text
@@ -76,21 +74,21 @@ async def test_metrics_count_runs_by_job_and_status_with_durations_and_lateness(
 
 
 async def test_metrics_follow_circuit_and_node_events(
-    client: httpx.AsyncClient, fake: FakeScheduler
+    client: httpx.AsyncClient, sched: Scheduler
 ) -> None:
     from agentcron.events import CircuitOpened, NodeOffline
 
-    now = fake.clock.now()
-    fake.events.publish(CircuitOpened(at=now, circuit="mail", failures=5))
-    fake.events.publish(NodeOffline(at=now, node_id="n1", health_score=0))
-    await fake.events.drain()
+    now = sched.clock.now()
+    sched.events.publish(CircuitOpened(at=now, circuit="mail", failures=5))
+    sched.events.publish(NodeOffline(at=now, node_id="n1", health_score=0))
+    await sched.events.drain()
     text = (await client.get("/metrics")).text
     assert 'agentcron_circuit_state{circuit="mail",state="open"} 1.0' in text
     assert 'agentcron_circuit_state{circuit="mail",state="closed"} 0.0' in text
     assert 'agentcron_node_up{node_id="n1"} 0.0' in text
 
 
-async def test_two_apps_keep_separate_metrics(fake: FakeScheduler) -> None:
-    one = create_app(fake, DashboardSettings(auth_token="x" * 20))
-    two = create_app(fake, DashboardSettings(auth_token="y" * 20))
+async def test_two_apps_keep_separate_metrics(sched: Scheduler) -> None:
+    one = create_app(sched, DashboardSettings(auth_token="x" * 20))
+    two = create_app(sched, DashboardSettings(auth_token="y" * 20))
     assert one.state.dashboard.metrics.registry is not two.state.dashboard.metrics.registry

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+from tests.dashboard import handlers
 from tests.dashboard.conftest import TOKEN, XSS_NAME, LiveServer
-from tests.dashboard.fakes import FakeScheduler
 
+from agentcron import Scheduler
 from agentcron.models import NodeHeartbeat, RunRecord, RunStatus, new_run_id
 
 pytestmark = pytest.mark.browser
@@ -74,7 +75,7 @@ def row(page: Page, job_id: str):  # type: ignore[no-untyped-def]
 
 
 async def test_a_person_logs_in_runs_a_job_and_watches_its_row_update_live(
-    browser: Browser, live: LiveServer, fake: FakeScheduler
+    browser: Browser, live: LiveServer, sched: Scheduler
 ) -> None:
     gate = asyncio.Event()
 
@@ -82,7 +83,7 @@ async def test_a_person_logs_in_runs_a_job_and_watches_its_row_update_live(
         await gate.wait()
         return "copied 3 files"
 
-    fake.views["backup"].job.handler = slow_backup
+    sched.update("backup", handler=slow_backup)
     watched = await open_logged_in(browser, live)
     page = watched.page
     await expect(page.locator("#jobs-table tbody tr")).to_have_count(3)
@@ -100,16 +101,16 @@ async def test_a_person_logs_in_runs_a_job_and_watches_its_row_update_live(
 
 
 async def test_pause_and_resume_from_the_jobs_table_and_the_job_page(
-    browser: Browser, live: LiveServer, fake: FakeScheduler
+    browser: Browser, live: LiveServer, sched: Scheduler
 ) -> None:
     watched = await open_logged_in(browser, live)
     page = watched.page
     await row(page, "digest").get_by_role("button", name="Pause").click()
     await expect(row(page, "digest").locator(".job-status")).to_contain_text("paused")
-    assert fake.views["digest"].paused
+    assert sched.job("digest").paused
     await row(page, "digest").get_by_role("button", name="Resume").click()
     await expect(row(page, "digest").locator(".job-status")).to_have_text("active")
-    assert not fake.views["digest"].paused
+    assert not sched.job("digest").paused
 
     await row(page, "digest").locator("a.job-name").click()
     await expect(page.locator("#job-view")).to_be_visible()
@@ -117,19 +118,19 @@ async def test_pause_and_resume_from_the_jobs_table_and_the_job_page(
     await page.fill("#pause-note", "travelling")
     await page.click("#job-pause")
     await expect(page.locator("#job-note")).to_have_text("Paused: travelling")
-    assert fake.views["digest"].pause_note == "travelling"
+    assert sched.job("digest").pause_note == "travelling"
     await page.click("#job-resume")
     await expect(page.locator("#job-note")).to_be_hidden()
     assert watched.problems == []
 
 
 async def test_a_jobs_history_shows_runs_errors_and_a_duration_chart(
-    browser: Browser, live: LiveServer, fake: FakeScheduler
+    browser: Browser, live: LiveServer, sched: Scheduler
 ) -> None:
-    now = fake.clock.now()
+    now = sched.clock.now()
     for i, status in enumerate([RunStatus.succeeded, RunStatus.failed, RunStatus.skipped]):
         at = now - timedelta(hours=3 - i)
-        await fake.store.record_run(RunRecord(
+        await sched.store.record_run(RunRecord(
             run_id=new_run_id(), job_id="backup", scheduled_for=at, status=status, attempt=i + 1,
             started_at=at, finished_at=at + timedelta(seconds=5 + i),
             error="exit status 3" if status is RunStatus.failed else None,
@@ -152,7 +153,7 @@ async def test_a_jobs_history_shows_runs_errors_and_a_duration_chart(
 
 
 async def test_a_job_named_like_html_is_shown_as_text_and_never_runs(
-    browser: Browser, live: LiveServer, fake: FakeScheduler
+    browser: Browser, live: LiveServer, sched: Scheduler
 ) -> None:
     watched = await open_logged_in(browser, live)
     page = watched.page
@@ -197,30 +198,33 @@ async def test_the_cron_playground_shows_errors_and_next_runs(
 
 
 async def test_a_screenshot_of_the_main_page(
-    browser: Browser, live: LiveServer, fake: FakeScheduler, tmp_path: Path
+    browser: Browser, live: LiveServer, sched: Scheduler, tmp_path: Path
 ) -> None:
     """Renders a realistic page; AGENTCRON_UPDATE_SCREENSHOT=1 copies it to docs/."""
-    now = fake.clock.now()
-    fake.add_job("heartbeat", trigger="*/30 * * * * *", name="Agent heartbeat", tags=["core"])
-    fake.add_job("inbox", trigger="*/15 * * * *", name="Check inbox", tags=["mail", "agent"])
-    fake.add_job("rotate", trigger="0 3 * * *", name="Rotate logs", tags=["maintenance"])
-    fake.pause("rotate", note="disk migration until Friday")
-    await fake.save_all()
+    now = sched.clock.now()
+    ok = handlers.ok
+    sched.add_job("heartbeat", trigger="*/30 * * * * *", handler=ok, name="Agent heartbeat",
+                  tags=["core"])  # fmt: skip
+    sched.add_job("inbox", trigger="*/15 * * * *", handler=ok, name="Check inbox",
+                  tags=["mail", "agent"])  # fmt: skip
+    sched.add_job("rotate", trigger="0 3 * * *", handler=ok, name="Rotate logs",
+                  tags=["maintenance"])  # fmt: skip
+    sched.pause("rotate", note="disk migration until Friday")
     statuses = [RunStatus.succeeded] * 8 + [RunStatus.failed, RunStatus.skipped]
     for job_id, step in (("heartbeat", 1), ("inbox", 2), ("digest", 6), ("backup", 12)):
         for i in range(0, 24, step):
             at = now - timedelta(hours=i, minutes=7)
             status = statuses[(i // step) % len(statuses)] if job_id != "heartbeat" else RunStatus.succeeded
-            await fake.store.record_run(RunRecord(
+            await sched.store.record_run(RunRecord(
                 run_id=new_run_id(), job_id=job_id, scheduled_for=at, status=status,
                 started_at=at, finished_at=at + timedelta(seconds=2 + (i * 7) % 30),
                 error="HTTP 503 from mail server" if status is RunStatus.failed else None,
                 skip_reason="overlap" if status is RunStatus.skipped else None,
             ))  # fmt: skip
-    await fake.store.write_heartbeat(NodeHeartbeat(
+    await sched.store.write_heartbeat(NodeHeartbeat(
         node_id="laptop-1234", sequence=420, sent_at=now, host="laptop", pid=1234, interval_s=30,
     ))  # fmt: skip
-    await fake.store.write_heartbeat(NodeHeartbeat(
+    await sched.store.write_heartbeat(NodeHeartbeat(
         node_id="pi-worker", sequence=77, sent_at=now - timedelta(seconds=50), host="raspberrypi",
         pid=811, interval_s=30, status="degraded",
     ))  # fmt: skip
@@ -232,7 +236,7 @@ async def test_a_screenshot_of_the_main_page(
     await page.fill("#cron-expr", "0 9 * * MON-FRI")
     await page.click("#cron-form button")
     await expect(page.locator("#cron-result li")).to_have_count(10)
-    await fake.run_now("inbox")
+    await sched.run_now("inbox")
     await expect(page.locator("#event-feed li")).to_have_count(2)
     out = tmp_path / "dashboard.png"
     await page.screenshot(path=str(out), full_page=True)

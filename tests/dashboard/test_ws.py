@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import websockets
 from tests.dashboard.conftest import TOKEN, LiveServer, serve
-from tests.dashboard.fakes import FakeScheduler
 from websockets.asyncio.client import ClientConnection, connect
 
+from agentcron import Scheduler
 from agentcron.dashboard import DashboardSettings, create_app
 from agentcron.events import JobPaused, RunStarted
 
@@ -34,28 +34,28 @@ async def closed_code(ws: ClientConnection) -> int | None:
 
 
 async def test_the_socket_streams_engine_events_after_authenticating(
-    live: LiveServer, fake: FakeScheduler
+    live: LiveServer, sched: Scheduler
 ) -> None:
     async with connect(live.ws_url) as ws:
         await login(ws)
-        fake.pause("digest", note="travelling")
+        sched.pause("digest", note="travelling")
         event = await receive(ws)
         assert event["type"] == "job.paused" and event["job_id"] == "digest"
         assert event["note"] == "travelling"
-        await fake.run_now("backup")
+        await sched.run_now("backup")
         kinds = [(await receive(ws))["type"] for _ in range(2)]
         assert kinds == ["run.started", "run.succeeded"]
 
 
 async def test_nothing_is_sent_before_the_auth_message(
-    live: LiveServer, fake: FakeScheduler
+    live: LiveServer, sched: Scheduler
 ) -> None:
     async with connect(live.ws_url) as ws:
-        fake.pause("digest")
-        await fake.events.drain()
+        sched.pause("digest")
+        await sched.events.drain()
         # The event went nowhere: the first thing this socket receives is the hello.
         await login(ws)
-        fake.resume("digest")
+        sched.resume("digest")
         assert (await receive(ws))["type"] == "job.resumed"
 
 
@@ -74,9 +74,9 @@ async def test_anything_but_an_auth_message_first_closes_with_4401(
         assert await closed_code(ws) == 4401
 
 
-async def test_a_silent_client_is_closed_after_the_auth_timeout(fake: FakeScheduler) -> None:
+async def test_a_silent_client_is_closed_after_the_auth_timeout(sched: Scheduler) -> None:
     settings = DashboardSettings(auth_token=TOKEN, ws_auth_timeout_s=0.2)
-    async with serve(create_app(fake, settings)) as server, connect(server.ws_url) as ws:
+    async with serve(create_app(sched, settings)) as server, connect(server.ws_url) as ws:
         assert await closed_code(ws) == 4401
 
 
@@ -87,23 +87,23 @@ async def test_a_token_in_the_url_is_not_accepted(live: LiveServer) -> None:
 
 
 async def test_a_client_that_does_not_keep_up_is_dropped_and_new_clients_still_receive(
-    fake: FakeScheduler,
+    sched: Scheduler,
 ) -> None:
     settings = DashboardSettings(auth_token=TOKEN, ws_max_pending=5)
-    app = create_app(fake, settings)
+    app = create_app(sched, settings)
     async with serve(app) as server:
         hub = app.state.dashboard.hub
         async with connect(server.ws_url) as slow:
             await login(slow)
             # 200 events published in one go overflow the client's 5-slot queue before a
             # single socket write completes: publish() does not wait, the client is dropped.
-            now = fake.clock.now()
+            now = sched.clock.now()
             for i in range(200):
-                fake.events.publish(JobPaused(at=now, job_id=f"j{i}"))
-            await fake.events.drain()
+                sched.events.publish(JobPaused(at=now, job_id=f"j{i}"))
+            await sched.events.drain()
             assert hub.slow_clients_dropped == 1
             assert await closed_code(slow) == 4408
         async with connect(server.ws_url) as fresh:
             await login(fresh)
-            fake.events.publish(RunStarted(at=now, job_id="backup", run_id="r1", scheduled_for=now))
+            sched.events.publish(RunStarted(at=now, job_id="backup", run_id="r1", scheduled_for=now))
             assert (await receive(fresh))["type"] == "run.started"

@@ -295,13 +295,13 @@ def build_router() -> APIRouter:
         wait: Annotated[bool, Query(description="Wait for the run and return it")] = False,
     ) -> schemas.RunNowOut:
         find_job(ctx, job_id)
+        engine = views.plain(await maybe_await(ctx.scheduler.health()))
+        if isinstance(engine, dict) and engine.get("status") == "stopped":
+            raise HTTPException(409, "the scheduler is not running; start it to run jobs")
         if wait:
             async with scheduler_errors(job_id):
                 run = await ctx.scheduler.run_now(job_id)
             return schemas.RunNowOut(job_id=job_id, accepted=True, run=views.run_out(run))
-        engine = views.plain(await maybe_await(ctx.scheduler.health()))
-        if isinstance(engine, dict) and engine.get("status") == "stopped":
-            raise HTTPException(409, "the scheduler is not running; start it to run jobs")
         ctx.spawn(ctx.scheduler.run_now(job_id), name=f"dashboard-run-now:{job_id}")
         return schemas.RunNowOut(job_id=job_id, accepted=True, run=None)
 
