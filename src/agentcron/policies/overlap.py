@@ -7,8 +7,8 @@ the returned `OverlapAction`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from agentcron.policies.errors import JobConfigError, positive, require

@@ -1,0 +1,125 @@
+"""The injected clocks: `SystemClock` (briefly, bounded real waits) and `VirtualClock`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from agentcron.clock import Clock, SystemClock, utc
+from agentcron.testing import VirtualClock
+
+T0 = datetime(2026, 3, 8, 6, 0, tzinfo=UTC)
+
+
+def test_utc_converts_aware_datetimes_and_rejects_naive_ones() -> None:
+    plus_two = datetime(2026, 1, 1, 12, 0, tzinfo=timezone(timedelta(hours=2)))
+    assert utc(plus_two) == datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
+    assert utc(plus_two).tzinfo is UTC
+    with pytest.raises(ValueError, match="naive"):
+        utc(datetime(2026, 1, 1))
+
+
+def test_both_clocks_satisfy_the_clock_protocol() -> None:
+    assert isinstance(SystemClock(), Clock)
+    assert isinstance(VirtualClock(), Clock)
+
+
+def test_the_system_clock_reads_aware_utc_and_a_monotonic_counter() -> None:
+    clock = SystemClock()
+    now = clock.now()
+    assert now.tzinfo is UTC
+    assert abs((now - datetime.now(UTC)).total_seconds()) < 5
+    assert clock.monotonic() <= clock.monotonic()
+
+
+async def test_the_system_clock_sleeps_at_least_the_asked_time() -> None:
+    clock = SystemClock()
+    start = time.monotonic()
+    await clock.sleep(0.03)
+    assert time.monotonic() - start >= 0.03
+    await clock.sleep(0)
+    await clock.sleep_until(clock.now() - timedelta(seconds=1))  # past: returns at once
+
+
+def test_a_virtual_clock_only_moves_when_told() -> None:
+    clock = VirtualClock(T0, monotonic_start=50.0)
+    assert clock.now() == T0 and clock.monotonic() == 50.0
+
+
+async def test_advance_wakes_sleepers_in_deadline_order() -> None:
+    clock = VirtualClock(T0)
+    woke: list[str] = []
+
+    async def sleeper(name: str, seconds: float) -> None:
+        await clock.sleep(seconds)
+        woke.append(f"{name}@{(clock.now() - T0).total_seconds():g}")
+
+    tasks = [asyncio.ensure_future(sleeper(n, s)) for n, s in (("c", 30), ("a", 10), ("b", 20))]
+    await clock.settle()
+    assert clock.sleepers == 3
+    assert clock.next_deadline() == 10
+    await clock.advance(25)
+    assert woke == ["a@10", "b@20"]
+    await clock.advance(timedelta(seconds=5))
+    assert woke == ["a@10", "b@20", "c@30"]
+    await asyncio.gather(*tasks)
+    assert clock.sleepers == 0 and clock.next_deadline() is None
+
+
+async def test_a_loop_that_sleeps_again_is_woken_again_within_one_advance() -> None:
+    clock = VirtualClock(T0)
+    ticks: list[float] = []
+
+    async def loop() -> None:
+        while True:
+            await clock.sleep(10)
+            ticks.append((clock.now() - T0).total_seconds())
+
+    task = asyncio.ensure_future(loop())
+    await clock.settle()
+    await clock.advance(35)
+    assert ticks == [10, 20, 30]
+    task.cancel()
+
+
+async def test_sleep_until_waits_for_the_wall_clock() -> None:
+    clock = VirtualClock(T0)
+    done = asyncio.ensure_future(clock.sleep_until(T0 + timedelta(minutes=1)))
+    await clock.advance(59)
+    assert not done.done()
+    await clock.advance(1)
+    assert done.done()
+
+
+async def test_suspend_moves_only_the_wall_clock_and_wakes_wall_sleepers() -> None:
+    clock = VirtualClock(T0, monotonic_start=100.0)
+    wall = asyncio.ensure_future(clock.sleep_until(T0 + timedelta(hours=1)))
+    mono = asyncio.ensure_future(clock.sleep(3600))
+    await clock.settle()
+    await clock.suspend(timedelta(hours=8))
+    assert clock.now() == T0 + timedelta(hours=8)
+    assert clock.monotonic() == 100.0
+    assert wall.done() and not mono.done()
+    mono.cancel()
+
+
+async def test_step_wall_moves_the_wall_clock_backwards_like_an_ntp_step() -> None:
+    clock = VirtualClock(T0)
+    await clock.step_wall(timedelta(minutes=-5))
+    assert clock.now() == T0 - timedelta(minutes=5)
+    assert clock.monotonic() == 1000.0
+
+
+async def test_advance_cannot_go_backwards() -> None:
+    with pytest.raises(ValueError, match="backwards"):
+        await VirtualClock(T0).advance(-1)
+
+
+async def test_non_positive_sleeps_return_at_once() -> None:
+    clock = VirtualClock(T0)
+    await clock.sleep(0)
+    await clock.sleep_until(T0)
+    assert clock.now() == T0

@@ -1,0 +1,128 @@
+"""Typed events and the EventBus: serialisation, delivery, isolation of slow subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from agentcron.events import (
+    EVENT_TYPES,
+    Event,
+    EventBus,
+    JobPaused,
+    RunMissed,
+    RunStarted,
+    event_from_dict,
+)
+
+AT = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+DESIGN_2_4 = (
+    "job.added job.updated job.removed job.paused job.resumed run.started run.succeeded "
+    "run.failed run.retrying run.timed_out run.cancelled run.skipped run.interrupted "
+    "run.missed circuit.opened circuit.half_open circuit.closed node.online node.suspect "
+    "node.offline node.recovered queue.paused queue.resumed alert.sent"
+).split()
+
+
+def test_every_event_type_of_the_design_exists() -> None:
+    assert set(DESIGN_2_4) <= set(EVENT_TYPES)
+
+
+def test_events_are_frozen() -> None:
+    event = JobPaused(at=AT, job_id="j", note="x")
+    with pytest.raises(AttributeError):
+        event.job_id = "k"  # type: ignore[misc]
+
+
+def test_an_event_round_trips_through_json() -> None:
+    event = RunMissed(
+        at=AT, job_id="j", run_id="r", scheduled_for=AT, missed=8, action="run_once", node_id="n"
+    )
+    data = json.loads(json.dumps(event.to_dict()))
+    assert data["type"] == "run.missed" and data["at"] == AT.isoformat()
+    assert event_from_dict(data) == event
+
+
+def test_an_unknown_event_type_is_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown event type"):
+        event_from_dict({"type": "run.exploded", "at": AT.isoformat()})
+
+
+def run_started(n: int) -> RunStarted:
+    return RunStarted(at=AT, job_id=f"j{n}", run_id=str(n), scheduled_for=AT)
+
+
+async def test_subscribers_receive_events_in_order_sync_or_async() -> None:
+    bus = EventBus()
+    sync_seen: list[str] = []
+    async_seen: list[str] = []
+
+    async def async_cb(event: Event) -> None:
+        await asyncio.sleep(0)
+        async_seen.append(event.type)
+
+    bus.subscribe(lambda e: sync_seen.append(e.type))
+    bus.subscribe(async_cb)
+    bus.publish(run_started(1))
+    bus.publish(JobPaused(at=AT, job_id="j"))
+    await bus.drain()
+    assert sync_seen == async_seen == ["run.started", "job.paused"]
+
+
+async def test_a_subscription_can_filter_by_type_and_be_closed() -> None:
+    bus = EventBus()
+    seen: list[str] = []
+    sub = bus.subscribe(lambda e: seen.append(e.type), types=["job.paused"])
+    bus.publish(run_started(1))
+    bus.publish(JobPaused(at=AT, job_id="j"))
+    await bus.drain()
+    assert seen == ["job.paused"]
+    sub.close()
+    bus.publish(JobPaused(at=AT, job_id="j"))
+    await bus.drain()
+    assert seen == ["job.paused"] and bus.subscriber_count == 0
+
+
+async def test_a_slow_subscriber_never_blocks_publish_and_drops_its_oldest_events() -> None:
+    bus = EventBus()
+    gate = asyncio.Event()
+    seen: list[str] = []
+
+    async def slow(event: Event) -> None:
+        await gate.wait()
+        seen.append(event.run_id)  # type: ignore[attr-defined]
+
+    sub = bus.subscribe(slow, max_pending=3)
+    for n in range(10):
+        bus.publish(run_started(n))  # returns at once although nothing is consumed
+    await asyncio.sleep(0)
+    gate.set()
+    await bus.drain()
+    assert sub.dropped > 0
+    assert seen[-3:] == ["7", "8", "9"]
+
+
+async def test_a_failing_subscriber_does_not_affect_the_others() -> None:
+    bus = EventBus()
+    seen: list[str] = []
+
+    def broken(event: Event) -> None:
+        raise RuntimeError("subscriber bug")
+
+    bus.subscribe(broken)
+    bus.subscribe(lambda e: seen.append(e.type))
+    bus.publish(run_started(1))
+    await bus.drain()
+    assert seen == ["run.started"]
+
+
+def test_publishing_without_a_running_loop_delivers_to_sync_subscribers() -> None:
+    bus = EventBus()
+    seen: list[str] = []
+    bus.subscribe(lambda e: seen.append(e.type))
+    bus.publish(JobPaused(at=AT, job_id="j"))
+    assert seen == ["job.paused"]

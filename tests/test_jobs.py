@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from agentcron.handlers import Command, Http
+from agentcron.jobs import (
+    UnavailableHandler,
+    build_job,
+    job_from_definition,
+    job_to_definition,
+    next_nominal_fire,
+    update_job,
+)
+from agentcron.policies import CircuitBreaker, JobConfigError, Retry
+from agentcron.triggers import CronTrigger, Interval
+
+T0 = datetime(2026, 4, 1, tzinfo=UTC)
+
+
+def test_a_job_has_the_documented_defaults() -> None:
+    job = build_job("j", trigger="* * * * *", handler=Command(["true"]))
+    assert job.retry.max_attempts == 1
+    assert job.overlap.policy == "skip"
+    assert job.misfire.policy == "run_once"
+    assert job.timeout_s is None and job.jitter_s == 0 and job.circuit is None
+    assert job.timezone == "UTC" and job.enabled
+
+
+def test_a_full_job_round_trips_through_its_json_definition() -> None:
+    job = build_job(
+        "nightly-backup",
+        trigger="0 2 * * *",
+        handler=Command(["rsync", "-a", "src/", "dst/"]),
+        name="Nightly backup",
+        timezone="Europe/Berlin",
+        tags=["maintenance"],
+        timeout=600,
+        overlap={"policy": "concurrent", "max_concurrent": 3},
+        retry=Retry(
+            max_attempts=3,
+            strategy="exponential",
+            base_delay=1,
+            max_delay=30,
+            retry_on=(TimeoutError, "503"),
+        ),
+        misfire={"policy": "run_all", "max_catchup": 10, "catchup_window": 86400},
+        circuit=CircuitBreaker(failure_threshold=3, reset_timeout=120, name="rsync"),
+        jitter=30,
+        queue="maintenance",
+        start=T0,
+        end=T0 + timedelta(days=365),
+        max_runs=100,
+        expect_every=timedelta(days=1),
+    )
+    definition = job_to_definition(job)
+    again = job_from_definition("nightly-backup", json.loads(json.dumps(definition)))
+    assert job_to_definition(again) == definition
+    assert again.trigger == CronTrigger("0 2 * * *", "Europe/Berlin")
+    assert again.handler.to_dict() == job.handler.to_dict()
+    assert again.overlap == job.overlap and again.misfire == job.misfire
+    assert again.circuit == job.circuit and again.retry.to_dict() == job.retry.to_dict()
+    assert (again.start, again.end, again.max_runs) == (job.start, job.end, job.max_runs)
+    assert again.expect_every_s == 86400 and again.queue == "maintenance"
+
+
+def test_the_definition_omits_defaults_to_stay_small() -> None:
+    job = build_job("j", trigger=Interval(seconds=5), handler=Http("http://127.0.0.1:9/x"))
+    assert set(job_to_definition(job)) == {"trigger", "handler"}
+
+
+def test_a_handler_without_a_reference_is_stored_as_unavailable_and_comes_back_so() -> None:
+    async def closure() -> None:
+        return None
+
+    job = build_job("j", trigger="* * * * *", handler=closure)
+    definition = job_to_definition(job)
+    assert definition["handler"]["type"] == "unavailable"
+    again = job_from_definition("j", definition)
+    assert isinstance(again.handler, UnavailableHandler)
+
+
+def test_a_stored_handler_that_no_longer_imports_comes_back_unavailable() -> None:
+    definition = {
+        "trigger": {"type": "interval", "seconds": 60},
+        "handler": {"kind": "callable", "ref": "gone_module_xyz:run"},
+    }
+    job = job_from_definition("j", definition)
+    assert isinstance(job.handler, UnavailableHandler)
+    assert "gone_module_xyz" in job.handler.describe() or "gone_module_xyz" in job.handler.reason
+
+
+def test_an_invalid_stored_definition_names_the_field() -> None:
+    with pytest.raises(JobConfigError) as info:
+        job_from_definition("j", {"handler": {"kind": "callable", "ref": "x:y"}})
+    assert info.value.field == "trigger"
+
+
+def test_update_changes_only_what_is_given() -> None:
+    job = build_job("j", trigger="0 9 * * *", handler=Command(["true"]), tags=["a"])
+    moved = update_job(job, timezone="Asia/Tokyo")
+    assert moved.trigger == CronTrigger("0 9 * * *", "Asia/Tokyo")
+    assert moved.tags == ("a",)
+    with pytest.raises(JobConfigError):
+        update_job(job, overlap="never")
+
+
+def test_start_and_end_bound_the_next_fire() -> None:
+    job = build_job(
+        "j",
+        trigger=Interval(hours=1),
+        handler=Command(["true"]),
+        start=T0 + timedelta(hours=5),
+        end=T0 + timedelta(hours=7),
+    )
+    assert next_nominal_fire(job, T0) == T0 + timedelta(hours=5)
+    assert next_nominal_fire(job, T0 + timedelta(hours=6)) == T0 + timedelta(hours=7)
+    assert next_nominal_fire(job, T0 + timedelta(hours=7)) is None
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"start": datetime(2026, 1, 1)}, "start"),
+        ({"start": T0, "end": T0}, "end"),
+        ({"tags": "one"}, "tags"),
+        ({"queue": ""}, "queue"),
+        ({"isolation": "vm"}, "isolation"),
+        ({"expect_every": 0}, "expect_every"),
+        ({"timeout": "10m"}, "timeout"),
+    ],
+)
+def test_bad_job_options_name_the_field(options: dict[str, object], field: str) -> None:
+    with pytest.raises(JobConfigError) as info:
+        build_job("j", trigger="* * * * *", handler=Command(["true"]), **options)
+    assert info.value.field == field
+
+
+def test_an_empty_id_is_rejected() -> None:
+    with pytest.raises(JobConfigError) as info:
+        build_job(" ", trigger="* * * * *", handler=Command(["true"]))
+    assert info.value.field == "id"
