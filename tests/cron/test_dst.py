@@ -87,6 +87,14 @@ class TestAmericaNewYork:
             "2026-03-08T03:00:00-04:00"
         )
 
+    def test_an_interval_like_schedule_that_only_matches_inside_gaps_never_fires(self) -> None:
+        # Since 2007 DST starts on the second Sunday of March at 02:00, so 02:xx never exists
+        # on that day; in 2006 it started in April and the wall time was real.
+        e = CronExpression("* 2 * 3 0#2", self.TZ)
+        assert e.next(datetime.fromisoformat("2026-01-01T00:00:00-05:00")) is None
+        last = e.prev(datetime.fromisoformat("2026-01-01T00:00:00-05:00"))
+        assert last is not None and last.isoformat() == "2006-03-12T02:59:00-05:00"
+
     def test_matches_agrees_with_the_dst_rules(self) -> None:
         fixed = CronExpression("30 1 * * *", self.TZ)
         assert fixed.matches(datetime.fromisoformat("2026-11-01T01:30:00-04:00"))

@@ -63,6 +63,10 @@ MAX_EXPRESSION_LENGTH = 1024
 _SPLIT = re.compile(r"[ \t]+")
 _DAY = 86400
 _MAX_SEGMENTS = 2000
+#: An interval-like expression whose matching wall times keep falling into DST gaps (e.g.
+#: ``* 2 * 3 0#2`` in New York, where 02:00-02:59 on the second Sunday of March never exists)
+#: never fires; the search gives up after this many gaps in a row.
+_MAX_GAP_SKIPS = 64
 _FIELD_ORDER_5 = (f.MINUTE, f.HOUR, f.DOM, f.MONTH, f.DOW)
 _FIELD_ORDER_6 = (f.SECOND, f.MINUTE, f.HOUR, f.DOM, f.MONTH, f.DOW)
 _FIELD_ORDER_7 = (f.SECOND, f.MINUTE, f.HOUR, f.DOM, f.MONTH, f.DOW, f.YEAR)
@@ -373,6 +377,7 @@ class CronExpression:
             hit = m.next_wall(lo + o)
             return None if hit is None else (hit[0] - o, o)
         fixed_time = self._fixed_time
+        skipped = 0
         for _ in range(_MAX_SEGMENTS):
             start, end, o, o_before, o_after = zone.segment(lo)
             best: int | None = None
@@ -393,6 +398,10 @@ class CronExpression:
                 return (best, o)
             if hit is None:
                 return None
+            if not fixed_time and o_after > o and hit[0] < end + o_after:
+                skipped += 1  # the first match is in the gap at `end`
+                if skipped > _MAX_GAP_SKIPS:
+                    return None
             far = hit[0] - o
             if far > end + 3 * _DAY and (fixed_time or o_after >= o):
                 lo = far - 2 * _DAY
@@ -411,6 +420,7 @@ class CronExpression:
             hit = m.prev_wall(hi + o)
             return None if hit is None else (hit[0] - o, o)
         fixed_time = self._fixed_time
+        skipped = 0
         for _ in range(_MAX_SEGMENTS):
             start, _end, o, o_before, _o_after = zone.segment(hi)
             best: int | None = None
@@ -431,6 +441,10 @@ class CronExpression:
                 return (best, o)
             if hit is None:
                 return None
+            if not fixed_time and o_before < o and hit[0] >= start + o_before:
+                skipped += 1  # the last match is in the gap at `start`
+                if skipped > _MAX_GAP_SKIPS:
+                    return None
             far = hit[0] - o
             if far < start - 3 * _DAY and o_before <= o:
                 hi = far + 2 * _DAY
