@@ -40,7 +40,13 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 from agentcron.clock import Clock, SystemClock
-from agentcron.events import EventBus, QueueJobProgress, QueuePaused, QueueResumed
+from agentcron.events import (
+    EventBus,
+    QueueJobProgress,
+    QueueJobStateChanged,
+    QueuePaused,
+    QueueResumed,
+)
 from agentcron.queue.base import (
     Backoff,
     BulkJob,
@@ -63,14 +69,51 @@ __all__ = ["RedisQueue"]
 
 log = logging.getLogger("agentcron.queue")
 
-_CLAIM_KEYS = ("wait", "active", "prioritized", "events", "stalled", "limiter", "delayed",
-               "paused", "meta", "pc", "marker")
-_FINISH_KEYS = ("wait", "active", "prioritized", "events", "stalled", "limiter", "delayed",
-                "paused", "meta", "pc")
-_STALLED_KEYS = ("stalled", "wait", "active", "failed", "stalled-check", "meta", "paused",
-                 "marker", "events")
-_COUNT_CALLS = (("llen", "wait"), ("zcard", "prioritized"), ("llen", "paused"), ("llen", "active"),
-                ("zcard", "completed"), ("zcard", "failed"), ("zcard", "delayed"))
+_CLAIM_KEYS = (
+    "wait",
+    "active",
+    "prioritized",
+    "events",
+    "stalled",
+    "limiter",
+    "delayed",
+    "paused",
+    "meta",
+    "pc",
+    "marker",
+)
+_FINISH_KEYS = (
+    "wait",
+    "active",
+    "prioritized",
+    "events",
+    "stalled",
+    "limiter",
+    "delayed",
+    "paused",
+    "meta",
+    "pc",
+)
+_STALLED_KEYS = (
+    "stalled",
+    "wait",
+    "active",
+    "failed",
+    "stalled-check",
+    "meta",
+    "paused",
+    "marker",
+    "events",
+)
+_COUNT_CALLS = (
+    ("llen", "wait"),
+    ("zcard", "prioritized"),
+    ("llen", "paused"),
+    ("llen", "active"),
+    ("zcard", "completed"),
+    ("zcard", "failed"),
+    ("zcard", "delayed"),
+)
 _STATE_NAMES = {"wait": "waiting", "prioritized": "waiting", "waiting-children": "waiting"}
 
 
@@ -155,10 +198,14 @@ class RedisQueue:
         try:
             yield
         except rex.AuthenticationError as exc:
-            raise QueueConnectionError(f"redis at {self.url} refused authentication: {exc}") from None
+            raise QueueConnectionError(
+                f"redis at {self.url} refused authentication: {exc}"
+            ) from None
         except rex.ResponseError as exc:
             if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
-                raise QueueConnectionError(f"redis at {self.url} refused authentication: {exc}") from None
+                raise QueueConnectionError(
+                    f"redis at {self.url} refused authentication: {exc}"
+                ) from None
             raise QueueError(f"redis at {self.url}: {exc}") from exc
         except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
             raise QueueConnectionError(f"cannot reach redis at {self.url}: {exc}") from None
@@ -233,11 +280,27 @@ class RedisQueue:
             keys = [k["marker"], k["meta"], k["id"], k["delayed"], k["completed"], k["events"]]
             return "addDelayedJob", keys, args
         if job.priority:
-            keys = [k["marker"], k["meta"], k["id"], k["prioritized"], k["completed"],
-                    k["active"], k["events"], k["pc"]]
+            keys = [
+                k["marker"],
+                k["meta"],
+                k["id"],
+                k["prioritized"],
+                k["completed"],
+                k["active"],
+                k["events"],
+                k["pc"],
+            ]
             return "addPrioritizedJob", keys, args
-        keys = [k["wait"], k["paused"], k["meta"], k["id"], k["completed"], k["active"],
-                k["events"], k["marker"]]
+        keys = [
+            k["wait"],
+            k["paused"],
+            k["meta"],
+            k["id"],
+            k["completed"],
+            k["active"],
+            k["events"],
+            k["marker"],
+        ]
         return "addStandardJob", keys, args
 
     async def add(
@@ -254,12 +317,22 @@ class RedisQueue:
         remove_on_fail: Retention = False,
     ) -> str:
         job = BulkJob(
-            name, data, priority, delay, attempts, backoff, job_id, remove_on_complete, remove_on_fail
+            name,
+            data,
+            priority,
+            delay,
+            attempts,
+            backoff,
+            job_id,
+            remove_on_complete,
+            remove_on_fail,
         )
         call = self._add_call(job, int(time.time() * 1000))
         async with self._errors():
             (result,) = await self._run([call])
-        return self._added_id(result)
+        added = self._added_id(result)
+        self._publish_added([job], [added])
+        return added
 
     async def add_bulk(self, jobs: Sequence[BulkJob]) -> list[str]:
         now_ms = int(time.time() * 1000)
@@ -272,7 +345,19 @@ class RedisQueue:
                 for sha, (_, keys, args) in zip(shas, calls, strict=True):
                     pipe.evalsha(sha, len(keys), *keys, *args)
                 results = await pipe.execute()
-        return [self._added_id(r) for r in results]
+        ids = [self._added_id(r) for r in results]
+        self._publish_added(jobs, ids)
+        return ids
+
+    def _publish_added(self, jobs: Sequence[BulkJob], ids: Sequence[str]) -> None:
+        if self.events is None:
+            return
+        at = self.clock.now()
+        for job, job_id in zip(jobs, ids, strict=True):
+            state = "delayed" if job.delay > 0 else "waiting"
+            self.events.publish(
+                QueueJobStateChanged(at=at, queue=self.name, job_id=job_id, state=state)
+            )
 
     @staticmethod
     def _added_id(result: Any) -> str:
@@ -314,7 +399,16 @@ class RedisQueue:
             for method, key in _COUNT_CALLS:
                 getattr(pipe, method)(k[key])
             pipe.hexists(k["meta"], "paused")
-            wait, prio, paused_list, active, completed, failed, delayed, paused = await pipe.execute()
+            (
+                wait,
+                prio,
+                paused_list,
+                active,
+                completed,
+                failed,
+                delayed,
+                paused,
+            ) = await pipe.execute()
         waiting = wait + prio
         return {
             "waiting": 0 if paused else waiting,
@@ -342,11 +436,19 @@ class RedisQueue:
         if self.events is not None:
             self.events.publish(QueueResumed(at=self.clock.now(), queue=self.name))
 
-    async def clean(self, grace: float, limit: int = 0, state: CleanState = "completed") -> list[str]:
-        sets = {"completed": ["completed"], "failed": ["failed"], "delayed": ["delayed"],
-                "waiting": ["wait", "prioritized", "paused"]}.get(state)
+    async def clean(
+        self, grace: float, limit: int = 0, state: CleanState = "completed"
+    ) -> list[str]:
+        sets = {
+            "completed": ["completed"],
+            "failed": ["failed"],
+            "delayed": ["delayed"],
+            "waiting": ["wait", "prioritized", "paused"],
+        }.get(state)
         if sets is None:
-            raise QueueInputError(f"clean state must be completed, failed, waiting or delayed, got {state!r}")
+            raise QueueInputError(
+                f"clean state must be completed, failed, waiting or delayed, got {state!r}"
+            )
         if not grace >= 0 or limit < 0:
             raise QueueInputError("clean needs grace >= 0 seconds and limit >= 0")
         removed: list[str] = []
@@ -378,7 +480,9 @@ class RedisQueue:
 
         key = key or repeat_key(name, cron, tz)
         next_fire_ms(cron, tz, int(time.time() * 1000))
-        spec = json.dumps({"name": name, "data": json.loads(encode_data(data)), "cron": cron, "tz": tz})
+        spec = json.dumps(
+            {"name": name, "data": json.loads(encode_data(data)), "cron": cron, "tz": tz}
+        )
         async with self._errors():
             await _aw(self.client.hset(self._repeat_key, key, spec))
         await self.tick_repeatables()
@@ -402,8 +506,12 @@ class RedisQueue:
             if fire_ms is None:
                 continue
             soonest = fire_ms if soonest is None else min(soonest, fire_ms)
-            job = BulkJob(spec["name"], spec["data"], delay=(fire_ms - now_ms) / 1000,
-                          job_id=occurrence_id(key, fire_ms))
+            job = BulkJob(
+                spec["name"],
+                spec["data"],
+                delay=(fire_ms - now_ms) / 1000,
+                job_id=occurrence_id(key, fire_ms),
+            )
             calls.append(self._add_call(job, now_ms))
         if calls:
             async with self._errors():
@@ -432,7 +540,9 @@ class RedisQueue:
     ) -> tuple[list[Job], float | None]:
         now_ms = int(time.time() * 1000)
         lease_ms = round(lease_s * 1000)
-        limiter = None if rate is None else {"max": rate.max_jobs, "duration": round(rate.per_s * 1000)}
+        limiter = (
+            None if rate is None else {"max": rate.max_jobs, "duration": round(rate.per_s * 1000)}
+        )
         calls = [self._finish_call(f, now_ms, lease_ms, limiter) for f in finished]
         for i in range(claim):
             packed = msgpack.packb(
@@ -445,11 +555,18 @@ class RedisQueue:
         results = await self._run(calls)
         for f, result in zip(finished, results, strict=False):
             if isinstance(result, Exception) or (isinstance(result, int) and result < 0):
-                log.warning("queue %s: could not record job %s (%s): %s",
-                            self.name, f.job.id, f.outcome, result)
-        return self._claimed(results[len(finished):], token, now_ms)
+                log.warning(
+                    "queue %s: could not record job %s (%s): %s",
+                    self.name,
+                    f.job.id,
+                    f.outcome,
+                    result,
+                )
+        return self._claimed(results[len(finished) :], token, now_ms)
 
-    def _claimed(self, results: list[Any], token: str, now_ms: int) -> tuple[list[Job], float | None]:
+    def _claimed(
+        self, results: list[Any], token: str, now_ms: int
+    ) -> tuple[list[Job], float | None]:
         jobs: list[Job] = []
         hint: float | None = None
         for i, raw in enumerate(results):
@@ -490,15 +607,48 @@ class RedisQueue:
         job, k = f.job, self.keys
         job_key = self._key(job.id)
         if f.outcome == "retry" and f.delay_s > 0:
-            keys = [k["marker"], k["active"], k["prioritized"], k["delayed"], job_key,
-                    k["events"], k["meta"], k["stalled"]]
-            return "moveToDelayed", keys, [self._job_prefix, now_ms, job.id, job.token,
-                                           round(f.delay_s * 1000), "0", _fields(f.value)]
+            keys = [
+                k["marker"],
+                k["active"],
+                k["prioritized"],
+                k["delayed"],
+                job_key,
+                k["events"],
+                k["meta"],
+                k["stalled"],
+            ]
+            return (
+                "moveToDelayed",
+                keys,
+                [
+                    self._job_prefix,
+                    now_ms,
+                    job.id,
+                    job.token,
+                    round(f.delay_s * 1000),
+                    "0",
+                    _fields(f.value),
+                ],
+            )
         if f.outcome == "retry":
-            keys = [k["active"], k["wait"], k["paused"], job_key, k["meta"], k["events"],
-                    k["delayed"], k["prioritized"], k["pc"], k["marker"], k["stalled"]]
-            return "retryJob", keys, [self._job_prefix, now_ms, "LPUSH", job.id, job.token,
-                                      _fields(f.value)]
+            keys = [
+                k["active"],
+                k["wait"],
+                k["paused"],
+                job_key,
+                k["meta"],
+                k["events"],
+                k["delayed"],
+                k["prioritized"],
+                k["pc"],
+                k["marker"],
+                k["stalled"],
+            ]
+            return (
+                "retryJob",
+                keys,
+                [self._job_prefix, now_ms, "LPUSH", job.id, job.token, _fields(f.value)],
+            )
         target = f.outcome
         keep = job.keep_completed if target == "completed" else job.keep_failed
         opts = msgpack.packb(
@@ -519,27 +669,48 @@ class RedisQueue:
         value = json.dumps(f.value, default=repr) if target == "completed" else str(f.value)
         prop = "returnvalue" if target == "completed" else "failedReason"
         keys = [self.keys[n] for n in _FINISH_KEYS] + [
-            self.keys[target], job_key, f"{self._job_prefix}metrics:{target}", k["marker"]
+            self.keys[target],
+            job_key,
+            f"{self._job_prefix}metrics:{target}",
+            k["marker"],
         ]
-        return "moveToFinished", keys, [job.id, now_ms, prop, value, target, "",
-                                        self._job_prefix, opts]
+        return (
+            "moveToFinished",
+            keys,
+            [job.id, now_ms, prop, value, target, "", self._job_prefix, opts],
+        )
 
     async def extend(self, jobs: Sequence[Job], lease_s: float) -> list[str]:
         lease_ms = round(lease_s * 1000)
-        calls = [("extendLock", [f"{self._key(j.id)}:lock", self.keys["stalled"]],
-                  [j.token, lease_ms, j.id]) for j in jobs]
+        calls = [
+            (
+                "extendLock",
+                [f"{self._key(j.id)}:lock", self.keys["stalled"]],
+                [j.token, lease_ms, j.id],
+            )
+            for j in jobs
+        ]
         results = await self._run(calls)
         return [j.id for j, r in zip(jobs, results, strict=True) if r != 1]
 
     async def recover_stalled(self, max_stalled: int, stalled_interval_s: float) -> None:
         keys = [self.keys[n] for n in _STALLED_KEYS]
-        args = [max_stalled, self._job_prefix, int(time.time() * 1000), round(stalled_interval_s * 1000)]
+        args = [
+            max_stalled,
+            self._job_prefix,
+            int(time.time() * 1000),
+            round(stalled_interval_s * 1000),
+        ]
         (result,) = await self._run([("moveStalledJobsToWait", keys, args)])
         if isinstance(result, Exception):
             raise result
         failed, stalled = result if result else ([], [])
         for job_id in stalled:
-            log.warning("queue %s: job %s stalled (its worker lost its lock): waiting again", self.name, job_id)
+            log.warning(
+                "queue %s: job %s stalled (its worker lost its lock): waiting again",
+                self.name,
+                job_id,
+            )
         for job_id in failed:
             log.warning("queue %s: job %s stalled too often: failed", self.name, job_id)
 

@@ -31,6 +31,13 @@ log = logging.getLogger("agentcron.queue")
 BackoffStrategy = Callable[[int, BaseException, Job], float]
 
 
+_STATE_AFTER: dict[str, Callable[[Finished], str]] = {
+    "completed": lambda f: "completed",
+    "failed": lambda f: "failed",
+    "retry": lambda f: "delayed" if f.delay_s > 0 else "waiting",
+}
+
+
 class UnrecoverableError(Exception):
     """Raise from a handler to fail the job at once, without its remaining attempts."""
 
@@ -203,11 +210,13 @@ class Worker:
                 return
             await self._wait_idle(self._idle_wait(hint))
 
-    async def _exchange(self, finished: list[Finished], free: int) -> tuple[list[Job], float | None]:
+    async def _exchange(
+        self, finished: list[Finished], free: int
+    ) -> tuple[list[Job], float | None]:
         self._claims += 1
         token = f"{self.id}:{self._claims}"
         try:
-            return await self.backend.exchange(
+            claimed = await self.backend.exchange(
                 finished, free, token=token, lease_s=self.lease_s, rate=self.rate
             )
         except QueueError:
@@ -217,6 +226,12 @@ class Worker:
             self._finished = finished + self._finished
             await self.backend.clock.sleep(self.poll_s)
             return [], None
+        if self.backend.events is not None:
+            for f in finished:
+                self._publish(
+                    f.job, _STATE_AFTER[f.outcome](f), f.value if f.outcome != "completed" else None
+                )
+        return claimed
 
     def _idle_wait(self, hint: float | None) -> float:
         if hint is None:
@@ -262,9 +277,9 @@ class Worker:
         return Finished(job, "retry", error, delay_s)
 
     async def _wait_for_slot(self, timeout_s: float | None = None) -> None:
-        if self._finished or self._closing:
-            return
         self._wake.clear()
+        if self._finished:
+            return
         if timeout_s is None:
             await self._wake.wait()
             return
@@ -329,7 +344,7 @@ class Worker:
                 log.warning("queue %s: repeatable jobs failed: %s", self.backend.name, exc)
             await self.backend.clock.sleep(min(wait_s if wait_s is not None else 5.0, 5.0))
 
-    def _publish(self, job: Job, state: str) -> None:
+    def _publish(self, job: Job, state: str, error: str | None = None) -> None:
         bus = self.backend.events
         if bus is not None:
             bus.publish(
@@ -339,5 +354,6 @@ class Worker:
                     job_id=job.id,
                     state=state,
                     attempt=job.attempt,
+                    error=error,
                 )
             )

@@ -1,0 +1,356 @@
+"""The queue contract: every backend passes the same tests (SQLite on a virtual clock,
+Redis with real short delays)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from queue_testlib import Env
+
+from agentcron.events import QueueJobProgress, QueueJobStateChanged, QueuePaused, QueueResumed
+from agentcron.queue import Backoff, BulkJob, Job, QueueInputError, UnrecoverableError
+
+
+class Recorder:
+    """A handler that records what it ran, and fails on demand."""
+
+    def __init__(self, env: Env, *, fail: int = 0, error: type[Exception] = RuntimeError) -> None:
+        self.env = env
+        self.fail = fail
+        self.error = error
+        self.runs: list[tuple[str, str, int, float]] = []
+
+    async def __call__(self, job: Job) -> Any:
+        self.runs.append((job.id, job.name, job.attempt, self.env.now()))
+        if len(self.runs) <= self.fail:
+            raise self.error(f"boom {len(self.runs)}")
+        return {"ok": job.name}
+
+    @property
+    def names(self) -> list[str]:
+        return [name for _, name, _, _ in self.runs]
+
+
+async def test_jobs_run_by_priority_then_in_the_order_they_were_added(env: Env) -> None:
+    q = env.queue
+    for name, priority in [("a", 0), ("b", 5), ("c", 1), ("d", 0), ("e", 1), ("f", 2**21)]:
+        await q.add(name, {}, priority=priority)
+    handler = Recorder(env)
+    await env.drain(q.worker(handler, concurrency=1))
+    assert handler.names == ["a", "d", "c", "e", "b", "f"]
+
+
+async def test_a_delayed_job_waits_for_its_time(env: Env) -> None:
+    q = env.queue
+    await q.add("late", {}, delay=0.5)
+    await q.add("now", {})
+    assert (await q.counts())["delayed"] == 1
+    handler = Recorder(env)
+    started = env.now()
+    await env.drain(q.worker(handler))
+    assert handler.names == ["now", "late"]
+    assert handler.runs[1][3] - started >= 0.5
+    assert (await q.counts())["completed"] == 2
+
+
+async def test_a_failing_job_is_retried_then_dead_lettered_with_its_error(env: Env) -> None:
+    q = env.queue
+    job_id = await q.add("flaky", {"n": 1}, attempts=3, backoff=Backoff("fixed", 0.2))
+    handler = Recorder(env, fail=99)
+    await env.drain(q.worker(handler))
+    assert [attempt for _, _, attempt, _ in handler.runs] == [1, 2, 3]
+    gaps = [b[3] - a[3] for a, b in zip(handler.runs, handler.runs[1:], strict=False)]
+    assert all(gap >= 0.2 for gap in gaps)
+    info = await q.get(job_id)
+    assert info is not None and info.state == "failed"
+    assert info.error is not None and "boom 3" in info.error
+    assert (await q.counts())["failed"] == 1
+
+
+async def test_exponential_backoff_doubles_the_wait_after_each_failure(env: Env) -> None:
+    q = env.queue
+    await q.add("flaky", {}, attempts=3, backoff=Backoff("exponential", 0.2))
+    handler = Recorder(env, fail=2)
+    await env.drain(q.worker(handler))
+    times = [t for _, _, _, t in handler.runs]
+    assert len(times) == 3
+    assert times[1] - times[0] >= 0.2
+    assert times[2] - times[1] >= 0.4
+    if env.clock is not None:  # virtual time is exact
+        assert times[1] - times[0] == pytest.approx(0.2)
+        assert times[2] - times[1] == pytest.approx(0.4)
+
+
+async def test_a_custom_backoff_asks_the_workers_strategy(env: Env) -> None:
+    q = env.queue
+    await q.add("flaky", {}, attempts=3, backoff=Backoff("custom"))
+    seen: list[int] = []
+
+    def strategy(attempt: int, error: BaseException, job: Job) -> float:
+        seen.append(attempt)
+        return -1 if attempt >= 2 else 0.1
+
+    handler = Recorder(env, fail=99)
+    await env.drain(q.worker(handler, backoff_strategy=strategy))
+    assert seen == [1, 2]
+    assert len(handler.runs) == 2
+    assert (await q.counts())["failed"] == 1
+
+
+async def test_an_unrecoverable_error_fails_the_job_without_its_other_attempts(env: Env) -> None:
+    q = env.queue
+    await q.add("doomed", {}, attempts=5)
+    handler = Recorder(env, fail=99, error=UnrecoverableError)
+    await env.drain(q.worker(handler))
+    assert len(handler.runs) == 1
+    assert (await q.counts())["failed"] == 1
+
+
+async def test_a_job_id_is_enqueued_once(env: Env) -> None:
+    q = env.queue
+    first = await q.add("once", {"v": 1}, job_id="fire-1")
+    second = await q.add("once", {"v": 2}, job_id="fire-1")
+    assert first == second == "fire-1"
+    assert (await q.counts())["waiting"] == 1
+    info = await q.get("fire-1")
+    assert info is not None and info.data == {"v": 1}
+
+
+async def test_a_paused_queue_keeps_its_jobs_until_resumed(env: Env) -> None:
+    q = env.queue
+    await q.pause()
+    await q.add("held", {})
+    assert await q.is_paused()
+    counts = await q.counts()
+    assert (counts["waiting"], counts["paused"]) == (0, 1)
+    handler = Recorder(env)
+    await env.drain(q.worker(handler))
+    assert handler.runs == []
+    await q.resume()
+    await env.drain(q.worker(handler))
+    assert handler.names == ["held"]
+    types = [e.type for e in await env.published()]
+    assert QueuePaused.type in types and QueueResumed.type in types
+
+
+async def test_clean_removes_finished_jobs_older_than_the_grace_up_to_the_limit(env: Env) -> None:
+    q = env.queue
+    await q.add_bulk([BulkJob(f"j{i}", {}) for i in range(3)])
+    await env.drain(q.worker(Recorder(env), concurrency=3))
+    assert await q.clean(3600, 0, "completed") == []
+    await env.advance(0.05)
+    removed = await q.clean(0, 2, "completed")
+    assert len(removed) == 2
+    assert (await q.counts())["completed"] == 1
+    assert await q.get(removed[0]) is None
+
+
+async def test_clean_can_drop_waiting_jobs(env: Env) -> None:
+    q = env.queue
+    await q.add("stale", {})
+    await env.advance(0.05)
+    assert len(await q.clean(0, 0, "waiting")) == 1
+    assert (await q.counts())["waiting"] == 0
+
+
+async def test_counts_report_every_state(env: Env) -> None:
+    q = env.queue
+    await q.add("ok", {})
+    await q.add("bad", {})
+    await q.add("later", {}, delay=3600)
+
+    async def handler(job: Job) -> None:
+        if job.name == "bad":
+            raise RuntimeError("no")
+
+    task = asyncio.create_task(q.worker(handler).run(burst=True))
+    # The delayed job keeps the burst worker waiting: stop it once both ran.
+    for _ in range(400):
+        counts = await q.counts()
+        if counts["completed"] + counts["failed"] == 2:
+            break
+        await env.advance(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert await q.counts() == {
+        "waiting": 0, "active": 0, "completed": 1, "failed": 1, "delayed": 1, "paused": 0
+    }
+
+
+async def test_progress_is_stored_and_published(env: Env) -> None:
+    q = env.queue
+    job_id = await q.add("long", {})
+
+    async def handler(job: Job) -> None:
+        await job.progress(50)
+        await job.progress(75.5)
+
+    await env.drain(q.worker(handler))
+    info = await q.get(job_id)
+    assert info is not None and info.progress == 75.5
+    progress = [e for e in await env.published() if isinstance(e, QueueJobProgress)]
+    assert [e.progress for e in progress] == [50, 75.5]
+
+
+async def test_progress_outside_0_to_100_is_refused(env: Env) -> None:
+    q = env.queue
+    await q.add("bad-progress", {})
+    errors: list[str] = []
+
+    async def handler(job: Job) -> None:
+        try:
+            await job.progress(150)
+        except QueueInputError as exc:
+            errors.append(str(exc))
+
+    await env.drain(q.worker(handler))
+    assert errors and "0 to 100" in errors[0]
+
+
+async def test_state_changes_are_published_on_the_bus(env: Env) -> None:
+    q = env.queue
+    job_id = await q.add("watched", {})
+    await env.drain(q.worker(Recorder(env)))
+    states = [e.state for e in await env.published()
+              if isinstance(e, QueueJobStateChanged) and e.job_id == job_id]
+    assert states == ["waiting", "active", "completed"]
+
+
+async def test_the_rate_limit_caps_job_starts_per_window_across_the_queue(env: Env) -> None:
+    q = env.queue
+    await q.add_bulk([BulkJob(f"j{i}", {}) for i in range(5)])
+    handler = Recorder(env)
+    await env.drain(q.worker(handler, concurrency=5, rate_limit=(2, 0.5)))
+    starts = sorted(t for _, _, _, t in handler.runs)
+    assert len(starts) == 5
+    for i, start in enumerate(starts):
+        assert sum(1 for s in starts[i:] if s - start < 0.5) <= 2
+
+
+async def test_remove_on_complete_true_keeps_no_finished_job(env: Env) -> None:
+    q = env.queue
+    job_id = await q.add("gone", {}, remove_on_complete=True)
+    await env.drain(q.worker(Recorder(env)))
+    assert await q.get(job_id) is None
+    assert (await q.counts())["completed"] == 0
+
+
+async def test_remove_on_complete_n_keeps_the_n_most_recent(env: Env) -> None:
+    q = env.queue
+    ids = [await q.add(f"j{i}", {}, remove_on_complete=2) for i in range(4)]
+    await env.drain(q.worker(Recorder(env)))
+    assert (await q.counts())["completed"] == 2
+    assert await q.get(ids[-1]) is not None
+
+
+async def test_remove_on_fail_true_drops_the_dead_letter(env: Env) -> None:
+    q = env.queue
+    job_id = await q.add("gone", {}, remove_on_fail=True)
+    await env.drain(q.worker(Recorder(env, fail=1)))
+    assert await q.get(job_id) is None
+
+
+async def test_retry_failed_puts_dead_letters_back_with_fresh_attempts(env: Env) -> None:
+    q = env.queue
+    job_id = await q.add("flaky", {}, attempts=2)
+    handler = Recorder(env, fail=2)
+    await env.drain(q.worker(handler))
+    assert (await q.counts())["failed"] == 1
+    assert await q.retry_failed() == 1
+    await env.drain(q.worker(handler))
+    info = await q.get(job_id)
+    assert info is not None and info.state == "completed"
+    assert info.result == {"ok": "flaky"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"data": object()}, "JSON"),
+        ({"data": {"x": float("nan")}}, "JSON"),
+        ({"delay": -1}, "delay"),
+        ({"priority": -1}, "priority"),
+        ({"priority": 2**21 + 1}, "priority"),
+        ({"priority": 1.5}, "priority"),
+        ({"attempts": 0}, "attempts"),
+        ({"job_id": "123"}, "job_id"),
+        ({"remove_on_complete": -3}, "remove_on_complete"),
+    ],
+)
+async def test_bad_input_is_refused_and_nothing_is_enqueued(
+    env: Env, kwargs: dict[str, Any], message: str
+) -> None:
+    q = env.queue
+    args = {"data": {}} | kwargs
+    data = args.pop("data")
+    with pytest.raises(QueueInputError, match=message):
+        await q.add("bad", data, **args)
+    with pytest.raises(QueueInputError):
+        await q.add_bulk([BulkJob("good", {}), BulkJob("bad", data, **args)])
+    assert sum((await q.counts()).values()) == 0
+
+
+async def test_a_bulk_add_returns_ids_in_order(env: Env) -> None:
+    q = env.queue
+    ids = await q.add_bulk([BulkJob("a", 1), BulkJob("b", 2, job_id="b-id"), BulkJob("c", 3, delay=60)])
+    assert ids[1] == "b-id" and len(set(ids)) == 3
+    counts = await q.counts()
+    assert (counts["waiting"], counts["delayed"]) == (2, 1)
+
+
+async def test_a_repeatable_enqueues_its_next_occurrence_once(env: Env) -> None:
+    q = env.queue
+    key = await q.add_repeatable("tick", {"n": 1}, cron="0 0 * * *", tz="Europe/Berlin")
+    again = await q.add_repeatable("tick", {"n": 1}, cron="0 0 * * *", tz="Europe/Berlin")
+    assert key == again
+    assert (await q.counts())["delayed"] == 1
+    assert await q.remove_repeatable(key)
+    assert not await q.remove_repeatable(key)
+
+
+async def test_a_repeatable_runs_at_each_fire_time(env: Env) -> None:
+    q = env.queue
+    await q.add_repeatable("tick", {}, cron="* * * * * *")
+    handler = Recorder(env)
+    worker = q.worker(handler)
+    task = asyncio.create_task(worker.run())
+    for _ in range(300):
+        if len(handler.runs) >= 2:
+            break
+        await env.advance(0.05)
+    await worker.close()
+    await task
+    assert handler.names[:2] == ["tick", "tick"]
+    assert handler.runs[0][0] != handler.runs[1][0]
+
+
+async def test_a_bad_repeatable_schedule_is_refused(env: Env) -> None:
+    with pytest.raises(QueueInputError, match="schedule"):
+        await env.queue.add_repeatable("tick", {}, cron="not cron")
+    assert sum((await env.queue.counts()).values()) == 0
+
+
+async def test_close_lets_running_jobs_finish_and_records_them(env: Env) -> None:
+    q = env.queue
+    job_id = await q.add("slow", {})
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def handler(job: Job) -> str:
+        started.set()
+        await release.wait()
+        return "done"
+
+    worker = q.worker(handler)
+    task = asyncio.create_task(worker.run())
+    await asyncio.wait_for(started.wait(), 10)
+    closing = asyncio.create_task(worker.close())
+    await asyncio.sleep(0)
+    assert not closing.done()
+    release.set()
+    await asyncio.wait_for(closing, 10)
+    await task
+    info = await q.get(job_id)
+    assert info is not None and info.state == "completed" and info.result == "done"
