@@ -126,3 +126,39 @@ async def test_the_watchdog_starves_when_the_scheduler_loop_stops_firing(
     # The fire due at 5 s is judged stalled once it is 2 s (the stall window) overdue: the
     # pings at 6 s and 8 s still go out, none after; systemd kills at 8 s + WatchdogSec.
     assert after == before + 2
+
+
+async def test_jobs_added_changed_or_removed_later_update_the_dead_mans_switches(
+    clock: VirtualClock, store: MemoryStore, bus: EventBus, collector: Collector
+) -> None:
+    sched = Scheduler(store=store, clock=clock, events=bus, node_id="n")
+    supervisor = HealthSupervisor(sched, environ={}, monitor=False)
+    async with sched, supervisor:
+        sched.add_job("late", trigger=Interval(seconds=3600), handler=works, expect_every=30)
+        sched.add_job("fine", trigger=Interval(seconds=3600), handler=works)
+        await clock.advance(0)
+        sched.update("fine", expect_every=5000)
+        await clock.advance(40)
+        assert supervisor.deadman.overdue_jobs() == ("late",)
+        sched.remove("late")
+        await clock.advance(0)
+        assert supervisor.deadman.overdue_jobs() == ()
+        assert supervisor.deadman.due("fine") is not None
+
+
+async def test_a_per_schedule_switch_expects_each_fire_to_succeed_within_its_grace(
+    clock: VirtualClock, store: MemoryStore, bus: EventBus
+) -> None:
+    sched = Scheduler(store=store, clock=clock, events=bus, node_id="n")
+    sched.add_job("sync", trigger=Interval(seconds=60), handler=fails)
+    sched.add_job("ok", trigger=Interval(seconds=60), handler=works)
+    with pytest.raises(ValueError, match="unknown job"):
+        HealthSupervisor(sched, environ={}, per_schedule={"nope": 5})
+    supervisor = HealthSupervisor(
+        sched, environ={}, monitor=False, per_schedule={"sync": 5, "ok": 5}
+    )
+    async with sched, supervisor:
+        await clock.advance(59)
+        assert supervisor.deadman.overdue_jobs() == ()
+        await clock.advance(11)  # the fire at 60 s failed; its grace ended at 65 s
+        assert supervisor.deadman.overdue_jobs() == ("sync",)

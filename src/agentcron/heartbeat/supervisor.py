@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from agentcron.alerts.autodisable import AutoDisable
 from agentcron.alerts.config import load_alerting
 from agentcron.alerts.manager import AlertManager
+from agentcron.events import Event, JobAdded, JobEvent, JobRemoved, JobUpdated
 from agentcron.heartbeat.deadman import DeadMansSwitch, Expectation, JobPinger, PingUrls
 from agentcron.heartbeat.monitor import DEFAULT_MISSED_THRESHOLD, HeartbeatMonitor
 from agentcron.heartbeat.probes import (
@@ -50,6 +51,7 @@ from agentcron.heartbeat.watchdog import Watchdog
 
 if TYPE_CHECKING:
     from agentcron.engine.scheduler import Scheduler
+    from agentcron.jobs import Job
 
 __all__ = ["HealthSupervisor", "loop_progressing"]
 
@@ -82,6 +84,7 @@ class HealthSupervisor:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.scheduler = scheduler
+        self._per_schedule: dict[str, float] = {}
         store, clock, events = scheduler.store, scheduler.clock, scheduler.events
         sinks, rules = load_alerting(alerting, clock)
         self.alerts = AlertManager(store, clock, events, rules, sinks)
@@ -128,28 +131,46 @@ class HealthSupervisor:
         self._stack: contextlib.AsyncExitStack | None = None
 
     # -- wiring helpers ------------------------------------------------------------------
-    def _expectations(self, per_schedule: Mapping[str, float]) -> list[Expectation]:
+    def _expectation(self, job: Job) -> Expectation | None:
         from agentcron.jobs import next_nominal_fire
 
-        out: list[Expectation] = []
-        for view in self.scheduler.jobs():
-            job = view.job
-            if job.id in per_schedule:
-                out.append(
-                    Expectation(
-                        job_id=job.id,
-                        next_fire=functools.partial(next_nominal_fire, job),
-                        grace_s=per_schedule[job.id],
-                    )
-                )
-            elif job.expect_every_s is not None:
-                out.append(Expectation(job_id=job.id, every_s=job.expect_every_s))
+        if job.id in self._per_schedule:
+            return Expectation(
+                job_id=job.id,
+                next_fire=functools.partial(next_nominal_fire, job),
+                grace_s=self._per_schedule[job.id],
+            )
+        if job.expect_every_s is not None:
+            return Expectation(job_id=job.id, every_s=job.expect_every_s)
+        return None
+
+    def _expectations(self, per_schedule: Mapping[str, float]) -> list[Expectation]:
+        self._per_schedule.update(per_schedule)
+        out = [e for v in self.scheduler.jobs() if (e := self._expectation(v.job)) is not None]
         unknown = sorted(set(per_schedule) - {e.job_id for e in out})
         if unknown:
             raise ValueError(
                 f"per-schedule dead-man's switch for unknown job(s): {', '.join(unknown)}"
             )
         return out
+
+    def _on_job_change(self, event: Event) -> None:
+        """Keep the dead-man's switches in step with jobs added, changed or removed later."""
+        if not isinstance(event, JobEvent):
+            return
+        if isinstance(event, JobRemoved):
+            self.deadman.unwatch(event.job_id)
+            return
+        try:
+            job = self.scheduler.job(event.job_id).job
+        except KeyError:
+            self.deadman.unwatch(event.job_id)
+            return
+        expectation = self._expectation(job)
+        if expectation is None:
+            self.deadman.unwatch(job.id)
+        else:
+            self.deadman.watch(expectation)
 
     def _pause(self, job_id: str, note: str) -> None:
         self.scheduler.pause(job_id, note=note)
@@ -213,6 +234,10 @@ class HealthSupervisor:
     async def __aenter__(self) -> HealthSupervisor:
         stack = contextlib.AsyncExitStack()
         try:
+            subscription = self.scheduler.events.subscribe(
+                self._on_job_change, types=[JobAdded.type, JobUpdated.type, JobRemoved.type]
+            )
+            stack.callback(subscription.close)
             await stack.enter_async_context(self.alerts)
             await stack.enter_async_context(self.auto_disable)
             await stack.enter_async_context(self.pinger)
