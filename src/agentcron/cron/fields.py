@@ -167,12 +167,11 @@ def _item(field: int, item: str, acc: _Acc) -> None:
     if not item:
         raise _fail(field, item or ",", "has an empty list item")
     if "?" in item:
-        if item != "?":
-            raise _fail(field, item, "? must stand alone")
         if field not in (DOM, DOW):
-            raise _fail(field, item, "? is only allowed in the day-of-month and day-of-week fields")
-        acc.values.update(range(lo, hi + 1))
-        return
+            raise _fail(
+                field, item, "is not allowed here (? only goes in the day-of-month and day-of-week fields)"
+            )
+        raise _fail(field, item, "uses ?, which must be the whole field")
     if "#" in item:
         if field != DOW:
             raise _fail(field, item, "# is only allowed in the day-of-week field")
