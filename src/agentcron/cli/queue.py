@@ -1,0 +1,180 @@
+"""`agentcron queue`: add jobs to a queue and manage it (status, pause, resume, clean,
+retry-failed).
+
+The queue lives in the store's database unless told otherwise: ``--store URL``
+(``sqlite:///path`` or ``redis://host:port/db``; env ``SCHEDULER_STORE``), else
+``sqlite:///<data-dir>/scheduler.db`` (``--data-dir``, env ``SCHEDULER_DATA_DIR``, default
+``./data``). Bad input prints one line and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agentcron.cli.common import fail, print_json
+from agentcron.queue import Queue, QueueError, open_queue
+from agentcron.queue.base import STATES
+
+app = typer.Typer(
+    name="queue",
+    help="Add jobs to a queue and manage it: add, status, pause, resume, clean, retry-failed.",
+    no_args_is_help=True,
+)
+
+T = TypeVar("T")
+
+_NAME = typer.Argument(..., help="The queue's name.")
+_DATA_DIR = typer.Option(
+    Path("data"), "--data-dir", envvar="SCHEDULER_DATA_DIR", help="Data directory holding scheduler.db."
+)
+_STORE = typer.Option(
+    None, "--store", envvar="SCHEDULER_STORE",
+    help="Queue backend URL: sqlite:///path or redis://host:port/db (default: the data dir's database).",
+)
+_JSON = typer.Option(False, "--json", help="Print JSON for scripts.")
+_UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def queue_url(store: str | None, data_dir: Path) -> str:
+    """The queue backend URL the options name."""
+    if store:
+        return store
+    return f"sqlite:///{(data_dir / 'scheduler.db').as_posix()}"
+
+
+def parse_duration_s(text: str) -> float:
+    """`"90"`, `"500ms"`, `"30s"`, `"10m"`, `"2h"`, `"1d"` -> seconds; ValueError otherwise."""
+    value = text.strip().lower()
+    for unit in sorted(_UNITS_S, key=len, reverse=True):
+        if value.endswith(unit):
+            number = float(value[: -len(unit)])
+            break
+    else:
+        number, unit = float(value), "s"
+    if number < 0:
+        raise ValueError(f"duration must be >= 0, got {text!r}")
+    return number * _UNITS_S[unit]
+
+
+def with_queue(url: str, name: str, action: Callable[[Queue], Awaitable[T]]) -> T:
+    """Open the queue, run `action` on it, close it; queue errors exit with one line."""
+
+    async def run() -> T:
+        queue = open_queue(url, name)
+        try:
+            return await action(queue)
+        finally:
+            await queue.close()
+
+    try:
+        return asyncio.run(run())
+    except QueueError as exc:
+        fail(str(exc))
+
+
+@app.command("add")
+def add(
+    name: str = _NAME,
+    job_name: str = typer.Argument(..., help="The job's name (what the worker's handler sees)."),
+    data: str = typer.Option("null", "--data", help="The job's data as JSON."),
+    priority: int = typer.Option(0, "--priority", help="0 (first) .. 2097152 (last)."),
+    delay: str = typer.Option("0", "--delay", help="Wait before it may run: 30s, 10m, ..."),
+    attempts: int = typer.Option(1, "--attempts", help="Attempts before it is dead-lettered."),
+    job_id: str | None = typer.Option(None, "--job-id", help="Custom id (de-duplicates)."),
+    store: str | None = _STORE,
+    data_dir: Path = _DATA_DIR,
+    as_json: bool = _JSON,
+) -> None:
+    """Add one job to queue NAME and print its id."""
+    try:
+        payload = json.loads(data)
+        delay_s = parse_duration_s(delay)
+    except ValueError as exc:
+        fail(f"bad --data or --delay: {exc}")
+    added = with_queue(
+        queue_url(store, data_dir),
+        name,
+        lambda q: q.add(job_name, payload, priority=priority, delay=delay_s, attempts=attempts, job_id=job_id),
+    )
+    if as_json:
+        print_json({"queue": name, "job_id": added})
+    else:
+        typer.echo(added)
+
+
+@app.command("status")
+def status(name: str = _NAME, store: str | None = _STORE, data_dir: Path = _DATA_DIR, as_json: bool = _JSON) -> None:
+    """Show how many jobs of queue NAME are in each state, and whether it is paused."""
+
+    async def read(q: Queue) -> dict[str, Any]:
+        return {"queue": name, "paused": await q.is_paused(), "counts": await q.counts()}
+
+    report = with_queue(queue_url(store, data_dir), name, read)
+    if as_json:
+        print_json(report)
+        return
+    table = Table(title=f"queue {name}" + (" (paused)" if report["paused"] else ""))
+    for state in (*STATES, "paused"):
+        table.add_column(state, justify="right")
+    table.add_row(*(str(report["counts"][state]) for state in (*STATES, "paused")))
+    Console().print(table)
+
+
+@app.command("pause")
+def pause(name: str = _NAME, store: str | None = _STORE, data_dir: Path = _DATA_DIR, as_json: bool = _JSON) -> None:
+    """Stop handing out jobs of queue NAME (running ones finish)."""
+    with_queue(queue_url(store, data_dir), name, lambda q: q.pause())
+    _done(as_json, {"queue": name, "paused": True}, f"queue {name} paused")
+
+
+@app.command("resume")
+def resume(name: str = _NAME, store: str | None = _STORE, data_dir: Path = _DATA_DIR, as_json: bool = _JSON) -> None:
+    """Hand out jobs of queue NAME again."""
+    with_queue(queue_url(store, data_dir), name, lambda q: q.resume())
+    _done(as_json, {"queue": name, "paused": False}, f"queue {name} resumed")
+
+
+@app.command("clean")
+def clean(
+    name: str = _NAME,
+    grace: str = typer.Option("0", "--grace", help="Keep jobs younger than this: 1h, 7d, ..."),
+    limit: int = typer.Option(0, "--limit", help="Remove at most this many (0 = all)."),
+    state: str = typer.Option("completed", "--state", help="completed, failed, waiting or delayed."),
+    store: str | None = _STORE,
+    data_dir: Path = _DATA_DIR,
+    as_json: bool = _JSON,
+) -> None:
+    """Remove old jobs of queue NAME in one state."""
+    if state not in ("completed", "failed", "waiting", "delayed"):
+        fail(f"--state must be completed, failed, waiting or delayed, got {state!r}")
+    try:
+        grace_s = parse_duration_s(grace)
+    except ValueError as exc:
+        fail(f"bad --grace: {exc}")
+    removed = with_queue(
+        queue_url(store, data_dir), name, lambda q: q.clean(grace_s, limit, state)  # type: ignore[arg-type]
+    )
+    _done(as_json, {"queue": name, "state": state, "removed": removed},
+          f"removed {len(removed)} {state} job(s) from {name}")
+
+
+@app.command("retry-failed")
+def retry_failed(name: str = _NAME, store: str | None = _STORE, data_dir: Path = _DATA_DIR, as_json: bool = _JSON) -> None:
+    """Move every failed (dead-letter) job of queue NAME back to waiting."""
+    count = with_queue(queue_url(store, data_dir), name, lambda q: q.retry_failed())
+    _done(as_json, {"queue": name, "retried": count}, f"retried {count} failed job(s) of {name}")
+
+
+def _done(as_json: bool, report: dict[str, Any], text: str) -> None:
+    if as_json:
+        print_json(report)
+    else:
+        typer.echo(text)

@@ -1,0 +1,121 @@
+"""`agentcron worker --queue NAME`: run a queue's jobs until stopped (or drained, --burst).
+
+The handler is ``--handler package.module:function`` (sync or async, called with the job);
+without it each job's *name* is taken as such a reference, so producers choose what runs.
+SIGINT/SIGTERM stop claiming, let running jobs finish and record them, then exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from agentcron.cli.common import fail
+from agentcron.cli.queue import queue_url
+from agentcron.handlers.references import HandlerReferenceError, resolve
+from agentcron.queue import Job, QueueError, UnrecoverableError, open_queue
+
+log = logging.getLogger("agentcron.queue")
+
+_DATA_DIR = typer.Option(Path("data"), "--data-dir", envvar="SCHEDULER_DATA_DIR", help="Data directory.")
+
+
+def make_handler(reference: str | None) -> Callable[[Job], Any]:
+    """The job handler: `reference` resolved once, or each job's name resolved per job."""
+    if reference is not None:
+        target = resolve(reference)
+        return lambda job: _call(target, job)
+    cache: dict[str, Callable[..., Any]] = {}
+
+    async def by_name(job: Job) -> Any:
+        target = cache.get(job.name)
+        if target is None:
+            try:
+                target = cache[job.name] = resolve(job.name)
+            except HandlerReferenceError as exc:
+                raise UnrecoverableError(str(exc)) from None
+        return await _call(target, job)
+
+    return by_name
+
+
+async def _call(target: Callable[..., Any], job: Job) -> Any:
+    if inspect.iscoroutinefunction(target):
+        return await target(job)
+    result = await asyncio.to_thread(target, job)
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+def worker(
+    queue: str = typer.Option(..., "--queue", "-q", help="The queue to work on."),
+    concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, help="Jobs run at once."),
+    burst: bool = typer.Option(False, "--burst", help="Exit once nothing is waiting or delayed."),
+    handler: str | None = typer.Option(
+        None, "--handler", help="package.module:function to run for every job (default: the job's name)."
+    ),
+    rate_limit: str | None = typer.Option(
+        None, "--rate-limit", help="MAX/SECONDS: at most MAX job starts per SECONDS, queue-wide."
+    ),
+    lease: float = typer.Option(30.0, "--lease", min=0.1, help="Seconds a claimed job stays locked between renewals."),
+    stalled_interval: float = typer.Option(30.0, "--stalled-interval", min=0.1, help="Seconds between stalled-job checks."),
+    store: str | None = typer.Option(
+        None, "--store", envvar="SCHEDULER_STORE", help="Queue backend URL (sqlite:///path, redis://host:port/db)."
+    ),
+    data_dir: Path = _DATA_DIR,
+) -> None:
+    """Run the jobs of a queue."""
+    try:
+        job_handler = make_handler(handler)
+    except HandlerReferenceError as exc:
+        fail(str(exc))
+    limit = _parse_rate(rate_limit) if rate_limit else None
+    url = queue_url(store, data_dir)
+    try:
+        processed = asyncio.run(_work(url, queue, job_handler, concurrency, burst, limit, lease, stalled_interval))
+    except QueueError as exc:
+        fail(str(exc))
+    typer.echo(f"worker for queue {queue} stopped after {processed} job(s)", err=True)
+
+
+def _parse_rate(text: str) -> tuple[int, float]:
+    try:
+        max_text, _, per_text = text.partition("/")
+        return int(max_text), float(per_text)
+    except ValueError:
+        fail(f"--rate-limit must look like 100/1 (jobs/seconds), got {text!r}")
+
+
+async def _work(
+    url: str,
+    name: str,
+    handler: Callable[[Job], Any],
+    concurrency: int,
+    burst: bool,
+    rate_limit: tuple[int, float] | None,
+    lease_s: float,
+    stalled_interval_s: float,
+) -> int:
+    q = open_queue(url, name)
+    try:
+        w = q.worker(
+            handler, concurrency=concurrency, rate_limit=rate_limit,
+            lease_s=lease_s, stalled_interval_s=stalled_interval_s,
+        )
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, lambda: asyncio.ensure_future(w.close()))
+        await w.run(burst=burst)
+        return w.processed
+    finally:
+        await q.close()
