@@ -13,7 +13,9 @@ from agentcron import __version__
 from agentcron.cli import cron as cron_cli
 from agentcron.cli import db as db_cli
 from agentcron.cli import nodes as nodes_cli
+from agentcron.cli import queue as queue_cli
 from agentcron.cli import service as service_cli
+from agentcron.cli import worker as worker_cli
 
 
 def _version(value: bool) -> None:
@@ -46,6 +48,8 @@ def build_app() -> typer.Typer:
     app.add_typer(db_cli.app, name="db")
     app.command("nodes")(nodes_cli.nodes_command)
     app.command("health")(nodes_cli.health_command)
+    app.add_typer(queue_cli.app, name="queue")
+    app.command("worker")(worker_cli.worker)
     return app
 
 
