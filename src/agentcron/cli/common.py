@@ -1,12 +1,19 @@
-"""Helpers shared by the command groups: one-line errors with exit code 2, JSON output."""
+"""Helpers shared by the command groups: one-line errors with exit code 2, JSON output, and
+the `--data-dir` / `--store` options with the store they open."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
+
+from agentcron.store.base import Store, StoreError, open_store
 
 EXIT_BAD_INPUT = 2
 
@@ -21,3 +28,64 @@ def fail(message: str, *, code: int = EXIT_BAD_INPUT) -> NoReturn:
 def print_json(value: Any) -> None:
     """Print `value` as indented JSON on stdout (datetimes and other objects via `str`)."""
     sys.stdout.write(json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+# -- the data directory and the store, shared by the command groups ----------------------
+DATA_DIR_HELP = "Data directory holding scheduler.db (default: $SCHEDULER_DATA_DIR or ./data)."
+STORE_HELP = "Store URL (default: $SCHEDULER_STORE or sqlite:///<data-dir>/scheduler.db)."
+
+
+def data_dir_option() -> Any:
+    """`--data-dir DIR` (env `SCHEDULER_DATA_DIR`, default `./data`) for a command."""
+    return typer.Option(Path("data"), "--data-dir", envvar="SCHEDULER_DATA_DIR", help=DATA_DIR_HELP)
+
+
+def store_option() -> Any:
+    """`--store URL` (env `SCHEDULER_STORE`, default: SQLite in the data directory)."""
+    return typer.Option(None, "--store", envvar="SCHEDULER_STORE", help=STORE_HELP)
+
+
+def store_url(data_dir: Path, store: str | None) -> str:
+    """`store` if given, else `sqlite:///<data_dir>/scheduler.db`."""
+    if store:
+        return store
+    return f"sqlite:///{(data_dir / 'scheduler.db').as_posix()}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a `sqlite:///` URL (None for other stores)."""
+    scheme, sep, rest = url.partition("://")
+    if scheme != "sqlite" or not sep or not rest.startswith("/"):
+        return None
+    return Path(rest[1:])
+
+
+@asynccontextmanager
+async def opened_store(url: str, *, create: bool = True) -> AsyncIterator[Store]:
+    """Open the store at `url` for one command and close it afterwards.
+
+    Any problem (bad URL, unwritable or corrupt database, unreachable server) ends the command
+    with one line and exit 2. With `create=False` a missing SQLite file is such a problem
+    too (read-only commands must not create an empty database where none was meant).
+    """
+    path = sqlite_path(url)
+    if not create and path is not None and not path.is_file():
+        fail(f"no database at {path}; pass --data-dir or --store where agentcron keeps its data")
+    try:
+        store = open_store(url)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        await store.open()
+    except (StoreError, OSError) as exc:
+        await _close_quietly(store)
+        fail(str(exc))
+    try:
+        yield store
+    finally:
+        await _close_quietly(store)
+
+
+async def _close_quietly(store: Store) -> None:
+    with contextlib.suppress(StoreError, OSError):
+        await store.close()
