@@ -68,7 +68,8 @@ class JobEntry:
     active: dict[str, ActiveRun] = field(default_factory=lambda: NO_RUNS)
     #: Fires waiting for the active run (allocated on first use: most jobs never queue).
     pending: collections.deque[PendingFire] | None = None
-    persisted: asyncio.Event | None = None
+    #: True from `add_job` (while running) until the store has the job: fires wait for it.
+    unsaved: bool = False
 
     def track(self, active: ActiveRun) -> None:
         if self.active is NO_RUNS:

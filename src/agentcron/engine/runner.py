@@ -42,6 +42,8 @@ __all__ = ["Runner", "describe_error"]
 log = logging.getLogger("agentcron.engine")
 
 _TAIL_CHARS = 4000
+#: One logger for all handlers (a logger per job would live forever, for each of 100k jobs).
+_JOB_LOG = logging.getLogger("agentcron.job")
 
 
 def describe_error(error: BaseException) -> str:
@@ -72,6 +74,31 @@ def _cancelling() -> bool:
 def _retrieve(task: asyncio.Task[Any]) -> None:
     if not task.cancelled():
         task.exception()
+
+
+def _ended(
+    record: RunRecord,
+    status: RunStatus,
+    now: datetime,
+    *,
+    error: str | None = None,
+    output_tail: str | None = None,
+) -> RunRecord:
+    """The final record (built directly: `dataclasses.replace` is slow on the hot path)."""
+    return RunRecord(
+        run_id=record.run_id,
+        job_id=record.job_id,
+        scheduled_for=record.scheduled_for,
+        status=status,
+        attempt=record.attempt,
+        started_at=record.started_at,
+        finished_at=now,
+        error=error,
+        output_tail=output_tail,
+        node_id=record.node_id,
+        fence=record.fence,
+        queue_job_id=record.queue_job_id,
+    )
 
 
 @dataclass(slots=True)
@@ -133,12 +160,11 @@ class Runner:
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
-            current = active.record or record
-            final = current.evolve(
-                status=RunStatus.cancelled,
-                finished_at=clock.now(),
+            final = _ended(
+                active.record or record,
+                RunStatus.cancelled,
+                clock.now(),
                 error=f"cancelled: {active.cancel_reason or 'stopped'}",
-                lease_expires_at=None,
             )
             await self._finish(active, final)
             self._publish(RunCancelled, final, reason=active.cancel_reason or "stopped")
@@ -154,12 +180,7 @@ class Runner:
             if result.status == RunStatus.succeeded:
                 outcome = result.outcome
                 tail = outcome.output_tail if isinstance(outcome, HandlerOutcome) else None
-                final = record.evolve(
-                    status=RunStatus.succeeded,
-                    finished_at=now,
-                    output_tail=_tail(tail),
-                    lease_expires_at=None,
-                )
+                final = _ended(record, RunStatus.succeeded, now, output_tail=_tail(tail))
                 await self._finish(active, final)
                 self._publish(RunSucceeded, final, duration_s=final.duration_s or 0.0)
                 return final
@@ -169,13 +190,7 @@ class Runner:
             tail = _tail(getattr(error, "output_tail", None))
             delay = job.retry.next_delay(attempt, error, rng=self.rng)
             if delay is None:
-                final = record.evolve(
-                    status=result.status,
-                    finished_at=now,
-                    error=message,
-                    output_tail=tail,
-                    lease_expires_at=None,
-                )
+                final = _ended(record, result.status, now, error=message, output_tail=tail)
                 await self._finish(active, final)
                 if result.status == RunStatus.timed_out:
                     self._publish(RunTimedOut, final, timeout_s=job.timeout_s or 0.0)
@@ -205,23 +220,24 @@ class Runner:
             attempt=record.attempt,
             lateness_s=max(0.0, (now - planned).total_seconds()),
             node_id=self.node_id,
-            logger=logging.getLogger(f"agentcron.job.{job.id}"),
+            logger=_JOB_LOG,
         )
         active.ctx = ctx
-        task: asyncio.Task[Any] = asyncio.ensure_future(_guarded(job.handler, ctx))
         if job.timeout_s is None:
-            return await self._await(task, ctx)
+            return await self._inline(job.handler, ctx)
+        task: asyncio.Task[Any] = asyncio.ensure_future(_guarded(job.handler, ctx))
         return await self._await_with_timeout(task, ctx, job.timeout_s)
 
-    async def _await(self, task: asyncio.Task[Any], ctx: RunContext) -> _Attempt:
+    async def _inline(self, handler: Handler, ctx: RunContext) -> _Attempt:
+        """Without a timeout the handler runs in the run's own task (one task per fire):
+        cancelling the run cancels the handler directly."""
         try:
-            return _Attempt(RunStatus.succeeded, outcome=await task)
+            return _Attempt(RunStatus.succeeded, outcome=await _guarded(handler, ctx))
         except asyncio.CancelledError:
             if not _cancelling():  # the handler cancelled itself; nobody asked it to
                 return _Attempt(
                     RunStatus.failed, error=HandlerError("the handler cancelled itself")
                 )
-            await self._stop(task, ctx)
             raise
         except Exception as exc:
             return _Attempt(RunStatus.failed, error=exc)
@@ -273,6 +289,8 @@ class Runner:
                 log.warning("run %s was taken over; its result was not recorded", final.run_id)
 
     def _publish(self, cls: type[Any], record: RunRecord, **extra: Any) -> None:
+        if not self.events.subscriber_count:
+            return
         self.events.publish(
             cls(
                 at=self.clock.now(),

@@ -210,6 +210,7 @@ class Scheduler:
         self._last_jump_s = 0.0
         self._started_at: datetime | None = None
         self._stop_requested: asyncio.Event | None = None
+        self._save_waiters: dict[str, list[asyncio.Future[None]]] = {}
 
     # == configuration (sync; persisted in the background once started) ===============
     def add_job(
@@ -238,9 +239,10 @@ class Scheduler:
         entry = JobEntry(job=job)
         self._entries[id] = entry
         if self._running:
-            entry.persisted = asyncio.Event()
+            entry.unsaved = True
             self._enqueue_write(lambda: self._persist_new(entry, policy))
-        self.events.publish(JobAdded(at=self.clock.now(), job_id=id))
+        if self.events.subscriber_count:
+            self.events.publish(JobAdded(at=self.clock.now(), job_id=id))
         return job
 
     def cron(self, expr: str, *, id: str | None = None, **options: Any) -> Callable[[F], F]:
@@ -413,7 +415,8 @@ class Scheduler:
         for task in self._tasks:
             task.cancel()
         if self._tasks:
-            await asyncio.wait(set(self._tasks))
+            # Bounded in real time: a handler that ignores cancellation cannot hold stop().
+            await asyncio.wait(set(self._tasks), timeout=max(1.0, self.stop_grace_s))
         await self._flush_writes()
         if self._writer_task is not None:
             self._writer_task.cancel()
@@ -681,8 +684,8 @@ class Scheduler:
         self, entry: JobEntry, fire: datetime, planned: datetime, *, manual: bool = False
     ) -> RunRecord | None:
         job = entry.job
-        if entry.persisted is not None:
-            await entry.persisted.wait()
+        if entry.unsaved:
+            await self._saved(entry)
         now = self.clock.now()
         if not await self.store.claim_fire(job.id, fire, self.node_id, now=now):
             return None
@@ -870,8 +873,8 @@ class Scheduler:
     async def _record_skip_claimed(
         self, entry: JobEntry, fire: datetime, reason: SkipReason
     ) -> None:
-        if entry.persisted is not None:
-            await entry.persisted.wait()
+        if entry.unsaved:
+            await self._saved(entry)
         if await self.store.claim_fire(entry.job.id, fire, self.node_id, now=self.clock.now()):
             await self.store.set_job_state(
                 entry.job.id, next_run=entry.next_fire, last_fire=entry.last_fire
@@ -1036,8 +1039,10 @@ class Scheduler:
                     job_id, next_run=entry.next_fire, last_fire=entry.last_fire
                 )
         finally:
-            assert entry.persisted is not None
-            entry.persisted.set()
+            entry.unsaved = False
+            for waiter in self._save_waiters.pop(entry.job.id, ()):
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def _replace_job(self, entry: JobEntry, job: Job) -> None:
         old = entry.job
@@ -1076,6 +1081,16 @@ class Scheduler:
     async def _delete(self, entry: JobEntry) -> None:
         await self._cancel_active(entry, "job removed")
         await self.store.delete_job(entry.job.id, actor=_ACTOR)
+
+    async def _saved(self, entry: JobEntry) -> None:
+        """Wait until a job added while running is in the store (runs reference it)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._save_waiters.setdefault(entry.job.id, []).append(waiter)
+        await waiter
+
+    async def flush(self) -> None:
+        """Wait until every change made so far (add, update, pause, ...) is in the store."""
+        await self._flush_writes()
 
     def _enqueue_write(self, write: Callable[[], Awaitable[None]]) -> None:
         assert self._writes is not None
