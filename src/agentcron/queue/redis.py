@@ -117,6 +117,18 @@ _COUNT_CALLS = (
 _STATE_NAMES = {"wait": "waiting", "prioritized": "waiting", "waiting-children": "waiting"}
 
 
+class _Retry(Retry):
+    """Retries connection errors (a restarting Redis), but not refused credentials."""
+
+    async def call_with_retry(self, do: Any, fail: Any) -> Any:
+        async def on_error(error: Exception) -> None:
+            if isinstance(error, rex.AuthenticationError):
+                raise error
+            await fail(error)
+
+        return await super().call_with_retry(do, on_error)
+
+
 def _mask(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
@@ -176,7 +188,7 @@ class RedisQueue:
         self.prefix = prefix
         self.events = events
         self.clock: Clock = clock or SystemClock()
-        retry = Retry(ExponentialBackoff(cap=1.0, base=0.05), 20)
+        retry = _Retry(ExponentialBackoff(cap=1.0, base=0.05), 20)
         self.client: aioredis.Redis = aioredis.Redis.from_url(
             url,
             decode_responses=True,

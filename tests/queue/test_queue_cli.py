@@ -1,0 +1,92 @@
+"""`agentcron queue ...` and `agentcron worker` through the real command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from agentcron.cli.main import build_app
+
+runner = CliRunner()
+HERE = Path(__file__).resolve().parent
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(build_app(), list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_add_then_status_reports_the_job_as_json(tmp_path: Path) -> None:
+    data_dir = str(tmp_path / "data")
+    code, out, _ = cli("queue", "add", "emails", "send", "--data", '{"to": "a@b"}', "--data-dir", data_dir, "--json")
+    assert code == 0 and json.loads(out)["job_id"]
+    code, out, _ = cli("queue", "status", "emails", "--data-dir", data_dir, "--json")
+    assert code == 0
+    assert json.loads(out) == {
+        "queue": "emails",
+        "paused": False,
+        "counts": {"waiting": 1, "active": 0, "completed": 0, "failed": 0, "delayed": 0, "paused": 0},
+    }
+
+
+def test_status_prints_a_table_for_people(tmp_path: Path) -> None:
+    code, out, _ = cli("queue", "status", "emails", "--data-dir", str(tmp_path))
+    assert code == 0 and "waiting" in out and "queue emails" in out
+
+
+def test_pause_and_resume_flip_the_paused_flag(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/q.db"
+    assert cli("queue", "pause", "emails", "--store", store)[0] == 0
+    assert json.loads(cli("queue", "status", "emails", "--store", store, "--json")[1])["paused"] is True
+    code, out, _ = cli("queue", "resume", "emails", "--store", store, "--json")
+    assert code == 0 and json.loads(out) == {"queue": "emails", "paused": False}
+
+
+def test_clean_and_retry_failed_report_what_they_did(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/q.db"
+    cli("queue", "add", "emails", "no.such.module:handler", "--store", store)
+    code, _, _ = cli("worker", "--queue", "emails", "--burst", "--store", store)
+    assert code == 0
+    status = json.loads(cli("queue", "status", "emails", "--store", store, "--json")[1])
+    assert status["counts"]["failed"] == 1
+    code, out, _ = cli("queue", "retry-failed", "emails", "--store", store, "--json")
+    assert code == 0 and json.loads(out) == {"queue": "emails", "retried": 1}
+    code, out, _ = cli("queue", "clean", "emails", "--state", "waiting", "--store", store, "--json")
+    assert code == 0 and len(json.loads(out)["removed"]) == 1
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/q.db"
+    for args in (
+        ("queue", "add", "emails", "x", "--data", "{bad", "--store", store),
+        ("queue", "add", "emails", "x", "--priority", "-1", "--store", store),
+        ("queue", "add", "emails", "x", "--delay", "soon", "--store", store),
+        ("queue", "clean", "emails", "--state", "active", "--store", store),
+        ("queue", "status", "emails", "--store", "ftp://nowhere"),
+        ("worker", "--queue", "emails", "--handler", "not a reference", "--store", store),
+        ("worker", "--queue", "emails", "--rate-limit", "lots", "--store", store),
+    ):
+        code, _, err = cli(*args)
+        assert code == 2, args
+        assert err.startswith("agentcron: ") and err.count("\n") == 1, (args, err)
+
+
+def test_a_worker_process_runs_jobs_with_its_handler_and_exits_in_burst_mode(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path}/q.db"
+    for i in range(3):
+        cli("queue", "add", "emails", f"job-{i}", "--store", store)
+    log = tmp_path / "runs.log"
+    env = os.environ | {"QUEUE_TEST_LOG": str(log), "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
+    result = subprocess.run(
+        [sys.executable, "-m", "agentcron", "worker", "--queue", "emails", "--burst", "--concurrency", "2",
+         "--handler", "queue_handlers:record", "--store", store],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "stopped after 3 job(s)" in result.stderr
+    assert len(log.read_text().splitlines()) == 3
