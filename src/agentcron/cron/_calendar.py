@@ -81,13 +81,24 @@ _TABLES: dict[tuple[tuple[int, ...], int, bool], list[int]] = {}
 def _table(values: tuple[int, ...], size: int, prev: bool) -> list[int]:
     """Shared (never mutated) lookup table; see `_next_table` / `_prev_table`."""
     key = (values, size, prev)
-    table = _TABLES.get(key)
+    table = _FULL.get(key) or _TABLES.get(key)
     if table is None:
         table = _prev_table(values, size) if prev else _next_table(values, size)
         if len(_TABLES) > 4096:
             _TABLES.clear()
         _TABLES[key] = table
     return table
+
+
+# tables of the full ranges (``*``), built once at import
+_FULL: dict[tuple[tuple[int, ...], int, bool], list[int]] = {}
+for _values, _size in (
+    (tuple(range(60)), 60),
+    (tuple(range(24)), 24),
+    (tuple(range(1, 13)), 13),
+):
+    _FULL[(_values, _size, False)] = _next_table(_values, _size)
+    _FULL[(_values, _size, True)] = _prev_table(_values, _size)
 
 
 class Matcher:

@@ -267,11 +267,21 @@ def parse_field(field: int, token: str) -> FieldSpec:
     return spec
 
 
+def _star(field: int, token: str) -> FieldSpec:
+    lo, hi = FIELD_RANGES[field]
+    top = 6 if field == DOW else hi
+    return FieldSpec(FIELD_NAMES[field], token, tuple(range(lo, top + 1)))
+
+
+_STARS = {(field, "*"): _star(field, "*") for field in range(7)}
+_STARS[(DOM, "?")] = _star(DOM, "?")
+_STARS[(DOW, "?")] = _star(DOW, "?")
+
+
 def _parse_field(field: int, token: str) -> FieldSpec:
-    if token == "*" or (token == "?" and field in (DOM, DOW)):
-        lo, hi = FIELD_RANGES[field]
-        top = 6 if field == DOW else hi
-        return FieldSpec(FIELD_NAMES[field], token, tuple(range(lo, top + 1)))
+    star = _STARS.get((field, token))
+    if star is not None:
+        return star
     if token.isdigit() and token.isascii():
         value = _number(field, token, token)
         return FieldSpec(FIELD_NAMES[field], token, (value % 7 if field == DOW else value,))
