@@ -10,8 +10,10 @@ from __future__ import annotations
 import typer
 
 from agentcron import __version__
+from agentcron.cli import config as config_cli
 from agentcron.cli import cron as cron_cli
 from agentcron.cli import db as db_cli
+from agentcron.cli import jobs as jobs_cli
 from agentcron.cli import nodes as nodes_cli
 from agentcron.cli import queue as queue_cli
 from agentcron.cli import service as service_cli
@@ -50,6 +52,8 @@ def build_app() -> typer.Typer:
     app.command("health")(nodes_cli.health_command)
     app.add_typer(queue_cli.app, name="queue")
     app.command("worker")(worker_cli.worker)
+    app.add_typer(jobs_cli.app, name="jobs")
+    app.add_typer(config_cli.app, name="config")
     return app
 
 

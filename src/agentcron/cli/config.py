@@ -1,0 +1,113 @@
+"""`agentcron config show`: the effective configuration, secrets masked.
+
+    agentcron config show [--json] [--env-file .env] [--data-dir DIR] [--store URL]
+
+Values come from, highest first: `--data-dir`/`--store`, the environment, the `.env` file
+(`--env-file`, default `./.env` when it exists), the defaults; the same precedence as
+`agentcron run`. Variables that look like ours but are not settings (`HEARTBEAT_INTERVALL`)
+are warned about on stderr with a "did you mean". A bad value prints one line naming the
+key and the value and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agentcron.cli.common import fail, print_json
+from agentcron.config import ConfigError, Settings, load_settings, unknown_variables
+
+__all__ = ["app", "show"]
+
+app = typer.Typer(
+    name="config",
+    help="Inspect the configuration (environment variables, .env, flags).",
+    no_args_is_help=True,
+)
+
+_DEFAULT_ENV_FILE = Path(".env")
+
+
+def _env_file_keys(path: Path) -> dict[str, str | None]:
+    from dotenv import dotenv_values
+
+    try:
+        return dict(dotenv_values(path))
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"--env-file {path}: cannot read it: {exc}")
+
+
+def _sources(env_keys: dict[str, str | None], env_file: Path | None) -> dict[str, str]:
+    """Where each setting's value comes from: flag, environment, the .env file or default."""
+    out = {}
+    for name in Settings.model_fields:
+        if name in os.environ:
+            out[name] = "environment"
+        elif env_file is not None and env_keys.get(name) is not None:
+            out[name] = str(env_file)
+        else:
+            out[name] = "default"
+    return out
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@app.command()
+def show(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON object for scripts.")
+    ] = False,
+    env_file: Annotated[
+        Path | None,
+        typer.Option("--env-file", help="The .env file to read (default: ./.env when it exists)."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir", help="Override SCHEDULER_DATA_DIR (as `agentcron run --data-dir`)."
+        ),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="Override SCHEDULER_STORE (as `agentcron run --store`)."),
+    ] = None,
+) -> None:
+    """Print the effective configuration with secrets masked."""
+    if env_file is not None and not env_file.is_file():
+        fail(f"--env-file {env_file}: no such file")
+    used_env_file = env_file if env_file is not None else _DEFAULT_ENV_FILE
+    env_keys = _env_file_keys(used_env_file) if used_env_file.is_file() else {}
+    overrides: dict[str, Any] = {"SCHEDULER_DATA_DIR": data_dir, "SCHEDULER_STORE": store}
+    try:
+        settings = load_settings(env_file=used_env_file, overrides=overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+    warnings = unknown_variables(os.environ)
+    warnings += [
+        f"{w} (in {used_env_file})" for w in unknown_variables(dict.fromkeys(env_keys, ""))
+    ]
+    for warning in warnings:
+        typer.echo(f"agentcron: warning: {warning}", err=True)
+    values = settings.masked()
+    if as_json:
+        print_json(values)
+        return
+    sources = _sources(env_keys, used_env_file if env_keys else None)
+    for name, value in overrides.items():
+        if value is not None:
+            sources[name] = "flag"
+    table = Table("setting", "value", "from", title="agentcron configuration")
+    for name, value in values.items():
+        table.add_row(name, _shown(value), sources.get(name, "derived"))
+    Console().print(table)

@@ -1,0 +1,1146 @@
+"""`agentcron jobs`: list, show, add, remove, run, pause, resume, history, export, import, reload.
+
+    agentcron jobs list [--json] [--tag TAG]
+    agentcron jobs show ID [--json]
+    agentcron jobs add ID (--cron EXPR | --every 5m | --at ISO | --reboot)
+                          (--command "prog args" | --callable pkg.mod:func | --http URL | -- PROG ARGS...)
+                          [--name ...] [--tz ...] [--timeout ...] [--overlap ...] [--retry ...] ...
+    agentcron jobs remove ID
+    agentcron jobs run ID [--json]          exit 0 succeeded, 1 any other outcome, 2 bad input
+    agentcron jobs pause ID [--note TEXT] / agentcron jobs resume ID
+    agentcron jobs history ID [--limit N] [--status S] [--json]
+    agentcron jobs export [FILE] / agentcron jobs import FILE [--conflict replace|keep|error]
+    agentcron jobs reload
+
+Every command takes `--data-dir DIR` (env `SCHEDULER_DATA_DIR`, default `./data`) and
+`--store URL` (env `SCHEDULER_STORE`, default `sqlite:///<data dir>/scheduler.db`). The
+commands talk to the store directly, so they work while the daemon is down; after changing
+jobs they tell running daemons to reload (`agentcron.control.notify_jobs_changed`).
+
+`jobs add` takes the options of an `agentcron.toml` `[[jobs]]` table and validates them
+through the same code (`agentcron.jobfile.parse_job_file`), so the rules are one. Policy
+options (`--overlap`, `--retry`, `--misfire`, `--circuit`) take a name, or a TOML inline
+table exactly as in the file: `--overlap '{ policy = "concurrent", max_concurrent = 3 }'`.
+
+In `--json` output a job's `trigger` is written as in the TOML file: the cron text for cron
+triggers, `"@reboot"`, `{"every": <seconds>}` (plus `"start"` when anchored) or
+`{"at": "<ISO-8601 with offset>"}`. Times are ISO-8601 with offsets.
+
+Bad input (unknown ids, bad durations, bad cron, unknown time zones, an unwritable or corrupt
+database ...) prints one line on stderr and exits with code 2, changing nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import shlex
+import socket
+import tomllib
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar, cast
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from agentcron.cli.common import (
+    data_dir_option,
+    fail,
+    opened_store,
+    print_json,
+    store_option,
+    store_url,
+)
+from agentcron.control import notify_jobs_changed
+from agentcron.durations import format_duration
+from agentcron.jobfile import JobFileError, parse_job_file
+from agentcron.jobs import (
+    JOB_OPTIONS,
+    Job,
+    UnavailableHandler,
+    build_job,
+    job_from_definition,
+    job_to_definition,
+    next_nominal_fire,
+)
+from agentcron.models import RunQuery, RunRecord, RunStats, RunStatus, StoredJob
+from agentcron.store.base import Store, StoreError
+from agentcron.store.export import (
+    ImportResult,
+    ImportValidationError,
+    export_jobs,
+    import_jobs,
+    load_export,
+    validate_export,
+)
+
+__all__ = ["ACTOR", "app", "definition_problems", "job_summary", "trigger_json"]
+
+#: The audit actor of every change made by these commands.
+ACTOR = "cli"
+#: How many jobs `jobs import` writes per progress step.
+IMPORT_CHUNK = 50
+EXIT_RUN_NOT_SUCCEEDED = 1
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="jobs",
+    help="List, add, run, pause and inspect jobs in the store (works while the daemon is down).",
+    no_args_is_help=True,
+)
+
+_DATA_DIR = data_dir_option()
+_STORE = store_option()
+_JSON = typer.Option(False, "--json", help="Print JSON for scripts.")
+_ID = typer.Argument(..., help="The job id.")
+
+
+# == helpers ===================================================================================
+def _now() -> datetime:
+    # The CLI is an edge: it reads the wall clock once per command.
+    return datetime.now(UTC)
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt is not None else None
+
+
+def _with_store(
+    data_dir: Path, store: str | None, action: Callable[[Store], Awaitable[T]], *, create: bool
+) -> T:
+    """Open the store, run `action`, close it. Store problems: one line, exit 2."""
+
+    async def main() -> T:
+        async with opened_store(store_url(data_dir, store), create=create) as opened:
+            try:
+                return await action(opened)
+            except StoreError as exc:
+                fail(str(exc))
+
+    return asyncio.run(main())
+
+
+async def _stored(store: Store, job_id: str) -> StoredJob:
+    found = await store.get_job(job_id)
+    if found is None:
+        fail(f"no job with id {job_id!r}; `agentcron jobs list` shows the ids")
+    return found
+
+
+def _load_job(stored: StoredJob) -> tuple[Job | None, str | None]:
+    """The engine's job for a stored definition, or None and why it is invalid."""
+    try:
+        return job_from_definition(stored.id, stored.definition), None
+    except (ValueError, TypeError, KeyError) as exc:
+        return None, str(exc)
+
+
+def trigger_json(trigger: object) -> object:
+    """A stored trigger dict in the TOML form (see the module docstring)."""
+    if not isinstance(trigger, dict):
+        return None
+    kind = trigger.get("type")
+    if kind == "cron":
+        return trigger.get("expr")
+    if kind == "reboot":
+        return "@reboot"
+    if kind == "interval":
+        out: dict[str, Any] = {"every": trigger.get("seconds")}
+        if trigger.get("start"):
+            out["start"] = trigger["start"]
+        return out
+    if kind == "date":
+        return {"at": trigger.get("at")}
+    return trigger
+
+
+def _schedule_text(trigger: object) -> str:
+    value = trigger_json(trigger)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "every" in value:
+        seconds = value["every"]
+        return f"every {format_duration(float(seconds))}" if seconds else "every ?"
+    if isinstance(value, dict) and "at" in value:
+        return f"at {value['at']}"
+    return "?"
+
+
+def _schedule_words(job: Job | None, trigger: object) -> str:
+    """The schedule in words (`At 02:00`, `every 5m`, `at start-up`)."""
+    if isinstance(trigger, dict) and trigger.get("type") == "cron" and job is not None:
+        from agentcron.cron import CronError, CronExpression
+
+        try:
+            return CronExpression(str(trigger.get("expr")), tz=job.timezone).describe()
+        except (CronError, ValueError):
+            return ""
+    if isinstance(trigger, dict) and trigger.get("type") == "reboot":
+        return "at start-up"
+    if isinstance(trigger, dict) and trigger.get("type") == "date":
+        return "once"
+    return ""
+
+
+def _disabled_reason(
+    job: Job | None, definition: dict[str, Any], invalid: str | None
+) -> str | None:
+    """Why a job is disabled, when it says (None for a plain `enabled = false`).
+
+    The reason is read from the definition's `disabled_reason` (how the agent-loops preset
+    marks its integration loops "no handler configured"), else from a stored handler that
+    was recorded as unavailable (registered from code that cannot be persisted). A stored
+    definition the engine rejects is disabled with the validation error as its reason.
+    """
+    if invalid is not None:
+        return f"invalid definition: {invalid}"
+    if job is None or job.enabled:
+        return None
+    reason = definition.get("disabled_reason")
+    if isinstance(reason, str) and reason:
+        return reason
+    handler = definition.get("handler")
+    if isinstance(handler, dict) and handler.get("type") == "unavailable":
+        return str(handler.get("reason") or "handler not available")
+    return None
+
+
+def _status(stored: StoredJob, job: Job | None) -> str:
+    if job is None:
+        return "invalid"
+    if not job.enabled:
+        return "disabled"
+    if stored.paused:
+        return "paused"
+    return "active"
+
+
+async def _next_run(
+    store: Store, stored: StoredJob, job: Job | None, now: datetime
+) -> datetime | None:
+    if job is None or stored.paused or not job.enabled:
+        return None
+    if job.max_runs is not None:
+        if await store.count_runs(RunQuery(job_id=job.id, limit=1)) >= job.max_runs:
+            return None
+    return next_nominal_fire(job, now)
+
+
+async def job_summary(store: Store, stored: StoredJob, now: datetime) -> dict[str, Any]:
+    """What `jobs list --json` prints for one job."""
+    job, invalid = _load_job(stored)
+    definition = stored.definition
+    timezone = job.timezone if job is not None else definition.get("timezone", "UTC")
+    return {
+        "id": stored.id,
+        "name": job.display_name if job is not None else definition.get("name") or stored.id,
+        "trigger": trigger_json(definition.get("trigger")),
+        "timezone": timezone,
+        "enabled": job.enabled if job is not None else False,
+        "paused": stored.paused,
+        "pause_note": stored.pause_note,
+        "disabled_reason": _disabled_reason(job, definition, invalid),
+        "next_run": _iso(await _next_run(store, stored, job, now)),
+        "tags": list(job.tags) if job is not None else list(definition.get("tags", [])),
+    }
+
+
+def _stats_dict(stats: RunStats) -> dict[str, Any]:
+    return {
+        f.name: _iso(v) if isinstance(v, datetime) else v
+        for f in dataclasses.fields(stats)
+        if f.name != "job_id"
+        for v in (getattr(stats, f.name),)
+    }
+
+
+def _next_fires(job: Job | None, now: datetime, count: int) -> list[datetime]:
+    out: list[datetime] = []
+    if job is None:
+        return out
+    after = now
+    while len(out) < count:
+        fire = next_nominal_fire(job, after)
+        if fire is None:
+            break
+        out.append(fire)
+        after = fire
+    return out
+
+
+def _local(dt: datetime | None, tz: str) -> str:
+    if dt is None:
+        return "-"
+    from agentcron.triggers import resolve_tz
+
+    try:
+        zone: tzinfo = resolve_tz(tz)
+    except ValueError:
+        zone = UTC
+    return dt.astimezone(zone).isoformat(timespec="seconds")
+
+
+def _console() -> Console:
+    return Console(highlight=False)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.2f}s" if seconds < 60 else format_duration(seconds)
+
+
+# == list / show ===============================================================================
+@app.command("list")
+def list_jobs(
+    as_json: bool = _JSON,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="Only jobs with this tag (repeat).")
+    ] = None,
+    data_dir: Path = _DATA_DIR,
+    store: str | None = _STORE,
+) -> None:
+    """List the jobs: schedule (and in words), time zone, status, next run."""
+    now = _now()
+
+    async def read(opened: Store) -> list[tuple[StoredJob, Job | None, dict[str, Any]]]:
+        rows = []
+        for stored in await opened.list_jobs():
+            summary = await job_summary(opened, stored, now)
+            if tag and not set(tag) & set(summary["tags"]):
+                continue
+            rows.append((stored, _load_job(stored)[0], summary))
+        return rows
+
+    rows = _with_store(data_dir, store, read, create=False)
+    if as_json:
+        print_json([summary for _, _, summary in rows])
+        return
+    if not rows:
+        typer.echo("no jobs; add one with `agentcron jobs add` or in agentcron.toml")
+        return
+    table = Table("id", "name", "schedule", "tz", "status")
+    table.add_column("next run", no_wrap=True)
+    for stored, job, summary in rows:
+        trigger = stored.definition.get("trigger")
+        words = _schedule_words(job, trigger)
+        schedule = escape(_schedule_text(trigger)) + (
+            f"\n[dim]{escape(words)}[/dim]" if words else ""
+        )
+        status = _status(stored, job)
+        if summary["disabled_reason"]:
+            status += f"\n[dim]{escape(summary['disabled_reason'])}[/dim]"
+        elif stored.paused and stored.pause_note:
+            status += f"\n[dim]{escape(stored.pause_note)}[/dim]"
+        next_run = datetime.fromisoformat(summary["next_run"]) if summary["next_run"] else None
+        table.add_row(
+            escape(stored.id),
+            escape(str(summary["name"])),
+            schedule,
+            escape(str(summary["timezone"])),
+            status,
+            _local(next_run, str(summary["timezone"])),
+        )
+    _console().print(table)
+
+
+@app.command()
+def show(
+    job_id: str = _ID,
+    as_json: bool = _JSON,
+    data_dir: Path = _DATA_DIR,
+    store: str | None = _STORE,
+) -> None:
+    """Show a job: definition, state, the next 5 fire times, the last runs, statistics."""
+    now = _now()
+
+    async def read(opened: Store) -> tuple[dict[str, Any], list[RunRecord], RunStats]:
+        stored = await _stored(opened, job_id)
+        job, invalid = _load_job(stored)
+        summary = await job_summary(opened, stored, now)
+        runs = await opened.list_runs(RunQuery(job_id=job_id, limit=5))
+        stats = await opened.run_stats(job_id)
+        summary.update(
+            {
+                "description": job.description if job is not None else "",
+                "schedule_description": _schedule_words(job, stored.definition.get("trigger")),
+                "handler": job.handler.describe() if job is not None else None,
+                "status": _status(stored, job),
+                "invalid": invalid,
+                "next_fires": [_iso(t) for t in _next_fires(job, now, 5)],
+                "last_fire": _iso(stored.last_fire),
+                "version": stored.version,
+                "created_at": _iso(stored.created_at),
+                "updated_at": _iso(stored.updated_at),
+                "definition": stored.definition,
+            }
+        )
+        return summary, runs, stats
+
+    summary, runs, stats = _with_store(data_dir, store, read, create=False)
+    if as_json:
+        print_json(
+            {**summary, "last_runs": [r.to_dict() for r in runs], "stats": _stats_dict(stats)}
+        )
+        return
+    _print_show(summary, runs, stats)
+
+
+def _print_show(summary: dict[str, Any], runs: list[RunRecord], stats: RunStats) -> None:
+    console = _console()
+    tz = str(summary["timezone"])
+    schedule = _schedule_text(summary["definition"].get("trigger"))
+    if summary["schedule_description"]:
+        schedule += f" ({summary['schedule_description']})"
+    status = str(summary["status"])
+    if summary["disabled_reason"]:
+        status += f": {summary['disabled_reason']}"
+    elif summary["paused"] and summary["pause_note"]:
+        status += f": {summary['pause_note']}"
+    fields = [
+        ("id", summary["id"]),
+        ("name", summary["name"]),
+        ("schedule", schedule),
+        ("time zone", tz),
+        ("handler", summary["handler"] or "-"),
+        ("status", status),
+        ("tags", ", ".join(summary["tags"]) or "-"),
+        ("last fire", summary["last_fire"] or "-"),
+        ("version", str(summary["version"])),
+    ]
+    if summary["description"]:
+        fields.insert(2, ("description", summary["description"]))
+    info = Table.grid(padding=(0, 2))
+    for key, value in fields:
+        info.add_row(f"[bold]{key}[/bold]", escape(str(value)))
+    console.print(info)
+    console.print("[bold]definition[/bold]")
+    console.print(escape(json.dumps(summary["definition"], indent=2, default=str)))
+    fires = [datetime.fromisoformat(t) for t in summary["next_fires"]]
+    console.print(
+        "[bold]next fire times[/bold]"
+        + (
+            " (the schedule; the job is not firing)"
+            if summary["next_run"] is None and fires
+            else ""
+        )
+    )
+    for fire in fires:
+        console.print(f"  {_local(fire, tz)}")
+    if not fires:
+        console.print("  none")
+    console.print(
+        f"[bold]stats[/bold]  runs {stats.total}, succeeded {stats.succeeded}, failed "
+        f"{stats.failed}, skipped {stats.skipped}, consecutive failures "
+        f"{stats.consecutive_failures}, p50 {_duration(stats.p50_duration_s)}, "
+        f"p95 {_duration(stats.p95_duration_s)}"
+    )
+    if runs:
+        console.print("[bold]last runs[/bold]")
+        console.print(_runs_table(runs, tz))
+    else:
+        console.print("[bold]last runs[/bold]  none yet")
+
+
+def _runs_table(runs: Sequence[RunRecord], tz: str) -> Table:
+    table = Table("scheduled for", "status", "attempt", "duration", "error")
+    for run in runs:
+        status = str(run.status) + (f" ({run.skip_reason})" if run.skip_reason else "")
+        error = (run.error or "").splitlines()[0][:80] if run.error else ""
+        table.add_row(
+            _local(run.scheduled_for, tz),
+            status,
+            str(run.attempt),
+            _duration(run.duration_s),
+            escape(error),
+        )
+    return table
+
+
+# == add =======================================================================================
+def _number_or_text(text: str) -> float | str:
+    """`"30"` -> 30.0 seconds (as a TOML number would be); `"5m"` stays text."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _policy_value(option: str, text: str) -> Any:
+    """A policy option: a TOML inline table (`{ policy = "skip" }`), an integer, or a name."""
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            return tomllib.loads(f"value = {stripped}")["value"]
+        except tomllib.TOMLDecodeError as exc:
+            fail(f"{option} {text!r}: not a TOML inline table ({exc})")
+    if stripped.isdigit():
+        return int(stripped)
+    return stripped
+
+
+def _pairs(option: str, items: Sequence[str], sep: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, found, value = item.partition(sep)
+        if not found or not key.strip():
+            fail(f"{option} {item!r}: expected NAME{sep}VALUE")
+        out[key.strip()] = value.strip() if sep == ":" else value
+    return out
+
+
+def _trigger(
+    cron: str | None, every: str | None, at: str | None, reboot: bool, tz: str | None
+) -> object:
+    given = [name for name, value in (("--cron", cron), ("--every", every), ("--at", at)) if value]
+    if reboot:
+        given.append("--reboot")
+    if len(given) != 1:
+        fail(
+            "give exactly one schedule: --cron EXPR, --every DURATION, --at ISO-TIME or "
+            f"--reboot (got {', '.join(given) or 'none'})"
+        )
+    if cron:
+        return cron
+    if every:
+        return {"every": _number_or_text(every)}
+    if at:
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError:
+            fail(f"--at {at!r}: not an ISO-8601 time (e.g. 2026-12-01T09:00:00+01:00)")
+        if when.tzinfo is None:
+            from agentcron.triggers import resolve_tz
+
+            try:
+                when = when.replace(tzinfo=resolve_tz(tz or _default_tz()))
+            except ValueError as exc:
+                fail(str(exc))
+        return {"at": when.isoformat()}
+    return "@reboot"
+
+
+def _default_tz() -> str:
+    return os.environ.get("SCHEDULER_TIMEZONE") or "UTC"
+
+
+def _handler_keys(
+    command: str | None,
+    argv: list[str] | None,
+    callable_ref: str | None,
+    http: str | None,
+    method: str | None,
+    headers: list[str] | None,
+    body: str | None,
+) -> dict[str, Any]:
+    given = [
+        name
+        for name, value in (
+            ("--command", command),
+            ("-- PROGRAM ARGS", argv),
+            ("--callable", callable_ref),
+            ("--http", http),
+        )
+        if value
+    ]
+    if len(given) != 1:
+        fail(
+            "give exactly one handler: --command 'PROGRAM ARGS', -- PROGRAM ARGS..., "
+            f"--callable pkg.mod:func or --http URL (got {', '.join(given) or 'none'})"
+        )
+    if (method or headers or body) and not http:
+        fail("--method, --header and --body go with --http URL")
+    if command:
+        try:
+            split = shlex.split(command)
+        except ValueError as exc:
+            fail(f"--command {command!r}: {exc}")
+        if not split:
+            fail("--command: empty command")
+        return {"command": split}
+    if argv:
+        return {"command": list(argv)}
+    if callable_ref:
+        return {"callable": callable_ref}
+    spec: dict[str, Any] = {"url": http}
+    if method:
+        spec["method"] = method.upper()
+    if headers:
+        spec["headers"] = _pairs("--header", headers, ":")
+    if body is not None:
+        try:
+            spec["json"] = json.loads(body)
+        except json.JSONDecodeError as exc:
+            fail(f"--body: not JSON ({exc.msg} at column {exc.colno})")
+    return {"http": spec}
+
+
+def build_table(
+    job_id: str,
+    *,
+    trigger: object,
+    handler: dict[str, Any],
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """The `[[jobs]]` table equivalent to the command line (None options left out)."""
+    table: dict[str, Any] = {"id": job_id, "trigger": trigger, **handler}
+    table.update({k: v for k, v in options.items() if v is not None})
+    return table
+
+
+def validated_job(table: dict[str, Any], default_timezone: str) -> Job:
+    """Validate `table` as a `[[jobs]]` table and build the job; one-line exit 2 if bad."""
+    try:
+        parsed = parse_job_file(
+            {"jobs": [table]}, source="the job", default_timezone=default_timezone
+        )
+    except JobFileError as exc:
+        prefix = f"jobs[0] ({table['id']!r}): "
+        fail("; ".join(e.removeprefix(prefix).removeprefix("jobs[0]: ") for e in exc.errors))
+    entry = parsed.jobs[0]
+    try:
+        return build_job(
+            entry.id,
+            trigger=entry.trigger,
+            handler=entry.handler,
+            default_timezone=default_timezone,
+            **entry.options,
+        )
+    except ValueError as exc:  # pragma: no cover - parse_job_file validated the same
+        fail(str(exc))
+
+
+@app.command(
+    epilog=(
+        "Examples: agentcron jobs add backup --cron '0 2 * * *' --tz Europe/Berlin -- rsync -a "
+        "src/ dst/ | agentcron jobs add ping --every 5m --http https://example.org/ping "
+        "--method GET | agentcron jobs add digest --cron '0 9 * * *' --callable myagent.digest:send "
+        "--retry-attempts 3"
+    ),
+)
+def add(
+    job_id: str = _ID,
+    argv: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[-- PROGRAM ARGS...]", help="The command to run, after `--`."),
+    ] = None,
+    cron: Annotated[
+        str | None, typer.Option("--cron", help="Cron expression (5-7 fields or @daily ...).")
+    ] = None,
+    every: Annotated[
+        str | None, typer.Option("--every", help="Interval: 30s, 5m, 1h30m, or seconds.")
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Once, at an ISO-8601 time (naive: in --tz).")
+    ] = None,
+    reboot: Annotated[
+        bool, typer.Option("--reboot", help="Once each time the daemon starts.")
+    ] = False,
+    command: Annotated[
+        str | None,
+        typer.Option("--command", help="A command line, split like a shell (never run by one)."),
+    ] = None,
+    callable_ref: Annotated[
+        str | None, typer.Option("--callable", help="A Python callable: pkg.mod:func.")
+    ] = None,
+    http: Annotated[str | None, typer.Option("--http", help="An HTTP request to this URL.")] = None,
+    method: Annotated[
+        str | None, typer.Option("--method", help="HTTP method (default POST).")
+    ] = None,
+    header: Annotated[
+        list[str] | None, typer.Option("--header", help="HTTP header 'Name: value' (repeat).")
+    ] = None,
+    body: Annotated[str | None, typer.Option("--body", help="HTTP JSON body.")] = None,
+    cwd: Annotated[
+        str | None, typer.Option("--cwd", help="Working directory of the command.")
+    ] = None,
+    env: Annotated[
+        list[str] | None, typer.Option("--env", help="NAME=VALUE for the command (repeat).")
+    ] = None,
+    shell: Annotated[
+        bool, typer.Option("--shell", help="Run the command through the shell.")
+    ] = False,
+    name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
+    description: Annotated[
+        str | None, typer.Option("--description", help="What the job does.")
+    ] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option("--tz", help="IANA time zone (default $SCHEDULER_TIMEZONE or UTC)."),
+    ] = None,
+    timeout: Annotated[
+        str | None, typer.Option("--timeout", help="Run time limit: 10m, 30s ...")
+    ] = None,
+    jitter: Annotated[str | None, typer.Option("--jitter", help="Random delay up to this.")] = None,
+    overlap: Annotated[
+        str | None,
+        typer.Option(
+            "--overlap",
+            help="skip|queue|buffer_one|delay|timeout|replace|concurrent|allow or a TOML inline table.",
+        ),
+    ] = None,
+    retry: Annotated[
+        str | None, typer.Option("--retry", help="Attempts (int) or a TOML inline table.")
+    ] = None,
+    retry_attempts: Annotated[
+        int | None, typer.Option("--retry-attempts", help="retry.max_attempts.")
+    ] = None,
+    retry_strategy: Annotated[
+        str | None, typer.Option("--retry-strategy", help="fixed|linear|exponential.")
+    ] = None,
+    retry_base_delay: Annotated[
+        str | None, typer.Option("--retry-base-delay", help="retry.base_delay (1s).")
+    ] = None,
+    retry_max_delay: Annotated[
+        str | None, typer.Option("--retry-max-delay", help="retry.max_delay (30s).")
+    ] = None,
+    misfire: Annotated[
+        str | None, typer.Option("--misfire", help="run_once|skip|run_all or a TOML inline table.")
+    ] = None,
+    circuit: Annotated[
+        str | None, typer.Option("--circuit", help="Circuit breaker as a TOML inline table.")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeat).")] = None,
+    queue: Annotated[
+        str | None, typer.Option("--queue", help="Dispatch runs to this queue.")
+    ] = None,
+    expect_every: Annotated[
+        str | None, typer.Option("--expect-every", help="Alert when no success within this.")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option("--start", help="Do not fire before this ISO time.")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--end", help="Do not fire after this ISO time.")
+    ] = None,
+    max_runs: Annotated[int | None, typer.Option("--max-runs", help="Stop after N fires.")] = None,
+    isolation: Annotated[
+        str | None, typer.Option("--isolation", help="thread|process (callables).")
+    ] = None,
+    disabled: Annotated[
+        bool, typer.Option("--disabled", help="Store it disabled (enabled = false).")
+    ] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace a job with the same id (history kept).")
+    ] = False,
+    as_json: bool = _JSON,
+    data_dir: Path = _DATA_DIR,
+    store: str | None = _STORE,
+) -> None:
+    """Add a job to the store, with the options of an agentcron.toml [[jobs]] table."""
+    if (cwd or env or shell) and not (command or argv):
+        fail("--cwd, --env and --shell go with a command (--command or -- PROGRAM ARGS)")
+    trigger = _trigger(cron, every, at, reboot, tz)
+    handler = _handler_keys(command, argv, callable_ref, http, method, header, body)
+    if "command" in handler:
+        if cwd:
+            handler["cwd"] = cwd
+        if env:
+            handler["env"] = _pairs("--env", env, "=")
+        if shell:
+            handler["shell"] = True
+    retry_value: Any = _policy_value("--retry", retry) if retry is not None else None
+    parts = {
+        "max_attempts": retry_attempts,
+        "strategy": retry_strategy,
+        "base_delay": _number_or_text(retry_base_delay) if retry_base_delay else None,
+        "max_delay": _number_or_text(retry_max_delay) if retry_max_delay else None,
+    }
+    if any(v is not None for v in parts.values()):
+        if isinstance(retry_value, int):
+            retry_value = {"max_attempts": retry_value}
+        if retry_value is not None and not isinstance(retry_value, dict):
+            fail(f"--retry {retry!r}: expected a number of attempts or a TOML inline table")
+        retry_value = {**(retry_value or {}), **{k: v for k, v in parts.items() if v is not None}}
+    options: dict[str, Any] = {
+        "name": name,
+        "description": description,
+        "timezone": tz,
+        "timeout": _number_or_text(timeout) if timeout else None,
+        "jitter": _number_or_text(jitter) if jitter else None,
+        "overlap": _policy_value("--overlap", overlap) if overlap else None,
+        "retry": retry_value,
+        "misfire": _policy_value("--misfire", misfire) if misfire else None,
+        "circuit": _policy_value("--circuit", circuit) if circuit else None,
+        "tags": list(tag) if tag else None,
+        "queue": queue,
+        "expect_every": _number_or_text(expect_every) if expect_every else None,
+        "start": start,
+        "end": end,
+        "max_runs": max_runs,
+        "isolation": isolation,
+        "enabled": False if disabled else None,
+    }
+    table = build_table(job_id, trigger=trigger, handler=handler, options=options)
+    job = validated_job(table, _default_tz())
+    definition = job_to_definition(job)
+    now = _now()
+
+    async def save(opened: Store) -> tuple[dict[str, Any], bool, bool]:
+        existing = await opened.get_job(job_id)
+        if existing is not None and not replace:
+            fail(f"a job with id {job_id!r} already exists; pass --replace to replace it")
+        saved = await opened.save_job(
+            StoredJob(id=job_id, definition=definition), actor=ACTOR, conflict="replace"
+        )
+        signalled = await notify_jobs_changed(opened, data_dir)
+        return await job_summary(opened, saved, now), existing is not None, signalled
+
+    summary, replaced, signalled = _with_store(data_dir, store, save, create=True)
+    if as_json:
+        print_json({**summary, "replaced": replaced, "daemon_signalled": signalled})
+        return
+    verb = "replaced" if replaced else "added"
+    next_run = summary["next_run"] or "-"
+    typer.echo(
+        f"{verb} job {job_id} ({_schedule_text(definition['trigger'])}); next run {next_run}"
+    )
+    _echo_reload(signalled)
+
+
+def _echo_reload(signalled: bool) -> None:
+    if signalled:
+        typer.echo("the running daemon was told to reload its jobs")
+
+
+# == remove / pause / resume ===================================================================
+@app.command()
+def remove(
+    job_id: str = _ID, as_json: bool = _JSON, data_dir: Path = _DATA_DIR, store: str | None = _STORE
+) -> None:
+    """Remove a job and its run history."""
+
+    async def delete(opened: Store) -> bool:
+        await _stored(opened, job_id)
+        await opened.delete_job(job_id, actor=ACTOR)
+        return await notify_jobs_changed(opened, data_dir)
+
+    signalled = _with_store(data_dir, store, delete, create=False)
+    if as_json:
+        print_json({"id": job_id, "removed": True, "daemon_signalled": signalled})
+        return
+    typer.echo(f"removed job {job_id} and its history")
+    _echo_reload(signalled)
+
+
+def _set_paused(
+    job_id: str, paused: bool, note: str | None, as_json: bool, data_dir: Path, store: str | None
+) -> None:
+    async def change(opened: Store) -> tuple[StoredJob, bool]:
+        await _stored(opened, job_id)
+        saved = await opened.set_paused(job_id, paused, note=note, actor=ACTOR)
+        if saved is None:
+            fail(f"no job with id {job_id!r}; `agentcron jobs list` shows the ids")
+        return saved, await notify_jobs_changed(opened, data_dir)
+
+    saved, signalled = _with_store(data_dir, store, change, create=False)
+    if as_json:
+        print_json(
+            {
+                "id": job_id,
+                "paused": saved.paused,
+                "pause_note": saved.pause_note,
+                "daemon_signalled": signalled,
+            }
+        )
+        return
+    if paused:
+        typer.echo(f"paused job {job_id}" + (f" ({note})" if note else ""))
+    else:
+        typer.echo(f"resumed job {job_id}; it fires again from its next scheduled time")
+    _echo_reload(signalled)
+
+
+@app.command()
+def pause(
+    job_id: str = _ID,
+    note: Annotated[str | None, typer.Option("--note", help="Why (shown in lists).")] = None,
+    as_json: bool = _JSON,
+    data_dir: Path = _DATA_DIR,
+    store: str | None = _STORE,
+) -> None:
+    """Stop firing a job (a run in progress finishes)."""
+    _set_paused(job_id, True, note, as_json, data_dir, store)
+
+
+@app.command()
+def resume(
+    job_id: str = _ID, as_json: bool = _JSON, data_dir: Path = _DATA_DIR, store: str | None = _STORE
+) -> None:
+    """Fire a paused job again (fires missed while paused are not run)."""
+    _set_paused(job_id, False, None, as_json, data_dir, store)
+
+
+# == run =======================================================================================
+class _OneJobStore:
+    """The store as `jobs run` shows it to the engine.
+
+    Only the job to run is listed, and listed paused, so the engine started for this one
+    manual run never schedules it (nor an `@reboot` job, nor any other job) by itself: a
+    manual run ignores the pause. Expired leases of other nodes are left to the daemons.
+    Everything else goes to the real store.
+    """
+
+    def __init__(self, inner: Store, job_id: str) -> None:
+        self._inner = inner
+        self._job_id = job_id
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def list_jobs(self) -> list[StoredJob]:
+        found = await self._inner.get_job(self._job_id)
+        return [] if found is None else [found.evolve(paused=True)]
+
+    async def interrupt_expired(self, now: datetime) -> list[RunRecord]:
+        return []
+
+
+async def run_job_now(store: Store, job_id: str) -> RunRecord:
+    """Run `job_id` once now through its policies (retries, timeout) and return the run."""
+    from agentcron.engine.scheduler import Scheduler
+
+    stored = await _stored(store, job_id)
+    job, invalid = _load_job(stored)
+    if job is None:
+        fail(f"job {job_id!r} cannot run: its stored definition is invalid: {invalid}")
+    reason = _disabled_reason(job, stored.definition, None)
+    if reason:
+        fail(f"job {job_id!r} cannot run: {reason}")
+    if isinstance(job.handler, UnavailableHandler):
+        fail(f"job {job_id!r} cannot run in this process: {job.handler.reason}")
+    node_id = f"{socket.gethostname()}-cli-{os.getpid()}"
+    scheduler = Scheduler(store=cast(Store, _OneJobStore(store, job_id)), node_id=node_id)
+    async with scheduler:
+        return await scheduler.run_now(job_id)
+
+
+@app.command()
+def run(
+    job_id: str = _ID, as_json: bool = _JSON, data_dir: Path = _DATA_DIR, store: str | None = _STORE
+) -> None:
+    """Run a job now, through its policies, and print the finished run.
+
+    Exit 0 when the run succeeded, 1 for any other outcome (failed, timed out, skipped),
+    2 for bad input. This is what exported OS timers call.
+    """
+    record = _with_store(data_dir, store, lambda s: run_job_now(s, job_id), create=False)
+    if as_json:
+        print_json(record.to_dict())
+    else:
+        _print_run(record)
+    if record.status != RunStatus.succeeded:
+        raise typer.Exit(EXIT_RUN_NOT_SUCCEEDED)
+
+
+def _print_run(record: RunRecord) -> None:
+    status = str(record.status) + (f" ({record.skip_reason})" if record.skip_reason else "")
+    typer.echo(
+        f"job {record.job_id}: {status} in {_duration(record.duration_s)} "
+        f"(attempt {record.attempt}, run {record.run_id})"
+    )
+    if record.error:
+        typer.echo(f"error: {record.error}")
+    if record.output_tail:
+        typer.echo("output (tail):")
+        typer.echo(record.output_tail.rstrip("\n"))
+
+
+# == history ===================================================================================
+@app.command()
+def history(
+    job_id: str = _ID,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="How many runs.")] = 20,
+    status: Annotated[
+        list[str] | None, typer.Option("--status", help="Only runs with this status (repeat).")
+    ] = None,
+    as_json: bool = _JSON,
+    data_dir: Path = _DATA_DIR,
+    store: str | None = _STORE,
+) -> None:
+    """A job's runs, newest first (--json: the run fields with ISO-8601 times)."""
+    statuses: list[RunStatus] = []
+    for text in status or ():
+        try:
+            statuses.append(RunStatus(text))
+        except ValueError:
+            fail(f"--status {text!r}: use one of {', '.join(s.value for s in RunStatus)}")
+
+    async def read(opened: Store) -> tuple[list[RunRecord], str]:
+        stored = await _stored(opened, job_id)
+        job, _ = _load_job(stored)
+        query = RunQuery(job_id=job_id, statuses=tuple(statuses), limit=limit)
+        return await opened.list_runs(query), job.timezone if job is not None else "UTC"
+
+    runs, tz = _with_store(data_dir, store, read, create=False)
+    if as_json:
+        print_json([r.to_dict() for r in runs])
+        return
+    if not runs:
+        typer.echo(f"no runs of {job_id} yet")
+        return
+    _console().print(_runs_table(runs, tz))
+
+
+# == export / import / reload ==================================================================
+@app.command("export")
+def export_command(
+    file: Annotated[Path | None, typer.Argument(help="Write here (default: stdout).")] = None,
+    data_dir: Path = _DATA_DIR,
+    store: str | None = _STORE,
+) -> None:
+    """Export every job definition as JSON (for `agentcron jobs import`)."""
+    data = _with_store(data_dir, store, export_jobs, create=False)
+    if file is None:
+        print_json(data)
+        return
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    partial = file.with_name(file.name + ".partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(file)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        fail(f"cannot write {file}: {exc.strerror or exc}")
+    count = len(data["jobs"])
+    typer.echo(f"exported {count} job{'s' if count != 1 else ''} to {file}", err=True)
+
+
+_KNOWN_DEFINITION_KEYS = frozenset(
+    {"trigger", "handler", "disabled_reason"}
+    | {f.name for f in dataclasses.fields(Job) if f.name != "id"}
+    | JOB_OPTIONS
+)
+
+
+def definition_problems(definition: dict[str, Any]) -> list[str]:
+    """Why the engine would reject a stored definition (empty when it is valid)."""
+    problems = [
+        f"unknown field {key!r}" for key in sorted(definition) if key not in _KNOWN_DEFINITION_KEYS
+    ]
+    try:
+        job_from_definition("import-check", definition)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        problems.append(str(exc) or type(exc).__name__)
+    return problems
+
+
+def _import_progress(enabled: bool) -> Progress | None:
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        return None
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help="A file written by `agentcron jobs export`.")],
+    conflict: Annotated[
+        str,
+        typer.Option(
+            "--conflict", help="Ids already stored: replace (history kept), keep, or error."
+        ),
+    ] = "replace",
+    as_json: bool = _JSON,
+    data_dir: Path = _DATA_DIR,
+    store: str | None = _STORE,
+) -> None:
+    """Import job definitions; nothing is imported if anything in the file is wrong."""
+    if conflict not in ("replace", "keep", "error"):
+        fail(f"--conflict {conflict!r}: use replace, keep or error")
+    try:
+        data = load_export(file)
+    except ImportValidationError as exc:
+        fail(str(exc))
+    errors = validate_export(data, validate_definition=definition_problems)
+    if errors:
+        _fail_listing(errors, str(file))
+
+    async def write(opened: Store) -> tuple[ImportResult, bool]:
+        jobs = data["jobs"]
+        if conflict == "error":
+            taken = [
+                f"jobs[{i}].id: a job with id {item['id']!r} already exists"
+                for i, item in enumerate(jobs)
+                if await opened.get_job(item["id"]) is not None
+            ]
+            if taken:
+                _fail_listing(taken, str(file))
+        total = ImportResult()
+        progress = _import_progress(not as_json)
+        task = progress.add_task(f"importing {file.name}", total=len(jobs)) if progress else None
+        try:
+            if progress is not None:
+                progress.start()
+            for first in range(0, len(jobs), IMPORT_CHUNK):
+                chunk = {**data, "jobs": jobs[first : first + IMPORT_CHUNK]}
+                result = await import_jobs(
+                    opened, chunk, actor=ACTOR, conflict=cast(Any, conflict), source=str(file)
+                )
+                total.added += result.added
+                total.updated += result.updated
+                total.unchanged += result.unchanged
+                if progress is not None and task is not None:
+                    progress.advance(task, len(chunk["jobs"]))
+        finally:
+            if progress is not None:
+                progress.stop()
+        signalled = (
+            await notify_jobs_changed(opened, data_dir) if total.added or total.updated else False
+        )
+        return total, signalled
+
+    try:
+        result, signalled = _with_store(data_dir, store, write, create=True)
+    except ImportValidationError as exc:  # pragma: no cover - validated above
+        fail(str(exc))
+    if as_json:
+        print_json({**result.to_dict(), "daemon_signalled": signalled})
+        return
+    typer.echo(
+        f"imported {file}: {len(result.added)} added, {len(result.updated)} updated, "
+        f"{len(result.unchanged)} unchanged"
+    )
+    _echo_reload(signalled)
+
+
+def _fail_listing(errors: list[str], source: str) -> NoReturn:
+    """Every problem on its own stderr line, then the one-line summary; exit 2."""
+    for error in errors:
+        typer.echo(f"  {error}", err=True)
+    count = f"{len(errors)} problem{'s' if len(errors) != 1 else ''}"
+    fail(f"{count} in {source}, nothing imported")
+
+
+@app.command()
+def reload(as_json: bool = _JSON, data_dir: Path = _DATA_DIR, store: str | None = _STORE) -> None:
+    """Tell running daemons to reload their jobs from the store (and agentcron.toml)."""
+
+    async def notify(opened: Store) -> bool:
+        return await notify_jobs_changed(opened, data_dir)
+
+    signalled = _with_store(data_dir, store, notify, create=False)
+    if as_json:
+        print_json({"daemon_signalled": signalled})
+        return
+    if signalled:
+        typer.echo("reload requested; the local daemon was signalled (SIGHUP)")
+    else:
+        typer.echo(
+            "reload requested in the store; no local daemon answered the signal, so daemons "
+            "sharing the store reload at their next poll"
+        )
