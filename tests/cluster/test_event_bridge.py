@@ -1,0 +1,97 @@
+"""Events cross nodes through Redis pub/sub, once, without echo."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+
+from agentcron.events import Event, EventBus, RunStarted, RunSucceeded
+from agentcron.events_redis import RedisEventBridge
+from helpers.redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+class Node:
+    def __init__(self, server: RedisServer, node_id: str, prefix: str = "agentcron") -> None:
+        self.bus = EventBus()
+        self.seen: list[Event] = []
+        self.bus.subscribe(self.seen.append)
+        self.bridge = RedisEventBridge(self.bus, server.url, node_id=node_id, prefix=prefix)
+
+
+def started(node_id: str, run_id: str = "r1") -> RunStarted:
+    return RunStarted(at=T0, job_id="digest", run_id=run_id, scheduled_for=T0, node_id=node_id)
+
+
+async def until(predicate: object, timeout_s: float = 10.0) -> None:
+    async def poll() -> None:
+        while not predicate():  # type: ignore[operator]
+            await asyncio.sleep(0.01)  # noqa: sleep-ok - pub/sub delivery is real time
+
+    await asyncio.wait_for(poll(), timeout_s)
+
+
+@pytest.fixture
+async def nodes(server: RedisServer) -> AsyncIterator[tuple[Node, Node, Node]]:
+    trio = (Node(server, "a"), Node(server, "b"), Node(server, "c", prefix="other"))
+    for node in trio:
+        await node.bridge.start()
+    try:
+        yield trio
+    finally:
+        for node in trio:
+            await node.bridge.stop()
+
+
+async def test_an_event_published_on_one_node_reaches_the_others_once_as_it_was(
+    nodes: tuple[Node, Node, Node],
+) -> None:
+    a, b, _ = nodes
+    event = started("a")
+    a.bus.publish(event)
+    await until(lambda: len(b.seen) == 1)
+    assert b.seen == [event] and b.seen[0].node_id == "a"  # type: ignore[attr-defined]
+    finished = RunSucceeded(at=T0, job_id="digest", run_id="r1", scheduled_for=T0, node_id="b")
+    b.bus.publish(finished)
+    await until(lambda: len(a.seen) == 2)
+    await asyncio.sleep(0.3)  # noqa: sleep-ok - time for a wrongful echo to arrive
+    assert a.seen == [event, finished]
+    assert b.seen == [event, finished]
+    assert a.bridge.sent == 1 and b.bridge.sent == 1  # nothing re-sent
+
+
+async def test_another_prefix_is_another_deployment_and_sees_nothing(
+    nodes: tuple[Node, Node, Node],
+) -> None:
+    a, b, c = nodes
+    a.bus.publish(started("a"))
+    await until(lambda: len(b.seen) == 1)
+    await asyncio.sleep(0.3)  # noqa: sleep-ok - time for a wrongful delivery to arrive
+    assert c.seen == []
+
+
+async def test_the_bridge_survives_a_redis_restart(
+    server: RedisServer, nodes: tuple[Node, Node, Node]
+) -> None:
+    a, b, _ = nodes
+    server.restart()
+    await until(lambda: _resubscribed(server), 20)
+    for i in range(100):  # until both listeners are back (pub/sub has no replay)
+        a.bus.publish(started("a", run_id=f"r{i}"))
+        await asyncio.sleep(0.1)  # noqa: sleep-ok - reconnect backoff is real time
+        if b.seen:
+            break
+    assert b.seen and b.seen[-1].type == "run.started"
+
+
+def _resubscribed(server: RedisServer) -> bool:
+    import redis
+
+    with redis.Redis(host="127.0.0.1", port=server.port) as client:
+        return int(client.pubsub_numsub("agentcron:events")[0][1]) >= 2
