@@ -362,3 +362,14 @@ async def test_queries_statistics_and_pruning_agree_with_the_memory_store(tmp_pa
     everything = RunQuery(limit=10_000)
     assert await sqlite.list_runs(everything) == await memory.list_runs(everything)
     await sqlite.close()
+
+
+async def test_the_queues_tables_in_a_new_file_do_not_make_it_foreign(tmp_path: Path) -> None:
+    from agentcron.queue.sqlite import SqliteQueue
+
+    path = tmp_path / "scheduler.db"
+    queue = SqliteQueue(str(path), "emails")
+    await queue.add("send", {"to": "a@b"})
+    await queue.close()
+    store = await open_and_close(path)
+    assert store.migrated == (0, migrations.LATEST_VERSION)

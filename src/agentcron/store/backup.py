@@ -153,7 +153,10 @@ def _integrity_problems(conn: sqlite3.Connection, *, limit: int = 5) -> list[str
 def _require_agentcron(conn: sqlite3.Connection, label: str) -> migrations.DatabaseIdentity:
     identity = migrations.read_identity(conn)
     if identity.is_empty:
-        raise StoreError(f"{label} is an empty SQLite database, not an agentcron database")
+        raise StoreError(
+            f"{label} holds no agentcron store schema (an empty SQLite database); "
+            "it is not an agentcron database"
+        )
     migrations.check_identity(identity, label)
     return identity
 

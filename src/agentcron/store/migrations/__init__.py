@@ -84,6 +84,12 @@ def _only_comments(text: str) -> bool:
     return all(not ln.strip() or ln.strip().startswith("--") for ln in text.splitlines())
 
 
+#: Schema objects other agentcron components create in the same file before the store's
+#: schema may exist (`agentcron.queue.sqlite` keeps its tables under `queue_`); SQLite's own
+#: objects (`sqlite_sequence`, autoindexes) are never foreign.
+_SHARED_PREFIXES = ("queue_", "sqlite_")
+
+
 @dataclass(frozen=True, slots=True)
 class DatabaseIdentity:
     """What the header and catalogue of an SQLite file say about it."""
@@ -91,10 +97,15 @@ class DatabaseIdentity:
     application_id: int
     user_version: int
     object_count: int
+    #: Objects that neither the store nor another agentcron component would have made.
+    foreign_object_count: int = 0
 
     @property
     def is_empty(self) -> bool:
-        return self.object_count == 0 and self.application_id == 0 and self.user_version == 0
+        """No store schema and nothing foreign (maybe the queue's tables): ours to migrate."""
+        return (
+            self.application_id == 0 and self.user_version == 0 and self.foreign_object_count == 0
+        )
 
 
 def check_sqlite_header(path: Path) -> None:
@@ -116,8 +127,9 @@ def read_identity(conn: sqlite3.Connection) -> DatabaseIdentity:
     """Read `application_id`, `user_version` and the number of schema objects."""
     app_id = conn.execute("PRAGMA application_id").fetchone()[0]
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    count = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-    return DatabaseIdentity(int(app_id), int(version), int(count))
+    names = [str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master")]
+    foreign = sum(1 for name in names if not name.startswith(_SHARED_PREFIXES))
+    return DatabaseIdentity(int(app_id), int(version), len(names), foreign)
 
 
 def check_identity(identity: DatabaseIdentity, label: str) -> None:
