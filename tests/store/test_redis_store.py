@@ -30,6 +30,16 @@ pytestmark = pytest.mark.redis
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
+def _digest_definition() -> dict[str, object]:
+    from agentcron.jobs import build_job, job_to_definition
+
+    job = build_job("digest", trigger="0 9 * * *", handler="json:dumps")
+    return job_to_definition(job)
+
+
+DIGEST = _digest_definition()
+
+
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
@@ -249,3 +259,64 @@ async def test_a_result_recorded_during_an_outage_is_written_when_redis_returns(
     server.start()
     assert await asyncio.wait_for(pending, 30)
     assert await store.get_run("r1") == done
+
+
+# -- the CLI with --store redis://... ------------------------------------------------------------
+async def test_the_cli_reads_jobs_from_redis_given_by_store(
+    server: RedisServer, store: RedisStore
+) -> None:
+    from typer.testing import CliRunner
+
+    from agentcron.cli.main import build_app
+
+    await store.save_job(StoredJob(id="digest", definition=DIGEST), actor="cli")
+    result = await asyncio.to_thread(
+        CliRunner().invoke, build_app(), ["jobs", "list", "--json", "--store", server.url]
+    )
+    assert result.exit_code == 0, result.output
+    assert '"digest"' in result.output
+
+
+async def test_the_cli_refuses_a_wrong_password_in_one_line_without_showing_it(
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from agentcron.cli.main import build_app
+
+    srv = RedisServer(tmp_path / "redis", password="right-one").start()
+    try:
+        url = f"redis://:wrong-one@127.0.0.1:{srv.port}/0"
+        result = await asyncio.to_thread(
+            CliRunner().invoke, build_app(), ["jobs", "list", "--store", url]
+        )
+        assert result.exit_code == 2
+        assert result.output.count("\n") == 1 and "authentication failed" in result.output
+        assert "wrong-one" not in result.output
+    finally:
+        srv.stop()
+
+
+# -- two nodes, two connections ------------------------------------------------------------------
+async def test_a_partitioned_node_whose_run_was_taken_over_cannot_record_or_renew_it(
+    server: RedisServer, store: RedisStore
+) -> None:
+    other = RedisStore(server.url)
+    await other.open()
+    try:
+        assert await store.claim_fire("digest", at(0), "n1", now=at(0))
+        assert not await other.claim_fire("digest", at(0), "n2", now=at(0))
+        running = a_run("r1", status=RunStatus.running).evolve(lease_expires_at=at(60))
+        assert await store.record_run(running)
+        # n1 is cut off and stops renewing; n2 sees the lease expire and takes the run over.
+        [taken] = await other.interrupt_expired(at(61))
+        assert taken.fence == 1 and taken.status == RunStatus.interrupted
+        retry = taken.evolve(status=RunStatus.running, attempt=2, node_id="n2", finished_at=None)
+        assert await other.record_run(retry.evolve(lease_expires_at=at(120)))
+        # n1 comes back: its renewal and its late result are refused by the fence.
+        assert not await store.renew_lease("r1", "n1", 0, until=at(200))
+        assert not await store.record_run(a_run("r1").evolve(fence=0))
+        assert await other.record_run(retry.evolve(status=RunStatus.succeeded))
+        assert (await store.get_run("r1")).node_id == "n2"  # type: ignore[union-attr]
+    finally:
+        await other.close()
