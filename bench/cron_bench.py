@@ -29,22 +29,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+# the peers come with the dev extra (pip install -e .[dev])
+from apscheduler.triggers.cron import CronTrigger
+from croniter import croniter
+from cronsim import CronSim
+
 from agentcron.cron import CronExpression, _calendar
 from agentcron.cron import expression as _expression
 from agentcron.cron import fields as _fields
-
-try:  # peers come with the dev extra
-    from croniter import croniter
-except ImportError:  # pragma: no cover
-    croniter = None
-try:
-    from cronsim import CronSim
-except ImportError:  # pragma: no cover
-    CronSim = None
-try:
-    from apscheduler.triggers.cron import CronTrigger
-except ImportError:  # pragma: no cover
-    CronTrigger = None
 
 # (expression, zone, start (ISO, wall time in the zone), APScheduler 3 CronTrigger kwargs or None)
 MIX: list[tuple[str, str, str, dict[str, Any] | None]] = [
@@ -97,8 +89,6 @@ def _agentcron(expr: str, tz: str, cache: str = "text") -> Callable[[], Stepper]
 
 
 def _croniter(expr: str, tz: str) -> Callable[[], Stepper] | None:
-    if croniter is None:
-        return None
     six = len(expr.split()) == 6
 
     def make() -> Stepper:
@@ -124,9 +114,6 @@ def _croniter(expr: str, tz: str) -> Callable[[], Stepper] | None:
 
 
 def _cronsim(expr: str, tz: str) -> Callable[[], Stepper] | None:
-    if CronSim is None:
-        return None
-
     def make() -> Stepper:
         state: dict[str, Any] = {}
 
@@ -153,7 +140,7 @@ def _cronsim(expr: str, tz: str) -> Callable[[], Stepper] | None:
 
 
 def _apscheduler(kwargs: dict[str, Any] | None, tz: str) -> Callable[[], Stepper] | None:
-    if CronTrigger is None or kwargs is None:
+    if kwargs is None:
         return None
     one_us = timedelta(microseconds=1)
 
