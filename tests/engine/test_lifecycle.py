@@ -391,3 +391,41 @@ async def test_queue_and_expect_every_are_stored_with_the_job(
     assert isinstance(stored, StoredJob)
     assert stored.definition["queue"] == "emails"
     assert stored.definition["expect_every_s"] == 3600
+
+
+async def test_pause_resume_and_remove_before_start_apply_to_stored_jobs(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock, store: MemoryStore
+) -> None:
+    first = make_scheduler()
+    for job_id in ("keep-paused", "to-resume", "to-remove"):
+        first.add_job(job_id, trigger=Interval(seconds=10), handler=RECORD)
+    first.pause("to-resume", note="was paused")
+    async with first:
+        pass
+    assert (await store.get_job("to-resume")).paused  # type: ignore[union-attr]
+    second = make_scheduler()
+    for job_id in ("keep-paused", "to-resume", "to-remove"):
+        second.add_job(job_id, trigger=Interval(seconds=10), handler=RECORD)
+    second.pause("keep-paused", note="from code")
+    second.resume("to-resume")
+    second.remove("to-remove")
+    async with second:
+        assert [(j.id, j.paused, j.pause_note) for j in second.jobs()] == [
+            ("keep-paused", True, "from code"),
+            ("to-resume", False, None),
+        ]
+    assert await store.get_job("to-remove") is None
+    assert not (await store.get_job("to-resume")).paused  # type: ignore[union-attr]
+
+
+def test_defining_the_same_id_twice_with_conflict_error_is_refused(
+    make_scheduler: Callable[..., Scheduler],
+) -> None:
+    sched = make_scheduler()
+    sched.add_job("j", trigger=Interval(seconds=10), handler=RECORD)
+    with pytest.raises(JobConflictError):
+        sched.add_job("j", trigger=Interval(seconds=20), handler=RECORD, conflict="error")
+    kept = sched.add_job("j", trigger=Interval(seconds=30), handler=RECORD, conflict="keep")
+    assert kept.trigger == Interval(seconds=10)
+    sched.add_job("j", trigger=Interval(seconds=40), handler=RECORD)
+    assert sched.job("j").job.trigger == Interval(seconds=40)

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from agentcron.handlers.base import RunContext
 from agentcron.jobs import Job
-from agentcron.models import RunRecord
+from agentcron.models import ConflictPolicy, RunRecord
 
 __all__ = ["NO_RUNS", "ActiveRun", "JobEntry", "PendingFire"]
 
@@ -64,6 +64,8 @@ class JobEntry:
     starting: int = 0
     removed: bool = False
     dormant: str | None = None
+    #: The conflict policy given to `add_job` (None: the scheduler's).
+    conflict: ConflictPolicy | None = None
     #: Runs in progress by run id; shares one empty dict until the first run (memory).
     active: dict[str, ActiveRun] = field(default_factory=lambda: NO_RUNS)
     #: Fires waiting for the active run (allocated on first use: most jobs never queue).

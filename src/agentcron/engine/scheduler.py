@@ -35,7 +35,9 @@ from typing import Any, TypeVar
 
 from agentcron.clock import Clock, SystemClock
 from agentcron.engine.active import ActiveRun, JobEntry, PendingFire
+from agentcron.engine.catchup import missed_fires
 from agentcron.engine.errors import JobNotFoundError, RunInterruptedError, SchedulerNotRunningError
+from agentcron.engine.persistence import StoreSync
 from agentcron.engine.runner import Runner, describe_error
 from agentcron.engine.timeline import Timeline
 from agentcron.events import (
@@ -55,9 +57,7 @@ from agentcron.events import (
 )
 from agentcron.jobs import (
     Job,
-    UnavailableHandler,
     build_job,
-    job_from_definition,
     job_to_definition,
     next_nominal_fire,
     update_job,
@@ -72,7 +72,7 @@ from agentcron.models import (
     new_run_id,
 )
 from agentcron.policies.circuit import Circuit
-from agentcron.policies.errors import JobConfigError, require
+from agentcron.policies.errors import require
 from agentcron.policies.jitter import jitter_delay
 from agentcron.policies.misfire import decide_misfire
 from agentcron.policies.overlap import OverlapAction
@@ -87,9 +87,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: A wall-vs-monotonic disagreement above this, between two ticks, is a clock jump.
 CLOCK_JUMP_S = 2.0
-#: Missed fire times enumerated one by one at most; beyond, the count is estimated.
-_ENUMERATION_CAP = 10_000
-_ACTOR = "code"
 
 #: The queue seam: `await dispatch(job, scheduled_for, run)` hands the fire to a queue and
 #: returns the queue job id. Installed with `Scheduler(dispatch=...)` for jobs with `queue=`.
@@ -150,7 +147,7 @@ def _default_node_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class Scheduler:
+class Scheduler(StoreSync):
     """The engine (DESIGN 2.13). Configure with `add_job` / decorators, then
     `async with sched:` (or `await sched.start()` ... `await sched.stop()`), or block in
     `sched.run()` until SIGINT/SIGTERM.
@@ -211,6 +208,8 @@ class Scheduler:
         self._started_at: datetime | None = None
         self._stop_requested: asyncio.Event | None = None
         self._save_waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._early_pauses: dict[str, tuple[bool, str | None]] = {}
+        self._early_removed: set[str] = set()
 
     # == configuration (sync; persisted in the background once started) ===============
     def add_job(
@@ -228,18 +227,27 @@ class Scheduler:
         job = build_job(
             id, trigger=trigger, handler=handler, default_timezone=self.timezone, **options
         )
+        require(
+            conflict in (None, "replace", "keep", "error"), "conflict", "use replace, keep or error"
+        )
         policy = conflict or self.conflict
         old = self._entries.get(id)
         if old is not None and not old.removed:
             if policy == "keep" and old.dormant is None:
                 return old.job
+            if policy == "error" and old.dormant is None:
+                raise JobConflictError(
+                    f"a job with id {id!r} is already defined (conflict='error')"
+                )
             self._replace_job(old, job)
             self.events.publish(JobUpdated(at=self.clock.now(), job_id=id))
             return job
-        entry = JobEntry(job=job)
+        entry = JobEntry(job=job, conflict=conflict)
         self._entries[id] = entry
+        self._early_removed.discard(id)
         if self._running:
-            entry.unsaved = True
+            entry.unsaved = True  # its fires wait until the store has it
+            self._schedule_from(entry, self.clock.now())  # @reboot: at the next start
             self._enqueue_write(lambda: self._persist_new(entry, policy))
         if self.events.subscriber_count:
             self.events.publish(JobAdded(at=self.clock.now(), job_id=id))
@@ -292,8 +300,11 @@ class Scheduler:
         self._timeline.drop(entry)
         del self._entries[job_id]
         self._release_pending(entry, None, "job removed", record=False)
+        self._early_pauses.pop(job_id, None)
         if self._running:
             self._enqueue_write(lambda: self._delete(entry))
+        else:
+            self._early_removed.add(job_id)
         self.events.publish(JobRemoved(at=self.clock.now(), job_id=job_id))
 
     def pause(self, job_id: str, note: str | None = None) -> None:
@@ -305,6 +316,8 @@ class Scheduler:
         self._release_pending(entry, SkipReason.paused, "job paused")
         if self._running:
             self._enqueue_write(lambda: self._store_pause(job_id, True, note))
+        else:
+            self._early_pauses[job_id] = (True, note)
         self.events.publish(JobPaused(at=self.clock.now(), job_id=job_id, note=note))
 
     def resume(self, job_id: str) -> None:
@@ -314,6 +327,8 @@ class Scheduler:
         if self._running:
             self._schedule_from(entry, self.clock.now())
             self._enqueue_write(lambda: self._store_pause(job_id, False, None))
+        else:
+            self._early_pauses[job_id] = (False, None)
         self.events.publish(JobResumed(at=self.clock.now(), job_id=job_id))
 
     # == reading ========================================================================
@@ -553,8 +568,15 @@ class Scheduler:
 
     def _misfired(self, entry: JobEntry, first: datetime, now: datetime) -> None:
         job = entry.job
-        grace = timedelta(seconds=job.misfire.grace_s)
-        late, count, on_time = self._enumerate_missed(entry, first, now, grace)
+        walked = missed_fires(
+            lambda t: self._next_after(entry, t),
+            first,
+            now,
+            grace_s=job.misfire.grace_s,
+            window_s=job.misfire.catchup_window_s,
+            keep=job.misfire.max_catchup,
+        )
+        late, count, on_time = list(walked.late), walked.count, list(walked.on_time)
         decision = decide_misfire(late, now, job.misfire, missed_count=count)
         latest = max([*late, *on_time]) if (late or on_time) else first
         entry.last_fire = latest
@@ -584,38 +606,6 @@ class Scheduler:
             self._spawn(self._fire(entry, fires[0], now))
         elif fires:
             self._spawn(self._catch_up(entry, fires, now))
-
-    def _enumerate_missed(
-        self, entry: JobEntry, first: datetime, now: datetime, grace: timedelta
-    ) -> tuple[list[datetime], int, list[datetime]]:
-        """Fires in [first, now]: the late ones (newest `max_catchup`, ascending), how many
-        were late in all, and the on-time ones (within grace)."""
-        keep = entry.job.misfire.max_catchup
-        window = entry.job.misfire.catchup_window_s
-        cursor: datetime | None = first
-        if window is not None and first < now - timedelta(seconds=window):
-            cursor = self._next_after(entry, now - timedelta(seconds=window, microseconds=1))
-        late: list[datetime] = []
-        on_time: list[datetime] = []
-        count = 0
-        while cursor is not None and cursor <= now:
-            if now - cursor > grace:
-                count += 1
-                late.append(cursor)
-                if len(late) > keep:
-                    del late[0]
-            else:
-                on_time.append(cursor)
-            if count >= _ENUMERATION_CAP:
-                # Too many to walk: estimate the count, then collect the newest ones.
-                spacing = (cursor - first) / max(1, count - 1)
-                restart = now - spacing * (keep + 2)
-                if restart > cursor:
-                    count += int((restart - cursor) / spacing)
-                    cursor = self._next_after(entry, restart)
-                    continue
-            cursor = self._next_after(entry, cursor)
-        return late, count, on_time
 
     def _next_after(self, entry: JobEntry, after: datetime) -> datetime | None:
         job = entry.job
@@ -957,93 +947,7 @@ class Scheduler:
             entry, run.scheduled_for, run.scheduled_for, first_attempt=run.attempt + 1
         )
 
-    # == persistence ====================================================================
-    async def _reconcile(self) -> None:
-        """Bring stored jobs back and merge the jobs defined in code (conflict policy)."""
-        stored = {s.id: s for s in await self.store.list_jobs()}
-        for job_id, entry in list(self._entries.items()):
-            policy = self.conflict
-            existing = stored.pop(job_id, None)
-            definition = job_to_definition(entry.job)
-            if existing is None:
-                await self.store.save_job(StoredJob(id=job_id, definition=definition), actor=_ACTOR)
-                await self._apply_code_pause(entry)
-                continue
-            if existing.definition != definition:
-                if policy == "error":
-                    raise JobConflictError(
-                        f"job {job_id!r} in the store differs from the one in code "
-                        "(conflict='error'); use conflict='replace' or 'keep'"
-                    )
-                if policy == "keep":
-                    entry.job = self._restored_job(existing, fallback=entry.job)
-                else:
-                    await self.store.save_job(
-                        StoredJob(id=job_id, definition=definition),
-                        actor=_ACTOR,
-                        conflict="replace",
-                    )
-            self._adopt_state(entry, existing)
-            await self._apply_code_pause(entry)
-        for job_id, existing in stored.items():
-            try:
-                job = self._restored_job(existing, fallback=None)
-            except JobConfigError as exc:
-                log.error("stored job %s is invalid and stays unscheduled: %s", job_id, exc)
-                continue
-            entry = JobEntry(job=job)
-            if isinstance(job.handler, UnavailableHandler):
-                entry.dormant = job.handler.reason
-            self._adopt_state(entry, existing)
-            self._entries[job_id] = entry
-        for entry in self._entries.values():
-            if entry.job.max_runs is not None:
-                entry.fires = await self.store.count_runs(RunQuery(job_id=entry.job.id))
-
-    def _restored_job(self, stored: StoredJob, fallback: Job | None) -> Job:
-        job = job_from_definition(stored.id, stored.definition)
-        if isinstance(job.handler, UnavailableHandler) and fallback is not None:
-            job = update_job(job, handler=fallback.handler)
-        return job
-
-    @staticmethod
-    def _adopt_state(entry: JobEntry, stored: StoredJob) -> None:
-        entry.last_fire = stored.last_fire
-        entry.next_fire = stored.next_run
-        if not entry.paused:
-            entry.paused, entry.pause_note = stored.paused, stored.pause_note
-
-    async def _apply_code_pause(self, entry: JobEntry) -> None:
-        if entry.paused:
-            await self.store.set_paused(entry.job.id, True, note=entry.pause_note, actor=_ACTOR)
-
-    async def _persist_new(self, entry: JobEntry, policy: ConflictPolicy) -> None:
-        try:
-            job_id = entry.job.id
-            existing = await self.store.get_job(job_id)
-            definition = job_to_definition(entry.job)
-            if existing is not None and existing.definition != definition and policy == "error":
-                log.error(
-                    "job %s conflicts with the stored one (conflict='error'); kept stored", job_id
-                )
-                entry.job = self._restored_job(existing, fallback=entry.job)
-            elif existing is not None and policy == "keep":
-                entry.job = self._restored_job(existing, fallback=entry.job)
-            else:
-                await self.store.save_job(StoredJob(id=job_id, definition=definition), actor=_ACTOR)
-            if existing is not None:
-                self._adopt_state(entry, existing)
-            if not entry.removed:
-                self._schedule_from(entry, self.clock.now())  # @reboot: at the next start
-                await self.store.set_job_state(
-                    job_id, next_run=entry.next_fire, last_fire=entry.last_fire
-                )
-        finally:
-            entry.unsaved = False
-            for waiter in self._save_waiters.pop(entry.job.id, ()):
-                if not waiter.done():
-                    waiter.set_result(None)
-
+    # == job changes ====================================================================
     def _replace_job(self, entry: JobEntry, job: Job) -> None:
         old = entry.job
         was_dormant = entry.dormant is not None
@@ -1066,54 +970,6 @@ class Scheduler:
                 self._schedule_from(entry, self.clock.now())
             definition = job_to_definition(job)
             self._enqueue_write(lambda: self._save(StoredJob(id=job.id, definition=definition)))
-
-    async def _save(self, stored: StoredJob) -> None:
-        await self.store.save_job(stored, actor=_ACTOR, conflict="replace")
-
-    async def _store_pause(self, job_id: str, paused: bool, note: str | None) -> None:
-        await self.store.set_paused(job_id, paused, note=note, actor=_ACTOR)
-        entry = self._entries.get(job_id)
-        if entry is not None:
-            await self.store.set_job_state(
-                job_id, next_run=entry.next_fire, last_fire=entry.last_fire
-            )
-
-    async def _delete(self, entry: JobEntry) -> None:
-        await self._cancel_active(entry, "job removed")
-        await self.store.delete_job(entry.job.id, actor=_ACTOR)
-
-    async def _saved(self, entry: JobEntry) -> None:
-        """Wait until a job added while running is in the store (runs reference it)."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._save_waiters.setdefault(entry.job.id, []).append(waiter)
-        await waiter
-
-    async def flush(self) -> None:
-        """Wait until every change made so far (add, update, pause, ...) is in the store."""
-        await self._flush_writes()
-
-    def _enqueue_write(self, write: Callable[[], Awaitable[None]]) -> None:
-        assert self._writes is not None
-        self._writes.put_nowait(write)
-
-    async def _writer(self) -> None:
-        assert self._writes is not None
-        while True:
-            write = await self._writes.get()
-            try:
-                await write()
-            except Exception:
-                log.exception("store write failed")
-            finally:
-                self._writes.task_done()
-
-    async def _flush_writes(self) -> None:
-        if (
-            self._writes is not None
-            and self._writer_task is not None
-            and not self._writer_task.done()
-        ):
-            await self._writes.join()
 
     # == helpers ========================================================================
     def _entry(self, job_id: str) -> JobEntry:

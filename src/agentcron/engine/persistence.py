@@ -1,0 +1,210 @@
+"""Keeping the store in step with the scheduler's jobs (a mixin of `Scheduler`).
+
+Invariants:
+
+* Configuration calls (`add_job`, `update`, `pause`, ...) are synchronous; once started,
+  their store writes go through one FIFO writer task, so they land in call order.
+* A job added while running is in the store before any of its fires is recorded (stores
+  may reference jobs from runs): its fires wait for the write (`JobEntry.unsaved`).
+* On start, stored jobs come back through the job codec; a job from code with the same id
+  is merged by the conflict policy (`replace` keeps history, pause state and last fire).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from agentcron.clock import Clock
+from agentcron.engine.active import JobEntry
+from agentcron.jobs import (
+    Job,
+    UnavailableHandler,
+    job_from_definition,
+    job_to_definition,
+    update_job,
+)
+from agentcron.models import ConflictPolicy, RunQuery, StoredJob
+from agentcron.policies.errors import JobConfigError
+from agentcron.store.base import JobConflictError, Store
+
+__all__ = ["StoreSync"]
+
+log = logging.getLogger("agentcron.engine")
+
+_ACTOR = "code"
+
+
+class StoreSync:
+    """The persistence half of `Scheduler` (see the module docstring)."""
+
+    store: Store
+    clock: Clock
+    conflict: ConflictPolicy
+    _entries: dict[str, JobEntry]
+    _tasks: set[asyncio.Task[Any]]
+    _writes: asyncio.Queue[Callable[[], Awaitable[None]]] | None
+    _writer_task: asyncio.Task[None] | None
+    _save_waiters: dict[str, list[asyncio.Future[None]]]
+    #: pause/resume/remove called before start, applied once stored jobs are loaded.
+    _early_pauses: dict[str, tuple[bool, str | None]]
+    _early_removed: set[str]
+
+    def _schedule_from(self, entry: JobEntry, now: datetime) -> None:
+        raise NotImplementedError
+
+    async def _cancel_active(self, entry: JobEntry, reason: str) -> None:
+        raise NotImplementedError
+
+    async def _reconcile(self) -> None:
+        """Bring stored jobs back and merge the jobs defined in code (conflict policy), then
+        apply what was decided before start (pause, resume, remove)."""
+        stored = {s.id: s for s in await self.store.list_jobs()}
+        for job_id in self._early_removed:
+            if stored.pop(job_id, None) is not None:
+                await self.store.delete_job(job_id, actor=_ACTOR)
+        for job_id, entry in list(self._entries.items()):
+            existing = stored.pop(job_id, None)
+            await self._merge(entry, existing, entry.conflict or self.conflict)
+        for job_id, existing in stored.items():
+            try:
+                job = self._restored_job(existing, fallback=None)
+            except JobConfigError as exc:
+                log.error("stored job %s is invalid and stays unscheduled: %s", job_id, exc)
+                continue
+            entry = JobEntry(job=job)
+            if isinstance(job.handler, UnavailableHandler):
+                entry.dormant = job.handler.reason
+            self._adopt_state(entry, existing)
+            self._entries[job_id] = entry
+        for job_id, (paused, note) in self._early_pauses.items():
+            decided = self._entries.get(job_id)
+            if decided is not None:
+                decided.paused, decided.pause_note = paused, note
+                await self.store.set_paused(job_id, paused, note=note, actor=_ACTOR)
+        self._early_pauses.clear()
+        self._early_removed.clear()
+        for entry in self._entries.values():
+            if entry.job.max_runs is not None:
+                entry.fires = await self.store.count_runs(RunQuery(job_id=entry.job.id))
+
+    async def _merge(
+        self, entry: JobEntry, existing: StoredJob | None, policy: ConflictPolicy
+    ) -> None:
+        job_id = entry.job.id
+        definition = job_to_definition(entry.job)
+        if existing is None:
+            await self.store.save_job(StoredJob(id=job_id, definition=definition), actor=_ACTOR)
+            return
+        if existing.definition != definition:
+            if policy == "error":
+                raise JobConflictError(
+                    f"job {job_id!r} in the store differs from the one in code "
+                    "(conflict='error'); use conflict='replace' or 'keep'"
+                )
+            if policy == "keep":
+                entry.job = self._restored_job(existing, fallback=entry.job)
+            else:
+                await self.store.save_job(
+                    StoredJob(id=job_id, definition=definition), actor=_ACTOR, conflict="replace"
+                )
+        self._adopt_state(entry, existing)
+
+    def _restored_job(self, stored: StoredJob, fallback: Job | None) -> Job:
+        job = job_from_definition(stored.id, stored.definition)
+        if isinstance(job.handler, UnavailableHandler) and fallback is not None:
+            job = update_job(job, handler=fallback.handler)
+        return job
+
+    @staticmethod
+    def _adopt_state(entry: JobEntry, stored: StoredJob) -> None:
+        entry.last_fire = stored.last_fire
+        entry.next_fire = stored.next_run
+        entry.paused, entry.pause_note = stored.paused, stored.pause_note
+
+    async def _persist_new(self, entry: JobEntry, policy: ConflictPolicy) -> None:
+        try:
+            job_id = entry.job.id
+            existing = await self.store.get_job(job_id)
+            definition = job_to_definition(entry.job)
+            if existing is not None and existing.definition != definition and policy == "error":
+                log.error(
+                    "job %s conflicts with the stored one (conflict='error'); kept stored", job_id
+                )
+                entry.job = self._restored_job(existing, fallback=entry.job)
+            elif existing is not None and policy == "keep":
+                entry.job = self._restored_job(existing, fallback=entry.job)
+            else:
+                await self.store.save_job(StoredJob(id=job_id, definition=definition), actor=_ACTOR)
+            if existing is not None and not entry.removed:
+                # Another node stored it meanwhile: continue from its state.
+                self._adopt_state(entry, existing)
+                self._schedule_from(entry, self.clock.now())
+            if not entry.removed:
+                await self.store.set_job_state(
+                    job_id, next_run=entry.next_fire, last_fire=entry.last_fire
+                )
+        finally:
+            entry.unsaved = False
+            for waiter in self._save_waiters.pop(entry.job.id, ()):
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def _save(self, stored: StoredJob) -> None:
+        await self.store.save_job(stored, actor=_ACTOR, conflict="replace")
+
+    async def _store_pause(self, job_id: str, paused: bool, note: str | None) -> None:
+        await self.store.set_paused(job_id, paused, note=note, actor=_ACTOR)
+        entry = self._entries.get(job_id)
+        if entry is not None:
+            await self.store.set_job_state(
+                job_id, next_run=entry.next_fire, last_fire=entry.last_fire
+            )
+
+    async def _delete(self, entry: JobEntry) -> None:
+        await self._cancel_active(entry, "job removed")
+        await self.store.delete_job(entry.job.id, actor=_ACTOR)
+
+    async def _saved(self, entry: JobEntry) -> None:
+        """Wait until a job added while running is in the store (runs reference it)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._save_waiters.setdefault(entry.job.id, []).append(waiter)
+        await waiter
+
+    async def flush(self) -> None:
+        """Wait until every change made so far (add, update, pause, ...) is in the store."""
+        await self._flush_writes()
+
+    async def drain(self) -> None:
+        """Wait until every fire dispatched so far has finished (its run recorded) and every
+        change is in the store. Runs still waiting for time (retries, delays) are waited
+        for too, so with a virtual clock call it once time has been advanced past them."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+        await self._flush_writes()
+
+    def _enqueue_write(self, write: Callable[[], Awaitable[None]]) -> None:
+        assert self._writes is not None
+        self._writes.put_nowait(write)
+
+    async def _writer(self) -> None:
+        assert self._writes is not None
+        while True:
+            write = await self._writes.get()
+            try:
+                await write()
+            except Exception:
+                log.exception("store write failed")
+            finally:
+                self._writes.task_done()
+
+    async def _flush_writes(self) -> None:
+        if (
+            self._writes is not None
+            and self._writer_task is not None
+            and not self._writer_task.done()
+        ):
+            await self._writes.join()

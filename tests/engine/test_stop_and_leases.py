@@ -1,0 +1,159 @@
+"""Blocking run/serve with signals, and leases: renewal, and a run whose lease was lost."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from agentcron.engine import Scheduler
+from agentcron.handlers import RunContext
+from agentcron.models import RunStatus
+from agentcron.store.memory import MemoryStore
+from agentcron.testing import VirtualClock
+from agentcron.triggers import Date, Interval
+
+from .conftest import T0, all_runs, wait_real
+
+
+async def test_serve_runs_until_a_stop_is_requested(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    sched = make_scheduler()
+    fired: list[int] = []
+
+    async def job(ctx: RunContext) -> None:
+        fired.append(1)
+
+    sched.add_job("j", trigger=Interval(seconds=10), handler=job)
+    serving = asyncio.ensure_future(sched.serve())
+    await clock.settle()
+    await clock.advance(30)
+    sched.request_stop()
+    await serving
+    assert len(fired) == 3
+    assert sched.health()["status"] == "stopped"
+
+
+async def test_a_running_lease_is_renewed_while_the_run_lasts(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock, store: MemoryStore
+) -> None:
+    sched = make_scheduler(lease_s=30)
+
+    async def long(ctx: RunContext) -> None:
+        await clock.sleep(100)
+
+    sched.add_job("j", trigger=Date(T0 + timedelta(seconds=1)), handler=long)
+    async with sched:
+        await clock.advance(60)
+        (run,) = await all_runs(sched, "j")
+        assert run.status == RunStatus.running
+        assert run.lease_expires_at is not None and run.lease_expires_at > clock.now()
+        assert await store.interrupt_expired(clock.now()) == []
+        await clock.advance(45)
+        (run,) = await all_runs(sched, "j")
+    assert run.status == RunStatus.succeeded
+
+
+async def test_a_run_whose_lease_was_taken_over_is_stopped_and_not_recorded(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock, store: MemoryStore
+) -> None:
+    sched = make_scheduler(lease_s=30)
+    stopped: list[bool] = []
+
+    async def long(ctx: RunContext) -> None:
+        try:
+            await clock.sleep(1000)
+        finally:
+            stopped.append(ctx.cancel_requested)
+
+    sched.add_job("j", trigger=Date(T0 + timedelta(seconds=1)), handler=long)
+    async with sched:
+        await clock.advance(2)
+        # another node decides the lease expired (e.g. this one was partitioned)
+        taken = await store.interrupt_expired(clock.now() + timedelta(hours=1))
+        assert len(taken) == 1
+        await clock.advance(11)  # the next renewal finds out
+        (run,) = await all_runs(sched, "j")
+    assert stopped == [True]
+    assert run.status == RunStatus.interrupted  # what the other node recorded stands
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from agentcron import Scheduler, Interval
+
+    marker = Path(sys.argv[1])
+    sched = Scheduler(stop_grace_s=5)
+
+    @sched.interval(seconds=0.2, id="tick")
+    async def tick(ctx):
+        marker.write_text("ran")
+
+    sched.run()
+    print("stopped cleanly")
+    """
+)
+
+
+async def test_run_blocks_until_sigterm_then_stops_gracefully(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    script = tmp_path / "serve.py"
+    script.write_text(SCRIPT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(marker)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        await wait_real(marker.exists, timeout_s=30)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped cleanly" in out
+
+
+async def test_jobs_runs_and_pauses_survive_a_restart_on_a_real_sqlite_file(
+    tmp_path: Path, clock: VirtualClock
+) -> None:
+    url = f"sqlite:///{tmp_path / 'scheduler.db'}"
+    first = Scheduler(url, clock=clock, node_id="a", lease_s=600)
+    first.add_job(
+        "a",
+        trigger=Interval(seconds=10),
+        handler="engine.engine_samples:record",
+        retry=2,
+        tags=["t"],
+    )
+    async with first:
+        for _ in range(3):
+            await clock.advance(10)
+            await asyncio.wait_for(first.drain(), timeout=30)
+        first.add_job("b", trigger=Interval(seconds=10), handler="engine.engine_samples:record")
+        await clock.advance(10)
+        await asyncio.wait_for(first.drain(), timeout=30)
+        assert len(await first.runs("b")) == 1
+        first.pause("a", note="away")
+        first.remove("b")
+        await asyncio.wait_for(first.drain(), timeout=30)
+    second = Scheduler(url, clock=clock, node_id="a", lease_s=600)
+    async with second:
+        assert [(j.id, j.paused, j.pause_note, j.job.tags) for j in second.jobs()] == [
+            ("a", True, "away", ("t",))
+        ]
+        runs = await second.runs("a")
+    assert [(r.scheduled_for - T0).total_seconds() for r in runs] == [40, 30, 20, 10]
+    assert all(r.status == RunStatus.succeeded for r in runs)
