@@ -10,6 +10,8 @@ what the store promised before it killed the child or the disk filled up.
   record runs with a large output tail until the store raises `StoreError`; prints
   `ack <run_id>` per acknowledged run and `error <message>` at the end.
 * `lease DB` - record one running run with a lease and print `leased`, then wait forever.
+* `takeover DB GO_FILE` - wait for GO_FILE, then call `interrupt_expired` ten times at once
+  and print `took <run_id>` for every run handed to this process.
 """
 
 from __future__ import annotations
@@ -108,6 +110,18 @@ async def lease(db: str) -> None:
     await asyncio.Event().wait()
 
 
+async def takeover(db: str, go_file: str) -> None:
+    store = SqliteStore(db, busy_timeout_s=30.0)
+    await store.open()
+    await asyncio.to_thread(wait_for_file, go_file)
+    batches = await asyncio.gather(
+        *(store.interrupt_expired(T0 + timedelta(hours=1)) for _ in range(10))
+    )
+    for run in (run for batch in batches for run in batch):
+        say(f"took {run.run_id}")
+    await store.close()
+
+
 def main(argv: list[str]) -> None:
     mode, db, *rest = argv
     if mode == "claim":
@@ -116,6 +130,8 @@ def main(argv: list[str]) -> None:
         asyncio.run(record(db))
     elif mode == "fill":
         asyncio.run(fill(db, int(rest[0])))
+    elif mode == "takeover":
+        asyncio.run(takeover(db, rest[0]))
     elif mode == "lease":
         asyncio.run(lease(db))
     else:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agentcron.models import RunQuery, RunStatus
+from agentcron.models import RunQuery, RunRecord, RunStatus
 from agentcron.store.sqlite import SqliteStore
 
 CHILD = Path(__file__).with_name("store_children.py")
@@ -64,6 +64,32 @@ async def test_two_processes_claim_each_of_30_occurrences_exactly_once(tmp_path:
     wins = Counter(line for out, _ in outputs for line in out.splitlines())
     assert sorted(wins) == sorted(f"won {i}" for i in range(30))
     assert set(wins.values()) == {1}
+
+
+async def test_two_processes_taking_over_expired_runs_each_get_distinct_runs(
+    tmp_path: Path,
+) -> None:
+    db = await fresh_db(tmp_path)
+    store = SqliteStore(db)
+    for i in range(40):
+        await store.record_run(
+            RunRecord(
+                run_id=f"r{i:02d}",
+                job_id="tick",
+                scheduled_for=T0 + timedelta(seconds=i),
+                status=RunStatus.running,
+                lease_expires_at=T0,
+            )
+        )
+    await store.close()
+    go = tmp_path / "go"
+    procs = [spawn("takeover", str(db), str(go)) for _ in range(2)]
+    go.touch()
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
+    taken = Counter(line for out, _ in outputs for line in out.splitlines())
+    assert sorted(taken) == sorted(f"took r{i:02d}" for i in range(40))
+    assert set(taken.values()) == {1}
 
 
 async def test_every_acknowledged_run_survives_sigkill_at_random_points(tmp_path: Path) -> None:
