@@ -16,11 +16,11 @@ import pytest
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, given, settings
+from tests.dashboard.conftest import TOKEN, add_jobs, auth, free_port
 
 from agentcron import Scheduler
 from agentcron.dashboard import DashboardSettings, create_app
 from agentcron.store.memory import MemoryStore
-from tests.dashboard.conftest import TOKEN, add_jobs, auth, free_port
 
 
 class ThreadedServer:

@@ -298,7 +298,8 @@ def build_router() -> APIRouter:
         engine = views.plain(await maybe_await(ctx.scheduler.health()))
         if isinstance(engine, dict) and engine.get("status") == "stopped":
             raise HTTPException(409, "the scheduler is not running; start it to run jobs")
-        if wait:
+        read_only = isinstance(engine, dict) and engine.get("mode") == "read-only"
+        if wait or read_only:  # a read-only observer refuses at once, with its reason
             async with scheduler_errors(job_id):
                 run = await ctx.scheduler.run_now(job_id)
             return schemas.RunNowOut(job_id=job_id, accepted=True, run=views.run_out(run))

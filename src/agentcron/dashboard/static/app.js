@@ -182,6 +182,10 @@
     value.textContent = h.status;
     value.className = 'value ' + h.status;
     $('card-reasons').textContent = h.reasons.join('; ');
+    const readOnly = h.engine && h.engine.mode === 'read-only';
+    document.body.classList.toggle('read-only', Boolean(readOnly));
+    $('mode').hidden = !readOnly;
+    $('mode').textContent = readOnly ? 'read-only view of ' + (h.engine.store || 'the store') : '';
     const badge = $('health-badge');
     badge.hidden = false;
     badge.textContent = h.status;
