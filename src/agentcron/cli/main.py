@@ -12,6 +12,7 @@ import typer
 from agentcron import __version__
 from agentcron.cli import config as config_cli
 from agentcron.cli import cron as cron_cli
+from agentcron.cli import dashboard as dashboard_cli
 from agentcron.cli import db as db_cli
 from agentcron.cli import jobs as jobs_cli
 from agentcron.cli import nodes as nodes_cli
@@ -54,6 +55,7 @@ def build_app() -> typer.Typer:
     app.command("worker")(worker_cli.worker)
     app.add_typer(jobs_cli.app, name="jobs")
     app.add_typer(config_cli.app, name="config")
+    app.command("dashboard")(dashboard_cli.dashboard)
     return app
 
 
