@@ -31,9 +31,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
@@ -69,113 +71,18 @@ _FAILED = (RunStatus.failed, RunStatus.timed_out, RunStatus.interrupted)
 _DOWN = (rex.ConnectionError, rex.TimeoutError)  # BusyLoadingError is a ConnectionError
 T = TypeVar("T")
 
-_CLAIM = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
-  redis.call('ZADD', KEYS[2], ARGV[3], KEYS[1])
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
-  return 1
-end
-return 0
-"""
+#: The Lua scripts (`redis_lua/<name>.lua`): claims, fencing, takeover, queries.
+_SCRIPTS = {
+    name: (resources.files("agentcron.store") / "redis_lua" / f"{name}.lua").read_text()
+    for name in ("claim", "record", "renew", "interrupt", "query", "set_state", "delete_runs")
+}
 
-# KEYS: run, runs, job runs, leases, runjobs. ARGV: id, data, fence, status, node, lease iso,
-# lease us, score, job, bound, run key prefix.
-_RECORD = """
-local old = redis.call('HGET', KEYS[1], 'f')
-if old and tonumber(old) > tonumber(ARGV[3]) then return 0 end
-redis.call('HSET', KEYS[1], 'd', ARGV[2], 'f', ARGV[3], 's', ARGV[4], 'n', ARGV[5],
-           'l', ARGV[6], 'j', ARGV[9])
-redis.call('ZADD', KEYS[2], ARGV[8], ARGV[1])
-redis.call('ZADD', KEYS[3], ARGV[8], ARGV[1])
-redis.call('SADD', KEYS[5], ARGV[9])
-if ARGV[4] == 'running' and ARGV[7] ~= '' then
-  redis.call('ZADD', KEYS[4], ARGV[7], ARGV[1])
-else
-  redis.call('ZREM', KEYS[4], ARGV[1])
-end
-if not old then
-  local excess = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[10])
-  if excess > 0 then
-    for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, excess + 99)) do
-      if excess <= 0 then break end
-      local s = redis.call('HGET', ARGV[11] .. id, 's')
-      if s ~= 'running' and s ~= 'scheduled' and id ~= ARGV[1] then
-        redis.call('DEL', ARGV[11] .. id)
-        redis.call('ZREM', KEYS[2], id)
-        redis.call('ZREM', KEYS[3], id)
-        excess = excess - 1
-      end
-    end
-  end
-end
-return 1
-"""
 
-_RENEW = """
-if redis.call('HGET', KEYS[1], 's') ~= 'running' or redis.call('HGET', KEYS[1], 'n') ~= ARGV[1]
-   or redis.call('HGET', KEYS[1], 'f') ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], 'l', ARGV[3])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
-return 1
-"""
 
-# Takeover of one expired run: only if nobody renewed, finished or took it over meanwhile.
-_INTERRUPT = """
-if redis.call('HGET', KEYS[1], 'd') == ARGV[4] then return 1 end  -- a retried call that won
-local score = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if not score or tonumber(score) > tonumber(ARGV[2]) then return 0 end
-if redis.call('HGET', KEYS[1], 's') ~= 'running' or redis.call('HGET', KEYS[1], 'f') ~= ARGV[3]
-  then return 0 end
-redis.call('HSET', KEYS[1], 'd', ARGV[4], 'f', tonumber(ARGV[3]) + 1, 's', 'interrupted', 'l', '')
-redis.call('ZREM', KEYS[2], ARGV[1])
-return 1
-"""
 
-# KEYS: zset, runs prefix (as ARGV). Newest first within [min, max); statuses filter;
-# ARGV: max, min, offset, limit (-1 = count only), prefix, statuses...
-_QUERY = """
-local ids = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[2])
-local wanted = {}
-for i = 6, #ARGV do wanted[ARGV[i]] = true end
-local offset, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
-local out, n = {}, 0
-for _, id in ipairs(ids) do
-  local s = redis.call('HGET', ARGV[5] .. id, 's')
-  if s and wanted[s] then
-    n = n + 1
-    if limit >= 0 and n > offset then
-      if #out >= 2 * limit then break end
-      local v = redis.call('HMGET', ARGV[5] .. id, 'd', 'l')
-      out[#out + 1] = v[1]
-      out[#out + 1] = v[2]
-    end
-  end
-end
-if limit < 0 then return n end
-return out
-"""
 
-_SET_STATE = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
-return 0
-"""
 
-_DELETE_RUNS = """
-local n = 0
-for i = 1, #ARGV - 1 do
-  local id = ARGV[i]
-  local key = ARGV[#ARGV] .. id
-  local s = redis.call('HGET', key, 's')
-  if s and s ~= 'running' and s ~= 'scheduled' then
-    local job = redis.call('HGET', key, 'j')
-    redis.call('DEL', key)
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('ZREM', KEYS[2] .. job, id)
-    n = n + 1
-  end
-end
-return n
-"""
+
 
 
 def mask_url(url: str) -> str:
@@ -389,18 +296,7 @@ class RedisStore:
             raise
         self._redis = client
         self._up.set()
-        self._scripts = {
-            name: client.register_script(src)
-            for name, src in (
-                ("claim", _CLAIM),
-                ("record", _RECORD),
-                ("renew", _RENEW),
-                ("interrupt", _INTERRUPT),
-                ("query", _QUERY),
-                ("set_state", _SET_STATE),
-                ("delete_runs", _DELETE_RUNS),
-            )
-        }
+        self._scripts = {name: client.register_script(src) for name, src in _SCRIPTS.items()}
 
     async def _check(self, client: Any) -> None:
         """Refuse (writing nothing) a server that is not Redis, bad credentials, a bad
@@ -796,7 +692,7 @@ class RedisStore:
                 )
                 won = await self._scripts["interrupt"](
                     keys=[self._run_key(run_id), self._leases],
-                    args=[run_id, _us(now), run.fence, _run_data(new)],
+                    args=[run_id, _us(now), run.fence, _run_data(new), os.urandom(8).hex()],
                 )
                 if won:
                     out.append(new)
