@@ -305,6 +305,33 @@ class _Writer(threading.Thread):
                 pass  # the caller's event loop is closed: nobody is waiting any more
 
 
+class _Readers:
+    """A few reader threads, each with its own connection (made on first use), so one slow
+    query (statistics over a long history) does not hold up the others."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], threads: int) -> None:
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="agentcron-sqlite-read")
+        self._connect = connect
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+
 # -- the store -------------------------------------------------------------------------------
 class SqliteStore:
     """The `Store` contract on one SQLite file; see the module docstring for the design."""
@@ -317,6 +344,7 @@ class SqliteStore:
         busy_timeout_s: float = 10.0,
         clock: Clock | None = None,
         max_batch: int = 512,
+        reader_threads: int = 2,
     ) -> None:
         if synchronous not in _SYNC_PRAGMA:
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
@@ -327,10 +355,10 @@ class SqliteStore:
         self.synchronous: Synchronous = synchronous
         self.busy_timeout_s = busy_timeout_s
         self.max_batch = max_batch
+        self.reader_threads = max(1, reader_threads)
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._writer: _Writer | None = None
-        self._reader: ThreadPoolExecutor | None = None
-        self._read_conn: sqlite3.Connection | None = None
+        self._readers: _Readers | None = None
         self._open_lock: asyncio.Lock | None = None
         #: `(before, after)` schema versions of the last `open()`.
         self.migrated: tuple[int, int] | None = None
@@ -357,22 +385,19 @@ class SqliteStore:
         async with self._open_lock:
             if self._writer is not None:
                 return
-            write_conn, read_conn = await asyncio.to_thread(self._open_sync)
-            self._read_conn = read_conn
-            self._reader = ThreadPoolExecutor(1, thread_name_prefix="agentcron-sqlite-read")
+            write_conn = await asyncio.to_thread(self._open_sync)
+            self._readers = _Readers(self._connect_reader, self.reader_threads)
             self._writer = _Writer(write_conn, self.path, self.max_batch)
             self._writer.start()
 
     async def close(self) -> None:
-        writer, reader, read_conn = self._writer, self._reader, self._read_conn
-        self._writer = self._reader = self._read_conn = None
+        writer, readers = self._writer, self._readers
+        self._writer, self._readers = None, None
         if writer is not None:
             writer.stop()
             await asyncio.to_thread(writer.join)
-        if reader is not None:
-            reader.shutdown(wait=True)
-        if read_conn is not None:
-            read_conn.close()
+        if readers is not None:
+            await asyncio.to_thread(readers.close)
 
     async def __aenter__(self) -> SqliteStore:
         await self.open()
@@ -392,7 +417,13 @@ class SqliteStore:
         conn.execute("PRAGMA temp_store = MEMORY")
         return conn
 
-    def _open_sync(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+    def _connect_reader(self) -> sqlite3.Connection:
+        conn = self._connect()
+        conn.execute(_SYNC_PRAGMA[self.synchronous])
+        conn.execute("PRAGMA query_only = ON")
+        return conn
+
+    def _open_sync(self) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -401,21 +432,18 @@ class SqliteStore:
                 "directory"
             ) from exc
         migrations.check_sqlite_header(self.path)
-        conns: list[sqlite3.Connection] = []
         try:
-            conns.append(self._connect())
-            self._prepare_writer(conns[0])
-            conns.append(self._connect())
-            conns[1].execute(_SYNC_PRAGMA[self.synchronous])
-            conns[1].execute("PRAGMA query_only = ON")
-            return conns[0], conns[1]
+            conn = self._connect()
         except sqlite3.Error as exc:
-            for conn in conns:
-                conn.close()
+            raise describe_sqlite_error(exc, self.path, "open") from exc
+        try:
+            self._prepare_writer(conn)
+            return conn
+        except sqlite3.Error as exc:
+            conn.close()
             raise describe_sqlite_error(exc, self.path, "open") from exc
         except BaseException:
-            for conn in conns:
-                conn.close()
+            conn.close()
             raise
 
     def _prepare_writer(self, conn: sqlite3.Connection) -> None:
@@ -457,18 +485,18 @@ class SqliteStore:
         )
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._reader is None:
+        if self._readers is None:
             await self.open()
-        assert self._reader is not None and self._read_conn is not None
-        conn = self._read_conn
+        assert self._readers is not None
+        readers = self._readers
 
         def guarded() -> T:
             try:
-                return fn(conn)
+                return fn(readers.connection())
             except sqlite3.Error as exc:
                 raise describe_sqlite_error(exc, self.path, "read from") from exc
 
-        return await asyncio.get_running_loop().run_in_executor(self._reader, guarded)
+        return await asyncio.get_running_loop().run_in_executor(readers.pool, guarded)
 
     def _now_us(self) -> int:
         return to_us(self._clock.now())
