@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from typing import Any
 
 import pytest
@@ -14,10 +15,27 @@ from agentcron.dashboard import DashboardSettings, create_app
 from agentcron.events import JobPaused, RunStarted
 
 
+class Reader:
+    """Events from one socket, one at a time (frames carry arrays of events)."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.pending: list[dict[str, Any]] = []
+
+    async def next(self) -> dict[str, Any]:
+        async with asyncio.timeout(10):
+            while not self.pending:
+                data = json.loads(await self.ws.recv())
+                self.pending.extend(data if isinstance(data, list) else [data])
+        return self.pending.pop(0)
+
+
+_readers: weakref.WeakKeyDictionary[ClientConnection, Reader] = weakref.WeakKeyDictionary()
+
+
 async def receive(ws: ClientConnection) -> dict[str, Any]:
-    async with asyncio.timeout(10):
-        data: dict[str, Any] = json.loads(await ws.recv())
-        return data
+    reader = _readers.setdefault(ws, Reader(ws))
+    return await reader.next()
 
 
 async def login(ws: ClientConnection, token: str = TOKEN) -> None:

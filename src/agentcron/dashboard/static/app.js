@@ -456,12 +456,11 @@
     socket.onmessage = (message) => {
       let ev;
       try { ev = JSON.parse(message.data); } catch (e) { return; }
+      if (Array.isArray(ev)) { ev.forEach(onEvent); return; }
       if (ev.type === 'hello') {
         state.reconnectDelay = 1000;
         setLive(true, 'live');
-        return;
       }
-      onEvent(ev);
     };
     socket.onclose = (close) => {
       if (state.socket !== socket) return;
