@@ -6,13 +6,18 @@ Run from the repository root:
     .venv/bin/python -m bench.cluster_bench --quick    # a few seconds, noisier
 
 Workload (the same for every row): `--jobs` jobs x `--fires` fire times = N occurrences.
-Each process is a scheduler: for every occurrence it calls `claim_fire(job, at, node)`, and
-when it wins, `record_run` of the finished run (`succeeded`). Processes walk the occurrence
-list from evenly spaced offsets (as nodes whose claims interleave) and stop once all N are
-claimed (a shared counter), so a process loses a claim only where it meets another's
-territory. `--concurrency` fires are claimed at once per process (a scheduler's fire tasks
-run concurrently). Rate = N / (wall time from a common start barrier to the last process's
-end). A fresh store per row:
+Each process is a scheduler: for an occurrence it calls `claim_fire(job, at, node)`, and
+when it wins, `record_run` of the finished run (`succeeded`). `--concurrency` fires are
+claimed at once per process (a scheduler's fire tasks run concurrently). Rate = N / (wall
+time from a common start barrier to the last process's end). Two tables:
+
+* **split** (the capacity of the store): the N occurrences are split between the processes,
+  each claims and records its share. This is the number the goals are about.
+* **raced** (what a cluster of identical schedulers does): every process tries to claim
+  every occurrence, walking the list from its own offset; each occurrence is won once, the
+  other processes' attempts are lost claims (one round trip each).
+
+A fresh store per row:
 
 * **Redis**: one throwaway `redis-server` on loopback, AOF with `appendfsync everysec` (the
   setting recommended in docs/multi-node.md); `RedisStore` over TCP.
@@ -88,15 +93,15 @@ def _open(url: str) -> Store:
 
 
 async def _node(
-    url: str, index: int, procs: int, jobs: int, fires: int, concurrency: int,
-    barrier: Any, claimed: Any,
+    url: str, index: int, procs: int, jobs: int, fires: int, concurrency: int, raced: bool,
+    barrier: Any,
 ) -> tuple[int, int]:
     store = _open(url)
     await store.open()
     total = jobs * fires
     occurrences = [(f"job-{i % jobs}", T0 + timedelta(seconds=i // jobs)) for i in range(total)]
-    start = index * total // procs
-    order = occurrences[start:] + occurrences[:start]
+    start, stop = index * total // procs, (index + 1) * total // procs
+    order = occurrences[start:] + occurrences[:start] if raced else occurrences[start:stop]
     node = f"node-{index}"
     won = lost = 0
 
@@ -109,15 +114,11 @@ async def _node(
             )
             await store.record_run(run)
             won += 1
-            with claimed.get_lock():
-                claimed.value += 1
         else:
             lost += 1
 
     await asyncio.to_thread(barrier.wait)
-    for i in range(0, total, concurrency):
-        if claimed.value >= total:
-            break
+    for i in range(0, len(order), concurrency):
         await asyncio.gather(*(one(j, at) for j, at in order[i : i + concurrency]))
     await store.close()
     return won, lost
@@ -128,15 +129,16 @@ def _child(*args: Any) -> None:
     queue.put(asyncio.run(_node(*args[:-1])))
 
 
-def measure(url: str, procs: int, jobs: int, fires: int, concurrency: int) -> dict[str, float]:
+def measure(
+    url: str, procs: int, jobs: int, fires: int, concurrency: int, raced: bool
+) -> dict[str, float]:
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(procs + 1)
-    claimed = ctx.Value("q", 0)
     results = ctx.Queue()
     workers = [
         ctx.Process(
             target=_child,
-            args=(url, i, procs, jobs, fires, concurrency, barrier, claimed, results),
+            args=(url, i, procs, jobs, fires, concurrency, raced, barrier, results),
         )
         for i in range(procs)
     ]
@@ -163,6 +165,17 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
     fires = 30 if args.quick else args.fires
+    print(f"# {args.jobs} jobs x {fires} fires = {args.jobs * fires} occurrences, "
+          f"concurrency {args.concurrency}/process; Python {platform.python_version()}, "
+          f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    for raced in (False, True):
+        rows = run_rows(args.jobs, fires, args.concurrency, raced)
+        print_table("raced" if raced else "split", rows)
+
+
+def run_rows(
+    jobs: int, fires: int, concurrency: int, raced: bool
+) -> list[tuple[str, int, dict[str, float]]]:
     rows: list[tuple[str, int, dict[str, float]]] = []
     with tempfile.TemporaryDirectory(prefix="agentcron-cluster-bench-") as tmp:
         for procs in (1, 2, 4):
@@ -170,26 +183,27 @@ def main() -> None:
             directory.mkdir()
             server = RedisProcess(directory)
             try:
-                rows.append(("Redis", procs, measure(server.url, procs, args.jobs, fires,
-                                                     args.concurrency)))
+                rows.append(("Redis", procs, measure(server.url, procs, jobs, fires,
+                                                     concurrency, raced)))
             finally:
                 server.stop()
         for procs in (1, 2):
             path = Path(tmp) / f"sqlite-{procs}" / "scheduler.db"
             path.parent.mkdir()
-            rows.append(("SQLite", procs, measure(f"sqlite:///{path}", procs, args.jobs, fires,
-                                                  args.concurrency)))
+            rows.append(("SQLite", procs, measure(f"sqlite:///{path}", procs, jobs, fires,
+                                                  concurrency, raced)))
+    return rows
+
+
+def print_table(title: str, rows: list[tuple[str, int, dict[str, float]]]) -> None:
     base = {kind: next(r[2]["rate"] for r in rows if r[0] == kind and r[1] == 1)
             for kind in ("Redis", "SQLite")}
-    sqlite_one = base["SQLite"]
-    print(f"# {args.jobs} jobs x {fires} fires = {args.jobs * fires} occurrences, "
-          f"concurrency {args.concurrency}/process; Python {platform.python_version()}, "
-          f"{platform.machine()}, {os.cpu_count()} CPUs")
+    print(f"\n{title}:\n")
     print("| store | processes | occurrences/s | vs 1 process | per process vs 1 SQLite process "
           "| lost claims |")
     print("|---|---:|---:|---:|---:|---:|")
     for kind, procs, m in rows:
-        per_process = m["rate"] / procs / sqlite_one
+        per_process = m["rate"] / procs / base["SQLite"]
         print(f"| {kind} | {procs} | {m['rate']:,.0f} | {m['rate'] / base[kind]:.2f}x "
               f"| {per_process:.2f}x | {m['lost']:.0f} |")
 
