@@ -18,3 +18,9 @@ async def record(ctx: RunContext) -> str:
 
 def sleep_for_a_minute() -> None:
     time.sleep(60)  # noqa: sleep-ok - killed by the engine's timeout in the child process
+
+
+def exit_hard() -> None:
+    import os
+
+    os._exit(3)  # the child process dies without cleaning up

@@ -13,7 +13,7 @@ from agentcron.handlers import Command, RunContext, as_handler
 from agentcron.models import RunStatus
 from agentcron.policies import Retry
 from agentcron.testing import VirtualClock
-from agentcron.triggers import Date
+from agentcron.triggers import Date, Interval
 
 from .conftest import T0, EventLog, all_runs, noop, wait_real
 
@@ -313,3 +313,21 @@ async def test_a_command_is_killed_with_its_process_tree_at_its_timeout(
         return False
 
     await wait_real(gone)
+
+
+async def test_a_handler_that_kills_its_own_process_fails_its_run_only(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    sched.add_job(
+        "dies", trigger=ONCE, handler="engine.engine_samples:exit_hard", isolation="process"
+    )
+    sched.add_job("lives", trigger=Interval(seconds=1), handler=noop)
+    async with sched:
+        await clock.advance(1)
+        await asyncio.wait_for(sched.drain(), timeout=30)
+        (died,) = await all_runs(sched, "dies")
+        await clock.advance(2)
+        assert sched.health()["status"] == "running"
+        assert len(await all_runs(sched, "lives")) == 3
+    assert died.status == RunStatus.failed
+    assert died.error and "3" in died.error, died.error
