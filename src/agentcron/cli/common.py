@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 from agentcron.store.base import Store, StoreError, open_store
 
@@ -89,3 +90,22 @@ async def opened_store(url: str, *, create: bool = True) -> AsyncIterator[Store]
 async def _close_quietly(store: Store) -> None:
     with contextlib.suppress(StoreError, OSError):
         await store.close()
+
+
+class OneLineUsageErrors(TyperGroup):
+    """A command group whose usage errors (a missing argument, a value that is not a number,
+    an unknown option) end like every other bad input: `agentcron: <message>` on one line,
+    exit 2 — instead of click's multi-line usage box. Use as `typer.Typer(cls=...)`."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _USAGE_ERROR as exc:
+            where = getattr(getattr(exc, "ctx", None) or ctx, "command_path", "agentcron")
+            fail(f"{exc.format_message()} (see `{where} --help`)")  # type: ignore[attr-defined]
+
+
+#: click's UsageError (typer vendors click in recent versions: found from its public subclass).
+_USAGE_ERROR: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
+)
