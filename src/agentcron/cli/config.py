@@ -19,8 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agentcron.cli.common import fail, print_json
-from agentcron.config import ConfigError, Settings, load_settings, unknown_variables
+from agentcron.cli.common import OneLineUsageErrors, fail, print_json
 
 __all__ = ["app", "show"]
 
@@ -28,6 +27,7 @@ app = typer.Typer(
     name="config",
     help="Inspect the configuration (environment variables, .env, flags).",
     no_args_is_help=True,
+    cls=OneLineUsageErrors,
 )
 
 _DEFAULT_ENV_FILE = Path(".env")
@@ -44,6 +44,8 @@ def _env_file_keys(path: Path) -> dict[str, str | None]:
 
 def _sources(env_keys: dict[str, str | None], env_file: Path | None) -> dict[str, str]:
     """Where each setting's value comes from: flag, environment, the .env file or default."""
+    from agentcron.config import Settings
+
     out = {}
     for name in Settings.model_fields:
         if name in os.environ:
@@ -52,6 +54,19 @@ def _sources(env_keys: dict[str, str | None], env_file: Path | None) -> dict[str
             out[name] = str(env_file)
         else:
             out[name] = "default"
+    return out
+
+
+def _mask_urls(values: dict[str, Any]) -> dict[str, Any]:
+    """Hide passwords in URL values (`SCHEDULER_STORE=redis://:secret@host/0`) too."""
+    out = {}
+    for name, value in values.items():
+        if isinstance(value, str) and "://" in value and "@" in value:
+            scheme, _, rest = value.partition("://")
+            creds, _, host = rest.rpartition("@")
+            if ":" in creds:
+                value = f"{scheme}://{creds.split(':', 1)[0]}:********@{host}"
+        out[name] = value
     return out
 
 
@@ -84,6 +99,9 @@ def show(
     ] = None,
 ) -> None:
     """Print the effective configuration with secrets masked."""
+    # pydantic-settings is imported only by this command, not by every `agentcron` start.
+    from agentcron.config import ConfigError, load_settings, unknown_variables
+
     if env_file is not None and not env_file.is_file():
         fail(f"--env-file {env_file}: no such file")
     used_env_file = env_file if env_file is not None else _DEFAULT_ENV_FILE
@@ -99,7 +117,7 @@ def show(
     ]
     for warning in warnings:
         typer.echo(f"agentcron: warning: {warning}", err=True)
-    values = settings.masked()
+    values = _mask_urls(settings.masked())
     if as_json:
         print_json(values)
         return

@@ -51,6 +51,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from agentcron.cli.common import (
+    OneLineUsageErrors,
     data_dir_option,
     fail,
     opened_store,
@@ -95,12 +96,13 @@ app = typer.Typer(
     name="jobs",
     help="List, add, run, pause and inspect jobs in the store (works while the daemon is down).",
     no_args_is_help=True,
+    cls=OneLineUsageErrors,
 )
 
 _DATA_DIR = data_dir_option()
 _STORE = store_option()
 _JSON = typer.Option(False, "--json", help="Print JSON for scripts.")
-_ID = typer.Argument(..., help="The job id.")
+_ID = typer.Argument(..., metavar="ID", help="The job id.")
 
 
 # == helpers ===================================================================================
@@ -513,19 +515,24 @@ def _trigger(
     if every:
         return {"every": _number_or_text(every)}
     if at:
-        try:
-            when = datetime.fromisoformat(at)
-        except ValueError:
-            fail(f"--at {at!r}: not an ISO-8601 time (e.g. 2026-12-01T09:00:00+01:00)")
-        if when.tzinfo is None:
-            from agentcron.triggers import resolve_tz
-
-            try:
-                when = when.replace(tzinfo=resolve_tz(tz or _default_tz()))
-            except ValueError as exc:
-                fail(str(exc))
-        return {"at": when.isoformat()}
+        return {"at": _aware_iso("--at", at, tz)}
     return "@reboot"
+
+
+def _aware_iso(option: str, text: str, tz: str | None) -> str:
+    """An ISO-8601 time with its offset; a naive one is read in `tz` (or the default zone)."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"{option} {text!r}: not an ISO-8601 time (e.g. 2026-12-01T09:00:00+01:00)")
+    if when.tzinfo is None:
+        from agentcron.triggers import resolve_tz
+
+        try:
+            when = when.replace(tzinfo=resolve_tz(tz or _default_tz()))
+        except ValueError as exc:
+            fail(str(exc))
+    return when.isoformat()
 
 
 def _default_tz() -> str:
@@ -630,7 +637,7 @@ def add(
     job_id: str = _ID,
     argv: Annotated[
         list[str] | None,
-        typer.Argument(metavar="[-- PROGRAM ARGS...]", help="The command to run, after `--`."),
+        typer.Argument(metavar="-- PROGRAM ARGS", help="The command to run, after `--`."),
     ] = None,
     cron: Annotated[
         str | None, typer.Option("--cron", help="Cron expression (5-7 fields or @daily ...).")
@@ -639,7 +646,8 @@ def add(
         str | None, typer.Option("--every", help="Interval: 30s, 5m, 1h30m, or seconds.")
     ] = None,
     at: Annotated[
-        str | None, typer.Option("--at", help="Once, at an ISO-8601 time (naive: in --tz).")
+        str | None,
+        typer.Option("--at", help="Once, at an ISO-8601 time (without an offset: in --tz)."),
     ] = None,
     reboot: Annotated[
         bool, typer.Option("--reboot", help="Once each time the daemon starts.")
@@ -735,7 +743,7 @@ def add(
     data_dir: Path = _DATA_DIR,
     store: str | None = _STORE,
 ) -> None:
-    """Add a job to the store, with the options of an agentcron.toml [[jobs]] table."""
+    """Add a job to the store, with the options of a jobs table in agentcron.toml."""
     if (cwd or env or shell) and not (command or argv):
         fail("--cwd, --env and --shell go with a command (--command or -- PROGRAM ARGS)")
     trigger = _trigger(cron, every, at, reboot, tz)
@@ -773,8 +781,8 @@ def add(
         "tags": list(tag) if tag else None,
         "queue": queue,
         "expect_every": _number_or_text(expect_every) if expect_every else None,
-        "start": start,
-        "end": end,
+        "start": _aware_iso("--start", start, tz) if start else None,
+        "end": _aware_iso("--end", end, tz) if end else None,
         "max_runs": max_runs,
         "isolation": isolation,
         "enabled": False if disabled else None,
@@ -958,7 +966,7 @@ def _print_run(record: RunRecord) -> None:
 @app.command()
 def history(
     job_id: str = _ID,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="How many runs.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", help="How many runs (1-10000).")] = 20,
     status: Annotated[
         list[str] | None, typer.Option("--status", help="Only runs with this status (repeat).")
     ] = None,
@@ -967,6 +975,8 @@ def history(
     store: str | None = _STORE,
 ) -> None:
     """A job's runs, newest first (--json: the run fields with ISO-8601 times)."""
+    if not 1 <= limit <= 10_000:
+        fail(f"--limit {limit}: use a number from 1 to 10000")
     statuses: list[RunStatus] = []
     for text in status or ():
         try:

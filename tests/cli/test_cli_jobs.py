@@ -1,0 +1,742 @@
+"""`agentcron jobs ...` on real SQLite files in tmp_path, through typer's CliRunner and as a
+real `python -m agentcron` subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from agentcron.cli.main import build_app
+from agentcron.control import JOBS_CHANGED_KEY, PID_FILE
+from agentcron.cron import CronExpression
+from agentcron.models import AuditEntry, RunQuery, StoredJob
+from agentcron.store.sqlite import SqliteStore
+
+runner = CliRunner()
+PY = sys.executable
+
+
+def jobs(data_dir: Path, command: str, *args: str) -> Result:
+    """`agentcron jobs COMMAND --data-dir DATA_DIR ARGS...`"""
+    return runner.invoke(build_app(), ["jobs", command, "--data-dir", str(data_dir), *args])
+
+
+def ok(result: Result) -> str:
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    return result.stdout
+
+
+def as_json(result: Result) -> Any:
+    return json.loads(ok(result))
+
+
+def assert_bad_input(result: Result, *fragments: str) -> None:
+    """Exit 2, exactly one line on stderr, no traceback, and it says what is wrong."""
+    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
+    assert result.stderr.startswith("agentcron: ")
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr
+
+
+def listed(data_dir: Path) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = as_json(jobs(data_dir, "list", "--json"))
+    return result
+
+
+def by_id(data_dir: Path) -> dict[str, dict[str, Any]]:
+    return {job["id"]: job for job in listed(data_dir)}
+
+
+def add(data_dir: Path, job_id: str, *args: str) -> dict[str, Any]:
+    result: dict[str, Any] = as_json(jobs(data_dir, "add", job_id, "--json", *args))
+    return result
+
+
+def add_script(data_dir: Path, job_id: str, code: str, *options: str) -> None:
+    """A job running `python -c CODE` every hour."""
+    ok(jobs(data_dir, "add", job_id, "--every", "1h", *options, "--", PY, "-c", code))
+
+
+def store_call(data_dir: Path, action: Any) -> Any:
+    async def main() -> Any:
+        async with SqliteStore(data_dir / "scheduler.db") as store:
+            return await action(store)
+
+    return asyncio.run(main())
+
+
+def audit(data_dir: Path, job_id: str) -> list[AuditEntry]:
+    return list(store_call(data_dir, lambda s: s.list_audit(job_id)))
+
+
+def changed_token(data_dir: Path) -> str | None:
+    return store_call(data_dir, lambda s: s.get_state(JOBS_CHANGED_KEY))  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    """A data directory with an (empty) agentcron database."""
+    result = runner.invoke(build_app(), ["db", "migrate", "--data-dir", str(tmp_path / "data")])
+    assert result.exit_code == 0, result.stderr
+    return tmp_path / "data"
+
+
+# == list ======================================================================================
+def test_list_of_an_empty_store_is_an_empty_json_list(data: Path) -> None:
+    assert listed(data) == []
+    assert "no jobs" in ok(jobs(data, "list"))
+
+
+def test_list_without_a_database_exits_two_and_creates_nothing(tmp_path: Path) -> None:
+    assert_bad_input(jobs(tmp_path / "nowhere", "list"), "no database at")
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_list_json_gives_each_field_of_a_cron_job(data: Path) -> None:
+    add(
+        data,
+        "backup",
+        "--cron",
+        "0 2 * * *",
+        "--tz",
+        "Europe/Berlin",
+        "--name",
+        "Nightly",
+        "--command",
+        "true",
+    )
+    before = datetime.now(UTC)
+    (job,) = listed(data)
+    assert set(job) == {
+        "id",
+        "name",
+        "trigger",
+        "timezone",
+        "enabled",
+        "paused",
+        "pause_note",
+        "disabled_reason",
+        "next_run",
+        "tags",
+    }
+    assert job["id"] == "backup" and job["name"] == "Nightly"
+    assert job["trigger"] == "0 2 * * *"
+    assert job["timezone"] == "Europe/Berlin"
+    assert (job["enabled"], job["paused"], job["pause_note"]) == (True, False, None)
+    assert job["disabled_reason"] is None and job["tags"] == []
+    next_run = datetime.fromisoformat(job["next_run"])
+    assert next_run.utcoffset() is not None
+    assert next_run == CronExpression("0 2 * * *", tz="Europe/Berlin").next(before)
+
+
+def test_list_json_writes_interval_date_and_reboot_triggers_as_in_the_toml_file(
+    data: Path,
+) -> None:
+    add(data, "ping", "--every", "5m", "--command", "true")
+    add(data, "once", "--at", "2099-01-02T03:04:05+01:00", "--command", "true")
+    add(data, "boot", "--reboot", "--command", "true")
+    found = by_id(data)
+    assert found["ping"]["trigger"] == {"every": 300.0}
+    assert found["once"]["trigger"] == {"at": "2099-01-02T02:04:05+00:00"}
+    assert found["once"]["next_run"] == "2099-01-02T02:04:05+00:00"
+    assert found["boot"]["trigger"] == "@reboot"
+    assert found["boot"]["next_run"] is None
+
+
+def test_list_table_shows_the_schedule_in_words_and_the_status(data: Path) -> None:
+    add(data, "backup", "--cron", "0 2 * * *", "--command", "true")
+    ok(jobs(data, "pause", "backup", "--note", "travelling"))
+    out = ok(jobs(data, "list"))
+    assert "backup" in out and "0 2 * * *" in out
+    assert "At 02:00" in out
+    assert "paused" in out and "travelling" in out
+
+
+def test_list_filters_by_tag(data: Path) -> None:
+    add(data, "a", "--every", "1m", "--tag", "mail", "--command", "true")
+    add(data, "b", "--every", "1m", "--tag", "voice", "--command", "true")
+    result = as_json(jobs(data, "list", "--json", "--tag", "voice"))
+    assert [job["id"] for job in result] == ["b"]
+
+
+def test_list_shows_the_reason_of_a_job_disabled_with_one(data: Path) -> None:
+    add(data, "gmail", "--every", "2m", "--command", "true", "--disabled")
+    stored = store_call(data, lambda s: s.get_job("gmail"))
+    definition = {**stored.definition, "disabled_reason": "no handler configured"}
+    store_call(
+        data, lambda s: s.save_job(StoredJob(id="gmail", definition=definition), actor="preset")
+    )
+    (job,) = listed(data)
+    assert job["enabled"] is False
+    assert job["disabled_reason"] == "no handler configured"
+    assert job["next_run"] is None
+    assert "no handler configured" in ok(jobs(data, "list"))
+
+
+# == add =======================================================================================
+def test_add_takes_the_command_after_a_double_dash(data: Path) -> None:
+    add(data, "echo", "--every", "1m", "--", PY, "-c", "print('a b')")
+    shown = as_json(jobs(data, "show", "echo", "--json"))
+    assert shown["definition"]["handler"]["argv"] == [PY, "-c", "print('a b')"]
+
+
+def test_add_splits_a_command_string_like_a_shell(data: Path) -> None:
+    add(data, "sync", "--every", "1m", "--command", "rsync -a 'my src/' dst/")
+    shown = as_json(jobs(data, "show", "sync", "--json"))
+    assert shown["definition"]["handler"]["argv"] == ["rsync", "-a", "my src/", "dst/"]
+
+
+def test_add_an_http_job_with_method_and_headers(data: Path) -> None:
+    add(
+        data,
+        "ping",
+        "--every",
+        "30s",
+        "--http",
+        "https://example.org/ping",
+        "--method",
+        "get",
+        "--header",
+        "X-Token: abc",
+    )
+    handler = as_json(jobs(data, "show", "ping", "--json"))["definition"]["handler"]
+    assert handler["url"] == "https://example.org/ping"
+    assert handler["method"] == "GET"
+    assert handler["headers"] == {"X-Token": "abc"}
+
+
+def test_add_a_callable_by_reference(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "cli_jobs_sample.py").write_text("def work():\n    return 'done'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    add(data, "work", "--cron", "*/5 * * * *", "--callable", "cli_jobs_sample:work")
+    shown = as_json(jobs(data, "show", "work", "--json"))
+    assert shown["handler"] == "python cli_jobs_sample:work"
+
+
+def test_add_takes_every_option_of_a_toml_jobs_table(data: Path) -> None:
+    add(
+        data,
+        "full",
+        "--cron",
+        "0 9 * * MON-FRI",
+        "--tz",
+        "Europe/Berlin",
+        "--name",
+        "Full",
+        "--description",
+        "all options",
+        "--timeout",
+        "10m",
+        "--jitter",
+        "5s",
+        "--overlap",
+        '{ policy = "concurrent", max_concurrent = 3 }',
+        "--retry-attempts",
+        "3",
+        "--retry-strategy",
+        "exponential",
+        "--retry-base-delay",
+        "1s",
+        "--retry-max-delay",
+        "30s",
+        "--misfire",
+        '{ policy = "run_all", max_catchup = 10, catchup_window = "1d" }',
+        "--circuit",
+        "{ failure_threshold = 5 }",
+        "--tag",
+        "maintenance",
+        "--tag",
+        "nightly",
+        "--queue",
+        "reports",
+        "--expect-every",
+        "2h",
+        "--max-runs",
+        "100",
+        "--disabled",
+        "--command",
+        "true",
+    )
+    shown = as_json(jobs(data, "show", "full", "--json"))
+    definition = shown["definition"]
+    assert definition["timeout_s"] == 600.0
+    assert definition["jitter_s"] == 5.0
+    assert definition["overlap"]["policy"] == "concurrent"
+    assert definition["overlap"]["max_concurrent"] == 3
+    assert definition["retry"]["max_attempts"] == 3
+    assert definition["retry"]["max_delay"] == 30.0
+    assert definition["misfire"]["policy"] == "run_all"
+    assert definition["circuit"]["failure_threshold"] == 5
+    assert definition["queue"] == "reports"
+    assert definition["expect_every_s"] == 7200.0
+    assert definition["max_runs"] == 100
+    assert shown["tags"] == ["maintenance", "nightly"]
+    assert shown["description"] == "all options"
+    assert shown["enabled"] is False and shown["status"] == "disabled"
+    assert shown["next_run"] is None
+    assert shown["disabled_reason"] is None
+
+
+def test_add_reads_times_without_an_offset_in_the_given_time_zone(data: Path) -> None:
+    add(data, "once", "--at", "2099-07-01T09:00:00", "--tz", "Europe/Berlin", "--command", "true")
+    assert by_id(data)["once"]["trigger"] == {"at": "2099-07-01T07:00:00+00:00"}
+    add(
+        data,
+        "window",
+        "--every",
+        "1h",
+        "--start",
+        "2099-01-01T00:00",
+        "--tz",
+        "Asia/Tokyo",
+        "--command",
+        "true",
+    )
+    definition = as_json(jobs(data, "show", "window", "--json"))["definition"]
+    assert definition["start"] == "2098-12-31T15:00:00+00:00"
+
+
+def test_add_is_audited_as_the_cli_and_tells_daemons_to_reload(data: Path) -> None:
+    add(data, "a", "--every", "1m", "--command", "true")
+    first = changed_token(data)
+    assert first is not None
+    add(data, "b", "--every", "1m", "--command", "true")
+    assert changed_token(data) not in (None, first)
+    (entry,) = audit(data, "a")
+    assert (entry.action, entry.actor) == ("added", "cli")
+
+
+def test_add_refuses_an_existing_id_without_replace(data: Path) -> None:
+    add(data, "a", "--every", "1m", "--command", "true")
+    assert_bad_input(
+        jobs(data, "add", "a", "--every", "2m", "--command", "true"), "already exists", "--replace"
+    )
+    assert by_id(data)["a"]["trigger"] == {"every": 60.0}
+
+
+def test_add_with_replace_updates_the_job_and_keeps_its_history(data: Path) -> None:
+    add_script(data, "a", "print(1)")
+    ok(jobs(data, "run", "a"))
+    result = add(data, "a", "--replace", "--every", "2m", "--", PY, "-c", "print(2)")
+    assert result["replaced"] is True
+    assert by_id(data)["a"]["trigger"] == {"every": 120.0}
+    assert len(as_json(jobs(data, "history", "a", "--json"))) == 1
+
+
+BAD_ADDS = [
+    (["--cron", "61 * * * *", "--command", "true"], "minute field: 61 is out of range 0-59"),
+    (["--cron", "0 0 * * * * * *", "--command", "true"], "trigger"),
+    (["--every", "5x", "--command", "true"], "'5x' is not a duration"),
+    (["--every", "1m", "--timeout", "soon", "--command", "true"], "timeout"),
+    (["--every", "1m", "--retry-base-delay", "1y", "--command", "true"], "retry.base_delay"),
+    (["--cron", "* * * * *", "--tz", "Mars/Base", "--command", "true"], "unknown time zone"),
+    (["--at", "tomorrow", "--command", "true"], "not an ISO-8601 time"),
+    (["--command", "true"], "give exactly one schedule"),
+    (["--cron", "* * * * *", "--every", "1m", "--command", "true"], "--cron, --every"),
+    (["--every", "1m"], "give exactly one handler"),
+    (["--every", "1m", "--command", "true", "--http", "http://x"], "--command, --http"),
+    (["--every", "1m", "--command", "echo 'unbalanced"], "--command"),
+    (["--every", "1m", "--method", "GET", "--command", "true"], "--method"),
+    (["--every", "1m", "--overlap", "sometimes", "--command", "true"], "overlap"),
+    (["--every", "1m", "--overlap", "{ policy = ", "--command", "true"], "TOML inline table"),
+    (["--every", "1m", "--misfire", "whenever", "--command", "true"], "misfire"),
+    (["--every", "1m", "--retry-attempts", "0", "--command", "true"], "retry"),
+    (["--every", "1m", "--retry-attempts", "many", "--command", "true"], "--retry-attempts"),
+    (["--every", "1m", "--isolation", "vm", "--callable", "json:dumps"], "isolation"),
+    (["--every", "1m", "--callable", "no_such_module_xyz:run"], "no_such_module_xyz"),
+    (["--every", "1m", "--http", "ftp://example.org"], "http"),
+    (["--every", "1m", "--env", "NOEQUALS", "--command", "true"], "--env"),
+    (["--every", "1m", "--cwd", "/tmp", "--http", "http://x"], "--cwd"),
+    (["--every", "1m", "--body", "{not json", "--http", "http://x"], "--body"),
+    (
+        ["--every", "1m", "--start", "2030-01-02T00:00+00:00", "--end", "2030-01-01T00:00+00:00"]
+        + ["--command", "true"],
+        "end: must be after start",
+    ),
+    (["--every", "1m", "--start", "someday", "--command", "true"], "--start 'someday'"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_ADDS)
+def test_add_with_bad_input_exits_two_with_one_line_and_changes_nothing(
+    data: Path, args: list[str], message: str
+) -> None:
+    add(data, "keep", "--every", "1m", "--command", "true")
+    before = listed(data)
+    assert_bad_input(jobs(data, "add", "new", *args), message)
+    assert listed(data) == before
+
+
+def test_add_into_an_unwritable_data_dir_exits_two(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    result = jobs(tmp_path / "a-file" / "data", "add", "x", "--every", "1m", "--command", "true")
+    assert_bad_input(result, "cannot create the directory")
+
+
+def test_a_corrupt_database_exits_two_and_is_left_alone(tmp_path: Path) -> None:
+    db = tmp_path / "data" / "scheduler.db"
+    db.parent.mkdir()
+    db.write_bytes(b"this is not sqlite at all")
+    assert_bad_input(jobs(tmp_path / "data", "list"), "not an SQLite database")
+    assert_bad_input(
+        jobs(tmp_path / "data", "add", "x", "--every", "1m", "--command", "true"),
+        "not an SQLite database",
+    )
+    assert db.read_bytes() == b"this is not sqlite at all"
+
+
+def test_a_bad_store_url_exits_two(tmp_path: Path) -> None:
+    result = runner.invoke(build_app(), ["jobs", "list", "--store", "mongo://x"])
+    assert_bad_input(result, "unknown store scheme")
+
+
+def test_store_url_points_the_commands_at_another_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{(tmp_path / 'elsewhere.db').as_posix()}"
+    app = build_app()
+    result = runner.invoke(
+        app, ["jobs", "add", "x", "--store", url, "--every", "1m", "--command", "true"]
+    )
+    ok(result)
+    assert (tmp_path / "elsewhere.db").is_file()
+    out = as_json(runner.invoke(app, ["jobs", "list", "--json", "--store", url]))
+    assert [job["id"] for job in out] == ["x"]
+
+
+# == show ======================================================================================
+def test_show_gives_definition_state_next_five_fires_last_runs_and_stats(data: Path) -> None:
+    add_script(data, "a", "print('hi')", "--tag", "t")
+    ok(jobs(data, "run", "a"))
+    shown = as_json(jobs(data, "show", "a", "--json"))
+    assert shown["id"] == "a" and shown["status"] == "active"
+    assert shown["definition"]["trigger"] == {"type": "interval", "seconds": 3600.0}
+    fires = [datetime.fromisoformat(t) for t in shown["next_fires"]]
+    assert len(fires) == 5
+    assert all((b - a).total_seconds() == 3600 for a, b in zip(fires, fires[1:], strict=False))
+    (run,) = shown["last_runs"]
+    assert run["status"] == "succeeded" and run["output_tail"] == "hi\n"
+    assert shown["stats"]["total"] == 1 and shown["stats"]["succeeded"] == 1
+    text = ok(jobs(data, "show", "a"))
+    assert "next fire times" in text and "succeeded" in text
+
+
+def test_show_of_an_unknown_id_exits_two(data: Path) -> None:
+    assert_bad_input(jobs(data, "show", "nope"), "no job with id 'nope'")
+
+
+def test_show_without_an_id_exits_two_with_one_line(data: Path) -> None:
+    assert_bad_input(jobs(data, "show"), "Missing argument")
+
+
+# == remove / pause / resume ===================================================================
+def test_remove_deletes_the_job_and_its_history(data: Path) -> None:
+    add_script(data, "a", "print(1)")
+    ok(jobs(data, "run", "a"))
+    assert "removed job a" in ok(jobs(data, "remove", "a"))
+    assert listed(data) == []
+    assert store_call(data, lambda s: s.count_runs(RunQuery())) == 0
+    assert audit(data, "a")[0].action == "removed"
+
+
+def test_remove_of_an_unknown_id_exits_two(data: Path) -> None:
+    assert_bad_input(jobs(data, "remove", "nope"), "no job with id")
+
+
+def test_pause_with_a_note_then_resume(data: Path) -> None:
+    add(data, "a", "--every", "1m", "--command", "true")
+    token = changed_token(data)
+    paused = as_json(jobs(data, "pause", "a", "--note", "travelling", "--json"))
+    assert paused["paused"] is True and paused["pause_note"] == "travelling"
+    job = by_id(data)["a"]
+    assert (job["paused"], job["pause_note"], job["next_run"]) == (True, "travelling", None)
+    assert changed_token(data) != token
+    ok(jobs(data, "resume", "a"))
+    job = by_id(data)["a"]
+    assert (job["paused"], job["pause_note"]) == (False, None)
+    assert job["next_run"] is not None
+    assert [e.action for e in audit(data, "a")][:2] == ["resumed", "paused"]
+
+
+@pytest.mark.parametrize("command", ["pause", "resume"])
+def test_pause_and_resume_of_an_unknown_id_exit_two(data: Path, command: str) -> None:
+    assert_bad_input(jobs(data, command, "nope"), "no job with id")
+
+
+# == run =======================================================================================
+def test_run_prints_the_finished_run_and_exits_zero_on_success(data: Path) -> None:
+    add_script(data, "a", "print('hello')")
+    out = ok(jobs(data, "run", "a"))
+    assert "job a: succeeded" in out and "hello" in out
+
+
+def test_run_exits_one_when_the_run_failed(data: Path) -> None:
+    add_script(data, "bad", "import sys; print('oops'); sys.exit(3)")
+    result = jobs(data, "run", "bad", "--json")
+    assert result.exit_code == 1
+    run = json.loads(result.stdout)
+    assert run["status"] == "failed"
+    assert "exit status 3" in run["error"]
+    assert run["output_tail"] == "oops\n"
+    assert set(run) >= {
+        "job_id",
+        "scheduled_for",
+        "started_at",
+        "finished_at",
+        "duration",
+        "status",
+        "attempt",
+        "error",
+        "output_tail",
+        "node_id",
+    }
+
+
+def test_run_goes_through_the_jobs_retry_policy(data: Path) -> None:
+    add_script(
+        data, "flaky", "import sys; sys.exit(1)", "--retry", "{ max_attempts = 2, base_delay = 0 }"
+    )
+    result = jobs(data, "run", "flaky", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["attempt"] == 2
+
+
+def test_run_goes_through_the_jobs_timeout(data: Path) -> None:
+    add_script(data, "slow", "import time; time.sleep(60)", "--timeout", "200ms")
+    result = jobs(data, "run", "slow", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["status"] == "timed_out"
+
+
+def test_run_runs_only_the_given_job(data: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "reboot-ran"
+    code = f"open({str(marker)!r}, 'w').close()"
+    ok(jobs(data, "add", "boot", "--reboot", "--", PY, "-c", code))
+    add_script(data, "a", "print(1)")
+    ok(jobs(data, "run", "a"))
+    assert not marker.exists()
+    assert as_json(jobs(data, "history", "boot", "--json")) == []
+
+
+def test_run_of_a_paused_job_runs_it_and_leaves_it_paused(data: Path) -> None:
+    add_script(data, "a", "print(1)")
+    ok(jobs(data, "pause", "a"))
+    ok(jobs(data, "run", "a"))
+    assert by_id(data)["a"]["paused"] is True
+
+
+def test_run_of_an_unknown_id_exits_two(data: Path) -> None:
+    assert_bad_input(jobs(data, "run", "nope"), "no job with id 'nope'")
+
+
+def test_run_of_a_job_disabled_with_a_reason_exits_two_without_running(data: Path) -> None:
+    add(data, "gmail", "--every", "2m", "--command", "true", "--disabled")
+    stored = store_call(data, lambda s: s.get_job("gmail"))
+    definition = {**stored.definition, "disabled_reason": "no handler configured"}
+    store_call(
+        data, lambda s: s.save_job(StoredJob(id="gmail", definition=definition), actor="preset")
+    )
+    assert_bad_input(jobs(data, "run", "gmail"), "no handler configured")
+    assert as_json(jobs(data, "history", "gmail", "--json")) == []
+
+
+# == history ===================================================================================
+def test_history_lists_runs_newest_first_with_iso_times(data: Path) -> None:
+    add_script(data, "a", "print(1)")
+    ok(jobs(data, "run", "a"))
+    ok(jobs(data, "run", "a"))
+    runs = as_json(jobs(data, "history", "a", "--json"))
+    assert len(runs) == 2
+    assert runs[0]["scheduled_for"] > runs[1]["scheduled_for"]
+    for run in runs:
+        assert datetime.fromisoformat(run["started_at"]).utcoffset() is not None
+        assert run["job_id"] == "a" and run["status"] == "succeeded"
+    assert len(as_json(jobs(data, "history", "a", "--json", "--limit", "1"))) == 1
+    assert "succeeded" in ok(jobs(data, "history", "a"))
+
+
+def test_history_filters_by_status(data: Path) -> None:
+    add_script(data, "good", "print(1)")
+    add_script(data, "bad", "import sys; sys.exit(1)")
+    ok(jobs(data, "run", "good"))
+    jobs(data, "run", "bad")
+    assert as_json(jobs(data, "history", "good", "--json", "--status", "failed")) == []
+    failed = as_json(jobs(data, "history", "bad", "--json", "--status", "failed"))
+    assert [run["status"] for run in failed] == ["failed"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nope"], "no job with id"),
+        (["a", "--status", "exploded"], "--status 'exploded'"),
+        (["a", "--limit", "0"], "--limit"),
+        (["a", "--limit", "lots"], "--limit"),
+    ],
+)
+def test_history_with_bad_input_exits_two(data: Path, args: list[str], message: str) -> None:
+    add(data, "a", "--every", "1m", "--command", "true")
+    assert_bad_input(jobs(data, "history", *args), message)
+
+
+# == export / import ===========================================================================
+def test_export_then_import_into_another_data_dir_gives_the_same_jobs(
+    data: Path, tmp_path: Path
+) -> None:
+    add(data, "a", "--cron", "0 2 * * *", "--tz", "Europe/Berlin", "--command", "true")
+    add(data, "b", "--every", "5m", "--http", "https://example.org")
+    ok(jobs(data, "pause", "b", "--note", "later"))
+    exported = as_json(jobs(data, "export"))
+    assert [job["id"] for job in exported["jobs"]] == ["a", "b"]
+    file = tmp_path / "jobs.json"
+    ok(jobs(data, "export", str(file)))
+    other = tmp_path / "other"
+    result = as_json(jobs(other, "import", str(file), "--json"))
+    assert result["added"] == ["a", "b"]
+    assert listed(other) == listed(data)
+    assert audit(other, "a")[0].actor == "cli"
+
+
+def test_import_lists_every_problem_and_imports_nothing(data: Path, tmp_path: Path) -> None:
+    add(data, "a", "--every", "1m", "--command", "true")
+    add(data, "b", "--every", "1m", "--command", "true")
+    exported = as_json(jobs(data, "export"))
+    exported["jobs"][0]["definition"]["timout"] = 3
+    exported["jobs"][1]["definition"]["trigger"] = {"type": "cron", "expr": "99 * * * *"}
+    exported["jobs"].append({"id": "c", "definition": exported["jobs"][0]["definition"]})
+    exported["jobs"][2]["definition"] = {"trigger": {"type": "reboot"}}
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(exported))
+    other = tmp_path / "other"
+    result = jobs(other, "import", str(bad))
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert lines[-1] == f"agentcron: 3 problems in {bad}, nothing imported"
+    assert any("jobs[0].definition: unknown field 'timout'" in line for line in lines)
+    assert any("minute field: 99" in line for line in lines)
+    assert any("jobs[2].definition: handler" in line for line in lines)
+    assert not other.exists()
+
+
+def test_import_refuses_existing_ids_with_conflict_error(data: Path, tmp_path: Path) -> None:
+    add(data, "a", "--every", "1m", "--command", "true")
+    file = tmp_path / "jobs.json"
+    ok(jobs(data, "export", str(file)))
+    result = jobs(data, "import", str(file), "--conflict", "error")
+    assert result.exit_code == 2
+    assert "already exists" in result.stderr
+    kept = as_json(jobs(data, "import", str(file), "--conflict", "keep", "--json"))
+    assert kept["unchanged"] == ["a"] and kept["added"] == []
+
+
+def test_import_with_replace_keeps_the_history(data: Path, tmp_path: Path) -> None:
+    add_script(data, "a", "print(1)")
+    ok(jobs(data, "run", "a"))
+    file = tmp_path / "jobs.json"
+    ok(jobs(data, "export", str(file)))
+    content = json.loads(file.read_text())
+    content["jobs"][0]["definition"]["trigger"]["seconds"] = 120.0
+    file.write_text(json.dumps(content))
+    result = as_json(jobs(data, "import", str(file), "--json"))
+    assert result["updated"] == ["a"]
+    assert by_id(data)["a"]["trigger"] == {"every": 120.0}
+    assert len(as_json(jobs(data, "history", "a", "--json"))) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not JSON"),
+        ('{"format": "something-else", "version": 1, "jobs": []}', "format"),
+    ],
+)
+def test_import_of_a_file_that_is_not_an_export_exits_two(
+    data: Path, tmp_path: Path, content: str, message: str
+) -> None:
+    file = tmp_path / "x.json"
+    file.write_text(content)
+    result = jobs(data, "import", str(file))
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_import_of_a_missing_file_or_with_a_bad_conflict_exits_two(
+    data: Path, tmp_path: Path
+) -> None:
+    assert_bad_input(jobs(data, "import", str(tmp_path / "missing.json")), "cannot read")
+    file = tmp_path / "jobs.json"
+    ok(jobs(data, "export", str(file)))
+    assert_bad_input(jobs(data, "import", str(file), "--conflict", "merge"), "--conflict")
+
+
+def test_export_to_an_unwritable_place_exits_two(data: Path, tmp_path: Path) -> None:
+    assert_bad_input(jobs(data, "export", str(tmp_path / "no" / "dir" / "x.json")), "cannot write")
+
+
+# == reload ====================================================================================
+def test_reload_without_a_daemon_says_so_and_sets_the_store_key(data: Path) -> None:
+    assert changed_token(data) is None
+    out = ok(jobs(data, "reload"))
+    assert "no local daemon" in out
+    assert changed_token(data) is not None
+
+
+def test_reload_signals_the_daemon_of_the_data_dir(data: Path) -> None:
+    code = (
+        "import signal, sys\n"
+        "signal.signal(signal.SIGHUP, lambda *a: (print('reloaded', flush=True), sys.exit(0)))\n"
+        "print('ready', flush=True)\n"
+        "while True: signal.pause()\n"
+    )
+    with subprocess.Popen([PY, "-c", code], stdout=subprocess.PIPE, text=True) as daemon:
+        try:
+            assert daemon.stdout is not None
+            assert daemon.stdout.readline() == "ready\n"
+            (data / PID_FILE).write_text(f"{daemon.pid}\n")
+            assert as_json(jobs(data, "reload", "--json")) == {"daemon_signalled": True}
+            assert daemon.wait(timeout=30) == 0
+            assert daemon.stdout.read() == "reloaded\n"
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+
+
+def test_reload_without_a_database_exits_two(tmp_path: Path) -> None:
+    assert_bad_input(jobs(tmp_path / "none", "reload"), "no database at")
+
+
+# == the console entry =========================================================================
+def test_the_jobs_commands_work_as_a_real_subprocess(tmp_path: Path) -> None:
+    def agentcron(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PY, "-m", "agentcron", "jobs", *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+            check=False,
+        )
+
+    added = agentcron(
+        "add", "hello", "--data-dir", "d", "--every", "1h", "--", PY, "-c", "print(42)"
+    )
+    assert added.returncode == 0, added.stderr
+    run = agentcron("run", "hello", "--data-dir", "d", "--json")
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["output_tail"] == "42\n"
+    bad = agentcron("run", "nope", "--data-dir", "d")
+    assert bad.returncode == 2
+    assert bad.stderr == "agentcron: no job with id 'nope'; `agentcron jobs list` shows the ids\n"
+    listed_out = agentcron("list", "--json", "--data-dir", "d")
+    assert [job["id"] for job in json.loads(listed_out.stdout)] == ["hello"]
