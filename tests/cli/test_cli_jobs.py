@@ -740,3 +740,14 @@ def test_the_jobs_commands_work_as_a_real_subprocess(tmp_path: Path) -> None:
     assert bad.stderr == "agentcron: no job with id 'nope'; `agentcron jobs list` shows the ids\n"
     listed_out = agentcron("list", "--json", "--data-dir", "d")
     assert [job["id"] for job in json.loads(listed_out.stdout)] == ["hello"]
+
+
+def test_a_stored_definition_the_engine_rejects_is_listed_invalid_and_not_run(data: Path) -> None:
+    bad = {"trigger": {"type": "cron", "expr": "77 * * * *"}, "handler": {"kind": "command"}}
+    store_call(data, lambda s: s.save_job(StoredJob(id="broken", definition=bad), actor="api"))
+    (job,) = listed(data)
+    assert job["enabled"] is False and job["next_run"] is None
+    assert job["disabled_reason"].startswith("invalid definition: ")
+    assert "invalid" in ok(jobs(data, "list"))
+    assert as_json(jobs(data, "show", "broken", "--json"))["status"] == "invalid"
+    assert_bad_input(jobs(data, "run", "broken"), "stored definition is invalid")
