@@ -429,3 +429,19 @@ def test_defining_the_same_id_twice_with_conflict_error_is_refused(
     assert kept.trigger == Interval(seconds=10)
     sched.add_job("j", trigger=Interval(seconds=40), handler=RECORD)
     assert sched.job("j").job.trigger == Interval(seconds=40)
+
+
+async def test_a_first_fire_missed_while_down_is_run_after_the_restart(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock, store: MemoryStore
+) -> None:
+    engine_samples.CALLS.clear()
+    first = make_scheduler()
+    first.add_job("once", trigger=Date(T0 + timedelta(minutes=5)), handler=RECORD)
+    async with first:
+        await clock.advance(60)  # stopped before the job ever fired
+    await clock.advance(3600)
+    second = make_scheduler()
+    async with second:
+        await clock.advance(1)
+        runs = await all_runs(second, "once")
+    assert [r.scheduled_for for r in runs] == [T0 + timedelta(minutes=5)]

@@ -249,3 +249,15 @@ def test_bad_triggers_and_handler_references_fail_at_add_job(
         return
     with pytest.raises(JobConfigError):
         sched.add_job("j", trigger=trigger, handler=handler)
+
+
+async def test_a_disabled_job_is_listed_but_never_fires_until_enabled(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    sched.add_job("j", trigger=Interval(seconds=10), handler=noop, enabled=False)
+    async with sched:
+        await clock.advance(30)
+        assert await sched.runs("j") == [] and sched.job("j").next_run is None
+        sched.update("j", enabled=True)
+        await clock.advance(10)
+        assert len(await sched.runs("j")) == 1

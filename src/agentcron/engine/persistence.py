@@ -153,6 +153,13 @@ class StoreSync:
                 if not waiter.done():
                     waiter.set_result(None)
 
+    async def _store_next_runs(self, entries: list[JobEntry]) -> None:
+        for entry in entries:
+            if not entry.removed:
+                await self.store.set_job_state(
+                    entry.job.id, next_run=entry.next_fire, last_fire=entry.last_fire
+                )
+
     async def _save(self, stored: StoredJob) -> None:
         await self.store.save_job(stored, actor=_ACTOR, conflict="replace")
 

@@ -143,6 +143,11 @@ async def _wait_store(store: Store) -> None:
         await wait()
 
 
+def _timing(job: Job) -> tuple[object, ...]:
+    """What decides when a job fires: a change to any of it reschedules the job."""
+    return (job.trigger, job.start, job.end, job.max_runs, job.jitter_s, job.enabled)
+
+
 def _default_node_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -388,15 +393,22 @@ class Scheduler(StoreSync):
         self._started_at = now
         await self._reconcile()
         self._running = True
+        never_fired: list[JobEntry] = []
         for entry in list(self._entries.values()):
             if entry.job.is_reboot and not entry.paused and entry.dormant is None:
                 self._spawn(self._fire(entry, now, now))
-            else:
-                self._schedule_initial(entry, now)
+                continue
+            stored_next = entry.next_fire
+            self._schedule_initial(entry, now)
+            if entry.last_fire is None and entry.next_fire != stored_next:
+                never_fired.append(entry)
         await self._recover_interrupted(now)
         self._loop_task = asyncio.create_task(self._loop(), name="agentcron-scheduler")
         self._maintenance_task = asyncio.create_task(self._maintain(), name="agentcron-leases")
         self._writer_task = asyncio.create_task(self._writer(), name="agentcron-store-writer")
+        if never_fired:
+            # So that a first fire missed while down is found after a restart.
+            self._enqueue_write(lambda: self._store_next_runs(never_fired))
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Stop taking fires, give running jobs `grace_s` (default `stop_grace_s`), then
@@ -643,6 +655,7 @@ class Scheduler(StoreSync):
     def _schedule_initial(self, entry: JobEntry, now: datetime) -> None:
         """At start: from `last_fire` (so fires missed while down are found), else now."""
         if entry.paused or entry.dormant or entry.job.is_reboot or not entry.job.enabled:
+            entry.next_fire = None
             return
         if entry.last_fire is not None:
             self._schedule_next(entry, self._next_after(entry, entry.last_fire), now)
@@ -960,13 +973,7 @@ class Scheduler(StoreSync):
         ):
             del self._circuits[old.circuit_name]
         if self._running:
-            if was_dormant or (old.trigger, old.start, old.end, old.max_runs, old.jitter_s) != (
-                job.trigger,
-                job.start,
-                job.end,
-                job.max_runs,
-                job.jitter_s,
-            ):
+            if was_dormant or _timing(old) != _timing(job):
                 self._schedule_from(entry, self.clock.now())
             definition = job_to_definition(job)
             self._enqueue_write(lambda: self._save(StoredJob(id=job.id, definition=definition)))
