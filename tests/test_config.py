@@ -143,3 +143,11 @@ def test_settings_is_immutable() -> None:
     s = Settings()
     with pytest.raises(Exception):  # noqa: B017 - pydantic raises ValidationError on frozen models
         s.DASHBOARD_PORT = 1  # type: ignore[misc]
+
+
+def test_a_password_in_the_store_url_is_masked_when_shown() -> None:
+    shown = load_settings(
+        environ={"SCHEDULER_STORE": "redis://:hunter2@127.0.0.1:6379/0"}, env_file=None
+    ).masked()
+    assert "hunter2" not in repr(shown)
+    assert shown["SCHEDULER_STORE"] == "redis://:********@127.0.0.1:6379/0"

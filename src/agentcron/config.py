@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["ConfigError", "Settings", "load_settings", "unknown_variables"]
+__all__ = ["ConfigError", "Settings", "load_settings", "mask_url", "unknown_variables"]
 
 #: Variables starting with one of these are ours; unknown ones get a "did you mean" warning.
 _OUR_PREFIXES = (
@@ -204,12 +204,14 @@ class Settings(BaseSettings):
                 value = "********" if value.get_secret_value() else ""
             elif isinstance(value, Path):
                 value = str(value)
+            elif name == "SCHEDULER_STORE" and value:
+                value = mask_url(value)
             out[name] = value
-        out["store_url (derived)"] = _mask_url(self.store_url)
+        out["store_url (derived)"] = mask_url(self.store_url)
         return out
 
 
-def _mask_url(url: str) -> str:
+def mask_url(url: str) -> str:
     """Hide the password of `scheme://user:password@host` URLs."""
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
