@@ -294,10 +294,13 @@ class Queue(Protocol):
 
 
 # -- validation shared by the backends --------------------------------------------------
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
 def encode_data(data: Any) -> str:
     """Data as compact JSON; `QueueInputError` when it cannot be serialised."""
     try:
-        return json.dumps(data, separators=(",", ":"), allow_nan=False)
+        return _ENCODE(data)
     except (TypeError, ValueError) as exc:
         raise QueueInputError(f"job data must be JSON-serialisable: {exc}") from None
 

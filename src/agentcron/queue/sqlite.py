@@ -5,7 +5,11 @@ Layout: one row per job in ``queue_jobs`` (all queues of the file), one row per 
 ``queue_schema_version`` records this module's schema version (the store owns
 ``PRAGMA user_version``). ``at_ms`` is "the time that matters in the current state": when it
 became ready (waiting), when it is due (delayed), when its lease expires (active), when it
-finished (completed, failed). Times are epoch milliseconds of the injected clock.
+finished (completed, failed). ``rank`` is the priority while waiting and 0 otherwise, so one
+index ``(queue, state, rank, at_ms)`` serves the claim order (rank, then time, then rowid)
+and every by-time scan (due delayed jobs, expired leases, old finished jobs); each index
+costs every insert, and single adds are a hot path. Times are epoch milliseconds of the
+injected clock.
 
 Several processes may share the file: a claim is one ``BEGIN IMMEDIATE`` transaction
 (promote due delayed jobs, apply the rate window, ``UPDATE ... RETURNING`` the next jobs by
@@ -16,10 +20,12 @@ loop thread: each is one short transaction (a writer waits at most ``busy_timeou
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -67,6 +73,7 @@ _SCHEMA = (
         data TEXT NOT NULL,
         state TEXT NOT NULL,
         priority INTEGER NOT NULL DEFAULT 0,
+        rank INTEGER NOT NULL DEFAULT 0,
         at_ms INTEGER NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 1,
         attempts_made INTEGER NOT NULL DEFAULT 0,
@@ -82,8 +89,7 @@ _SCHEMA = (
         finished_ms INTEGER,
         UNIQUE (queue, id)
     )""",
-    "CREATE INDEX IF NOT EXISTS queue_jobs_next ON queue_jobs (queue, state, priority, at_ms, seq)",
-    "CREATE INDEX IF NOT EXISTS queue_jobs_at ON queue_jobs (queue, state, at_ms)",
+    "CREATE INDEX IF NOT EXISTS queue_jobs_next ON queue_jobs (queue, state, rank, at_ms)",
     """CREATE TABLE IF NOT EXISTS queue_meta (
         queue TEXT PRIMARY KEY,
         paused INTEGER NOT NULL DEFAULT 0,
@@ -102,19 +108,20 @@ _SCHEMA = (
 )
 
 _INSERT = (
-    "INSERT INTO queue_jobs (queue, id, name, data, state, priority, at_ms, attempts, backoff,"
-    " keep_completed, keep_failed, created_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    "INSERT INTO queue_jobs (queue, id, name, data, state, priority, rank, at_ms, attempts,"
+    " backoff, keep_completed, keep_failed, created_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
     " ON CONFLICT (queue, id) DO NOTHING"
 )
 _CLAIM = (
-    "UPDATE queue_jobs SET state='active', token=?, at_ms=?, attempts_made=attempts_made+1"
+    "UPDATE queue_jobs SET state='active', rank=0, token=?, at_ms=?, attempts_made=attempts_made+1"
     " WHERE seq IN (SELECT seq FROM queue_jobs WHERE queue=? AND state='waiting'"
-    " ORDER BY priority, at_ms, seq LIMIT ?)"
+    " ORDER BY rank, at_ms, seq LIMIT ?)"
     " RETURNING seq, id, name, data, priority, attempts, attempts_made, backoff,"
     " keep_completed, keep_failed"
 )
 _PROMOTE = (
-    "UPDATE queue_jobs SET state='waiting' WHERE queue=? AND state='delayed' AND at_ms<=?"
+    "UPDATE queue_jobs SET state='waiting', rank=priority"
+    " WHERE queue=? AND state='delayed' AND rank=0 AND at_ms<=?"
 )
 _COMPLETE = (
     "UPDATE queue_jobs SET state='completed', at_ms=?, finished_ms=?, result=?, token=NULL"
@@ -124,11 +131,14 @@ _FAIL = (
     "UPDATE queue_jobs SET state='failed', at_ms=?, finished_ms=?, error=?, token=NULL"
     " WHERE seq=? AND token=?"
 )
-_RETRY = "UPDATE queue_jobs SET state=?, at_ms=?, error=?, token=NULL WHERE seq=? AND token=?"
+_RETRY = (
+    "UPDATE queue_jobs SET state=?1, rank=CASE WHEN ?1='waiting' THEN priority ELSE 0 END,"
+    " at_ms=?2, error=?3, token=NULL WHERE seq=?4 AND token=?5"
+)
 _DELETE_OWNED = "DELETE FROM queue_jobs WHERE seq=? AND token=?"
 _TRIM = (
     "DELETE FROM queue_jobs WHERE seq IN (SELECT seq FROM queue_jobs WHERE queue=? AND state=?"
-    " ORDER BY at_ms DESC, seq DESC LIMIT -1 OFFSET ?)"
+    " AND rank=0 ORDER BY at_ms DESC, seq DESC LIMIT -1 OFFSET ?)"
 )
 _COLUMNS = (
     "id, name, data, state, priority, attempts, attempts_made, progress, result, error,"
@@ -178,11 +188,16 @@ class SqliteQueue:
         self.name = name
         self.url = f"sqlite:///{self.path}"
         self.clock: Clock = clock or SystemClock()
+        self._system_clock = type(self.clock) is SystemClock
         self.events = events
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
         self._conn: sqlite3.Connection | None = None
         self._added = asyncio.Event()
+        # Generated ids: time first so the unique index grows at its end (random ids make
+        # every insert touch a random page), then this object's random tag and a counter.
+        self._id_tag = os.urandom(6).hex()
+        self._id_counter = itertools.count()
 
     # -- connection -------------------------------------------------------------------
     @property
@@ -235,6 +250,8 @@ class SqliteQueue:
         db.execute("COMMIT")
 
     def _now_ms(self) -> int:
+        if self._system_clock:
+            return int(time.time() * 1000)  # same reading as SystemClock.now(), cheaper
         return _ms(self.clock.now())
 
     async def close(self) -> None:
@@ -243,6 +260,9 @@ class SqliteQueue:
             self._conn = None
 
     # -- adding -----------------------------------------------------------------------
+    def _new_id(self, now_ms: int) -> str:
+        return f"{now_ms:x}-{self._id_tag}-{next(self._id_counter):x}"
+
     def _row(self, job: BulkJob, now_ms: int) -> tuple[Any, ...]:
         validate_job(
             name=job.name,
@@ -256,11 +276,12 @@ class SqliteQueue:
         delayed = job.delay > 0
         return (
             self.name,
-            job.job_id or os.urandom(8).hex(),
+            job.job_id or self._new_id(now_ms),
             job.name,
             encode_data(job.data),
             "delayed" if delayed else "waiting",
             job.priority,
+            0 if delayed else job.priority,
             now_ms + round(job.delay * 1000) if delayed else now_ms,
             job.attempts,
             _encode_backoff(job.backoff),
@@ -384,7 +405,7 @@ class SqliteQueue:
     async def retry_failed(self) -> int:
         with self._tx() as db:
             cursor = db.execute(
-                "UPDATE queue_jobs SET state='waiting', at_ms=?, attempts_made=0, stalled=0,"
+                "UPDATE queue_jobs SET state='waiting', rank=priority, at_ms=?, attempts_made=0, stalled=0,"
                 " finished_ms=NULL WHERE queue=? AND state='failed'",
                 (self._now_ms(), self.name),
             )
@@ -554,7 +575,8 @@ class SqliteQueue:
 
     def _next_due_s(self, db: sqlite3.Connection, now_ms: int) -> float | None:
         row = db.execute(
-            "SELECT min(at_ms) FROM queue_jobs WHERE queue=? AND state='delayed'", (self.name,)
+            "SELECT min(at_ms) FROM queue_jobs WHERE queue=? AND state='delayed' AND rank=0",
+            (self.name,),
         ).fetchone()
         return None if row is None or row[0] is None else max(row[0] - now_ms, 0) / 1000
 
@@ -577,11 +599,12 @@ class SqliteQueue:
             stalled = db.execute(
                 "UPDATE queue_jobs SET stalled=stalled+1, token=NULL,"
                 " state=CASE WHEN stalled+1>? THEN 'failed' ELSE 'waiting' END,"
+                " rank=CASE WHEN stalled+1>? THEN 0 ELSE priority END,"
                 " error=CASE WHEN stalled+1>? THEN 'job stalled more than allowable limit'"
                 " ELSE error END, finished_ms=CASE WHEN stalled+1>? THEN ? ELSE NULL END,"
-                " at_ms=? WHERE queue=? AND state='active' AND at_ms<? RETURNING id, state,"
-                " attempts_made",
-                (max_stalled, max_stalled, max_stalled, now_ms, now_ms, self.name, now_ms),
+                " at_ms=? WHERE queue=? AND state='active' AND rank=0 AND at_ms<?"
+                " RETURNING id, state, attempts_made",
+                (max_stalled, max_stalled, max_stalled, max_stalled, now_ms, now_ms, self.name, now_ms),
             ).fetchall()
         for job_id, state, made in stalled:
             log.warning("queue %s: job %s stalled (its worker lost its lease): %s", self.name, job_id, state)
