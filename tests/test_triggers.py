@@ -133,3 +133,11 @@ def test_spring_forward_in_berlin_skips_nothing_and_runs_the_2_30_job_once() -> 
         cursor = nxt
     assert fires[1].astimezone(BERLIN).date().isoformat() == "2026-03-29"
     assert len({f.astimezone(BERLIN).date() for f in fires}) == 4
+
+
+def test_a_cron_trigger_answers_the_same_within_one_second() -> None:
+    trigger = CronTrigger("* * * * * *")
+    base = at(2026, 1, 1, 10, 0, 0)
+    assert trigger.next_fire(base) == base + timedelta(seconds=1)
+    assert trigger.next_fire(base + timedelta(microseconds=999_999)) == base + timedelta(seconds=1)
+    assert trigger.next_fire(base + timedelta(seconds=1)) == base + timedelta(seconds=2)

@@ -101,6 +101,10 @@ class CronTrigger:
         self._cache_next: datetime | None = None
 
     def next_fire(self, after: datetime) -> datetime | None:
+        # Cron fires on whole seconds, so "strictly after" `after` and after its whole
+        # second are the same; truncating lets jobs on this schedule share one answer.
+        if after.microsecond:
+            after = after.replace(microsecond=0)
         if after == self._cache_after:
             return self._cache_next
         nxt = self._expr.next(after)
