@@ -38,7 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agentcron.models import RunQuery, RunRecord, RunStatus, new_run_id
+from agentcron.models import RunQuery, RunRecord, RunStatus
 from agentcron.store.sqlite import SqliteStore, to_us
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -68,7 +68,7 @@ async def recorded_runs_per_s(path: Path, synchronous: str, runs: int, concurren
         for i in range(per_worker):
             due = T0 + timedelta(seconds=i)
             run = RunRecord(
-                run_id=new_run_id(),
+                run_id=f"{w:04d}-{i:08d}",  # the store is measured, not the id generator
                 job_id=f"job-{w}",
                 scheduled_for=due,
                 status=RunStatus.running,

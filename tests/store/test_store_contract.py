@@ -388,3 +388,20 @@ async def test_a_heartbeat_replaces_the_nodes_previous_one(store: Store) -> None
     assert await store.list_heartbeats() == [other, second]
     assert await store.delete_node("b")
     assert await store.list_heartbeats() == [other]
+
+
+async def test_records_written_together_are_fenced_one_by_one(store: Store) -> None:
+    for i in range(30):
+        fence = 2 if i % 3 == 0 else 0
+        await store.record_run(
+            a_run(f"r{i:02d}", minute=i, status=RunStatus.running, fence=fence, attempt=2)
+        )
+    results = await asyncio.gather(
+        *(store.record_run(a_run(f"r{i:02d}", minute=i, fence=1, attempt=2)) for i in range(30)),
+        store.record_run(a_run("brand-new", minute=99)),
+    )
+    assert results == [i % 3 != 0 for i in range(30)] + [True]
+    for i in range(30):
+        run = await store.get_run(f"r{i:02d}")
+        assert run is not None
+        assert run.status == (RunStatus.running if i % 3 == 0 else RunStatus.succeeded)

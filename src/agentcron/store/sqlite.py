@@ -182,11 +182,20 @@ def describe_sqlite_error(exc: sqlite3.Error, path: Path | str, action: str) -> 
 # -- the writer thread -----------------------------------------------------------------------
 @dataclass(slots=True)
 class _Op:
-    fn: Callable[[sqlite3.Connection], Any]
+    """One queued write: a function of the connection, or a statement (result: rowcount)."""
+
+    fn: Callable[[sqlite3.Connection], Any] | None
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
-    #: One SQL statement (atomic by itself): no savepoint needed around it.
-    single_statement: bool
+    #: `fn`'s effect is all or nothing by itself: no savepoint needed around it.
+    single_statement: bool = True
+    sql: str = ""
+    params: Sequence[Any] = ()
+    #: Run when `sql` changed no row (e.g. update in place, else upsert); result: its rowcount.
+    fallback: tuple[str, Sequence[Any]] | None = None
+    #: Running the statement again changes nothing more and reports the same rowcount, so
+    #: consecutive ones may be sent with one `executemany`.
+    idempotent: bool = False
     ok: bool = True
     value: Any = None
 
@@ -217,6 +226,23 @@ class _Writer(threading.Thread):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self._queue.put(_Op(fn, future, loop, single_statement))
+        return future
+
+    def submit_statement(
+        self,
+        sql: str,
+        params: Sequence[Any],
+        *,
+        fallback: tuple[str, Sequence[Any]] | None,
+        idempotent: bool,
+    ) -> asyncio.Future[int]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        self._queue.put(
+            _Op(
+                None, future, loop, sql=sql, params=params, fallback=fallback, idempotent=idempotent
+            )
+        )
         return future
 
     def stop(self) -> None:
@@ -264,7 +290,22 @@ class _Writer(threading.Thread):
     def _transaction(self, batch: list[_Op]) -> None:
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
-        for op in batch:
+        start = 0
+        while start < len(batch):
+            op = batch[start]
+            if op.fn is None:
+                end = start + 1
+                while (
+                    op.idempotent
+                    and end < len(batch)
+                    and batch[end].idempotent
+                    and batch[end].sql == op.sql
+                ):
+                    end += 1
+                self._statements(batch[start:end])
+                start = end
+                continue
+            start += 1
             op.ok = True
             if op.single_statement:
                 op.value = op.fn(conn)  # a failed statement has no effect
@@ -279,6 +320,23 @@ class _Writer(threading.Thread):
                 op.ok, op.value = False, exc
             conn.execute("RELEASE op")
         conn.execute("COMMIT")
+
+    def _statements(self, group: list[_Op]) -> None:
+        """Run statement ops of one SQL text; many at once when each is idempotent."""
+        conn, sql = self._conn, group[0].sql
+        for op in group:
+            op.ok = True
+        if len(group) > 1:
+            rows = conn.executemany(sql, [op.params for op in group]).rowcount
+            if rows == len(group):  # each changed exactly one row
+                for op in group:
+                    op.value = 1
+                return
+            # Some changed nothing: find out which by running each again (idempotent).
+        for op in group:
+            op.value = conn.execute(sql, op.params).rowcount
+            if op.value == 0 and op.fallback is not None:
+                op.value = conn.execute(*op.fallback).rowcount
 
     def _rollback(self) -> None:
         if self._conn.in_transaction:
@@ -478,10 +536,22 @@ class SqliteStore:
         assert self._writer is not None
         return await self._writer.submit(fn, single_statement=single_statement)
 
-    async def _execute(self, sql: str, params: Sequence[Any]) -> int:
-        """One statement in the writer's next transaction; its rowcount, after the commit."""
-        return await self._write(
-            lambda conn: conn.execute(sql, params).rowcount, single_statement=True
+    async def _execute(
+        self,
+        sql: str,
+        params: Sequence[Any],
+        *,
+        fallback: tuple[str, Sequence[Any]] | None = None,
+        idempotent: bool = False,
+    ) -> int:
+        """One statement (or, if it changed nothing, `fallback`) in the writer's next
+        transaction; its rowcount, after the commit. `idempotent` lets the writer batch it
+        with the same statements queued beside it (see `_Op.idempotent`)."""
+        if self._writer is None:
+            await self.open()
+        assert self._writer is not None
+        return await self._writer.submit_statement(
+            sql, params, fallback=fallback, idempotent=idempotent
         )
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -584,9 +654,8 @@ class SqliteStore:
         self, job_id: str, *, next_run: datetime | None, last_fire: datetime | None
     ) -> None:
         params = (_opt_us(next_run), _opt_us(last_fire), job_id)
-        await self._execute(
-            "UPDATE jobs SET next_run_us = ?, last_fire_us = ? WHERE id = ?", params
-        )
+        sql = "UPDATE jobs SET next_run_us = ?, last_fire_us = ? WHERE id = ?"
+        await self._execute(sql, params, idempotent=True)
 
     # -- claims ----------------------------------------------------------------------------
     async def claim_fire(
@@ -604,17 +673,15 @@ class SqliteStore:
         params = _run_params(run)
         update = (*params[3:], params[0], params[1], params[2], params[12])
 
-        probably_new = run.fence == 0 and run.attempt == 1 and run.status in _FIRST_STATUSES
-
-        def op(conn: sqlite3.Connection) -> bool:
-            # Updating in place leaves the job/time indexes alone; the upsert inserts, refuses
-            # by fence, or (rarely) moves a run. Both orders are correct; this one is faster.
-            if not probably_new and conn.execute(_UPDATE_RUN, update).rowcount == 1:
-                return True
-            return conn.execute(_UPSERT_RUN, params).rowcount == 1
-
-        # Either statement alone changes the row or nothing: no savepoint needed.
-        return await self._write(op, single_statement=True)
+        # Updating in place leaves the job/time indexes alone; the upsert inserts, refuses by
+        # fence, or (rarely) moves a run. Either order is correct; guessing right is faster.
+        if run.fence == 0 and run.attempt == 1 and run.status in _FIRST_STATUSES:
+            changed = await self._execute(_UPSERT_RUN, params, idempotent=True)
+        else:
+            changed = await self._execute(
+                _UPDATE_RUN, update, fallback=(_UPSERT_RUN, params), idempotent=True
+            )
+        return changed == 1
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         def op(conn: sqlite3.Connection) -> RunRecord | None:
@@ -673,7 +740,7 @@ class SqliteStore:
             "UPDATE runs SET lease_expires_us = ? WHERE run_id = ? AND status = 'running' "
             "AND node_id = ? AND fence = ?"
         )
-        return await self._execute(sql, params) == 1
+        return await self._execute(sql, params, idempotent=True) == 1
 
     async def interrupt_expired(self, now: datetime) -> list[RunRecord]:
         now_us = to_us(now)
@@ -720,6 +787,7 @@ class SqliteStore:
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
             "updated_us = excluded.updated_us",
             params,
+            idempotent=True,
         )
 
     # -- nodes -----------------------------------------------------------------------------
@@ -729,7 +797,7 @@ class SqliteStore:
             hb.node_id, hb.sequence, to_us(hb.sent_at), hb.status, hb.host, hb.pid, hb.version,
             hb.platform, _opt_us(hb.started_at), hb.interval_s, _dumps(hb.details),
         )  # fmt: skip
-        await self._execute(_UPSERT_HEARTBEAT, params)
+        await self._execute(_UPSERT_HEARTBEAT, params, idempotent=True)
 
     async def list_heartbeats(self) -> list[NodeHeartbeat]:
         def op(conn: sqlite3.Connection) -> list[NodeHeartbeat]:
