@@ -34,3 +34,18 @@ async def hang_first(job: Job) -> str:
     if job.attempt == 1:
         await asyncio.Event().wait()
     return "second time lucky"
+
+
+FIRES: list[tuple[str, int]] = []
+
+
+async def count_fire(ctx: object) -> None:
+    """A scheduled-job handler (engine signature): records (occurrence key, attempt)."""
+    FIRES.append((ctx.occurrence_key, ctx.attempt))  # type: ignore[attr-defined]
+
+
+async def fail_first_fire(ctx: object) -> None:
+    """Fails the first attempt of each fire, succeeds after."""
+    FIRES.append((ctx.occurrence_key, ctx.attempt))  # type: ignore[attr-defined]
+    if ctx.attempt == 1:  # type: ignore[attr-defined]
+        raise RuntimeError("first attempt fails")

@@ -225,8 +225,11 @@ async def test_the_rate_limit_caps_job_starts_per_window_across_the_queue(env: E
     await env.drain(q.worker(handler, concurrency=5, rate_limit=(2, 0.5)))
     starts = sorted(t for _, _, _, t in handler.runs)
     assert len(starts) == 5
+    # Starts are observed a little after the backend let them through: allow that much.
+    slack_s = 0.0 if env.clock is not None else 0.1
     for i, start in enumerate(starts):
-        assert sum(1 for s in starts[i:] if s - start < 0.5) <= 2
+        assert sum(1 for s in starts[i:] if s - start < 0.5 - slack_s) <= 2
+    assert starts[-1] - starts[0] >= 2 * 0.5 - slack_s  # five jobs need three windows
 
 
 async def test_remove_on_complete_true_keeps_no_finished_job(env: Env) -> None:

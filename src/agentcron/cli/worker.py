@@ -2,6 +2,8 @@
 
 The handler is ``--handler package.module:function`` (sync or async, called with the job);
 without it each job's *name* is taken as such a reference, so producers choose what runs.
+With ``--scheduled`` the worker runs the fires the engine dispatched to the queue (jobs added
+with ``queue="name"``), loading each job from ``--job-store`` and keeping its run record.
 SIGINT/SIGTERM stop claiming, let running jobs finish and record them, then exit.
 """
 
@@ -22,6 +24,8 @@ from agentcron.cli.common import fail
 from agentcron.cli.queue import queue_url
 from agentcron.handlers.references import HandlerReferenceError, resolve
 from agentcron.queue import Job, QueueError, UnrecoverableError, open_queue
+from agentcron.queue.scheduled import ScheduledJobRunner
+from agentcron.store.base import Store, StoreError, open_store
 
 log = logging.getLogger("agentcron.queue")
 
@@ -63,6 +67,12 @@ def worker(
     handler: str | None = typer.Option(
         None, "--handler", help="package.module:function to run for every job (default: the job's name)."
     ),
+    scheduled: bool = typer.Option(
+        False, "--scheduled", help="Run scheduled jobs the engine dispatched to this queue (queue=...)."
+    ),
+    job_store: str | None = typer.Option(
+        None, "--job-store", help="Store holding the scheduled jobs (default: the data dir's database)."
+    ),
     rate_limit: str | None = typer.Option(
         None, "--rate-limit", help="MAX/SECONDS: at most MAX job starts per SECONDS, queue-wide."
     ),
@@ -74,15 +84,20 @@ def worker(
     data_dir: Path = _DATA_DIR,
 ) -> None:
     """Run the jobs of a queue."""
+    if scheduled and handler:
+        fail("--scheduled and --handler are exclusive")
     try:
-        job_handler = make_handler(handler)
+        job_handler = None if scheduled else make_handler(handler)
     except HandlerReferenceError as exc:
         fail(str(exc))
     limit = _parse_rate(rate_limit) if rate_limit else None
     url = queue_url(store, data_dir)
+    jobs_url = job_store or queue_url(None, data_dir)
     try:
-        processed = asyncio.run(_work(url, queue, job_handler, concurrency, burst, limit, lease, stalled_interval))
-    except QueueError as exc:
+        processed = asyncio.run(
+            _work(url, queue, job_handler, jobs_url, concurrency, burst, limit, lease, stalled_interval)
+        )
+    except (QueueError, StoreError, ValueError) as exc:
         fail(str(exc))
     typer.echo(f"worker for queue {queue} stopped after {processed} job(s)", err=True)
 
@@ -98,7 +113,8 @@ def _parse_rate(text: str) -> tuple[int, float]:
 async def _work(
     url: str,
     name: str,
-    handler: Callable[[Job], Any],
+    handler: Callable[[Job], Any] | None,
+    jobs_url: str,
     concurrency: int,
     burst: bool,
     rate_limit: tuple[int, float] | None,
@@ -106,10 +122,17 @@ async def _work(
     stalled_interval_s: float,
 ) -> int:
     q = open_queue(url, name)
+    job_store: Store | None = None
     try:
+        options: dict[str, Any] = {}
+        if handler is None:
+            job_store = open_store(jobs_url)
+            await job_store.open()
+            runner = ScheduledJobRunner(job_store)
+            handler, options["backoff_strategy"] = runner, runner.backoff_strategy
         w = q.worker(
             handler, concurrency=concurrency, rate_limit=rate_limit,
-            lease_s=lease_s, stalled_interval_s=stalled_interval_s,
+            lease_s=lease_s, stalled_interval_s=stalled_interval_s, **options,
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -119,3 +142,5 @@ async def _work(
         return w.processed
     finally:
         await q.close()
+        if job_store is not None:
+            await job_store.close()

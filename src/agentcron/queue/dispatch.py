@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from agentcron.models import occurrence_key
-from agentcron.queue.base import Queue
+from agentcron.queue.base import Backoff, Queue
 
 __all__ = ["dispatch_to_queue"]
 
@@ -24,6 +24,7 @@ async def dispatch_to_queue(
     payload: Any = None,
     *,
     attempts: int = 1,
+    backoff: Backoff | None = None,
 ) -> str:
     """Enqueue the fire of `job_id` scheduled for `scheduled_for`; returns the queue job id.
 
@@ -33,4 +34,4 @@ async def dispatch_to_queue(
     """
     key = occurrence_key(job_id, scheduled_for)
     data = {"job_id": job_id, "scheduled_for": scheduled_for.isoformat(), "payload": payload}
-    return await queue.add(job_id, data, job_id=key, attempts=attempts)
+    return await queue.add(job_id, data, job_id=key, attempts=attempts, backoff=backoff)
