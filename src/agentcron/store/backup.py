@@ -477,6 +477,9 @@ class BackupScheduler:
         except StoreError as exc:
             self._failed(exc, now)
             return None
+        except (OSError, sqlite3.Error) as exc:  # the loop must outlive any one failure
+            self._failed(StoreError(f"backup of {self.db_path} failed: {exc}"), now)
+            return None
         self._last, self._failed_at, self.last_error = now, None, None
         log.info("backup written to %s (%d bytes)", info.path, info.size_bytes)
         return info
