@@ -181,7 +181,7 @@ async def test_a_newer_schema_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "scheduler.db"
     await open_and_close(path)
     conn = sqlite3.connect(path)
-    conn.execute(f"PRAGMA user_version = {migrations.LATEST_VERSION + 1}")
+    conn.execute(f"PRAGMA user_version = {int(migrations.LATEST_VERSION) + 1}")  # no placeholders
     conn.execute("PRAGMA journal_mode = DELETE")
     conn.close()
     before = digest(path)
@@ -373,3 +373,31 @@ async def test_the_queues_tables_in_a_new_file_do_not_make_it_foreign(tmp_path: 
     await queue.close()
     store = await open_and_close(path)
     assert store.migrated == (0, migrations.LATEST_VERSION)
+
+
+async def test_a_full_database_is_reported_and_the_committed_state_kept(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "scheduler.db")
+    await store.open()
+    await store.set_state("before", "kept")
+    pages = await store._write(lambda conn: conn.execute("PRAGMA page_count").fetchone()[0])
+    # PRAGMA takes no placeholders; the value is an integer SQLite itself just returned.
+    await store._write(lambda conn: conn.execute(f"PRAGMA max_page_count = {int(pages) + 2}"))
+    big = [
+        RunRecord(
+            run_id=f"r{i}",
+            job_id="j",
+            scheduled_for=T0 + timedelta(seconds=i),
+            status=RunStatus.succeeded,
+            output_tail="z" * 3000,
+        )
+        for i in range(20)
+    ]
+    results = await asyncio.gather(*(store.record_run(r) for r in big), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, StoreError)]
+    assert errors, results
+    assert "disk is full" in str(errors[0]) and str(store.path) in str(errors[0])
+    assert await store.get_state("before") == "kept"
+    await store._write(lambda conn: conn.execute("PRAGMA max_page_count = 1073741823"))
+    await store.set_state("after", "written")  # the store keeps working once there is room
+    assert await store.get_state("after") == "written"
+    await store.close()
