@@ -4,8 +4,10 @@ How it keeps the contract of `agentcron.store.base`:
 
 * **One writer.** Every write runs on one connection owned by one thread. The thread takes
   whatever writes are queued (up to `max_batch`), runs them in one `BEGIN IMMEDIATE`
-  transaction (each inside a savepoint, so one failing write does not undo the others) and
-  commits; each caller's `await` resolves only after that commit. Group commit is what makes
+  transaction and commits; each caller's `await` resolves only after that commit (one
+  wake-up per batch). A multi-statement write runs inside a savepoint, so one failing write
+  does not undo the others; consecutive idempotent statements of the same SQL (run records,
+  lease renewals, heartbeats) go to SQLite with one `executemany`. Group commit is what makes
   thousands of durable writes per second possible, and the event loop never waits on disk.
 * **Durability.** WAL with `synchronous=NORMAL`: a commit survives a crash of the process
   (SIGKILL included); the newest commits may be lost on power loss or an OS crash. Pass
@@ -13,8 +15,8 @@ How it keeps the contract of `agentcron.store.base`:
 * **Across processes.** `BEGIN IMMEDIATE` takes the file's write lock, so read-then-write
   operations (`claim_fire`, `interrupt_expired`, fencing) are atomic between processes too;
   `busy_timeout_s` is how long a write waits for another process's transaction.
-* **Reads** run on their own connection in a single reader thread and see every write that
-  was acknowledged before they started.
+* **Reads** run in `reader_threads` threads (each with its own connection) and see every
+  write that was acknowledged before they started.
 * Times are stored as integer microseconds since the epoch (UTC) and read back aware.
 """
 
