@@ -749,11 +749,13 @@ class SqliteStore:
 
         def op(conn: sqlite3.Connection) -> list[RunRecord]:
             # Atomic across processes: the writer holds the file's write lock (BEGIN IMMEDIATE).
+            # No ORDER BY in SQL: it would steer the planner away from the partial lease index.
             rows = conn.execute(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = 'running' "
-                "AND lease_expires_us <= ? ORDER BY scheduled_for_us, run_id",
+                "AND lease_expires_us <= ?",
                 (now_us,),
             ).fetchall()
+            rows.sort(key=lambda row: (row[2], row[0]))
             taken = []
             for row in rows:
                 conn.execute(
