@@ -44,6 +44,11 @@ __all__ = [
     "update_job",
 ]
 
+#: The shared default policies (frozen, so every job can point at the same ones).
+DEFAULT_OVERLAP = Overlap.from_value("skip")
+NO_RETRY = Retry.from_value(None)
+DEFAULT_MISFIRE = Misfire.from_value(None)
+
 #: Options accepted by `add_job` / decorators besides id, trigger and handler.
 JOB_OPTIONS = frozenset(
     {
@@ -80,9 +85,9 @@ class Job:
     enabled: bool = True
     tags: tuple[str, ...] = ()
     timeout_s: float | None = None
-    overlap: Overlap = field(default_factory=Overlap)
-    retry: Retry = field(default_factory=Retry)
-    misfire: Misfire = field(default_factory=Misfire)
+    overlap: Overlap = field(default_factory=lambda: DEFAULT_OVERLAP)
+    retry: Retry = field(default_factory=lambda: NO_RETRY)
+    misfire: Misfire = field(default_factory=lambda: DEFAULT_MISFIRE)
     circuit: CircuitBreaker | None = None
     jitter_s: float = 0.0
     queue: str | None = None
@@ -226,12 +231,14 @@ def build_job(
     require(
         isinstance(job_id, str) and job_id.strip() != "", "id", "a non-empty string is required"
     )
-    unknown = options.keys() - JOB_OPTIONS
-    if unknown:
-        name = sorted(unknown)[0]
+    if options and not JOB_OPTIONS.issuperset(options):
+        name = sorted(set(options) - JOB_OPTIONS)[0]
         raise JobConfigError(name, f"unknown job option; known: {', '.join(sorted(JOB_OPTIONS))}")
     tz = resolve_tz(options.get("timezone") or default_timezone)
     trig = coerce_trigger(trigger, tz)
+    handler_obj = coerce_handler(handler, isolation=options.get("isolation"))
+    if not options or (len(options) == 1 and "timezone" in options):  # nothing else to check
+        return Job(id=job_id, trigger=trig, handler=handler_obj, timezone=tz_name(tz))
     timeout_s = _seconds(options.get("timeout"), "timeout")
     positive(timeout_s, "timeout")
     jitter_s = _seconds(options.get("jitter"), "jitter") or 0.0
@@ -260,7 +267,7 @@ def build_job(
     return Job(
         id=job_id,
         trigger=trig,
-        handler=coerce_handler(handler, isolation=options.get("isolation")),
+        handler=handler_obj,
         name=str(options.get("name") or ""),
         timezone=tz_name(tz),
         enabled=bool(options.get("enabled", True)),
@@ -282,7 +289,7 @@ def build_job(
 
 def update_job(job: Job, default_timezone: str | tzinfo = "UTC", **changes: Any) -> Job:
     """`job` with `changes` (same option names as `add_job`, plus trigger/handler)."""
-    unknown = set(changes) - JOB_OPTIONS - {"trigger", "handler"}
+    unknown = set(changes) - JOB_OPTIONS - {"trigger", "handler"}  # (not a hot path)
     require(not unknown, sorted(unknown)[0] if unknown else "", "unknown job option")
     current = job_options(job)
     current.update(changes)
@@ -321,6 +328,11 @@ def job_options(job: Job) -> dict[str, Any]:
 
 # -- codec ---------------------------------------------------------------------------
 _DEFAULT = Job(id="-", trigger=Reboot(), handler=UnavailableHandler({}, ""))
+_OPTION_DEFAULTS = tuple(
+    (f.name, getattr(_DEFAULT, f.name))
+    for f in dataclasses.fields(Job)
+    if f.name not in ("id", "trigger", "handler")
+)
 _SHARED: dict[int, tuple[object, dict[str, Any]]] = {}
 
 
@@ -342,12 +354,9 @@ def job_to_definition(job: Job) -> dict[str, Any]:
         "trigger": _shared_dict(job.trigger, job.trigger.to_dict),
         "handler": _shared_dict(job.handler, lambda: handler_to_dict(job.handler)),
     }
-    for f in dataclasses.fields(Job):
-        name = f.name
-        if name in ("id", "trigger", "handler"):
-            continue
+    for name, default in _OPTION_DEFAULTS:
         value = getattr(job, name)
-        if value == getattr(_DEFAULT, name):
+        if value is default or value == default:
             continue
         if isinstance(value, (Overlap, Retry, Misfire, CircuitBreaker)):
             value = value.to_dict()

@@ -55,6 +55,19 @@ def resolve_tz(tz: str | tzinfo | None, field: str = "timezone") -> tzinfo:
         return UTC
     if isinstance(tz, tzinfo):
         return tz
+    known = _ZONES.get(tz)
+    if known is not None:
+        return known
+    zone = _load_tz(tz, field)
+    if len(_ZONES) < 1024:
+        _ZONES[tz] = zone
+    return zone
+
+
+_ZONES: dict[str, tzinfo] = {}
+
+
+def _load_tz(tz: str, field: str) -> tzinfo:
     if tz.upper() == "UTC":
         return UTC
     try:

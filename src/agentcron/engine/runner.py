@@ -14,7 +14,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from dataclasses import dataclass
@@ -284,9 +283,11 @@ class Runner:
         active.record = final
         if active.lease_lost:
             return  # another node owns this run now; fencing would refuse us anyway
-        with contextlib.suppress(Exception):
+        try:
             if not await self.store.record_run(final):
                 log.warning("run %s was taken over; its result was not recorded", final.run_id)
+        except Exception:  # the store is down: the run's lease will expire -> interrupted
+            log.exception("could not record the end of run %s", final.run_id)
 
     def _publish(self, cls: type[Any], record: RunRecord, **extra: Any) -> None:
         if not self.events.subscriber_count:
