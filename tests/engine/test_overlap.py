@@ -158,3 +158,18 @@ async def test_a_run_waiting_for_a_retry_counts_as_active(
     ]
     assert runs[0].attempt == 2 and attempts == [10, 25]
     assert timedelta(seconds=15) == runs[0].finished_at - runs[0].started_at  # type: ignore[operator]
+
+
+async def test_a_delayed_fire_is_skipped_if_the_job_was_paused_meanwhile(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    work = Work(clock, 12)
+    sched.add_job(
+        "j", trigger=Interval(seconds=10), handler=work, overlap={"policy": "delay", "delay": 5}
+    )
+    async with sched:
+        await clock.advance(21)  # 10 runs, 20 waits until 25
+        sched.pause("j")
+        await clock.advance(10)
+        runs = await all_runs(sched, "j")
+    assert statuses(runs) == ["succeeded", "skipped(paused)"]

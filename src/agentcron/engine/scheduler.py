@@ -713,6 +713,10 @@ class Scheduler(StoreSync):
             return await self._start_run(entry, fire, planned)
         if action == OverlapAction.delay:
             await self.clock.sleep(job.overlap.delay_s)
+            if entry.removed:
+                return None
+            if entry.paused:
+                return await self._record_skip(entry, fire, SkipReason.paused)
             if job.overlap.after_delay(active=entry.busy) == OverlapAction.run:
                 return await self._start_run(entry, fire, planned)
             entry.consecutive_skips += 1
