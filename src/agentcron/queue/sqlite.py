@@ -20,7 +20,6 @@ loop thread: each is one short transaction (a writer waits at most ``busy_timeou
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import os
@@ -66,9 +65,9 @@ SCHEMA_VERSION = 1
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS queue_schema_version (version INTEGER NOT NULL)",
     """CREATE TABLE IF NOT EXISTS queue_jobs (
-        seq INTEGER PRIMARY KEY,
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
         queue TEXT NOT NULL,
-        id TEXT NOT NULL,
+        id TEXT,
         name TEXT NOT NULL,
         data TEXT NOT NULL,
         state TEXT NOT NULL,
@@ -86,9 +85,9 @@ _SCHEMA = (
         result TEXT,
         error TEXT,
         created_ms INTEGER NOT NULL,
-        finished_ms INTEGER,
-        UNIQUE (queue, id)
+        finished_ms INTEGER
     )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS queue_jobs_id ON queue_jobs (queue, id) WHERE id IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS queue_jobs_next ON queue_jobs (queue, state, rank, at_ms)",
     """CREATE TABLE IF NOT EXISTS queue_meta (
         queue TEXT PRIMARY KEY,
@@ -107,16 +106,18 @@ _SCHEMA = (
     )""",
 )
 
+#: A job's id: its custom id, else its row number (never reused: AUTOINCREMENT), as BullMQ.
+_ID = "coalesce(id, CAST(seq AS TEXT))"
 _INSERT = (
     "INSERT INTO queue_jobs (queue, id, name, data, state, priority, rank, at_ms, attempts,"
     " backoff, keep_completed, keep_failed, created_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-    " ON CONFLICT (queue, id) DO NOTHING"
+    " ON CONFLICT (queue, id) WHERE id IS NOT NULL DO NOTHING"
 )
 _CLAIM = (
     "UPDATE queue_jobs SET state='active', rank=0, token=?, at_ms=?, attempts_made=attempts_made+1"
     " WHERE seq IN (SELECT seq FROM queue_jobs WHERE queue=? AND state='waiting'"
     " ORDER BY rank, at_ms, seq LIMIT ?)"
-    " RETURNING seq, id, name, data, priority, attempts, attempts_made, backoff,"
+    f" RETURNING seq, {_ID}, name, data, priority, attempts, attempts_made, backoff,"
     " keep_completed, keep_failed"
 )
 _PROMOTE = (
@@ -141,7 +142,7 @@ _TRIM = (
     " AND rank=0 ORDER BY at_ms DESC, seq DESC LIMIT -1 OFFSET ?)"
 )
 _COLUMNS = (
-    "id, name, data, state, priority, attempts, attempts_made, progress, result, error,"
+    f"{_ID}, name, data, state, priority, attempts, attempts_made, progress, result, error,"
     " created_ms, finished_ms"
 )
 
@@ -196,8 +197,6 @@ class SqliteQueue:
         self._added = asyncio.Event()
         # Generated ids: time first so the unique index grows at its end (random ids make
         # every insert touch a random page), then this object's random tag and a counter.
-        self._id_tag = os.urandom(6).hex()
-        self._id_counter = itertools.count()
 
     # -- connection -------------------------------------------------------------------
     @property
@@ -260,9 +259,6 @@ class SqliteQueue:
             self._conn = None
 
     # -- adding -----------------------------------------------------------------------
-    def _new_id(self, now_ms: int) -> str:
-        return f"{now_ms:x}-{self._id_tag}-{next(self._id_counter):x}"
-
     def _row(self, job: BulkJob, now_ms: int) -> tuple[Any, ...]:
         validate_job(
             name=job.name,
@@ -276,7 +272,7 @@ class SqliteQueue:
         delayed = job.delay > 0
         return (
             self.name,
-            job.job_id or self._new_id(now_ms),
+            job.job_id,
             job.name,
             encode_data(job.data),
             "delayed" if delayed else "waiting",
@@ -307,31 +303,35 @@ class SqliteQueue:
             name, data, priority, delay, attempts, backoff, job_id, remove_on_complete, remove_on_fail
         )
         row = self._row(job, self._now_ms())
-        self.db.execute(_INSERT, row)
+        added = _insert(self.db, row)
         self._added.set()
-        self._publish_added(row)
-        return str(row[1])
+        self._publish_added(added, row[4])
+        return added
 
     async def add_bulk(self, jobs: Sequence[BulkJob]) -> list[str]:
         now_ms = self._now_ms()
         rows = [self._row(job, now_ms) for job in jobs]
         with self._tx() as db:
-            db.executemany(_INSERT, rows)
+            ids = [_insert(db, row) for row in rows]
         self._added.set()
-        for row in rows:
-            self._publish_added(row)
-        return [str(row[1]) for row in rows]
+        for job_id, row in zip(ids, rows, strict=True):
+            self._publish_added(job_id, row[4])
+        return ids
 
-    def _publish_added(self, row: tuple[Any, ...]) -> None:
+    def _publish_added(self, job_id: str, state: str) -> None:
         if self.events is not None:
             self.events.publish(
-                QueueJobStateChanged(at=self.clock.now(), queue=self.name, job_id=row[1], state=row[4])
+                QueueJobStateChanged(at=self.clock.now(), queue=self.name, job_id=job_id, state=state)
             )
 
     # -- reading ----------------------------------------------------------------------
     async def get(self, job_id: str) -> JobInfo | None:
+        if job_id.isdigit():
+            where, key = "seq=? AND id IS NULL", int(job_id)
+        else:
+            where, key = "id=?", job_id  # type: ignore[assignment]
         row = self.db.execute(
-            f"SELECT {_COLUMNS} FROM queue_jobs WHERE queue=? AND id=?", (self.name, job_id)
+            f"SELECT {_COLUMNS} FROM queue_jobs WHERE queue=? AND {where}", (self.name, key)
         ).fetchone()
         if row is None:
             return None
@@ -397,7 +397,7 @@ class SqliteQueue:
         with self._tx() as db:
             rows = db.execute(
                 f"DELETE FROM queue_jobs WHERE seq IN (SELECT seq FROM queue_jobs WHERE queue=?"
-                f" AND state=? AND {column}<=? ORDER BY {column} LIMIT ?) RETURNING id",
+                f" AND state=? AND {column}<=? ORDER BY {column} LIMIT ?) RETURNING {_ID}",
                 (self.name, state, cutoff_ms, limit or -1),
             ).fetchall()
         return [row[0] for row in rows]
@@ -603,7 +603,7 @@ class SqliteQueue:
                 " error=CASE WHEN stalled+1>? THEN 'job stalled more than allowable limit'"
                 " ELSE error END, finished_ms=CASE WHEN stalled+1>? THEN ? ELSE NULL END,"
                 " at_ms=? WHERE queue=? AND state='active' AND rank=0 AND at_ms<?"
-                " RETURNING id, state, attempts_made",
+                f" RETURNING {_ID}, state, attempts_made",
                 (max_stalled, max_stalled, max_stalled, max_stalled, now_ms, now_ms, self.name, now_ms),
             ).fetchall()
         for job_id, state, made in stalled:
@@ -645,6 +645,12 @@ class SqliteQueue:
         finally:
             sleeper.cancel()
             waker.cancel()
+
+
+def _insert(db: sqlite3.Connection, row: tuple[Any, ...]) -> str:
+    """Insert one job row; its id (the custom id, or the new row number)."""
+    cursor = db.execute(_INSERT, row)
+    return str(row[1]) if row[1] is not None else str(cursor.lastrowid)
 
 
 def _encode_result(value: Any) -> str | None:

@@ -206,7 +206,7 @@ class Worker:
             if self._running:
                 await self._wait_for_slot(timeout_s=self._idle_wait(hint))
                 continue
-            if burst and not await self.backend.has_work():
+            if burst and not await self._has_work():
                 return
             await self._wait_idle(self._idle_wait(hint))
 
@@ -232,6 +232,14 @@ class Worker:
                     f.job, _STATE_AFTER[f.outcome](f), f.value if f.outcome != "completed" else None
                 )
         return claimed
+
+    async def _has_work(self) -> bool:
+        try:
+            return await self.backend.has_work()
+        except Exception as exc:  # unreachable backend: assume work, retry after a pause
+            log.warning("queue %s: backend error, retrying: %s", self.backend.name, exc)
+            await self.backend.clock.sleep(self.poll_s)
+            return True
 
     def _idle_wait(self, hint: float | None) -> float:
         if hint is None:
