@@ -228,21 +228,24 @@ async def test_runs_filter_by_job_status_and_time_range_with_pagination(
     client: httpx.AsyncClient, sched: Scheduler
 ) -> None:
     base = await _seed_runs(sched)
-    everything = (await client.get("/api/runs?limit=100")).json()
-    assert everything["total"] == 30
+    everything = (await client.get("/api/runs?limit=100&count=true")).json()
+    assert everything["total"] == 30 and everything["has_more"] is False
     stamps = [r["scheduled_for"] for r in everything["items"]]
     assert stamps == sorted(stamps, reverse=True)  # newest first
-    backup = (await client.get("/api/runs", params={"job": "backup"})).json()
+    backup = (await client.get("/api/runs", params={"job": "backup", "count": "true"})).json()
     assert backup["total"] == 15 and {r["job_id"] for r in backup["items"]} == {"backup"}
-    failed = (await client.get("/api/runs", params=[("status", "failed"), ("status", "skipped")])).json()
+    failed = (await client.get("/api/runs", params=[("status", "failed"), ("status", "skipped"), ("count", "true")])).json()
     assert failed["total"] == 20
     since = (base + timedelta(minutes=10)).isoformat()
     until = (base + timedelta(minutes=20)).isoformat()
-    window = (await client.get("/api/runs", params={"since": since, "until": until})).json()
+    window = (await client.get("/api/runs", params={"since": since, "until": until, "count": "1"})).json()
     assert window["total"] == 10
     page2 = (await client.get("/api/runs?limit=7&offset=7")).json()
     assert [r["run_id"] for r in page2["items"]] == [r["run_id"] for r in everything["items"][7:14]]
-    skipped = (await client.get("/api/jobs/digest/runs", params={"status": "skipped"})).json()
+    assert page2["total"] is None and page2["has_more"] is True  # counting is on request
+    last = (await client.get("/api/runs?limit=7&offset=28")).json()
+    assert len(last["items"]) == 2 and last["has_more"] is False
+    skipped = (await client.get("/api/jobs/digest/runs", params={"status": "skipped", "count": "true"})).json()
     assert all(r["skip_reason"] == "overlap" for r in skipped["items"]) and skipped["total"] == 5
 
 

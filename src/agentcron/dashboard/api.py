@@ -35,6 +35,9 @@ JobId = Annotated[str, Path(min_length=1, max_length=200)]
 QueueName = Annotated[str, Path(min_length=1, max_length=200)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+CountParam = Annotated[
+    bool, Query(description="Also count every matching run (`total`); slower on big logs")
+]
 StatusName = Literal[
     "scheduled", "running", "succeeded", "failed", "timed_out", "cancelled", "skipped",
     "interrupted",
@@ -61,6 +64,8 @@ class DashboardContext:
     hub: EventHub
     metrics: DashboardMetrics
     cache: views.JobStateCache
+    index: views.JobIndex
+    running: views.RunningTracker
     queues: QueueSource | None = None
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -102,6 +107,13 @@ async def scheduler_errors(job_id: str | None = None) -> AsyncIterator[None]:
         raise HTTPException(409, str(exc) or type(exc).__name__) from exc
 
 
+def _job_or_none(ctx: DashboardContext, job_id: str) -> Any:
+    try:
+        return ctx.scheduler.job(job_id)
+    except LookupError:
+        return None
+
+
 def find_job(ctx: DashboardContext, job_id: str) -> Any:
     try:
         job = ctx.scheduler.job(job_id)
@@ -113,13 +125,7 @@ def find_job(ctx: DashboardContext, job_id: str) -> Any:
 
 
 async def running_by_job(ctx: DashboardContext) -> dict[str, int]:
-    runs = await ctx.scheduler.store.list_runs(
-        RunQuery(statuses=(RunStatus.running,), limit=100_000)
-    )
-    out: dict[str, int] = {}
-    for run in runs:
-        out[run.job_id] = out.get(run.job_id, 0) + 1
-    return out
+    return ctx.running.by_job()
 
 
 async def summaries(
@@ -129,19 +135,9 @@ async def summaries(
     out = []
     for job in jobs:
         job_id = views.job_id_of(job)
-        state = await ctx.cache.get(job_id)
+        state = await ctx.cache.get(job_id, job)
         out.append(views.job_summary(job, state, running.get(job_id, 0), now))
     return out
-
-
-def _matches(job: Any, search: str | None, tag: str | None) -> bool:
-    if tag and tag not in views.job_tags(job):
-        return False
-    if search:
-        needle = search.casefold()
-        hay = (views.job_id_of(job), views.job_name(job), *views.job_tags(job))
-        return any(needle in h.casefold() for h in hay)
-    return True
 
 
 def _sort_key(job: Any) -> tuple[str, str]:
@@ -226,23 +222,29 @@ def build_router() -> APIRouter:
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> schemas.JobPage:
-        jobs = list(ctx.scheduler.jobs())
-        tags = sorted({t for job in jobs for t in views.job_tags(job)})
-        picked = sorted((j for j in jobs if _matches(j, search, tag)), key=_sort_key)
+        picked = [e for e in ctx.index.entries() if e.matches(search, tag)]
         running = await running_by_job(ctx)
-        if status is None:
-            page = await summaries(ctx, picked[offset : offset + limit], running)
-            total = len(picked)
-        else:
-            every = [s for s in await summaries(ctx, picked, running) if s.status == status]
-            page, total = every[offset : offset + limit], len(every)
-        return schemas.JobPage(items=page, total=total, limit=limit, offset=offset, tags=tags)
+        if status is not None:  # needs every candidate's state; cheap once the cache is warm
+            kept = []
+            for entry in picked:
+                job = _job_or_none(ctx, entry.job_id)
+                if job is None:
+                    continue
+                state = await ctx.cache.get(entry.job_id, job)
+                if views.job_status(job, state, running.get(entry.job_id, 0)) == status:
+                    kept.append(entry)
+            picked = kept
+        rows = [_job_or_none(ctx, e.job_id) for e in picked[offset : offset + limit]]
+        page = await summaries(ctx, [j for j in rows if j is not None], running)
+        return schemas.JobPage(
+            items=page, total=len(picked), limit=limit, offset=offset, tags=ctx.index.tags()
+        )
 
     @api.get("/jobs/{job_id}", response_model=schemas.JobDetail, responses=_NOT_FOUND)
     async def get_job(ctx: Ctx, job_id: JobId) -> schemas.JobDetail:
         job = find_job(ctx, job_id)
         running = await running_by_job(ctx)
-        state = await ctx.cache.get(job_id)
+        state = await ctx.cache.get(job_id, job)
         now = ctx.scheduler.clock.now()
         return await views.job_detail(ctx.scheduler, job, state, running.get(job_id, 0), now)
 
@@ -266,6 +268,7 @@ def build_router() -> APIRouter:
         async with scheduler_errors(body.id):
             await maybe_await(ctx.scheduler.add_job(body.id, handler=handler, **options))
         ctx.cache.forget(body.id)
+        ctx.index.invalidate()
         return await get_job(ctx, body.id)
 
     @api.patch("/jobs/{job_id}", response_model=schemas.JobDetail, responses=_NOT_FOUND)
@@ -278,6 +281,7 @@ def build_router() -> APIRouter:
             async with scheduler_errors(job_id):
                 await maybe_await(ctx.scheduler.update(job_id, **changes))
         ctx.cache.forget(job_id)
+        ctx.index.invalidate()
         return await get_job(ctx, job_id)
 
     @api.delete("/jobs/{job_id}", response_model=schemas.OkOut, responses=_NOT_FOUND)
@@ -286,6 +290,7 @@ def build_router() -> APIRouter:
         async with scheduler_errors(job_id):
             await maybe_await(ctx.scheduler.remove(job_id))
         ctx.cache.forget(job_id)
+        ctx.index.invalidate()
         return schemas.OkOut(message=f"removed {job_id}")
 
     @api.post("/jobs/{job_id}/run", response_model=schemas.RunNowOut, responses=_NOT_FOUND)
@@ -330,12 +335,24 @@ def build_router() -> APIRouter:
         return await _summary(ctx, job_id)
 
     # -- runs --------------------------------------------------------------------------
-    async def _run_page(ctx: DashboardContext, query: RunQuery) -> schemas.RunPage:
+    async def _run_page(
+        ctx: DashboardContext, query: RunQuery, count: bool
+    ) -> schemas.RunPage:
         store = ctx.scheduler.store
-        items, total = await asyncio.gather(store.list_runs(query), store.count_runs(query))
+        # One row more than asked says whether another page exists; counting every
+        # matching row is a scan of up to millions of rows, so it is on request only.
+        probe = RunQuery(
+            job_id=query.job_id, statuses=query.statuses, since=query.since,
+            until=query.until, limit=query.limit + 1, offset=query.offset,
+        )  # fmt: skip
+        if count:
+            rows, total = await asyncio.gather(store.list_runs(probe), store.count_runs(query))
+        else:
+            rows, total = await store.list_runs(probe), None
         return schemas.RunPage(
-            items=[views.run_out(r) for r in items],
+            items=[views.run_out(r) for r in rows[: query.limit]],
             total=total,
+            has_more=len(rows) > query.limit,
             limit=query.limit,
             offset=query.offset,
         )
@@ -347,11 +364,12 @@ def build_router() -> APIRouter:
         status: Annotated[list[StatusName] | None, Query()] = None,
         limit: Limit = 50,
         offset: Offset = 0,
+        count: CountParam = False,
     ) -> schemas.RunPage:
         find_job(ctx, job_id)
         statuses = tuple(RunStatus(s) for s in status or ())
         query = RunQuery(job_id=job_id, statuses=statuses, limit=limit, offset=offset)
-        return await _run_page(ctx, query)
+        return await _run_page(ctx, query, count)
 
     @api.get("/runs", response_model=schemas.RunPage, summary="Runs across jobs, newest first")
     async def list_runs(
@@ -362,6 +380,7 @@ def build_router() -> APIRouter:
         until: Annotated[datetime | None, Query(description="scheduled_for < until")] = None,
         limit: Limit = 50,
         offset: Offset = 0,
+        count: CountParam = False,
     ) -> schemas.RunPage:
         for name, value in (("since", since), ("until", until)):
             if value is not None and value.utcoffset() is None:
@@ -370,7 +389,7 @@ def build_router() -> APIRouter:
         query = RunQuery(
             job_id=job, statuses=statuses, since=since, until=until, limit=limit, offset=offset
         )
-        return await _run_page(ctx, query)
+        return await _run_page(ctx, query, count)
 
     @api.get("/timeline", response_model=schemas.TimelineOut, summary="Runs around now")
     async def timeline(
@@ -386,7 +405,7 @@ def build_router() -> APIRouter:
         every.sort(key=lambda j: (views.job_id_of(j) not in ran, *_sort_key(j)))
         rows = []
         for job in every[:jobs]:  # only the drawn rows need their stored state
-            state = await ctx.cache.get(views.job_id_of(job))
+            state = await ctx.cache.get(views.job_id_of(job), job)
             summary = views.job_summary(job, state, 0, now)
             trigger = views.job_trigger(job, views.job_definition(job, state.stored))
             active = summary.enabled and not summary.paused
@@ -411,9 +430,16 @@ def build_router() -> APIRouter:
         reasons: list[str] = []
         level = 0
         try:
-            jobs = list(ctx.scheduler.jobs())
             running = await running_by_job(ctx)
-            rows = await summaries(ctx, jobs, running)
+            statuses: list[str] = []
+            failing = 0
+            for job in ctx.scheduler.jobs():
+                job_id = views.job_id_of(job)
+                state = await ctx.cache.get(job_id, job)
+                status = views.job_status(job, state, running.get(job_id, 0))
+                statuses.append(status)
+                if state.consecutive_failures and status not in ("paused", "disabled"):
+                    failing += 1
             nodes = (await list_nodes(ctx)).items
         except Exception as exc:  # the store is down: say so instead of failing
             log.warning("health check could not read the store: %s", exc)
@@ -423,10 +449,9 @@ def build_router() -> APIRouter:
                 now=ctx.scheduler.clock.now(), engine={},
             )  # fmt: skip
         counts: dict[str, int] = {}
-        for row in rows:
-            counts[row.status] = counts.get(row.status, 0) + 1
+        for status in statuses:
+            counts[status] = counts.get(status, 0) + 1
         ctx.metrics.set_jobs(counts)
-        failing = sum(1 for r in rows if r.consecutive_failures and not r.paused and r.enabled)
         if failing:
             level = max(level, 1)
             reasons.append(f"{failing} job(s) failing")
@@ -450,10 +475,10 @@ def build_router() -> APIRouter:
         return schemas.HealthOut(
             status=("healthy", "degraded", "unhealthy")[level],
             reasons=reasons,
-            jobs=len(rows),
+            jobs=len(statuses),
             running=sum(running.values()),
             failing=failing,
-            paused=sum(1 for r in rows if r.paused),
+            paused=counts.get("paused", 0),
             nodes_online=online,
             nodes_total=len(nodes),
             now=ctx.scheduler.clock.now(),

@@ -7,6 +7,7 @@ process. The app subscribes to `scheduler.events` while it is served (its lifesp
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -52,6 +53,7 @@ def create_app(
         max_pending=settings.ws_max_pending,
         auth_timeout_s=settings.ws_auth_timeout_s,
         send_timeout_s=settings.ws_send_timeout_s,
+        flush_interval_s=settings.ws_flush_interval_s,
     )
     ctx = DashboardContext(
         scheduler=scheduler,
@@ -59,6 +61,8 @@ def create_app(
         hub=hub,
         metrics=DashboardMetrics(),
         cache=views.JobStateCache(scheduler),
+        index=views.JobIndex(scheduler),
+        running=views.RunningTracker(scheduler),
         queues=queues,
     )
 
@@ -67,11 +71,24 @@ def create_app(
         subs = [
             scheduler.events.subscribe(ctx.metrics.on_event, max_pending=100_000),
             scheduler.events.subscribe(ctx.cache.on_event, max_pending=100_000),
+            scheduler.events.subscribe(ctx.index.on_event, types=views.JobIndex.EVENTS),
+            scheduler.events.subscribe(ctx.running.on_event, max_pending=100_000),
         ]
         hub.start()
+        with contextlib.suppress(Exception):  # a store that is down shows in /api/health
+            await ctx.running.resync()
+        side = [
+            asyncio.create_task(ctx.cache.sweep(), name="dashboard-cache-sweeper"),
+            asyncio.create_task(ctx.running.run(), name="dashboard-running-resync"),
+        ]
         try:
             yield
         finally:
+            for task in side:
+                task.cancel()
+            for task in side:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             hub.stop()
             for sub in subs:
                 sub.close()

@@ -67,7 +67,8 @@ class RunOut(_Out):
 
 class RunPage(_Out):
     items: list[RunOut]
-    total: int
+    total: int | None = Field(description="Every matching run (only with count=true)")
+    has_more: bool = Field(description="Whether a next page exists")
     limit: int
     offset: int
 

@@ -5,15 +5,18 @@ first message within `ws_auth_timeout_s`. Until then it receives nothing. A wron
 token closes the socket with code 4401 (4403 for a wrong one). After `{"type": "hello"}`
 each frame is a JSON array of one or more events (`Event.to_dict()`), oldest first.
 
-Fan-out: the hub holds one `EventBus` subscription, serialises each event once, and puts
-the text into every client's bounded queue without waiting. A client whose queue is full
-(it does not keep up) or whose send takes longer than `ws_send_timeout_s` is closed with
-code 4408 and forgotten, so a slow or dead browser never slows the engine or other clients.
+Fan-out: the hub holds one `EventBus` subscription, serialises each event once, and
+appends the text to every client's bounded buffer without waiting. Each client's sender
+wakes at most once per `ws_flush_interval_s` and sends what gathered as one frame. A client
+whose buffer is full (it does not keep up) or whose send takes longer than
+`ws_send_timeout_s` is closed with code 4408 and forgotten, so a slow or dead browser never
+slows the engine or other clients.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -37,7 +40,9 @@ _MAX_BATCH = 500
 
 @dataclass(eq=False)
 class _Client:
-    queue: asyncio.Queue[str]
+    max_pending: int
+    pending: collections.deque[str] = field(default_factory=collections.deque)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -53,12 +58,14 @@ class EventHub:
         max_pending: int = 1_000,
         auth_timeout_s: float = 5.0,
         send_timeout_s: float = 5.0,
+        flush_interval_s: float = 0.05,
     ) -> None:
         self._bus = bus
         self._token = token
         self._max_pending = max_pending
         self._auth_timeout_s = auth_timeout_s
         self._send_timeout_s = send_timeout_s
+        self._flush_interval_s = flush_interval_s
         self._clients: set[_Client] = set()
         self._subscription: Subscription | None = None
         #: How many clients were dropped for not keeping up (for metrics and tests).
@@ -90,12 +97,18 @@ class EventHub:
         self.broadcast(text)
 
     def broadcast(self, text: str) -> None:
-        """Queue `text` for every client; drop the ones whose queue is full."""
+        """Buffer `text` for every client; drop the ones whose buffer is full.
+
+        Costs an append per client; a client's sender is woken once per flush, not once
+        per event, so fan-out work grows with clients x flushes, not clients x events.
+        """
         for client in tuple(self._clients):
-            try:
-                client.queue.put_nowait(text)
-            except asyncio.QueueFull:
+            if len(client.pending) >= client.max_pending:
                 self._drop(client)
+                continue
+            client.pending.append(text)
+            if not client.wakeup.is_set():
+                client.wakeup.set()
 
     def _drop(self, client: _Client) -> None:
         if not client.dropped:
@@ -130,7 +143,7 @@ class EventHub:
         await websocket.accept()
         if not await self._authenticate(websocket):
             return
-        client = _Client(queue=asyncio.Queue(maxsize=self._max_pending))
+        client = _Client(max_pending=self._max_pending)
         await websocket.send_text(json.dumps({"type": "hello"}))
         self._clients.add(client)
         sender = asyncio.create_task(self._send_loop(websocket, client), name="dashboard-ws-send")
@@ -154,17 +167,20 @@ class EventHub:
         # `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` can swallow a
         # cancellation that arrives as the send completes, leaving this task running.
         while not client.dropped:
-            batch = [await client.queue.get()]
-            # Whatever queued up meanwhile goes in the same frame: at high event rates this
-            # turns thousands of frames per second into a few dozen.
-            while len(batch) < _MAX_BATCH and not client.queue.empty():
-                batch.append(client.queue.get_nowait())
-            try:
-                async with asyncio.timeout(self._send_timeout_s):
-                    await websocket.send_text("[" + ",".join(batch) + "]")
-            except TimeoutError:
-                self._drop(client)
-                return
+            await client.wakeup.wait()
+            if self._flush_interval_s > 0:
+                # Let a burst gather: one frame per interval instead of one per event.
+                await asyncio.sleep(self._flush_interval_s)
+            client.wakeup.clear()
+            while client.pending and not client.dropped:
+                count = min(len(client.pending), _MAX_BATCH)
+                batch = [client.pending.popleft() for _ in range(count)]
+                try:
+                    async with asyncio.timeout(self._send_timeout_s):
+                        await websocket.send_text("[" + ",".join(batch) + "]")
+                except TimeoutError:
+                    self._drop(client)
+                    return
 
     async def _receive_loop(self, websocket: WebSocket) -> None:
         # Clients only send pings ("ping" -> "pong" is not needed: uvicorn answers protocol
