@@ -23,12 +23,14 @@ How it keeps the contract of `agentcron.store.base`:
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -127,6 +129,19 @@ def _job_from_row(row: Sequence[Any], definition: dict[str, Any] | None = None) 
         next_run=from_us(row[4]), last_fire=from_us(row[5]), created_at=from_us(row[6]),
         updated_at=from_us(row[7]), version=row[8],
     )  # fmt: skip
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Defer cyclic garbage collection while building many objects that are all kept: the
+    collector would scan the growing heap again and again (40 % of loading 100k jobs)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _heartbeat_from_row(row: Sequence[Any]) -> NodeHeartbeat:
@@ -613,10 +628,11 @@ class SqliteStore:
     async def list_jobs(self) -> list[StoredJob]:
         def op(conn: sqlite3.Connection) -> list[StoredJob]:
             rows = conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY id").fetchall()
-            # One JSON document for all definitions parses about twice as fast as one each,
-            # which is most of the start-up time with many jobs.
-            definitions = json.loads("[" + ",".join(row[1] for row in rows) + "]")
-            return [_job_from_row(row, d) for row, d in zip(rows, definitions, strict=True)]
+            with _gc_paused():
+                # One JSON document for all definitions parses about twice as fast as one
+                # each, which is most of the start-up time with many jobs.
+                definitions = json.loads("[" + ",".join(row[1] for row in rows) + "]")
+                return [_job_from_row(row, d) for row, d in zip(rows, definitions, strict=True)]
 
         return await self._read(op)
 
