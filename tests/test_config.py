@@ -151,3 +151,12 @@ def test_a_password_in_the_store_url_is_masked_when_shown() -> None:
     ).masked()
     assert "hunter2" not in repr(shown)
     assert shown["SCHEDULER_STORE"] == "redis://:********@127.0.0.1:6379/0"
+
+
+def test_the_configuration_reference_in_docs_is_current() -> None:
+    from agentcron.config import reference_markdown
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+    assert doc.read_text(encoding="utf-8") == reference_markdown(), (
+        "docs/configuration.md is stale: run `python -m agentcron.config > docs/configuration.md`"
+    )

@@ -20,7 +20,14 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-__all__ = ["ConfigError", "Settings", "load_settings", "mask_url", "unknown_variables"]
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "load_settings",
+    "mask_url",
+    "reference_markdown",
+    "unknown_variables",
+]
 
 #: Variables starting with one of these are ours; unknown ones get a "did you mean" warning.
 _OUR_PREFIXES = (
@@ -272,3 +279,51 @@ def _first_error(exc: ValidationError, values: Mapping[str, Any]) -> str:
         shown = "********"
     msg = str(err["msg"]).removeprefix("Value error, ")
     return f"setting {key}={shown!r} is invalid: {msg}"
+
+
+def _type_text(annotation: Any) -> str:
+    import types
+    import typing
+
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is Literal:
+        return "one of " + ", ".join(f"`{a}`" for a in typing.get_args(annotation))
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return _type_text(args[0]) + " (optional)" if len(args) == 1 else "value"
+    if annotation is SecretStr:
+        return "secret"
+    if annotation is Path:
+        return "path"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def reference_markdown() -> str:
+    """The configuration reference (`docs/configuration.md`), generated from `Settings`."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from `agentcron.config.Settings` (`python -m agentcron.config > "
+        "docs/configuration.md`); a test keeps it current.",
+        "",
+        "Settings come from, highest first: command-line flags, the environment, `.env` in "
+        "the working directory, defaults. Durations named like the spec's are milliseconds. "
+        "`agentcron config show` prints the effective values with secrets masked.",
+        "",
+        "| variable | type | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for name, info in Settings.model_fields.items():
+        annotation = _type_text(info.annotation)
+        default = info.default
+        shown = "" if default is None else str(default)
+        if isinstance(default, Path):
+            shown = default.as_posix()
+        cell = f"`{shown}`" if shown else "unset"
+        lines.append(f"| `{name}` | {annotation} | {cell} | {info.description or ''} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(reference_markdown())
