@@ -142,3 +142,30 @@ def test_an_empty_id_is_rejected() -> None:
     with pytest.raises(JobConfigError) as info:
         build_job(" ", trigger="* * * * *", handler=Command(["true"]))
     assert info.value.field == "id"
+
+
+def test_a_disabled_job_keeps_its_reason_through_the_codec_and_loses_it_when_enabled() -> None:
+    from agentcron.jobs import build_job, job_from_definition, job_to_definition, update_job
+
+    job = build_job(
+        "gmail",
+        trigger="*/2 * * * *",
+        handler="os:getcwd",
+        enabled=False,
+        disabled_reason="no handler configured",
+    )
+    restored = job_from_definition("gmail", job_to_definition(job))
+    assert restored.disabled_reason == "no handler configured"
+    assert restored.enabled is False
+    enabled = update_job(restored, enabled=True)
+    assert enabled.enabled is True
+    assert enabled.disabled_reason == ""
+
+
+def test_a_disabled_reason_on_an_enabled_job_is_refused() -> None:
+    import pytest
+
+    from agentcron.jobs import JobConfigError, build_job
+
+    with pytest.raises(JobConfigError, match="disabled_reason"):
+        build_job("x", trigger="* * * * *", handler="os:getcwd", disabled_reason="why")

@@ -69,6 +69,7 @@ JOB_OPTIONS = frozenset(
         "expect_every",
         "isolation",
         "description",
+        "disabled_reason",
     }
 )
 
@@ -96,6 +97,8 @@ class Job:
     max_runs: int | None = None
     expect_every_s: float | None = None
     description: str = ""
+    #: Why the job is disabled (e.g. "no handler configured"); shown wherever jobs are listed.
+    disabled_reason: str = ""
 
     @property
     def display_name(self) -> str:
@@ -219,6 +222,17 @@ def _aware(value: object, field_name: str) -> datetime | None:
         raise JobConfigError(field_name, str(exc)) from exc
 
 
+def _disabled_reason(options: dict[str, Any]) -> str:
+    reason = options.get("disabled_reason") or ""
+    require(isinstance(reason, str), "disabled_reason", f"expected text, got {reason!r}")
+    require(
+        not reason or options.get("enabled", True) is False,
+        "disabled_reason",
+        "only makes sense with enabled=False",
+    )
+    return str(reason)
+
+
 def build_job(
     job_id: str,
     *,
@@ -284,6 +298,7 @@ def build_job(
         max_runs=max_runs,
         expect_every_s=expect_every_s,
         description=str(options.get("description") or ""),
+        disabled_reason=_disabled_reason(options),
     )
 
 
@@ -293,6 +308,8 @@ def update_job(job: Job, default_timezone: str | tzinfo = "UTC", **changes: Any)
     require(not unknown, sorted(unknown)[0] if unknown else "", "unknown job option")
     current = job_options(job)
     current.update(changes)
+    if changes.get("enabled") is True and "disabled_reason" not in changes:
+        current["disabled_reason"] = ""  # enabling a job clears why it was disabled
     trigger = current.pop("trigger")
     handler = current.pop("handler")
     if "timezone" in changes and "trigger" not in changes and isinstance(trigger, CronTrigger):
@@ -323,6 +340,7 @@ def job_options(job: Job) -> dict[str, Any]:
         "max_runs": job.max_runs,
         "expect_every": job.expect_every_s,
         "description": job.description,
+        "disabled_reason": job.disabled_reason,
     }
 
 
