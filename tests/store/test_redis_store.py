@@ -125,14 +125,16 @@ async def test_a_server_that_does_not_speak_redis_is_refused() -> None:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
+    listener.settimeout(0.1)
     port = listener.getsockname()[1]
+    done = threading.Event()
 
     def answer_garbage() -> None:
-        while True:
+        while not done.is_set():
             try:
                 conn, _ = listener.accept()
-            except OSError:
-                return
+            except OSError:  # the accept timeout: look at `done` again
+                continue
             with conn:
                 conn.recv(1024)
                 conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
@@ -141,11 +143,12 @@ async def test_a_server_that_does_not_speak_redis_is_refused() -> None:
     thread.start()
     try:
         with pytest.raises(StoreError) as info:
-            await RedisStore(f"redis://127.0.0.1:{port}/0").open()
+            await RedisStore(f"redis://127.0.0.1:{port}/0", socket_timeout_s=1.0).open()
         assert f"127.0.0.1:{port}" in str(info.value)
     finally:
-        listener.close()
+        done.set()
         thread.join(5)
+        listener.close()
 
 
 async def test_nothing_listening_is_a_clear_start_up_error() -> None:
