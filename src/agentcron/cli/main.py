@@ -17,6 +17,7 @@ from agentcron.cli import db as db_cli
 from agentcron.cli import jobs as jobs_cli
 from agentcron.cli import nodes as nodes_cli
 from agentcron.cli import queue as queue_cli
+from agentcron.cli import run as run_cli
 from agentcron.cli import service as service_cli
 from agentcron.cli import worker as worker_cli
 
@@ -46,6 +47,7 @@ def build_app() -> typer.Typer:
         """agentcron: the scheduler that keeps an AI agent working 24/7."""
 
     # Command groups register here (one module each, each exposing `app`).
+    app.command("run")(run_cli.run_command)
     app.add_typer(service_cli.app, name="service")
     app.add_typer(cron_cli.app, name="cron")
     app.add_typer(db_cli.app, name="db")

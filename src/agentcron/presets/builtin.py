@@ -38,6 +38,7 @@ __all__ = [
     "daily_maintenance",
     "heartbeat",
     "log_rotation",
+    "not_configured",
     "rate_limit",
     "resource_monitor",
     "unbind",
@@ -270,6 +271,14 @@ async def rate_limit(ctx: RunContext) -> str:
         if "429" in (run.error or ""):
             counts["http_429"] += 1
     return _report({"since": since.isoformat(), "jobs": per_job})
+
+
+async def not_configured(ctx: RunContext) -> str:
+    """Stands in for an integration loop that has no handler yet: always fails, honestly."""
+    raise HandlerError(
+        f"no handler configured for {ctx.job_id}; set it in agentcron.toml under "
+        f'[presets.agent-loops.handlers] as {ctx.job_id} = "yourpackage.module:function"'
+    )
 
 
 #: Built-in loop name (as in `LoopSpec.builtin`) -> handler reference.

@@ -1,0 +1,138 @@
+"""`agentcron run`: start the whole system on the embedded default and run until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from agentcron import __version__
+from agentcron.cli.common import fail
+
+__all__ = ["run_command"]
+
+DEFAULT_CONFIG = Path("agentcron.toml")
+
+
+def run_command(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="Jobs file (default: ./agentcron.toml when it exists)."
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Data directory (default: $SCHEDULER_DATA_DIR or ./data)."),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option("--store", help="Store URL (default: sqlite:///<data-dir>/scheduler.db)."),
+    ] = None,
+    preset: Annotated[
+        list[str] | None,
+        typer.Option("--preset", help="Register a preset of jobs (agent-loops). Repeatable."),
+    ] = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run what is due (missed fires included) and exit.")
+    ] = False,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Dashboard address (default 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Dashboard port (default 3000).")
+    ] = None,
+    no_dashboard: Annotated[
+        bool, typer.Option("--no-dashboard", help="Do not serve the dashboard.")
+    ] = False,
+    log_format: Annotated[
+        str, typer.Option("--log-format", help="text, json, or auto (text on a terminal).")
+    ] = "auto",
+    log_file: Annotated[
+        bool,
+        typer.Option(
+            "--log-file/--no-log-file", help="Keep a size-rotated log in <data-dir>/logs."
+        ),
+    ] = True,
+    env_file: Annotated[Path, typer.Option("--env-file", help="Settings file to read.")] = Path(
+        ".env"
+    ),
+) -> None:
+    """Start the scheduler, heartbeats, backups and dashboard; stop on SIGINT/SIGTERM."""
+    from agentcron.config import ConfigError, load_settings, unknown_variables
+    from agentcron.presets import PRESETS
+
+    preset = preset or []
+    for name in preset:
+        if name not in PRESETS:
+            fail(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
+    if log_format not in ("auto", "text", "json"):
+        fail(f"--log-format must be auto, text or json, not {log_format!r}")
+    overrides: dict[str, Any] = {
+        "SCHEDULER_DATA_DIR": data_dir,
+        "SCHEDULER_STORE": store,
+        "DASHBOARD_HOST": host,
+        "DASHBOARD_PORT": port,
+    }
+    try:
+        settings = load_settings(env_file=env_file, overrides=overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+    if config is None and DEFAULT_CONFIG.is_file():
+        config = DEFAULT_CONFIG
+    if config is not None and not config.is_file():
+        fail(f"config file {config} does not exist; create it or leave out --config")
+
+    from agentcron.logs import configure_logging
+
+    configure_logging(
+        level=settings.SCHEDULER_LOG_LEVEL,
+        fmt=log_format,  # type: ignore[arg-type]
+        log_file=settings.data_dir / "logs" / "agentcron.log" if log_file else None,
+    )
+    import logging
+    import os
+
+    for warning in unknown_variables(os.environ):
+        logging.getLogger("agentcron.config").warning("%s", warning)
+
+    from agentcron.system import AgentcronSystem, StartupError
+
+    system = AgentcronSystem(
+        settings=settings,
+        config_path=config,
+        presets=tuple(preset),
+        dashboard=not no_dashboard,
+        once=once,
+        on_ready=_announce,
+    )
+    try:
+        asyncio.run(system.serve())
+    except StartupError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:  # a second Ctrl+C while stopping
+        pass
+    typer.echo("agentcron stopped", err=True)
+
+
+def _announce(system: Any) -> None:
+    """Say where the dashboard is and how to log in (the token only when just generated)."""
+    from agentcron.system import AgentcronSystem
+
+    assert isinstance(system, AgentcronSystem)
+    sched = system.scheduler
+    jobs = len(sched.jobs()) if sched is not None else 0
+    typer.echo(f"agentcron {__version__} running: {jobs} job(s), store {system.store_url_masked}")
+    if system.dashboard_url:
+        typer.echo(f"dashboard: {system.dashboard_url}")
+        from agentcron.dashboard.auth import TOKEN_FILE
+
+        token_file = system.settings.data_dir / TOKEN_FILE
+        if system.token_generated:
+            typer.echo(f"log in with this token (shown once; also in {token_file}):")
+            typer.echo(f"  {system.dashboard_token}")
+        else:
+            typer.echo("log in with DASHBOARD_AUTH_TOKEN (or the token in the data dir)")
+    typer.echo("press Ctrl+C to stop")

@@ -1,0 +1,468 @@
+"""`agentcron run`: every part wired together around one `Scheduler`.
+
+Start-up order (each step fails with a `StartupError` — one line, exit code 2 — before
+anything runs, so a bad start never leaves half a system behind):
+
+1. settings (already loaded by the CLI) and a writable data directory;
+2. `agentcron.toml` and the preset, validated whole;
+3. the store (opened, migrated);
+4. jobs from the file and the preset written to the store (actor `config` / `preset`),
+   then the scheduler started: it re-creates every stored job;
+5. heartbeats, monitor, dead-man's switches, alerts and the systemd watchdog;
+6. hourly verified backups (SQLite stores);
+7. the dashboard (uvicorn in the same event loop);
+8. the pid file, SIGHUP/`agentcron jobs reload` handling, and a watch on the store's
+   `jobs.changed` key (so CLI changes reach the daemon on every platform).
+
+Stopping (SIGINT/SIGTERM or `request_stop()`) unwinds the same stack in reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from agentcron.clock import Clock, SystemClock
+from agentcron.config import Settings
+from agentcron.control import JOBS_CHANGED_KEY, remove_pid_file, write_pid_file
+from agentcron.jobfile import JobEntry, JobFile, JobFileError, load_job_file
+from agentcron.jobs import build_job, job_to_definition
+from agentcron.models import StoredJob
+from agentcron.presets.agent_loops import AGENT_LOOPS, NO_HANDLER_REASON
+from agentcron.presets.builtin import BUILTIN_HANDLERS
+from agentcron.store.base import Store, StoreError, open_store
+
+if TYPE_CHECKING:
+    from agentcron.engine.scheduler import Scheduler
+
+__all__ = ["AgentcronSystem", "StartupError", "preset_entries"]
+
+log = logging.getLogger("agentcron.system")
+
+#: How often the daemon looks at the store's `jobs.changed` key (seconds).
+JOBS_WATCH_S = 2.0
+#: Ids of jobs that came from the config file, kept in the store's system state.
+CONFIG_JOBS_KEY = "config.jobs"
+
+
+class StartupError(RuntimeError):
+    """`agentcron run` cannot start; the message says what and what to do."""
+
+
+@dataclass
+class AgentcronSystem:
+    """The daemon. `await system.serve()` runs until `request_stop()` or a signal."""
+
+    settings: Settings
+    config_path: Path | None = None
+    presets: Sequence[str] = ()
+    clock: Clock = field(default_factory=SystemClock)
+    dashboard: bool = True
+    once: bool = False
+    install_signals: bool = True
+    #: Called once everything has started (the CLI prints where the dashboard is).
+    on_ready: Callable[[AgentcronSystem], None] | None = None
+    #: Filled during start-up.
+    store: Store | None = None
+    scheduler: Scheduler | None = None
+    dashboard_url: str | None = None
+    dashboard_token: str | None = None
+    token_generated: bool = False
+    _stop: asyncio.Event | None = None
+    _reload: asyncio.Event | None = None
+    _job_file: JobFile | None = None
+
+    # -- start-up ------------------------------------------------------------------------
+    def _check_data_dir(self) -> Path:
+        data_dir = self.settings.data_dir
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            probe = data_dir / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise StartupError(
+                f"data directory {data_dir} is not writable ({exc.strerror or exc}); "
+                "choose another with --data-dir or SCHEDULER_DATA_DIR"
+            ) from None
+        return data_dir
+
+    def _load_job_file(self) -> JobFile:
+        if self.config_path is None:
+            return JobFile(source="(none)")
+        try:
+            return load_job_file(
+                self.config_path, default_timezone=self.settings.SCHEDULER_TIMEZONE
+            )
+        except JobFileError as exc:
+            raise StartupError(str(exc)) from None
+
+    def _defaults(self, entry: JobEntry) -> dict[str, Any]:
+        """Settings' RETRY_* and OVERLAP_* for jobs that do not set their own."""
+        s = self.settings
+        options = dict(entry.options)
+        if "retry" not in options:
+            options["retry"] = {
+                "max_attempts": s.RETRY_MAX_ATTEMPTS,
+                "strategy": s.RETRY_STRATEGY,
+                "base_delay": s.RETRY_BASE_DELAY / 1000,
+                "max_delay": s.RETRY_MAX_DELAY / 1000,
+            }
+        if "overlap" not in options:
+            options["overlap"] = _overlap_default(s)
+        return options
+
+    async def _open_store(self) -> Store:
+        try:
+            store = open_store(self.settings.store_url)
+            await store.open()
+        except (StoreError, ValueError, OSError) as exc:
+            raise StartupError(str(exc)) from None
+        return store
+
+    async def _write_config_jobs(self, store: Store, job_file: JobFile) -> None:
+        """Make the store hold exactly the file's jobs (those it added before and no
+        longer lists are removed), audited as `config`."""
+        import json
+
+        tz = self.settings.SCHEDULER_TIMEZONE
+        wanted: dict[str, StoredJob] = {}
+        for entry in job_file.jobs:
+            job = build_job(
+                entry.id,
+                trigger=entry.trigger,
+                handler=entry.handler,
+                default_timezone=tz,
+                **self._defaults(entry),
+            )
+            wanted[entry.id] = StoredJob(id=entry.id, definition=job_to_definition(job))
+        previous = json.loads(await store.get_state(CONFIG_JOBS_KEY) or "[]")
+        for job_id in previous:
+            if job_id not in wanted:
+                await store.delete_job(job_id, actor="config")
+        for stored in wanted.values():
+            await store.save_job(stored, actor="config", conflict="replace")
+        await store.set_state(CONFIG_JOBS_KEY, json.dumps(sorted(wanted)))
+
+    async def _write_preset_jobs(self, store: Store, job_file: JobFile) -> None:
+        for preset in self.presets:
+            handlers = job_file.preset_handlers.get(preset, {})
+            for job_id, trigger, handler, options in preset_entries(self.settings, handlers):
+                job = build_job(
+                    job_id,
+                    trigger=trigger,
+                    handler=handler,
+                    default_timezone=self.settings.SCHEDULER_TIMEZONE,
+                    **options,
+                )
+                await store.save_job(
+                    StoredJob(id=job_id, definition=job_to_definition(job)),
+                    actor="preset",
+                    conflict="replace",
+                )
+
+    # -- running -------------------------------------------------------------------------
+    async def serve(self) -> None:
+        """Start everything, run until stopped, stop everything (in reverse order)."""
+        self._stop = asyncio.Event()
+        self._reload = asyncio.Event()
+        data_dir = self._check_data_dir()
+        job_file = self._load_job_file()
+        self._job_file = job_file
+        store = await self._open_store()
+        self.store = store
+        async with contextlib.AsyncExitStack() as stack:
+            stack.push_async_callback(store.close)
+            try:
+                await self._write_config_jobs(store, job_file)
+                await self._write_preset_jobs(store, job_file)
+            except (StoreError, ValueError) as exc:
+                raise StartupError(str(exc)) from None
+            scheduler = self._build_scheduler(store, data_dir)
+            self.scheduler = scheduler
+            from agentcron.presets import builtin
+
+            builtin.bind(builtin.Services(store=store, settings=self.settings))
+            stack.callback(builtin.unbind)
+            await stack.enter_async_context(scheduler)
+            await self._start_health(stack, scheduler, data_dir, job_file)
+            if self.once:
+                await wait_idle(scheduler, self.clock)
+                return
+            self._start_backups(stack, store)
+            if self.dashboard and self.settings.DASHBOARD_ENABLED:
+                await self._start_dashboard(stack, scheduler, data_dir)
+            write_pid_file(data_dir)
+            stack.callback(remove_pid_file, data_dir)
+            self._install_signal_handlers(stack)
+            watcher = asyncio.create_task(self._watch_jobs(store), name="agentcron-jobs-watch")
+            stack.callback(watcher.cancel)
+            log.info(
+                "agentcron is running (node %s, store %s)", scheduler.node_id, self.store_url_masked
+            )
+            if self.on_ready is not None:
+                self.on_ready(self)
+            await self._stop.wait()
+            log.info("stopping: no new fires; running jobs get %.0fs", scheduler.stop_grace_s)
+
+    @property
+    def store_url_masked(self) -> str:
+        from agentcron.config import mask_url
+
+        return mask_url(self.settings.store_url)
+
+    def request_stop(self) -> None:
+        """Stop gracefully (what SIGINT/SIGTERM do)."""
+        if self._stop is not None:
+            self._stop.set()
+
+    def request_reload(self) -> None:
+        """Reload `agentcron.toml` and the store's jobs (what SIGHUP does)."""
+        if self._reload is not None:
+            self._reload.set()
+
+    def _build_scheduler(self, store: Store, data_dir: Path) -> Scheduler:
+        from agentcron.engine.scheduler import Scheduler
+        from agentcron.heartbeat.sender import resolve_node_id
+
+        node_id = self.settings.SCHEDULER_NODE_ID or resolve_node_id(data_dir)
+        return Scheduler(
+            store,
+            clock=self.clock,
+            node_id=node_id,
+            timezone=self.settings.SCHEDULER_TIMEZONE,
+            stop_grace_s=self.settings.SCHEDULER_SHUTDOWN_GRACE / 1000,
+        )
+
+    async def _start_health(
+        self,
+        stack: contextlib.AsyncExitStack,
+        scheduler: Scheduler,
+        data_dir: Path,
+        job_file: JobFile,
+    ) -> None:
+        from agentcron.heartbeat.supervisor import HealthSupervisor
+
+        interval_s = self.settings.heartbeat_interval_s
+        missed = max(
+            1, math.ceil(self.settings.HEARTBEAT_TIMEOUT / self.settings.HEARTBEAT_INTERVAL)
+        )
+        try:
+            supervisor = HealthSupervisor(
+                scheduler,
+                data_dir=data_dir,
+                interval_s=interval_s,
+                missed_threshold=missed,
+                alerting=job_file.alerts,
+            )
+        except ValueError as exc:
+            raise StartupError(f"{job_file.source}: {exc}") from None
+        await stack.enter_async_context(supervisor)
+
+    def _start_backups(self, stack: contextlib.AsyncExitStack, store: Store) -> None:
+        db_path = getattr(store, "path", None)
+        if db_path is None:
+            return
+        from agentcron.store.backup import BackupScheduler
+
+        assert self.scheduler is not None
+        backups = BackupScheduler(
+            Path(db_path),
+            clock=self.clock,
+            interval=timedelta(milliseconds=self.settings.BACKUP_INTERVAL),
+            keep=self.settings.BACKUP_RETENTION,
+            bus=self.scheduler.events,
+        )
+        task = asyncio.create_task(backups.run(), name="agentcron-backups")
+        stack.callback(task.cancel)
+
+    async def _start_dashboard(
+        self, stack: contextlib.AsyncExitStack, scheduler: Scheduler, data_dir: Path
+    ) -> None:
+        from agentcron.dashboard.auth import ensure_token
+        from agentcron.dashboard.protocol import SchedulerLike
+        from agentcron.dashboard.queues import QueueSet
+        from agentcron.dashboard.server import DashboardServer, exposure_warning
+        from agentcron.dashboard.settings import DashboardSettings
+
+        s = self.settings
+        configured = s.DASHBOARD_AUTH_TOKEN.get_secret_value() if s.DASHBOARD_AUTH_TOKEN else None
+        try:
+            token, generated = ensure_token(data_dir, configured)
+        except (ValueError, OSError) as exc:
+            raise StartupError(f"dashboard token: {exc}") from None
+        warning = exposure_warning(s.DASHBOARD_HOST, configured is not None)
+        if warning:
+            log.warning("%s", warning)
+        settings = DashboardSettings(
+            auth_token=token, host=s.DASHBOARD_HOST, port=s.DASHBOARD_PORT, data_dir=data_dir
+        )
+        # The dashboard types the scheduler structurally (SchedulerLike); ours has the
+        # stricter keyword-only add_job signature, which the protocol does not spell out.
+        observed = cast("SchedulerLike", scheduler)
+        queues = QueueSet(s.store_url, scheduler=observed)
+        server = DashboardServer(observed, settings, queues=queues)
+        try:
+            await server.start()
+        except OSError as exc:
+            raise StartupError(str(exc)) from None
+        stack.push_async_callback(server.stop)
+        self.dashboard_url = server.url
+        self.dashboard_token, self.token_generated = token, generated
+
+    def _install_signal_handlers(self, stack: contextlib.AsyncExitStack) -> None:
+        if not self.install_signals:
+            return
+        loop = asyncio.get_running_loop()
+        if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+            for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+                sig = getattr(signal, name, None)
+                if sig is not None:
+                    signal.signal(sig, lambda *_: loop.call_soon_threadsafe(self.request_stop))
+            return
+        handlers = {
+            signal.SIGINT: self.request_stop,
+            signal.SIGTERM: self.request_stop,
+            signal.SIGHUP: self.request_reload,
+        }
+        for sig, callback in handlers.items():
+            loop.add_signal_handler(sig, callback)
+            stack.callback(loop.remove_signal_handler, sig)
+
+    async def _watch_jobs(self, store: Store) -> None:
+        """Reload on SIGHUP, and whenever the store's `jobs.changed` key changes."""
+        assert self._reload is not None
+        seen = await store.get_state(JOBS_CHANGED_KEY)
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reload.wait(), timeout=JOBS_WATCH_S)
+            try:
+                current = await store.get_state(JOBS_CHANGED_KEY)
+                if self._reload.is_set():
+                    self._reload.clear()
+                    await self.reload(reread_file=True)
+                elif current != seen:
+                    await self.reload(reread_file=False)
+                seen = current
+            except StoreError as exc:
+                log.warning("cannot watch the store for job changes: %s", exc)
+            except Exception:
+                log.exception("reload failed; the running schedule is kept")
+
+    async def reload(self, *, reread_file: bool = True) -> bool:
+        """Re-read `agentcron.toml` (when asked) and apply the store's jobs to the running
+        scheduler. A file with errors is rejected whole and the running schedule is kept.
+        Returns False when the file was rejected."""
+        assert self.store is not None and self.scheduler is not None
+        if reread_file and self.config_path is not None:
+            try:
+                job_file = self._load_job_file()
+            except StartupError as exc:
+                log.error("reload rejected, the running schedule is kept: %s", exc)
+                return False
+            self._job_file = job_file
+            await self._write_config_jobs(self.store, job_file)
+            await self._write_preset_jobs(self.store, job_file)
+        changed = await sync_jobs_from_store(self.scheduler, self.store)
+        log.info("jobs reloaded from the store (%d changed)", changed)
+        return True
+
+
+async def wait_idle(scheduler: Scheduler, clock: Clock, *, settle_s: float = 0.05) -> None:
+    """Wait until the scheduler has no active run and no fire waiting (for `--once`).
+
+    The start-up catch-up (missed fires per misfire policy) and fires due now are dispatched
+    by the scheduler's first ticks; this waits for them and their retries to finish.
+    """
+    quiet = 0
+    while quiet < 3:
+        await clock.sleep(settle_s)
+        busy = any(v.active_runs or v.pending_fires for v in scheduler.jobs())
+        quiet = 0 if busy else quiet + 1
+
+
+async def sync_jobs_from_store(scheduler: Scheduler, store: Store) -> int:
+    """Apply the store's job definitions and pause states to a running scheduler (jobs the
+    CLI, the API or another node added, changed, paused or removed). Returns how many jobs
+    changed."""
+    from agentcron.jobs import job_from_definition, job_options
+
+    stored = {s.id: s for s in await store.list_jobs()}
+    current = {view.id: view for view in scheduler.jobs()}
+    changed = 0
+    for job_id in current.keys() - stored.keys():
+        scheduler.remove(job_id)
+        changed += 1
+    for job_id, record in stored.items():
+        view = current.get(job_id)
+        try:
+            job = job_from_definition(job_id, record.definition)
+        except ValueError as exc:
+            log.error("stored job %s is invalid and stays unscheduled: %s", job_id, exc)
+            continue
+        options = job_options(job)
+        if view is None:
+            scheduler.add_job(job_id, **options)
+            changed += 1
+        elif job_to_definition(view.job) != record.definition:
+            scheduler.update(job_id, **options)
+            changed += 1
+        if view is None or view.paused != record.paused:
+            if record.paused:
+                scheduler.pause(job_id, note=record.pause_note)
+            elif view is not None:
+                scheduler.resume(job_id)
+    return changed
+
+
+def _overlap_default(s: Settings) -> object:
+    if s.OVERLAP_STRATEGY == "delay":
+        return {"policy": "delay", "delay": s.OVERLAP_TIMEOUT / 1000}
+    return s.OVERLAP_STRATEGY
+
+
+def preset_entries(
+    settings: Settings, handlers: dict[str, str]
+) -> list[tuple[str, str, object, dict[str, Any]]]:
+    """The agent-loops preset as `(id, trigger, handler, options)` for `build_job`.
+
+    Policies: skip on overlap, timeout `AGENT_LOOP_TIMEOUT`, `AGENT_LOOP_RETRY_ATTEMPTS`
+    attempts with the `RETRY_*` strategy, at most `AGENT_LOOP_CONCURRENCY` loops at once
+    (not enforced yet: see CHANGELOG). Integration loops without a configured handler are
+    disabled with the reason "no handler configured".
+    """
+    out: list[tuple[str, str, object, dict[str, Any]]] = []
+    for loop in AGENT_LOOPS:
+        options: dict[str, Any] = {
+            "name": loop.name,
+            "description": loop.description,
+            "tags": ["agent-loop", *loop.tags],
+            "overlap": "skip",
+            "timeout": settings.agent_loop_timeout_s,
+            "retry": {
+                "max_attempts": settings.AGENT_LOOP_RETRY_ATTEMPTS,
+                "strategy": settings.RETRY_STRATEGY,
+                "base_delay": settings.RETRY_BASE_DELAY / 1000,
+                "max_delay": settings.RETRY_MAX_DELAY / 1000,
+            },
+        }
+        handler: object
+        if loop.id in handlers:
+            handler = handlers[loop.id]
+        elif loop.builtin is not None:
+            handler = BUILTIN_HANDLERS[loop.builtin]
+        else:
+            handler = "agentcron.presets.builtin:not_configured"
+            options["enabled"] = False
+            options["disabled_reason"] = NO_HANDLER_REASON
+        out.append((loop.id, loop.schedule, handler, options))
+    return out
