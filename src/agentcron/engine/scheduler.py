@@ -918,6 +918,9 @@ class Scheduler(StoreSync):
         interval = self.lease_s / 3
         while True:
             await self.clock.sleep(interval)
+            if not _store_available(self.store):
+                # Renew as soon as the store answers again, before other nodes see expiries.
+                await _wait_store(self.store)
             try:
                 await self._renew_leases()
                 await self._recover_interrupted(self.clock.now())
