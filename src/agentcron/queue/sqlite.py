@@ -260,29 +260,48 @@ class SqliteQueue:
 
     # -- adding -----------------------------------------------------------------------
     def _row(self, job: BulkJob, now_ms: int) -> tuple[Any, ...]:
-        validate_job(
-            name=job.name,
-            priority=job.priority,
-            delay=job.delay,
-            attempts=job.attempts,
-            job_id=job.job_id,
-            remove_on_complete=job.remove_on_complete,
-            remove_on_fail=job.remove_on_fail,
+        return self._make_row(
+            job.name, job.data, job.priority, job.delay, job.attempts, job.backoff, job.job_id,
+            job.remove_on_complete, job.remove_on_fail, now_ms,
         )
-        delayed = job.delay > 0
+
+    def _make_row(
+        self,
+        name: str,
+        data: Any,
+        priority: int,
+        delay: float,
+        attempts: int,
+        backoff: Backoff | None,
+        job_id: str | None,
+        remove_on_complete: Retention,
+        remove_on_fail: Retention,
+        now_ms: int,
+    ) -> tuple[Any, ...]:
+        """The validated `queue_jobs` row of one job (raises `QueueInputError`)."""
+        validate_job(
+            name=name,
+            priority=priority,
+            delay=delay,
+            attempts=attempts,
+            job_id=job_id,
+            remove_on_complete=remove_on_complete,
+            remove_on_fail=remove_on_fail,
+        )
+        delayed = delay > 0
         return (
             self.name,
-            job.job_id,
-            job.name,
-            encode_data(job.data),
+            job_id,
+            name,
+            encode_data(data),
             "delayed" if delayed else "waiting",
-            job.priority,
-            0 if delayed else job.priority,
-            now_ms + round(job.delay * 1000) if delayed else now_ms,
-            job.attempts,
-            _encode_backoff(job.backoff),
-            keep_count(job.remove_on_complete),
-            keep_count(job.remove_on_fail),
+            priority,
+            0 if delayed else priority,
+            now_ms + round(delay * 1000) if delayed else now_ms,
+            attempts,
+            _encode_backoff(backoff),
+            keep_count(remove_on_complete),
+            keep_count(remove_on_fail),
             now_ms,
         )
 
@@ -299,10 +318,10 @@ class SqliteQueue:
         remove_on_complete: Retention = False,
         remove_on_fail: Retention = False,
     ) -> str:
-        job = BulkJob(
-            name, data, priority, delay, attempts, backoff, job_id, remove_on_complete, remove_on_fail
+        row = self._make_row(
+            name, data, priority, delay, attempts, backoff, job_id, remove_on_complete,
+            remove_on_fail, self._now_ms(),
         )
-        row = self._row(job, self._now_ms())
         added = _insert(self.db, row)
         self._added.set()
         self._publish_added(added, row[4])
