@@ -44,7 +44,7 @@ from agentcron.store.base import Store, StoreError, open_store
 if TYPE_CHECKING:
     from agentcron.engine.scheduler import Scheduler
 
-__all__ = ["AgentcronSystem", "StartupError", "preset_entries"]
+__all__ = ["AgentcronSystem", "StartupError", "ensure_data_dir", "preset_entries"]
 
 log = logging.getLogger("agentcron.system")
 
@@ -56,6 +56,21 @@ CONFIG_JOBS_KEY = "config.jobs"
 
 class StartupError(RuntimeError):
     """`agentcron run` cannot start; the message says what and what to do."""
+
+
+def ensure_data_dir(data_dir: Path) -> Path:
+    """Create the data directory if needed and prove it is writable (StartupError if not)."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe = data_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise StartupError(
+            f"data directory {data_dir} is not writable ({exc.strerror or exc}); "
+            "choose another with --data-dir or SCHEDULER_DATA_DIR"
+        ) from None
+    return data_dir
 
 
 @dataclass
@@ -83,18 +98,7 @@ class AgentcronSystem:
 
     # -- start-up ------------------------------------------------------------------------
     def _check_data_dir(self) -> Path:
-        data_dir = self.settings.data_dir
-        try:
-            data_dir.mkdir(parents=True, exist_ok=True)
-            probe = data_dir / ".write-test"
-            probe.write_text("ok")
-            probe.unlink()
-        except OSError as exc:
-            raise StartupError(
-                f"data directory {data_dir} is not writable ({exc.strerror or exc}); "
-                "choose another with --data-dir or SCHEDULER_DATA_DIR"
-            ) from None
-        return data_dir
+        return ensure_data_dir(self.settings.data_dir)
 
     def _load_job_file(self) -> JobFile:
         if self.config_path is None:
@@ -193,6 +197,18 @@ class AgentcronSystem:
 
             builtin.bind(builtin.Services(store=store, settings=self.settings))
             stack.callback(builtin.unbind)
+            if self.settings.store_url.startswith(("redis://", "rediss://")) and not self.once:
+                # Several machines share this store: share their events too, so that the
+                # dashboard on any node shows every node's runs (docs/multi-node.md).
+                from agentcron.events_redis import RedisEventBridge
+
+                bridge = RedisEventBridge(
+                    scheduler.events,
+                    self.settings.store_url,
+                    node_id=scheduler.node_id,
+                    prefix=str(getattr(store, "prefix", "agentcron")),
+                )
+                await stack.enter_async_context(bridge)
             await stack.enter_async_context(scheduler)
             await self._start_health(stack, scheduler, data_dir, job_file)
             if self.once:
