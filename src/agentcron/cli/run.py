@@ -86,6 +86,12 @@ def run_command(
         fail(f"config file {config} does not exist; create it or leave out --config")
 
     from agentcron.logs import configure_logging
+    from agentcron.system import AgentcronSystem, StartupError, ensure_data_dir
+
+    try:
+        ensure_data_dir(settings.data_dir)
+    except StartupError as exc:
+        fail(str(exc))
 
     configure_logging(
         level=settings.SCHEDULER_LOG_LEVEL,
@@ -97,8 +103,6 @@ def run_command(
 
     for warning in unknown_variables(os.environ):
         logging.getLogger("agentcron.config").warning("%s", warning)
-
-    from agentcron.system import AgentcronSystem, StartupError
 
     system = AgentcronSystem(
         settings=settings,

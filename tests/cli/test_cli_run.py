@@ -1,0 +1,239 @@
+"""`agentcron run` as a real process: jobs fire, SIGTERM stops it cleanly, history survives a
+restart, SIGHUP reloads (a bad file keeps the running schedule), `--once`, the preset, and
+bad input (exit 2, one line)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+TICK_JOB = """
+[[jobs]]
+id = "tick"
+trigger = "* * * * * *"
+command = ["sh", "-c", "echo tick"]
+"""
+
+OTHER_JOB = """
+[[jobs]]
+id = "tock"
+trigger = "* * * * * *"
+command = ["sh", "-c", "echo tock"]
+"""
+
+
+def agentcron(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    environ = {
+        k: v for k, v in os.environ.items() if not k.startswith(("SCHEDULER_", "DASHBOARD_"))
+    }
+    environ.update(env or {})
+    return subprocess.Popen(
+        [sys.executable, "-m", "agentcron", *args],
+        cwd=cwd,
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_to_end(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = agentcron(*args, cwd=cwd, env=env)
+    out, err = proc.communicate(timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def runs(db: Path, job_id: str) -> list[tuple[str, str]]:
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = conn.execute(
+            "SELECT status, run_id FROM runs WHERE job_id = ? ORDER BY scheduled_for_us", (job_id,)
+        ).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()
+    return [(str(status), str(run_id)) for status, run_id in rows]
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)  # noqa: sleep-ok (polling a real daemon process, bounded by timeout_s)
+    raise AssertionError("condition not met in time")
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[int, str, str]:
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, out, err
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    (tmp_path / "agentcron.toml").write_text(TICK_JOB)
+    yield tmp_path
+
+
+def test_jobs_fire_sigterm_stops_cleanly_and_a_restart_keeps_the_history(workdir: Path) -> None:
+    db = workdir / "data" / "scheduler.db"
+    proc = agentcron("run", "--no-dashboard", cwd=workdir)
+    try:
+        wait_for(lambda: sum(s == "succeeded" for s, _ in runs(db, "tick")) >= 2)
+    finally:
+        code, out, err = stop(proc)
+    assert code == 0, err
+    assert "running" in out
+    first = runs(db, "tick")
+    assert first and all(status in ("succeeded", "cancelled") for status, _ in first)
+
+    proc = agentcron("run", "--no-dashboard", cwd=workdir)
+    try:
+        wait_for(lambda: len(runs(db, "tick")) >= len(first) + 2)
+    finally:
+        code, _, err = stop(proc, signal.SIGINT)
+    assert code == 0, err
+    later = runs(db, "tick")
+    assert later[: len(first)] == first
+    assert not any(status == "running" for status, _ in later)
+
+
+def test_sighup_reloads_a_good_file_and_keeps_the_schedule_on_a_bad_one(workdir: Path) -> None:
+    db = workdir / "data" / "scheduler.db"
+    proc = agentcron("run", "--no-dashboard", cwd=workdir)
+    try:
+        wait_for(lambda: len(runs(db, "tick")) >= 1)
+        (workdir / "agentcron.toml").write_text(TICK_JOB + OTHER_JOB)
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(runs(db, "tock")) >= 1)
+
+        (workdir / "agentcron.toml").write_text(
+            TICK_JOB + '\n[[jobs]]\nid = "bad"\ntrigger = "61 * * * *"\ncommand = ["true"]\n'
+        )
+        proc.send_signal(signal.SIGHUP)
+        before = len(runs(db, "tock"))
+        wait_for(lambda: len(runs(db, "tock")) >= before + 2)
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err
+    assert "reload rejected" in err
+    assert "minute" in err
+
+
+def test_once_runs_what_is_due_and_exits(tmp_path: Path) -> None:
+    (tmp_path / "agentcron.toml").write_text(
+        '[[jobs]]\nid = "boot"\ntrigger = "@reboot"\ncommand = ["sh", "-c", "echo booted"]\n'
+    )
+    result = run_to_end("run", "--once", "--no-dashboard", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [s for s, _ in runs(tmp_path / "data" / "scheduler.db", "boot")] == ["succeeded"]
+
+
+def test_the_agent_loops_preset_registers_fifteen_loops_with_integrations_disabled(
+    tmp_path: Path,
+) -> None:
+    result = run_to_end("run", "--once", "--no-dashboard", "--preset", "agent-loops", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    listed = run_to_end("jobs", "list", "--json", cwd=tmp_path)
+    jobs = {j["id"]: j for j in json.loads(listed.stdout)}
+    assert len(jobs) == 15
+    assert jobs["loop-heartbeat"]["trigger"] == "*/30 * * * * *"
+    assert jobs["loop-daily-maintenance"]["trigger"] == "0 2 * * *"
+    assert jobs["loop-voice-queue"]["trigger"] == "*/5 * * * * *"
+    disabled = {j for j, v in jobs.items() if not v["enabled"]}
+    assert disabled == {
+        "loop-gmail-sync",
+        "loop-browser-health",
+        "loop-voice-queue",
+        "loop-twilio-status",
+        "loop-identity-sync",
+        "loop-soul-update",
+        "loop-notification-digest",
+        "loop-presence-check",
+    }
+    assert all(jobs[j]["disabled_reason"] == "no handler configured" for j in disabled)
+
+
+def test_a_configured_handler_enables_an_integration_loop(tmp_path: Path) -> None:
+    (tmp_path / "agentcron.toml").write_text(
+        '[presets.agent-loops.handlers]\nloop-gmail-sync = "os:getcwd"\n'
+    )
+    result = run_to_end("run", "--once", "--no-dashboard", "--preset", "agent-loops", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    jobs = {
+        j["id"]: j for j in json.loads(run_to_end("jobs", "list", "--json", cwd=tmp_path).stdout)
+    }
+    assert jobs["loop-gmail-sync"]["enabled"] is True
+    assert jobs["loop-gmail-sync"]["disabled_reason"] in (None, "")
+
+
+def test_the_dashboard_address_and_a_generated_token_are_printed_once(workdir: Path) -> None:
+    proc = agentcron("run", "--port", "0", cwd=workdir)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(4)]
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err
+    assert lines[1].startswith("dashboard: http://127.0.0.1:")
+    assert "shown once" in lines[2]
+    token = lines[3].strip()
+    assert (workdir / "data" / "dashboard.token").read_text().strip() == token
+    assert oct((workdir / "data" / "dashboard.token").stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "fragment"),
+    [
+        (["--preset", "nope"], {}, "unknown preset 'nope'"),
+        ([], {"HEARTBEAT_INTERVAL": "often"}, "HEARTBEAT_INTERVAL='often'"),
+        (["--config", "missing.toml"], {}, "missing.toml does not exist"),
+        (["--log-format", "xml"], {}, "--log-format"),
+    ],
+)
+def test_bad_input_stops_start_up_with_one_line_and_exit_2(
+    tmp_path: Path, args: list[str], env: dict[str, str], fragment: str
+) -> None:
+    result = run_to_end("run", "--no-dashboard", *args, cwd=tmp_path, env=env)
+    assert result.returncode == 2
+    assert fragment in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_a_file_with_errors_is_rejected_whole_with_every_error_listed(tmp_path: Path) -> None:
+    (tmp_path / "agentcron.toml").write_text(
+        '[[jobs]]\nid = "a"\ntrigger = "61 * * * *"\ncommand = ["true"]\n'
+        '[[jobs]]\nid = "b"\ntrigger = "* * * * *"\ncallable = "no_such_module_xyz:f"\n'
+    )
+    result = run_to_end("run", "--no-dashboard", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "2 error(s)" in result.stderr
+    assert "no_such_module_xyz" in result.stderr
+    assert (
+        not (tmp_path / "data" / "scheduler.db").exists()
+        or runs(tmp_path / "data" / "scheduler.db", "a") == []
+    )
+
+
+def test_an_unwritable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "data"
+    blocker.write_text("a file where the data dir should be")
+    result = run_to_end("run", "--no-dashboard", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "not writable" in result.stderr
