@@ -179,7 +179,12 @@ class Settings(BaseSettings):
 
     @property
     def store_url(self) -> str:
-        """The store URL: `SCHEDULER_STORE`, else `sqlite:///<data dir>/scheduler.db`."""
+        """The store URL: `SCHEDULER_STORE`, else `sqlite:///<data dir>/scheduler.db`.
+
+        `SCHEDULER_STORE=redis` (the bare word) means Redis as the REDIS_* variables say
+        (`redis_url`)."""
+        if self.SCHEDULER_STORE == "redis":
+            return self.redis_url
         if self.SCHEDULER_STORE:
             return self.SCHEDULER_STORE
         return f"sqlite:///{(self.SCHEDULER_DATA_DIR / 'scheduler.db').as_posix()}"
