@@ -323,3 +323,31 @@ async def test_a_partitioned_node_whose_run_was_taken_over_cannot_record_or_rene
         assert (await store.get_run("r1")).node_id == "n2"  # type: ignore[union-attr]
     finally:
         await other.close()
+
+
+# -- settings -------------------------------------------------------------------------------------
+def test_scheduler_store_redis_uses_the_redis_variables() -> None:
+    from agentcron.config import load_settings
+
+    environ = {
+        "SCHEDULER_STORE": "redis",
+        "REDIS_HOST": "10.0.0.5",
+        "REDIS_PORT": "6380",
+        "REDIS_PASSWORD": "p@ss word",
+        "REDIS_DB": "3",
+    }
+    settings = load_settings(environ=environ, env_file=None)
+    assert settings.store_url == "redis://:p%40ss%20word@10.0.0.5:6380/3"
+    store = open_store(settings.store_url)
+    assert isinstance(store, RedisStore)
+    assert store.url == "redis://:***@10.0.0.5:6380/3"
+
+
+async def test_the_decoded_password_reaches_the_server(tmp_path: Path) -> None:
+    srv = RedisServer(tmp_path / "redis", password="p@ss word").start()
+    try:
+        store = RedisStore(f"redis://:p%40ss%20word@127.0.0.1:{srv.port}/0")
+        await store.open()
+        await store.close()
+    finally:
+        srv.stop()
