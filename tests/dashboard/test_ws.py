@@ -107,13 +107,14 @@ async def test_a_token_in_the_url_is_not_accepted(live: LiveServer) -> None:
 async def test_a_client_that_does_not_keep_up_is_dropped_and_new_clients_still_receive(
     sched: Scheduler,
 ) -> None:
-    settings = DashboardSettings(auth_token=TOKEN, ws_max_pending=5)
+    # No flush interval: one frame per event, so 200 frames queue up at once.
+    settings = DashboardSettings(auth_token=TOKEN, ws_max_pending=5, ws_flush_interval_s=0)
     app = create_app(sched, settings)
     async with serve(app) as server:
         hub = app.state.dashboard.hub
         async with connect(server.ws_url) as slow:
             await login(slow)
-            # 200 events published in one go overflow the client's 5-slot queue before a
+            # 200 events published in one go overflow the client's 5-event queue before a
             # single socket write completes: publish() does not wait, the client is dropped.
             now = sched.clock.now()
             for i in range(200):

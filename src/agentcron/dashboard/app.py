@@ -27,6 +27,7 @@ from agentcron.dashboard.metrics import DashboardMetrics
 from agentcron.dashboard.protocol import QueueSource, SchedulerLike
 from agentcron.dashboard.settings import DashboardSettings
 from agentcron.dashboard.ws import EventHub
+from agentcron.events import Event
 
 __all__ = ["STATIC_DIR", "create_app"]
 
@@ -68,13 +69,21 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        subs = [
-            scheduler.events.subscribe(ctx.metrics.on_event, max_pending=100_000),
-            scheduler.events.subscribe(ctx.cache.on_event, max_pending=100_000),
-            scheduler.events.subscribe(ctx.index.on_event, types=views.JobIndex.EVENTS),
-            scheduler.events.subscribe(ctx.running.on_event, max_pending=100_000),
-        ]
-        hub.start()
+        # One subscription for everything the dashboard keeps (one delivery task, one
+        # buffer); every handler is synchronous and cheap.
+        handlers = (
+            ctx.running.on_event, ctx.cache.on_event, ctx.index.on_event,
+            ctx.metrics.on_event, hub.on_event,
+        )  # fmt: skip
+
+        def on_event(event: Event) -> None:
+            for handle in handlers:
+                try:
+                    handle(event)
+                except Exception:
+                    log.exception("dashboard failed to handle %s", event.type)
+
+        subscription = scheduler.events.subscribe(on_event, max_pending=100_000)
         with contextlib.suppress(Exception):  # a store that is down shows in /api/health
             await ctx.running.resync()
         side = [
@@ -90,8 +99,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             hub.stop()
-            for sub in subs:
-                sub.close()
+            subscription.close()
             for task in tuple(ctx.background):
                 task.cancel()
 

@@ -5,12 +5,13 @@ first message within `ws_auth_timeout_s`. Until then it receives nothing. A wron
 token closes the socket with code 4401 (4403 for a wrong one). After `{"type": "hello"}`
 each frame is a JSON array of one or more events (`Event.to_dict()`), oldest first.
 
-Fan-out: the hub holds one `EventBus` subscription, serialises each event once, and
-appends the text to every client's bounded buffer without waiting. Each client's sender
-wakes at most once per `ws_flush_interval_s` and sends what gathered as one frame. A client
-whose buffer is full (it does not keep up) or whose send takes longer than
-`ws_send_timeout_s` is closed with code 4408 and forgotten, so a slow or dead browser never
-slows the engine or other clients.
+Fan-out: the hub serialises each event once and gathers events for `ws_flush_interval_s`
+(50 ms); then it joins them into one frame and queues that same frame for every client,
+without waiting. Per event the cost is one append whatever the number of clients; per
+flush, one queue append and one send per client. A client that still has more than
+`ws_max_pending` events queued, or whose send takes longer than `ws_send_timeout_s`, is
+closed with code 4408 and forgotten, so a slow or dead browser never slows the engine or
+the other clients.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ _MAX_BATCH = 500
 @dataclass(eq=False)
 class _Client:
     max_pending: int
-    pending: collections.deque[str] = field(default_factory=collections.deque)
+    #: Frames waiting to be sent, with the number of events in each.
+    frames: collections.deque[tuple[str, int]] = field(default_factory=collections.deque)
+    pending_events: int = 0
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     dropped: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -67,6 +70,8 @@ class EventHub:
         self._send_timeout_s = send_timeout_s
         self._flush_interval_s = flush_interval_s
         self._clients: set[_Client] = set()
+        self._batch: list[str] = []
+        self._flush_handle: asyncio.TimerHandle | None = None
         self._subscription: Subscription | None = None
         #: How many clients were dropped for not keeping up (for metrics and tests).
         self.slow_clients_dropped = 0
@@ -79,9 +84,13 @@ class EventHub:
         if self._subscription is None:
             # The hub's own callback never blocks, so its buffer only grows if the event
             # loop itself is starved; size it generously.
-            self._subscription = self._bus.subscribe(self._fan_out, max_pending=100_000)
+            self._subscription = self._bus.subscribe(self.on_event, max_pending=100_000)
 
     def stop(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._batch = []
         if self._subscription is not None:
             self._subscription.close()
             self._subscription = None
@@ -90,25 +99,46 @@ class EventHub:
             client.done.set()
         self._clients.clear()
 
-    def _fan_out(self, event: Event) -> None:
+    def on_event(self, event: Event) -> None:
+        """Send `event` to every client (what `start()` subscribes to the bus)."""
         if not self._clients:
             return
         text = json.dumps(event.to_dict(), default=str, separators=(",", ":"))
         self.broadcast(text)
 
     def broadcast(self, text: str) -> None:
-        """Buffer `text` for every client; drop the ones whose buffer is full.
+        """Add `text` (one serialised event) to the next frame.
 
-        Costs an append per client; a client's sender is woken once per flush, not once
-        per event, so fan-out work grows with clients x flushes, not clients x events.
+        Costs one list append per event whatever the number of clients: every
+        `flush_interval_s` the gathered events are joined into one frame, and that same
+        frame is queued for every client (see `_flush`).
         """
+        if not self._clients:
+            return
+        self._batch.append(text)
+        if self._flush_interval_s <= 0 or len(self._batch) >= _MAX_BATCH:
+            self._flush()
+        elif self._flush_handle is None:
+            loop = asyncio.get_running_loop()
+            self._flush_handle = loop.call_later(self._flush_interval_s, self._flush)
+
+    def _flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if not self._batch:
+            return
+        frame, count = "[" + ",".join(self._batch) + "]", len(self._batch)
+        self._batch = []
         for client in tuple(self._clients):
-            if len(client.pending) >= client.max_pending:
+            # A client with nothing queued takes any frame; one that still has frames
+            # waiting is dropped once it would hold more than `max_pending` events.
+            if client.pending_events and client.pending_events + count > client.max_pending:
                 self._drop(client)
                 continue
-            client.pending.append(text)
-            if not client.wakeup.is_set():
-                client.wakeup.set()
+            client.frames.append((frame, count))
+            client.pending_events += count
+            client.wakeup.set()
 
     def _drop(self, client: _Client) -> None:
         if not client.dropped:
@@ -168,19 +198,16 @@ class EventHub:
         # cancellation that arrives as the send completes, leaving this task running.
         while not client.dropped:
             await client.wakeup.wait()
-            if self._flush_interval_s > 0:
-                # Let a burst gather: one frame per interval instead of one per event.
-                await asyncio.sleep(self._flush_interval_s)
             client.wakeup.clear()
-            while client.pending and not client.dropped:
-                count = min(len(client.pending), _MAX_BATCH)
-                batch = [client.pending.popleft() for _ in range(count)]
+            while client.frames and not client.dropped:
+                frame, count = client.frames.popleft()
                 try:
                     async with asyncio.timeout(self._send_timeout_s):
-                        await websocket.send_text("[" + ",".join(batch) + "]")
+                        await websocket.send_text(frame)
                 except TimeoutError:
                     self._drop(client)
                     return
+                client.pending_events -= count
 
     async def _receive_loop(self, websocket: WebSocket) -> None:
         # Clients only send pings ("ping" -> "pong" is not needed: uvicorn answers protocol
