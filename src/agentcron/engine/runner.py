@@ -57,12 +57,16 @@ def _tail(text: Any) -> str | None:
     return s[-_TAIL_CHARS:]
 
 
+def _escaped(exc: BaseException) -> HandlerError:
+    return HandlerError(f"handler raised {type(exc).__name__}({exc})")
+
+
 async def _guarded(handler: Handler, ctx: RunContext) -> Any:
     # SystemExit / KeyboardInterrupt raised inside a task would stop the event loop itself.
     try:
         return await handler.run(ctx)
     except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
-        raise HandlerError(f"handler raised {type(exc).__name__}({exc})") from None
+        raise _escaped(exc) from None
 
 
 def _cancelling() -> bool:
@@ -222,16 +226,13 @@ class Runner:
             logger=_JOB_LOG,
         )
         active.ctx = ctx
-        if job.timeout_s is None:
-            return await self._inline(job.handler, ctx)
-        task: asyncio.Task[Any] = asyncio.ensure_future(_guarded(job.handler, ctx))
-        return await self._await_with_timeout(task, ctx, job.timeout_s)
-
-    async def _inline(self, handler: Handler, ctx: RunContext) -> _Attempt:
-        """Without a timeout the handler runs in the run's own task (one task per fire):
-        cancelling the run cancels the handler directly."""
+        if job.timeout_s is not None:
+            task: asyncio.Task[Any] = asyncio.ensure_future(_guarded(job.handler, ctx))
+            return await self._await_with_timeout(task, ctx, job.timeout_s)
+        # Without a timeout the handler runs in the run's own task (one task per fire):
+        # cancelling the run cancels the handler directly.
         try:
-            return _Attempt(RunStatus.succeeded, outcome=await _guarded(handler, ctx))
+            return _Attempt(RunStatus.succeeded, outcome=await job.handler.run(ctx))
         except asyncio.CancelledError:
             if not _cancelling():  # the handler cancelled itself; nobody asked it to
                 return _Attempt(
@@ -240,6 +241,8 @@ class Runner:
             raise
         except Exception as exc:
             return _Attempt(RunStatus.failed, error=exc)
+        except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
+            return _Attempt(RunStatus.failed, error=_escaped(exc))
 
     async def _await_with_timeout(
         self, task: asyncio.Task[Any], ctx: RunContext, timeout_s: float
