@@ -47,7 +47,15 @@ def store_option() -> Any:
 
 
 def store_url(data_dir: Path, store: str | None) -> str:
-    """`store` if given, else `sqlite:///<data_dir>/scheduler.db`."""
+    """`store` if given, else `sqlite:///<data_dir>/scheduler.db`; `redis` (the bare word,
+    as in `SCHEDULER_STORE=redis`) is the Redis that the REDIS_* variables describe."""
+    if store == "redis":
+        from agentcron.config import ConfigError, load_settings
+
+        try:
+            return load_settings().redis_url
+        except ConfigError as exc:
+            fail(str(exc))
     if store:
         return store
     return f"sqlite:///{(data_dir / 'scheduler.db').as_posix()}"
