@@ -351,3 +351,19 @@ async def test_the_decoded_password_reaches_the_server(tmp_path: Path) -> None:
         await store.close()
     finally:
         srv.stop()
+
+
+async def test_the_cli_finds_redis_from_the_redis_variables(
+    server: RedisServer, store: RedisStore
+) -> None:
+    from typer.testing import CliRunner
+
+    from agentcron.cli.main import build_app
+
+    await store.save_job(StoredJob(id="digest", definition=DIGEST), actor="cli")
+    env = {"SCHEDULER_STORE": "redis", "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(server.port)}
+    result = await asyncio.to_thread(
+        CliRunner().invoke, build_app(), ["jobs", "list", "--json"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert '"digest"' in result.output
