@@ -16,14 +16,18 @@ __all__ = ["next_fire_ms", "occurrence_id", "repeat_key"]
 
 
 def repeat_key(name: str, cron: str, tz: str) -> str:
-    """A stable key for a (name, cron, tz) spec."""
-    digest = hashlib.sha1(f"{name}\x00{cron}\x00{tz}".encode()).hexdigest()[:16]
-    return f"{name}:{digest}"
+    """A stable key for a (name, cron, tz) spec (hex, no ``:``)."""
+    return hashlib.sha1(f"{name}\x00{cron}\x00{tz}".encode()).hexdigest()[:16]
 
 
 def occurrence_id(key: str, fire_ms: int) -> str:
-    """The job id of the occurrence of `key` firing at `fire_ms` (epoch milliseconds)."""
-    return f"repeat:{key}:{fire_ms}"
+    """The job id of the occurrence of `key` firing at `fire_ms` (epoch milliseconds).
+
+    ``repeat:<key>:<millis>`` is BullMQ's own shape for repeated job ids (Node.js BullMQ
+    accepts a custom id with ``:`` only in that three-part shape); a custom `key` with ``:``
+    is turned into ``-``.
+    """
+    return f"repeat:{key.replace(':', '-')}:{fire_ms}"
 
 
 def next_fire_ms(cron: str, tz: str, after_ms: int) -> int | None:
