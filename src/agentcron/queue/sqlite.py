@@ -39,6 +39,7 @@ from agentcron.events import (
     QueuePaused,
     QueueResumed,
 )
+from agentcron.queue import sqlite_sql as sql
 from agentcron.queue.base import (
     Backoff,
     BulkJob,
@@ -55,96 +56,13 @@ from agentcron.queue.base import (
     retention_from_count,
     validate_job,
 )
+from agentcron.queue.sqlite_sql import SCHEMA_VERSION
 from agentcron.queue.worker import Finished, Worker
 
 __all__ = ["SqliteQueue"]
 
 log = logging.getLogger("agentcron.queue")
 
-SCHEMA_VERSION = 1
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS queue_schema_version (version INTEGER NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS queue_jobs (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        queue TEXT NOT NULL,
-        id TEXT,
-        name TEXT NOT NULL,
-        data TEXT NOT NULL,
-        state TEXT NOT NULL,
-        priority INTEGER NOT NULL DEFAULT 0,
-        rank INTEGER NOT NULL DEFAULT 0,
-        at_ms INTEGER NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 1,
-        attempts_made INTEGER NOT NULL DEFAULT 0,
-        stalled INTEGER NOT NULL DEFAULT 0,
-        backoff TEXT,
-        keep_completed INTEGER NOT NULL DEFAULT -1,
-        keep_failed INTEGER NOT NULL DEFAULT -1,
-        token TEXT,
-        progress REAL NOT NULL DEFAULT 0,
-        result TEXT,
-        error TEXT,
-        created_ms INTEGER NOT NULL,
-        finished_ms INTEGER
-    )""",
-    "CREATE UNIQUE INDEX IF NOT EXISTS queue_jobs_id ON queue_jobs (queue, id) WHERE id IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS queue_jobs_next ON queue_jobs (queue, state, rank, at_ms)",
-    """CREATE TABLE IF NOT EXISTS queue_meta (
-        queue TEXT PRIMARY KEY,
-        paused INTEGER NOT NULL DEFAULT 0,
-        window_start_ms INTEGER NOT NULL DEFAULT 0,
-        window_count INTEGER NOT NULL DEFAULT 0
-    )""",
-    """CREATE TABLE IF NOT EXISTS queue_repeatables (
-        queue TEXT NOT NULL,
-        key TEXT NOT NULL,
-        name TEXT NOT NULL,
-        data TEXT NOT NULL,
-        cron TEXT NOT NULL,
-        tz TEXT NOT NULL,
-        PRIMARY KEY (queue, key)
-    )""",
-)
-
-#: A job's id: its custom id, else its row number (never reused: AUTOINCREMENT), as BullMQ.
-_ID = "coalesce(id, CAST(seq AS TEXT))"
-_INSERT = (
-    "INSERT INTO queue_jobs (queue, id, name, data, state, priority, rank, at_ms, attempts,"
-    " backoff, keep_completed, keep_failed, created_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-    " ON CONFLICT (queue, id) WHERE id IS NOT NULL DO NOTHING"
-)
-_CLAIM = (
-    "UPDATE queue_jobs SET state='active', rank=0, token=?, at_ms=?, attempts_made=attempts_made+1"
-    " WHERE seq IN (SELECT seq FROM queue_jobs WHERE queue=? AND state='waiting'"
-    " ORDER BY rank, at_ms, seq LIMIT ?)"
-    f" RETURNING seq, {_ID}, name, data, priority, attempts, attempts_made, backoff,"
-    " keep_completed, keep_failed"
-)
-_PROMOTE = (
-    "UPDATE queue_jobs SET state='waiting', rank=priority"
-    " WHERE queue=? AND state='delayed' AND rank=0 AND at_ms<=?"
-)
-_COMPLETE = (
-    "UPDATE queue_jobs SET state='completed', at_ms=?, finished_ms=?, result=?, token=NULL"
-    " WHERE seq=? AND token=?"
-)
-_FAIL = (
-    "UPDATE queue_jobs SET state='failed', at_ms=?, finished_ms=?, error=?, token=NULL"
-    " WHERE seq=? AND token=?"
-)
-_RETRY = (
-    "UPDATE queue_jobs SET state=?1, rank=CASE WHEN ?1='waiting' THEN priority ELSE 0 END,"
-    " at_ms=?2, error=?3, token=NULL WHERE seq=?4 AND token=?5"
-)
-_DELETE_OWNED = "DELETE FROM queue_jobs WHERE seq=? AND token=?"
-_TRIM = (
-    "DELETE FROM queue_jobs WHERE seq IN (SELECT seq FROM queue_jobs WHERE queue=? AND state=?"
-    " AND rank=0 ORDER BY at_ms DESC, seq DESC LIMIT -1 OFFSET ?)"
-)
-_COLUMNS = (
-    f"{_ID}, name, data, state, priority, attempts, attempts_made, progress, result, error,"
-    " created_ms, finished_ms"
-)
 
 
 def _ms(dt: datetime) -> int:
@@ -222,7 +140,7 @@ class SqliteQueue:
     def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _SCHEMA:
+            for statement in sql.SCHEMA:
                 conn.execute(statement)
             row = conn.execute("SELECT max(version) FROM queue_schema_version").fetchone()
             version = row[0] if row and row[0] is not None else 0
@@ -350,7 +268,7 @@ class SqliteQueue:
         else:
             where, key = "id=?", job_id  # type: ignore[assignment]
         row = self.db.execute(
-            f"SELECT {_COLUMNS} FROM queue_jobs WHERE queue=? AND {where}", (self.name, key)
+            f"SELECT {sql.COLUMNS} FROM queue_jobs WHERE queue=? AND {where}", (self.name, key)
         ).fetchone()
         if row is None:
             return None
@@ -416,7 +334,7 @@ class SqliteQueue:
         with self._tx() as db:
             rows = db.execute(
                 f"DELETE FROM queue_jobs WHERE seq IN (SELECT seq FROM queue_jobs WHERE queue=?"
-                f" AND state=? AND {column}<=? ORDER BY {column} LIMIT ?) RETURNING {_ID}",
+                f" AND state=? AND {column}<=? ORDER BY {column} LIMIT ?) RETURNING {sql.ID}",
                 (self.name, state, cutoff_ms, limit or -1),
             ).fetchall()
         return [row[0] for row in rows]
@@ -470,7 +388,7 @@ class SqliteQueue:
             soonest = fire_ms if soonest is None else min(soonest, fire_ms)
             job = BulkJob(name, json.loads(data), delay=(fire_ms - now_ms) / 1000,
                           job_id=occurrence_id(key, fire_ms))
-            self.db.execute(_INSERT, self._row(job, now_ms))
+            self.db.execute(sql.INSERT, self._row(job, now_ms))
         return None if soonest is None else (soonest - now_ms) / 1000
 
     # -- workers ----------------------------------------------------------------------
@@ -524,15 +442,15 @@ class SqliteQueue:
             if keep > 0:
                 trims[f.outcome] = min(keep, trims.get(f.outcome, keep))
         if completed:
-            db.executemany(_COMPLETE, completed)
+            db.executemany(sql.COMPLETE, completed)
         if failed:
-            db.executemany(_FAIL, failed)
+            db.executemany(sql.FAIL, failed)
         if retried:
-            db.executemany(_RETRY, retried)
+            db.executemany(sql.RETRY, retried)
         if deleted:
-            db.executemany(_DELETE_OWNED, deleted)
+            db.executemany(sql.DELETE_OWNED, deleted)
         for state, keep in trims.items():
-            db.execute(_TRIM, (self.name, state, keep))
+            db.execute(sql.TRIM, (self.name, state, keep))
 
     def _claim(
         self,
@@ -550,7 +468,7 @@ class SqliteQueue:
         paused, window_start_ms, window_count = meta if meta else (0, 0, 0)
         if paused:
             return [], None
-        db.execute(_PROMOTE, (self.name, now_ms))
+        db.execute(sql.PROMOTE, (self.name, now_ms))
         if rate is not None:
             period_ms = round(rate.per_s * 1000)
             if now_ms >= window_start_ms + period_ms:
@@ -560,7 +478,7 @@ class SqliteQueue:
                 return [], (window_start_ms + period_ms - now_ms) / 1000
             claim = min(claim, allowed)
         rows = db.execute(
-            _CLAIM, (token, now_ms + round(lease_s * 1000), self.name, claim)
+            sql.CLAIM, (token, now_ms + round(lease_s * 1000), self.name, claim)
         ).fetchall()
         if rate is not None and rows:
             db.execute(
@@ -622,7 +540,7 @@ class SqliteQueue:
                 " error=CASE WHEN stalled+1>? THEN 'job stalled more than allowable limit'"
                 " ELSE error END, finished_ms=CASE WHEN stalled+1>? THEN ? ELSE NULL END,"
                 " at_ms=? WHERE queue=? AND state='active' AND rank=0 AND at_ms<?"
-                f" RETURNING {_ID}, state, attempts_made",
+                f" RETURNING {sql.ID}, state, attempts_made",
                 (max_stalled, max_stalled, max_stalled, max_stalled, now_ms, now_ms, self.name, now_ms),
             ).fetchall()
         for job_id, state, made in stalled:
@@ -668,7 +586,7 @@ class SqliteQueue:
 
 def _insert(db: sqlite3.Connection, row: tuple[Any, ...]) -> str:
     """Insert one job row; its id (the custom id, or the new row number)."""
-    cursor = db.execute(_INSERT, row)
+    cursor = db.execute(sql.INSERT, row)
     return str(row[1]) if row[1] is not None else str(cursor.lastrowid)
 
 

@@ -1,0 +1,89 @@
+"""The SQL of `SqliteQueue`: its schema and its statements (values are always bound, never
+interpolated; the only f-strings splice in the constant `ID`)."""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS queue_schema_version (version INTEGER NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS queue_jobs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue TEXT NOT NULL,
+        id TEXT,
+        name TEXT NOT NULL,
+        data TEXT NOT NULL,
+        state TEXT NOT NULL,
+        priority INTEGER NOT NULL DEFAULT 0,
+        rank INTEGER NOT NULL DEFAULT 0,
+        at_ms INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 1,
+        attempts_made INTEGER NOT NULL DEFAULT 0,
+        stalled INTEGER NOT NULL DEFAULT 0,
+        backoff TEXT,
+        keep_completed INTEGER NOT NULL DEFAULT -1,
+        keep_failed INTEGER NOT NULL DEFAULT -1,
+        token TEXT,
+        progress REAL NOT NULL DEFAULT 0,
+        result TEXT,
+        error TEXT,
+        created_ms INTEGER NOT NULL,
+        finished_ms INTEGER
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS queue_jobs_id ON queue_jobs (queue, id) WHERE id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS queue_jobs_next ON queue_jobs (queue, state, rank, at_ms)",
+    """CREATE TABLE IF NOT EXISTS queue_meta (
+        queue TEXT PRIMARY KEY,
+        paused INTEGER NOT NULL DEFAULT 0,
+        window_start_ms INTEGER NOT NULL DEFAULT 0,
+        window_count INTEGER NOT NULL DEFAULT 0
+    )""",
+    """CREATE TABLE IF NOT EXISTS queue_repeatables (
+        queue TEXT NOT NULL,
+        key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        data TEXT NOT NULL,
+        cron TEXT NOT NULL,
+        tz TEXT NOT NULL,
+        PRIMARY KEY (queue, key)
+    )""",
+)
+
+#: A job's id: its custom id, else its row number (never reused: AUTOINCREMENT), as BullMQ.
+ID = "coalesce(id, CAST(seq AS TEXT))"
+INSERT = (
+    "INSERT INTO queue_jobs (queue, id, name, data, state, priority, rank, at_ms, attempts,"
+    " backoff, keep_completed, keep_failed, created_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT (queue, id) WHERE id IS NOT NULL DO NOTHING"
+)
+CLAIM = (
+    "UPDATE queue_jobs SET state='active', rank=0, token=?, at_ms=?, attempts_made=attempts_made+1"
+    " WHERE seq IN (SELECT seq FROM queue_jobs WHERE queue=? AND state='waiting'"
+    " ORDER BY rank, at_ms, seq LIMIT ?)"
+    f" RETURNING seq, {ID}, name, data, priority, attempts, attempts_made, backoff,"
+    " keep_completed, keep_failed"
+)
+PROMOTE = (
+    "UPDATE queue_jobs SET state='waiting', rank=priority"
+    " WHERE queue=? AND state='delayed' AND rank=0 AND at_ms<=?"
+)
+COMPLETE = (
+    "UPDATE queue_jobs SET state='completed', at_ms=?, finished_ms=?, result=?, token=NULL"
+    " WHERE seq=? AND token=?"
+)
+FAIL = (
+    "UPDATE queue_jobs SET state='failed', at_ms=?, finished_ms=?, error=?, token=NULL"
+    " WHERE seq=? AND token=?"
+)
+RETRY = (
+    "UPDATE queue_jobs SET state=?1, rank=CASE WHEN ?1='waiting' THEN priority ELSE 0 END,"
+    " at_ms=?2, error=?3, token=NULL WHERE seq=?4 AND token=?5"
+)
+DELETE_OWNED = "DELETE FROM queue_jobs WHERE seq=? AND token=?"
+TRIM = (
+    "DELETE FROM queue_jobs WHERE seq IN (SELECT seq FROM queue_jobs WHERE queue=? AND state=?"
+    " AND rank=0 ORDER BY at_ms DESC, seq DESC LIMIT -1 OFFSET ?)"
+)
+COLUMNS = (
+    f"{ID}, name, data, state, priority, attempts, attempts_made, progress, result, error,"
+    " created_ms, finished_ms"
+)
