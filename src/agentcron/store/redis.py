@@ -282,7 +282,6 @@ class RedisStore:
             self._client_url,
             socket_connect_timeout=self.socket_timeout_s,
             socket_timeout=self.socket_timeout_s,
-            health_check_interval=15,
             # One quick retry on a fresh connection: a pooled connection dies with a Redis
             # restart. Safe: scripts are idempotent and a re-sent claim only loses (never
             # doubles) an occurrence.
