@@ -10,6 +10,7 @@ import asyncio
 import socket
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -367,3 +368,54 @@ async def test_the_cli_finds_redis_from_the_redis_variables(
     )
     assert result.exit_code == 0, result.output
     assert '"digest"' in result.output
+
+
+# -- TLS ------------------------------------------------------------------------------------------
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """A redis-server speaking only TLS with a throwaway self-signed certificate."""
+    import shutil
+    import subprocess
+
+    from helpers.redis_server import redis_server_binary
+
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is needed for a throwaway certificate (scripts/install-system-deps)"
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        [redis_server_binary(), "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", str(cert), "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
+         "--tls-auth-clients", "no", "--save", "", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):  # until it listens
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.02)  # noqa: sleep-ok - a starting server, bounded
+        yield port, cert
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+async def test_a_rediss_url_talks_tls_and_checks_the_servers_certificate(
+    tls_server: tuple[int, Path],
+) -> None:
+    port, cert = tls_server
+    trusted = RedisStore(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}")
+    await trusted.open()
+    assert await trusted.claim_fire("digest", at(0), "n1", now=at(0))
+    await trusted.close()
+    with pytest.raises(StoreError):  # the system CAs do not know this certificate
+        await RedisStore(f"rediss://127.0.0.1:{port}/0", socket_timeout_s=2.0).open()
+    with pytest.raises(StoreError):  # and plain text is not TLS
+        await RedisStore(f"redis://127.0.0.1:{port}/0", socket_timeout_s=2.0).open()
