@@ -352,8 +352,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller numbers, about a minute")
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
+    parser.add_argument("--ws-only", action="store_true", help="only fan-out and lateness")
     args = parser.parse_args()
     jobs, runs = (1_000, 100_000) if args.quick else (10_000, 1_000_000)
+    if args.ws_only:
+        jobs, runs = 100, 10_000
     requests = 50 if args.quick else 200
     clients, rate, seconds = (20, 1_000, 5.0) if args.quick else (100, 1_000, 15.0)
     now = datetime.now(UTC)
@@ -374,7 +377,7 @@ def main() -> None:
             time.sleep(0.2)  # the dashboard warms its per-job cache in the background
         print(f"  per-job cache warm after {time.perf_counter() - started:.1f} s", flush=True)
         try:
-            http = http_latency(engine, requests, jobs, now)
+            http = [] if args.ws_only else http_latency(engine, requests, jobs, now)
             ws = fanout_and_lateness(engine, clients, rate, seconds)
         finally:
             engine.stop()

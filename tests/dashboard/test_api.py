@@ -351,3 +351,22 @@ async def test_openapi_lists_every_design_route(client: httpx.AsyncClient) -> No
 @pytest.mark.parametrize("path", ["/api/jobs/%3Cscript%3E", "/api/jobs/a%2Fb", "/api/jobs/..%2F.."])
 async def test_odd_ids_are_plain_404s(client: httpx.AsyncClient, path: str) -> None:
     assert (await client.get(path)).status_code == 404
+
+
+def test_the_timeline_costs_one_entry_per_bucket_even_for_an_every_second_job() -> None:
+    from agentcron.dashboard.timeline import BUCKETS_PER_SIDE, TimelineJob, build_timeline
+
+    now = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)  # Europe/Berlin springs forward at 01:00 UTC
+    jobs = [
+        TimelineJob("fast", "Every second", "* * * * * *", "UTC", True),
+        TimelineJob("berlin", "Berlin 02:30", "30 2 * * *", "Europe/Berlin", True),
+        TimelineJob("paused", "Paused", "* * * * *", "UTC", False),
+    ]
+    data = build_timeline(jobs, [], now, hours=24, max_rows=10)
+    fast = [e for e in data.entries if e.job_id == "fast"]
+    assert BUCKETS_PER_SIDE <= len(fast) <= BUCKETS_PER_SIDE + 1  # the end instant opens one more
+    berlin = [e.at for e in data.entries if e.job_id == "berlin"]
+    # 02:30 does not exist on 2026-03-29 in Berlin; Vixie/Debian cron runs it at 03:00 CEST.
+    assert [t.isoformat() for t in berlin] == ["2026-03-29T01:00:00+00:00", "2026-03-30T00:30:00+00:00"]
+    assert not [e for e in data.entries if e.job_id == "paused"]
+    assert [r.job_id for r in data.rows] == ["berlin", "fast", "paused"]

@@ -69,6 +69,9 @@ class DashboardServer:
             log_level="warning",
             lifespan="on",
             ws="websockets-sansio",
+            # Compressing every frame for every client would cost the engine's loop more
+            # than the fan-out itself; the dashboard is usually on loopback or a LAN.
+            ws_per_message_deflate=False,
             server_header=False,
             proxy_headers=False,
         )

@@ -30,7 +30,7 @@ class DashboardSettings:
     #: Seconds one WebSocket send may take before the client is dropped.
     ws_send_timeout_s: float = 5.0
     #: Seconds a client's events gather before they are sent as one frame.
-    ws_flush_interval_s: float = 0.05
+    ws_flush_interval_s: float = 0.1
     #: Largest page size accepted by list routes.
     max_page_size: int = 500
     #: Extra `Content-Security-Policy` sources for `connect-src` (rarely needed).

@@ -6,7 +6,7 @@ token closes the socket with code 4401 (4403 for a wrong one). After `{"type": "
 each frame is a JSON array of one or more events (`Event.to_dict()`), oldest first.
 
 Fan-out: the hub serialises each event once and gathers events for `ws_flush_interval_s`
-(50 ms); then it joins them into one frame and queues that same frame for every client,
+(100 ms); then it joins them into one frame and queues that same frame for every client,
 without waiting. Per event the cost is one append whatever the number of clients; per
 flush, one queue append and one send per client. A client that still has more than
 `ws_max_pending` events queued, or whose send takes longer than `ws_send_timeout_s`, is
@@ -61,7 +61,7 @@ class EventHub:
         max_pending: int = 1_000,
         auth_timeout_s: float = 5.0,
         send_timeout_s: float = 5.0,
-        flush_interval_s: float = 0.05,
+        flush_interval_s: float = 0.1,
     ) -> None:
         self._bus = bus
         self._token = token
