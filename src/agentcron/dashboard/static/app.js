@@ -73,6 +73,7 @@
     if (!iso) return '';
     const seconds = Math.round((new Date(iso).getTime() - Date.now()) / 1000);
     const abs = Math.abs(seconds);
+    if (abs < 2) return 'just now';
     let text;
     if (abs < 60) text = abs + ' s';
     else if (abs < 3600) text = Math.round(abs / 60) + ' min';
@@ -430,11 +431,11 @@
       if (type === 'job.added' || type === 'job.removed') scheduleRefresh('jobs', loadJobs, 150);
       else if (state.currentJob === ev.job_id) scheduleRefresh('job:' + ev.job_id, () => loadJob(ev.job_id), 100);
       else scheduleRefresh('row:' + ev.job_id, () => refreshJobRow(ev.job_id), 100);
-      scheduleRefresh('health', loadHealth, 300);
+      scheduleRefresh('health', loadHealth, 1000);
       if (type.startsWith('run.') && !state.currentJob) scheduleRefresh('timeline', loadTimeline, 2000);
     } else if (type.startsWith('node.')) {
       scheduleRefresh('nodes', loadNodes, 200);
-      scheduleRefresh('health', loadHealth, 300);
+      scheduleRefresh('health', loadHealth, 1000);
     } else if (type.startsWith('queue.')) {
       scheduleRefresh('queues', loadQueues, 500);
     }
