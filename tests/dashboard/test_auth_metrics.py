@@ -92,3 +92,13 @@ async def test_two_apps_keep_separate_metrics(sched: Scheduler) -> None:
     one = create_app(sched, DashboardSettings(auth_token="x" * 20))
     two = create_app(sched, DashboardSettings(auth_token="y" * 20))
     assert one.state.dashboard.metrics.registry is not two.state.dashboard.metrics.registry
+
+
+def test_importing_agentcron_does_not_import_fastapi() -> None:
+    import subprocess
+
+    code = (
+        "import sys, agentcron, agentcron.cli.main; "
+        "assert 'fastapi' not in sys.modules and 'uvicorn' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
