@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -370,3 +371,22 @@ def test_the_timeline_costs_one_entry_per_bucket_even_for_an_every_second_job() 
     assert [t.isoformat() for t in berlin] == ["2026-03-29T01:00:00+00:00", "2026-03-30T00:30:00+00:00"]
     assert not [e for e in data.entries if e.job_id == "paused"]
     assert [r.job_id for r in data.rows] == ["berlin", "fast", "paused"]
+
+
+async def test_command_and_http_jobs_can_be_added_and_a_bad_handler_is_a_422(
+    client: httpx.AsyncClient,
+) -> None:
+    command = {"id": "echo", "trigger": "0 0 1 1 *", "command": [sys.executable, "-c", "print('hi there')"]}
+    assert (await client.post("/api/jobs", json=command)).status_code == 201
+    run = (await client.post("/api/jobs/echo/run?wait=true")).json()["run"]
+    assert run["status"] == "succeeded" and "hi there" in (run["output_tail"] or "")
+    http = {"id": "hook", "trigger": "0 0 1 1 *", "http": {"url": "http://127.0.0.1:9/x", "method": "GET"}}
+    assert (await client.post("/api/jobs", json=http)).status_code == 201
+    for bad in (
+        {"id": "b1", "trigger": "0 0 1 1 *", "http": {"nope": 1}},
+        {"id": "b2", "trigger": "0 0 1 1 *", "callable": "no_colon"},
+        {"id": "b3", "trigger": "0 0 1 1 *", "command": ["x"], "callable": "a:b"},
+        {"id": "b4", "trigger": "0 0 1 1 *", "command": []},
+    ):
+        response = await client.post("/api/jobs", json=bad)
+        assert response.status_code == 422, (bad, response.text)

@@ -259,13 +259,13 @@ def build_router() -> APIRouter:
             existing = None
         if existing is not None:
             raise HTTPException(409, f"a job with id {body.id!r} already exists")
-        handler = _handler_from(body)
         options: dict[str, Any] = {
             k: v
             for k, v in body.model_dump(exclude={"id", "command", "callable", "http"}).items()
             if v is not None
         }
         async with scheduler_errors(body.id):
+            handler = _handler_from(body)  # e.g. Http(**body.http): a TypeError is bad input
             await maybe_await(ctx.scheduler.add_job(body.id, handler=handler, **options))
         ctx.cache.forget(body.id)
         ctx.index.invalidate()
