@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from agentcron.models import occurrence_key
+from agentcron.store.sqlite import from_us
+
 DRIVER = Path(__file__).with_name("crash_driver.py")
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -71,15 +74,7 @@ def test_twenty_sigkills_lose_no_acknowledged_run_and_run_nothing_twice(tmp_path
     assert all(count == 1 for count in succeeded.values()), "an occurrence succeeded twice"
     recorded = {at for at, _, _, _ in runs}
     started = {line.split()[1] for line in log.read_text().splitlines()}
-    conn = sqlite3.connect(db)
-    keys = {
-        f"tick@{row[0]}"
-        for row in conn.execute(
-            "SELECT strftime('%Y-%m-%dT%H:%M:%S', scheduled_for_us / 1000000, 'unixepoch') "
-            "|| '+00:00' FROM runs"
-        )
-    }
-    conn.close()
+    keys = {occurrence_key("tick", from_us(at)) for at in recorded}  # type: ignore[arg-type]
     assert started <= keys, "a handler ran for an occurrence missing from the run log"
     assert statuses["interrupted"] >= 1, statuses
     # Interrupted runs are retried by the engine's retry policy (attempt 2, 3 of the same
