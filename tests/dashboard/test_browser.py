@@ -248,3 +248,23 @@ async def test_a_screenshot_of_the_main_page(
         SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(out, SCREENSHOT)
     assert watched.problems == []
+
+
+async def test_the_queues_and_nodes_panels_show_counts_and_pause_a_queue(
+    browser: Browser, live: LiveServer, sched: Scheduler
+) -> None:
+    await sched.store.write_heartbeat(NodeHeartbeat(
+        node_id="laptop-1", sequence=3, sent_at=sched.clock.now(), host="laptop", interval_s=30,
+    ))  # fmt: skip
+    watched = await open_logged_in(browser, live)
+    page = watched.page
+    queue = page.locator('#queues-table tbody tr[data-queue="emails"]')
+    await expect(queue).to_contain_text("emails")
+    await expect(queue.locator("td").nth(1)).to_have_text("3")  # waiting
+    await queue.get_by_role("button", name="Pause").click()
+    await expect(queue).to_contain_text("paused")
+    await queue.get_by_role("button", name="Resume").click()
+    await expect(queue.get_by_role("button", name="Pause")).to_be_visible()
+    await expect(page.locator("#nodes-table tbody tr")).to_contain_text("laptop-1")
+    await expect(page.locator("#card-nodes")).to_have_text("1 / 1")
+    assert watched.problems == []
