@@ -53,6 +53,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     **_ERRORS, 404: {"model": schemas.ErrorOut, "description": "Unknown id"},
 }  # fmt: skip
+#: Routes that change something: also 409 (stopped scheduler, read-only dashboard) and 503.
+_CHANGE: dict[int | str, dict[str, Any]] = {
+    **_NOT_FOUND,
+    409: {"model": schemas.ErrorOut, "description": "Not possible now (see the message)"},
+    503: {"model": schemas.ErrorOut, "description": "The store is unavailable"},
+}
 
 
 @dataclass
@@ -250,7 +256,7 @@ def build_router() -> APIRouter:
 
     @api.post(
         "/jobs", response_model=schemas.JobDetail, status_code=201,
-        responses={**_ERRORS, 409: {"model": schemas.ErrorOut, "description": "Id taken"}},
+        responses={k: v for k, v in _CHANGE.items() if k != 404},
     )  # fmt: skip
     async def create_job(ctx: Ctx, body: schemas.JobCreate) -> schemas.JobDetail:
         try:
@@ -271,7 +277,7 @@ def build_router() -> APIRouter:
         ctx.index.invalidate()
         return await get_job(ctx, body.id)
 
-    @api.patch("/jobs/{job_id}", response_model=schemas.JobDetail, responses=_NOT_FOUND)
+    @api.patch("/jobs/{job_id}", response_model=schemas.JobDetail, responses=_CHANGE)
     async def patch_job(ctx: Ctx, job_id: JobId, body: schemas.JobPatch) -> schemas.JobDetail:
         find_job(ctx, job_id)
         changes = body.model_dump(exclude_unset=True)
@@ -284,7 +290,7 @@ def build_router() -> APIRouter:
         ctx.index.invalidate()
         return await get_job(ctx, job_id)
 
-    @api.delete("/jobs/{job_id}", response_model=schemas.OkOut, responses=_NOT_FOUND)
+    @api.delete("/jobs/{job_id}", response_model=schemas.OkOut, responses=_CHANGE)
     async def delete_job(ctx: Ctx, job_id: JobId) -> schemas.OkOut:
         find_job(ctx, job_id)
         async with scheduler_errors(job_id):
@@ -293,7 +299,7 @@ def build_router() -> APIRouter:
         ctx.index.invalidate()
         return schemas.OkOut(message=f"removed {job_id}")
 
-    @api.post("/jobs/{job_id}/run", response_model=schemas.RunNowOut, responses=_NOT_FOUND)
+    @api.post("/jobs/{job_id}/run", response_model=schemas.RunNowOut, responses=_CHANGE)
     async def run_job(
         ctx: Ctx,
         job_id: JobId,
@@ -317,7 +323,7 @@ def build_router() -> APIRouter:
         running = await running_by_job(ctx)
         return (await summaries(ctx, [job], running))[0]
 
-    @api.post("/jobs/{job_id}/pause", response_model=schemas.JobSummary, responses=_NOT_FOUND)
+    @api.post("/jobs/{job_id}/pause", response_model=schemas.JobSummary, responses=_CHANGE)
     async def pause_job(
         ctx: Ctx, job_id: JobId, body: Annotated[schemas.PauseRequest | None, Body()] = None
     ) -> schemas.JobSummary:
@@ -327,7 +333,7 @@ def build_router() -> APIRouter:
             await maybe_await(ctx.scheduler.pause(job_id, note=note))
         return await _summary(ctx, job_id)
 
-    @api.post("/jobs/{job_id}/resume", response_model=schemas.JobSummary, responses=_NOT_FOUND)
+    @api.post("/jobs/{job_id}/resume", response_model=schemas.JobSummary, responses=_CHANGE)
     async def resume_job(ctx: Ctx, job_id: JobId) -> schemas.JobSummary:
         find_job(ctx, job_id)
         async with scheduler_errors(job_id):
