@@ -31,11 +31,22 @@ from agentcron.models import ConflictPolicy, RunQuery, StoredJob
 from agentcron.policies.errors import JobConfigError
 from agentcron.store.base import JobConflictError, Store
 
-__all__ = ["StoreSync"]
+__all__ = ["StoreSync", "store_available", "wait_store"]
 
 log = logging.getLogger("agentcron.engine")
 
 _ACTOR = "code"
+
+
+def store_available(store: Store) -> bool:
+    """False while a store that tracks its connection (`RedisStore.available`) is down."""
+    return bool(getattr(store, "available", True))
+
+
+async def wait_store(store: Store) -> None:
+    wait = getattr(store, "wait_available", None)
+    if wait is not None:
+        await wait()
 
 
 class StoreSync:

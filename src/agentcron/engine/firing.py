@@ -1,0 +1,358 @@
+"""One fire, from claim to final record: the admission half of `Scheduler` (a mixin).
+
+Order per fire (each step's invariant): claim the occurrence in the store (exactly one node
+gets it), write the job's `last_fire` before anything runs, then decide: paused -> skipped;
+overlap policy against the job's active runs (a run waiting for a retry is active) ->
+run / skip / queue / buffer / delay / replace; circuit breaker at the moment a run would
+start -> skipped(circuit_open); then the `Runner` executes the attempts. Leases of active
+runs are renewed by one maintenance task; expired ones (another node died) are taken over
+and retried by the job's retry policy with the same occurrence key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from agentcron.engine.active import ActiveRun, JobEntry, PendingFire
+from agentcron.engine.errors import RunInterruptedError
+from agentcron.engine.persistence import StoreSync, store_available, wait_store
+from agentcron.engine.runner import Runner, describe_error
+from agentcron.events import (
+    CircuitClosed,
+    CircuitHalfOpen,
+    CircuitOpened,
+    EventBus,
+    RunCancelled,
+    RunInterrupted,
+    RunSkipped,
+)
+from agentcron.jobs import Job
+from agentcron.models import RunRecord, RunStatus, SkipReason, new_run_id
+from agentcron.policies.circuit import Circuit
+from agentcron.policies.overlap import OverlapAction
+
+__all__ = ["Dispatch", "Firing"]
+
+log = logging.getLogger("agentcron.engine")
+
+#: The queue seam: `await dispatch(job, scheduled_for, run)` hands the fire to a queue and
+#: returns the queue job id. Installed with `Scheduler(dispatch=...)` for jobs with `queue=`.
+Dispatch = Callable[[Job, datetime, RunRecord], Awaitable[str | None]]
+
+
+class Firing(StoreSync):
+    """Fires, runs, circuits and leases (see the module docstring)."""
+
+    events: EventBus
+    node_id: str
+    lease_s: float
+    rng: random.Random
+    dispatch: Dispatch | None
+    _circuits: dict[str, Circuit]
+    _runner: Runner
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("fire task failed", exc_info=task.exception())
+
+    async def _catch_up(self, entry: JobEntry, fires: list[datetime], now: datetime) -> None:
+        """`run_all`: each missed fire in order, one after another."""
+        for fire in fires:
+            if entry.removed or entry.paused:
+                return
+            await self._fire(entry, fire, now)
+
+    async def _fire(
+        self, entry: JobEntry, fire: datetime, planned: datetime, *, manual: bool = False
+    ) -> RunRecord | None:
+        job = entry.job
+        if entry.unsaved:
+            await self._saved(entry)
+        now = self.clock.now()
+        if not await self.store.claim_fire(job.id, fire, self.node_id, now=now):
+            return None
+        if not manual:
+            await self.store.set_job_state(
+                job.id, next_run=entry.next_fire, last_fire=entry.last_fire
+            )
+        if entry.paused and not manual:
+            return await self._record_skip(entry, fire, SkipReason.paused)
+        action = job.overlap.decide(
+            active=entry.busy,
+            pending=entry.pending_count,
+            consecutive_skips=entry.consecutive_skips,
+        )
+        if action == OverlapAction.run:
+            return await self._start_run(entry, fire, planned)
+        if action == OverlapAction.skip:
+            entry.consecutive_skips += 1
+            return await self._record_skip(entry, fire, SkipReason.overlap)
+        if action == OverlapAction.replace_active:
+            await self._cancel_active(entry, "replaced by a newer fire")
+            return await self._start_run(entry, fire, planned)
+        if action == OverlapAction.delay:
+            await self.clock.sleep(job.overlap.delay_s)
+            if entry.removed:
+                return None
+            if entry.paused:
+                return await self._record_skip(entry, fire, SkipReason.paused)
+            if job.overlap.after_delay(active=entry.busy) == OverlapAction.run:
+                return await self._start_run(entry, fire, planned)
+            entry.consecutive_skips += 1
+            return await self._record_skip(entry, fire, SkipReason.overlap)
+        if action == OverlapAction.buffer:
+            while entry.pending:
+                older = entry.waiting().popleft()
+                if not older.future.done():
+                    older.future.set_result(
+                        await self._record_skip(entry, older.scheduled_for, SkipReason.overlap)
+                    )
+        pending = PendingFire(fire, planned, asyncio.get_running_loop().create_future())
+        entry.waiting().append(pending)
+        result = await pending.future
+        if result is not None:
+            return result
+        entry.starting -= 1
+        return await self._start_run(entry, fire, planned)
+
+    async def _start_run(
+        self,
+        entry: JobEntry,
+        fire: datetime,
+        planned: datetime,
+        *,
+        first_attempt: int = 1,
+    ) -> RunRecord:
+        job = entry.job
+        now = self.clock.now()
+        circuit = self._circuit_for(job)
+        if circuit is not None:
+            allowed, moved = circuit.allows(now)
+            if moved:
+                self._publish_circuit(circuit, moved, job.id)
+            if not allowed:
+                record = await self._record_skip(entry, fire, SkipReason.circuit_open)
+                self._drain(entry)
+                return record
+        entry.consecutive_skips = 0
+        active = ActiveRun(run_id=new_run_id(), scheduled_for=fire)
+        active.task = asyncio.current_task()
+        entry.track(active)
+        try:
+            if job.queue is not None and self.dispatch is not None:
+                record = await self._dispatch(job, fire, active)
+            else:
+                record = await self._runner.execute(
+                    job, active, planned=planned, first_attempt=first_attempt
+                )
+        finally:
+            entry.active.pop(active.run_id, None)
+        if circuit is not None and record.status != RunStatus.cancelled:
+            moved = circuit.record(record.status == RunStatus.succeeded, self.clock.now())
+            if moved:
+                self._publish_circuit(circuit, moved, job.id)
+        self._drain(entry)
+        return record
+
+    async def _dispatch(self, job: Job, fire: datetime, active: ActiveRun) -> RunRecord:
+        assert self.dispatch is not None
+        record = RunRecord(
+            run_id=active.run_id,
+            job_id=job.id,
+            scheduled_for=fire,
+            status=RunStatus.scheduled,
+            node_id=self.node_id,
+        )
+        try:
+            queue_job_id = await self.dispatch(job, fire, record)
+        except Exception as exc:
+            record = record.evolve(
+                status=RunStatus.failed, error=describe_error(exc), finished_at=self.clock.now()
+            )
+        else:
+            record = record.evolve(queue_job_id=queue_job_id)
+        await self.store.record_run(record)
+        return record
+
+    def _drain(self, entry: JobEntry) -> None:
+        """A run ended: start the oldest pending fire if the job is free."""
+        if entry.busy == 0 and entry.pending:
+            pending = entry.waiting().popleft()
+            if not pending.future.done():
+                entry.starting += 1
+                pending.future.set_result(None)
+
+    def _release_pending(
+        self, entry: JobEntry, skip: SkipReason | None, why: str, *, record: bool = True
+    ) -> None:
+        """Resolve every pending fire: skipped(`skip`), or cancelled when `skip` is None."""
+        while entry.pending:
+            pending = entry.waiting().popleft()
+            if not pending.future.done():
+                self._spawn(self._resolve_pending(entry, pending, skip, why, record))
+
+    async def _resolve_pending(
+        self, entry: JobEntry, pending: PendingFire, skip: SkipReason | None, why: str, record: bool
+    ) -> None:
+        now = self.clock.now()
+        if skip is not None and record:
+            result = await self._record_skip(entry, pending.scheduled_for, skip)
+        else:
+            result = RunRecord(
+                run_id=new_run_id(),
+                job_id=entry.job.id,
+                scheduled_for=pending.scheduled_for,
+                status=RunStatus.cancelled,
+                error=f"cancelled before it started: {why}",
+                finished_at=now,
+                node_id=self.node_id,
+            )
+            if record:
+                await self.store.record_run(result)
+                self.events.publish(
+                    RunCancelled(
+                        at=now,
+                        job_id=entry.job.id,
+                        run_id=result.run_id,
+                        scheduled_for=pending.scheduled_for,
+                        node_id=self.node_id,
+                        reason=why,
+                    )
+                )
+        if not pending.future.done():
+            pending.future.set_result(result)
+
+    async def _cancel_active(self, entry: JobEntry, reason: str) -> None:
+        tasks = []
+        for active in list(entry.active.values()):
+            active.cancel(reason)
+            if active.task is not None and active.task is not asyncio.current_task():
+                tasks.append(active.task)
+        if tasks:
+            await asyncio.wait(tasks)
+
+    async def _record_skip(self, entry: JobEntry, fire: datetime, reason: SkipReason) -> RunRecord:
+        now = self.clock.now()
+        record = RunRecord(
+            run_id=new_run_id(),
+            job_id=entry.job.id,
+            scheduled_for=fire,
+            status=RunStatus.skipped,
+            skip_reason=str(reason),
+            started_at=now,
+            finished_at=now,
+            node_id=self.node_id,
+        )
+        await self.store.record_run(record)
+        self.events.publish(
+            RunSkipped(
+                at=now,
+                job_id=entry.job.id,
+                run_id=record.run_id,
+                scheduled_for=fire,
+                node_id=self.node_id,
+                reason=str(reason),
+            )
+        )
+        return record
+
+    async def _record_skip_claimed(
+        self, entry: JobEntry, fire: datetime, reason: SkipReason
+    ) -> None:
+        if entry.unsaved:
+            await self._saved(entry)
+        if await self.store.claim_fire(entry.job.id, fire, self.node_id, now=self.clock.now()):
+            await self.store.set_job_state(
+                entry.job.id, next_run=entry.next_fire, last_fire=entry.last_fire
+            )
+            await self._record_skip(entry, fire, reason)
+
+    # == circuits =======================================================================
+    def _circuit_for(self, job: Job) -> Circuit | None:
+        name = job.circuit_name
+        if name is None or job.circuit is None:
+            return None
+        circuit = self._circuits.get(name)
+        if circuit is None or circuit.config != job.circuit:
+            if circuit is None or job.circuit.name is None:
+                circuit = Circuit(name, job.circuit)
+                self._circuits[name] = circuit
+        return circuit
+
+    def _publish_circuit(self, circuit: Circuit, moved: str, job_id: str) -> None:
+        cls = {"opened": CircuitOpened, "half_open": CircuitHalfOpen, "closed": CircuitClosed}[
+            moved
+        ]
+        self.events.publish(
+            cls(
+                at=self.clock.now(),
+                circuit=circuit.name,
+                job_id=job_id,
+                failures=circuit.state.failures,
+            )
+        )
+
+    # == leases and interrupted runs ====================================================
+    async def _maintain(self) -> None:
+        interval = self.lease_s / 3
+        while True:
+            await self.clock.sleep(interval)
+            if not store_available(self.store):
+                # Renew as soon as the store answers again, before other nodes see expiries.
+                await wait_store(self.store)
+            try:
+                await self._renew_leases()
+                await self._recover_interrupted(self.clock.now())
+            except Exception:
+                log.exception("lease maintenance failed; retrying in %.0fs", interval)
+
+    async def _renew_leases(self) -> None:
+        until = self.clock.now() + timedelta(seconds=self.lease_s)
+        for entry in list(self._entries.values()):
+            for active in list(entry.active.values()):
+                record = active.record
+                if record is None or record.status != RunStatus.running:
+                    continue
+                ok = await self.store.renew_lease(
+                    record.run_id, self.node_id, record.fence, until=until
+                )
+                if not ok:
+                    active.lease_lost = True
+                    active.cancel("lease lost: another node took this run over")
+
+    async def _recover_interrupted(self, now: datetime) -> None:
+        for run in await self.store.interrupt_expired(now):
+            self.events.publish(
+                RunInterrupted(
+                    at=now,
+                    job_id=run.job_id,
+                    run_id=run.run_id,
+                    scheduled_for=run.scheduled_for,
+                    attempt=run.attempt,
+                    node_id=run.node_id,
+                )
+            )
+            entry = self._entries.get(run.job_id)
+            if entry is None or entry.dormant or entry.removed:
+                continue
+            error = RunInterruptedError(f"run {run.run_id} was interrupted (node {run.node_id})")
+            delay = entry.job.retry.next_delay(run.attempt, error, rng=self.rng)
+            if delay is not None:
+                self._spawn(self._retry_interrupted(entry, run, delay))
+
+    async def _retry_interrupted(self, entry: JobEntry, run: RunRecord, delay: float) -> None:
+        await self.clock.sleep(delay)
+        await self._start_run(
+            entry, run.scheduled_for, run.scheduled_for, first_attempt=run.attempt + 1
+        )
