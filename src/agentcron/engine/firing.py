@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -56,8 +56,8 @@ class Firing(StoreSync):
     _circuits: dict[str, Circuit]
     _runner: Runner
 
-    def _spawn(self, coro: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(coro)
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -88,6 +88,8 @@ class Firing(StoreSync):
             )
         if entry.paused and not manual:
             return await self._record_skip(entry, fire, SkipReason.paused)
+        if not entry.active and not entry.starting:  # idle: every policy runs it
+            return await self._start_run(entry, fire, planned)
         action = job.overlap.decide(
             active=entry.busy,
             pending=entry.pending_count,
@@ -135,10 +137,9 @@ class Firing(StoreSync):
         first_attempt: int = 1,
     ) -> RunRecord:
         job = entry.job
-        now = self.clock.now()
-        circuit = self._circuit_for(job)
+        circuit = self._circuit_for(job) if job.circuit is not None else None
         if circuit is not None:
-            allowed, moved = circuit.allows(now)
+            allowed, moved = circuit.allows(self.clock.now())
             if moved:
                 self._publish_circuit(circuit, moved, job.id)
             if not allowed:
@@ -162,7 +163,8 @@ class Firing(StoreSync):
             moved = circuit.record(record.status == RunStatus.succeeded, self.clock.now())
             if moved:
                 self._publish_circuit(circuit, moved, job.id)
-        self._drain(entry)
+        if entry.pending:
+            self._drain(entry)
         return record
 
     async def _dispatch(self, job: Job, fire: datetime, active: ActiveRun) -> RunRecord:

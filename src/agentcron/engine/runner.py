@@ -130,6 +130,7 @@ class Runner:
         self.events = events
         self.node_id = node_id
         self.lease_s = lease_s
+        self._lease = timedelta(seconds=lease_s)
         self.stop_grace_s = stop_grace_s
         self.rng = rng
 
@@ -152,7 +153,7 @@ class Runner:
             attempt=first_attempt,
             started_at=started,
             node_id=self.node_id,
-            lease_expires_at=started + timedelta(seconds=self.lease_s),
+            lease_expires_at=started + self._lease,
         )
         active.record = record
         try:
