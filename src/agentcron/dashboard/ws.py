@@ -37,6 +37,9 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_SLOW = 4408
 #: Most events sent in one frame.
 _MAX_BATCH = 500
+#: Senders woken together after a flush, and the spacing between groups.
+_WAKE_GROUP = 10
+_WAKE_SPACING_S = 0.001
 
 
 @dataclass(eq=False)
@@ -130,7 +133,8 @@ class EventHub:
             return
         frame, count = "[" + ",".join(self._batch) + "]", len(self._batch)
         self._batch = []
-        for client in tuple(self._clients):
+        loop = asyncio.get_running_loop()
+        for i, client in enumerate(tuple(self._clients)):
             # A client with nothing queued takes any frame; one that still has frames
             # waiting is dropped once it would hold more than `max_pending` events.
             if client.pending_events and client.pending_events + count > client.max_pending:
@@ -138,7 +142,13 @@ class EventHub:
                 continue
             client.frames.append((frame, count))
             client.pending_events += count
-            client.wakeup.set()
+            # Wake senders in small groups a millisecond apart: a due fire then waits
+            # behind a few sends, not behind one send per client.
+            group = i // _WAKE_GROUP
+            if group == 0:
+                client.wakeup.set()
+            else:
+                loop.call_later(group * _WAKE_SPACING_S, client.wakeup.set)
 
     def _drop(self, client: _Client) -> None:
         if not client.dropped:
