@@ -32,7 +32,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
-import msgpack  # type: ignore[import-untyped]
 import redis.asyncio as aioredis
 import redis.exceptions as rex
 from bullmq import Queue as BullQueue
@@ -60,51 +59,14 @@ from agentcron.queue.base import (
     RateLimit,
     Retention,
     encode_data,
-    keep_count,
-    validate_job,
 )
+from agentcron.queue.bullmq_calls import BullCalls, Call
 from agentcron.queue.worker import Finished, Worker
 
 __all__ = ["RedisQueue"]
 
 log = logging.getLogger("agentcron.queue")
 
-_CLAIM_KEYS = (
-    "wait",
-    "active",
-    "prioritized",
-    "events",
-    "stalled",
-    "limiter",
-    "delayed",
-    "paused",
-    "meta",
-    "pc",
-    "marker",
-)
-_FINISH_KEYS = (
-    "wait",
-    "active",
-    "prioritized",
-    "events",
-    "stalled",
-    "limiter",
-    "delayed",
-    "paused",
-    "meta",
-    "pc",
-)
-_STALLED_KEYS = (
-    "stalled",
-    "wait",
-    "active",
-    "failed",
-    "stalled-check",
-    "meta",
-    "paused",
-    "marker",
-    "events",
-)
 _COUNT_CALLS = (
     ("llen", "wait"),
     ("zcard", "prioritized"),
@@ -135,33 +97,6 @@ def _mask(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _bull_opts(job: BulkJob) -> dict[str, Any]:
-    opts: dict[str, Any] = {"attempts": job.attempts, "delay": round(job.delay * 1000)}
-    if job.priority:
-        opts["priority"] = job.priority
-    if job.job_id:
-        opts["jobId"] = job.job_id
-    if job.backoff is not None:
-        opts["backoff"] = {"type": job.backoff.kind, "delay": round(job.backoff.delay_s * 1000)}
-    if job.remove_on_complete is not False:
-        opts["removeOnComplete"] = job.remove_on_complete
-    if job.remove_on_fail is not False:
-        opts["removeOnFail"] = job.remove_on_fail
-    return opts
-
-
-def _retention(value: Any) -> Retention:
-    if isinstance(value, bool | int):
-        return value
-    if isinstance(value, dict) and isinstance(value.get("count"), int):
-        return True if value["count"] == 0 else int(value["count"])
-    return False
-
-
-def _keep_jobs(keep: Retention) -> dict[str, int]:
-    return {"count": keep_count(keep)}
 
 
 class RedisQueue:
@@ -200,7 +135,7 @@ class RedisQueue:
         self.scripts = self._bull.scripts
         self.keys: dict[str, str] = self._bull.keys
         self._job_prefix = self.keys[""]
-        self._claim_keys = [self.keys[k] for k in _CLAIM_KEYS]
+        self.calls = BullCalls(self.keys)
         self._shas: dict[str, str] = {}
         self._repeat_key = f"{prefix}:{name}:agentcron:repeatables"
 
@@ -230,7 +165,7 @@ class RedisQueue:
             self._shas[name] = sha
         return sha
 
-    async def _run(self, calls: list[tuple[str, list[Any], list[Any]]]) -> list[Any]:
+    async def _run(self, calls: list[Call]) -> list[Any]:
         """Run script calls in one pipeline; reload scripts once if Redis lost them."""
         if len(calls) == 1:
             return [await self._run_one(*calls[0])]
@@ -270,51 +205,6 @@ class RedisQueue:
         await self.client.aclose()
 
     # -- adding -----------------------------------------------------------------------
-    def _add_call(self, job: BulkJob, now_ms: int) -> tuple[str, list[Any], list[Any]]:
-        validate_job(
-            name=job.name,
-            priority=job.priority,
-            delay=job.delay,
-            attempts=job.attempts,
-            job_id=job.job_id,
-            remove_on_complete=job.remove_on_complete,
-            remove_on_fail=job.remove_on_fail,
-        )
-        data = encode_data(job.data)
-        opts = _bull_opts(job)
-        packed_args = msgpack.packb(
-            [self._job_prefix, job.job_id or "", job.name, now_ms, None, None, None, None],
-            use_bin_type=True,
-        )
-        args = [packed_args, data, msgpack.packb(opts), now_ms]
-        k = self.keys
-        if job.delay > 0:
-            keys = [k["marker"], k["meta"], k["id"], k["delayed"], k["completed"], k["events"]]
-            return "addDelayedJob", keys, args
-        if job.priority:
-            keys = [
-                k["marker"],
-                k["meta"],
-                k["id"],
-                k["prioritized"],
-                k["completed"],
-                k["active"],
-                k["events"],
-                k["pc"],
-            ]
-            return "addPrioritizedJob", keys, args
-        keys = [
-            k["wait"],
-            k["paused"],
-            k["meta"],
-            k["id"],
-            k["completed"],
-            k["active"],
-            k["events"],
-            k["marker"],
-        ]
-        return "addStandardJob", keys, args
-
     async def add(
         self,
         name: str,
@@ -339,7 +229,7 @@ class RedisQueue:
             remove_on_complete,
             remove_on_fail,
         )
-        call = self._add_call(job, int(time.time() * 1000))
+        call = self.calls.add(job, int(time.time() * 1000))
         async with self._errors():
             (result,) = await self._run([call])
         added = self._added_id(result)
@@ -348,7 +238,7 @@ class RedisQueue:
 
     async def add_bulk(self, jobs: Sequence[BulkJob]) -> list[str]:
         now_ms = int(time.time() * 1000)
-        calls = [self._add_call(job, now_ms) for job in jobs]
+        calls = [self.calls.add(job, now_ms) for job in jobs]
         if not calls:
             return []
         async with self._errors():
@@ -524,7 +414,7 @@ class RedisQueue:
                 delay=(fire_ms - now_ms) / 1000,
                 job_id=occurrence_id(key, fire_ms),
             )
-            calls.append(self._add_call(job, now_ms))
+            calls.append(self.calls.add(job, now_ms))
         if calls:
             async with self._errors():
                 await self._run(calls)
@@ -555,13 +445,8 @@ class RedisQueue:
         limiter = (
             None if rate is None else {"max": rate.max_jobs, "duration": round(rate.per_s * 1000)}
         )
-        calls = [self._finish_call(f, now_ms, lease_ms, limiter) for f in finished]
-        for i in range(claim):
-            packed = msgpack.packb(
-                {"token": f"{token}:{i}", "lockDuration": lease_ms, "limiter": limiter},
-                use_bin_type=True,
-            )
-            calls.append(("moveToActive", self._claim_keys, [self._job_prefix, now_ms, packed]))
+        calls = [self.calls.finish(f, now_ms, lease_ms, limiter) for f in finished]
+        calls += [self.calls.claim(f"{token}:{i}", now_ms, lease_ms, limiter) for i in range(claim)]
         if not calls:
             return [], None
         results = await self._run(calls)
@@ -574,146 +459,16 @@ class RedisQueue:
                     f.outcome,
                     result,
                 )
-        return self._claimed(results[len(finished) :], token, now_ms)
-
-    def _claimed(
-        self, results: list[Any], token: str, now_ms: int
-    ) -> tuple[list[Job], float | None]:
-        jobs: list[Job] = []
-        hint: float | None = None
-        for i, raw in enumerate(results):
-            if isinstance(raw, Exception):
-                raise raw
-            data, job_id, limit_ms, delay_until = raw
-            if data:
-                jobs.append(self._job(job_id, data, f"{token}:{i}"))
-            elif int(limit_ms) > 0:
-                hint = int(limit_ms) / 1000
-            elif int(delay_until) > 0:
-                hint = max(int(delay_until) - now_ms, 0) / 1000
-        return jobs, hint
-
-    def _job(self, job_id: str, flat: list[str], token: str) -> Job:
-        raw = dict(zip(flat[::2], flat[1::2], strict=True))
-        opts = json.loads(raw.get("opts", "{}"))
-        backoff = opts.get("backoff")
-        started = int(raw.get("ats") or 0)
-        made = int(raw.get("atm") or 0)
-        return Job(
-            id=str(job_id),
-            name=raw.get("name", ""),
-            data=json.loads(raw.get("data", "null")),
-            attempt=started or made + 1,
-            attempts=int(opts.get("attempts") or 1),
-            priority=int(raw.get("priority") or 0),
-            backoff=_backoff(backoff),
-            token=token,
-            keep_completed=_retention(opts.get("removeOnComplete", False)),
-            keep_failed=_retention(opts.get("removeOnFail", False)),
-            raw=made,
-        )
-
-    def _finish_call(
-        self, f: Finished, now_ms: int, lease_ms: int, limiter: dict[str, int] | None
-    ) -> tuple[str, list[Any], list[Any]]:
-        job, k = f.job, self.keys
-        job_key = self._key(job.id)
-        if f.outcome == "retry" and f.delay_s > 0:
-            keys = [
-                k["marker"],
-                k["active"],
-                k["prioritized"],
-                k["delayed"],
-                job_key,
-                k["events"],
-                k["meta"],
-                k["stalled"],
-            ]
-            return (
-                "moveToDelayed",
-                keys,
-                [
-                    self._job_prefix,
-                    now_ms,
-                    job.id,
-                    job.token,
-                    round(f.delay_s * 1000),
-                    "0",
-                    _fields(f.value),
-                ],
-            )
-        if f.outcome == "retry":
-            keys = [
-                k["active"],
-                k["wait"],
-                k["paused"],
-                job_key,
-                k["meta"],
-                k["events"],
-                k["delayed"],
-                k["prioritized"],
-                k["pc"],
-                k["marker"],
-                k["stalled"],
-            ]
-            return (
-                "retryJob",
-                keys,
-                [self._job_prefix, now_ms, "LPUSH", job.id, job.token, _fields(f.value)],
-            )
-        target = f.outcome
-        keep = job.keep_completed if target == "completed" else job.keep_failed
-        opts = msgpack.packb(
-            {
-                "token": job.token,
-                "keepJobs": _keep_jobs(keep),
-                "limiter": limiter,
-                "lockDuration": lease_ms,
-                "attempts": job.attempts,
-                "attemptsMade": job.raw,
-                "maxMetricsSize": "",
-                "fpof": False,
-                "cpof": False,
-                "idof": False,
-            },
-            use_bin_type=True,
-        )
-        value = json.dumps(f.value, default=repr) if target == "completed" else str(f.value)
-        prop = "returnvalue" if target == "completed" else "failedReason"
-        keys = [self.keys[n] for n in _FINISH_KEYS] + [
-            self.keys[target],
-            job_key,
-            f"{self._job_prefix}metrics:{target}",
-            k["marker"],
-        ]
-        return (
-            "moveToFinished",
-            keys,
-            [job.id, now_ms, prop, value, target, "", self._job_prefix, opts],
-        )
+        return self.calls.claimed(results[len(finished) :], token, now_ms)
 
     async def extend(self, jobs: Sequence[Job], lease_s: float) -> list[str]:
         lease_ms = round(lease_s * 1000)
-        calls = [
-            (
-                "extendLock",
-                [f"{self._key(j.id)}:lock", self.keys["stalled"]],
-                [j.token, lease_ms, j.id],
-            )
-            for j in jobs
-        ]
-        results = await self._run(calls)
+        results = await self._run([self.calls.extend(j, lease_ms) for j in jobs])
         return [j.id for j, r in zip(jobs, results, strict=True) if r != 1]
 
     async def recover_stalled(self, max_stalled: int, stalled_interval_s: float) -> None:
-        keys = [self.keys[n] for n in _STALLED_KEYS]
-        args = [
-            max_stalled,
-            self._job_prefix,
-            int(time.time() * 1000),
-            round(stalled_interval_s * 1000),
-        ]
-        (result,) = await self._run([("moveStalledJobsToWait", keys, args)])
+        call = self.calls.stalled(max_stalled, int(time.time() * 1000), round(stalled_interval_s * 1000))
+        (result,) = await self._run([call])
         if isinstance(result, Exception):
             raise result
         failed, stalled = result if result else ([], [])
@@ -727,9 +482,8 @@ class RedisQueue:
             log.warning("queue %s: job %s stalled too often: failed", self.name, job_id)
 
     async def report_progress(self, job: Job, pct: float) -> None:
-        keys = [self._key(job.id), self.keys["events"], self.keys["meta"]]
         async with self._errors():
-            await self._run([("updateProgress", keys, [job.id, json.dumps(pct)])])
+            await self._run([self.calls.progress(job, pct)])
         if self.events is not None:
             self.events.publish(
                 QueueJobProgress(at=self.clock.now(), queue=self.name, job_id=job.id, progress=pct)
@@ -752,19 +506,6 @@ class RedisQueue:
 def _aw(value: Any) -> Awaitable[Any]:
     """redis-py types commands as `Awaitable[T] | T`; on the asyncio client they are awaitable."""
     return cast(Awaitable[Any], value)
-
-
-def _fields(error: Any) -> bytes:
-    return cast(bytes, msgpack.packb(["failedReason", str(error)], use_bin_type=True))
-
-
-def _backoff(value: Any) -> Backoff | None:
-    if not isinstance(value, dict):
-        return Backoff("fixed", value / 1000) if isinstance(value, int) and value > 0 else None
-    kind = value.get("type", "fixed")
-    if kind not in ("fixed", "exponential"):
-        kind = "custom"
-    return Backoff(kind, float(value.get("delay") or 0) / 1000)
 
 
 def _dt(ms: str | None) -> datetime | None:
