@@ -90,3 +90,13 @@ def test_a_worker_process_runs_jobs_with_its_handler_and_exits_in_burst_mode(tmp
     assert result.returncode == 0, result.stderr
     assert "stopped after 3 job(s)" in result.stderr
     assert len(log.read_text().splitlines()) == 3
+
+
+def test_the_queue_commands_work_on_a_redis_queue(redis_url: str) -> None:
+    code, out, _ = cli("queue", "add", "emails", "send", "--priority", "2", "--store", redis_url, "--json")
+    assert code == 0
+    job_id = json.loads(out)["job_id"]
+    assert job_id == "1"  # BullMQ's own id counter
+    assert cli("queue", "pause", "emails", "--store", redis_url)[0] == 0
+    status = json.loads(cli("queue", "status", "emails", "--store", redis_url, "--json")[1])
+    assert status["paused"] is True and status["counts"]["paused"] == 1

@@ -473,13 +473,19 @@ class RedisQueue:
             raise result
         failed, stalled = result if result else ([], [])
         for job_id in stalled:
-            log.warning(
-                "queue %s: job %s stalled (its worker lost its lock): waiting again",
-                self.name,
-                job_id,
-            )
+            log.warning("queue %s: job %s stalled (its worker lost its lock): waiting", self.name, job_id)
+            self._publish_state(job_id, "waiting", "stalled")
         for job_id in failed:
             log.warning("queue %s: job %s stalled too often: failed", self.name, job_id)
+            self._publish_state(job_id, "failed", "job stalled more than allowable limit")
+
+    def _publish_state(self, job_id: str, state: str, error: str | None = None) -> None:
+        if self.events is not None:
+            self.events.publish(
+                QueueJobStateChanged(
+                    at=self.clock.now(), queue=self.name, job_id=job_id, state=state, error=error
+                )
+            )
 
     async def report_progress(self, job: Job, pct: float) -> None:
         async with self._errors():
