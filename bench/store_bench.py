@@ -16,6 +16,8 @@ Measured, each on a fresh database file in a temporary directory:
    scheduler do; the writer thread group-commits what is queued. Also with concurrency 1
    (no batching possible). Ratio = recorded runs/s ÷ raw single-row inserts/s. Rates are the
    best of `--rounds` (3) runs on fresh files, floor included: the machine may be shared.
+   Also the CPU time of this process per recorded run (both threads, SQLite included), which
+   other load on the machine disturbs much less than the rates.
 3. **History page**: `list_runs(RunQuery(job_id=..., limit=50))` with 1,000,000 runs in the
    table (the job queried owns 100,000 of them): median and p95 over many calls, first page
    and a page at offset 5,000; the first page of failed runs across all jobs; plus
@@ -61,7 +63,10 @@ def raw_inserts_per_s(path: Path, synchronous: str, rows: int) -> float:
 
 
 # -- 2. recorded runs ------------------------------------------------------------------------
-async def recorded_runs_per_s(path: Path, synchronous: str, runs: int, concurrency: int) -> float:
+async def recorded_runs_per_s(
+    path: Path, synchronous: str, runs: int, concurrency: int
+) -> tuple[float, float]:
+    """(recorded runs per second, CPU µs per recorded run: both threads, this process)."""
     store = SqliteStore(path, synchronous=synchronous)  # type: ignore[arg-type]
     await store.open()
     per_worker = max(1, runs // concurrency)
@@ -87,11 +92,12 @@ async def recorded_runs_per_s(path: Path, synchronous: str, runs: int, concurren
                 )
             )
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker(w) for w in range(concurrency)))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu_started
     await store.close()
-    return per_worker * concurrency / elapsed
+    runs_done = per_worker * concurrency
+    return runs_done / elapsed, cpu_s / runs_done * 1e6
 
 
 # -- 3. history pages ------------------------------------------------------------------------
@@ -241,24 +247,19 @@ def _write_section(base: Path, scale: int, concurrency: int, rounds: int) -> lis
     rows = []
     for sync, raw_rows, runs in (("NORMAL", 30_000, 60_000), ("FULL", 3_000, 60_000)):
         floor = batched = single = 0.0
+        cpu_us = float("inf")
         for r in range(rounds):
             floor = max(
                 floor, raw_inserts_per_s(base / f"raw-{sync}-{r}.db", sync, raw_rows // scale)
             )
-            batched = max(
-                batched,
-                asyncio.run(
-                    recorded_runs_per_s(
-                        base / f"runs-{sync}-{r}.db", sync, runs // scale, concurrency
-                    )
-                ),
+            rate, cpu = asyncio.run(
+                recorded_runs_per_s(base / f"runs-{sync}-{r}.db", sync, runs // scale, concurrency)
             )
-            single = max(
-                single,
-                asyncio.run(
-                    recorded_runs_per_s(base / f"one-{sync}-{r}.db", sync, 2_000 // scale, 1)
-                ),
+            batched, cpu_us = max(batched, rate), min(cpu_us, cpu)
+            one, _ = asyncio.run(
+                recorded_runs_per_s(base / f"one-{sync}-{r}.db", sync, 2_000 // scale, 1)
             )
+            single = max(single, one)
         rows.append(
             {
                 "synchronous": sync,
@@ -267,6 +268,7 @@ def _write_section(base: Path, scale: int, concurrency: int, rounds: int) -> lis
                 "concurrency": concurrency,
                 "ratio_to_raw": batched / floor,
                 "recorded_runs_per_s_concurrency_1": single,
+                "cpu_us_per_recorded_run": cpu_us,
             }
         )
     return rows
@@ -306,14 +308,15 @@ def _print_tables(results: dict[str, Any]) -> None:
     )
     print(
         "| synchronous | raw single-row inserts/s | recorded runs/s (concurrency) | ratio | "
-        "recorded runs/s (concurrency 1) |"
+        "CPU µs per recorded run | recorded runs/s (concurrency 1) |"
     )
-    print("|---|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|")
     for row in results["write"]:
         print(
             f"| {row['synchronous']} | {row['raw_single_row_inserts_per_s']:,.0f} | "
             f"{row['recorded_runs_per_s']:,.0f} ({row['concurrency']}) | "
-            f"{row['ratio_to_raw']:.2f} | {row['recorded_runs_per_s_concurrency_1']:,.0f} |"
+            f"{row['ratio_to_raw']:.2f} | {row['cpu_us_per_recorded_run']:.0f} | "
+            f"{row['recorded_runs_per_s_concurrency_1']:,.0f} |"
         )
     history = results["history"]
     print(
