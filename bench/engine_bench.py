@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import heapq
 import json
 import math
@@ -89,20 +90,30 @@ async def fire_agentcron(n: int, seconds: int) -> dict[str, float]:
 
 
 async def fire_apscheduler(n: int, seconds: int) -> dict[str, float]:
+    from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from apscheduler.triggers.cron import CronTrigger
 
     rec = Recorder()
+    # APScheduler 3 does not pass the scheduled time to the job: take it from the
+    # submission event, which is published before the job's coroutine starts.
+    scheduled: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
 
-    async def job() -> None:
-        rec.fire()
+    def submitted(event: JobSubmissionEvent) -> None:
+        scheduled[event.job_id].extend(t.timestamp() for t in event.scheduled_run_times)
+
+    async def job(job_id: str) -> None:
+        times = scheduled[job_id]
+        rec.fire(times.popleft() if times else None)
 
     sched = AsyncIOScheduler(timezone="UTC")
+    sched.add_listener(submitted, EVENT_JOB_SUBMITTED)
     sched.start()
     for i in range(n):
         sched.add_job(
             job,
             CronTrigger(second="*", timezone="UTC"),
+            args=[f"job-{i}"],
             id=f"job-{i}",
             misfire_grace_time=30,
             coalesce=False,
