@@ -149,3 +149,49 @@ def test_a_syntax_error_or_missing_file_is_one_clear_error(tmp_path: Path) -> No
         load_job_file(bad)
     with pytest.raises(JobFileError, match="cannot read the file"):
         load_job_file(tmp_path / "missing.toml")
+
+
+def test_health_options_are_read_per_job() -> None:
+    text = """
+[[jobs]]
+id = "digest"
+trigger = "0 9 * * *"
+callable = "os:getcwd"
+auto_disable = 5
+ping = "https://hc-ping.example/abc"
+expect_every = "per_schedule"
+expect_grace = "10m"
+
+[[jobs]]
+id = "plain"
+trigger = "0 9 * * *"
+callable = "os:getcwd"
+expect_every = "1h"
+"""
+    parsed = parse_job_file(__import__("tomllib").loads(text))
+    health = parsed.health["digest"]
+    assert health.auto_disable == 5
+    assert health.ping == {
+        "start": "https://hc-ping.example/abc/start",
+        "success": "https://hc-ping.example/abc",
+        "failure": "https://hc-ping.example/abc/fail",
+    }
+    assert health.per_schedule_grace_s == 600.0
+    assert "expect_every" not in parsed.jobs[0].options
+    assert parsed.jobs[1].options["expect_every"] == 3600.0
+    assert "plain" not in parsed.health
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ("auto_disable = 0", "auto_disable"),
+        ('ping = "ftp://x"', "not an http(s) URL"),
+        ('expect_grace = "5m"', "only with expect_every"),
+        ('expect_every = "per_schedule"\nexpect_grace = "soon"', "expect_grace"),
+    ],
+)
+def test_bad_health_options_are_rejected(extra: str, fragment: str) -> None:
+    text = f'[[jobs]]\nid = "x"\ntrigger = "* * * * *"\ncallable = "os:getcwd"\n{extra}\n'
+    with pytest.raises(JobFileError, match=__import__("re").escape(fragment)):
+        parse_job_file(__import__("tomllib").loads(text))

@@ -34,7 +34,14 @@ from typing import Any
 
 from agentcron.durations import parse_duration
 
-__all__ = ["JobEntry", "JobFile", "JobFileError", "load_job_file", "parse_job_file"]
+__all__ = [
+    "JobEntry",
+    "JobFile",
+    "JobFileError",
+    "JobHealth",
+    "load_job_file",
+    "parse_job_file",
+]
 
 _TOP_LEVEL = {"jobs", "presets", "alerts"}
 _HANDLER_KEYS = ("callable", "command", "http")
@@ -59,6 +66,9 @@ _JOB_KEYS = {
     "max_runs",
     "expect_every",
     "isolation",
+    "auto_disable",
+    "ping",
+    "expect_grace",
     *_HANDLER_KEYS,
     *_COMMAND_KEYS,
 }
@@ -95,6 +105,20 @@ class JobEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class JobHealth:
+    """Health options of one job, handed to `HealthSupervisor` by `agentcron run`.
+
+    `auto_disable`: pause after this many consecutive failures. `ping`: healthchecks.io-style
+    URLs called on start, success and failure. `per_schedule_grace_s`: with
+    `expect_every = "per_schedule"`, the fire after the last success must succeed within this.
+    """
+
+    auto_disable: int | None = None
+    ping: dict[str, str] | None = None
+    per_schedule_grace_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class JobFile:
     """A parsed, fully validated `agentcron.toml`."""
 
@@ -102,6 +126,7 @@ class JobFile:
     jobs: tuple[JobEntry, ...] = ()
     preset_handlers: dict[str, dict[str, str]] = field(default_factory=dict)
     alerts: dict[str, Any] | None = None
+    health: dict[str, JobHealth] = field(default_factory=dict)
 
 
 def load_job_file(path: Path | str, *, default_timezone: str = "UTC") -> JobFile:
@@ -131,6 +156,7 @@ def parse_job_file(
         errors.append("jobs: use [[jobs]] tables")
         jobs_data = []
     entries: list[JobEntry] = []
+    health: dict[str, JobHealth] = {}
     seen: dict[str, int] = {}
     for index, table in enumerate(jobs_data):
         job_id = table.get("id") if isinstance(table, dict) else None
@@ -142,6 +168,9 @@ def parse_job_file(
         entry = _job_entry(table, index, default_timezone, errors)
         if entry is not None:
             entries.append(entry)
+            job_health = _health(table, f"jobs[{index}] ({entry.id!r}): ", errors)
+            if job_health != JobHealth():
+                health[entry.id] = job_health
     presets = _preset_handlers(data.get("presets", {}), errors)
     alerts = data.get("alerts")
     if alerts is not None and not isinstance(alerts, dict):
@@ -149,7 +178,9 @@ def parse_job_file(
         alerts = None
     if errors:
         raise JobFileError(source, errors)
-    return JobFile(source=source, jobs=tuple(entries), preset_handlers=presets, alerts=alerts)
+    return JobFile(
+        source=source, jobs=tuple(entries), preset_handlers=presets, alerts=alerts, health=health
+    )
 
 
 def _unknown_keys(table: Mapping[str, Any], known: set[str], where: str, errors: list[str]) -> None:
@@ -320,6 +351,8 @@ def _options(table: Mapping[str, Any], where: str, errors: list[str]) -> dict[st
         if key in table:
             options[key] = table[key]
     for key in ("timeout", "jitter", "expect_every"):
+        if key == "expect_every" and table.get(key) == "per_schedule":
+            continue  # a health option, see `_health`
         if key in table:
             try:
                 options[key] = parse_duration(table[key], key)
@@ -339,6 +372,38 @@ def _options(table: Mapping[str, Any], where: str, errors: list[str]) -> dict[st
                         errors.append(f"{where}{exc}")
         options[key] = value
     return options
+
+
+def _health(table: Mapping[str, Any], where: str, errors: list[str]) -> JobHealth:
+    auto_disable = table.get("auto_disable")
+    if auto_disable is not None and (
+        not isinstance(auto_disable, int) or isinstance(auto_disable, bool) or auto_disable < 1
+    ):
+        errors.append(f"{where}auto_disable: expected a number of failures >= 1")
+        auto_disable = None
+    ping = table.get("ping")
+    urls: dict[str, str] | None = None
+    if isinstance(ping, str):
+        base = ping.rstrip("/")
+        urls = {"start": f"{base}/start", "success": base, "failure": f"{base}/fail"}
+    elif isinstance(ping, dict) and set(ping) <= {"start", "success", "failure"}:
+        urls = {k: v for k, v in ping.items() if isinstance(v, str)}
+    elif ping is not None:
+        errors.append(f"{where}ping: expected a URL or {{ start, success, failure }} URLs")
+    errors.extend(
+        f"{where}ping: {url!r} is not an http(s) URL"
+        for url in (urls or {}).values()
+        if not url.startswith(("http://", "https://"))
+    )
+    grace_s: float | None = None
+    if table.get("expect_every") == "per_schedule":
+        try:
+            grace_s = parse_duration(table.get("expect_grace", "5m"), "expect_grace")
+        except ValueError as exc:
+            errors.append(f"{where}{exc}")
+    elif "expect_grace" in table:
+        errors.append(f'{where}expect_grace: only with expect_every = "per_schedule"')
+    return JobHealth(auto_disable=auto_disable, ping=urls, per_schedule_grace_s=grace_s)
 
 
 def _preset_handlers(presets: object, errors: list[str]) -> dict[str, dict[str, str]]:

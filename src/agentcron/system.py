@@ -273,12 +273,22 @@ class AgentcronSystem:
             1, math.ceil(self.settings.HEARTBEAT_TIMEOUT / self.settings.HEARTBEAT_INTERVAL)
         )
         try:
+            from agentcron.heartbeat.deadman import PingUrls
+
+            health = job_file.health
             supervisor = HealthSupervisor(
                 scheduler,
                 data_dir=data_dir,
                 interval_s=interval_s,
                 missed_threshold=missed,
                 alerting=job_file.alerts,
+                auto_disable={j: h.auto_disable for j, h in health.items() if h.auto_disable},
+                pings={j: PingUrls(**h.ping) for j, h in health.items() if h.ping},
+                per_schedule={
+                    j: h.per_schedule_grace_s
+                    for j, h in health.items()
+                    if h.per_schedule_grace_s is not None
+                },
             )
         except ValueError as exc:
             raise StartupError(f"{job_file.source}: {exc}") from None
