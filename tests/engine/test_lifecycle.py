@@ -445,3 +445,52 @@ async def test_a_first_fire_missed_while_down_is_run_after_the_restart(
         await clock.advance(1)
         runs = await all_runs(second, "once")
     assert [r.scheduled_for for r in runs] == [T0 + timedelta(minutes=5)]
+
+
+async def test_the_retry_of_an_interrupted_run_is_recorded_before_its_delay(
+    make_scheduler: Callable[..., Scheduler],
+    clock: VirtualClock,
+    store: MemoryStore,
+) -> None:
+    """So that a node dying between takeover and retry loses nothing: the retry is itself
+    a leased running run that the next node takes over."""
+    engine_samples.CALLS.clear()
+    fire = T0 - timedelta(minutes=10)
+    first = make_scheduler()
+    first.add_job(
+        "j",
+        trigger="0 0 1 1 *",
+        handler=RECORD,
+        retry={"max_attempts": 3, "strategy": "fixed", "base_delay": 60, "max_delay": 60},
+    )
+    async with first:
+        pass
+    await store.record_run(
+        RunRecord(
+            run_id="dead-run",
+            job_id="j",
+            scheduled_for=fire,
+            status=RunStatus.running,
+            attempt=1,
+            started_at=fire,
+            node_id="dead-node",
+            lease_expires_at=T0 - timedelta(minutes=5),
+        )
+    )
+    taker = make_scheduler(node_id="taker")
+    await taker.start()
+    running = [r for r in await all_runs(taker, "j") if r.status == RunStatus.running]
+    assert [(r.attempt, r.node_id) for r in running] == [(2, "taker")]
+    await taker.stop(grace_s=0)  # dies during the retry delay
+    await clock.advance(700)  # its lease (600 s) expires
+    heir = make_scheduler(node_id="heir")
+    async with heir:
+        await clock.advance(61)
+        runs = await all_runs(heir, "j")
+    assert engine_samples.CALLS == [("j", fire.isoformat(), 3)]
+    assert {r.occurrence_key for r in runs} == {f"j@{fire.isoformat()}"}
+    assert sorted((r.attempt, str(r.status)) for r in runs) == [
+        (1, "interrupted"),
+        (2, "interrupted"),
+        (3, "succeeded"),
+    ]

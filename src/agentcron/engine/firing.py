@@ -135,7 +135,10 @@ class Firing(StoreSync):
         planned: datetime,
         *,
         first_attempt: int = 1,
+        active: ActiveRun | None = None,
     ) -> RunRecord:
+        """Run the fire now (circuit permitting). `active` continues a run already recorded
+        (the retry of an interrupted run)."""
         job = entry.job
         circuit = self._circuit_for(job) if job.circuit is not None else None
         if circuit is not None:
@@ -143,11 +146,16 @@ class Firing(StoreSync):
             if moved:
                 self._publish_circuit(circuit, moved, job.id)
             if not allowed:
-                record = await self._record_skip(entry, fire, SkipReason.circuit_open)
+                if active is not None:  # a pre-recorded retry: it ends here
+                    entry.active.pop(active.run_id, None)
+                record = await self._record_skip(
+                    entry, fire, SkipReason.circuit_open, run_id=active.run_id if active else None
+                )
                 self._drain(entry)
                 return record
         entry.consecutive_skips = 0
-        active = ActiveRun(run_id=new_run_id(), scheduled_for=fire)
+        if active is None:
+            active = ActiveRun(run_id=new_run_id(), scheduled_for=fire)
         active.task = asyncio.current_task()
         entry.track(active)
         try:
@@ -244,10 +252,12 @@ class Firing(StoreSync):
         if tasks:
             await asyncio.wait(tasks)
 
-    async def _record_skip(self, entry: JobEntry, fire: datetime, reason: SkipReason) -> RunRecord:
+    async def _record_skip(
+        self, entry: JobEntry, fire: datetime, reason: SkipReason, *, run_id: str | None = None
+    ) -> RunRecord:
         now = self.clock.now()
         record = RunRecord(
-            run_id=new_run_id(),
+            run_id=run_id or new_run_id(),
             job_id=entry.job.id,
             scheduled_for=fire,
             status=RunStatus.skipped,
@@ -350,11 +360,39 @@ class Firing(StoreSync):
                 continue
             error = RunInterruptedError(f"run {run.run_id} was interrupted (node {run.node_id})")
             delay = entry.job.retry.next_delay(run.attempt, error, rng=self.rng)
-            if delay is not None:
-                self._spawn(self._retry_interrupted(entry, run, delay))
+            if delay is None:
+                continue
+            # The retry is recorded `running` with our lease at once, before its delay: if
+            # this process dies too, the lease expires and another node retries it.
+            active = ActiveRun(run_id=new_run_id(), scheduled_for=run.scheduled_for)
+            active.record = RunRecord(
+                run_id=active.run_id,
+                job_id=run.job_id,
+                scheduled_for=run.scheduled_for,
+                status=RunStatus.running,
+                attempt=run.attempt + 1,
+                started_at=now,
+                error=f"retrying after {describe_error(error)}",
+                node_id=self.node_id,
+                lease_expires_at=now + timedelta(seconds=self.lease_s),
+            )
+            await self.store.record_run(active.record)
+            entry.track(active)
+            self._spawn(self._retry_interrupted(entry, active, delay))
 
-    async def _retry_interrupted(self, entry: JobEntry, run: RunRecord, delay: float) -> None:
-        await self.clock.sleep(delay)
+    async def _retry_interrupted(self, entry: JobEntry, active: ActiveRun, delay: float) -> None:
+        active.task = asyncio.current_task()
+        try:
+            await self.clock.sleep(delay)
+        except asyncio.CancelledError:
+            entry.active.pop(active.run_id, None)
+            raise
+        record = active.record
+        assert record is not None
         await self._start_run(
-            entry, run.scheduled_for, run.scheduled_for, first_attempt=run.attempt + 1
+            entry,
+            active.scheduled_for,
+            active.scheduled_for,
+            first_attempt=record.attempt,
+            active=active,
         )
