@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -40,7 +42,7 @@ command = "echo started"
 
 
 def build(entry_id: str, text: str = DESIGN_EXAMPLE) -> object:
-    parsed = parse_job_file(__import__("tomllib").loads(text))
+    parsed = parse_job_file(tomllib.loads(text))
     entry = next(e for e in parsed.jobs if e.id == entry_id)
     return build_job(entry.id, trigger=entry.trigger, handler=entry.handler, **entry.options)
 
@@ -93,7 +95,7 @@ id = "d"
 trigger = "* * * * *"
 """
     with pytest.raises(JobFileError) as info:
-        parse_job_file(__import__("tomllib").loads(text), source="agentcron.toml")
+        parse_job_file(tomllib.loads(text), source="agentcron.toml")
     errors = info.value.errors
     assert any("jobs[0] ('a')" in e and "minute" in e and "61" in e for e in errors)
     assert any("timout: unknown key; did you mean 'timeout'?" in e for e in errors)
@@ -124,21 +126,21 @@ trigger = "* * * * *"
 )
 def test_a_bad_job_is_rejected_naming_the_job_and_the_field(table: str, fragment: str) -> None:
     with pytest.raises(JobFileError) as info:
-        parse_job_file(__import__("tomllib").loads("[[jobs]]\n" + table))
+        parse_job_file(tomllib.loads("[[jobs]]\n" + table))
     assert fragment in str(info.value)
 
 
 def test_unknown_top_level_keys_and_presets_get_a_did_you_mean() -> None:
     text = '[[job]]\nid = "x"\n\n[presets.agent-loop.handlers]\nloop-gmail-sync = "m:f"\n'
     with pytest.raises(JobFileError) as info:
-        parse_job_file(__import__("tomllib").loads(text))
+        parse_job_file(tomllib.loads(text))
     assert any("job: unknown key; did you mean 'jobs'?" in e for e in info.value.errors)
     assert any("did you mean 'agent-loops'?" in e for e in info.value.errors)
 
 
 def test_preset_handlers_are_read_per_loop_id() -> None:
     text = '[presets.agent-loops.handlers]\nloop-gmail-sync = "myagent.gmail:sync"\n'
-    parsed = parse_job_file(__import__("tomllib").loads(text))
+    parsed = parse_job_file(tomllib.loads(text))
     assert parsed.preset_handlers == {"agent-loops": {"loop-gmail-sync": "myagent.gmail:sync"}}
 
 
@@ -168,7 +170,7 @@ trigger = "0 9 * * *"
 callable = "os:getcwd"
 expect_every = "1h"
 """
-    parsed = parse_job_file(__import__("tomllib").loads(text))
+    parsed = parse_job_file(tomllib.loads(text))
     health = parsed.health["digest"]
     assert health.auto_disable == 5
     assert health.ping == {
@@ -193,5 +195,5 @@ expect_every = "1h"
 )
 def test_bad_health_options_are_rejected(extra: str, fragment: str) -> None:
     text = f'[[jobs]]\nid = "x"\ntrigger = "* * * * *"\ncallable = "os:getcwd"\n{extra}\n'
-    with pytest.raises(JobFileError, match=__import__("re").escape(fragment)):
-        parse_job_file(__import__("tomllib").loads(text))
+    with pytest.raises(JobFileError, match=re.escape(fragment)):
+        parse_job_file(tomllib.loads(text))
