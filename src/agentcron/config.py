@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     SCHEDULER_NODE_ID: str | None = Field(
         None, description="Node id (default: stable per host and data dir)."
     )
+    SCHEDULER_LEASE: int = Field(
+        60_000,
+        ge=1_000,
+        description="Run lease, ms: a dead node's runs are taken over after this.",
+    )
     SCHEDULER_SHUTDOWN_GRACE: int = Field(
         30_000, ge=0, description="Grace for running jobs on stop, ms."
     )

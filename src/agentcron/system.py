@@ -257,6 +257,7 @@ class AgentcronSystem:
             node_id=node_id,
             timezone=self.settings.SCHEDULER_TIMEZONE,
             stop_grace_s=self.settings.SCHEDULER_SHUTDOWN_GRACE / 1000,
+            lease_s=self.settings.SCHEDULER_LEASE / 1000,
         )
 
     async def _start_health(
