@@ -197,3 +197,38 @@ def test_bad_health_options_are_rejected(extra: str, fragment: str) -> None:
     text = f'[[jobs]]\nid = "x"\ntrigger = "* * * * *"\ncallable = "os:getcwd"\n{extra}\n'
     with pytest.raises(JobFileError, match=re.escape(fragment)):
         parse_job_file(tomllib.loads(text))
+
+
+def test_every_job_option_of_the_python_api_is_accepted_in_the_file() -> None:
+    text = """
+[[jobs]]
+id = "all"
+name = "All options"
+description = "every option at once"
+trigger = "*/5 * * * *"
+callable = "os:getcwd"
+timezone = "Europe/Berlin"
+enabled = false
+disabled_reason = "waiting for credentials"
+tags = ["a", "b"]
+timeout = "1m"
+jitter = "2s"
+expect_every = "1h"
+queue = "emails"
+start = "2026-01-01T00:00:00+00:00"
+end = "2027-01-01T00:00:00+00:00"
+max_runs = 10
+isolation = "process"
+overlap = { policy = "delay", delay = "30s" }
+retry = { max_attempts = 2, strategy = "fixed", base_delay = "1s", max_delay = "1s" }
+misfire = { policy = "run_all", grace = "5s", catchup_window = "1d", max_catchup = 5 }
+circuit = { failure_threshold = 3, reset_timeout = "5m" }
+"""
+    entry = parse_job_file(tomllib.loads(text)).jobs[0]
+    job = build_job(entry.id, trigger=entry.trigger, handler=entry.handler, **entry.options)
+    assert job.disabled_reason == "waiting for credentials"
+    assert (job.timeout_s, job.jitter_s, job.expect_every_s) == (60.0, 2.0, 3600.0)
+    assert job.queue == "emails" and job.max_runs == 10
+    assert job.overlap.delay_s == 30.0
+    assert job.misfire.catchup_window_s == 86400.0
+    assert job.circuit is not None and job.circuit.reset_timeout == 300.0

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from agentcron.durations import parse_duration
+from agentcron.jobs import JOB_OPTIONS
 
 __all__ = [
     "JobEntry",
@@ -46,32 +47,15 @@ __all__ = [
 _TOP_LEVEL = {"jobs", "presets", "alerts"}
 _HANDLER_KEYS = ("callable", "command", "http")
 _COMMAND_KEYS = {"cwd", "env", "shell", "kill_grace", "ok_codes"}
-_JOB_KEYS = {
-    "id",
-    "name",
-    "description",
-    "trigger",
-    "timezone",
-    "enabled",
-    "tags",
-    "timeout",
-    "overlap",
-    "retry",
-    "misfire",
-    "circuit",
-    "jitter",
-    "queue",
-    "start",
-    "end",
-    "max_runs",
-    "expect_every",
-    "isolation",
-    "auto_disable",
-    "ping",
-    "expect_grace",
-    *_HANDLER_KEYS,
-    *_COMMAND_KEYS,
-}
+_HEALTH_KEYS = {"auto_disable", "ping", "expect_grace"}
+#: Every key a `[[jobs]]` table may hold: the job options of the Python API, plus the
+#: handler and health keys of the file format.
+_JOB_KEYS = {"id", "trigger", *JOB_OPTIONS, *_HANDLER_KEYS, *_COMMAND_KEYS, *_HEALTH_KEYS}
+_DURATION_KEYS = ("timeout", "jitter", "expect_every")
+#: Job options passed to `build_job` as written in the file.
+_PLAIN_KEYS = tuple(
+    sorted(JOB_OPTIONS - {*_DURATION_KEYS, "retry", "overlap", "misfire", "circuit"})
+)
 _HTTP_KEYS = {"url", "method", "headers", "json", "body", "timeout"}
 #: Duration-valued keys inside policy tables, converted to seconds before validation.
 _NESTED_DURATIONS = {
@@ -336,21 +320,10 @@ def _http(spec: object) -> object:
 
 def _options(table: Mapping[str, Any], where: str, errors: list[str]) -> dict[str, Any]:
     options: dict[str, Any] = {}
-    for key in (
-        "name",
-        "description",
-        "timezone",
-        "enabled",
-        "tags",
-        "queue",
-        "max_runs",
-        "isolation",
-        "start",
-        "end",
-    ):
+    for key in _PLAIN_KEYS:
         if key in table:
             options[key] = table[key]
-    for key in ("timeout", "jitter", "expect_every"):
+    for key in _DURATION_KEYS:
         if key == "expect_every" and table.get(key) == "per_schedule":
             continue  # a health option, see `_health`
         if key in table:
