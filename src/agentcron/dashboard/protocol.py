@@ -8,8 +8,8 @@ defensively (see `agentcron.dashboard.views`), because job objects are the engin
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from agentcron.clock import Clock
 from agentcron.events import EventBus
@@ -60,7 +60,11 @@ class SchedulerLike(Protocol):
 
     def resume(self, job_id: str) -> Any: ...
 
-    def add_job(self, job_id: str, **kwargs: Any) -> Any: ...
+    @property
+    def add_job(self) -> Callable[..., Any]:
+        """`add_job(job_id, *, trigger=..., handler=..., **options)`: define a job (its
+        exact keyword options are the engine's, so the signature is left open here)."""
+        ...
 
     def update(self, job_id: str, **changes: Any) -> Any: ...
 
@@ -95,3 +99,11 @@ class QueueSource(Protocol):
     def names(self) -> Sequence[str]: ...
 
     def get(self, name: str) -> QueueLike | None: ...
+
+
+if TYPE_CHECKING:  # mypy checks that the engine and the store observer fit the protocol
+    from agentcron.dashboard.observer import StoreObserver
+    from agentcron.engine import Scheduler
+
+    def _conforms(engine: Scheduler, observer: StoreObserver) -> list[SchedulerLike]:
+        return [engine, observer]
