@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from agentcron.clock import Clock, SystemClock
 from agentcron.config import Settings
@@ -316,7 +316,6 @@ class AgentcronSystem:
         self, stack: contextlib.AsyncExitStack, scheduler: Scheduler, data_dir: Path
     ) -> None:
         from agentcron.dashboard.auth import ensure_token
-        from agentcron.dashboard.protocol import SchedulerLike
         from agentcron.dashboard.queues import QueueSet
         from agentcron.dashboard.server import DashboardServer, exposure_warning
         from agentcron.dashboard.settings import DashboardSettings
@@ -333,11 +332,8 @@ class AgentcronSystem:
         settings = DashboardSettings(
             auth_token=token, host=s.DASHBOARD_HOST, port=s.DASHBOARD_PORT, data_dir=data_dir
         )
-        # The dashboard types the scheduler structurally (SchedulerLike); ours has the
-        # stricter keyword-only add_job signature, which the protocol does not spell out.
-        observed = cast("SchedulerLike", scheduler)
-        queues = QueueSet(s.store_url, scheduler=observed)
-        server = DashboardServer(observed, settings, queues=queues)
+        queues = QueueSet(s.store_url, scheduler=scheduler)
+        server = DashboardServer(scheduler, settings, queues=queues)
         try:
             await server.start()
         except OSError as exc:
