@@ -171,7 +171,7 @@ def test_a_failing_install_exits_2_with_one_line_and_leaves_nothing_behind(tmp_p
         ("linux", ["install", "--env", "NOVALUE"], "is not KEY=VALUE"),
         ("linux", ["install", "--daily-at", "7pm"], "is not HH:MM"),
         ("linux", ["start"], "no systemd service named 'agentcron' is installed"),
-        ("linux", ["export-timers", "--out", "x"], "no jobs"),
+        ("linux", ["export-timers", "--out", "x"], "no database at"),
     ],
 )
 def test_bad_input_is_one_line_on_stderr_with_exit_2(
@@ -288,3 +288,41 @@ def test_no_notify_makes_a_simple_unit_without_a_watchdog(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     assert "Type=simple" in result.stdout
     assert "WatchdogSec" not in result.stdout and "NotifyAccess" not in result.stdout
+
+
+def test_export_timers_reads_the_cron_jobs_of_the_store_by_default(tmp_path: Path) -> None:
+    import asyncio
+
+    from agentcron.jobs import build_job, job_to_definition
+    from agentcron.models import StoredJob
+    from agentcron.store.sqlite import SqliteStore
+
+    async def seed() -> None:
+        store = SqliteStore(tmp_path / "data" / "scheduler.db")
+        await store.open()
+        for job in (
+            build_job("backup", trigger="0 2 * * *", handler="os:getcwd", timezone="Europe/Berlin"),
+            build_job("poll", trigger={"type": "interval", "seconds": 60}, handler="os:getcwd"),
+            build_job("eom", trigger="0 0 L * *", handler="os:getcwd", misfire="skip"),
+        ):
+            await store.save_job(
+                StoredJob(id=job.id, definition=job_to_definition(job)), actor="test"
+            )
+        await store.close()
+
+    asyncio.run(seed())
+    result = _invoke(
+        _env(tmp_path),
+        "export-timers",
+        "--out",
+        str(tmp_path / "t"),
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--dry-run",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    timers = {t["job_id"]: t for t in json.loads(result.stdout)["timers"]}
+    assert sorted(timers) == ["backup", "eom"]  # the interval job has no cron expression
+    assert timers["backup"]["on_calendar"] == "*-*-* 02:00:00 Europe/Berlin"
+    assert timers["eom"]["on_calendar"] is None

@@ -531,11 +531,39 @@ def show(
 
 
 OutOpt = typer.Option(..., "--out", help="Directory for the .timer/.service files.")
-CronOpt = typer.Option([], "--cron", help="ID=EXPR: a job and its cron expression (repeatable).")
+CronOpt = typer.Option(
+    [],
+    "--cron",
+    help="ID=EXPR: a job and its cron expression (repeatable; default: the store's cron jobs).",
+)
 TzOpt = typer.Option("UTC", "--tz", help="IANA time zone of the expressions.")
 MisfireOpt = typer.Option(
     "run_once", "--misfire", help="run_once (Persistent=true) | skip | run_all."
 )
+
+
+def _timer_jobs_from_store(data_dir: Path) -> list[TimerJob]:
+    """The cron jobs stored in `data_dir` (other triggers have no `OnCalendar=`)."""
+    import asyncio
+
+    from agentcron.cli.common import opened_store, store_url
+
+    async def read() -> list[TimerJob]:
+        async with opened_store(store_url(data_dir, None), create=False) as store:
+            stored = await store.list_jobs()
+        jobs = []
+        for job in stored:
+            trigger = job.definition.get("trigger", {})
+            if trigger.get("type") != "cron" or job.definition.get("enabled") is False:
+                continue
+            misfire = job.definition.get("misfire", "run_once")
+            policy = misfire.get("policy", "run_once") if isinstance(misfire, dict) else misfire
+            jobs.append(
+                TimerJob(job.id, str(trigger["expr"]), str(trigger.get("tz", "UTC")), str(policy))
+            )
+        return jobs
+
+    return asyncio.run(read())
 
 
 @app.command("export-timers")
@@ -552,15 +580,17 @@ def export_timers_command(
     """Write one systemd .timer/.service pair per job whose cron converts exactly."""
     env = _env(ctx)
     with _bad_input():
-        if not cron:
-            raise ServiceError("no jobs: pass --cron ID=EXPR (repeatable)")
-        jobs = []
+        data = _abs(env, data_dir or Path(env.environ.get("SCHEDULER_DATA_DIR") or "data"))
+        jobs = [] if cron else _timer_jobs_from_store(data)
+        if not cron and not jobs:
+            raise ServiceError(
+                f"no cron jobs in the store of {data}; add jobs first or pass --cron ID=EXPR"
+            )
         for item in cron:
             job_id, sep, expr = item.partition("=")
             if not sep or not job_id.strip() or not expr.strip():
                 raise ServiceError(f"--cron {item!r} is not ID=EXPR")
             jobs.append(TimerJob(job_id.strip(), expr.strip(), tz, misfire))
-        data = _abs(env, data_dir or Path(env.environ.get("SCHEDULER_DATA_DIR") or "data"))
         result = export_timers(jobs, _abs(env, out), python=env.python, data_dir=data)
         if not dry_run:
             apply_plan(result.plan, env.runner)
