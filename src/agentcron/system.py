@@ -95,6 +95,7 @@ class AgentcronSystem:
     _stop: asyncio.Event | None = None
     _reload: asyncio.Event | None = None
     _job_file: JobFile | None = None
+    _queues: QueueRegistry | None = None
 
     # -- start-up ------------------------------------------------------------------------
     def _check_data_dir(self) -> Path:
@@ -193,6 +194,9 @@ class AgentcronSystem:
                 raise StartupError(str(exc)) from None
             scheduler = self._build_scheduler(store, data_dir)
             self.scheduler = scheduler
+            assert self._queues is not None
+            self._queues.events = scheduler.events
+            stack.push_async_callback(self._queues.close)
             from agentcron.presets import builtin
 
             builtin.bind(builtin.Services(store=store, settings=self.settings))
@@ -251,6 +255,7 @@ class AgentcronSystem:
         from agentcron.heartbeat.sender import resolve_node_id
 
         node_id = self.settings.SCHEDULER_NODE_ID or resolve_node_id(data_dir)
+        self._queues = QueueRegistry(self.settings.store_url, self.clock)
         return Scheduler(
             store,
             clock=self.clock,
@@ -258,6 +263,7 @@ class AgentcronSystem:
             timezone=self.settings.SCHEDULER_TIMEZONE,
             stop_grace_s=self.settings.SCHEDULER_SHUTDOWN_GRACE / 1000,
             lease_s=self.settings.SCHEDULER_LEASE / 1000,
+            dispatch=self._queues.dispatch(),
         )
 
     async def _start_health(
@@ -445,6 +451,36 @@ async def sync_jobs_from_store(scheduler: Scheduler, store: Store) -> int:
             elif view is not None:
                 scheduler.resume(job_id)
     return changed
+
+
+class QueueRegistry:
+    """The queues that jobs with `queue=` dispatch to, opened on first use on the store's
+    database (or Redis) and closed when the daemon stops."""
+
+    def __init__(self, url: str, clock: Clock) -> None:
+        self.url = url
+        self.clock = clock
+        self.events: Any = None
+        self._open: dict[str, Any] = {}
+
+    def get(self, name: str) -> Any:
+        from agentcron.queue import open_queue
+
+        if name not in self._open:
+            self._open[name] = open_queue(self.url, name, clock=self.clock, events=self.events)
+        return self._open[name]
+
+    def dispatch(self) -> Any:
+        """The engine's dispatch seam over these queues (`agentcron.queue.scheduled`)."""
+        from agentcron.queue.scheduled import queue_dispatch
+
+        return queue_dispatch(self.get)
+
+    async def close(self) -> None:
+        for queue in self._open.values():
+            with contextlib.suppress(Exception):
+                await queue.close()
+        self._open.clear()
 
 
 def _overlap_default(s: Settings) -> object:

@@ -237,3 +237,18 @@ def test_an_unwritable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
     result = run_to_end("run", "--no-dashboard", cwd=tmp_path)
     assert result.returncode == 2
     assert "not writable" in result.stderr
+
+
+def test_a_job_with_a_queue_is_enqueued_by_run_and_finished_by_a_worker(tmp_path: Path) -> None:
+    (tmp_path / "agentcron.toml").write_text(
+        '[[jobs]]\nid = "mail"\ntrigger = "@reboot"\ncommand = ["sh", "-c", "echo sent"]\n'
+        'queue = "emails"\n'
+    )
+    result = run_to_end("run", "--once", "--no-dashboard", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    status = json.loads(run_to_end("queue", "status", "emails", "--json", cwd=tmp_path).stdout)
+    assert status["counts"]["waiting"] == 1
+    worker = run_to_end("worker", "--queue", "emails", "--scheduled", "--burst", cwd=tmp_path)
+    assert worker.returncode == 0, worker.stderr
+    history = json.loads(run_to_end("jobs", "history", "mail", "--json", cwd=tmp_path).stdout)
+    assert [(r["status"], r["output_tail"]) for r in history] == [("succeeded", "sent\n")]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
-import msgpack  # type: ignore[import-untyped]
+import msgpack
 
 from agentcron.queue.base import (
     Backoff,
