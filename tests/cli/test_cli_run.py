@@ -252,3 +252,24 @@ def test_a_job_with_a_queue_is_enqueued_by_run_and_finished_by_a_worker(tmp_path
     assert worker.returncode == 0, worker.stderr
     history = json.loads(run_to_end("jobs", "history", "mail", "--json", cwd=tmp_path).stdout)
     assert [(r["status"], r["output_tail"]) for r in history] == [("succeeded", "sent\n")]
+
+
+def test_a_long_running_worker_sends_heartbeats_that_agentcron_nodes_shows(tmp_path: Path) -> None:
+    proc = agentcron("worker", "--queue", "emails", cwd=tmp_path, env={"HEARTBEAT_INTERVAL": "200"})
+
+    def worker_node() -> dict[str, object] | None:
+        listed = run_to_end("nodes", "--json", cwd=tmp_path)
+        if listed.returncode != 0:
+            return None
+        nodes = [
+            n for n in json.loads(listed.stdout) if str(n["node_id"]).endswith(":worker:emails")
+        ]
+        return nodes[0] if nodes else None
+
+    try:
+        wait_for(lambda: worker_node() is not None)
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err
+    node = worker_node()
+    assert node is not None and node["pid"] == proc.pid

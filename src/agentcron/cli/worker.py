@@ -29,7 +29,9 @@ from agentcron.store.base import Store, StoreError, open_store
 
 log = logging.getLogger("agentcron.queue")
 
-_DATA_DIR = typer.Option(Path("data"), "--data-dir", envvar="SCHEDULER_DATA_DIR", help="Data directory.")
+_DATA_DIR = typer.Option(
+    Path("data"), "--data-dir", envvar="SCHEDULER_DATA_DIR", help="Data directory."
+)
 
 
 def make_handler(reference: str | None) -> Callable[[Job], Any]:
@@ -65,21 +67,34 @@ def worker(
     concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, help="Jobs run at once."),
     burst: bool = typer.Option(False, "--burst", help="Exit once nothing is waiting or delayed."),
     handler: str | None = typer.Option(
-        None, "--handler", help="package.module:function to run for every job (default: the job's name)."
+        None,
+        "--handler",
+        help="package.module:function to run for every job (default: the job's name).",
     ),
     scheduled: bool = typer.Option(
-        False, "--scheduled", help="Run scheduled jobs the engine dispatched to this queue (queue=...)."
+        False,
+        "--scheduled",
+        help="Run scheduled jobs the engine dispatched to this queue (queue=...).",
     ),
     job_store: str | None = typer.Option(
-        None, "--job-store", help="Store holding the scheduled jobs (default: the data dir's database)."
+        None,
+        "--job-store",
+        help="Store holding the scheduled jobs (default: the data dir's database).",
     ),
     rate_limit: str | None = typer.Option(
         None, "--rate-limit", help="MAX/SECONDS: at most MAX job starts per SECONDS, queue-wide."
     ),
-    lease: float = typer.Option(30.0, "--lease", min=0.1, help="Seconds a claimed job stays locked between renewals."),
-    stalled_interval: float = typer.Option(30.0, "--stalled-interval", min=0.1, help="Seconds between stalled-job checks."),
+    lease: float = typer.Option(
+        30.0, "--lease", min=0.1, help="Seconds a claimed job stays locked between renewals."
+    ),
+    stalled_interval: float = typer.Option(
+        30.0, "--stalled-interval", min=0.1, help="Seconds between stalled-job checks."
+    ),
     store: str | None = typer.Option(
-        None, "--store", envvar="SCHEDULER_STORE", help="Queue backend URL (sqlite:///path, redis://host:port/db)."
+        None,
+        "--store",
+        envvar="SCHEDULER_STORE",
+        help="Queue backend URL (sqlite:///path, redis://host:port/db).",
     ),
     data_dir: Path = _DATA_DIR,
 ) -> None:
@@ -94,12 +109,36 @@ def worker(
     url = queue_url(store, data_dir)
     jobs_url = job_store or queue_url(None, data_dir)
     try:
+        heartbeat = None if burst else _heartbeat_options(data_dir, queue)
         processed = asyncio.run(
-            _work(url, queue, job_handler, jobs_url, concurrency, burst, limit, lease, stalled_interval)
+            _work(
+                url,
+                queue,
+                job_handler,
+                jobs_url,
+                concurrency,
+                burst,
+                limit,
+                lease,
+                stalled_interval,
+                heartbeat,
+            )
         )
     except (QueueError, StoreError, ValueError) as exc:
         fail(str(exc))
     typer.echo(f"worker for queue {queue} stopped after {processed} job(s)", err=True)
+
+
+def _heartbeat_options(data_dir: Path, queue: str) -> tuple[str, float]:
+    """The worker's node id (`<node>:worker:<queue>`, stable per host and data dir) and its
+    heartbeat interval (`HEARTBEAT_INTERVAL`, ms)."""
+    from agentcron.heartbeat.sender import interval_from_env, resolve_node_id
+
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return f"{resolve_node_id(data_dir)}:worker:{queue}", interval_from_env()
+    except (OSError, ValueError) as exc:
+        fail(str(exc))
 
 
 def _parse_rate(text: str) -> tuple[int, float]:
@@ -120,25 +159,43 @@ async def _work(
     rate_limit: tuple[int, float] | None,
     lease_s: float,
     stalled_interval_s: float,
+    heartbeat: tuple[str, float] | None = None,
 ) -> int:
     q = open_queue(url, name)
     job_store: Store | None = None
     try:
         options: dict[str, Any] = {}
-        if handler is None:
+        if handler is None or heartbeat is not None:
             job_store = open_store(jobs_url)
             await job_store.open()
+        if handler is None:
+            assert job_store is not None
             runner = ScheduledJobRunner(job_store)
             handler, options["backoff_strategy"] = runner, runner.backoff_strategy
         w = q.worker(
-            handler, concurrency=concurrency, rate_limit=rate_limit,
-            lease_s=lease_s, stalled_interval_s=stalled_interval_s, **options,
+            handler,
+            concurrency=concurrency,
+            rate_limit=rate_limit,
+            lease_s=lease_s,
+            stalled_interval_s=stalled_interval_s,
+            **options,
         )
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, lambda: asyncio.ensure_future(w.close()))
-        await w.run(burst=burst)
+        async with contextlib.AsyncExitStack() as stack:
+            if heartbeat is not None and job_store is not None:
+                from agentcron.clock import SystemClock
+                from agentcron.heartbeat.sender import HeartbeatSender
+
+                node_id, interval_s = heartbeat
+                await stack.enter_async_context(
+                    HeartbeatSender(
+                        job_store, SystemClock(), node_id=node_id, interval_s=interval_s
+                    )
+                )
+            await w.run(burst=burst)
         return w.processed
     finally:
         await q.close()
