@@ -261,3 +261,49 @@ async def test_a_disabled_job_is_listed_but_never_fires_until_enabled(
         sched.update("j", enabled=True)
         await clock.advance(10)
         assert len(await sched.runs("j")) == 1
+
+
+async def test_every_event_the_engine_publishes_round_trips_through_json(
+    sched: Scheduler, clock: VirtualClock, event_log: EventLog
+) -> None:
+    import json
+
+    from agentcron.events import event_from_dict
+
+    async def fails() -> None:
+        raise RuntimeError("down")
+
+    async def slow() -> None:
+        await clock.sleep(100)
+
+    sched.add_job(
+        "fails",
+        trigger=Interval(seconds=10),
+        handler=fails,
+        retry=2,
+        circuit={"failure_threshold": 1, "reset_timeout": 15},
+    )
+    sched.add_job("slow", trigger=Interval(seconds=10), handler=slow, timeout=15)
+    sched.add_job("hourly", trigger="0 * * * *", handler=noop)
+    async with sched:
+        await clock.advance(40)
+        await clock.suspend(timedelta(hours=3))
+        await clock.advance(20)
+        sched.pause("slow")
+        await sched.stop(grace_s=0)  # runs still active are cancelled (run.cancelled)
+    await sched.events.drain()
+    types = set(event_log.types())
+    assert {
+        "run.started",
+        "run.failed",
+        "run.retrying",
+        "run.timed_out",
+        "run.skipped",
+        "run.missed",
+        "run.cancelled",
+        "circuit.opened",
+        "circuit.half_open",
+        "job.paused",
+    } <= types
+    for event in event_log.events:
+        assert event_from_dict(json.loads(json.dumps(event.to_dict()))) == event

@@ -391,7 +391,10 @@ class Scheduler(Firing):
 
     async def stop(self, grace_s: float | None = None) -> None:
         """Stop taking fires, give running jobs `grace_s` (default `stop_grace_s`), then
-        cancel them (recorded `cancelled`), flush writes and close an owned store."""
+        cancel them (recorded `cancelled`), flush writes and close an owned store.
+
+        The grace period is measured on the scheduler's clock: with a `VirtualClock`, advance
+        it (or pass `grace_s=0`) while runs are still active, or `stop()` keeps waiting."""
         if not self._running:
             return
         self._stopping = True
