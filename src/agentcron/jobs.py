@@ -70,6 +70,7 @@ JOB_OPTIONS = frozenset(
         "isolation",
         "description",
         "disabled_reason",
+        "concurrency_group",
     }
 )
 
@@ -99,6 +100,8 @@ class Job:
     description: str = ""
     #: Why the job is disabled (e.g. "no handler configured"); shown wherever jobs are listed.
     disabled_reason: str = ""
+    #: Jobs sharing a group run at most `Scheduler(concurrency_limits={group: n})` at once.
+    concurrency_group: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -222,6 +225,16 @@ def _aware(value: object, field_name: str) -> datetime | None:
         raise JobConfigError(field_name, str(exc)) from exc
 
 
+def _concurrency_group(options: dict[str, Any]) -> str | None:
+    group = options.get("concurrency_group")
+    require(
+        group is None or (isinstance(group, str) and group.strip() != ""),
+        "concurrency_group",
+        f"expected a group name, got {group!r}",
+    )
+    return group
+
+
 def _disabled_reason(options: dict[str, Any]) -> str:
     reason = options.get("disabled_reason") or ""
     require(isinstance(reason, str), "disabled_reason", f"expected text, got {reason!r}")
@@ -299,6 +312,7 @@ def build_job(
         expect_every_s=expect_every_s,
         description=str(options.get("description") or ""),
         disabled_reason=_disabled_reason(options),
+        concurrency_group=_concurrency_group(options),
     )
 
 
@@ -341,6 +355,7 @@ def job_options(job: Job) -> dict[str, Any]:
         "expect_every": job.expect_every_s,
         "description": job.description,
         "disabled_reason": job.disabled_reason,
+        "concurrency_group": job.concurrency_group,
     }
 
 

@@ -264,6 +264,7 @@ class AgentcronSystem:
             stop_grace_s=self.settings.SCHEDULER_SHUTDOWN_GRACE / 1000,
             lease_s=self.settings.SCHEDULER_LEASE / 1000,
             dispatch=self._queues.dispatch(),
+            concurrency_limits={"agent-loops": self.settings.AGENT_LOOP_CONCURRENCY},
         )
 
     async def _start_health(
@@ -299,6 +300,10 @@ class AgentcronSystem:
             )
         except ValueError as exc:
             raise StartupError(f"{job_file.source}: {exc}") from None
+        scheduler.on_tick = supervisor.progress
+        scheduler.health_extra = supervisor.health
+        if supervisor.watchdog is not None:
+            scheduler.max_idle_s = supervisor.watchdog.stall_after_s / 2
         await stack.enter_async_context(supervisor)
 
     def _start_backups(self, stack: contextlib.AsyncExitStack, store: Store) -> None:
@@ -496,7 +501,7 @@ def preset_entries(
 
     Policies: skip on overlap, timeout `AGENT_LOOP_TIMEOUT`, `AGENT_LOOP_RETRY_ATTEMPTS`
     attempts with the `RETRY_*` strategy, at most `AGENT_LOOP_CONCURRENCY` loops at once
-    (not enforced yet: see CHANGELOG). Integration loops without a configured handler are
+    (concurrency group `agent-loops`). Integration loops without a configured handler are
     disabled with the reason "no handler configured".
     """
     out: list[tuple[str, str, object, dict[str, Any]]] = []
@@ -506,6 +511,7 @@ def preset_entries(
             "description": loop.description,
             "tags": ["agent-loop", *loop.tags],
             "overlap": "skip",
+            "concurrency_group": "agent-loops",
             "timeout": settings.agent_loop_timeout_s,
             "retry": {
                 "max_attempts": settings.AGENT_LOOP_RETRY_ATTEMPTS,

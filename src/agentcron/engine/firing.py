@@ -12,6 +12,7 @@ and retried by the job's retry policy with the same occurrence key.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine
@@ -55,6 +56,8 @@ class Firing(StoreSync):
     dispatch: Dispatch | None
     _circuits: dict[str, Circuit]
     _runner: Runner
+    concurrency_limits: dict[str, int]
+    _group_active: collections.Counter[str]
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -153,11 +156,18 @@ class Firing(StoreSync):
                 )
                 self._drain(entry)
                 return record
+        group = job.concurrency_group
+        if group is not None and active is None and self._group_full(group):
+            record = await self._record_skip(entry, fire, SkipReason.concurrency)
+            self._drain(entry)
+            return record
         entry.consecutive_skips = 0
         if active is None:
             active = ActiveRun(run_id=new_run_id(), scheduled_for=fire)
         active.task = asyncio.current_task()
         entry.track(active)
+        if group is not None:
+            self._group_active[group] += 1
         try:
             if job.queue is not None and self.dispatch is not None:
                 record = await self._dispatch(job, fire, active)
@@ -167,6 +177,8 @@ class Firing(StoreSync):
                 )
         finally:
             entry.active.pop(active.run_id, None)
+            if group is not None:
+                self._group_active[group] -= 1
         if circuit is not None and record.status != RunStatus.cancelled:
             moved = circuit.record(record.status == RunStatus.succeeded, self.clock.now())
             if moved:
@@ -174,6 +186,11 @@ class Firing(StoreSync):
         if entry.pending:
             self._drain(entry)
         return record
+
+    def _group_full(self, group: str) -> bool:
+        """True when the concurrency group already runs its limit (no limit: never)."""
+        limit = self.concurrency_limits.get(group)
+        return limit is not None and self._group_active[group] >= limit
 
     async def _dispatch(self, job: Job, fire: datetime, active: ActiveRun) -> RunRecord:
         assert self.dispatch is not None

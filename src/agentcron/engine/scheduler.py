@@ -21,6 +21,7 @@ How a fire happens (each step's invariant):
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -28,7 +29,7 @@ import random
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, TypeVar
@@ -154,6 +155,7 @@ class Scheduler(Firing):
         stop_grace_s: float = 30.0,
         rng: random.Random | None = None,
         dispatch: Dispatch | None = None,
+        concurrency_limits: Mapping[str, int] | None = None,
     ) -> None:
         require(conflict in ("replace", "keep", "error"), "conflict", "use replace, keep or error")
         require(lease_s > 0, "lease_s", "must be > 0")
@@ -168,6 +170,21 @@ class Scheduler(Firing):
         self.stop_grace_s = stop_grace_s
         self.rng = rng or random.Random()
         self.dispatch = dispatch
+        limits = dict(concurrency_limits or {})
+        for group, limit in limits.items():
+            require(
+                isinstance(limit, int) and limit >= 1,
+                "concurrency_limits",
+                f"{group!r}: must be >= 1",
+            )
+        self.concurrency_limits = limits
+        self._group_active: collections.Counter[str] = collections.Counter()
+        #: Called at every loop iteration (the systemd watchdog's proof of progress).
+        self.on_tick: Callable[[], None] | None = None
+        #: With `on_tick`, the loop iterates at least this often even when nothing is due.
+        self.max_idle_s: float | None = None
+        #: Extra health facts merged into `health()["node"]` (the health supervisor's).
+        self.health_extra: Callable[[], Mapping[str, Any]] | None = None
         self._entries: dict[str, JobEntry] = {}
         self._circuits: dict[str, Circuit] = {}
         self._timeline = Timeline()
@@ -348,6 +365,7 @@ class Scheduler(Firing):
             "next_fire": min(next_runs).isoformat() if next_runs else None,
             "circuits": {name: c.state.state for name, c in self._circuits.items()},
             "last_clock_jump_s": self._last_jump_s,
+            **({"node": dict(self.health_extra())} if self.health_extra is not None else {}),
         }
 
     # == lifecycle ======================================================================
@@ -501,6 +519,8 @@ class Scheduler(Firing):
         waiter: asyncio.Task[Any] | None = None
         while not self._stopping:
             self._wakeup.clear()
+            if self.on_tick is not None:
+                self.on_tick()
             now, mono = clock.now(), clock.monotonic()
             jump = (now - prev_wall).total_seconds() - (mono - prev_mono)
             if abs(jump) > CLOCK_JUMP_S:
@@ -525,6 +545,9 @@ class Scheduler(Firing):
                     log.exception("scheduling job %s failed; it is paused", entry.job.id)
                     entry.dormant = "trigger failed; see the log"
             wake = self._timeline.next_wake()
+            if self.max_idle_s is not None:
+                idle_until = now.timestamp() + self.max_idle_s
+                wake = idle_until if wake is None else min(wake, idle_until)
             if waiter is None or waiter.done():
                 waiter = asyncio.ensure_future(self._wakeup.wait())
             sleeper = None

@@ -1,0 +1,69 @@
+"""Pieces of `agentcron run` that need no process: the preset's jobs and policies, and how
+store changes reach a running scheduler."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from agentcron.config import load_settings
+from agentcron.engine import Scheduler
+from agentcron.jobs import build_job, job_to_definition
+from agentcron.models import StoredJob
+from agentcron.presets import AGENT_LOOPS
+from agentcron.store.memory import MemoryStore
+from agentcron.system import preset_entries, sync_jobs_from_store
+from agentcron.testing import VirtualClock
+
+T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+def test_the_preset_takes_its_policies_from_the_settings() -> None:
+    settings = load_settings(
+        environ={"AGENT_LOOP_TIMEOUT": "120000", "AGENT_LOOP_RETRY_ATTEMPTS": "2"}, env_file=None
+    )
+    entries = preset_entries(settings, {})
+    assert [e[0] for e in entries] == [loop.id for loop in AGENT_LOOPS]
+    for job_id, trigger, handler, options in entries:
+        job = build_job(job_id, trigger=trigger, handler=handler, **options)
+        assert job.timeout_s == 120.0
+        assert job.retry.max_attempts == 2
+        assert job.overlap.policy == "skip"
+        assert job.concurrency_group == "agent-loops"
+        assert "agent-loop" in job.tags
+
+
+def test_a_configured_handler_replaces_the_placeholder_of_an_integration_loop() -> None:
+    settings = load_settings(environ={}, env_file=None)
+    entries = {e[0]: e for e in preset_entries(settings, {"loop-gmail-sync": "os:getcwd"})}
+    assert entries["loop-gmail-sync"][2] == "os:getcwd"
+    assert "enabled" not in entries["loop-gmail-sync"][3]
+    assert entries["loop-twilio-status"][3]["disabled_reason"] == "no handler configured"
+
+
+def stored(job_id: str, trigger: str, **options: object) -> StoredJob:
+    job = build_job(job_id, trigger=trigger, handler="os:getcwd", **options)
+    return StoredJob(id=job_id, definition=job_to_definition(job))
+
+
+async def test_store_changes_reach_a_running_scheduler() -> None:
+    store = MemoryStore()
+    clock = VirtualClock(T0)
+    await store.save_job(stored("keep", "0 * * * *"), actor="test")
+    await store.save_job(stored("change", "0 * * * *"), actor="test")
+    await store.save_job(stored("drop", "0 * * * *"), actor="test")
+    sched = Scheduler(store=store, clock=clock, node_id="n")
+    async with sched:
+        assert sorted(v.id for v in sched.jobs()) == ["change", "drop", "keep"]
+        await store.save_job(stored("change", "*/5 * * * *"), actor="cli")
+        await store.delete_job("drop", actor="cli")
+        await store.save_job(stored("new", "0 0 * * *"), actor="cli")
+        await store.set_paused("keep", True, note="travelling", actor="cli")
+        changed = await sync_jobs_from_store(sched, store)
+        views = {v.id: v for v in sched.jobs()}
+        assert changed == 3
+        assert sorted(views) == ["change", "keep", "new"]
+        assert views["change"].job.trigger.describe() != "Every hour"
+        assert views["change"].next_run == datetime(2026, 11, 26, 12, 5, tzinfo=UTC)
+        assert views["keep"].paused and views["keep"].pause_note == "travelling"
+        assert await sync_jobs_from_store(sched, store) == 0
+        await sched.stop(grace_s=0)
