@@ -302,8 +302,9 @@ class AgentcronSystem:
             raise StartupError(f"{job_file.source}: {exc}") from None
         scheduler.on_tick = supervisor.progress
         scheduler.health_extra = supervisor.health
-        if supervisor.watchdog is not None:
-            scheduler.max_idle_s = supervisor.watchdog.stall_after_s / 2
+        watchdog = supervisor.watchdog
+        if watchdog is not None and watchdog.stall_after_s is not None:
+            scheduler.max_idle_s = watchdog.stall_after_s / 2
         await stack.enter_async_context(supervisor)
 
     def _start_backups(self, stack: contextlib.AsyncExitStack, store: Store) -> None:
