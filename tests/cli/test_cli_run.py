@@ -273,3 +273,23 @@ def test_a_long_running_worker_sends_heartbeats_that_agentcron_nodes_shows(tmp_p
     assert code == 0, err
     node = worker_node()
     assert node is not None and node["pid"] == proc.pid
+
+
+def test_under_systemd_it_says_ready_and_keeps_the_watchdog_fed_while_idle(tmp_path: Path) -> None:
+    import socket
+
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(15)
+    env = {"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "1000000"}
+    proc = agentcron("run", "--no-dashboard", cwd=tmp_path, env=env)
+    messages: list[str] = []
+    try:
+        while sum("WATCHDOG=1" in m for m in messages) < 3:
+            messages.append(sock.recv(4096).decode())
+    finally:
+        code, _, err = stop(proc)
+        sock.close()
+    assert code == 0, err
+    assert any("READY=1" in m for m in messages)
