@@ -20,6 +20,7 @@ from agentcron.cli import queue as queue_cli
 from agentcron.cli import run as run_cli
 from agentcron.cli import service as service_cli
 from agentcron.cli import worker as worker_cli
+from agentcron.cli.common import OneLineUsageErrors
 
 
 def _version(value: bool) -> None:
@@ -36,6 +37,9 @@ def build_app() -> typer.Typer:
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         add_completion=True,
+        # Usage errors of every command and group (a missing argument, a value out of range,
+        # an unknown command) end as one line with exit 2, like all other bad input.
+        cls=OneLineUsageErrors,
     )
 
     @app.callback()
