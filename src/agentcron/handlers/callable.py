@@ -130,7 +130,13 @@ class CallableHandler:
         return func, CallShape.of(func, name=self.describe())
 
 
+#: The outcome of a function that returned None (frozen, so one instance serves every run).
+_NO_OUTCOME = HandlerOutcome()
+
+
 def _outcome(result: Any) -> HandlerOutcome:
+    if result is None:
+        return _NO_OUTCOME
     if isinstance(result, HandlerOutcome):
         tail = result.output_tail
         return HandlerOutcome(

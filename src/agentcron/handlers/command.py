@@ -19,7 +19,6 @@ from typing import Any
 from agentcron.handlers.base import HandlerError, HandlerOutcome, RunContext
 from agentcron.handlers.checks import checked_bool, checked_duration_s, checked_positive_int
 from agentcron.handlers.persisted import checked_fields
-from agentcron.handlers.supervisor import run_child
 
 __all__ = ["Command", "CommandExitError", "context_environment", "split_command"]
 
@@ -67,6 +66,10 @@ class Command:
         self.ok_codes = _checked_codes(ok_codes)
 
     async def run(self, ctx: RunContext) -> HandlerOutcome:
+        # Imported here: the supervisor needs psutil, which a scheduler of Python callables
+        # never has to load.
+        from agentcron.handlers.supervisor import run_child
+
         environment = {**os.environ, **context_environment(ctx), **(self.env or {})}
         try:
             result = await run_child(

@@ -16,7 +16,6 @@ from typing import Any
 from agentcron.handlers.base import HandlerError, HandlerOutcome, RunContext
 from agentcron.handlers.child import BOOTSTRAP
 from agentcron.handlers.command import describe_returncode
-from agentcron.handlers.supervisor import run_child
 
 __all__ = ["IsolatedCallError", "run_isolated"]
 
@@ -43,6 +42,8 @@ async def run_isolated(
     ref: str, ctx: RunContext, *, kill_grace_s: float, output_tail_bytes: int
 ) -> HandlerOutcome:
     """Call `ref` in a child process for this attempt; raise on failure or death."""
+    from agentcron.handlers.supervisor import run_child  # psutil: only when used
+
     payload = {"ref": ref, "sys_path": list(sys.path), "context": _plain_context(ctx)}
     result = await run_child(
         [sys.executable, "-c", BOOTSTRAP, json.dumps(payload)],

@@ -9,6 +9,7 @@ therefore never breaks the engine or the store.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 __all__ = ["MAX_VALUE_CHARS", "OutputTail", "bound_text", "plain_value"]
@@ -63,8 +64,25 @@ def bound_text(text: object, limit_chars: int) -> str:
     )
 
 
+#: Strings up to this length are kept as they are: even fully escaped (6 characters per
+#: character, plus quotes) they stay under `MAX_VALUE_CHARS`.
+_PLAIN_STR_CHARS = (MAX_VALUE_CHARS - 2) // 6
+_INT64 = 2**63
+
+
 def plain_value(value: Any) -> Any:
     """A JSON-ready copy of `value`, or its truncated repr if it is not plain, finite JSON."""
+    # Fast path for the common trivial results (None, bool, small int, short str, finite
+    # float): they are their own JSON copy, so the encode/decode round trip is skipped.
+    kind = type(value)
+    if (
+        value is None
+        or kind is bool
+        or (kind is int and -_INT64 <= value < _INT64)
+        or (kind is str and len(value) <= _PLAIN_STR_CHARS)
+        or (kind is float and math.isfinite(value))
+    ):
+        return value
     try:
         text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, RecursionError):

@@ -115,7 +115,18 @@ class MemoryStore:
     ) -> None:
         old = self._jobs.get(job_id)
         if old is not None:
-            self._jobs[job_id] = old.evolve(next_run=next_run, last_fire=last_fire)
+            # Called on every fire: built directly (`dataclasses.replace` costs ~4x more).
+            self._jobs[job_id] = StoredJob(
+                id=old.id,
+                definition=old.definition,
+                paused=old.paused,
+                pause_note=old.pause_note,
+                next_run=next_run,
+                last_fire=last_fire,
+                created_at=old.created_at,
+                updated_at=old.updated_at,
+                version=old.version,
+            )
 
     # -- claims --------------------------------------------------------------------------
     async def claim_fire(
