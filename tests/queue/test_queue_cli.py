@@ -11,6 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from agentcron.cli.main import build_app
+from helpers.redis_server import RedisServer
 
 runner = CliRunner()
 HERE = Path(__file__).resolve().parent
@@ -100,3 +101,20 @@ def test_the_queue_commands_work_on_a_redis_queue(redis_url: str) -> None:
     assert cli("queue", "pause", "emails", "--store", redis_url)[0] == 0
     status = json.loads(cli("queue", "status", "emails", "--store", redis_url, "--json")[1])
     assert status["paused"] is True and status["counts"]["paused"] == 1
+
+
+def test_a_worker_on_a_redis_that_refuses_its_password_exits_2_at_start(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis", password="right-password", durable=False).start()
+    try:
+        wrong = f"redis://:wrong-password@127.0.0.1:{server.port}/0"
+        result = subprocess.run(
+            [sys.executable, "-m", "agentcron", "worker", "--queue", "emails", "--burst",
+             "--handler", "json:dumps", "--store", wrong, "--data-dir", str(tmp_path / "data")],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+    finally:
+        server.stop()
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("agentcron: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "refused authentication" in result.stderr
+    assert "wrong-password" not in result.stderr  # the password is masked

@@ -164,6 +164,10 @@ async def _work(
     q = open_queue(url, name)
     job_store: Store | None = None
     try:
+        # Reach the backend once before working: a Redis that refuses the password or the
+        # database index (or is not there) is a start-up error (exit 2), not a worker that
+        # logs "retrying" forever (and never returns, even with --burst).
+        await q.counts()
         options: dict[str, Any] = {}
         if handler is None or heartbeat is not None:
             job_store = open_store(jobs_url)
