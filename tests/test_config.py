@@ -80,6 +80,8 @@ def test_redis_url_quotes_the_password() -> None:
         ("HEARTBEAT_INTERVAL", "0", "greater than 0"),
         ("REDIS_PORT", "70000", "less than or equal to 65535"),
         ("SCHEDULER_TIMEZONE", "Mars/Olympus", "unknown time zone"),
+        ("SCHEDULER_TIMEZONE", "America", "unknown time zone"),  # a folder of tzdata
+        ("SCHEDULER_TIMEZONE", "x" * 10240, "unknown time zone"),  # too long for a file name
         ("OVERLAP_STRATEGY", "sometimes", "'skip'"),
         ("RETRY_STRATEGY", "random", "'exponential'"),
         ("DASHBOARD_ENABLED", "maybe", "valid boolean"),

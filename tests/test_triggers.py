@@ -141,3 +141,14 @@ def test_a_cron_trigger_answers_the_same_within_one_second() -> None:
     assert trigger.next_fire(base) == base + timedelta(seconds=1)
     assert trigger.next_fire(base + timedelta(microseconds=999_999)) == base + timedelta(seconds=1)
     assert trigger.next_fire(base + timedelta(seconds=1)) == base + timedelta(seconds=2)
+
+
+@pytest.mark.parametrize(
+    "name", ["America", "Europe/", "x" * 10240, "é" * 300, "../../etc/passwd", "a\x00b"]
+)
+def test_a_zone_name_that_is_a_folder_too_long_or_malformed_is_an_unknown_time_zone(
+    name: str,
+) -> None:
+    with pytest.raises(JobConfigError, match="unknown time zone") as info:
+        CronTrigger("0 2 * * *", name)
+    assert len(str(info.value)) < 200

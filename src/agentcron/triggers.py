@@ -72,9 +72,12 @@ def _load_tz(tz: str, field: str) -> tzinfo:
         return UTC
     try:
         return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        # OSError: a name that is a folder of the zone database ("America") or too long
+        # for a file name; ValueError: a malformed key ("Europe/", "../x").
+        shown = tz if len(tz) <= 64 else f"{tz[:60]}..."
         raise JobConfigError(
-            field, f"unknown time zone {tz!r} (use an IANA name such as 'Europe/Berlin')"
+            field, f"unknown time zone {shown!r} (use an IANA name such as 'Europe/Berlin')"
         ) from exc
 
 

@@ -751,3 +751,11 @@ def test_a_stored_definition_the_engine_rejects_is_listed_invalid_and_not_run(da
     assert "invalid" in ok(jobs(data, "list"))
     assert as_json(jobs(data, "show", "broken", "--json"))["status"] == "invalid"
     assert_bad_input(jobs(data, "run", "broken"), "stored definition is invalid")
+
+
+@pytest.mark.parametrize("zone", ["America", "x" * 10240])
+def test_add_with_a_zone_folder_or_a_huge_zone_name_exits_two(data: Path, zone: str) -> None:
+    assert_bad_input(
+        jobs(data, "add", "tz", "--every", "5m", "--tz", zone, "--", "true"), "time zone"
+    )
+    assert listed(data) == []

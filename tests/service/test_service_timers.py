@@ -209,3 +209,9 @@ def test_exported_units_with_a_hostile_job_id_pass_systemd_analyze_verify(tmp_pa
     assert verify_units(units, tmp_path / "run") == ""
     service = next(p for p in units if p.suffix == ".service" and "plain" not in p.name)
     assert '"a b \\"q\\" & ; $$(touch x) %% ü"' in service.read_text()
+
+
+@pytest.mark.parametrize("zone", ["America", "Europe/", "x" * 300])
+def test_a_zone_name_that_is_a_folder_or_too_long_is_refused_as_unknown(zone: str) -> None:
+    with pytest.raises(NotConvertible, match="is unknown"):
+        to_on_calendar("0 2 * * *", zone)

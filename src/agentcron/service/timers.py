@@ -199,7 +199,7 @@ def _check_timezone(tz: str) -> str:
         raise NotConvertible(f"time zone {tz!r} is not an IANA name")
     try:
         zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise NotConvertible(f"time zone {tz!r} is unknown") from exc
     return tz
 
