@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -171,3 +172,16 @@ async def test_the_observer_is_served_on_an_ephemeral_port_by_dashboard_server(
             assert page["total"] == 3
             assert (await client.post("/api/jobs/nope/run")).status_code == 404
     assert create_app(observer, settings) is not None
+
+
+def test_a_data_dir_without_a_database_is_a_one_line_error_that_creates_nothing(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    missing = tmp_path / "typo" / "data"
+    result = subprocess.run(
+        [sys.executable, "-m", "agentcron", "dashboard", "--data-dir", str(missing), "--port", "0"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.startswith("agentcron: no database at ") and result.stderr.count("\n") == 1
+    assert not (tmp_path / "typo").exists()

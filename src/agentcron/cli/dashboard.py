@@ -19,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from agentcron.cli.common import fail
+from agentcron.cli.common import fail, sqlite_path
 
 __all__ = ["dashboard"]
 
@@ -58,6 +58,11 @@ def dashboard(
     configured = settings.DASHBOARD_AUTH_TOKEN
     token_text = configured.get_secret_value() if configured is not None else None
     url = store or settings.store_url
+    database = sqlite_path(url)
+    if database is not None and not database.is_file():
+        # It observes an existing store: a mistyped --data-dir must not create a directory,
+        # an empty database and a token, then serve an empty view.
+        fail(f"no database at {database}; pass --data-dir or --store where agentcron keeps its data")
     try:
         asyncio.run(
             _serve(
