@@ -122,6 +122,8 @@ trigger = "* * * * *"
         ('id = "x"\ntrigger = "* * * * *"\nhttp = { url = "ftp://example" }', "http"),
         ('id = "x"\ntrigger = { at = "tomorrow" }\ncommand = ["true"]', "trigger.at"),
         ('trigger = "* * * * *"\ncommand = ["true"]', "id is required"),
+        ('id = "x"\ntrigger = "0 0 30 2 *"\ncommand = ["true"]', "'0 0 30 2 *' never fires"),
+        ('id = "x"\ntrigger = "0 0 31 4,6,9,11 *"\ncommand = ["true"]', "never fires"),
     ],
 )
 def test_a_bad_job_is_rejected_naming_the_job_and_the_field(table: str, fragment: str) -> None:

@@ -12,6 +12,7 @@ from agentcron.triggers import (
     Interval,
     Reboot,
     coerce_trigger,
+    require_fires,
     trigger_from_dict,
 )
 
@@ -152,3 +153,12 @@ def test_a_zone_name_that_is_a_folder_too_long_or_malformed_is_an_unknown_time_z
     with pytest.raises(JobConfigError, match="unknown time zone") as info:
         CronTrigger("0 2 * * *", name)
     assert len(str(info.value)) < 200
+
+
+def test_a_schedule_no_date_matches_never_fires_but_one_in_a_past_year_is_not_refused() -> None:
+    require_fires(CronTrigger("0 0 29 2 *"))  # leap days only: rare, not impossible
+    require_fires(CronTrigger("0 0 0 1 1 * 2020"))  # ran once, in 2020
+    require_fires(Interval(seconds=5))
+    with pytest.raises(JobConfigError, match="never fires") as info:
+        require_fires(CronTrigger("0 0 30 2 *"))
+    assert info.value.field == "trigger"

@@ -199,11 +199,13 @@ def _job_entry(
         return None
     # Validate through the engine's own builder so the file and the API follow one set of rules.
     from agentcron.jobs import build_job
+    from agentcron.triggers import require_fires
 
     try:
-        build_job(
+        job = build_job(
             job_id, trigger=trigger, handler=handler, default_timezone=default_timezone, **options
         )
+        require_fires(job.trigger)  # an impossible schedule is an error, not a silent no-op
     except ValueError as exc:
         errors.append(f"{where}{exc}")
         return None

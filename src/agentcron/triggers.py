@@ -31,6 +31,7 @@ __all__ = [
     "Trigger",
     "coerce_trigger",
     "cron_trigger",
+    "require_fires",
     "resolve_tz",
     "trigger_from_dict",
 ]
@@ -127,6 +128,11 @@ class CronTrigger:
         result = utc(nxt) if nxt is not None else None
         self._cache_after, self._cache_next = after, result
         return result
+
+    def never_fires(self) -> bool:
+        """True when no date ever matches (``0 0 30 2 *``): a schedule that cannot start,
+        not one that has ended (a past year is a schedule that ran)."""
+        return self._expr.next(_EPOCH) is None
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "cron", "expr": self.expr, "tz": tz_name(self.tz)}
@@ -262,6 +268,17 @@ def cron_trigger(expr: str, tz: tzinfo) -> CronTrigger:
     """A shared `CronTrigger` per (expr, tz): jobs on one schedule share its parse and its
     last `next_fire` answer."""
     return CronTrigger(expr, tz)
+
+
+def require_fires(trigger: object) -> None:
+    """Raise `JobConfigError` naming the trigger when it is cron text that can never fire
+    (``0 0 30 2 *``): the job file, `agentcron jobs add` and the HTTP API refuse it."""
+    if isinstance(trigger, CronTrigger) and trigger.never_fires():
+        raise JobConfigError(
+            "trigger",
+            f"{trigger.expr!r} never fires: no date matches its day-of-month, month"
+            " and day-of-week (and year) fields",
+        )
 
 
 def coerce_trigger(value: object, tz: str | tzinfo | None = "UTC") -> Trigger:

@@ -759,3 +759,10 @@ def test_add_with_a_zone_folder_or_a_huge_zone_name_exits_two(data: Path, zone: 
         jobs(data, "add", "tz", "--every", "5m", "--tz", zone, "--", "true"), "time zone"
     )
     assert listed(data) == []
+
+
+def test_add_of_a_schedule_that_never_fires_exits_two_and_adds_nothing(data: Path) -> None:
+    assert_bad_input(
+        jobs(data, "add", "feb30", "--cron", "0 0 30 2 *", "--", "true"), "never fires"
+    )
+    assert listed(data) == []

@@ -148,6 +148,8 @@ async def test_bad_input_is_422_never_500(client: httpx.AsyncClient) -> None:
         ("POST", "/api/jobs", {"id": "new", "trigger": "61 * * * *", "callable": "a:b"}),
         ("POST", "/api/jobs", {"id": "new", "trigger": "* * * * *"}),
         ("PATCH", "/api/jobs/backup", {"trigger": "not cron"}),
+        ("POST", "/api/jobs", {"id": "never", "trigger": "0 0 30 2 *", "callable": "tests.dashboard.handlers:ok"}),
+        ("PATCH", "/api/jobs/backup", {"trigger": "0 0 31 4 *"}),
         ("PATCH", "/api/jobs/backup", {"name": None}),
         ("PATCH", "/api/jobs/backup", {"colour": "red"}),
         ("POST", "/api/queues/emails/clean", {"state": "everything"}),
