@@ -124,6 +124,9 @@ trigger = "* * * * *"
         ('trigger = "* * * * *"\ncommand = ["true"]', "id is required"),
         ('id = "x"\ntrigger = "0 0 30 2 *"\ncommand = ["true"]', "'0 0 30 2 *' never fires"),
         ('id = "x"\ntrigger = "0 0 31 4,6,9,11 *"\ncommand = ["true"]', "never fires"),
+        ('id = "a/b"\ntrigger = "* * * * *"\ncommand = ["true"]', 'may not contain "/"'),
+        ('id = "a\\nb"\ntrigger = "* * * * *"\ncommand = ["true"]', "control characters"),
+        (f'id = "{"x" * 201}"\ntrigger = "* * * * *"\ncommand = ["true"]', "(at most 200)"),
     ],
 )
 def test_a_bad_job_is_rejected_naming_the_job_and_the_field(table: str, fragment: str) -> None:
@@ -234,3 +237,11 @@ circuit = { failure_threshold = 3, reset_timeout = "5m" }
     assert job.overlap.delay_s == 30.0
     assert job.misfire.catchup_window_s == 86400.0
     assert job.circuit is not None and job.circuit.reset_timeout == 300.0
+
+
+def test_ids_with_spaces_quotes_markup_and_non_ascii_are_accepted_as_written() -> None:
+    ids = ["sp ace", "it's;$(touch x)", "<img src=x onerror=alert(1)>", "héllo-日本", "x" * 200]
+    text = "".join(
+        f'[[jobs]]\nid = "{i}"\ntrigger = "* * * * *"\ncommand = ["true"]\n' for i in ids
+    )
+    assert [entry.id for entry in parse_job_file(tomllib.loads(text)).jobs] == ids

@@ -51,6 +51,24 @@ _HEALTH_KEYS = {"auto_disable", "ping", "expect_grace"}
 #: Every key a `[[jobs]]` table may hold: the job options of the Python API, plus the
 #: handler and health keys of the file format.
 _JOB_KEYS = {"id", "trigger", *JOB_OPTIONS, *_HANDLER_KEYS, *_COMMAND_KEYS, *_HEALTH_KEYS}
+
+#: The longest job id: the HTTP API addresses jobs as /api/jobs/{id} with at most this many
+#: characters, so a longer id would be listed by the dashboard but could not be opened.
+MAX_ID_LENGTH = 200
+
+
+def job_id_problem(job_id: str) -> str | None:
+    """Why `job_id` cannot be a job id, or None. Ids appear in URL paths (/api/jobs/{id}),
+    one-line CLI output and logs: no "/", no control characters, at most 200 characters."""
+    if len(job_id) > MAX_ID_LENGTH:
+        return f"is {len(job_id)} characters long (at most {MAX_ID_LENGTH})"
+    if "/" in job_id:
+        return 'may not contain "/" (the HTTP API addresses jobs as /api/jobs/{id})'
+    if any(ch < " " or ch == "\x7f" for ch in job_id):
+        return "may not contain control characters (newlines, tabs ...)"
+    return None
+
+
 _DURATION_KEYS = ("timeout", "jitter", "expect_every")
 #: Job options passed to `build_job` as written in the file.
 _PLAIN_KEYS = tuple(
@@ -184,6 +202,11 @@ def _job_entry(
     job_id = table.get("id")
     if not isinstance(job_id, str) or not job_id.strip():
         errors.append(f"{where}: id is required (a non-empty string)")
+        return None
+    problem = job_id_problem(job_id)
+    if problem is not None:
+        shown = job_id if len(job_id) <= 60 else f"{job_id[:40]}..."
+        errors.append(f"{where}: id {shown!r} {problem}")
         return None
     where = f"{where} ({job_id!r}): "
     before = len(errors)

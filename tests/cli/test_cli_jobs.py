@@ -766,3 +766,9 @@ def test_add_of_a_schedule_that_never_fires_exits_two_and_adds_nothing(data: Pat
         jobs(data, "add", "feb30", "--cron", "0 0 30 2 *", "--", "true"), "never fires"
     )
     assert listed(data) == []
+
+
+@pytest.mark.parametrize("job_id", ["a/b", "line\nbreak", "x" * 10240])
+def test_add_refuses_an_id_the_http_api_could_not_address(data: Path, job_id: str) -> None:
+    assert_bad_input(jobs(data, "add", job_id, "--every", "5m", "--", "true"), "id ")
+    assert listed(data) == []
