@@ -162,3 +162,28 @@ async def test_a_per_schedule_switch_expects_each_fire_to_succeed_within_its_gra
         assert supervisor.deadman.overdue_jobs() == ()
         await clock.advance(11)  # the fire at 60 s failed; its grace ended at 65 s
         assert supervisor.deadman.overdue_jobs() == ("sync",)
+
+
+async def test_a_restarted_node_is_not_reported_offline_by_its_own_monitor(
+    clock: VirtualClock, store: MemoryStore
+) -> None:
+    from agentcron.events import EventBus
+    from agentcron.heartbeat.monitor import HeartbeatMonitor
+    from agentcron.heartbeat.sender import HeartbeatSender
+    from agentcron.models import NodeHeartbeat
+
+    from .conftest import Collector
+
+    # Down for ten minutes: its last heartbeat is far beyond missed_threshold intervals.
+    await store.write_heartbeat(
+        NodeHeartbeat(
+            node_id="n1", sequence=9, sent_at=T0.replace(minute=50, hour=11), interval_s=10
+        )
+    )
+    bus = EventBus()
+    seen = Collector(bus)
+    sender = HeartbeatSender(store, clock, node_id="n1", interval_s=10, loop_lag_period_s=None)
+    async with sender, HeartbeatMonitor(store, clock, bus, check_every_s=5):
+        await clock.advance(0)
+        await clock.advance(30)
+    assert await seen.types() == ["node.online"]

@@ -234,7 +234,8 @@ class Probes:
     """Gathers `Readings` for this process.
 
     * memory: RSS of this process, system memory in use (psutil);
-    * cpu: this process's CPU % since the previous read (psutil, non-blocking);
+    * cpu: this process's CPU % since the previous read (psutil, non-blocking); None on
+      the first read, which has no interval to measure over;
     * loop lag: from `loop_lag` (a running `LoopLagProbe`), when given;
     * disk: usage of the file system holding `disk_path`, when given;
     * store: a `get_state` round-trip bounded by `store_timeout_s`;
@@ -258,15 +259,19 @@ class Probes:
         self.job_counts = job_counts
         self.store_timeout_s = store_timeout_s
         self._process = psutil.Process()
-        with contextlib.suppress(psutil.Error):
-            self._process.cpu_percent(None)  # prime: the first call always returns 0.0
+        # psutil measures CPU % between two calls; a first reading taken moments after a
+        # priming call spans a few ms and reads nonsense (840 % at start-up on 2 CPUs).
+        # So the first read only starts the window (and reports no CPU figure).
+        self._cpu_window_started = False
 
     async def read(self) -> Readings:
         rss_mb = memory_pct = cpu_pct = disk_pct = disk_free_mb = None
         try:
             rss_mb = self._process.memory_info().rss / 2**20
             memory_pct = float(psutil.virtual_memory().percent)
-            cpu_pct = float(self._process.cpu_percent(None))
+            cpu_now = float(self._process.cpu_percent(None))
+            cpu_pct = cpu_now if self._cpu_window_started else None
+            self._cpu_window_started = True
         except (psutil.Error, OSError) as exc:
             log.warning("memory/cpu probe failed: %s", exc)
         if self.disk_path is not None:

@@ -119,8 +119,9 @@ def resolve_node_id(data_dir: str | os.PathLike[str] | None, override: str | Non
 class HeartbeatSender:
     """Writes this node's heartbeat every `interval_s` seconds of the injected clock.
 
-    `async with HeartbeatSender(...) as sender:` starts the loop (a named task) and a
-    `LoopLagProbe`, beats once at once, and on exit stops both. `beat()` does one beat.
+    `async with HeartbeatSender(...) as sender:` starts a `LoopLagProbe`, writes the first
+    beat before the block starts, then beats in a loop (a named task); on exit it stops
+    both. `beat()` does one beat.
     """
 
     def __init__(
@@ -222,20 +223,40 @@ class HeartbeatSender:
 
     async def run(self) -> None:
         """Beat every `interval_s` (measured from each beat's start) until cancelled."""
+        start = self.clock.monotonic()
+        await self._beat_logged()
+        await self._beat_after_first(start)
+
+    async def _beat_after_first(self, start: float) -> None:
         while True:
-            start = self.clock.monotonic()
-            try:
-                await self.beat()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("heartbeat failed")
             await self.clock.sleep(self.interval_s - (self.clock.monotonic() - start))
+            start = self.clock.monotonic()
+            await self._beat_logged()
+
+    async def _beat_logged(self) -> None:
+        try:
+            await self.beat()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("heartbeat failed")
 
     async def __aenter__(self) -> HeartbeatSender:
         if self.loop_lag is not None:
             await self.loop_lag.__aenter__()
-        self._task = asyncio.get_running_loop().create_task(self.run(), name="agentcron-heartbeat")
+        # The first beat is written before we return: a monitor started after the sender
+        # (the supervisor's, or one in another process) must not judge this node by the
+        # heartbeat its previous run left behind (a false "offline" alert at each restart).
+        try:
+            start = self.clock.monotonic()
+            await self._beat_logged()
+        except BaseException:
+            if self.loop_lag is not None:
+                await self.loop_lag.__aexit__(None, None, None)
+            raise
+        self._task = asyncio.get_running_loop().create_task(
+            self._beat_after_first(start), name="agentcron-heartbeat"
+        )
         return self
 
     async def __aexit__(
