@@ -219,6 +219,7 @@ class AgentcronSystem:
                 await wait_idle(scheduler, self.clock)
                 return
             self._start_backups(stack, store)
+            await self._start_retention(stack, store)
             if self.dashboard and self.settings.DASHBOARD_ENABLED:
                 await self._start_dashboard(stack, scheduler, data_dir)
             write_pid_file(data_dir)
@@ -323,6 +324,19 @@ class AgentcronSystem:
         )
         task = asyncio.create_task(backups.run(), name="agentcron-backups")
         stack.callback(task.cancel)
+
+    async def _start_retention(self, stack: contextlib.AsyncExitStack, store: Store) -> None:
+        """Prune old runs by age and count per job (DESIGN 2.5), at start then hourly."""
+        from agentcron.retention import RunRetention
+
+        await stack.enter_async_context(
+            RunRetention(
+                store,
+                self.clock,
+                max_age_days=self.settings.SCHEDULER_RUN_RETENTION_DAYS,
+                keep_per_job=self.settings.SCHEDULER_RUNS_PER_JOB,
+            )
+        )
 
     async def _start_dashboard(
         self, stack: contextlib.AsyncExitStack, scheduler: Scheduler, data_dir: Path

@@ -293,3 +293,22 @@ def test_under_systemd_it_says_ready_and_keeps_the_watchdog_fed_while_idle(tmp_p
         sock.close()
     assert code == 0, err
     assert any("READY=1" in m for m in messages)
+
+
+def test_a_restart_prunes_runs_beyond_the_count_kept_per_job(workdir: Path) -> None:
+    db = workdir / "data" / "scheduler.db"
+    proc = agentcron("run", "--no-dashboard", cwd=workdir)
+    try:
+        wait_for(lambda: sum(s == "succeeded" for s, _ in runs(db, "tick")) >= 4)
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err
+    first = [run_id for _, run_id in runs(db, "tick")]
+
+    proc = agentcron("run", "--no-dashboard", cwd=workdir, env={"SCHEDULER_RUNS_PER_JOB": "2"})
+    try:
+        wait_for(lambda: first[0] not in {run_id for _, run_id in runs(db, "tick")})
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err
+    assert set(first[:-2]).isdisjoint(run_id for _, run_id in runs(db, "tick"))
