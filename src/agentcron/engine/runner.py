@@ -179,7 +179,27 @@ class Runner:
     ) -> RunRecord:
         attempt = record.attempt
         while True:
-            result = await self._attempt(job, active, record, planned)
+            ctx = self._context(job, active, record, planned)
+            if job.timeout_s is None:
+                # Without a timeout the handler runs in the run's own task (one task per
+                # fire; inlined here, as this is the hot path): cancelling the run cancels
+                # the handler directly.
+                try:
+                    result = _Attempt(RunStatus.succeeded, outcome=await job.handler.run(ctx))
+                except asyncio.CancelledError:
+                    if _cancelling():
+                        raise
+                    # The handler cancelled itself; nobody asked it to.
+                    result = _Attempt(
+                        RunStatus.failed, error=HandlerError("the handler cancelled itself")
+                    )
+                except Exception as exc:
+                    result = _Attempt(RunStatus.failed, error=exc)
+                except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
+                    result = _Attempt(RunStatus.failed, error=_escaped(exc))
+            else:
+                task: asyncio.Task[Any] = asyncio.ensure_future(_guarded(job.handler, ctx))
+                result = await self._await_with_timeout(task, ctx, job.timeout_s)
             now = self.clock.now()
             if result.status == RunStatus.succeeded:
                 outcome = result.outcome
@@ -213,9 +233,9 @@ class Runner:
             active.record = record
             await self.store.record_run(record)
 
-    async def _attempt(
+    def _context(
         self, job: Job, active: ActiveRun, record: RunRecord, planned: datetime
-    ) -> _Attempt:
+    ) -> RunContext:
         now = self.clock.now()
         ctx = RunContext(
             job_id=job.id,
@@ -227,23 +247,7 @@ class Runner:
             logger=_JOB_LOG,
         )
         active.ctx = ctx
-        if job.timeout_s is not None:
-            task: asyncio.Task[Any] = asyncio.ensure_future(_guarded(job.handler, ctx))
-            return await self._await_with_timeout(task, ctx, job.timeout_s)
-        # Without a timeout the handler runs in the run's own task (one task per fire):
-        # cancelling the run cancels the handler directly.
-        try:
-            return _Attempt(RunStatus.succeeded, outcome=await job.handler.run(ctx))
-        except asyncio.CancelledError:
-            if not _cancelling():  # the handler cancelled itself; nobody asked it to
-                return _Attempt(
-                    RunStatus.failed, error=HandlerError("the handler cancelled itself")
-                )
-            raise
-        except Exception as exc:
-            return _Attempt(RunStatus.failed, error=exc)
-        except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
-            return _Attempt(RunStatus.failed, error=_escaped(exc))
+        return ctx
 
     async def _await_with_timeout(
         self, task: asyncio.Task[Any], ctx: RunContext, timeout_s: float

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable, Mapping
+from types import CoroutineType
 from typing import Any, Literal, get_args
 
 from agentcron.handlers.base import HandlerNotPersistableError, HandlerOutcome, RunContext
@@ -80,11 +81,12 @@ class CallableHandler:
                 output_tail_bytes=self.output_tail_bytes,
             )
         func, shape = self._current_target()
-        args = (ctx,) if shape.takes_context else ()
         if shape.is_async:
-            result = func(*args)
-        else:
-            result = await asyncio.to_thread(func, *args)
+            result = func(ctx) if shape.takes_context else func()
+            if type(result) is not CoroutineType and not inspect.isawaitable(result):
+                return _outcome(result)
+            return _outcome(await result)
+        result = await asyncio.to_thread(func, *((ctx,) if shape.takes_context else ()))
         if inspect.isawaitable(result):
             result = await result
         return _outcome(result)
