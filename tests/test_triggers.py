@@ -162,3 +162,20 @@ def test_a_schedule_no_date_matches_never_fires_but_one_in_a_past_year_is_not_re
     with pytest.raises(JobConfigError, match="never fires") as info:
         require_fires(CronTrigger("0 0 30 2 *"))
     assert info.value.field == "trigger"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"seconds": float("nan")},
+        {"seconds": float("inf")},
+        {"days": 1e300},
+        {"seconds": "5"},
+    ],
+)
+def test_an_interval_that_is_not_a_finite_number_is_a_job_config_error(
+    kwargs: dict[str, object],
+) -> None:
+    with pytest.raises(JobConfigError, match="interval") as info:
+        Interval(**kwargs)  # type: ignore[arg-type]
+    assert info.value.field == "trigger"

@@ -166,9 +166,14 @@ class Interval:
         seconds: float = 0,
         start: datetime | None = None,
     ) -> None:
-        period = timedelta(
-            weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds
-        ).total_seconds()
+        try:
+            period = timedelta(
+                weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds
+            ).total_seconds()
+        except (TypeError, ValueError, OverflowError) as exc:  # nan, inf, 1e300, "5"
+            raise JobConfigError(
+                "trigger", f"an interval must be a finite duration: {exc}"
+            ) from None
         require(period > 0, "trigger", f"an interval must be > 0 seconds, got {period}")
         if start is not None:
             try:
