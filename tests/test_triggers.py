@@ -179,3 +179,12 @@ def test_an_interval_that_is_not_a_finite_number_is_a_job_config_error(
     with pytest.raises(JobConfigError, match="interval") as info:
         Interval(**kwargs)  # type: ignore[arg-type]
     assert info.value.field == "trigger"
+
+
+@pytest.mark.parametrize("zone", [5, ["Europe/Berlin"], b"UTC"])
+def test_a_time_zone_that_is_neither_a_name_nor_a_tzinfo_is_a_job_config_error(
+    zone: object,
+) -> None:
+    with pytest.raises(JobConfigError, match="time zone") as info:
+        CronTrigger("0 2 * * *", zone)  # type: ignore[arg-type]
+    assert info.value.field == "timezone"

@@ -56,6 +56,8 @@ def resolve_tz(tz: str | tzinfo | None, field: str = "timezone") -> tzinfo:
         return UTC
     if isinstance(tz, tzinfo):
         return tz
+    if not isinstance(tz, str):
+        raise JobConfigError(field, f"expected an IANA time zone name or a tzinfo, got {tz!r}")
     known = _ZONES.get(tz)
     if known is not None:
         return known
