@@ -215,3 +215,10 @@ def test_exported_units_with_a_hostile_job_id_pass_systemd_analyze_verify(tmp_pa
 def test_a_zone_name_that_is_a_folder_or_too_long_is_refused_as_unknown(zone: str) -> None:
     with pytest.raises(NotConvertible, match="is unknown"):
         to_on_calendar("0 2 * * *", zone)
+
+
+def test_a_schedule_that_never_fires_is_not_exported_and_says_why() -> None:
+    # systemd would accept *-02-30 and report "Next elapse: never".
+    conversion = convert(TimerJob("feb30", "0 0 30 2 *", "UTC", "run_once"))
+    assert conversion.on_calendar is None
+    assert any("never fires" in reason for reason in conversion.reasons)

@@ -204,6 +204,17 @@ def _check_timezone(tz: str) -> str:
     return tz
 
 
+def _never_fires(cron: str, tz: str) -> bool:
+    from datetime import UTC
+
+    from agentcron.cron import CronError, CronExpression
+
+    try:
+        return CronExpression(cron, tz=tz).next(datetime(1970, 1, 1, tzinfo=UTC)) is None
+    except CronError:
+        return False  # to_on_calendar has said what is wrong with it
+
+
 def _observes_dst(tz: str) -> bool:
     zone = zoneinfo.ZoneInfo(tz)
     offsets = {datetime(2025, month, 15, tzinfo=zone).utcoffset() for month in (1, 4, 7, 10)}
@@ -271,6 +282,8 @@ def convert(job: TimerJob) -> Conversion:
         on_calendar = to_on_calendar(job.cron, job.timezone)
     except NotConvertible as exc:
         reasons.append(str(exc))
+    if on_calendar is not None and _never_fires(job.cron, job.timezone):
+        reasons.append("it never fires (no date matches its day and month fields)")
     if on_calendar is not None and _observes_dst(job.timezone):
         warnings.append(
             f"{job.timezone} observes daylight saving time: on the change days, fires in the "
