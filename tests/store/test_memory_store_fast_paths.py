@@ -1,5 +1,5 @@
-"""`MemoryStore.set_job_state` only records the pair (hot path); readers fold it into the job.
-It must change only the scheduling state, and every other operation must see it."""
+"""`MemoryStore.set_job_state` builds the new `StoredJob` by hand (hot path): it must change
+only the scheduling state, whatever fields `StoredJob` has, and every other operation sees it."""
 
 from __future__ import annotations
 
@@ -22,6 +22,18 @@ async def test_set_job_state_changes_only_next_run_and_last_fire() -> None:
     after = await store.get_job("digest")
     expected = dataclasses.replace(before, next_run=T0 + timedelta(hours=1), last_fire=T0)
     assert after == expected
+    # Every field of StoredJob is listed in set_job_state (a new field must be carried over).
+    assert {f.name for f in dataclasses.fields(StoredJob)} == {
+        "id",
+        "definition",
+        "paused",
+        "pause_note",
+        "next_run",
+        "last_fire",
+        "created_at",
+        "updated_at",
+        "version",
+    }
 
 
 async def test_state_written_by_set_job_state_survives_every_other_job_operation() -> None:
