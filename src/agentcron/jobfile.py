@@ -64,7 +64,7 @@ def job_id_problem(job_id: str) -> str | None:
         return f"is {len(job_id)} characters long (at most {MAX_ID_LENGTH})"
     if "/" in job_id:
         return 'may not contain "/" (the HTTP API addresses jobs as /api/jobs/{id})'
-    if any(ch < " " or ch == "\x7f" for ch in job_id):
+    if not job_id.isprintable():  # the rule of `agentcron jobs import`, so exports re-import
         return "may not contain control characters (newlines, tabs ...)"
     return None
 

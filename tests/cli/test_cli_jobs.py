@@ -768,7 +768,7 @@ def test_add_of_a_schedule_that_never_fires_exits_two_and_adds_nothing(data: Pat
     assert listed(data) == []
 
 
-@pytest.mark.parametrize("job_id", ["a/b", "line\nbreak", "x" * 10240])
+@pytest.mark.parametrize("job_id", ["a/b", "line\nbreak", "line\u2028separator", "x" * 10240])
 def test_add_refuses_an_id_the_http_api_could_not_address(data: Path, job_id: str) -> None:
     assert_bad_input(jobs(data, "add", job_id, "--every", "5m", "--", "true"), "id ")
     assert listed(data) == []
