@@ -169,3 +169,35 @@ def test_a_disabled_reason_on_an_enabled_job_is_refused() -> None:
 
     with pytest.raises(JobConfigError, match="disabled_reason"):
         build_job("x", trigger="* * * * *", handler="os:getcwd", disabled_reason="why")
+
+
+def test_ids_the_api_cannot_address_and_schedules_that_never_fire_are_refused() -> None:
+    import pytest
+
+    from agentcron.jobs import JobConfigError, build_job
+    from agentcron.triggers import Interval
+
+    for bad_id in ("a/b", "tab\there", "x" * 201):
+        with pytest.raises(JobConfigError, match="^id: "):
+            build_job(bad_id, trigger="* * * * *", handler="os:getcwd")
+    with pytest.raises(JobConfigError, match="never fires"):
+        build_job("feb30", trigger="0 0 30 2 *", handler="os:getcwd")
+    with pytest.raises(JobConfigError, match="minimum"):
+        build_job("flood", trigger=Interval(seconds=1e-6), handler="os:getcwd")
+    assert build_job("past", trigger="0 0 0 1 1 * 2020", handler="os:getcwd").id == "past"
+
+
+async def test_the_scheduler_refuses_a_never_firing_schedule_on_add_and_on_update() -> None:
+    import pytest
+
+    from agentcron.engine import Scheduler
+    from agentcron.jobs import JobConfigError
+
+    sched = Scheduler()
+    with pytest.raises(JobConfigError, match="never fires"):
+        sched.add_job("feb30", trigger="0 0 30 2 *", handler="os:getcwd")
+    sched.add_job("ok", trigger="0 0 * * *", handler="os:getcwd")
+    with pytest.raises(JobConfigError, match="never fires"):
+        sched.update("ok", trigger="0 0 30 2 *")
+    with pytest.raises(JobConfigError, match="^id: "):
+        sched.add_job("a/b", trigger="0 0 * * *", handler="os:getcwd")

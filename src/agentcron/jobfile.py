@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from agentcron.durations import parse_duration
-from agentcron.jobs import JOB_OPTIONS
+from agentcron.jobs import JOB_OPTIONS, job_id_problem
 
 __all__ = [
     "JobEntry",
@@ -51,23 +51,6 @@ _HEALTH_KEYS = {"auto_disable", "ping", "expect_grace"}
 #: Every key a `[[jobs]]` table may hold: the job options of the Python API, plus the
 #: handler and health keys of the file format.
 _JOB_KEYS = {"id", "trigger", *JOB_OPTIONS, *_HANDLER_KEYS, *_COMMAND_KEYS, *_HEALTH_KEYS}
-
-#: The longest job id: the HTTP API addresses jobs as /api/jobs/{id} with at most this many
-#: characters, so a longer id would be listed by the dashboard but could not be opened.
-MAX_ID_LENGTH = 200
-
-
-def job_id_problem(job_id: str) -> str | None:
-    """Why `job_id` cannot be a job id, or None. Ids appear in URL paths (/api/jobs/{id}),
-    one-line CLI output and logs: no "/", no control characters, at most 200 characters."""
-    if len(job_id) > MAX_ID_LENGTH:
-        return f"is {len(job_id)} characters long (at most {MAX_ID_LENGTH})"
-    if "/" in job_id:
-        return 'may not contain "/" (the HTTP API addresses jobs as /api/jobs/{id})'
-    if not job_id.isprintable():  # the rule of `agentcron jobs import`, so exports re-import
-        return "may not contain control characters (newlines, tabs ...)"
-    return None
-
 
 _DURATION_KEYS = ("timeout", "jitter", "expect_every")
 #: Job options passed to `build_job` as written in the file.
@@ -222,13 +205,11 @@ def _job_entry(
         return None
     # Validate through the engine's own builder so the file and the API follow one set of rules.
     from agentcron.jobs import build_job
-    from agentcron.triggers import require_fires
 
     try:
-        job = build_job(
+        build_job(
             job_id, trigger=trigger, handler=handler, default_timezone=default_timezone, **options
         )
-        require_fires(job.trigger)  # an impossible schedule is an error, not a silent no-op
     except ValueError as exc:
         errors.append(f"{where}{exc}")
         return None

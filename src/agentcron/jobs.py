@@ -28,10 +28,19 @@ from agentcron.policies.errors import JobConfigError, non_negative, positive, re
 from agentcron.policies.misfire import Misfire
 from agentcron.policies.overlap import Overlap
 from agentcron.policies.retry import Retry
-from agentcron.triggers import CronTrigger, Reboot, Trigger, coerce_trigger, resolve_tz, tz_name
+from agentcron.triggers import (
+    CronTrigger,
+    Reboot,
+    Trigger,
+    coerce_trigger,
+    require_fires,
+    resolve_tz,
+    tz_name,
+)
 
 __all__ = [
     "JOB_OPTIONS",
+    "MAX_ID_LENGTH",
     "Job",
     "JobConfigError",
     "UnavailableHandler",
@@ -39,6 +48,7 @@ __all__ = [
     "coerce_handler",
     "handler_to_dict",
     "job_from_definition",
+    "job_id_problem",
     "job_to_definition",
     "next_nominal_fire",
     "update_job",
@@ -246,6 +256,23 @@ def _disabled_reason(options: dict[str, Any]) -> str:
     return str(reason)
 
 
+#: The longest job id: the HTTP API addresses jobs as /api/jobs/{id} with at most this many
+#: characters, so a longer id would be listed by the dashboard but could not be opened.
+MAX_ID_LENGTH = 200
+
+
+def job_id_problem(job_id: str) -> str | None:
+    """Why `job_id` cannot be a job id, or None. Ids appear in URL paths (/api/jobs/{id}),
+    one-line CLI output and logs: no "/", no control characters, at most 200 characters."""
+    if len(job_id) > MAX_ID_LENGTH:
+        return f"is {len(job_id)} characters long (at most {MAX_ID_LENGTH})"
+    if "/" in job_id:
+        return 'may not contain "/" (the HTTP API addresses jobs as /api/jobs/{id})'
+    if not job_id.isprintable():  # the rule of `agentcron jobs import`, so exports re-import
+        return "may not contain control characters (newlines, tabs ...)"
+    return None
+
+
 def build_job(
     job_id: str,
     *,
@@ -258,11 +285,15 @@ def build_job(
     require(
         isinstance(job_id, str) and job_id.strip() != "", "id", "a non-empty string is required"
     )
+    problem = job_id_problem(job_id)
+    if problem is not None:
+        raise JobConfigError("id", f"{job_id[:60]!r} {problem}")
     if options and not JOB_OPTIONS.issuperset(options):
         name = sorted(set(options) - JOB_OPTIONS)[0]
         raise JobConfigError(name, f"unknown job option; known: {', '.join(sorted(JOB_OPTIONS))}")
     tz = resolve_tz(options.get("timezone") or default_timezone)
     trig = coerce_trigger(trigger, tz)
+    require_fires(trig)  # an impossible schedule is an error, never a job that silently waits
     handler_obj = coerce_handler(handler, isolation=options.get("isolation"))
     if not options or (len(options) == 1 and "timezone" in options):  # nothing else to check
         return Job(id=job_id, trigger=trig, handler=handler_obj, timezone=tz_name(tz))

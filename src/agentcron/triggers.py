@@ -37,6 +37,9 @@ __all__ = [
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The shortest `Interval`: faster fires would starve the event loop (each fire is a run
+#: with its own record), and 100 per second is far beyond what a schedule needs.
+MIN_INTERVAL_S = 0.01
 
 
 @runtime_checkable
@@ -100,6 +103,12 @@ def _compiled(expr: str, tz: tzinfo) -> CronExpression:
         raise JobConfigError("trigger", str(exc)) from exc
 
 
+@lru_cache(maxsize=4096)
+def _never_fires(expr: CronExpression) -> bool:
+    # Cached: every job is checked at registration, and most share a few expressions.
+    return expr.next(_EPOCH) is None
+
+
 class CronTrigger:
     """A cron expression in a time zone. Parsed once per (expr, tz) and shared."""
 
@@ -134,7 +143,7 @@ class CronTrigger:
     def never_fires(self) -> bool:
         """True when no date ever matches (``0 0 30 2 *``): a schedule that cannot start,
         not one that has ended (a past year is a schedule that ran)."""
-        return self._expr.next(_EPOCH) is None
+        return _never_fires(self._expr)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "cron", "expr": self.expr, "tz": tz_name(self.tz)}
@@ -177,6 +186,12 @@ class Interval:
                 "trigger", f"an interval must be a finite duration: {exc}"
             ) from None
         require(period > 0, "trigger", f"an interval must be > 0 seconds, got {period}")
+        require(
+            period >= MIN_INTERVAL_S,
+            "trigger",
+            f"an interval of {period} s is shorter than the {MIN_INTERVAL_S} s minimum "
+            "(a tighter loop belongs inside one long-running job)",
+        )
         if start is not None:
             try:
                 start = utc(start)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agentcron.jobs import job_id_problem
 from agentcron.models import ConflictPolicy, StoredJob
 from agentcron.store.base import Store
 
@@ -140,8 +141,8 @@ def _check_job(where: str, item: Any, validate: DefinitionValidator | None) -> l
             f"{where}.id: expected a non-empty string of at most {_MAX_ID_CHARS} characters, "
             f"got {_describe(job_id)}"
         )
-    elif not job_id.isprintable():
-        errors.append(f"{where}.id: {_describe(job_id)} contains control characters")
+    elif (problem := job_id_problem(job_id)) is not None:
+        errors.append(f"{where}.id: {_describe(job_id)} {problem}")
     definition = item.get("definition")
     if not isinstance(definition, dict):
         errors.append(f"{where}.definition: expected an object, got {_describe(definition)}")
