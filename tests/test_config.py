@@ -162,3 +162,15 @@ def test_the_configuration_reference_in_docs_is_current() -> None:
     assert doc.read_text(encoding="utf-8") == reference_markdown(), (
         "docs/configuration.md is stale: run `python -m agentcron.config > docs/configuration.md`"
     )
+
+
+def test_full_durability_is_selectable_for_the_default_sqlite_store() -> None:
+    from agentcron.store.sqlite import SqliteStore
+
+    s = load_settings(environ={"SCHEDULER_DB_SYNCHRONOUS": "FULL"}, env_file=None)
+    assert s.store_url == "sqlite:///data/scheduler.db?synchronous=FULL"
+    store = SqliteStore.from_url(s.store_url)
+    assert store.synchronous == "FULL"
+    assert store.path == Path("data/scheduler.db")
+    with pytest.raises(ValueError, match="unknown option"):
+        SqliteStore.from_url("sqlite:///x.db?sync=full")

@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     SCHEDULER_STORE: str | None = Field(
         None, description="Store URL (sqlite:///..., redis://...); default: sqlite in the data dir."
     )
+    SCHEDULER_DB_SYNCHRONOUS: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL",
+        description="SQLite durability: NORMAL (survives a crash of agentcron) or FULL "
+        "(also a power loss; slower).",
+    )
     SCHEDULER_NODE_ID: str | None = Field(
         None, description="Node id (default: stable per host and data dir)."
     )
@@ -193,7 +198,8 @@ class Settings(BaseSettings):
             return self.redis_url
         if self.SCHEDULER_STORE:
             return self.SCHEDULER_STORE
-        return f"sqlite:///{(self.SCHEDULER_DATA_DIR / 'scheduler.db').as_posix()}"
+        url = f"sqlite:///{(self.SCHEDULER_DATA_DIR / 'scheduler.db').as_posix()}"
+        return url + "?synchronous=FULL" if self.SCHEDULER_DB_SYNCHRONOUS == "FULL" else url
 
     @property
     def redis_url(self) -> str:

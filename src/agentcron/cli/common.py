@@ -64,6 +64,7 @@ def store_url(data_dir: Path, store: str | None) -> str:
 def sqlite_path(url: str) -> Path | None:
     """The database file of a `sqlite:///` URL (None for other stores)."""
     scheme, sep, rest = url.partition("://")
+    rest = rest.partition("?")[0]
     if scheme != "sqlite" or not sep or not rest.startswith("/"):
         return None
     return Path(rest[1:])

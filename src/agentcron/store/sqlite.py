@@ -440,13 +440,26 @@ class SqliteStore:
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SqliteStore:
-        """`sqlite:///relative/path.db` or `sqlite:////absolute/path.db` (as SQLAlchemy)."""
+        """`sqlite:///relative/path.db` or `sqlite:////absolute/path.db` (as SQLAlchemy),
+        optionally with `?synchronous=FULL` (durable even through a power loss; slower)."""
+        from urllib.parse import parse_qs
+
         scheme, sep, rest = url.partition("://")
+        rest, _, query = rest.partition("?")
         if scheme != "sqlite" or not sep or not rest.startswith("/") or len(rest) < 2:
             raise ValueError(
                 f"not an SQLite store URL: {url!r}; use sqlite:///relative/file.db or "
                 "sqlite:////absolute/file.db"
             )
+        params = parse_qs(query, keep_blank_values=True)
+        unknown = sorted(set(params) - {"synchronous"})
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {', '.join(unknown)} in store URL {url!r}; "
+                "the only one is ?synchronous=NORMAL|FULL"
+            )
+        if "synchronous" in params:
+            options.setdefault("synchronous", params["synchronous"][-1].upper())
         return cls(Path(rest[1:]), **options)
 
     def __repr__(self) -> str:
