@@ -86,3 +86,12 @@ async def test_health_includes_the_extra_facts_it_is_given(
     sched = make_scheduler()
     sched.health_extra = lambda: {"status": "degraded", "reasons": ["memory"]}
     assert sched.health()["node"] == {"status": "degraded", "reasons": ["memory"]}
+
+
+async def test_a_bad_history_limit_is_refused_instead_of_returning_nothing(
+    make_scheduler: Callable[..., Scheduler],
+) -> None:
+    sched = make_scheduler()
+    for bad in (0, -1, True, 2.5):
+        with pytest.raises(JobConfigError, match="limit"):
+            await sched.runs("any", limit=bad)  # type: ignore[arg-type]

@@ -341,7 +341,12 @@ class Scheduler(Firing):
         return self._view(self._entry(job_id))
 
     async def runs(self, job_id: str, limit: int = 50) -> list[RunRecord]:
-        """The job's runs, newest first."""
+        """The job's runs, newest first (`limit` >= 1)."""
+        require(
+            isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1,
+            "limit",
+            f"must be a whole number >= 1, got {limit!r}",
+        )
         return await self.store.list_runs(RunQuery(job_id=job_id, limit=limit))
 
     def health(self) -> dict[str, Any]:
