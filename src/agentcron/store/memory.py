@@ -43,6 +43,31 @@ def percentile(sorted_values: list[float], fraction: float) -> float | None:
     return sorted_values[rank - 1]
 
 
+def stats_from_runs(job_id: str, runs: list[RunRecord]) -> RunStats:
+    """`RunStats` computed from a job's runs, newest first (for stores without SQL)."""
+    finished = [r for r in runs if r.status.is_final and r.status != RunStatus.skipped]
+    consecutive = 0
+    for run in finished:
+        if run.status not in _FAILED:
+            break
+        consecutive += 1
+    durations = sorted(d for r in finished if (d := r.duration_s) is not None)
+    successes = [r for r in runs if r.status == RunStatus.succeeded]
+    failures = [r for r in runs if r.status in _FAILED]
+    return RunStats(
+        job_id=job_id,
+        total=len(runs),
+        succeeded=len(successes),
+        failed=len(failures),
+        skipped=sum(1 for r in runs if r.status == RunStatus.skipped),
+        consecutive_failures=consecutive,
+        last_success=max((r.finished_at or r.scheduled_for for r in successes), default=None),
+        last_failure=max((r.finished_at or r.scheduled_for for r in failures), default=None),
+        p50_duration_s=percentile(durations, 0.50),
+        p95_duration_s=percentile(durations, 0.95),
+    )
+
+
 class MemoryStore:
     """All `Store` operations on dicts; see `agentcron.store.base` for the contract."""
 
@@ -172,28 +197,7 @@ class MemoryStore:
         return len(self._matching(query))
 
     async def run_stats(self, job_id: str) -> RunStats:
-        runs = self._matching(RunQuery(job_id=job_id))
-        finished = [r for r in runs if r.status.is_final and r.status != RunStatus.skipped]
-        consecutive = 0
-        for run in finished:
-            if run.status not in _FAILED:
-                break
-            consecutive += 1
-        durations = sorted(d for r in finished if (d := r.duration_s) is not None)
-        successes = [r for r in runs if r.status == RunStatus.succeeded]
-        failures = [r for r in runs if r.status in _FAILED]
-        return RunStats(
-            job_id=job_id,
-            total=len(runs),
-            succeeded=len(successes),
-            failed=len(failures),
-            skipped=sum(1 for r in runs if r.status == RunStatus.skipped),
-            consecutive_failures=consecutive,
-            last_success=max((r.finished_at or r.scheduled_for for r in successes), default=None),
-            last_failure=max((r.finished_at or r.scheduled_for for r in failures), default=None),
-            p50_duration_s=percentile(durations, 0.50),
-            p95_duration_s=percentile(durations, 0.95),
-        )
+        return stats_from_runs(job_id, self._matching(RunQuery(job_id=job_id)))
 
     async def prune_runs(
         self, *, older_than: datetime | None = None, keep_per_job: int | None = None

@@ -56,7 +56,7 @@ from agentcron.models import (
     StoredJob,
 )
 from agentcron.store.base import JobConflictError, StoreError
-from agentcron.store.memory import percentile
+from agentcron.store.memory import stats_from_runs
 
 __all__ = ["SCHEMA_VERSION", "RedisStore", "StoreUnavailableError", "mask_url"]
 
@@ -67,7 +67,6 @@ _APP = "agentcron-store"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _FINAL_SKIP = ("running", "scheduled")
-_FAILED = (RunStatus.failed, RunStatus.timed_out, RunStatus.interrupted)
 _DOWN = (rex.ConnectionError, rex.TimeoutError)  # BusyLoadingError is a ConnectionError
 T = TypeVar("T")
 
@@ -608,27 +607,7 @@ class RedisStore:
 
     async def run_stats(self, job_id: str) -> RunStats:
         runs = await self.list_runs(RunQuery(job_id=job_id, limit=self.max_runs_per_job + 100))
-        finished = [r for r in runs if r.status.is_final and r.status != RunStatus.skipped]
-        consecutive = 0
-        for run in finished:
-            if run.status not in _FAILED:
-                break
-            consecutive += 1
-        durations = sorted(d for r in finished if (d := r.duration_s) is not None)
-        successes = [r for r in runs if r.status == RunStatus.succeeded]
-        failures = [r for r in runs if r.status in _FAILED]
-        return RunStats(
-            job_id=job_id,
-            total=len(runs),
-            succeeded=len(successes),
-            failed=len(failures),
-            skipped=sum(1 for r in runs if r.status == RunStatus.skipped),
-            consecutive_failures=consecutive,
-            last_success=max((r.finished_at or r.scheduled_for for r in successes), default=None),
-            last_failure=max((r.finished_at or r.scheduled_for for r in failures), default=None),
-            p50_duration_s=percentile(durations, 0.50),
-            p95_duration_s=percentile(durations, 0.95),
-        )
+        return stats_from_runs(job_id, runs)
 
     async def prune_runs(
         self, *, older_than: datetime | None = None, keep_per_job: int | None = None
