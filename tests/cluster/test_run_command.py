@@ -26,6 +26,7 @@ JOBS = """
 id = "beat"
 trigger = "* * * * * *"
 command = ["true"]
+jitter = "300ms"  # a random claim delay per node: the work spreads over both
 """
 
 
