@@ -512,7 +512,7 @@ def test_run_goes_through_the_jobs_retry_policy(data: Path) -> None:
 
 
 def test_run_goes_through_the_jobs_timeout(data: Path) -> None:
-    add_script(data, "slow", "import time; time.sleep(60)", "--timeout", "200ms")
+    add_script(data, "slow", "import time; time.sleep(60)", "--timeout", "200ms")  # noqa: sleep-ok (the hung or busy work of a child process)
     result = jobs(data, "run", "slow", "--json")
     assert result.exit_code == 1
     assert json.loads(result.stdout)["status"] == "timed_out"

@@ -283,7 +283,7 @@ async def test_a_command_is_killed_with_its_process_tree_at_its_timeout(
     from pathlib import Path
 
     pid_file = Path(str(tmp_path)) / "grandchild.pid"
-    script = f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(60)"
+    script = f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(60)"  # noqa: sleep-ok (the hung or busy work of a child process)
     sched.add_job("cmd", trigger=ONCE, handler=Command([sys.executable, "-c", script]), timeout=5)
     async with sched:
         await wait_real(lambda: clock.sleepers > 0)

@@ -25,7 +25,7 @@ def say(line):
         f.write(line + "\\n")
 key = os.environ["AGENTCRON_OCCURRENCE_KEY"]
 say(f"start {key} {os.environ['AGENTCRON_ATTEMPT']}")
-time.sleep(0.3)
+time.sleep(0.3)  # noqa: sleep-ok (the hung or busy work of a child process)
 say(f"done {key}")
 """
 
