@@ -379,79 +379,38 @@ def _simple(
     )
 
 
-@app.command()
-def uninstall(
-    ctx: typer.Context,
-    kind: str | None = KindOpt,
-    name: str = NameOpt,
-    user: bool = UserOpt,
-    data_dir: Path | None = DataDirOpt,
-    dry_run: bool = DryRunOpt,
-    as_json: bool = JsonOpt,
-    nssm: str | None = NssmOpt,
-) -> None:
-    """Stop and remove the service."""
-    _simple(
-        ctx,
-        "uninstall",
-        kind=kind,
-        name=name,
-        user=user,
-        data_dir=data_dir,
-        nssm=nssm,
-        dry_run=dry_run,
-        as_json=as_json,
-    )
+def _simple_command(action: str, doc: str) -> None:
+    """Register `agentcron service <action>`: uninstall, start and stop share one signature."""
+
+    def command(
+        ctx: typer.Context,
+        kind: str | None = KindOpt,
+        name: str = NameOpt,
+        user: bool = UserOpt,
+        data_dir: Path | None = DataDirOpt,
+        dry_run: bool = DryRunOpt,
+        as_json: bool = JsonOpt,
+        nssm: str | None = NssmOpt,
+    ) -> None:
+        _simple(
+            ctx,
+            action,
+            kind=kind,
+            name=name,
+            user=user,
+            data_dir=data_dir,
+            nssm=nssm,
+            dry_run=dry_run,
+            as_json=as_json,
+        )
+
+    command.__doc__ = doc
+    app.command(action)(command)
 
 
-@app.command()
-def start(
-    ctx: typer.Context,
-    kind: str | None = KindOpt,
-    name: str = NameOpt,
-    user: bool = UserOpt,
-    data_dir: Path | None = DataDirOpt,
-    dry_run: bool = DryRunOpt,
-    as_json: bool = JsonOpt,
-    nssm: str | None = NssmOpt,
-) -> None:
-    """Start the installed service."""
-    _simple(
-        ctx,
-        "start",
-        kind=kind,
-        name=name,
-        user=user,
-        data_dir=data_dir,
-        nssm=nssm,
-        dry_run=dry_run,
-        as_json=as_json,
-    )
-
-
-@app.command()
-def stop(
-    ctx: typer.Context,
-    kind: str | None = KindOpt,
-    name: str = NameOpt,
-    user: bool = UserOpt,
-    data_dir: Path | None = DataDirOpt,
-    dry_run: bool = DryRunOpt,
-    as_json: bool = JsonOpt,
-    nssm: str | None = NssmOpt,
-) -> None:
-    """Stop the service (it starts again at the next boot or login)."""
-    _simple(
-        ctx,
-        "stop",
-        kind=kind,
-        name=name,
-        user=user,
-        data_dir=data_dir,
-        nssm=nssm,
-        dry_run=dry_run,
-        as_json=as_json,
-    )
+_simple_command("uninstall", "Stop and remove the service.")
+_simple_command("start", "Start the installed service.")
+_simple_command("stop", "Stop the service (it starts again at the next boot or login).")
 
 
 @app.command()
