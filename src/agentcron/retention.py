@@ -12,13 +12,13 @@ scheduler.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 from types import TracebackType
 
 from agentcron.clock import Clock
 from agentcron.store.base import Store
+from agentcron.tasks import cancel_and_wait
 
 __all__ = ["DEFAULT_PRUNE_INTERVAL_S", "RunRetention"]
 
@@ -88,7 +88,4 @@ class RunRetention:
         tb: TracebackType | None,
     ) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)

@@ -25,7 +25,6 @@ engine or the event bus; failures are logged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -48,6 +47,7 @@ from agentcron.events import (
     Subscription,
 )
 from agentcron.store.base import Store
+from agentcron.tasks import cancel_and_wait
 
 __all__ = [
     "DeadMansSwitch",
@@ -262,10 +262,7 @@ class DeadMansSwitch:
             self._subscription.close()
             self._subscription = None
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

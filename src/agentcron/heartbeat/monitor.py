@@ -32,7 +32,6 @@ need synchronised clocks (NTP); skew of a few seconds only shifts the thresholds
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from agentcron.events import (
 )
 from agentcron.models import NodeHeartbeat
 from agentcron.store.base import Store
+from agentcron.tasks import cancel_and_wait
 
 __all__ = [
     "DEFAULT_GRACE_FRACTION",
@@ -344,7 +344,4 @@ class HeartbeatMonitor:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)

@@ -12,7 +12,6 @@ store is always `unhealthy`: a scheduler that cannot record runs is not working.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -24,6 +23,7 @@ import psutil
 
 from agentcron.clock import Clock
 from agentcron.store.base import Store
+from agentcron.tasks import cancel_and_wait
 
 __all__ = [
     "Assessment",
@@ -208,10 +208,7 @@ class LoopLagProbe:
         tb: TracebackType | None,
     ) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
 
 JobCountsSource = Callable[[], Awaitable[JobCounts]]

@@ -35,6 +35,7 @@ from agentcron.events import DiskSpaceLow, EventBus
 from agentcron.heartbeat.probes import Assessment, LoopLagProbe, Probes, Thresholds, assess
 from agentcron.models import NodeHeartbeat
 from agentcron.store.base import Store
+from agentcron.tasks import cancel_and_wait
 
 __all__ = [
     "DEFAULT_INTERVAL_S",
@@ -269,9 +270,6 @@ class HeartbeatSender:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         if self.loop_lag is not None:
             await self.loop_lag.__aexit__(None, None, None)

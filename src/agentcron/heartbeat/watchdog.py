@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 
 from agentcron.clock import Clock
+from agentcron.tasks import cancel_and_wait
 
 __all__ = ["SystemdNotifier", "Watchdog", "should_ping", "watchdog_interval"]
 
@@ -201,8 +202,5 @@ class Watchdog:
         tb: TracebackType | None,
     ) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         self.notifier.stopping()
