@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import signal
@@ -94,13 +95,9 @@ class AgentcronSystem:
     token_generated: bool = False
     _stop: asyncio.Event | None = None
     _reload: asyncio.Event | None = None
-    _job_file: JobFile | None = None
     _queues: QueueRegistry | None = None
 
     # -- start-up ------------------------------------------------------------------------
-    def _check_data_dir(self) -> Path:
-        return ensure_data_dir(self.settings.data_dir)
-
     def _load_job_file(self) -> JobFile:
         if self.config_path is None:
             return JobFile(source="(none)")
@@ -137,19 +134,10 @@ class AgentcronSystem:
     async def _write_config_jobs(self, store: Store, job_file: JobFile) -> None:
         """Make the store hold exactly the file's jobs (those it added before and no
         longer lists are removed), audited as `config`."""
-        import json
-
-        tz = self.settings.SCHEDULER_TIMEZONE
-        wanted: dict[str, StoredJob] = {}
-        for entry in job_file.jobs:
-            job = build_job(
-                entry.id,
-                trigger=entry.trigger,
-                handler=entry.handler,
-                default_timezone=tz,
-                **self._defaults(entry),
-            )
-            wanted[entry.id] = StoredJob(id=entry.id, definition=job_to_definition(job))
+        wanted = {
+            entry.id: self._stored(entry.id, entry.trigger, entry.handler, self._defaults(entry))
+            for entry in job_file.jobs
+        }
         previous = json.loads(await store.get_state(CONFIG_JOBS_KEY) or "[]")
         for job_id in previous:
             if job_id not in wanted:
@@ -162,27 +150,29 @@ class AgentcronSystem:
         for preset in self.presets:
             handlers = job_file.preset_handlers.get(preset, {})
             for job_id, trigger, handler, options in preset_entries(self.settings, handlers):
-                job = build_job(
-                    job_id,
-                    trigger=trigger,
-                    handler=handler,
-                    default_timezone=self.settings.SCHEDULER_TIMEZONE,
-                    **options,
-                )
-                await store.save_job(
-                    StoredJob(id=job_id, definition=job_to_definition(job)),
-                    actor="preset",
-                    conflict="replace",
-                )
+                stored = self._stored(job_id, trigger, handler, options)
+                await store.save_job(stored, actor="preset", conflict="replace")
+
+    def _stored(
+        self, job_id: str, trigger: object, handler: object, options: dict[str, Any]
+    ) -> StoredJob:
+        """Validate a job through the engine's builder and return its stored form."""
+        job = build_job(
+            job_id,
+            trigger=trigger,
+            handler=handler,
+            default_timezone=self.settings.SCHEDULER_TIMEZONE,
+            **options,
+        )
+        return StoredJob(id=job_id, definition=job_to_definition(job))
 
     # -- running -------------------------------------------------------------------------
     async def serve(self) -> None:
         """Start everything, run until stopped, stop everything (in reverse order)."""
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
-        data_dir = self._check_data_dir()
+        data_dir = ensure_data_dir(self.settings.data_dir)
         job_file = self._load_job_file()
-        self._job_file = job_file
         store = await self._open_store()
         self.store = store
         async with contextlib.AsyncExitStack() as stack:
@@ -418,7 +408,6 @@ class AgentcronSystem:
             except StartupError as exc:
                 log.error("reload rejected, the running schedule is kept: %s", exc)
                 return False
-            self._job_file = job_file
             await self._write_config_jobs(self.store, job_file)
             await self._write_preset_jobs(self.store, job_file)
         changed = await sync_jobs_from_store(self.scheduler, self.store)
