@@ -29,11 +29,13 @@ import difflib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from agentcron.durations import parse_duration
-from agentcron.jobs import JOB_OPTIONS, job_id_problem
+from agentcron.jobs import JOB_OPTIONS, build_job, job_id_problem
+from agentcron.triggers import Date, Interval
 
 __all__ = [
     "JobEntry",
@@ -204,7 +206,6 @@ def _job_entry(
     if trigger is None:
         return None
     # Validate through the engine's own builder so the file and the API follow one set of rules.
-    from agentcron.jobs import build_job
 
     try:
         build_job(
@@ -229,24 +230,16 @@ def _trigger(value: object, where: str, errors: list[str]) -> object | None:
             if seconds <= 0:
                 errors.append(f"{where}trigger.every: must be greater than zero")
                 return None
-            from agentcron.triggers import Interval
-
             start = value.get("start")
             try:
-                from datetime import datetime
-
                 anchor = datetime.fromisoformat(start) if isinstance(start, str) else start
                 return Interval(seconds=seconds, start=anchor)
             except ValueError as exc:
                 errors.append(f"{where}trigger: {exc}")
                 return None
         if set(value) == {"at"}:
-            from agentcron.triggers import Date
-
             at = value["at"]
             try:
-                from datetime import datetime
-
                 when = datetime.fromisoformat(at) if isinstance(at, str) else at
                 return Date(when)
             except (TypeError, ValueError) as exc:
