@@ -206,7 +206,6 @@ def _job_entry(
     if trigger is None:
         return None
     # Validate through the engine's own builder so the file and the API follow one set of rules.
-
     try:
         build_job(
             job_id, trigger=trigger, handler=handler, default_timezone=default_timezone, **options
