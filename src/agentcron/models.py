@@ -6,12 +6,13 @@ Stores persist these and nothing else; the engine converts its rich job objects 
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 __all__ = [
     "AuditEntry",
@@ -67,19 +68,44 @@ def occurrence_key(job_id: str, scheduled_for: datetime) -> str:
     return f"{job_id}@{scheduled_for.astimezone(UTC).isoformat()}"
 
 
+class _RunIds:
+    """Run ids: 48-bit ms timestamp + 48 random bits drawn per process + a 32-bit counter.
+
+    One `os.urandom` per process instead of one per run (a system call on the hot path);
+    the random part is drawn again in a forked child, so parent and child never share it.
+    """
+
+    def __init__(self) -> None:
+        self._reseed()
+        os.register_at_fork(after_in_child=self._reseed)
+
+    def _reseed(self) -> None:
+        self._node = os.urandom(6).hex()
+        self._counter = itertools.count(int.from_bytes(os.urandom(4)))
+
+    def new(self) -> str:
+        seq = next(self._counter) & 0xFFFFFFFF
+        return f"{time.time_ns() // 1_000_000:012x}{self._node}{seq:08x}"
+
+
+_RUN_IDS = _RunIds()
+
+
 def new_run_id() -> str:
-    """A unique, roughly time-ordered run id (48-bit ms timestamp + 80 random bits, hex)."""
-    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+    """A unique, roughly time-ordered run id: 32 hex digits (see `_RunIds`)."""
+    return _RUN_IDS.new()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunRecord:
+class RunRecord(NamedTuple):
     """One run: an attempt chain for one scheduled fire of one job.
 
     `attempt` counts from 1 and is the attempt running or last finished. `lease_expires_at`
     is set while `running`: the owner renews it; a run whose lease expired while its owner
     is gone becomes `interrupted`. `fence` increases each time a run is taken over, so a
     partitioned owner can tell that its result must not be recorded.
+
+    A `NamedTuple` rather than a frozen dataclass: the engine builds two per fire, and a
+    tuple is built ~3x faster. Build it with keywords; change it with `evolve`.
     """
 
     run_id: str
@@ -109,7 +135,7 @@ class RunRecord:
 
     def evolve(self, **changes: Any) -> RunRecord:
         """A copy with `changes` applied."""
-        return replace(self, **changes)
+        return self._replace(**changes)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with the run fields of DESIGN 2.3 (times ISO-8601 with offsets)."""

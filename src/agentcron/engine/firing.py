@@ -77,12 +77,21 @@ class Firing(StoreSync):
             await self._fire(entry, fire, now)
 
     async def _fire(
-        self, entry: JobEntry, fire: datetime, planned: datetime, *, manual: bool = False
+        self,
+        entry: JobEntry,
+        fire: datetime,
+        planned: datetime,
+        *,
+        manual: bool = False,
+        now: datetime | None = None,
     ) -> RunRecord | None:
+        """Claim, record state, then decide (module docstring). `now`: the tick's time."""
         job = entry.job
         if entry.unsaved:
             await self._saved(entry)
-        now = self.clock.now()
+            now = None
+        if now is None:
+            now = self.clock.now()
         if not await self.store.claim_fire(job.id, fire, self.node_id, now=now):
             return None
         if not manual:

@@ -159,7 +159,7 @@ class Runner:
         try:
             await self.store.record_run(record)
             self._publish(RunStarted, record)
-            return await self._attempts(job, active, record, planned)
+            return await self._attempts(job, active, record, planned, started)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None:
@@ -175,17 +175,17 @@ class Runner:
             return final
 
     async def _attempts(
-        self, job: Job, active: ActiveRun, record: RunRecord, planned: datetime
+        self, job: Job, active: ActiveRun, record: RunRecord, planned: datetime, now: datetime
     ) -> RunRecord:
         attempt = record.attempt
         while True:
-            ctx = self._context(job, active, record, planned)
+            ctx = self._context(job, active, record, planned, now)
             if job.timeout_s is None:
                 # Without a timeout the handler runs in the run's own task (one task per
                 # fire; inlined here, as this is the hot path): cancelling the run cancels
                 # the handler directly.
                 try:
-                    result = _Attempt(RunStatus.succeeded, outcome=await job.handler.run(ctx))
+                    outcome = await job.handler.run(ctx)
                 except asyncio.CancelledError:
                     if _cancelling():
                         raise
@@ -197,17 +197,14 @@ class Runner:
                     result = _Attempt(RunStatus.failed, error=exc)
                 except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
                     result = _Attempt(RunStatus.failed, error=_escaped(exc))
+                else:
+                    return await self._succeeded(active, record, outcome)
             else:
                 task: asyncio.Task[Any] = asyncio.ensure_future(_guarded(job.handler, ctx))
                 result = await self._await_with_timeout(task, ctx, job.timeout_s)
+                if result.status == RunStatus.succeeded:
+                    return await self._succeeded(active, record, result.outcome)
             now = self.clock.now()
-            if result.status == RunStatus.succeeded:
-                outcome = result.outcome
-                tail = outcome.output_tail if isinstance(outcome, HandlerOutcome) else None
-                final = _ended(record, RunStatus.succeeded, now, output_tail=_tail(tail))
-                await self._finish(active, final)
-                self._publish(RunSucceeded, final, duration_s=final.duration_s or 0.0)
-                return final
             error = result.error
             assert error is not None
             message = describe_error(error)
@@ -232,11 +229,11 @@ class Runner:
             record = record.evolve(attempt=attempt)
             active.record = record
             await self.store.record_run(record)
+            now = self.clock.now()
 
     def _context(
-        self, job: Job, active: ActiveRun, record: RunRecord, planned: datetime
+        self, job: Job, active: ActiveRun, record: RunRecord, planned: datetime, now: datetime
     ) -> RunContext:
-        now = self.clock.now()
         ctx = RunContext(
             job_id=job.id,
             run_id=record.run_id,
@@ -286,6 +283,14 @@ class Runner:
         else:
             log.error("handler of %s ignored cancellation; abandoning it", ctx.job_id)
             task.add_done_callback(_retrieve)
+
+    async def _succeeded(self, active: ActiveRun, record: RunRecord, outcome: Any) -> RunRecord:
+        tail = outcome.output_tail if isinstance(outcome, HandlerOutcome) else None
+        final = _ended(record, RunStatus.succeeded, self.clock.now(), output_tail=_tail(tail))
+        await self._finish(active, final)
+        if self.events.subscriber_count:
+            self._publish(RunSucceeded, final, duration_s=final.duration_s or 0.0)
+        return final
 
     async def _finish(self, active: ActiveRun, final: RunRecord) -> None:
         active.record = final

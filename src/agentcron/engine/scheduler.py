@@ -584,7 +584,7 @@ class Scheduler(Firing):
             entry.fires += 1
             entry.last_fire = fire
             self._schedule_next(entry, following, now)
-            self._spawn(self._fire(entry, fire, planned))
+            self._spawn(self._fire(entry, fire, planned, now=now))
             return
         self._misfired(entry, fire, now)
 
