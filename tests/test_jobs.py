@@ -71,6 +71,17 @@ def test_the_definition_omits_defaults_to_stay_small() -> None:
     assert set(job_to_definition(job)) == {"trigger", "handler"}
 
 
+def test_plain_jobs_share_one_definition_and_options_never_leak_into_it() -> None:
+    trigger, handler = CronTrigger("0 9 * * *"), Command(["true"])
+    first = job_to_definition(build_job("a", trigger=trigger, handler=handler))
+    second = job_to_definition(build_job("b", trigger=trigger, handler=handler))
+    tagged = job_to_definition(build_job("c", trigger=trigger, handler=handler, tags=["x"]))
+    assert second is first  # 100,000 plain jobs: one dict, not one each
+    assert tagged is not first and tagged["tags"] == ["x"]
+    assert set(first) == {"trigger", "handler"}
+    assert job_to_definition(build_job("d", trigger="0 9 * * *", handler=handler)) == first
+
+
 def test_a_handler_without_a_reference_is_stored_as_unavailable_and_comes_back_so() -> None:
     async def closure() -> None:
         return None

@@ -412,12 +412,14 @@ def _shared_dict(obj: Trigger | Handler, make: Callable[[], dict[str, Any]]) -> 
     return data
 
 
+_PLAIN: dict[tuple[int, int], tuple[Trigger, Handler, dict[str, Any]]] = {}
+
+
 def job_to_definition(job: Job) -> dict[str, Any]:
-    """JSON-ready plain data for `StoredJob.definition` (defaults omitted)."""
-    out: dict[str, Any] = {
-        "trigger": _shared_dict(job.trigger, job.trigger.to_dict),
-        "handler": _shared_dict(job.handler, lambda: handler_to_dict(job.handler)),
-    }
+    """JSON-ready plain data for `StoredJob.definition` (defaults omitted). The result is
+    shared (never mutate it): jobs with only a trigger and a handler, the same objects,
+    get the same dict."""
+    options: dict[str, Any] | None = None
     for name, default in _OPTION_DEFAULTS:
         value = getattr(job, name)
         if value is default or value == default:
@@ -428,7 +430,25 @@ def job_to_definition(job: Job) -> dict[str, Any]:
             value = value.isoformat()
         elif isinstance(value, tuple):
             value = list(value)
-        out[name] = value
+        if options is None:
+            options = {}
+        options[name] = value
+    trigger, handler = job.trigger, job.handler
+    if options is None:
+        # Most jobs: one dict per (trigger, handler) pair instead of ~180 bytes per job.
+        hit = _PLAIN.get((id(trigger), id(handler)))
+        if hit is not None and hit[0] is trigger and hit[1] is handler:
+            return hit[2]
+    out: dict[str, Any] = {
+        "trigger": _shared_dict(trigger, trigger.to_dict),
+        "handler": _shared_dict(handler, lambda: handler_to_dict(handler)),
+    }
+    if options is not None:
+        out.update(options)
+        return out
+    if len(_PLAIN) > 10_000:
+        _PLAIN.clear()
+    _PLAIN[(id(trigger), id(handler))] = (trigger, handler, out)
     return out
 
 

@@ -54,3 +54,24 @@ async def test_state_written_by_set_job_state_survives_every_other_job_operation
     await store.save_job(StoredJob(id="digest", definition={"v": 3}), actor="t")
     fresh = await store.get_job("digest")
     assert fresh is not None and fresh.last_fire is None and fresh.next_run is None
+
+
+async def test_save_job_of_a_new_job_keeps_every_given_field_and_stamps_once() -> None:
+    store = MemoryStore()
+    given = StoredJob(
+        id="digest",
+        definition={"v": 1},
+        paused=True,
+        pause_note="away",
+        next_run=T0 + timedelta(hours=1),
+        last_fire=T0,
+        created_at=T0 - timedelta(days=1),
+        version=7,
+    )
+    saved = await store.save_job(given, actor="t")
+    assert saved.updated_at is not None
+    assert saved == dataclasses.replace(given, updated_at=saved.updated_at, version=1)
+    (entry,) = await store.list_audit("digest")
+    assert entry.action == "added" and entry.at == saved.updated_at
+    fresh = await store.save_job(StoredJob(id="fresh", definition={}), actor="t")
+    assert fresh.created_at is not None and fresh.created_at == fresh.updated_at

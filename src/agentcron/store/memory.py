@@ -91,12 +91,23 @@ class MemoryStore:
     async def save_job(
         self, job: StoredJob, *, actor: str, conflict: ConflictPolicy = "replace"
     ) -> StoredJob:
-        now = _now()
+        now = _now()  # one datetime for the job's stamps and its audit entry (memory)
         old = self._jobs.get(job.id)
         if old is None:
-            stored = job.evolve(created_at=job.created_at or now, updated_at=now, version=1)
+            # Built directly: the hot path of adding many jobs (`replace` costs ~4x more).
+            stored = StoredJob(
+                id=job.id,
+                definition=job.definition,
+                paused=job.paused,
+                pause_note=job.pause_note,
+                next_run=job.next_run,
+                last_fire=job.last_fire,
+                created_at=job.created_at or now,
+                updated_at=now,
+                version=1,
+            )
             self._jobs[job.id] = stored
-            self._audit_entry(job.id, "added", actor, None, stored.definition)
+            self._audit_entry(job.id, "added", actor, None, stored.definition, now)
             return stored
         if conflict == "keep":
             return old
@@ -106,7 +117,7 @@ class MemoryStore:
             return old
         stored = old.evolve(definition=job.definition, updated_at=now, version=old.version + 1)
         self._jobs[job.id] = stored
-        self._audit_entry(job.id, "updated", actor, old.definition, stored.definition)
+        self._audit_entry(job.id, "updated", actor, old.definition, stored.definition, now)
         return stored
 
     async def get_job(self, job_id: str) -> StoredJob | None:
@@ -130,9 +141,10 @@ class MemoryStore:
         old = self._jobs.get(job_id)
         if old is None:
             return None
-        new = old.evolve(paused=paused, pause_note=note if paused else None, updated_at=_now())
+        now = _now()
+        new = old.evolve(paused=paused, pause_note=note if paused else None, updated_at=now)
         self._jobs[job_id] = new
-        self._audit_entry(job_id, "paused" if paused else "resumed", actor, None, None)
+        self._audit_entry(job_id, "paused" if paused else "resumed", actor, None, None, now)
         return new
 
     async def set_job_state(
@@ -275,9 +287,15 @@ class MemoryStore:
         actor: str,
         before: dict[str, object] | None,
         after: dict[str, object] | None,
+        at: datetime | None = None,
     ) -> None:
         self._audit.append(
             AuditEntry(
-                job_id=job_id, action=action, actor=actor, at=_now(), before=before, after=after
+                job_id=job_id,
+                action=action,
+                actor=actor,
+                at=at or _now(),
+                before=before,
+                after=after,
             )
         )
