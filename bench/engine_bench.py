@@ -1,8 +1,10 @@
 """Engine benchmark: agentcron vs APScheduler 3 (AsyncIOScheduler) vs a heapq+asyncio baseline.
 
-    .venv/bin/python -m bench.engine_bench               # 20 s per scenario (~4 minutes)
+    .venv/bin/python -m bench.engine_bench               # 20 s per scenario (~6 minutes)
     .venv/bin/python -m bench.engine_bench --seconds 5   # quicker, noisier
 
+`agentcron` uses its default in-memory store; `agentcron-sqlite` the SQLite store that
+`agentcron run` uses, where every claim, job state and run record is committed to disk.
 Each scenario runs in a fresh child process (so CPU and RSS are its own): N jobs that each
 fire every second (cron `* * * * * *`, on whole seconds) for `--seconds`; each handler
 records `start - scheduled second`. Reported: fire lateness p50/p99/max in ms, missed fires
@@ -23,12 +25,13 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-LIBS = ("agentcron", "apscheduler3", "baseline")
+LIBS = ("agentcron", "agentcron-sqlite", "apscheduler3", "baseline")
 JOB_COUNTS = (1, 1_000, 10_000)
 REGISTER_COUNT = 100_000
 
@@ -71,7 +74,7 @@ async def measure(rec: Recorder, seconds: int) -> dict[str, float]:
 
 
 # -- the three contenders: every-second jobs -------------------------------------------
-async def fire_agentcron(n: int, seconds: int) -> dict[str, float]:
+async def fire_agentcron(n: int, seconds: int, store: str = "memory://") -> dict[str, float]:
     from agentcron import Scheduler
     from agentcron.handlers import RunContext
 
@@ -80,13 +83,20 @@ async def fire_agentcron(n: int, seconds: int) -> dict[str, float]:
     async def job(ctx: RunContext) -> None:
         rec.fire(ctx.scheduled_for.timestamp())
 
-    sched = Scheduler(node_id="bench")
+    sched = Scheduler(store, node_id="bench")
     for i in range(n):
         sched.add_job(f"job-{i}", trigger="* * * * * *", handler=job)
     async with sched:
+        await sched.flush()
         out = await measure(rec, seconds)
         await sched.stop(grace_s=1)
     return {**out, **summarise(rec, n, seconds)}
+
+
+async def fire_agentcron_sqlite(n: int, seconds: int) -> dict[str, float]:
+    """The same on the SQLite store `agentcron run` uses (every claim and run committed)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return await fire_agentcron(n, seconds, f"sqlite:///{tmp}/bench.db")
 
 
 async def fire_apscheduler(n: int, seconds: int) -> dict[str, float]:
@@ -190,14 +200,14 @@ def expressions(count: int) -> list[str]:
     return [f"{i % 60} {(i // 60) % 24} * * *" for i in range(count)]
 
 
-async def register_agentcron(count: int) -> dict[str, float]:
+async def register_agentcron(count: int, store: str = "memory://") -> dict[str, float]:
     from agentcron import Scheduler
 
     async def job() -> None:
         return None
 
     exprs = expressions(count)
-    sched = Scheduler(node_id="bench")
+    sched = Scheduler(store, node_id="bench")
     async with sched:
         rss0 = rss_mb()
         t0, c0 = time.perf_counter(), time.process_time()
@@ -215,6 +225,11 @@ async def register_agentcron(count: int) -> dict[str, float]:
         }
         await sched.stop(grace_s=0)
     return out
+
+
+async def register_agentcron_sqlite(count: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        return await register_agentcron(count, f"sqlite:///{tmp}/bench.db")
 
 
 async def register_apscheduler(count: int) -> dict[str, float]:
@@ -267,9 +282,15 @@ async def register_baseline(count: int) -> dict[str, float]:
     }
 
 
-FIRE = {"agentcron": fire_agentcron, "apscheduler3": fire_apscheduler, "baseline": fire_baseline}
+FIRE = {
+    "agentcron": fire_agentcron,
+    "agentcron-sqlite": fire_agentcron_sqlite,
+    "apscheduler3": fire_apscheduler,
+    "baseline": fire_baseline,
+}
 REGISTER = {
     "agentcron": register_agentcron,
+    "agentcron-sqlite": register_agentcron_sqlite,
     "apscheduler3": register_apscheduler,
     "baseline": register_baseline,
 }

@@ -17,6 +17,7 @@ from typing import Any, Literal, NamedTuple
 __all__ = [
     "AuditEntry",
     "ConflictPolicy",
+    "FireStart",
     "NodeHeartbeat",
     "RunQuery",
     "RunRecord",
@@ -80,12 +81,13 @@ class _RunIds:
         os.register_at_fork(after_in_child=self._reseed)
 
     def _reseed(self) -> None:
-        self._node = os.urandom(6).hex()
+        self._node = int.from_bytes(os.urandom(6)) << 32
         self._counter = itertools.count(int.from_bytes(os.urandom(4)))
 
     def new(self) -> str:
-        seq = next(self._counter) & 0xFFFFFFFF
-        return f"{time.time_ns() // 1_000_000:012x}{self._node}{seq:08x}"
+        # One integer, one `hex()`: about half the cost of formatting three parts.
+        ms = time.time_ns() // 1_000_000
+        return ((ms << 80) | self._node | (next(self._counter) & 0xFFFFFFFF)).to_bytes(16).hex()
 
 
 _RUN_IDS = _RunIds()
@@ -158,6 +160,15 @@ class RunRecord(NamedTuple):
             "skip_reason": self.skip_reason,
             "occurrence_key": self.occurrence_key,
         }
+
+
+class FireStart(NamedTuple):
+    """One fire to claim with `Store.start_fires`, and the job state to write if it is won."""
+
+    job_id: str
+    scheduled_for: datetime
+    next_run: datetime | None
+    last_fire: datetime | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

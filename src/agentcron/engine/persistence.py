@@ -3,7 +3,10 @@
 Invariants:
 
 * Configuration calls (`add_job`, `update`, `pause`, ...) are synchronous; once started,
-  their store writes go through one FIFO writer task, so they land in call order.
+  their store writes go through one FIFO writer task, so they land in call order. The one
+  exception: consecutive additions of *different* new jobs are independent of each other,
+  so the writer stores up to `NEW_JOBS_AT_ONCE` of them concurrently (a store that groups
+  commits, like SQLite's writer, then needs a few transactions instead of one per job).
 * A job added while running is in the store before any of its fires is recorded (stores
   may reference jobs from runs): its fires wait for the write (`JobEntry.unsaved`).
 * On start, stored jobs come back through the job codec; a job from code with the same id
@@ -16,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from agentcron.clock import Clock
 from agentcron.engine.active import JobEntry
@@ -31,11 +34,21 @@ from agentcron.models import ConflictPolicy, RunQuery, StoredJob
 from agentcron.policies.errors import JobConfigError
 from agentcron.store.base import JobConflictError, Store
 
-__all__ = ["StoreSync", "store_available", "wait_store"]
+__all__ = ["NEW_JOBS_AT_ONCE", "StoreSync", "Write", "store_available", "wait_store"]
 
 log = logging.getLogger("agentcron.engine")
 
 _ACTOR = "code"
+
+#: At most this many new jobs are written to the store at once (see the module docstring).
+NEW_JOBS_AT_ONCE = 256
+
+
+class Write(NamedTuple):
+    """A queued store write; `new_job` names the job when it stores a newly added one."""
+
+    run: Callable[[], Awaitable[None]]
+    new_job: str | None = None
 
 
 def store_available(store: Store) -> bool:
@@ -57,7 +70,7 @@ class StoreSync:
     conflict: ConflictPolicy
     _entries: dict[str, JobEntry]
     _tasks: set[asyncio.Task[Any]]
-    _writes: asyncio.Queue[Callable[[], Awaitable[None]]] | None
+    _writes: asyncio.Queue[Write] | None
     _writer_task: asyncio.Task[None] | None
     _save_waiters: dict[str, list[asyncio.Future[None]]]
     #: pause/resume/remove called before start, applied once stored jobs are loaded.
@@ -204,20 +217,45 @@ class StoreSync:
             await asyncio.wait(set(self._tasks))
         await self._flush_writes()
 
-    def _enqueue_write(self, write: Callable[[], Awaitable[None]]) -> None:
+    def _enqueue_write(
+        self, write: Callable[[], Awaitable[None]], *, new_job: str | None = None
+    ) -> None:
         assert self._writes is not None
-        self._writes.put_nowait(write)
+        self._writes.put_nowait(Write(write, new_job))
 
     async def _writer(self) -> None:
         assert self._writes is not None
+        queue = self._writes
+        carried: Write | None = None
         while True:
-            write = await self._writes.get()
+            first = carried if carried is not None else await queue.get()
+            batch, carried = self._take_new_jobs(first, queue)
             try:
-                await write()
-            except Exception:
-                log.exception("store write failed")
+                results = await asyncio.gather(*(w.run() for w in batch), return_exceptions=True)
             finally:
-                self._writes.task_done()
+                for _ in batch:
+                    queue.task_done()
+            for result in results:
+                if isinstance(result, BaseException):
+                    log.error("store write failed", exc_info=result)
+
+    @staticmethod
+    def _take_new_jobs(
+        first: Write, queue: asyncio.Queue[Write]
+    ) -> tuple[list[Write], Write | None]:
+        """`first` and, when it adds a job, the queued additions of other new jobs right
+        after it; the first write that must wait its turn is carried to the next round."""
+        batch = [first]
+        if first.new_job is None:
+            return batch, None
+        ids = {first.new_job}
+        while len(batch) < NEW_JOBS_AT_ONCE and not queue.empty():
+            write = queue.get_nowait()
+            if write.new_job is None or write.new_job in ids:
+                return batch, write
+            ids.add(write.new_job)
+            batch.append(write)
+        return batch, None
 
     async def _flush_writes(self) -> None:
         if (
