@@ -1,0 +1,277 @@
+"""`RedisStore`'s connection: its key names, opening and checking the server, noticing an
+outage, and the probe that notices the end of one.
+
+A command that cannot reach Redis raises `StoreUnavailableError` and flips `available` to
+False; a probe then pings with capped exponential backoff (on the injected clock) until
+Redis answers. Idempotent writes go through `_retrying`, which waits out an outage for up to
+`write_retry_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from importlib import resources
+from typing import Any, TypeVar, cast
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+import redis.exceptions as rex
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+
+from agentcron.clock import Clock, SystemClock
+from agentcron.store import redis_codec as codec
+from agentcron.store.base import StoreError
+
+__all__ = ["SCHEMA_VERSION", "RedisConnection", "StoreUnavailableError", "mask_url"]
+
+log = logging.getLogger("agentcron.store.redis")
+
+SCHEMA_VERSION = 1
+_APP = "agentcron-store"
+_DOWN = (rex.ConnectionError, rex.TimeoutError)  # BusyLoadingError is a ConnectionError
+T = TypeVar("T")
+
+#: The Lua scripts (`redis_lua/<name>.lua`): claims, fencing, takeover, queries.
+_SCRIPTS = {
+    name: (resources.files("agentcron.store") / "redis_lua" / f"{name}.lua").read_text()
+    for name in ("claim", "record", "renew", "interrupt", "query", "set_state", "delete_runs")
+}
+
+
+def mask_url(url: str) -> str:
+    """`url` with its password (if any) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class StoreUnavailableError(StoreError):
+    """Redis did not answer (down, restarting, partitioned); the store retries in the
+    background and `available` turns True again when it answers."""
+
+
+class RedisConnection:
+    """One Redis client behind a key prefix: the key names under it (the layout is in
+    `agentcron.store.redis`), open and check, outage detection and retries.
+
+    `RedisStore` builds on it; `url` and `prefix` are checked here (see `RedisStore`).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str,
+        clock: Clock | None,
+        socket_timeout_s: float,
+        write_retry_s: float,
+        max_backoff_s: float,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss"):
+            raise ValueError(f"not a Redis URL: {mask_url(url)!r} (use redis:// or rediss://)")
+        query = dict(parse_qsl(parts.query))
+        prefix = unquote(query.pop("prefix", prefix))
+        if not prefix or any(c in prefix for c in "*?[]\\ "):
+            raise ValueError(f"bad key prefix {prefix!r} in {mask_url(url)!r}")
+        db = parts.path.lstrip("/") or "0"
+        if not db.isdigit():
+            raise ValueError(f"bad database index {db!r} in {mask_url(url)!r} (use /0 .. /15)")
+        self._client_url = urlunsplit(parts._replace(query=urlencode(query)))
+        self.url = mask_url(url)
+        self.prefix = prefix
+        self.clock: Clock = clock or SystemClock()
+        self.socket_timeout_s = socket_timeout_s
+        self.write_retry_s = write_retry_s
+        self.max_backoff_s = max_backoff_s
+        self._redis: aioredis.Redis | None = None
+        self._up = asyncio.Event()
+        self._probe: asyncio.Task[None] | None = None
+        p = prefix
+        self._meta, self._jobs, self._jobstate = f"{p}:meta", f"{p}:jobs", f"{p}:jobstate"
+        self._run_prefix, self._runs = f"{p}:run:", f"{p}:runs"
+        self._runjobs, self._leases = f"{p}:runjobs", f"{p}:leases"
+        self._audit, self._state, self._nodes = f"{p}:audit", f"{p}:state", f"{p}:nodes"
+
+    # -- keys ----------------------------------------------------------------------------
+    def _run_key(self, run_id: str) -> str:
+        return self._run_prefix + run_id
+
+    def _job_runs(self, job_id: str) -> str:
+        return f"{self._runs}:{job_id}"
+
+    def _claim_key(self, job_id: str, scheduled_for: datetime) -> str:
+        return f"{self.prefix}:claim:{job_id}:{codec.us(scheduled_for)}"
+
+    def _claims(self, job_id: str) -> str:
+        return f"{self.prefix}:claims:{job_id}"
+
+    def _job_audit(self, job_id: str) -> str:
+        return f"{self._audit}:{job_id}"
+
+    # -- connection ----------------------------------------------------------------------
+    @property
+    def available(self) -> bool:
+        """False from a failed command until a probe reaches Redis again."""
+        return self._redis is not None and self._up.is_set()
+
+    async def wait_available(self) -> None:
+        """Return once Redis answers again (immediately when it does)."""
+        if not self._up.is_set():
+            self._start_probe()
+            await self._up.wait()
+
+    @property
+    def r(self) -> aioredis.Redis:
+        if self._redis is None:
+            raise StoreError(f"the store {self.url} is not open; call open() first")
+        return self._redis
+
+    async def open(self) -> None:
+        if self._redis is not None:
+            return
+        client = aioredis.Redis.from_url(
+            self._client_url,
+            socket_connect_timeout=self.socket_timeout_s,
+            socket_timeout=self.socket_timeout_s,
+            # One quick retry on a fresh connection: a pooled connection dies with a Redis
+            # restart. Safe: scripts are idempotent and a re-sent claim only loses (never
+            # doubles) an occurrence.
+            retry=Retry(ExponentialBackoff(cap=0.25, base=0.05), 1),
+            retry_on_error=[rex.ConnectionError, rex.TimeoutError],
+        )
+        try:
+            await self._check(client)
+        except BaseException:
+            await client.aclose()
+            raise
+        self._redis = client
+        self._up.set()
+        self._scripts = {name: client.register_script(src) for name, src in _SCRIPTS.items()}
+
+    async def _check(self, client: Any) -> None:
+        """Refuse (writing nothing) a server that is not Redis, bad credentials, a bad
+        database index, or a prefix holding someone else's keys."""
+        where = f"Redis store {self.url} (prefix {self.prefix!r})"
+        try:
+            await client.ping()
+            meta = {k.decode(): v.decode() for k, v in (await client.hgetall(self._meta)).items()}
+            if not meta:
+                pattern = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix) + ":*"
+                async for key in client.scan_iter(match=pattern, count=1000):
+                    raise StoreError(
+                        f"{where} already holds keys that are not agentcron's (e.g. "
+                        f"{key.decode(errors='replace')!r}); choose another prefix (?prefix=...) "
+                        "or database"
+                    )
+                await client.hsetnx(self._meta, "app", _APP)
+                await client.hsetnx(self._meta, "schema", str(SCHEMA_VERSION))
+                return
+        except StoreError:
+            raise
+        except rex.AuthenticationError as exc:
+            raise StoreError(
+                f"{where}: authentication failed ({exc}); check REDIS_PASSWORD"
+            ) from exc
+        except rex.ResponseError as exc:
+            text = str(exc)
+            if "DB index" in text or "invalid DB" in text:
+                raise StoreError(f"{where}: bad database index ({exc}); check REDIS_DB") from exc
+            if "NOAUTH" in text or "WRONGPASS" in text or "AUTH" in text:
+                raise StoreError(f"{where}: authentication failed ({exc})") from exc
+            raise StoreError(f"{where}: the server refused: {exc}") from exc
+        except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
+            raise StoreError(
+                f"{where}: cannot talk to Redis ({exc}); is it running, and is it Redis?"
+            ) from exc
+        except (rex.RedisError, ValueError, UnicodeDecodeError) as exc:
+            raise StoreError(f"{where}: the server does not speak Redis ({exc!r})") from exc
+        if meta.get("app") != _APP:
+            raise StoreError(f"{where} holds a marker of another application: {meta}")
+        schema = int(meta.get("schema", "0"))
+        if schema > SCHEMA_VERSION:
+            raise StoreError(
+                f"{where} has schema {schema}, newer than this agentcron's ({SCHEMA_VERSION}); "
+                "upgrade agentcron on this machine"
+            )
+
+    async def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
+        client, self._redis = self._redis, None
+        if client is not None:
+            await client.aclose()
+
+    def _start_probe(self) -> None:
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.ensure_future(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        delay = 0.05
+        while self._redis is not None:
+            try:
+                await self._redis.ping()
+            except (*_DOWN, OSError):
+                await self.clock.sleep(delay)
+                delay = min(delay * 2, self.max_backoff_s)
+                continue
+            log.warning("Redis store %s is reachable again", self.url)
+            self._up.set()
+            return
+
+    @asynccontextmanager
+    async def _op(self) -> AsyncIterator[Any]:
+        # redis-py's stubs type replies as `Awaitable[T] | T`; the asyncio client awaits.
+        client: Any = self.r
+        try:
+            yield client
+        except (*_DOWN, OSError) as exc:
+            if self._up.is_set():
+                log.warning(
+                    "Redis store %s is unreachable: %s; retrying with backoff", self.url, exc
+                )
+                self._up.clear()
+            self._start_probe()
+            raise StoreUnavailableError(f"Redis store {self.url} is unreachable: {exc}") from exc
+
+    async def _retrying(self, attempt: Callable[[], Any]) -> T:
+        """Run an idempotent write, waiting out an outage for up to `write_retry_s`."""
+        deadline = self.clock.monotonic() + self.write_retry_s
+        while True:
+            try:
+                return cast(T, await attempt())
+            except StoreUnavailableError:
+                left = deadline - self.clock.monotonic()
+                if left <= 0:
+                    raise
+                try:
+                    await asyncio.wait_for(self.wait_available(), left)
+                except TimeoutError:
+                    raise StoreUnavailableError(
+                        f"Redis store {self.url} stayed unreachable for {self.write_retry_s:g}s"
+                    ) from None
+
+    async def _transaction(self, keys: list[str], body: Callable[[Any], Any]) -> Any:
+        """WATCH `keys`, let `body(pipe)` read then queue writes (after `pipe.multi()`),
+        EXEC; start over when a watched key changed."""
+        async with self._op() as client:
+            while True:
+                async with client.pipeline(transaction=True) as pipe:
+                    try:
+                        await pipe.watch(*keys)
+                        result = await body(pipe)
+                        if pipe.explicit_transaction:
+                            await pipe.execute()
+                        return result
+                    except rex.WatchError:
+                        continue
