@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import dataclasses
 import json
+import pickle
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from agentcron.handlers import Command, Http
 from agentcron.jobs import (
+    _OPTION_NAMES,
+    Job,
     UnavailableHandler,
     build_job,
     job_from_definition,
@@ -69,6 +73,25 @@ def test_a_full_job_round_trips_through_its_json_definition() -> None:
 def test_the_definition_omits_defaults_to_stay_small() -> None:
     job = build_job("j", trigger=Interval(seconds=5), handler=Http("http://127.0.0.1:9/x"))
     assert set(job_to_definition(job)) == {"trigger", "handler"}
+
+
+def test_a_job_is_a_dataclass_whose_options_are_shared_between_equal_jobs() -> None:
+    fields = [f.name for f in dataclasses.fields(Job)]
+    assert fields[:3] == ["id", "trigger", "handler"]
+    assert tuple(fields[3:]) == _OPTION_NAMES  # the options object mirrors the fields
+    a = build_job("a", trigger="* * * * *", handler=Command(["true"]), timeout=5, tags=["x"])
+    b = build_job("b", trigger="* * * * *", handler=Command(["true"]), timeout=5.0, tags=["x"])
+    assert a._options is b._options and (b.timeout_s, b.tags) == (5.0, ("x",))
+    c = Job(id="c", trigger=a.trigger, handler=a.handler, timeout_s=5, tags=("x",))
+    assert type(c.timeout_s) is int and c._options is not a._options  # `5` stays `5`
+    d = dataclasses.replace(a, name="D", jitter_s=2.0)
+    assert (d.id, d.name, d.jitter_s, d.timeout_s, a.name) == ("a", "D", 2.0, 5.0, "")
+    assert dataclasses.replace(a) == a and hash(dataclasses.replace(a)) == hash(a)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.name = "changed"  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(d)).name == "D"
+    unhashable = Job(id="e", trigger=a.trigger, handler=a.handler, tags=["x"])  # type: ignore[arg-type]
+    assert unhashable.tags == ["x"]
 
 
 def test_plain_jobs_share_one_definition_and_options_never_leak_into_it() -> None:

@@ -9,10 +9,11 @@ only non-default options, and shares the dicts of shared triggers and handlers, 
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentcron.clock import utc
 from agentcron.handlers import as_handler, handler_from_dict
@@ -85,9 +86,60 @@ JOB_OPTIONS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True)
+class _Options:
+    # Everything of a `Job` but id, trigger and handler; shared by the jobs that agree.
+    name: str = ""
+    timezone: str = "UTC"
+    enabled: bool = True
+    tags: tuple[str, ...] = ()
+    timeout_s: float | None = None
+    overlap: Overlap = DEFAULT_OVERLAP
+    retry: Retry = NO_RETRY
+    misfire: Misfire = DEFAULT_MISFIRE
+    circuit: CircuitBreaker | None = None
+    jitter_s: float = 0.0
+    queue: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    max_runs: int | None = None
+    expect_every_s: float | None = None
+    description: str = ""
+    disabled_reason: str = ""
+    concurrency_group: str | None = None
+
+
+_OPTION_NAMES = tuple(f.name for f in dataclasses.fields(_Options))
+_option_values = operator.attrgetter(*_OPTION_NAMES)
+_SHARED_OPTIONS: dict[tuple[object, ...], _Options] = {}
+
+
+def _shared_options(options: _Options) -> _Options:
+    """One `_Options` per distinct set of options (the types are part of the key, so a
+    job never gets `1` for its `1.0`)."""
+    values = _option_values(options)
+    key = (*values, *map(type, values))
+    try:
+        hit = _SHARED_OPTIONS.get(key)
+    except TypeError:  # an unhashable value (e.g. tags as a list): not shared
+        return options
+    if hit is not None:
+        return hit
+    if len(_SHARED_OPTIONS) >= 4096:
+        _SHARED_OPTIONS.clear()
+    _SHARED_OPTIONS[key] = options
+    return options
+
+
+@dataclass(frozen=True, kw_only=True, init=False)
 class Job:
     """One job: what to run, when, and under which policies (DESIGN 2.3)."""
+
+    # Memory: a job holds four references; its options (every field after `handler`) are
+    # one `_Options` shared by the jobs with equal options, read through properties.
+    __slots__ = ("_options", "handler", "id", "trigger")
+    if TYPE_CHECKING:  # not a dataclass field
+        _options: _Options
 
     id: str
     trigger: Trigger
@@ -113,6 +165,56 @@ class Job:
     #: Jobs sharing a group run at most `Scheduler(concurrency_limits={group: n})` at once.
     concurrency_group: str | None = None
 
+    def __init__(
+        self,
+        *,
+        id: str,
+        trigger: Trigger,
+        handler: Handler,
+        name: str = "",
+        timezone: str = "UTC",
+        enabled: bool = True,
+        tags: tuple[str, ...] = (),
+        timeout_s: float | None = None,
+        overlap: Overlap = DEFAULT_OVERLAP,
+        retry: Retry = NO_RETRY,
+        misfire: Misfire = DEFAULT_MISFIRE,
+        circuit: CircuitBreaker | None = None,
+        jitter_s: float = 0.0,
+        queue: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        max_runs: int | None = None,
+        expect_every_s: float | None = None,
+        description: str = "",
+        disabled_reason: str = "",
+        concurrency_group: str | None = None,
+    ) -> None:
+        options = _Options(
+            name=name,
+            timezone=timezone,
+            enabled=enabled,
+            tags=tags,
+            timeout_s=timeout_s,
+            overlap=overlap,
+            retry=retry,
+            misfire=misfire,
+            circuit=circuit,
+            jitter_s=jitter_s,
+            queue=queue,
+            start=start,
+            end=end,
+            max_runs=max_runs,
+            expect_every_s=expect_every_s,
+            description=description,
+            disabled_reason=disabled_reason,
+            concurrency_group=concurrency_group,
+        )
+        _set_job(self, id, trigger, handler, _shared_options(options))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuilt_job, (self.id, self.trigger, self.handler, self._options))
+
     @property
     def display_name(self) -> str:
         return self.name or self.id
@@ -126,6 +228,36 @@ class Job:
         if self.circuit is None:
             return None
         return self.circuit.name or f"job:{self.id}"
+
+
+def _set_job(job: Job, job_id: str, trigger: Trigger, handler: Handler, options: _Options) -> None:
+    setattr_ = object.__setattr__  # (Job is frozen)
+    setattr_(job, "id", job_id)
+    setattr_(job, "trigger", trigger)
+    setattr_(job, "handler", handler)
+    setattr_(job, "_options", options)
+
+
+def _rebuilt_job(job_id: str, trigger: Trigger, handler: Handler, options: _Options) -> Job:
+    job = Job.__new__(Job)
+    _set_job(job, job_id, trigger, handler, options)
+    return job
+
+
+def _plain_job(job_id: str, trigger: Trigger, handler: Handler, timezone: str) -> Job:
+    """`Job(id=..., trigger=..., handler=..., timezone=...)`, without building options."""
+    options = _PLAIN_OPTIONS.get(timezone)
+    if options is None:
+        options = _PLAIN_OPTIONS[timezone] = _shared_options(_Options(timezone=timezone))
+    return _rebuilt_job(job_id, trigger, handler, options)
+
+
+_DEFAULT_OPTIONS = _shared_options(_Options())
+#: The options of `build_job` calls with no option but `timezone`, by zone.
+_PLAIN_OPTIONS: dict[str, _Options] = {"UTC": _DEFAULT_OPTIONS}
+
+for _name in _OPTION_NAMES:  # each option reads through to the shared `_Options`
+    setattr(Job, _name, property(operator.attrgetter(f"_options.{_name}")))
 
 
 def next_nominal_fire(job: Job, after: datetime) -> datetime | None:
@@ -296,7 +428,7 @@ def build_job(
     require_fires(trig)  # an impossible schedule is an error, never a job that silently waits
     handler_obj = coerce_handler(handler, isolation=options.get("isolation"))
     if not options or (len(options) == 1 and "timezone" in options):  # nothing else to check
-        return Job(id=job_id, trigger=trig, handler=handler_obj, timezone=tz_name(tz))
+        return _plain_job(job_id, trig, handler_obj, tz_name(tz))
     timeout_s = _seconds(options.get("timeout"), "timeout")
     positive(timeout_s, "timeout")
     jitter_s = _seconds(options.get("jitter"), "jitter") or 0.0
@@ -391,12 +523,7 @@ def job_options(job: Job) -> dict[str, Any]:
 
 
 # -- codec ---------------------------------------------------------------------------
-_DEFAULT = Job(id="-", trigger=Reboot(), handler=UnavailableHandler({}, ""))
-_OPTION_DEFAULTS = tuple(
-    (f.name, getattr(_DEFAULT, f.name))
-    for f in dataclasses.fields(Job)
-    if f.name not in ("id", "trigger", "handler")
-)
+_OPTION_DEFAULTS = tuple(zip(_OPTION_NAMES, _option_values(_Options()), strict=True))
 _SHARED: dict[int, tuple[object, dict[str, Any]]] = {}
 
 
@@ -420,8 +547,10 @@ def job_to_definition(job: Job) -> dict[str, Any]:
     shared (never mutate it): jobs with only a trigger and a handler, the same objects,
     get the same dict."""
     options: dict[str, Any] | None = None
-    for name, default in _OPTION_DEFAULTS:
-        value = getattr(job, name)
+    shared = job._options
+    # (names and defaults in `_Options` order; none to compare for a job of all defaults)
+    values = () if shared is _DEFAULT_OPTIONS else _option_values(shared)
+    for (name, default), value in zip(_OPTION_DEFAULTS, values, strict=False):
         if value is default or value == default:
             continue
         if isinstance(value, (Overlap, Retry, Misfire, CircuitBreaker)):
