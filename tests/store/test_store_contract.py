@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from agentcron.models import NodeHeartbeat, RunQuery, RunRecord, RunStatus, StoredJob
+from agentcron.models import (
+    FireStart,
+    NodeHeartbeat,
+    RunQuery,
+    RunRecord,
+    RunStatus,
+    StoredJob,
+)
 from agentcron.store.base import JobConflictError, Store
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -190,6 +197,57 @@ async def test_concurrent_claims_of_one_occurrence_have_exactly_one_winner(store
 
 
 # -- runs ----------------------------------------------------------------------------------------
+async def test_fires_started_together_are_claimed_once_and_write_state_only_when_won(
+    store: Store,
+) -> None:
+    for job_id in ("digest", "backup", "sync"):
+        await store.save_job(a_job(job_id), actor="cli")
+    assert await store.claim_fire("backup", at(0), "node-b", now=at(0))  # another node won it
+    won = await store.start_fires(
+        [
+            FireStart("digest", at(0), next_run=at(1), last_fire=at(0)),
+            FireStart("backup", at(0), next_run=at(1), last_fire=at(0)),
+            FireStart("sync", at(0), next_run=at(5), last_fire=at(0)),
+        ],
+        "node-a",
+        now=at(0),
+    )
+    assert won == [True, False, True]
+    digest, backup, sync = [await store.get_job(j) for j in ("digest", "backup", "sync")]
+    assert digest is not None and (digest.next_run, digest.last_fire) == (at(1), at(0))
+    assert sync is not None and (sync.next_run, sync.last_fire) == (at(5), at(0))
+    assert backup is not None and (backup.next_run, backup.last_fire) == (None, None)
+    # The same fires again: all taken, whether started in a batch or claimed alone.
+    again = await store.start_fires(
+        [FireStart("digest", at(0), next_run=at(2), last_fire=at(0))], "node-b", now=at(0)
+    )
+    assert again == [False]
+    assert not await store.claim_fire("sync", at(0), "node-b", now=at(0))
+    digest = await store.get_job("digest")
+    assert digest is not None and digest.next_run == at(1)
+
+
+async def test_starting_no_fires_claims_nothing(store: Store) -> None:
+    assert await store.start_fires([], "node-a", now=at(0)) == []
+
+
+async def test_a_fire_of_an_unknown_job_is_claimed_without_state(store: Store) -> None:
+    won = await store.start_fires(
+        [FireStart("ghost", at(0), next_run=at(1), last_fire=at(0))], "node-a", now=at(0)
+    )
+    assert won == [True]
+    assert await store.get_job("ghost") is None
+
+
+async def test_concurrent_batches_of_one_occurrence_have_exactly_one_winner(store: Store) -> None:
+    await store.save_job(a_job(), actor="cli")
+    fire = FireStart("digest", at(0), next_run=at(1), last_fire=at(0))
+    results = await asyncio.gather(
+        *(store.start_fires([fire], f"node-{i}", now=at(0)) for i in range(20))
+    )
+    assert sorted(r[0] for r in results) == [False] * 19 + [True]
+
+
 async def test_a_run_reads_back_with_every_field(store: Store) -> None:
     run = RunRecord(
         run_id="r1",

@@ -17,7 +17,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from agentcron.engine.active import ActiveRun, JobEntry, PendingFire
 from agentcron.engine.errors import RunInterruptedError
@@ -33,17 +33,25 @@ from agentcron.events import (
     RunSkipped,
 )
 from agentcron.jobs import Job
-from agentcron.models import RunRecord, RunStatus, SkipReason, new_run_id
+from agentcron.models import FireStart, RunRecord, RunStatus, SkipReason, new_run_id
 from agentcron.policies.circuit import Circuit
 from agentcron.policies.overlap import OverlapAction
 
-__all__ = ["Dispatch", "Firing"]
+__all__ = ["Dispatch", "DueFire", "Firing"]
 
 log = logging.getLogger("agentcron.engine")
 
 #: The queue seam: `await dispatch(job, scheduled_for, run)` hands the fire to a queue and
 #: returns the queue job id. Installed with `Scheduler(dispatch=...)` for jobs with `queue=`.
 Dispatch = Callable[[Job, datetime, RunRecord], Awaitable[str | None]]
+
+
+class DueFire(NamedTuple):
+    """An on-time fire found by the loop, admitted with the rest of its tick."""
+
+    entry: JobEntry
+    fire: datetime
+    planned: datetime
 
 
 class Firing(StoreSync):
@@ -98,6 +106,24 @@ class Firing(StoreSync):
             await self.store.set_job_state(
                 job.id, next_run=entry.next_fire, last_fire=entry.last_fire
             )
+        return await self._admit(entry, fire, planned, manual=manual)
+
+    async def _start_fires(self, due: list[DueFire], now: datetime) -> None:
+        """The on-time fires of one tick: claim them all and write their jobs' state in one
+        store call (one transaction), then run each fire won in its own task."""
+        starts = [
+            FireStart(d.entry.job.id, d.fire, d.entry.next_fire, d.entry.last_fire) for d in due
+        ]
+        won = await self.store.start_fires(starts, self.node_id, now=now)
+        for d, ok in zip(due, won, strict=True):
+            if ok:
+                self._spawn(self._admit(d.entry, d.fire, d.planned))
+
+    async def _admit(
+        self, entry: JobEntry, fire: datetime, planned: datetime, *, manual: bool = False
+    ) -> RunRecord | None:
+        """A claimed fire (its state written): pause, overlap, then run."""
+        job = entry.job
         if entry.paused and not manual:
             return await self._record_skip(entry, fire, SkipReason.paused)
         if not entry.active and not entry.starting:  # idle: every policy runs it

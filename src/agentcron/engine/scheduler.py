@@ -38,7 +38,7 @@ from agentcron.clock import Clock, SystemClock
 from agentcron.engine.active import JobEntry
 from agentcron.engine.catchup import missed_fires
 from agentcron.engine.errors import JobNotFoundError, SchedulerNotRunningError
-from agentcron.engine.firing import Dispatch, Firing
+from agentcron.engine.firing import Dispatch, DueFire, Firing
 from agentcron.engine.persistence import Write, store_available, wait_store
 from agentcron.engine.runner import Runner
 from agentcron.engine.timeline import Timeline
@@ -543,12 +543,15 @@ class Scheduler(Firing):
                 # decides (never a burst).
                 await wait_store(self.store)
                 continue
+            due: list[DueFire] = []
             for entry in self._timeline.pop_due(now.timestamp()):
                 try:
-                    self._due(entry, now)
+                    self._due(entry, now, due)
                 except Exception:  # a trigger bug must not stop the other jobs
                     log.exception("scheduling job %s failed; it is paused", entry.job.id)
                     entry.dormant = "trigger failed; see the log"
+            if due:
+                self._spawn(self._start_fires(due, now))
             wake = self._timeline.next_wake()
             if self.max_idle_s is not None:
                 idle_until = now.timestamp() + self.max_idle_s
@@ -571,8 +574,10 @@ class Scheduler(Firing):
         if waiter is not None:
             waiter.cancel()
 
-    def _due(self, entry: JobEntry, now: datetime) -> None:
-        """Dispatch the entry's due fire(s) and schedule its next one (synchronously)."""
+    def _due(self, entry: JobEntry, now: datetime, due: list[DueFire]) -> None:
+        """Schedule the entry's next fire and hand its due fire(s) on (synchronously): an
+        on-time fire joins `due`, this tick's batch; late ones go through the misfire
+        policy."""
         fire = entry.next_fire
         if fire is None or entry.removed or entry.paused or entry.dormant:
             return
@@ -584,7 +589,10 @@ class Scheduler(Firing):
             entry.fires += 1
             entry.last_fire = fire
             self._schedule_next(entry, following, now)
-            self._spawn(self._fire(entry, fire, planned, now=now))
+            if entry.unsaved:  # its fire waits until the store has the job
+                self._spawn(self._fire(entry, fire, planned, now=now))
+            else:
+                due.append(DueFire(entry, fire, planned))
             return
         self._misfired(entry, fire, now)
 

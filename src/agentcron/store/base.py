@@ -20,12 +20,14 @@ Invariants every backend keeps (the contract suite in `tests/store/` checks them
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from agentcron.models import (
     AuditEntry,
     ConflictPolicy,
+    FireStart,
     NodeHeartbeat,
     RunQuery,
     RunRecord,
@@ -102,6 +104,15 @@ class Store(Protocol):
         self, job_id: str, scheduled_for: datetime, node_id: str, *, now: datetime
     ) -> bool:
         """Claim one occurrence; True for exactly one caller (see module invariants)."""
+        ...
+
+    async def start_fires(
+        self, fires: Sequence[FireStart], node_id: str, *, now: datetime
+    ) -> list[bool]:
+        """Claim each fire as `claim_fire` does and, for each one won, write its job's
+        `next_run`/`last_fire` as `set_job_state` does: one call (one transaction where the
+        backend has them) for all the fires due at one instant. Returns, in order, whether
+        each fire was won; a job id given twice in one call is claimed in order."""
         ...
 
     # -- runs ----------------------------------------------------------------------------

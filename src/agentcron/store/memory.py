@@ -7,11 +7,13 @@ Nothing survives the process; use `sqlite:///...` for durability.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from agentcron.models import (
     AuditEntry,
     ConflictPolicy,
+    FireStart,
     NodeHeartbeat,
     RunQuery,
     RunRecord,
@@ -150,6 +152,11 @@ class MemoryStore:
     async def set_job_state(
         self, job_id: str, *, next_run: datetime | None, last_fire: datetime | None
     ) -> None:
+        self._write_state(job_id, next_run, last_fire)
+
+    def _write_state(
+        self, job_id: str, next_run: datetime | None, last_fire: datetime | None
+    ) -> None:
         old = self._jobs.get(job_id)
         if old is not None:
             # Called on every fire: built directly (`dataclasses.replace` costs ~4x more).
@@ -175,6 +182,21 @@ class MemoryStore:
             return False
         self._claims[key] = node_id
         return True
+
+    async def start_fires(
+        self, fires: Sequence[FireStart], node_id: str, *, now: datetime
+    ) -> list[bool]:
+        claims = self._claims
+        won = []
+        for fire in fires:
+            key = (fire.job_id, fire.scheduled_for.astimezone(UTC))
+            if key in claims:
+                won.append(False)
+                continue
+            claims[key] = node_id
+            self._write_state(fire.job_id, fire.next_run, fire.last_fire)
+            won.append(True)
+        return won
 
     # -- runs ----------------------------------------------------------------------------
     async def record_run(self, run: RunRecord) -> bool:

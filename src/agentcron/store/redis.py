@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -40,6 +41,7 @@ from agentcron.clock import Clock
 from agentcron.models import (
     AuditEntry,
     ConflictPolicy,
+    FireStart,
     NodeHeartbeat,
     RunQuery,
     RunRecord,
@@ -234,6 +236,38 @@ class RedisStore(RedisConnection):
                 args=[node_id, self.claim_ttl_s, codec.us(scheduled_for), forget],
             )
         return bool(won)
+
+    async def start_fires(
+        self, fires: Sequence[FireStart], node_id: str, *, now: datetime
+    ) -> list[bool]:
+        """Two round trips for the whole batch: the claims, then the states of those won."""
+        if not fires:
+            return []
+        forget = codec.us(now) - self.claim_ttl_s * 1_000_000
+        claim, set_state = self._scripts["claim"], self._scripts["set_state"]
+        async with self._op() as client:
+            async with client.pipeline(transaction=False) as pipe:
+                for f in fires:
+                    await claim(
+                        keys=[self._claim_key(f.job_id, f.scheduled_for), self._claims(f.job_id)],
+                        args=[node_id, self.claim_ttl_s, codec.us(f.scheduled_for), forget],
+                        client=pipe,
+                    )
+                won = [bool(reply) for reply in await pipe.execute()]
+            async with client.pipeline(transaction=False) as pipe:
+                for f, ok in zip(fires, won, strict=True):
+                    if ok:
+                        state = {
+                            "next_run": codec.iso(f.next_run),
+                            "last_fire": codec.iso(f.last_fire),
+                        }
+                        await set_state(
+                            keys=[self._jobs, self._jobstate],
+                            args=[f.job_id, codec.dumps(state)],
+                            client=pipe,
+                        )
+                await pipe.execute()
+        return won
 
     # -- runs ----------------------------------------------------------------------------
     async def record_run(self, run: RunRecord) -> bool:

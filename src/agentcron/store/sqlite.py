@@ -37,6 +37,7 @@ from agentcron.clock import Clock, SystemClock
 from agentcron.models import (
     AuditEntry,
     ConflictPolicy,
+    FireStart,
     NodeHeartbeat,
     RunQuery,
     RunRecord,
@@ -79,6 +80,13 @@ _UPSERT_HEARTBEAT = (
 
 
 # -- the store -------------------------------------------------------------------------------
+_CLAIM = (
+    "INSERT OR IGNORE INTO fire_claims (job_id, scheduled_for_us, node_id, claimed_us) "
+    "VALUES (?, ?, ?, ?)"
+)
+_SET_STATE = "UPDATE jobs SET next_run_us = ?, last_fire_us = ? WHERE id = ?"
+
+
 class SqliteStore:
     """The `Store` contract on one SQLite file; see the module docstring for the design."""
 
@@ -256,19 +264,30 @@ class SqliteStore:
         self, job_id: str, *, next_run: datetime | None, last_fire: datetime | None
     ) -> None:
         params = (opt_us(next_run), opt_us(last_fire), job_id)
-        sql = "UPDATE jobs SET next_run_us = ?, last_fire_us = ? WHERE id = ?"
-        await self._execute(sql, params, idempotent=True)
+        await self._execute(_SET_STATE, params, idempotent=True)
 
     # -- claims ----------------------------------------------------------------------------
     async def claim_fire(
         self, job_id: str, scheduled_for: datetime, node_id: str, *, now: datetime
     ) -> bool:
         params = (job_id, to_us(scheduled_for), node_id, to_us(now))
-        sql = (
-            "INSERT OR IGNORE INTO fire_claims (job_id, scheduled_for_us, node_id, claimed_us) "
-            "VALUES (?, ?, ?, ?)"
-        )
-        return await self._execute(sql, params) == 1
+        return await self._execute(_CLAIM, params) == 1
+
+    async def start_fires(
+        self, fires: Sequence[FireStart], node_id: str, *, now: datetime
+    ) -> list[bool]:
+        if not fires:
+            return []
+        now_us = to_us(now)
+        claims = [(f.job_id, to_us(f.scheduled_for), node_id, now_us) for f in fires]
+        states = [(opt_us(f.next_run), opt_us(f.last_fire), f.job_id) for f in fires]
+
+        def op(conn: sqlite3.Connection) -> list[bool]:
+            won = [conn.execute(_CLAIM, claim).rowcount == 1 for claim in claims]
+            conn.executemany(_SET_STATE, [s for s, ok in zip(states, won, strict=True) if ok])
+            return won
+
+        return await self._write(op)
 
     # -- runs ------------------------------------------------------------------------------
     async def record_run(self, run: RunRecord) -> bool:
