@@ -4,9 +4,10 @@ Invariants:
 
 * Configuration calls (`add_job`, `update`, `pause`, ...) are synchronous; once started,
   their store writes go through one FIFO writer task, so they land in call order. The one
-  exception: consecutive additions of *different* new jobs are independent of each other,
-  so the writer stores up to `NEW_JOBS_AT_ONCE` of them concurrently (a store that groups
-  commits, like SQLite's writer, then needs a few transactions instead of one per job).
+  exception: the jobs added between two other writes are independent of each other, so
+  they form one write that stores up to `NEW_JOBS_AT_ONCE` of them concurrently (a store
+  that groups commits, like SQLite's writer, then needs a few transactions instead of one
+  per job, and a queued job costs one small tuple, not a closure).
 * A job added while running is in the store before any of its fires is recorded (stores
   may reference jobs from runs): its fires wait for the write (`JobEntry.unsaved`).
 * On start, stored jobs come back through the job codec; a job from code with the same id
@@ -19,7 +20,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from agentcron.clock import Clock
 from agentcron.engine.active import JobEntry
@@ -34,7 +35,7 @@ from agentcron.models import ConflictPolicy, RunQuery, StoredJob
 from agentcron.policies.errors import JobConfigError
 from agentcron.store.base import JobConflictError, Store
 
-__all__ = ["NEW_JOBS_AT_ONCE", "StoreSync", "Write", "store_available", "wait_store"]
+__all__ = ["NEW_JOBS_AT_ONCE", "StoreSync", "store_available", "wait_store"]
 
 log = logging.getLogger("agentcron.engine")
 
@@ -43,12 +44,7 @@ _ACTOR = "code"
 #: At most this many new jobs are written to the store at once (see the module docstring).
 NEW_JOBS_AT_ONCE = 256
 
-
-class Write(NamedTuple):
-    """A queued store write; `new_job` names the job when it stores a newly added one."""
-
-    run: Callable[[], Awaitable[None]]
-    new_job: str | None = None
+NewJobs = list[tuple[JobEntry, ConflictPolicy]]
 
 
 def store_available(store: Store) -> bool:
@@ -70,7 +66,9 @@ class StoreSync:
     conflict: ConflictPolicy
     _entries: dict[str, JobEntry]
     _tasks: set[asyncio.Task[Any]]
-    _writes: asyncio.Queue[Write] | None
+    _writes: asyncio.Queue[Callable[[], Awaitable[None]]] | None
+    #: The jobs added since the last other write, stored together by one queued write.
+    _new_jobs: NewJobs | None
     _writer_task: asyncio.Task[None] | None
     _save_waiters: dict[str, list[asyncio.Future[None]]]
     #: pause/resume/remove called before start, applied once stored jobs are loaded.
@@ -217,45 +215,44 @@ class StoreSync:
             await asyncio.wait(set(self._tasks))
         await self._flush_writes()
 
-    def _enqueue_write(
-        self, write: Callable[[], Awaitable[None]], *, new_job: str | None = None
-    ) -> None:
+    def _enqueue_write(self, write: Callable[[], Awaitable[None]]) -> None:
         assert self._writes is not None
-        self._writes.put_nowait(Write(write, new_job))
+        self._new_jobs = None  # jobs added from now on are stored after this write
+        self._writes.put_nowait(write)
 
-    async def _writer(self) -> None:
+    def _enqueue_new_job(self, entry: JobEntry, policy: ConflictPolicy) -> None:
         assert self._writes is not None
-        queue = self._writes
-        carried: Write | None = None
-        while True:
-            first = carried if carried is not None else await queue.get()
-            batch, carried = self._take_new_jobs(first, queue)
-            try:
-                results = await asyncio.gather(*(w.run() for w in batch), return_exceptions=True)
-            finally:
-                for _ in batch:
-                    queue.task_done()
+        if self._new_jobs is None:
+            batch: NewJobs = []
+            self._new_jobs = batch
+            self._writes.put_nowait(lambda: self._persist_new_jobs(batch))
+        self._new_jobs.append((entry, policy))
+
+    async def _persist_new_jobs(self, batch: NewJobs) -> None:
+        done = 0
+        while done < len(batch):  # jobs may join the batch while it is being stored
+            chunk = batch[done : done + NEW_JOBS_AT_ONCE]
+            done += len(chunk)
+            results = await asyncio.gather(
+                *(self._persist_new(entry, policy) for entry, policy in chunk),
+                return_exceptions=True,
+            )
             for result in results:
                 if isinstance(result, BaseException):
                     log.error("store write failed", exc_info=result)
+        if self._new_jobs is batch:  # stored: let go of it (jobs added later start a new one)
+            self._new_jobs = None
 
-    @staticmethod
-    def _take_new_jobs(
-        first: Write, queue: asyncio.Queue[Write]
-    ) -> tuple[list[Write], Write | None]:
-        """`first` and, when it adds a job, the queued additions of other new jobs right
-        after it; the first write that must wait its turn is carried to the next round."""
-        batch = [first]
-        if first.new_job is None:
-            return batch, None
-        ids = {first.new_job}
-        while len(batch) < NEW_JOBS_AT_ONCE and not queue.empty():
-            write = queue.get_nowait()
-            if write.new_job is None or write.new_job in ids:
-                return batch, write
-            ids.add(write.new_job)
-            batch.append(write)
-        return batch, None
+    async def _writer(self) -> None:
+        assert self._writes is not None
+        while True:
+            write = await self._writes.get()
+            try:
+                await write()
+            except Exception:
+                log.exception("store write failed")
+            finally:
+                self._writes.task_done()
 
     async def _flush_writes(self) -> None:
         if (

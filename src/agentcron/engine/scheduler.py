@@ -29,7 +29,7 @@ import random
 import signal
 import socket
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, TypeVar
@@ -39,7 +39,7 @@ from agentcron.engine.active import JobEntry
 from agentcron.engine.catchup import missed_fires
 from agentcron.engine.errors import JobNotFoundError, SchedulerNotRunningError
 from agentcron.engine.firing import Dispatch, DueFire, Firing
-from agentcron.engine.persistence import Write, store_available, wait_store
+from agentcron.engine.persistence import NewJobs, store_available, wait_store
 from agentcron.engine.runner import Runner
 from agentcron.engine.timeline import Timeline
 from agentcron.events import (
@@ -203,7 +203,8 @@ class Scheduler(Firing):
         self._loop_task: asyncio.Task[None] | None = None
         self._maintenance_task: asyncio.Task[None] | None = None
         self._writer_task: asyncio.Task[None] | None = None
-        self._writes: asyncio.Queue[Write] | None = None
+        self._writes: asyncio.Queue[Callable[[], Awaitable[None]]] | None = None
+        self._new_jobs: NewJobs | None = None
         self._wakeup: asyncio.Event | None = None
         self._last_jump_s = 0.0
         self._started_at: datetime | None = None
@@ -249,7 +250,7 @@ class Scheduler(Firing):
         if self._running:
             entry.unsaved = True  # its fires wait until the store has it
             self._schedule_from(entry, self.clock.now())  # @reboot: at the next start
-            self._enqueue_write(lambda: self._persist_new(entry, policy), new_job=id)
+            self._enqueue_new_job(entry, policy)
         if self.events.subscriber_count:
             self.events.publish(JobAdded(at=self.clock.now(), job_id=id))
         return job
@@ -389,6 +390,7 @@ class Scheduler(Firing):
         await self.store.open()
         self._wakeup = asyncio.Event()
         self._writes = asyncio.Queue()
+        self._new_jobs = None
         self._stop_requested = asyncio.Event()
         self._stopping = False
         now = self.clock.now()
