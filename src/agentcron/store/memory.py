@@ -7,8 +7,9 @@ Nothing survives the process; use `sqlite:///...` for durability.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from itertools import pairwise
 
 from agentcron.models import (
     AuditEntry,
@@ -26,6 +27,9 @@ from agentcron.store.base import JobConflictError
 __all__ = ["MemoryStore"]
 
 _FAILED = (RunStatus.failed, RunStatus.timed_out, RunStatus.interrupted)
+# Not final (`RunStatus.is_final` is False); a tuple test is cheaper than the property.
+_OPEN = (RunStatus.scheduled, RunStatus.running)
+_RUNNING = RunStatus.running  # a module global: reading an enum member costs ~100 ns
 
 
 def _now() -> datetime:
@@ -70,14 +74,52 @@ def stats_from_runs(job_id: str, runs: list[RunRecord]) -> RunStats:
     )
 
 
+class _History:
+    """One job's runs: their ids, how many are final, and whether the ids are in key order."""
+
+    __slots__ = ("finals", "ids", "in_order", "newest")
+
+    def __init__(self) -> None:
+        # A dict as an ordered set, in the order the runs were first recorded.
+        self.ids: dict[str, None] = {}
+        self.finals = 0
+        # True while each id was recorded with a `scheduled_for` later than all before it.
+        self.in_order = True
+        self.newest: datetime | None = None
+
+
 class MemoryStore:
-    """All `Store` operations on dicts; see `agentcron.store.base` for the contract."""
+    """All `Store` operations on dicts; see `agentcron.store.base` for the contract.
+
+    Run history is bounded: each job keeps its newest `max_runs_per_job` final runs (newest
+    by `scheduled_for`, then `run_id`, as runs are listed) and the older ones are dropped,
+    with their fire claims. Runs still `running` or `scheduled` are never dropped. The drop
+    is done in batches, when a job holds `max_runs_per_job` + 10 % runs, so recording a run
+    stays O(1) on average; between two batches a job may hold up to 10 % more final runs.
+    `max_runs_per_job=None` keeps every run (memory then grows with every fire).
+
+    Runs are indexed by job (reading one job's runs never scans the others') and the
+    `running` runs holding a lease are kept apart, so `interrupt_expired` looks only at them.
+    """
 
     url = "memory://"
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_runs_per_job: int | None = 1000) -> None:
+        if max_runs_per_job is not None and max_runs_per_job < 1:
+            raise ValueError(f"max_runs_per_job must be at least 1 or None, not {max_runs_per_job}")
+        self.max_runs_per_job = max_runs_per_job
+        # A job is trimmed back to the cap when it holds this many final runs.
+        self._trim_at = (
+            math.inf
+            if max_runs_per_job is None
+            else max_runs_per_job + max(1, max_runs_per_job // 10)
+        )
         self._jobs: dict[str, StoredJob] = {}
         self._runs: dict[str, RunRecord] = {}
+        self._history: dict[str, _History] = {}
+        # Run ids whose stored record is `running` with a lease, in the order they got one
+        # (what `interrupt_expired` reads; a dict as an ordered set).
+        self._leased: dict[str, None] = {}
         self._claims: dict[tuple[str, datetime], str] = {}
         self._state: dict[str, str] = {}
         self._nodes: dict[str, NodeHeartbeat] = {}
@@ -132,7 +174,10 @@ class MemoryStore:
         old = self._jobs.pop(job_id, None)
         if old is None:
             return False
-        self._runs = {k: r for k, r in self._runs.items() if r.job_id != job_id}
+        history = self._history.pop(job_id, None)
+        for run_id in history.ids if history is not None else ():
+            del self._runs[run_id]
+            self._leased.pop(run_id, None)
         self._claims = {k: v for k, v in self._claims.items() if k[0] != job_id}
         self._audit_entry(job_id, "removed", actor, old.definition, None)
         return True
@@ -200,20 +245,99 @@ class MemoryStore:
 
     # -- runs ----------------------------------------------------------------------------
     async def record_run(self, run: RunRecord) -> bool:
-        old = self._runs.get(run.run_id)
-        if old is not None and old.fence > run.fence:
-            return False
-        self._runs[run.run_id] = run
+        # Called twice per fire (running, then final): written out inline for those two.
+        run_id = run.run_id
+        status = run.status
+        old = self._runs.get(run_id)
+        if old is not None:
+            if old.fence > run.fence:
+                return False
+            if old.job_id != run.job_id:  # moved to another job: indexed again, as new
+                self._forget(old)
+                old = None
+        self._runs[run_id] = run
+        if old is None:
+            history = self._history.get(run.job_id)
+            if history is None:
+                history = self._history[run.job_id] = _History()
+            history.ids[run_id] = None
+            if history.in_order:
+                newest = history.newest
+                if newest is None or run.scheduled_for > newest:
+                    history.newest = run.scheduled_for
+                else:
+                    history.in_order = False
+            if status not in _OPEN:
+                history.finals += 1
+                if history.finals >= self._trim_at:
+                    self._trim(run.job_id, history)
+        else:
+            was_open = old.status in _OPEN
+            if was_open is not (status in _OPEN):
+                history = self._history[run.job_id]
+                history.finals += 1 if was_open else -1
+                if history.finals >= self._trim_at:
+                    self._trim(run.job_id, history)
+            if old.status == _RUNNING:
+                self._leased.pop(run_id, None)
+        if status == _RUNNING and run.lease_expires_at is not None:
+            self._leased[run_id] = None
         return True
+
+    def _forget(self, run: RunRecord) -> None:
+        """Delete a stored run and unindex it."""
+        del self._runs[run.run_id]
+        history = self._history[run.job_id]
+        del history.ids[run.run_id]
+        if run.status not in _OPEN:
+            history.finals -= 1
+        self._leased.pop(run.run_id, None)
+
+    def _trim(self, job_id: str, history: _History) -> None:
+        """Drop the job's oldest final runs beyond `max_runs_per_job`, with their claims."""
+        assert self.max_runs_per_job is not None  # `_trim_at` is infinite without a cap
+        excess = history.finals - self.max_runs_per_job
+        runs, ids = self._runs, history.ids
+        if history.in_order:
+            # Ids in key order (the usual case): the oldest final runs come first, and no
+            # two runs share an occurrence, so each dropped run's claim goes with it.
+            doomed = []
+            for run_id in ids:
+                run = runs[run_id]
+                if run.status not in _OPEN:
+                    doomed.append(run)
+                    if len(doomed) == excess:
+                        break
+            in_use: set[datetime] = set()
+        else:
+            every = sorted((runs[i] for i in ids), key=_sort_key)
+            doomed = [r for r in every if r.status not in _OPEN][:excess]
+            dropped = {r.run_id for r in doomed}
+            kept = [r for r in every if r.run_id not in dropped]
+            # A claim is shared by the runs of its occurrence: keep those still in use.
+            in_use = {r.scheduled_for for r in kept}
+            history.ids = {r.run_id: None for r in kept}
+            history.in_order = all(a.scheduled_for < b.scheduled_for for a, b in pairwise(kept))
+            history.newest = kept[-1].scheduled_for if kept else None
+        for run in doomed:
+            del runs[run.run_id]
+            history.ids.pop(run.run_id, None)
+            if run.scheduled_for not in in_use:
+                self._claims.pop((job_id, run.scheduled_for.astimezone(UTC)), None)
+        history.finals -= len(doomed)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         return self._runs.get(run_id)
 
     def _matching(self, query: RunQuery) -> list[RunRecord]:
+        if query.job_id is None:
+            candidates: Iterable[RunRecord] = self._runs.values()
+        else:
+            runs = self._runs
+            history = self._history.get(query.job_id)
+            candidates = [runs[i] for i in history.ids] if history is not None else []
         out = []
-        for run in self._runs.values():
-            if query.job_id is not None and run.job_id != query.job_id:
-                continue
+        for run in candidates:
             if query.statuses and run.status not in query.statuses:
                 continue
             if query.since is not None and run.scheduled_for < query.since:
@@ -236,21 +360,21 @@ class MemoryStore:
     async def prune_runs(
         self, *, older_than: datetime | None = None, keep_per_job: int | None = None
     ) -> int:
-        doomed: set[str] = set()
-        by_job: dict[str, list[RunRecord]] = {}
-        for run in self._runs.values():
-            if not run.status.is_final:
-                continue
-            by_job.setdefault(run.job_id, []).append(run)
-            if older_than is not None and run.scheduled_for < older_than:
-                doomed.add(run.run_id)
-        if keep_per_job is not None:
-            for runs in by_job.values():
-                runs.sort(key=_sort_key, reverse=True)
-                doomed.update(r.run_id for r in runs[keep_per_job:])
-        for run_id in doomed:
-            del self._runs[run_id]
-        return len(doomed)
+        deleted = 0
+        for history in self._history.values():
+            final = [r for i in history.ids if (r := self._runs[i]).status not in _OPEN]
+            doomed: set[str] = set()
+            if older_than is not None:
+                doomed.update(r.run_id for r in final if r.scheduled_for < older_than)
+            if keep_per_job is not None:
+                final.sort(key=_sort_key, reverse=True)
+                doomed.update(r.run_id for r in final[keep_per_job:])
+            for run_id in doomed:
+                del self._runs[run_id]
+                del history.ids[run_id]
+            history.finals -= len(doomed)
+            deleted += len(doomed)
+        return deleted
 
     # -- leases --------------------------------------------------------------------------
     async def renew_lease(self, run_id: str, node_id: str, fence: int, *, until: datetime) -> bool:
@@ -260,16 +384,15 @@ class MemoryStore:
         if run.node_id != node_id or run.fence != fence:
             return False
         self._runs[run_id] = run.evolve(lease_expires_at=until)
+        self._leased[run_id] = None
         return True
 
     async def interrupt_expired(self, now: datetime) -> list[RunRecord]:
         out = []
-        for run in list(self._runs.values()):
-            if (
-                run.status == RunStatus.running
-                and run.lease_expires_at is not None
-                and run.lease_expires_at <= now
-            ):
+        for run_id in list(self._leased):
+            run = self._runs[run_id]
+            if run.lease_expires_at is not None and run.lease_expires_at <= now:
+                self._leased.pop(run_id, None)
                 new = run.evolve(
                     status=RunStatus.interrupted,
                     fence=run.fence + 1,
@@ -278,6 +401,10 @@ class MemoryStore:
                 )
                 self._runs[run.run_id] = new
                 out.append(new)
+                history = self._history[run.job_id]
+                history.finals += 1
+                if history.finals >= self._trim_at:
+                    self._trim(run.job_id, history)
         return out
 
     # -- system state --------------------------------------------------------------------

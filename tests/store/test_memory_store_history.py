@@ -1,0 +1,194 @@
+"""`MemoryStore` bounds each job's run history and indexes runs by job and by lease."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from agentcron.models import RunQuery, RunRecord, RunStatus, StoredJob
+from agentcron.store.memory import MemoryStore
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def a_run(
+    run_id: str,
+    second: int,
+    *,
+    job_id: str = "digest",
+    status: RunStatus = RunStatus.succeeded,
+    lease_s: float | None = None,
+) -> RunRecord:
+    at = T0 + timedelta(seconds=second)
+    return RunRecord(
+        run_id=run_id,
+        job_id=job_id,
+        scheduled_for=at,
+        status=status,
+        started_at=at,
+        finished_at=at if status.is_final else None,
+        node_id="node-a",
+        lease_expires_at=at + timedelta(seconds=lease_s) if lease_s is not None else None,
+    )
+
+
+async def run_ids(store: MemoryStore, job_id: str) -> list[str]:
+    return [r.run_id for r in await store.list_runs(RunQuery(job_id=job_id, limit=10_000))]
+
+
+async def test_a_job_over_the_cap_keeps_its_newest_final_runs_and_its_running_run() -> None:
+    store = MemoryStore(max_runs_per_job=10)
+    await store.record_run(a_run("stuck", 0, status=RunStatus.running, lease_s=3600))
+    for i in range(1, 11):  # 10 final runs: at the cap, nothing dropped
+        await store.record_run(a_run(f"r{i:02}", i))
+    assert len(await run_ids(store, "digest")) == 11
+    await store.record_run(a_run("r11", 11))  # the 11th final run: 10 + 10 // 10 -> trim
+    assert await run_ids(store, "digest") == [f"r{i:02}" for i in range(11, 1, -1)] + ["stuck"]
+    assert await store.get_run("r01") is None
+    stuck = await store.get_run("stuck")
+    assert stuck is not None and stuck.status == RunStatus.running
+
+
+async def test_the_cap_drops_only_the_runs_of_the_job_over_it() -> None:
+    store = MemoryStore(max_runs_per_job=10)
+    for i in range(5):
+        await store.record_run(a_run(f"other-{i}", i, job_id="other"))
+    for i in range(11):
+        await store.record_run(a_run(f"r{i:02}", 100 + i))
+    assert len(await run_ids(store, "digest")) == 10
+    assert await run_ids(store, "other") == [f"other-{i}" for i in range(4, -1, -1)]
+    assert await store.count_runs(RunQuery()) == 15
+
+
+async def test_the_oldest_runs_are_dropped_by_scheduled_time_whatever_order_they_came_in() -> None:
+    store = MemoryStore(max_runs_per_job=4)
+    for second in (5, 1, 4, 0, 3):  # recorded out of order; the 5th final run trims
+        await store.record_run(a_run(f"s{second}", second))
+    assert await run_ids(store, "digest") == ["s5", "s4", "s3", "s1"]
+    for second in (6, 7, 8, 9, 10):  # back in order
+        await store.record_run(a_run(f"s{second}", second))
+    assert await run_ids(store, "digest") == ["s10", "s9", "s8", "s7"]
+
+
+async def test_runs_of_one_occurrence_are_dropped_oldest_run_id_first() -> None:
+    store = MemoryStore(max_runs_per_job=2)
+    for run_id in ("c", "a", "b"):
+        await store.record_run(a_run(run_id, 0))
+    assert await run_ids(store, "digest") == ["c", "b"]
+
+
+async def test_a_run_that_becomes_final_counts_towards_the_cap() -> None:
+    store = MemoryStore(max_runs_per_job=3)
+    for i in range(3):
+        await store.record_run(a_run(f"r{i}", i))
+    running = a_run("r3", 3, status=RunStatus.running, lease_s=60)
+    await store.record_run(running)
+    assert len(await run_ids(store, "digest")) == 4
+    await store.record_run(running.evolve(status=RunStatus.failed, lease_expires_at=None))
+    assert await run_ids(store, "digest") == ["r3", "r2", "r1"]
+
+
+async def test_runs_interrupted_on_an_expired_lease_count_towards_the_cap() -> None:
+    store = MemoryStore(max_runs_per_job=3)
+    for i in range(3):
+        await store.record_run(a_run(f"r{i}", i))
+    await store.record_run(a_run("r3", 3, status=RunStatus.running, lease_s=60))
+    (interrupted,) = await store.interrupt_expired(T0 + timedelta(hours=1))
+    assert interrupted.run_id == "r3"
+    assert await run_ids(store, "digest") == ["r3", "r2", "r1"]
+
+
+async def test_a_dropped_run_takes_its_fire_claim_with_it() -> None:
+    store = MemoryStore(max_runs_per_job=2)
+    for i in range(3):
+        assert await store.claim_fire("digest", a_run("x", i).scheduled_for, "node-a", now=T0)
+        await store.record_run(a_run(f"r{i}", i))
+    oldest, kept = a_run("x", 0).scheduled_for, a_run("x", 1).scheduled_for
+    assert await store.claim_fire("digest", oldest, "node-b", now=T0)
+    assert not await store.claim_fire("digest", kept, "node-b", now=T0)
+
+
+async def test_without_a_cap_every_run_is_kept() -> None:
+    store = MemoryStore(max_runs_per_job=None)
+    for i in range(2_500):
+        await store.record_run(a_run(f"r{i:04}", i))
+    assert await store.count_runs(RunQuery(job_id="digest")) == 2_500
+    assert (await store.run_stats("digest")).total == 2_500
+
+
+async def test_the_default_cap_is_1000_final_runs_per_job() -> None:
+    store = MemoryStore()
+    assert store.max_runs_per_job == 1000
+    for i in range(1_100):
+        await store.record_run(a_run(f"r{i:04}", i))
+    assert await store.count_runs(RunQuery(job_id="digest")) == 1000
+    (newest,) = await store.list_runs(RunQuery(job_id="digest", limit=1))
+    assert newest.run_id == "r1099"
+
+
+@pytest.mark.parametrize("cap", [0, -1])
+def test_a_cap_below_one_is_refused(cap: int) -> None:
+    with pytest.raises(ValueError, match="max_runs_per_job"):
+        MemoryStore(max_runs_per_job=cap)
+
+
+async def test_only_the_expired_running_runs_are_interrupted_after_many_finished_runs() -> None:
+    store = MemoryStore(max_runs_per_job=50)
+    for i in range(2_000):
+        run = a_run(f"r{i:04}", i, job_id=f"job-{i % 7}", status=RunStatus.running, lease_s=60)
+        await store.record_run(run)
+        await store.record_run(run.evolve(status=RunStatus.succeeded, lease_expires_at=None))
+    await store.record_run(a_run("expired", 2_000, status=RunStatus.running, lease_s=10))
+    await store.record_run(a_run("alive", 2_000, status=RunStatus.running, lease_s=600))
+    await store.record_run(a_run("queued", 2_000, status=RunStatus.scheduled))
+    interrupted = await store.interrupt_expired(T0 + timedelta(seconds=2_100))
+    assert [r.run_id for r in interrupted] == ["expired"]
+    assert interrupted[0].status == RunStatus.interrupted and interrupted[0].fence == 1
+    assert await store.interrupt_expired(T0 + timedelta(seconds=2_100)) == []
+
+
+async def test_a_run_that_succeeds_leaves_the_running_index() -> None:
+    store = MemoryStore()
+    run = a_run("r1", 0, status=RunStatus.running, lease_s=60)
+    await store.record_run(run)
+    assert list(store._leased) == ["r1"]
+    await store.record_run(run.evolve(status=RunStatus.succeeded, lease_expires_at=None))
+    assert list(store._leased) == []
+    assert await store.interrupt_expired(T0 + timedelta(days=1)) == []
+
+
+async def test_a_renewed_lease_is_interrupted_only_once_it_expires_again() -> None:
+    store = MemoryStore()
+    await store.record_run(a_run("r1", 0, status=RunStatus.running, lease_s=60))
+    assert await store.renew_lease("r1", "node-a", 0, until=T0 + timedelta(seconds=300))
+    assert await store.interrupt_expired(T0 + timedelta(seconds=120)) == []
+    (interrupted,) = await store.interrupt_expired(T0 + timedelta(seconds=300))
+    assert interrupted.run_id == "r1" and list(store._leased) == []
+
+
+async def test_a_run_recorded_under_another_job_moves_to_that_jobs_history() -> None:
+    store = MemoryStore()
+    await store.record_run(a_run("r1", 0, job_id="old"))
+    await store.record_run(a_run("r1", 0, job_id="new"))
+    assert await run_ids(store, "old") == []
+    assert await run_ids(store, "new") == ["r1"]
+
+
+async def test_deleting_a_job_forgets_its_running_runs() -> None:
+    store = MemoryStore()
+    await store.save_job(StoredJob(id="digest", definition={}), actor="t")
+    await store.record_run(a_run("r1", 0, status=RunStatus.running, lease_s=60))
+    assert await store.delete_job("digest", actor="t")
+    assert await store.interrupt_expired(T0 + timedelta(days=1)) == []
+    assert await store.count_runs(RunQuery()) == 0
+
+
+async def test_pruning_by_hand_then_recording_more_keeps_the_cap_exact() -> None:
+    store = MemoryStore(max_runs_per_job=10)
+    for i in range(10):
+        await store.record_run(a_run(f"r{i:02}", i))
+    assert await store.prune_runs(keep_per_job=4) == 6
+    for i in range(10, 17):  # 4 + 7 = 11 final runs: trimmed back to 10
+        await store.record_run(a_run(f"r{i:02}", i))
+    assert await run_ids(store, "digest") == [f"r{i:02}" for i in range(16, 6, -1)]
