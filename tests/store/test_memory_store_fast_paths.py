@@ -1,5 +1,6 @@
-"""`MemoryStore.set_job_state` builds the new `StoredJob` by hand (hot path): it must change
-only the scheduling state, whatever fields `StoredJob` has, and every other operation sees it."""
+"""`MemoryStore` keeps each job in a mutable row and hands out `StoredJob` snapshots (the
+engine writes the scheduling state on every fire): `set_job_state` must change only that
+state, the row must carry every field of `StoredJob`, and every other operation sees it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from agentcron.models import StoredJob
-from agentcron.store.memory import MemoryStore
+from agentcron.store.memory import MemoryStore, _JobRow
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -22,18 +23,20 @@ async def test_set_job_state_changes_only_next_run_and_last_fire() -> None:
     after = await store.get_job("digest")
     expected = dataclasses.replace(before, next_run=T0 + timedelta(hours=1), last_fire=T0)
     assert after == expected
-    # Every field of StoredJob is listed in set_job_state (a new field must be carried over).
-    assert {f.name for f in dataclasses.fields(StoredJob)} == {
-        "id",
-        "definition",
-        "paused",
-        "pause_note",
-        "next_run",
-        "last_fire",
-        "created_at",
-        "updated_at",
-        "version",
-    }
+    # The row carries every field of StoredJob (a new field must be added to it too).
+    assert [f.name for f in dataclasses.fields(_JobRow)] == [
+        f.name for f in dataclasses.fields(StoredJob)
+    ]
+
+
+async def test_a_snapshot_does_not_change_when_the_job_changes_later() -> None:
+    store = MemoryStore()
+    await store.save_job(StoredJob(id="digest", definition={"v": 1}), actor="t")
+    snapshot = await store.get_job("digest")
+    await store.set_job_state("digest", next_run=T0, last_fire=T0)
+    await store.set_paused("digest", True, actor="t")
+    assert snapshot is not None
+    assert (snapshot.next_run, snapshot.last_fire, snapshot.paused) == (None, None, False)
 
 
 async def test_state_written_by_set_job_state_survives_every_other_job_operation() -> None:
