@@ -10,7 +10,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from agentcron.engine import Scheduler
@@ -60,6 +60,46 @@ async def test_a_running_lease_is_renewed_while_the_run_lasts(
         await clock.advance(45)
         (run,) = await all_runs(sched, "j")
     assert run.status == RunStatus.succeeded
+
+
+class RenewCountingStore(MemoryStore):
+    """Counts lease renewals in flight at once (each waits one loop turn, as a round trip)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.renewing = 0
+        self.most_renewing = 0
+
+    async def renew_lease(self, run_id: str, node_id: str, fence: int, *, until: datetime) -> bool:
+        self.renewing += 1
+        self.most_renewing = max(self.most_renewing, self.renewing)
+        try:
+            await asyncio.sleep(0)
+            return await super().renew_lease(run_id, node_id, fence, until=until)
+        finally:
+            self.renewing -= 1
+
+
+async def test_the_leases_of_many_running_runs_are_renewed_together_not_one_by_one(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    store = RenewCountingStore()
+    sched = make_scheduler(store=store, lease_s=30)
+
+    async def long(ctx: RunContext) -> None:
+        await clock.sleep(100)
+
+    for i in range(300):
+        sched.add_job(f"j{i}", trigger=Date(T0 + timedelta(seconds=1)), handler=long)
+    async with sched:
+        await clock.advance(45)  # past the lease: only renewals keep the runs ours
+        runs = [run for i in range(300) for run in await all_runs(sched, f"j{i}")]
+        assert {run.status for run in runs} == {RunStatus.running}
+        assert all(
+            r.lease_expires_at is not None and r.lease_expires_at > clock.now() for r in runs
+        )
+        await clock.advance(60)
+    assert 1 < store.most_renewing <= 256
 
 
 async def test_a_run_whose_lease_was_taken_over_is_stopped_and_not_recorded(

@@ -36,6 +36,7 @@ from agentcron.jobs import Job
 from agentcron.models import FireStart, RunRecord, RunStatus, SkipReason, new_run_id
 from agentcron.policies.circuit import Circuit
 from agentcron.policies.overlap import OverlapAction
+from agentcron.tasks import map_in_chunks
 
 __all__ = ["Dispatch", "DueFire", "Firing"]
 
@@ -383,17 +384,24 @@ class Firing(StoreSync):
 
     async def _renew_leases(self) -> None:
         until = self.clock.now() + timedelta(seconds=self.lease_s)
-        for entry in list(self._entries.values()):
-            for active in list(entry.active.values()):
-                record = active.record
-                if record is None or record.status != RunStatus.running:
-                    continue
-                ok = await self.store.renew_lease(
-                    record.run_id, self.node_id, record.fence, until=until
-                )
-                if not ok:
-                    active.lease_lost = True
-                    active.cancel("lease lost: another node took this run over")
+        running = [
+            (active, active.record)
+            for entry in list(self._entries.values())
+            for active in list(entry.active.values())
+            if active.record is not None and active.record.status == RunStatus.running
+        ]
+
+        async def renew(item: tuple[ActiveRun, RunRecord]) -> None:
+            active, record = item
+            ok = await self.store.renew_lease(
+                record.run_id, self.node_id, record.fence, until=until
+            )
+            if not ok:
+                active.lease_lost = True
+                active.cancel("lease lost: another node took this run over")
+
+        # All at once (in chunks): one by one, a loaded loop could take longer than the lease.
+        await map_in_chunks(renew, running)
 
     async def _recover_interrupted(self, now: datetime) -> None:
         for run in await self.store.interrupt_expired(now):

@@ -34,6 +34,7 @@ from agentcron.jobs import (
 from agentcron.models import ConflictPolicy, RunQuery, StoredJob
 from agentcron.policies.errors import JobConfigError
 from agentcron.store.base import JobConflictError, Store
+from agentcron.tasks import map_in_chunks
 
 __all__ = ["NEW_JOBS_AT_ONCE", "StoreSync", "store_available", "wait_store"]
 
@@ -176,11 +177,13 @@ class StoreSync:
                     waiter.set_result(None)
 
     async def _store_next_runs(self, entries: list[JobEntry]) -> None:
-        for entry in entries:
+        async def store_next_run(entry: JobEntry) -> None:
             if not entry.removed:
                 await self.store.set_job_state(
                     entry.job.id, next_run=entry.next_fire, last_fire=entry.last_fire
                 )
+
+        await map_in_chunks(store_next_run, entries)
 
     async def _save(self, stored: StoredJob) -> None:
         await self.store.save_job(stored, actor=_ACTOR, conflict="replace")
