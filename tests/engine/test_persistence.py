@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 from agentcron.engine import Scheduler
+from agentcron.handlers import RunContext
 from agentcron.models import StoredJob
 from agentcron.store.memory import MemoryStore
+from agentcron.testing import VirtualClock
 from agentcron.triggers import Interval
 
 
@@ -62,3 +65,32 @@ async def test_a_failed_write_is_logged_and_the_other_jobs_are_still_stored(capl
         stored = {job.id for job in await store.list_jobs()}
     assert stored == {"a", "b"}
     assert "store write failed" in caplog.text and "disk says no" in caplog.text
+
+
+class FlakyStartStore(MemoryStore):
+    """`start_fires` fails the first time (a locked or unreachable store), then works."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    async def start_fires(self, fires: Any, node_id: str, *, now: datetime) -> list[bool]:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("database is locked")
+        return await super().start_fires(fires, node_id, now=now)
+
+
+async def test_a_tick_whose_claims_fail_is_logged_and_the_next_tick_fires(caplog: Any) -> None:
+    clock = VirtualClock(datetime(2026, 3, 1, tzinfo=UTC))
+    fired: list[datetime] = []
+
+    async def job(ctx: RunContext) -> None:
+        fired.append(ctx.scheduled_for)
+
+    async with Scheduler(store=FlakyStartStore(), clock=clock, node_id="n") as sched:
+        sched.add_job("tick", trigger=Interval(seconds=10), handler=job)
+        await sched.flush()
+        await clock.advance(20)
+    assert fired == [datetime(2026, 3, 1, 0, 0, 20, tzinfo=UTC)]
+    assert "could not claim the 1 fire(s) due at 2026-03-01T00:00:10" in caplog.text

@@ -115,7 +115,14 @@ class Firing(StoreSync):
         starts = [
             FireStart(d.entry.job.id, d.fire, d.entry.next_fire, d.entry.last_fire) for d in due
         ]
-        won = await self.store.start_fires(starts, self.node_id, now=now)
+        try:
+            won = await self.store.start_fires(starts, self.node_id, now=now)
+        except Exception:
+            # Nothing was claimed (one transaction) and the jobs' stored `last_fire` did not
+            # move: another node may run these fires; here they are missed, and a restart
+            # hands them to each job's misfire policy. The next tick is unaffected.
+            log.exception("could not claim the %d fire(s) due at %s", len(due), now.isoformat())
+            return
         for d, ok in zip(due, won, strict=True):
             if ok:
                 self._spawn(self._admit(d.entry, d.fire, d.planned))

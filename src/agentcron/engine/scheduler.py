@@ -11,8 +11,9 @@ How a fire happens (each step's invariant):
 3. **Misfires, never bursts.** A fire later than its misfire `grace` (the process was down,
    the machine slept, the wall clock jumped forward) goes through the misfire policy, which
    sees every missed fire time at once.
-4. **Claim, then state, then run.** `claim_fire` makes the occurrence ours (two schedulers on
-   one store never both run it); `last_fire` is written before the run starts; the run is
+4. **Claim, then state, then run.** The tick's on-time fires are claimed together with
+   `Store.start_fires` (one transaction; two schedulers on one store never both run an
+   occurrence), which also writes each job's `last_fire` before its run starts; the run is
    recorded `running` with a lease that a single maintenance task renews.
 5. **Policies.** Overlap decides against the job's active runs (a run waiting for a retry is
    active), the circuit breaker at the moment a run would start, retries inside the run.
