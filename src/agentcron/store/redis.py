@@ -51,13 +51,13 @@ from agentcron.models import (
 )
 from agentcron.store import redis_codec as codec
 from agentcron.store.base import JobConflictError
-from agentcron.store.memory import stats_from_runs
 from agentcron.store.redis_connection import (
     SCHEMA_VERSION,
     RedisConnection,
     StoreUnavailableError,
     mask_url,
 )
+from agentcron.store.run_stats import stats_from_runs
 
 __all__ = ["SCHEMA_VERSION", "RedisStore", "StoreUnavailableError", "mask_url"]
 

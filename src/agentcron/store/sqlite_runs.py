@@ -1,7 +1,7 @@
 """`SqliteStore`'s run log: the statements that record runs, queries, statistics, pruning
 and the takeover of runs whose lease expired.
 
-Statistics are aggregated in SQL, computed as `MemoryStore` computes them (`stats_from_runs`).
+Statistics are aggregated in SQL, computed as `run_stats.stats_from_runs` computes them.
 Functions of a connection run in a reader thread or, for writes, in the writer's transaction
 (see `sqlite_writer`).
 """
