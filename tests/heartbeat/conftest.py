@@ -5,10 +5,24 @@ from datetime import UTC, datetime
 import pytest
 
 from agentcron.events import Event, EventBus
+from agentcron.heartbeat.probes import Thresholds
 from agentcron.store.memory import MemoryStore
 from agentcron.testing import VirtualClock
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+#: For senders whose test is not about this machine's readings: a busy CI machine's CPU,
+#: memory or disk must not turn the node `degraded` (the readings are still taken).
+MACHINE_BLIND = Thresholds(
+    rss_degraded_mb=None,
+    rss_unhealthy_mb=None,
+    memory_degraded_pct=None,
+    memory_unhealthy_pct=None,
+    cpu_degraded_pct=None,
+    cpu_unhealthy_pct=None,
+    disk_degraded_pct=None,
+    disk_unhealthy_pct=None,
+)
 
 
 class Collector:

@@ -24,7 +24,7 @@ from agentcron.models import NodeHeartbeat, StoredJob
 from agentcron.store.memory import MemoryStore
 from agentcron.testing import VirtualClock
 
-from .conftest import T0
+from .conftest import MACHINE_BLIND, T0
 
 
 def test_assess_reports_healthy_when_every_reading_is_below_its_threshold() -> None:
@@ -125,7 +125,9 @@ async def test_probes_fall_back_to_the_store_run_statistics_for_failure_streaks(
 
 async def test_the_sender_writes_numbered_heartbeats_every_interval(clock: VirtualClock) -> None:
     store = MemoryStore()
-    sender = HeartbeatSender(store, clock, node_id="n1", interval_s=10, loop_lag_period_s=1)
+    sender = HeartbeatSender(
+        store, clock, node_id="n1", interval_s=10, loop_lag_period_s=1, thresholds=MACHINE_BLIND
+    )
     async with sender:
         await clock.advance(0)
         first = (await store.list_heartbeats())[0]
@@ -156,7 +158,9 @@ async def test_an_unreachable_store_is_reported_and_does_not_stop_the_sender(
             await super().write_heartbeat(heartbeat)
 
     store = Down()
-    sender = HeartbeatSender(store, clock, node_id="n1", interval_s=5, loop_lag_period_s=None)
+    sender = HeartbeatSender(
+        store, clock, node_id="n1", interval_s=5, loop_lag_period_s=None, thresholds=MACHINE_BLIND
+    )
     async with sender:
         await clock.advance(0)
         assert sender.last is not None and sender.last.status == "unhealthy"

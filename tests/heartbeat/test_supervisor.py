@@ -12,7 +12,7 @@ from agentcron.store.memory import MemoryStore
 from agentcron.testing import VirtualClock
 from agentcron.triggers import Interval
 
-from .conftest import T0, Collector
+from .conftest import MACHINE_BLIND, T0, Collector
 
 
 async def fails() -> None:
@@ -182,7 +182,9 @@ async def test_a_restarted_node_is_not_reported_offline_by_its_own_monitor(
     )
     bus = EventBus()
     seen = Collector(bus)
-    sender = HeartbeatSender(store, clock, node_id="n1", interval_s=10, loop_lag_period_s=None)
+    sender = HeartbeatSender(
+        store, clock, node_id="n1", interval_s=10, loop_lag_period_s=None, thresholds=MACHINE_BLIND
+    )
     async with sender, HeartbeatMonitor(store, clock, bus, check_every_s=5):
         await clock.advance(0)
         await clock.advance(30)
