@@ -101,13 +101,19 @@ class Firing(StoreSync):
             now = None
         if now is None:
             now = self.clock.now()
-        if not await self.store.claim_fire(job.id, fire, self.node_id, now=now):
+        if manual:  # a manual run leaves the schedule's state alone
+            won = await self.store.claim_fire(job.id, fire, self.node_id, now=now)
+        else:
+            won = await self._claim_one(entry, fire, now)
+        if not won:
             return None
-        if not manual:
-            await self.store.set_job_state(
-                job.id, next_run=entry.next_fire, last_fire=entry.last_fire
-            )
         return await self._admit(entry, fire, planned, manual=manual)
+
+    async def _claim_one(self, entry: JobEntry, fire: datetime, now: datetime) -> bool:
+        """Claim one scheduled fire and write its job's state, as a tick's batch does."""
+        start = FireStart(entry.job.id, fire, entry.next_fire, entry.last_fire)
+        [won] = await self.store.start_fires([start], self.node_id, now=now)
+        return won
 
     async def _start_fires(self, due: list[DueFire], now: datetime) -> None:
         """The on-time fires of one tick: claim them all and write their jobs' state in one
@@ -344,10 +350,7 @@ class Firing(StoreSync):
     ) -> None:
         if entry.unsaved:
             await self._saved(entry)
-        if await self.store.claim_fire(entry.job.id, fire, self.node_id, now=self.clock.now()):
-            await self.store.set_job_state(
-                entry.job.id, next_run=entry.next_fire, last_fire=entry.last_fire
-            )
+        if await self._claim_one(entry, fire, self.clock.now()):
             await self._record_skip(entry, fire, reason)
 
     # == circuits =======================================================================

@@ -5,7 +5,7 @@ Invariants:
 * Configuration calls (`add_job`, `update`, `pause`, ...) are synchronous; once started,
   their store writes go through one FIFO writer task, so they land in call order. The one
   exception: the jobs added between two other writes are independent of each other, so
-  they form one write that stores up to `NEW_JOBS_AT_ONCE` of them concurrently (a store
+  they form one write that stores them `tasks.CHUNK` at a time (a store
   that groups commits, like SQLite's writer, then needs a few transactions instead of one
   per job, and a queued job costs one small tuple, not a closure).
 * A job added while running is in the store before any of its fires is recorded (stores
@@ -36,14 +36,11 @@ from agentcron.policies.errors import JobConfigError
 from agentcron.store.base import JobConflictError, Store
 from agentcron.tasks import map_in_chunks
 
-__all__ = ["NEW_JOBS_AT_ONCE", "StoreSync", "store_available", "wait_store"]
+__all__ = ["StoreSync", "store_available", "wait_store"]
 
 log = logging.getLogger("agentcron.engine")
 
 _ACTOR = "code"
-
-#: At most this many new jobs are written to the store at once (see the module docstring).
-NEW_JOBS_AT_ONCE = 256
 
 NewJobs = list[tuple[JobEntry, ConflictPolicy]]
 
@@ -232,17 +229,17 @@ class StoreSync:
         self._new_jobs.append((entry, policy))
 
     async def _persist_new_jobs(self, batch: NewJobs) -> None:
+        async def persist(item: tuple[JobEntry, ConflictPolicy]) -> None:
+            try:
+                await self._persist_new(*item)
+            except Exception:  # one job's failure must not keep the others out
+                log.exception("store write failed")
+
         done = 0
         while done < len(batch):  # jobs may join the batch while it is being stored
-            chunk = batch[done : done + NEW_JOBS_AT_ONCE]
+            chunk = batch[done:]
             done += len(chunk)
-            results = await asyncio.gather(
-                *(self._persist_new(entry, policy) for entry, policy in chunk),
-                return_exceptions=True,
-            )
-            for result in results:
-                if isinstance(result, BaseException):
-                    log.error("store write failed", exc_info=result)
+            await map_in_chunks(persist, chunk)
         if self._new_jobs is batch:  # stored: let go of it (jobs added later start a new one)
             self._new_jobs = None
 
