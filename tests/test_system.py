@@ -3,7 +3,11 @@ store changes reach a running scheduler."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from datetime import UTC, datetime
+from pathlib import Path
 
 from agentcron.config import load_settings
 from agentcron.engine import Scheduler
@@ -67,3 +71,37 @@ async def test_store_changes_reach_a_running_scheduler() -> None:
         assert views["keep"].paused and views["keep"].pause_note == "travelling"
         assert await sync_jobs_from_store(sched, store) == 0
         await sched.stop(grace_s=0)
+
+
+SIGTERM_WHILE_STARTING = textwrap.dedent(
+    """
+    import asyncio, os, signal, sys
+    from agentcron.config import load_settings
+    from agentcron.system import AgentcronSystem
+
+    class SignalledWhileStarting(AgentcronSystem):
+        async def _start_health(self, *args, **kwargs):
+            # The scheduler is already firing; the rest of start-up has not run yet.
+            os.kill(os.getpid(), signal.SIGTERM)
+            await asyncio.sleep(0)
+            return await super()._start_health(*args, **kwargs)
+
+    settings = load_settings(
+        environ={"SCHEDULER_DATA_DIR": sys.argv[1]}, env_file=None,
+    )
+    asyncio.run(SignalledWhileStarting(settings, dashboard=False).serve())
+    print("stopped gracefully")
+    """
+)
+
+
+def test_a_sigterm_while_agentcron_run_starts_stops_it_gracefully(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", SIGTERM_WHILE_STARTING, str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "stopped gracefully" in proc.stdout

@@ -177,6 +177,9 @@ class AgentcronSystem:
         self.store = store
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(store.close)
+            # Before anything starts: a SIGTERM while starting (the scheduler may already be
+            # firing) stops gracefully once start-up is done, instead of killing the process.
+            self._install_signal_handlers(stack)
             try:
                 await self._write_config_jobs(store, job_file)
                 await self._write_preset_jobs(store, job_file)
@@ -214,7 +217,6 @@ class AgentcronSystem:
                 await self._start_dashboard(stack, scheduler, data_dir)
             write_pid_file(data_dir)
             stack.callback(remove_pid_file, data_dir)
-            self._install_signal_handlers(stack)
             watcher = asyncio.create_task(self._watch_jobs(store), name="agentcron-jobs-watch")
             stack.callback(watcher.cancel)
             log.info(
