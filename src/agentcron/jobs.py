@@ -52,6 +52,7 @@ __all__ = [
     "job_id_problem",
     "job_to_definition",
     "next_nominal_fire",
+    "plain_timing",
     "update_job",
 ]
 
@@ -260,6 +261,13 @@ for _name in _OPTION_NAMES:  # each option reads through to the shared `_Options
     setattr(Job, _name, property(operator.attrgetter(f"_options.{_name}")))
 
 
+def plain_timing(job: Job) -> bool:
+    """True for a job built with no option but `timezone` (most jobs): enabled, with no
+    `start`/`end` window, `max_runs` or jitter, so its next fire is its trigger's."""
+    options = job._options
+    return options is _PLAIN_OPTIONS.get(options.timezone)
+
+
 def next_nominal_fire(job: Job, after: datetime) -> datetime | None:
     """The job's next fire strictly after `after`, within its `start`/`end` window
     (`max_runs` is counted by the engine)."""
@@ -405,6 +413,29 @@ def job_id_problem(job_id: str) -> str | None:
     return None
 
 
+def _trigger(value: object, tz: tzinfo) -> Trigger:
+    """`coerce_trigger` + `require_fires`; cron text that passed once is looked up."""
+    if type(value) is not str:
+        trigger = coerce_trigger(value, tz)
+        require_fires(trigger)  # an impossible schedule is an error, never a silent wait
+        return trigger
+    key = (value, tz)
+    hit = _CHECKED_TEXT.get(key)
+    if hit is not None:
+        return hit
+    trigger = coerce_trigger(value, tz)
+    require_fires(trigger)
+    if len(_CHECKED_TEXT) >= 4096:
+        _CHECKED_TEXT.clear()
+    _CHECKED_TEXT[key] = trigger
+    return trigger
+
+
+#: Trigger text (cron or "@reboot") and zone to its checked trigger (most jobs of a process
+#: share a few schedules).
+_CHECKED_TEXT: dict[tuple[str, tzinfo], Trigger] = {}
+
+
 def build_job(
     job_id: str,
     *,
@@ -424,8 +455,7 @@ def build_job(
         name = sorted(set(options) - JOB_OPTIONS)[0]
         raise JobConfigError(name, f"unknown job option; known: {', '.join(sorted(JOB_OPTIONS))}")
     tz = resolve_tz(options.get("timezone") or default_timezone)
-    trig = coerce_trigger(trigger, tz)
-    require_fires(trig)  # an impossible schedule is an error, never a job that silently waits
+    trig = _trigger(trigger, tz)
     handler_obj = coerce_handler(handler, isolation=options.get("isolation"))
     if not options or (len(options) == 1 and "timezone" in options):  # nothing else to check
         return _plain_job(job_id, trig, handler_obj, tz_name(tz))

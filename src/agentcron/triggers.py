@@ -129,12 +129,17 @@ class CronTrigger:
         self._cache_next: datetime | None = None
 
     def next_fire(self, after: datetime) -> datetime | None:
+        # The last answer holds for any `after` from the last question up to that answer
+        # (no fire lies between them): jobs on this schedule share it.
+        cached = self._cache_after
+        if cached is not None and cached <= after:
+            nxt_cached = self._cache_next
+            if nxt_cached is None or after < nxt_cached:
+                return nxt_cached
         # Cron fires on whole seconds, so "strictly after" `after` and after its whole
-        # second are the same; truncating lets jobs on this schedule share one answer.
+        # second are the same.
         if after.microsecond:
             after = after.replace(microsecond=0)
-        if after == self._cache_after:
-            return self._cache_next
         nxt = self._expr.next(after)
         result = utc(nxt) if nxt is not None else None
         self._cache_after, self._cache_next = after, result
@@ -308,7 +313,8 @@ def coerce_trigger(value: object, tz: str | tzinfo | None = "UTC") -> Trigger:
     if isinstance(value, (CronTrigger, Interval, Date, Reboot)):
         return value
     if isinstance(value, str):
-        if value.strip().lower() == "@reboot":
+        value = value.strip()  # (so that " 0 9 * * *" shares the trigger of "0 9 * * *")
+        if value.lower() == "@reboot":
             return Reboot()
         return cron_trigger(value, resolve_tz(tz))
     if isinstance(value, dict):

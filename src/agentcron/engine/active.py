@@ -6,10 +6,14 @@ import asyncio
 import collections
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from agentcron.handlers.base import RunContext
 from agentcron.jobs import Job
 from agentcron.models import ConflictPolicy, RunRecord
+
+if TYPE_CHECKING:
+    from agentcron.engine.timeline import _Slot
 
 __all__ = ["NO_RUNS", "ActiveRun", "JobEntry", "PendingFire"]
 
@@ -25,6 +29,11 @@ class ActiveRun:
     record: RunRecord | None = None
     cancel_reason: str | None = None
     lease_lost: bool = False
+    #: False while `task` has not begun: a run admitted by its tick (recorded `running`)
+    #: whose task was cancelled before its first step would leave no final record, so such
+    #: a task is not cancelled; it sees `cancel_reason` when it starts and records
+    #: `cancelled` itself.
+    started: bool = True
 
     def cancel(self, reason: str) -> None:
         """Ask the run to stop: `ctx.cancelled` first, then cancel the task running it."""
@@ -32,7 +41,7 @@ class ActiveRun:
             self.cancel_reason = reason
         if self.ctx is not None:
             self.ctx.cancelled.set()
-        if self.task is not None and not self.task.done():
+        if self.task is not None and self.started and not self.task.done():
             self.task.cancel()
 
 
@@ -58,7 +67,8 @@ class JobEntry:
     next_fire: datetime | None = None
     wake: datetime | None = None
     last_fire: datetime | None = None
-    gen: int = 0
+    #: The `Timeline` slot the entry is queued in (None: not queued).
+    slot: _Slot | None = None
     fires: int = 0
     consecutive_skips: int = 0
     starting: int = 0

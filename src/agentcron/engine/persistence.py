@@ -42,7 +42,19 @@ log = logging.getLogger("agentcron.engine")
 
 _ACTOR = "code"
 
-NewJobs = list[tuple[JobEntry, ConflictPolicy]]
+
+class _NewJobs(list[JobEntry]):
+    """Jobs added while running, stored together by one queued write. `policy` is the
+    conflict policy of the jobs added without one (the scheduler's, when they were added)."""
+
+    __slots__ = ("policy",)
+
+    def __init__(self, policy: ConflictPolicy) -> None:
+        super().__init__()
+        self.policy: ConflictPolicy = policy
+
+
+NewJobs = _NewJobs
 
 
 def store_available(store: Store) -> bool:
@@ -211,8 +223,8 @@ class StoreSync:
         """Wait until every fire dispatched so far has finished (its run recorded) and every
         change is in the store. Runs still waiting for time (retries, delays) are waited
         for too, so with a virtual clock call it once time has been advanced past them."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
+        while pending := {t for t in self._tasks if not t.done()}:
+            await asyncio.wait(pending)
         await self._flush_writes()
 
     def _enqueue_write(self, write: Callable[[], Awaitable[None]]) -> None:
@@ -221,17 +233,20 @@ class StoreSync:
         self._writes.put_nowait(write)
 
     def _enqueue_new_job(self, entry: JobEntry, policy: ConflictPolicy) -> None:
+        # (`policy` is `entry.conflict or self.conflict`, which the batch reproduces)
         assert self._writes is not None
-        if self._new_jobs is None:
-            batch: NewJobs = []
-            self._new_jobs = batch
-            self._writes.put_nowait(lambda: self._persist_new_jobs(batch))
-        self._new_jobs.append((entry, policy))
+        batch = self._new_jobs
+        if batch is None or batch.policy != self.conflict:
+            new: NewJobs = _NewJobs(self.conflict)
+            batch = self._new_jobs = new
+            self._writes.put_nowait(lambda: self._persist_new_jobs(new))
+        # The entry alone (its policy is `entry.conflict`, else the batch's): no tuple per job.
+        batch.append(entry)
 
     async def _persist_new_jobs(self, batch: NewJobs) -> None:
-        async def persist(item: tuple[JobEntry, ConflictPolicy]) -> None:
+        async def persist(entry: JobEntry) -> None:
             try:
-                await self._persist_new(*item)
+                await self._persist_new(entry, entry.conflict or batch.policy)
             except Exception:  # one job's failure must not keep the others out
                 log.exception("store write failed")
 
@@ -242,6 +257,7 @@ class StoreSync:
             await map_in_chunks(persist, chunk)
         if self._new_jobs is batch:  # stored: let go of it (jobs added later start a new one)
             self._new_jobs = None
+        batch.clear()  # (the writer may hold the queued write until the next one)
 
     async def _writer(self) -> None:
         assert self._writes is not None

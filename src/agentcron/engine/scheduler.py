@@ -57,6 +57,7 @@ from agentcron.jobs import (
     build_job,
     job_to_definition,
     next_nominal_fire,
+    plain_timing,
     update_job,
 )
 from agentcron.models import (
@@ -667,11 +668,25 @@ class Scheduler(Firing):
             self._wakeup.set()
 
     def _schedule_from(self, entry: JobEntry, now: datetime) -> None:
-        if entry.paused or entry.dormant or entry.job.is_reboot or not entry.job.enabled:
+        job = entry.job
+        if entry.paused or entry.dormant or job.is_reboot or not job.enabled:
             self._timeline.drop(entry)
             entry.next_fire = None
             return
-        self._schedule_next(entry, self._next_after(entry, now), now)
+        if not plain_timing(job):
+            self._schedule_next(entry, self._next_after(entry, now), now)
+            return
+        # `_schedule_next(entry, _next_after(entry, now), now)` for a job with no window, run
+        # cap or jitter, written out: every job added while running comes through here.
+        last = entry.last_fire
+        fire = job.trigger.next_fire(now if last is None or now >= last else last)
+        entry.next_fire, entry.wake = fire, None
+        if fire is None:
+            self._timeline.drop(entry)
+            return
+        self._timeline.push(entry, fire.timestamp())
+        if self._wakeup is not None:
+            self._wakeup.set()
 
     def _schedule_initial(self, entry: JobEntry, now: datetime) -> None:
         """At start: from `last_fire` (so fires missed while down are found), else now."""

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentcron.models import (
     AuditEntry,
@@ -57,11 +57,23 @@ class _History:
         self.newest: datetime | None = None
 
 
-@dataclass(slots=True)
+@dataclass(eq=False)
 class _JobRow:
     """A stored job, mutable inside the store: the engine writes `next_run`/`last_fire` on
     every fire, and setting two attributes costs a fraction of building a frozen
-    `StoredJob` (readers get a `StoredJob` snapshot; same size as one)."""
+    `StoredJob` (readers get a `StoredJob` snapshot; same size as one).
+
+    A row added without a given `created_at` is also its own "added" audit entry (made
+    when the audit is read: `added_by` at `created_at`, with definition `added`), which
+    costs two attributes instead of an `AuditEntry` per job."""
+
+    __slots__ = (
+        *("id", "definition", "paused", "pause_note", "next_run", "last_fire"),
+        *("created_at", "updated_at", "version", "added_by", "added"),
+    )
+    if TYPE_CHECKING:  # set on the rows that stand for their "added" entry; not fields
+        added_by: str = field(init=False)
+        added: dict[str, Any] = field(init=False)
 
     id: str
     definition: dict[str, Any]
@@ -85,6 +97,18 @@ class _JobRow:
             updated_at=self.updated_at,
             version=self.version,
         )
+
+
+def _added_entry(row: _JobRow) -> AuditEntry:
+    assert row.created_at is not None
+    return AuditEntry(
+        job_id=row.id,
+        action="added",
+        actor=row.added_by,
+        at=row.created_at,
+        before=None,
+        after=row.added,
+    )
 
 
 class MemoryStore:
@@ -122,7 +146,8 @@ class MemoryStore:
         self._claims: dict[tuple[str, datetime], str] = {}
         self._state: dict[str, str] = {}
         self._nodes: dict[str, NodeHeartbeat] = {}
-        self._audit: list[AuditEntry] = []
+        # Audit entries, oldest first; a `_JobRow` stands for its own "added" entry.
+        self._audit: list[AuditEntry | _JobRow] = []
 
     async def open(self) -> None:
         return None
@@ -149,7 +174,11 @@ class MemoryStore:
                 version=1,
             )
             self._jobs[job.id] = row
-            self._audit_entry(job.id, "added", actor, None, row.definition, now)
+            if job.created_at is None:  # the row is its "added" entry (see `_JobRow`)
+                row.added_by, row.added = actor, row.definition
+                self._audit.append(row)
+            else:
+                self._audit_entry(job.id, "added", actor, None, row.definition, now)
             return row.snapshot()
         if conflict == "keep":
             return row.snapshot()
@@ -412,8 +441,12 @@ class MemoryStore:
 
     # -- audit ---------------------------------------------------------------------------
     async def list_audit(self, job_id: str | None = None, *, limit: int = 100) -> list[AuditEntry]:
-        entries = [e for e in reversed(self._audit) if job_id is None or e.job_id == job_id]
-        return entries[:limit]
+        entries = [
+            e
+            for e in reversed(self._audit)
+            if job_id is None or (e.id if isinstance(e, _JobRow) else e.job_id) == job_id
+        ]
+        return [_added_entry(e) if isinstance(e, _JobRow) else e for e in entries[:limit]]
 
     def _audit_entry(
         self,

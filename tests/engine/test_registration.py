@@ -1,0 +1,84 @@
+"""Jobs added to a running scheduler: their next run is known at once, they fire on time,
+they are stored with their own conflict policy, and jobs on one schedule share its parse."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from agentcron.engine import Scheduler
+from agentcron.engine.active import JobEntry
+from agentcron.engine.timeline import Timeline
+from agentcron.jobs import build_job
+from agentcron.models import StoredJob
+from agentcron.store.memory import MemoryStore
+from agentcron.testing import VirtualClock
+from agentcron.triggers import CronTrigger
+
+from .conftest import T0, all_runs, noop
+
+
+async def test_a_job_added_while_running_has_its_next_run_at_once_and_fires_on_time(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    async with sched:
+        await clock.advance(90)  # 00:01:30
+        for i in range(3):
+            sched.add_job(f"j{i}", trigger="*/2 * * * *", handler=noop)
+        assert {sched.job(f"j{i}").next_run for i in range(3)} == {T0 + timedelta(minutes=2)}
+        await clock.advance(30)
+        await sched.drain()
+        for i in range(3):
+            runs = await all_runs(sched, f"j{i}")
+            assert [r.scheduled_for for r in runs] == [T0 + timedelta(minutes=2)]
+            assert runs[0].started_at == T0 + timedelta(minutes=2)
+        assert sched.job("j0").next_run == T0 + timedelta(minutes=4)
+
+
+async def test_jobs_on_one_schedule_share_its_parsed_trigger(sched: Scheduler) -> None:
+    first = sched.add_job("a", trigger="0 9 * * *", handler=noop)
+    second = sched.add_job("b", trigger=" 0 9 * * * ", handler=noop)
+    other_zone = sched.add_job("c", trigger="0 9 * * *", handler=noop, timezone="Europe/Berlin")
+    assert first.trigger is second.trigger
+    assert other_zone.trigger is not first.trigger
+
+
+async def test_jobs_added_while_running_are_stored_with_their_own_conflict_policy(
+    sched: Scheduler, clock: VirtualClock, store: MemoryStore
+) -> None:
+    async with sched:
+        # Another node stores two jobs that this process then also defines.
+        stored = sched.add_job("tmp", trigger="0 1 * * *", handler=noop)
+        await sched.flush()
+        definition = (await store.get_job("tmp")).definition  # type: ignore[union-attr]
+        for job_id in ("kept", "replaced"):
+            await store.save_job(StoredJob(id=job_id, definition=definition), actor="api")
+        sched.add_job("kept", trigger="0 9 * * *", handler=noop, conflict="keep")
+        sched.add_job("replaced", trigger="0 9 * * *", handler=noop)
+        await sched.flush()
+        kept, replaced = await store.get_job("kept"), await store.get_job("replaced")
+        assert kept is not None and kept.definition["trigger"]["expr"] == "0 1 * * *"
+        assert replaced is not None and replaced.definition["trigger"]["expr"] == "0 9 * * *"
+        assert sched.job("kept").job.trigger is stored.trigger
+
+
+def test_a_shared_cron_trigger_answers_like_a_fresh_one_for_any_question_order() -> None:
+    shared = CronTrigger("*/7 3-5 * * *", "Europe/Berlin")
+    rng = random.Random(7)
+    for _ in range(500):
+        after = T0 + timedelta(seconds=rng.randrange(0, 3 * 86400), microseconds=rng.choice((0, 1)))
+        fresh = CronTrigger("*/7 3-5 * * *", "Europe/Berlin")
+        assert shared.next_fire(after) == fresh.next_fire(after), after
+
+
+def test_an_entry_pushed_twice_for_one_time_wakes_once_at_its_latest_position() -> None:
+    timeline = Timeline()
+    a, b, c = (JobEntry(job=build_job(i, trigger="* * * * *", handler=noop)) for i in "abc")
+    for entry in (a, b, c):
+        timeline.push(entry, 10.0)
+    timeline.push(a, 20.0)
+    timeline.push(a, 10.0)  # back: now after c
+    timeline.drop(b)
+    assert timeline.next_wake() == 10.0
+    assert timeline.pop_due(30.0) == [c, a]
+    assert timeline.next_wake() is None and len(timeline) == 0
