@@ -82,3 +82,18 @@ def test_an_entry_pushed_twice_for_one_time_wakes_once_at_its_latest_position() 
     assert timeline.next_wake() == 10.0
     assert timeline.pop_due(30.0) == [c, a]
     assert timeline.next_wake() is None and len(timeline) == 0
+
+
+def test_expressions_with_the_same_day_fields_share_their_day_tables() -> None:
+    daily = [CronTrigger(f"{m} {h} * * *") for m, h in ((0, 9), (30, 17), (5, 0))]
+    monthly = CronTrigger("0 9 1 * *")
+    for trigger in (*daily, monthly):
+        trigger.next_fire(T0)
+    tables = {id(t._expr._m._day_tables) for t in daily}
+    assert len(tables) == 1
+    assert id(monthly._expr._m._day_tables) not in tables
+    assert [t.next_fire(T0) for t in daily] == [
+        T0 + timedelta(hours=9),
+        T0 + timedelta(hours=17, minutes=30),
+        T0 + timedelta(minutes=5),
+    ]

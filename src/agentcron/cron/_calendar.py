@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 
-from agentcron.cron.fields import CronFields
+from agentcron.cron.fields import CronFields, FieldSpec
 
 __all__ = ["Matcher", "civil_from_days", "days_from_civil", "month_length"]
 
@@ -101,6 +101,22 @@ for _values, _size in (
     _FULL[(_values, _size, True)] = _prev_table(_values, _size)
 
 
+_DayTables = dict[int, tuple[list[int], list[int]]]
+_DAY_CACHES: dict[tuple[FieldSpec, FieldSpec], tuple[_DayTables, _DayTables]] = {}
+
+
+def _day_caches(dom: FieldSpec, dow: FieldSpec) -> tuple[_DayTables, _DayTables]:
+    """The (by month shape, by month) day-table caches of the expressions with these day
+    fields (most expressions have ``* *``: 1,440 daily schedules share one pair)."""
+    key = (dom, dow)
+    caches = _DAY_CACHES.get(key)
+    if caches is None:
+        if len(_DAY_CACHES) >= 1024:
+            _DAY_CACHES.clear()
+        caches = _DAY_CACHES[key] = ({}, {})
+    return caches
+
+
 class Matcher:
     """The matching wall-clock calendar of one expression."""
 
@@ -133,14 +149,12 @@ class Matcher:
         self.pmin: list[int] = []
         self.phour: list[int] = []
         self.pmon: list[int] = []
-        self.years: tuple[int, ...] | None = (
-            None if fields.year.is_star else fields.year.values
-        )
+        self.years: tuple[int, ...] | None = None if fields.year.is_star else fields.year.values
         self._dom = fields.day_of_month
         self._dow = fields.day_of_week
         self._and = fields.day_of_month.is_star or fields.day_of_week.is_star
-        self._day_tables: dict[int, tuple[list[int], list[int]]] = {}
-        self._month_cache: dict[int, tuple[list[int], list[int]]] = {}
+        # Day tables depend only on the day fields: expressions that share them share these.
+        self._day_tables, self._month_cache = _day_caches(self._dom, self._dow)
         self._never: bool | None = None
 
     # -- days -------------------------------------------------------------------------
