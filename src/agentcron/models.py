@@ -169,6 +169,9 @@ class FireStart(NamedTuple):
     scheduled_for: datetime
     next_run: datetime | None
     last_fire: datetime | None
+    #: The fire's `running` record, written with the claim when the fire is won (the engine
+    #: gives it for fires that start at once: an idle job without circuit or group).
+    run: RunRecord | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

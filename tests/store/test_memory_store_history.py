@@ -152,9 +152,9 @@ async def test_a_run_that_succeeds_leaves_the_running_index() -> None:
     store = MemoryStore()
     run = a_run("r1", 0, status=RunStatus.running, lease_s=60)
     await store.record_run(run)
-    assert list(store._leased) == ["r1"]
+    assert list(store._runs.leased) == ["r1"]
     await store.record_run(run.evolve(status=RunStatus.succeeded, lease_expires_at=None))
-    assert list(store._leased) == []
+    assert list(store._runs.leased) == []
     assert await store.interrupt_expired(T0 + timedelta(days=1)) == []
 
 
@@ -164,7 +164,7 @@ async def test_a_renewed_lease_is_interrupted_only_once_it_expires_again() -> No
     assert await store.renew_lease("r1", "node-a", 0, until=T0 + timedelta(seconds=300))
     assert await store.interrupt_expired(T0 + timedelta(seconds=120)) == []
     (interrupted,) = await store.interrupt_expired(T0 + timedelta(seconds=300))
-    assert interrupted.run_id == "r1" and list(store._leased) == []
+    assert interrupted.run_id == "r1" and list(store._runs.leased) == []
 
 
 async def test_a_run_recorded_under_another_job_moves_to_that_jobs_history() -> None:

@@ -227,6 +227,33 @@ async def test_fires_started_together_are_claimed_once_and_write_state_only_when
     assert digest is not None and digest.next_run == at(1)
 
 
+async def test_fires_started_together_write_their_running_records_only_when_won(
+    store: Store,
+) -> None:
+    for job_id in ("digest", "backup"):
+        await store.save_job(a_job(job_id), actor="cli")
+    assert await store.claim_fire("backup", at(0), "node-b", now=at(0))
+    lease = at(0) + timedelta(seconds=30)
+    digest_run = a_run("r-digest", status=RunStatus.running, lease_expires_at=lease)
+    backup_run = a_run("r-backup", job_id="backup", status=RunStatus.running)
+    won = await store.start_fires(
+        [
+            FireStart("digest", at(0), next_run=at(1), last_fire=at(0), run=digest_run),
+            FireStart("backup", at(0), next_run=at(1), last_fire=at(0), run=backup_run),
+        ],
+        "node-a",
+        now=at(0),
+    )
+    assert won == [True, False]
+    assert await store.get_run("r-digest") == digest_run
+    assert await store.get_run("r-backup") is None
+    # Recorded as `record_run` would: leased (renewable) and then finished by its id.
+    assert await store.renew_lease("r-digest", "node-a", 0, until=at(1))
+    finished = a_run("r-digest", status=RunStatus.succeeded)
+    assert await store.record_run(finished)
+    assert await store.list_runs(RunQuery(job_id="digest")) == [finished]
+
+
 async def test_starting_no_fires_claims_nothing(store: Store) -> None:
     assert await store.start_fires([], "node-a", now=at(0)) == []
 

@@ -117,21 +117,75 @@ class Firing(StoreSync):
 
     async def _start_fires(self, due: list[DueFire], now: datetime) -> None:
         """The on-time fires of one tick: claim them all and write their jobs' state in one
-        store call (one transaction), then run each fire won in its own task."""
-        starts = [
-            FireStart(d.entry.job.id, d.fire, d.entry.next_fire, d.entry.last_fire) for d in due
-        ]
+        store call (one transaction), then run each fire won in its own task.
+
+        A fire that will start at once (see `_starts_at_once`) is admitted here: its run is
+        tracked as active from now, so overlap sees it while the claim is written, and its
+        `running` record goes into the same transaction as its claim. The rest go through
+        `_admit` (pause, overlap, circuit, group) after the claim."""
+        runner, node_id = self._runner, self.node_id
+        loop = asyncio.get_running_loop()
+        starts: list[FireStart] = []
+        admitted: list[ActiveRun | None] = []
+        for d in due:
+            entry = d.entry
+            run = active = None
+            if self._starts_at_once(entry):
+                active = ActiveRun(run_id=new_run_id(), scheduled_for=d.fire, started=False)
+                active.record = run = runner.running_record(entry.job, active.run_id, d.fire, now)
+                entry.track(active)
+            admitted.append(active)
+            starts.append(FireStart(entry.job.id, d.fire, entry.next_fire, entry.last_fire, run))
         try:
-            won = await self.store.start_fires(starts, self.node_id, now=now)
+            won = await self.store.start_fires(starts, node_id, now=now)
         except Exception:
             # Nothing was claimed (one transaction) and the jobs' stored `last_fire` did not
             # move: another node may run these fires; here they are missed, and a restart
             # hands them to each job's misfire policy. The next tick is unaffected.
             log.exception("could not claim the %d fire(s) due at %s", len(due), now.isoformat())
-            return
-        for d, ok in zip(due, won, strict=True):
-            if ok:
+            won = [False] * len(due)
+        for d, active, ok in zip(due, admitted, won, strict=True):
+            if active is not None:
+                if ok:
+                    assert active.record is not None
+                    runner.publish_started(active.record)
+                    # No done callback (the hot path): the task removes itself from `_tasks`.
+                    active.task = task = loop.create_task(
+                        self._run_admitted(d.entry, active, d.planned)
+                    )
+                    self._tasks.add(task)
+                else:
+                    d.entry.active.pop(active.run_id, None)
+            elif ok:
                 self._spawn(self._admit(d.entry, d.fire, d.planned))
+
+    def _starts_at_once(self, entry: JobEntry) -> bool:
+        """True when a due fire of `entry` runs without a decision to wait for: the job is
+        idle and not paused (every overlap policy runs it), has no circuit or concurrency
+        group, and is not handed to a queue."""
+        job = entry.job
+        return (
+            not entry.paused
+            and not entry.active
+            and not entry.starting
+            and job.circuit is None
+            and job.concurrency_group is None
+            and (job.queue is None or self.dispatch is None)
+        )
+
+    async def _run_admitted(self, entry: JobEntry, active: ActiveRun, planned: datetime) -> None:
+        """Run a fire admitted (and recorded running) by its tick's `_start_fires`."""
+        active.started = True
+        entry.consecutive_skips = 0
+        try:
+            await self._runner.run(entry.job, active, planned)
+        except Exception:
+            log.exception("fire task failed")
+        finally:
+            entry.active.pop(active.run_id, None)
+            self._tasks.discard(active.task)
+        if entry.pending:
+            self._drain(entry)
 
     async def _admit(
         self, entry: JobEntry, fire: datetime, planned: datetime, *, manual: bool = False

@@ -84,17 +84,19 @@ def _ended(
     status: RunStatus,
     now: datetime,
     *,
+    started_at: datetime | None = None,
     error: str | None = None,
     output_tail: str | None = None,
 ) -> RunRecord:
-    """The final record (built directly: `dataclasses.replace` is slow on the hot path)."""
+    """The final record (built directly: `_replace` is slower on the hot path).
+    `started_at`: when the first attempt's handler started, if known."""
     return RunRecord(
         run_id=record.run_id,
         job_id=record.job_id,
         scheduled_for=record.scheduled_for,
         status=status,
         attempt=record.attempt,
-        started_at=record.started_at,
+        started_at=started_at or record.started_at,
         finished_at=now,
         error=error,
         output_tail=output_tail,
@@ -134,6 +136,21 @@ class Runner:
         self.stop_grace_s = stop_grace_s
         self.rng = rng
 
+    def running_record(
+        self, job: Job, run_id: str, scheduled_for: datetime, now: datetime, *, attempt: int = 1
+    ) -> RunRecord:
+        """The `running` record a run starts with (leased to this node from `now`)."""
+        return RunRecord(
+            run_id=run_id,
+            job_id=job.id,
+            scheduled_for=scheduled_for,
+            status=RunStatus.running,
+            attempt=attempt,
+            started_at=now,
+            node_id=self.node_id,
+            lease_expires_at=now + self._lease,
+        )
+
     async def execute(
         self,
         job: Job,
@@ -142,94 +159,120 @@ class Runner:
         planned: datetime,
         first_attempt: int = 1,
     ) -> RunRecord:
-        """Run `job` for `active.scheduled_for` until a final status; return the record."""
-        clock = self.clock
-        started = clock.now()
-        record = RunRecord(
-            run_id=active.run_id,
-            job_id=job.id,
-            scheduled_for=active.scheduled_for,
-            status=RunStatus.running,
-            attempt=first_attempt,
-            started_at=started,
-            node_id=self.node_id,
-            lease_expires_at=started + self._lease,
+        """Record `active` running, then run it until a final status; return the record."""
+        started = self.clock.now()
+        record = self.running_record(
+            job, active.run_id, active.scheduled_for, started, attempt=first_attempt
         )
         active.record = record
         try:
             await self.store.record_run(record)
-            self._publish(RunStarted, record)
-            return await self._attempts(job, active, record, planned, started)
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-            final = _ended(
-                active.record or record,
-                RunStatus.cancelled,
-                clock.now(),
-                error=f"cancelled: {active.cancel_reason or 'stopped'}",
-            )
-            await self._finish(active, final)
-            self._publish(RunCancelled, final, reason=active.cancel_reason or "stopped")
-            return final
+            return await self._cancelled(active, record)
+        self.publish_started(record)
+        return await self.run(job, active, planned)
 
-    async def _attempts(
-        self, job: Job, active: ActiveRun, record: RunRecord, planned: datetime, now: datetime
-    ) -> RunRecord:
+    def publish_started(self, record: RunRecord) -> None:
+        self._publish(RunStarted, record)
+
+    async def run(self, job: Job, active: ActiveRun, planned: datetime) -> RunRecord:
+        """Run the attempts of `active`, whose `running` record (`active.record`) is already
+        stored, until a final status; return the final record."""
+        record = active.record
+        assert record is not None
+        clock = self.clock
         attempt = record.attempt
-        while True:
-            ctx = self._context(job, active, record, planned, now)
-            if job.timeout_s is None:
-                # Without a timeout the handler runs in the run's own task (one task per
-                # fire; inlined here, as this is the hot path): cancelling the run cancels
-                # the handler directly.
-                try:
-                    outcome = await job.handler.run(ctx)
-                except asyncio.CancelledError:
-                    if _cancelling():
-                        raise
-                    # The handler cancelled itself; nobody asked it to.
-                    result = _Attempt(
-                        RunStatus.failed, error=HandlerError("the handler cancelled itself")
-                    )
-                except Exception as exc:
-                    result = _Attempt(RunStatus.failed, error=exc)
-                except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
-                    result = _Attempt(RunStatus.failed, error=_escaped(exc))
+        # The running record may have been written when its tick admitted the fire; the
+        # final record says when the handler really started.
+        now = started = clock.now()
+        try:
+            if active.cancel_reason is not None:  # cancelled before its task started
+                raise asyncio.CancelledError
+            while True:
+                ctx = self._context(job, active, record, planned, now)
+                if job.timeout_s is None:
+                    # Without a timeout the handler runs in the run's own task (one task per
+                    # fire; inlined here, as this is the hot path): cancelling the run
+                    # cancels the handler directly.
+                    try:
+                        outcome = await job.handler.run(ctx)
+                    except asyncio.CancelledError:
+                        if _cancelling():
+                            raise
+                        # The handler cancelled itself; nobody asked it to.
+                        result = _Attempt(
+                            RunStatus.failed, error=HandlerError("the handler cancelled itself")
+                        )
+                    except Exception as exc:
+                        result = _Attempt(RunStatus.failed, error=exc)
+                    except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
+                        result = _Attempt(RunStatus.failed, error=_escaped(exc))
+                    else:
+                        return await self._succeeded(active, record, outcome, started)
                 else:
-                    return await self._succeeded(active, record, outcome)
-            else:
-                task: asyncio.Task[Any] = asyncio.ensure_future(_guarded(job.handler, ctx))
-                result = await self._await_with_timeout(task, ctx, job.timeout_s)
-                if result.status == RunStatus.succeeded:
-                    return await self._succeeded(active, record, result.outcome)
-            now = self.clock.now()
-            error = result.error
-            assert error is not None
-            message = describe_error(error)
-            tail = _tail(getattr(error, "output_tail", None))
-            delay = job.retry.next_delay(attempt, error, rng=self.rng)
-            if delay is None:
-                final = _ended(record, result.status, now, error=message, output_tail=tail)
-                await self._finish(active, final)
-                if result.status == RunStatus.timed_out:
-                    self._publish(RunTimedOut, final, timeout_s=job.timeout_s or 0.0)
-                else:
-                    self._publish(
-                        RunFailed, final, error=message, duration_s=final.duration_s or 0.0
+                    task: asyncio.Task[Any] = asyncio.ensure_future(_guarded(job.handler, ctx))
+                    result = await self._await_with_timeout(task, ctx, job.timeout_s)
+                    if result.status == RunStatus.succeeded:
+                        return await self._succeeded(active, record, result.outcome, started)
+                now = clock.now()
+                error = result.error
+                assert error is not None
+                message = describe_error(error)
+                tail = _tail(getattr(error, "output_tail", None))
+                delay = job.retry.next_delay(attempt, error, rng=self.rng)
+                if delay is None:
+                    return await self._failed(
+                        job, active, record, result.status, message, tail, started
                     )
-                return final
-            self._publish(RunRetrying, record, error=message, delay_s=delay)
-            record = record.evolve(error=message, output_tail=tail)
-            active.record = record
-            await self.store.record_run(record)
-            await self.clock.sleep(delay)
-            attempt += 1
-            record = record.evolve(attempt=attempt)
-            active.record = record
-            await self.store.record_run(record)
-            now = self.clock.now()
+                self._publish(RunRetrying, record, error=message, delay_s=delay)
+                record = record.evolve(error=message, output_tail=tail)
+                active.record = record
+                await self.store.record_run(record)
+                await clock.sleep(delay)
+                attempt += 1
+                record = record.evolve(attempt=attempt)
+                active.record = record
+                await self.store.record_run(record)
+                now = clock.now()
+        except asyncio.CancelledError:
+            return await self._cancelled(active, active.record or record, started)
+
+    async def _cancelled(
+        self, active: ActiveRun, record: RunRecord, started: datetime | None = None
+    ) -> RunRecord:
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        final = _ended(
+            record,
+            RunStatus.cancelled,
+            self.clock.now(),
+            started_at=started,
+            error=f"cancelled: {active.cancel_reason or 'stopped'}",
+        )
+        await self._finish(active, final)
+        self._publish(RunCancelled, final, reason=active.cancel_reason or "stopped")
+        return final
+
+    async def _failed(
+        self,
+        job: Job,
+        active: ActiveRun,
+        record: RunRecord,
+        status: RunStatus,
+        message: str,
+        tail: str | None,
+        started: datetime,
+    ) -> RunRecord:
+        final = _ended(
+            record, status, self.clock.now(), started_at=started, error=message, output_tail=tail
+        )
+        await self._finish(active, final)
+        if status == RunStatus.timed_out:
+            self._publish(RunTimedOut, final, timeout_s=job.timeout_s or 0.0)
+        else:
+            self._publish(RunFailed, final, error=message, duration_s=final.duration_s or 0.0)
+        return final
 
     def _context(
         self, job: Job, active: ActiveRun, record: RunRecord, planned: datetime, now: datetime
@@ -284,9 +327,17 @@ class Runner:
             log.error("handler of %s ignored cancellation; abandoning it", ctx.job_id)
             task.add_done_callback(_retrieve)
 
-    async def _succeeded(self, active: ActiveRun, record: RunRecord, outcome: Any) -> RunRecord:
+    async def _succeeded(
+        self, active: ActiveRun, record: RunRecord, outcome: Any, started: datetime
+    ) -> RunRecord:
         tail = outcome.output_tail if isinstance(outcome, HandlerOutcome) else None
-        final = _ended(record, RunStatus.succeeded, self.clock.now(), output_tail=_tail(tail))
+        final = _ended(
+            record,
+            RunStatus.succeeded,
+            self.clock.now(),
+            started_at=started,
+            output_tail=_tail(tail),
+        )
         await self._finish(active, final)
         if self.events.subscriber_count:
             self._publish(RunSucceeded, final, duration_s=final.duration_s or 0.0)

@@ -3,8 +3,9 @@
 How a fire happens (each step's invariant):
 
 1. **Wake.** One loop reads the clock once per tick, pops every due job from a heap of next
-   fire times (O(log n) each) and dispatches them all in that one pass, then sleeps until the
-   next entry or until the job set changes.
+   fire times (O(log n) each) and dispatches them all in that one pass (in chunks of
+   `FIRE_CHUNK`, yielding to the event loop between chunks), then sleeps until the next
+   entry or until the job set changes.
 2. **Reschedule first.** The next fire is computed (strictly after the fire and after
    `last_fire`, so a backward clock step never re-runs a fire) and pushed before the fire's
    task starts, so a slow store or handler never delays other jobs.
@@ -84,6 +85,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: A wall-vs-monotonic disagreement above this, between two ticks, is a clock jump.
 CLOCK_JUMP_S = 2.0
+#: A tick admits its due fires in chunks of this many, letting the loop run the fires of
+#: one chunk before the next: a tick of 10,000 fires then never holds 10,000 fires' worth of
+#: tasks and records at once (they died young, not in the garbage collector's oldest
+#: generation, and the first fires start before the last ones are even claimed).
+FIRE_CHUNK = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,11 +454,14 @@ class Scheduler(Firing):
         for entry in self._entries.values():
             for active in list(entry.active.values()):
                 active.cancel("scheduler stopped")
+        # Runs admitted but not begun take their first step now and record `cancelled`.
+        await asyncio.sleep(0)
         for task in self._tasks:
             task.cancel()
         if self._tasks:
             # Bounded in real time: a handler that ignores cancellation cannot hold stop().
             await asyncio.wait(set(self._tasks), timeout=max(1.0, self.stop_grace_s))
+        self._tasks = {t for t in self._tasks if not t.done()}
         await self._flush_writes()
         if self._writer_task is not None:
             self._writer_task.cancel()
@@ -549,11 +558,19 @@ class Scheduler(Firing):
                 continue
             due: list[DueFire] = []
             for entry in self._timeline.pop_due(now.timestamp()):
+                if entry.slot is not None:  # rescheduled while an earlier chunk ran
+                    continue
                 try:
                     self._due(entry, now, due)
                 except Exception:  # a trigger bug must not stop the other jobs
                     log.exception("scheduling job %s failed; it is paused", entry.job.id)
                     entry.dormant = "trigger failed; see the log"
+                if len(due) == FIRE_CHUNK:
+                    self._spawn(self._start_fires(due, now))
+                    due = []
+                    # Let the fires just started run before admitting more: a tick's
+                    # objects then die young instead of all living until the tick ends.
+                    await asyncio.sleep(0)
             if due:
                 self._spawn(self._start_fires(due, now))
             wake = self._timeline.next_wake()

@@ -110,8 +110,9 @@ class Store(Protocol):
         self, fires: Sequence[FireStart], node_id: str, *, now: datetime
     ) -> list[bool]:
         """Claim each fire as `claim_fire` does and, for each one won, write its job's
-        `next_run`/`last_fire` as `set_job_state` does: one call (one transaction where the
-        backend has them) for all the fires due at one instant. Returns, in order, whether
+        `next_run`/`last_fire` as `set_job_state` does and its `run` (if given) as
+        `record_run` does: one call (one transaction where the backend has them) for all
+        the fires due at one instant. A fire lost writes nothing. Returns, in order, whether
         each fire was won; a job id given twice in one call is claimed in order."""
         ...
 

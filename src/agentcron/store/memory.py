@@ -6,11 +6,9 @@ Nothing survives the process; use `sqlite:///...` for durability.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from agentcron.models import (
@@ -21,40 +19,18 @@ from agentcron.models import (
     RunQuery,
     RunRecord,
     RunStats,
-    RunStatus,
     StoredJob,
 )
 from agentcron.store.base import JobConflictError
+from agentcron.store.memory_runs import RunTable
 from agentcron.store.run_stats import stats_from_runs
 
 __all__ = ["MemoryStore"]
-
-# Not final (`RunStatus.is_final` is False); a tuple test is cheaper than the property.
-_OPEN = (RunStatus.scheduled, RunStatus.running)
-_RUNNING = RunStatus.running  # a module global: reading an enum member costs ~100 ns
 
 
 def _now() -> datetime:
     # Only stamps audit/creation times; scheduling decisions never read it.
     return datetime.now(UTC)
-
-
-def _sort_key(run: RunRecord) -> tuple[datetime, str]:
-    return (run.scheduled_for, run.run_id)
-
-
-class _History:
-    """One job's runs: their ids, how many are final, and whether the ids are in key order."""
-
-    __slots__ = ("finals", "ids", "in_order", "newest")
-
-    def __init__(self) -> None:
-        # A dict as an ordered set, in the order the runs were first recorded.
-        self.ids: dict[str, None] = {}
-        self.finals = 0
-        # True while each id was recorded with a `scheduled_for` later than all before it.
-        self.in_order = True
-        self.newest: datetime | None = None
 
 
 @dataclass(eq=False)
@@ -131,19 +107,8 @@ class MemoryStore:
         if max_runs_per_job is not None and max_runs_per_job < 1:
             raise ValueError(f"max_runs_per_job must be at least 1 or None, not {max_runs_per_job}")
         self.max_runs_per_job = max_runs_per_job
-        # A job is trimmed back to the cap when it holds this many final runs.
-        self._trim_at = (
-            math.inf
-            if max_runs_per_job is None
-            else max_runs_per_job + max(1, max_runs_per_job // 10)
-        )
         self._jobs: dict[str, _JobRow] = {}
-        self._runs: dict[str, RunRecord] = {}
-        self._history: dict[str, _History] = {}
-        # Run ids whose stored record is `running` with a lease, in the order they got one
-        # (what `interrupt_expired` reads; a dict as an ordered set).
-        self._leased: dict[str, None] = {}
-        self._claims: dict[tuple[str, datetime], str] = {}
+        self._runs = RunTable(max_runs_per_job)
         self._state: dict[str, str] = {}
         self._nodes: dict[str, NodeHeartbeat] = {}
         # Audit entries, oldest first; a `_JobRow` stands for its own "added" entry.
@@ -202,11 +167,7 @@ class MemoryStore:
         old = self._jobs.pop(job_id, None)
         if old is None:
             return False
-        history = self._history.pop(job_id, None)
-        for run_id in history.ids if history is not None else ():
-            del self._runs[run_id]
-            self._leased.pop(run_id, None)
-        self._claims = {k: v for k, v in self._claims.items() if k[0] != job_id}
+        self._runs.forget_job(job_id)
         self._audit_entry(job_id, "removed", actor, old.definition, None)
         return True
 
@@ -237,190 +198,50 @@ class MemoryStore:
     async def claim_fire(
         self, job_id: str, scheduled_for: datetime, node_id: str, *, now: datetime
     ) -> bool:
-        key = (job_id, scheduled_for.astimezone(UTC))
-        if key in self._claims:
-            return False
-        self._claims[key] = node_id
-        return True
+        return self._runs.claim(job_id, scheduled_for, node_id)
 
     async def start_fires(
         self, fires: Sequence[FireStart], node_id: str, *, now: datetime
     ) -> list[bool]:
-        claims = self._claims
+        claim, record = self._runs.claim, self._runs.record
         won = []
         for fire in fires:
-            key = (fire.job_id, fire.scheduled_for.astimezone(UTC))
-            if key in claims:
+            if not claim(fire.job_id, fire.scheduled_for, node_id):
                 won.append(False)
                 continue
-            claims[key] = node_id
             self._write_state(fire.job_id, fire.next_run, fire.last_fire)
+            if fire.run is not None:
+                record(fire.run)
             won.append(True)
         return won
 
     # -- runs ----------------------------------------------------------------------------
     async def record_run(self, run: RunRecord) -> bool:
-        # Called twice per fire (running, then final): written out inline for those two.
-        run_id = run.run_id
-        status = run.status
-        old = self._runs.get(run_id)
-        if old is not None:
-            if old.fence > run.fence:
-                return False
-            if old.job_id != run.job_id:  # moved to another job: indexed again, as new
-                self._forget(old)
-                old = None
-        self._runs[run_id] = run
-        if old is None:
-            history = self._history.get(run.job_id)
-            if history is None:
-                history = self._history[run.job_id] = _History()
-            history.ids[run_id] = None
-            if history.in_order:
-                newest = history.newest
-                if newest is None or run.scheduled_for > newest:
-                    history.newest = run.scheduled_for
-                else:
-                    history.in_order = False
-            if status not in _OPEN:
-                history.finals += 1
-                if history.finals >= self._trim_at:
-                    self._trim(run.job_id, history)
-        else:
-            was_open = old.status in _OPEN
-            if was_open is not (status in _OPEN):
-                history = self._history[run.job_id]
-                history.finals += 1 if was_open else -1
-                if history.finals >= self._trim_at:
-                    self._trim(run.job_id, history)
-            if old.status == _RUNNING:
-                self._leased.pop(run_id, None)
-        if status == _RUNNING and run.lease_expires_at is not None:
-            self._leased[run_id] = None
-        return True
-
-    def _forget(self, run: RunRecord) -> None:
-        """Delete a stored run and unindex it."""
-        del self._runs[run.run_id]
-        history = self._history[run.job_id]
-        del history.ids[run.run_id]
-        if run.status not in _OPEN:
-            history.finals -= 1
-        self._leased.pop(run.run_id, None)
-
-    def _trim(self, job_id: str, history: _History) -> None:
-        """Drop the job's oldest final runs beyond `max_runs_per_job`, with their claims."""
-        assert self.max_runs_per_job is not None  # `_trim_at` is infinite without a cap
-        excess = history.finals - self.max_runs_per_job
-        runs, ids = self._runs, history.ids
-        if history.in_order:
-            # Ids in key order (the usual case): the oldest final runs come first, and no
-            # two runs share an occurrence, so each dropped run's claim goes with it.
-            doomed = []
-            for run_id in ids:
-                run = runs[run_id]
-                if run.status not in _OPEN:
-                    doomed.append(run)
-                    if len(doomed) == excess:
-                        break
-            in_use: set[datetime] = set()
-        else:
-            every = sorted((runs[i] for i in ids), key=_sort_key)
-            doomed = [r for r in every if r.status not in _OPEN][:excess]
-            dropped = {r.run_id for r in doomed}
-            kept = [r for r in every if r.run_id not in dropped]
-            # A claim is shared by the runs of its occurrence: keep those still in use.
-            in_use = {r.scheduled_for for r in kept}
-            history.ids = {r.run_id: None for r in kept}
-            history.in_order = all(a.scheduled_for < b.scheduled_for for a, b in pairwise(kept))
-            history.newest = kept[-1].scheduled_for if kept else None
-        for run in doomed:
-            del runs[run.run_id]
-            history.ids.pop(run.run_id, None)
-            if run.scheduled_for not in in_use:
-                self._claims.pop((job_id, run.scheduled_for.astimezone(UTC)), None)
-        history.finals -= len(doomed)
+        return self._runs.record(run)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         return self._runs.get(run_id)
 
-    def _matching(self, query: RunQuery) -> list[RunRecord]:
-        if query.job_id is None:
-            candidates: Iterable[RunRecord] = self._runs.values()
-        else:
-            runs = self._runs
-            history = self._history.get(query.job_id)
-            candidates = [runs[i] for i in history.ids] if history is not None else []
-        out = []
-        for run in candidates:
-            if query.statuses and run.status not in query.statuses:
-                continue
-            if query.since is not None and run.scheduled_for < query.since:
-                continue
-            if query.until is not None and run.scheduled_for >= query.until:
-                continue
-            out.append(run)
-        out.sort(key=_sort_key, reverse=True)
-        return out
-
     async def list_runs(self, query: RunQuery) -> list[RunRecord]:
-        return self._matching(query)[query.offset : query.offset + query.limit]
+        return self._runs.matching(query)[query.offset : query.offset + query.limit]
 
     async def count_runs(self, query: RunQuery) -> int:
-        return len(self._matching(query))
+        return len(self._runs.matching(query))
 
     async def run_stats(self, job_id: str) -> RunStats:
-        return stats_from_runs(job_id, self._matching(RunQuery(job_id=job_id)))
+        return stats_from_runs(job_id, self._runs.matching(RunQuery(job_id=job_id)))
 
     async def prune_runs(
         self, *, older_than: datetime | None = None, keep_per_job: int | None = None
     ) -> int:
-        deleted = 0
-        for history in self._history.values():
-            final = [r for i in history.ids if (r := self._runs[i]).status not in _OPEN]
-            doomed: set[str] = set()
-            if older_than is not None:
-                doomed.update(r.run_id for r in final if r.scheduled_for < older_than)
-            if keep_per_job is not None:
-                final.sort(key=_sort_key, reverse=True)
-                doomed.update(r.run_id for r in final[keep_per_job:])
-            for run_id in doomed:
-                del self._runs[run_id]
-                del history.ids[run_id]
-            history.finals -= len(doomed)
-            deleted += len(doomed)
-        return deleted
+        return self._runs.prune(older_than=older_than, keep_per_job=keep_per_job)
 
     # -- leases --------------------------------------------------------------------------
     async def renew_lease(self, run_id: str, node_id: str, fence: int, *, until: datetime) -> bool:
-        run = self._runs.get(run_id)
-        if run is None or run.status != RunStatus.running:
-            return False
-        if run.node_id != node_id or run.fence != fence:
-            return False
-        self._runs[run_id] = run.evolve(lease_expires_at=until)
-        self._leased[run_id] = None
-        return True
+        return self._runs.renew_lease(run_id, node_id, fence, until)
 
     async def interrupt_expired(self, now: datetime) -> list[RunRecord]:
-        out = []
-        for run_id in list(self._leased):
-            run = self._runs[run_id]
-            if run.lease_expires_at is not None and run.lease_expires_at <= now:
-                self._leased.pop(run_id, None)
-                new = run.evolve(
-                    status=RunStatus.interrupted,
-                    fence=run.fence + 1,
-                    finished_at=now,
-                    lease_expires_at=None,
-                )
-                self._runs[run.run_id] = new
-                out.append(new)
-                history = self._history[run.job_id]
-                history.finals += 1
-                if history.finals >= self._trim_at:
-                    self._trim(run.job_id, history)
-        return out
+        return self._runs.interrupt_expired(now)
 
     # -- system state --------------------------------------------------------------------
     async def get_state(self, key: str) -> str | None:

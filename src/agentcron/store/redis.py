@@ -240,7 +240,8 @@ class RedisStore(RedisConnection):
     async def start_fires(
         self, fires: Sequence[FireStart], node_id: str, *, now: datetime
     ) -> list[bool]:
-        """Two round trips for the whole batch: the claims, then the states of those won."""
+        """Two round trips for the whole batch: the claims, then the states (and `running`
+        records) of those won."""
         if not fires:
             return []
         forget = codec.us(now) - self.claim_ttl_s * 1_000_000
@@ -266,11 +267,23 @@ class RedisStore(RedisConnection):
                             args=[f.job_id, codec.dumps(state)],
                             client=pipe,
                         )
+                        if f.run is not None:
+                            keys, args = self._record_args(f.run)
+                            await self._scripts["record"](keys=keys, args=args, client=pipe)
                 await pipe.execute()
         return won
 
     # -- runs ----------------------------------------------------------------------------
     async def record_run(self, run: RunRecord) -> bool:
+        keys, args = self._record_args(run)
+
+        async def attempt() -> bool:
+            async with self._op():
+                return bool(await self._scripts["record"](keys=keys, args=args))
+
+        return await self._retrying(attempt)
+
+    def _record_args(self, run: RunRecord) -> tuple[list[str], list[Any]]:
         lease = run.lease_expires_at
         keys = [
             self._run_key(run.run_id),
@@ -292,12 +305,7 @@ class RedisStore(RedisConnection):
             self.max_runs_per_job,
             self._run_prefix,
         ]
-
-        async def attempt() -> bool:
-            async with self._op():
-                return bool(await self._scripts["record"](keys=keys, args=args))
-
-        return await self._retrying(attempt)
+        return keys, args
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         async with self._op() as client:

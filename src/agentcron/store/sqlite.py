@@ -285,6 +285,10 @@ class SqliteStore:
         def op(conn: sqlite3.Connection) -> list[bool]:
             won = [conn.execute(_CLAIM, claim).rowcount == 1 for claim in claims]
             conn.executemany(_SET_STATE, [s for s, ok in zip(states, won, strict=True) if ok])
+            conn.executemany(
+                runs.UPSERT_RUN,
+                [run_params(f.run) for f, ok in zip(fires, won, strict=True) if ok and f.run],
+            )
             return won
 
         return await self._write(op)

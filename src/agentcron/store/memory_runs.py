@@ -1,0 +1,249 @@
+"""The runs and fire claims of `MemoryStore`: runs by id, indexed by job and by lease,
+bounded per job.
+
+Each run is kept as a plain tuple with its status as a string, not as the `RunRecord` it
+came in as. Python's garbage collector stops tracking a plain tuple of strings, numbers and
+datetimes, but always tracks a tuple subclass such as `RunRecord`: a store holding a few
+hundred thousand runs would otherwise make every full collection walk all of them (at
+10,000 jobs firing every second that was a quarter of the engine's CPU). Reads build the
+`RunRecord` again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from itertools import pairwise
+
+from agentcron.models import RunQuery, RunRecord, RunStatus
+
+__all__ = ["RunTable"]
+
+#: A run as stored: the `RunRecord` fields in order, with `status` as its string value.
+Row = tuple[object, ...]
+
+_STATUS = {str(s): s for s in RunStatus}
+_OPEN = frozenset({str(RunStatus.scheduled), str(RunStatus.running)})
+_RUNNING = str(RunStatus.running)
+# Positions of the `RunRecord` fields read from stored rows.
+_JOB_ID, _SCHEDULED_FOR, _STATUS_AT, _NODE_ID, _LEASE, _FENCE = 1, 2, 3, 9, 11, 12
+
+
+def _row(run: RunRecord) -> Row:
+    return (*run[:3], str(run[3]), *run[4:])
+
+
+def _run(row: Row) -> RunRecord:
+    return RunRecord._make((*row[:3], _STATUS[row[3]], *row[4:]))  # type: ignore[index]
+
+
+def _sort_key(run: RunRecord) -> tuple[datetime, str]:
+    return (run.scheduled_for, run.run_id)
+
+
+class _History:
+    """One job's runs: their ids, how many are final, and whether the ids are in key order."""
+
+    __slots__ = ("finals", "ids", "in_order", "newest")
+
+    def __init__(self) -> None:
+        # A dict as an ordered set, in the order the runs were first recorded.
+        self.ids: dict[str, None] = {}
+        self.finals = 0
+        # True while each id was recorded with a `scheduled_for` later than all before it.
+        self.in_order = True
+        self.newest: datetime | None = None
+
+
+class RunTable:
+    """Runs and claims; the run half of `MemoryStore` (see its docstring for the bound)."""
+
+    def __init__(self, max_runs_per_job: int | None) -> None:
+        self.max_runs_per_job = max_runs_per_job
+        # A job is trimmed back to the cap when it holds this many final runs.
+        self._trim_at = (
+            math.inf
+            if max_runs_per_job is None
+            else max_runs_per_job + max(1, max_runs_per_job // 10)
+        )
+        self._rows: dict[str, Row] = {}
+        self._history: dict[str, _History] = {}
+        #: Run ids whose stored record is `running` with a lease, in the order they got one
+        #: (what `interrupt_expired` reads; a dict as an ordered set).
+        self.leased: dict[str, None] = {}
+        #: Fire claims: (job id, scheduled_for in UTC) -> the node that won it.
+        self.claims: dict[tuple[str, datetime], str] = {}
+
+    # -- claims --------------------------------------------------------------------------
+    def claim(self, job_id: str, scheduled_for: datetime, node_id: str) -> bool:
+        key = (job_id, scheduled_for.astimezone(UTC))
+        if key in self.claims:
+            return False
+        self.claims[key] = node_id
+        return True
+
+    # -- writing -------------------------------------------------------------------------
+    def record(self, run: RunRecord) -> bool:
+        """Insert or update `run` by its id; False when refused by fencing."""
+        run_id = run.run_id
+        row = _row(run)
+        old = self._rows.get(run_id)
+        if old is not None:
+            if old[_FENCE] > run.fence:  # type: ignore[operator]
+                return False
+            if old[_JOB_ID] != run.job_id:  # moved to another job: indexed again, as new
+                self._forget(run_id, old)
+                old = None
+        self._rows[run_id] = row
+        final = row[_STATUS_AT] not in _OPEN
+        if old is None:
+            history = self._history.get(run.job_id)
+            if history is None:
+                history = self._history[run.job_id] = _History()
+            history.ids[run_id] = None
+            if history.in_order:
+                newest = history.newest
+                if newest is None or run.scheduled_for > newest:
+                    history.newest = run.scheduled_for
+                else:
+                    history.in_order = False
+            if final:
+                self._count_final(run.job_id, history, 1)
+        else:
+            was_final = old[_STATUS_AT] not in _OPEN
+            if was_final is not final:
+                self._count_final(run.job_id, self._history[run.job_id], 1 if final else -1)
+            if old[_STATUS_AT] == _RUNNING:
+                self.leased.pop(run_id, None)
+        if row[_STATUS_AT] == _RUNNING and run.lease_expires_at is not None:
+            self.leased[run_id] = None
+        return True
+
+    def _count_final(self, job_id: str, history: _History, delta: int) -> None:
+        history.finals += delta
+        if history.finals >= self._trim_at:
+            self._trim(job_id, history)
+
+    def _forget(self, run_id: str, row: Row) -> None:
+        """Delete a stored run and unindex it."""
+        del self._rows[run_id]
+        history = self._history[row[_JOB_ID]]  # type: ignore[index]
+        del history.ids[run_id]
+        if row[_STATUS_AT] not in _OPEN:
+            history.finals -= 1
+        self.leased.pop(run_id, None)
+
+    def _trim(self, job_id: str, history: _History) -> None:
+        """Drop the job's oldest final runs beyond `max_runs_per_job`, with their claims."""
+        assert self.max_runs_per_job is not None  # `_trim_at` is infinite without a cap
+        excess = history.finals - self.max_runs_per_job
+        rows, ids = self._rows, history.ids
+        doomed: list[tuple[str, datetime]] = []
+        if history.in_order:
+            # Ids in key order (the usual case): the oldest final runs come first, and no
+            # two runs share an occurrence, so each dropped run's claim goes with it.
+            for run_id in ids:
+                row = rows[run_id]
+                if row[_STATUS_AT] not in _OPEN:
+                    doomed.append((run_id, row[_SCHEDULED_FOR]))  # type: ignore[arg-type]
+                    if len(doomed) == excess:
+                        break
+            in_use: set[datetime] = set()
+        else:
+            every = sorted((_run(rows[i]) for i in ids), key=_sort_key)
+            old = [r for r in every if r.status not in _OPEN][:excess]
+            doomed = [(r.run_id, r.scheduled_for) for r in old]
+            dropped = {run_id for run_id, _ in doomed}
+            kept = [r for r in every if r.run_id not in dropped]
+            # A claim is shared by the runs of its occurrence: keep those still in use.
+            in_use = {r.scheduled_for for r in kept}
+            history.ids = {r.run_id: None for r in kept}
+            history.in_order = all(a.scheduled_for < b.scheduled_for for a, b in pairwise(kept))
+            history.newest = kept[-1].scheduled_for if kept else None
+        for run_id, scheduled_for in doomed:
+            del rows[run_id]
+            history.ids.pop(run_id, None)
+            if scheduled_for not in in_use:
+                self.claims.pop((job_id, scheduled_for.astimezone(UTC)), None)
+        history.finals -= len(doomed)
+
+    def forget_job(self, job_id: str) -> None:
+        """Delete every run and claim of `job_id`."""
+        history = self._history.pop(job_id, None)
+        for run_id in history.ids if history is not None else ():
+            del self._rows[run_id]
+            self.leased.pop(run_id, None)
+        for key in [k for k in self.claims if k[0] == job_id]:
+            del self.claims[key]
+
+    # -- reading -------------------------------------------------------------------------
+    def get(self, run_id: str) -> RunRecord | None:
+        row = self._rows.get(run_id)
+        return _run(row) if row is not None else None
+
+    def matching(self, query: RunQuery) -> list[RunRecord]:
+        """The runs `query` selects, newest first (ignoring its offset and limit)."""
+        rows: Iterable[Row]
+        if query.job_id is None:
+            rows = self._rows.values()
+        else:
+            history = self._history.get(query.job_id)
+            rows = [self._rows[i] for i in history.ids] if history is not None else []
+        out = []
+        for row in rows:
+            run = _run(row)
+            if query.statuses and run.status not in query.statuses:
+                continue
+            if query.since is not None and run.scheduled_for < query.since:
+                continue
+            if query.until is not None and run.scheduled_for >= query.until:
+                continue
+            out.append(run)
+        out.sort(key=_sort_key, reverse=True)
+        return out
+
+    def prune(self, *, older_than: datetime | None, keep_per_job: int | None) -> int:
+        deleted = 0
+        for history in self._history.values():
+            final = [r for i in history.ids if (r := _run(self._rows[i])).status not in _OPEN]
+            doomed: set[str] = set()
+            if older_than is not None:
+                doomed.update(r.run_id for r in final if r.scheduled_for < older_than)
+            if keep_per_job is not None:
+                final.sort(key=_sort_key, reverse=True)
+                doomed.update(r.run_id for r in final[keep_per_job:])
+            for run_id in doomed:
+                del self._rows[run_id]
+                del history.ids[run_id]
+            history.finals -= len(doomed)
+            deleted += len(doomed)
+        return deleted
+
+    # -- leases --------------------------------------------------------------------------
+    def renew_lease(self, run_id: str, node_id: str, fence: int, until: datetime) -> bool:
+        row = self._rows.get(run_id)
+        if row is None or row[_STATUS_AT] != _RUNNING:
+            return False
+        if row[_NODE_ID] != node_id or row[_FENCE] != fence:
+            return False
+        self._rows[run_id] = (*row[:_LEASE], until, *row[_LEASE + 1 :])
+        self.leased[run_id] = None
+        return True
+
+    def interrupt_expired(self, now: datetime) -> list[RunRecord]:
+        out = []
+        for run_id in list(self.leased):
+            run = _run(self._rows[run_id])
+            if run.lease_expires_at is not None and run.lease_expires_at <= now:
+                self.leased.pop(run_id, None)
+                new = run.evolve(
+                    status=RunStatus.interrupted,
+                    fence=run.fence + 1,
+                    finished_at=now,
+                    lease_expires_at=None,
+                )
+                self._rows[run_id] = _row(new)
+                out.append(new)
+                self._count_final(run.job_id, self._history[run.job_id], 1)
+        return out

@@ -1,0 +1,174 @@
+"""How a tick admits its fires: claims and `running` records in one store call, in chunks,
+and runs admitted but not yet begun when they are cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from agentcron.engine import Scheduler
+from agentcron.engine.active import ActiveRun
+from agentcron.engine.runner import Runner
+from agentcron.engine.scheduler import FIRE_CHUNK
+from agentcron.events import Event, EventBus
+from agentcron.jobs import build_job
+from agentcron.models import FireStart, RunQuery, RunRecord, RunStatus
+from agentcron.store.memory import MemoryStore
+from agentcron.testing import VirtualClock
+
+from .conftest import T0, all_runs, noop
+
+EVERY_SECOND = "* * * * * *"
+
+
+class CountingStore(MemoryStore):
+    """A real `MemoryStore` that also keeps what the engine asked of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[FireStart]] = []
+        self.recorded: list[RunRecord] = []
+
+    async def start_fires(
+        self, fires: Sequence[FireStart], node_id: str, *, now: datetime
+    ) -> list[bool]:
+        self.batches.append(list(fires))
+        return await super().start_fires(fires, node_id, now=now)
+
+    async def record_run(self, run: RunRecord) -> bool:
+        self.recorded.append(run)
+        return await super().record_run(run)
+
+
+async def test_idle_jobs_due_together_are_claimed_with_their_running_records_in_one_call(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    store = CountingStore()
+    sched = make_scheduler(store=store)
+    for name in ("digest", "backup", "sync"):
+        sched.add_job(name, trigger=EVERY_SECOND, handler=noop)
+    async with sched:
+        await sched.flush()
+        await clock.advance(1)
+        await sched.drain()
+        [batch] = store.batches
+        assert [f.job_id for f in batch] == ["digest", "backup", "sync"]
+        assert all(f.run is not None and f.run.status == RunStatus.running for f in batch)
+        # The store was asked only for the final records; the `running` ones came with the
+        # claims.
+        assert [str(r.status) for r in store.recorded] == ["succeeded"] * 3
+        for fire in batch:
+            assert fire.run is not None
+            [run] = await all_runs(sched, fire.job_id)
+            assert (run.run_id, run.status) == (fire.run.run_id, RunStatus.succeeded)
+        await sched.stop(grace_s=0)
+
+
+async def test_a_job_that_is_still_running_goes_through_its_overlap_policy_not_the_batch(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    store = CountingStore()
+    sched = make_scheduler(store=store)
+    release = asyncio.Event()
+
+    async def slow() -> None:
+        await release.wait()
+
+    sched.add_job("slow", trigger=EVERY_SECOND, handler=slow, overlap="skip")
+    async with sched:
+        await sched.flush()
+        await clock.advance(1)
+        await clock.advance(1)  # the first run still holds the job
+        assert [f.run is not None for batch in store.batches for f in batch] == [True, False]
+        release.set()
+        await sched.drain()
+        runs = await all_runs(sched, "slow")
+        assert [(str(r.status), r.skip_reason) for r in runs] == [
+            ("succeeded", None),
+            ("skipped", "overlap"),
+        ]
+        await sched.stop(grace_s=0)
+
+
+async def test_a_tick_of_more_fires_than_one_chunk_runs_each_fire_once_in_chunks(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    store = CountingStore()
+    sched = make_scheduler(store=store)
+    count = 2 * FIRE_CHUNK + 10
+    for i in range(count):
+        sched.add_job(f"job-{i}", trigger=EVERY_SECOND, handler=noop)
+    async with sched:
+        await sched.flush()
+        await clock.advance(1)
+        await sched.drain()
+        assert [len(b) for b in store.batches] == [FIRE_CHUNK, FIRE_CHUNK, 10]
+        succeeded = await store.count_runs(RunQuery(statuses=(RunStatus.succeeded,)))
+        assert succeeded == count
+        await sched.stop(grace_s=0)
+
+
+async def test_a_job_rescheduled_while_an_earlier_chunk_runs_is_not_fired_early(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    sched = make_scheduler()
+    count = 2 * FIRE_CHUNK + 10
+    last = f"job-{count - 1}"  # in the last chunk
+    for i in range(count):
+        sched.add_job(f"job-{i}", trigger=EVERY_SECOND, handler=noop)
+
+    def move_the_last_job(event: Event) -> None:
+        if event.type == "run.started" and sched.job(last).job.trigger != "0 0 1 1 *":
+            sched.update(last, trigger="0 0 1 1 *")  # next: 1 January 2027
+
+    sched.events.subscribe(move_the_last_job)
+    async with sched:
+        await sched.flush()
+        await clock.advance(1)
+        await sched.drain()
+        assert await all_runs(sched, last) == []
+        view = sched.job(last)
+        assert view.next_run is not None and view.next_run.year == 2027
+        await sched.stop(grace_s=0)
+
+
+def a_runner(store: MemoryStore, clock: VirtualClock) -> Runner:
+    return Runner(
+        store=store,
+        clock=clock,
+        events=EventBus(),
+        node_id="node-a",
+        lease_s=60.0,
+        stop_grace_s=1.0,
+        rng=random.Random(0),
+    )
+
+
+async def test_a_run_cancelled_before_its_task_began_records_cancelled_not_running() -> None:
+    store, clock = MemoryStore(), VirtualClock(T0)
+    runner = a_runner(store, clock)
+    calls: list[int] = []
+
+    async def handler() -> None:
+        calls.append(1)
+
+    job = build_job("digest", trigger=EVERY_SECOND, handler=handler)
+    fire = T0 + timedelta(seconds=1)
+    active = ActiveRun(run_id="r1", scheduled_for=fire, started=False)
+    active.record = runner.running_record(job, "r1", fire, clock.now())
+    await store.start_fires(
+        [FireStart("digest", fire, None, fire, active.record)], "node-a", now=clock.now()
+    )
+    task: asyncio.Task[Any] = asyncio.ensure_future(runner.run(job, active, fire))
+    active.task = task
+    active.cancel("job removed")  # before the task's first step
+    assert not task.cancelled()
+    active.started = True
+    final = await task
+    assert calls == []
+    assert (final.status, final.error) == (RunStatus.cancelled, "cancelled: job removed")
+    assert await store.get_run("r1") == final
+    assert await store.interrupt_expired(T0 + timedelta(days=1)) == []  # no lease left
