@@ -31,6 +31,7 @@ class CountingStore(MemoryStore):
         super().__init__()
         self.batches: list[list[FireStart]] = []
         self.recorded: list[RunRecord] = []
+        self.recorded_together: list[list[RunRecord]] = []
 
     async def start_fires(
         self, fires: Sequence[FireStart], node_id: str, *, now: datetime
@@ -42,8 +43,12 @@ class CountingStore(MemoryStore):
         self.recorded.append(run)
         return await super().record_run(run)
 
+    async def record_runs(self, runs: Sequence[RunRecord]) -> list[bool]:
+        self.recorded_together.append(list(runs))
+        return await super().record_runs(runs)
 
-async def test_idle_jobs_due_together_are_claimed_with_their_running_records_in_one_call(
+
+async def test_idle_jobs_due_together_start_in_one_store_call_and_end_in_another(
     make_scheduler: Callable[..., Scheduler], clock: VirtualClock
 ) -> None:
     store = CountingStore()
@@ -57,9 +62,14 @@ async def test_idle_jobs_due_together_are_claimed_with_their_running_records_in_
         [batch] = store.batches
         assert [f.job_id for f in batch] == ["digest", "backup", "sync"]
         assert all(f.run is not None and f.run.status == RunStatus.running for f in batch)
-        # The store was asked only for the final records; the `running` ones came with the
-        # claims.
-        assert [str(r.status) for r in store.recorded] == ["succeeded"] * 3
+        # The `running` records came with the claims, the final ones together after.
+        assert store.recorded == []
+        [finals] = store.recorded_together
+        assert [(r.job_id, str(r.status)) for r in finals] == [
+            ("digest", "succeeded"),
+            ("backup", "succeeded"),
+            ("sync", "succeeded"),
+        ]
         for fire in batch:
             assert fire.run is not None
             [run] = await all_runs(sched, fire.job_id)
@@ -172,3 +182,83 @@ async def test_a_run_cancelled_before_its_task_began_records_cancelled_not_runni
     assert (final.status, final.error) == (RunStatus.cancelled, "cancelled: job removed")
     assert await store.get_run("r1") == final
     assert await store.interrupt_expired(T0 + timedelta(days=1)) == []  # no lease left
+
+
+class GatedStore(MemoryStore):
+    """A real `MemoryStore` whose `record_runs` waits for `gate` (or fails, if told to)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.fail = False
+
+    async def record_runs(self, runs: Sequence[RunRecord]) -> list[bool]:
+        await self.gate.wait()
+        if self.fail:
+            raise OSError("disk full")
+        return await super().record_runs(runs)
+
+
+async def test_a_run_that_succeeded_stays_active_until_its_result_is_recorded(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    store = GatedStore()
+    sched = make_scheduler(store=store)
+    seen: list[str] = []
+    sched.events.subscribe(lambda event: seen.append(event.type))
+    sched.add_job("digest", trigger=EVERY_SECOND, handler=noop)
+    async with sched:
+        await sched.flush()
+        await clock.advance(1)
+        assert sched.job("digest").active_runs == 1
+        [run] = await all_runs(sched, "digest")
+        assert run.status == RunStatus.running
+        await sched.events.drain()
+        assert "run.succeeded" not in seen
+        store.gate.set()
+        await sched.drain()
+        await sched.events.drain()
+        assert sched.job("digest").active_runs == 0
+        [run] = await all_runs(sched, "digest")
+        assert run.status == RunStatus.succeeded
+        assert seen.count("run.succeeded") == 1
+        await sched.stop(grace_s=0)
+
+
+async def test_stop_waits_for_results_being_recorded_instead_of_cancelling_them(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    store = GatedStore()
+    sched = make_scheduler(store=store)
+    sched.add_job("digest", trigger=EVERY_SECOND, handler=noop)
+    await sched.start()
+    await sched.flush()
+    await clock.advance(1)
+    stopping = asyncio.ensure_future(sched.stop(grace_s=0))
+    await asyncio.sleep(0)
+    assert not stopping.done()
+    store.gate.set()
+    await stopping
+    [run] = await store.list_runs(RunQuery(job_id="digest"))
+    assert run.status == RunStatus.succeeded
+
+
+async def test_results_the_store_could_not_record_are_logged_and_the_runs_still_end(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock, caplog: Any
+) -> None:
+    store = GatedStore()
+    store.fail = True
+    store.gate.set()
+    sched = make_scheduler(store=store)
+    for name in ("digest", "backup"):
+        sched.add_job(name, trigger=EVERY_SECOND, handler=noop)
+    async with sched:
+        await sched.flush()
+        await clock.advance(1)
+        await sched.drain()
+        assert "could not record the end of 2 run(s)" in caplog.text
+        assert [sched.job(name).active_runs for name in ("digest", "backup")] == [0, 0]
+        await clock.advance(1)  # the next fires run as usual
+        await sched.drain()
+        assert len(await all_runs(sched, "digest")) == 2
+        await sched.stop(grace_s=0)

@@ -313,6 +313,26 @@ async def test_a_record_with_a_lower_fence_is_refused(store: Store) -> None:
     assert await store.record_run(a_run("r1", status=RunStatus.succeeded, fence=2))
 
 
+async def test_runs_recorded_together_are_each_recorded_or_refused_by_their_own_fence(
+    store: Store,
+) -> None:
+    for run_id in ("r1", "r2"):
+        await store.record_run(
+            a_run(run_id, status=RunStatus.running, fence=1, lease_expires_at=at(1))
+        )
+    batch = [
+        a_run("r1", status=RunStatus.succeeded, fence=1),
+        a_run("r2", status=RunStatus.succeeded, fence=0),  # taken over: refused
+        a_run("r3", job_id="backup", status=RunStatus.failed, error="ValueError: bad"),
+    ]
+    assert await store.record_runs(batch) == [True, False, True]
+    assert await store.get_run("r1") == batch[0]
+    assert (await store.get_run("r2")).status == RunStatus.running  # type: ignore[union-attr]
+    assert await store.get_run("r3") == batch[2]
+    assert await store.list_runs(RunQuery(job_id="backup")) == [batch[2]]
+    assert await store.record_runs([]) == []
+
+
 async def test_runs_are_listed_newest_first_with_ties_broken_by_run_id(store: Store) -> None:
     for run_id, minute in (("b", 0), ("c", 5), ("a", 5), ("d", 2)):
         await store.record_run(a_run(run_id, minute=minute))

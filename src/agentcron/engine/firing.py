@@ -67,6 +67,11 @@ class Firing(StoreSync):
     _runner: Runner
     concurrency_limits: dict[str, int]
     _group_active: collections.Counter[str]
+    #: Admitted runs that succeeded in this turn of the loop, to be recorded together.
+    _succeeded: list[tuple[JobEntry, ActiveRun]]
+    #: The tasks recording them, also in `_tasks` (`stop()` waits for these instead of
+    #: cancelling them).
+    _recording: set[asyncio.Task[None]]
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -174,18 +179,49 @@ class Firing(StoreSync):
         )
 
     async def _run_admitted(self, entry: JobEntry, active: ActiveRun, planned: datetime) -> None:
-        """Run a fire admitted (and recorded running) by its tick's `_start_fires`."""
+        """Run a fire admitted (and recorded running) by its tick's `_start_fires`.
+
+        A run that succeeds is recorded with the others that succeed in the same turn of
+        the event loop (`_record_succeeded`), and stays active until then."""
         active.started = True
         entry.consecutive_skips = 0
+        final: RunRecord | None = None
         try:
-            await self._runner.run(entry.job, active, planned)
+            final = await self._runner.run(entry.job, active, planned, defer_success=True)
         except Exception:
             log.exception("fire task failed")
         finally:
-            entry.active.pop(active.run_id, None)
             self._tasks.discard(active.task)
+            if final is None or final.status != RunStatus.succeeded:
+                self._end_run(entry, active)
+        if final is not None and final.status == RunStatus.succeeded:
+            batch = self._succeeded
+            batch.append((entry, active))
+            if len(batch) == 1:  # the first of this turn: record them all in the next one
+                task = asyncio.get_running_loop().create_task(self._record_succeeded(batch))
+                self._recording.add(task)
+                self._tasks.add(task)  # so that `drain()` waits for it
+                task.add_done_callback(self._recorded)
+
+    def _recorded(self, task: asyncio.Task[None]) -> None:
+        self._recording.discard(task)
+        self._task_done(task)
+
+    def _end_run(self, entry: JobEntry, active: ActiveRun) -> None:
+        entry.active.pop(active.run_id, None)
         if entry.pending:
             self._drain(entry)
+
+    async def _record_succeeded(self, batch: list[tuple[JobEntry, ActiveRun]]) -> None:
+        """Record a turn's succeeded runs in one store call, then end them (never cancelled
+        by `stop()`, which waits for it)."""
+        if self._succeeded is batch:
+            self._succeeded = []
+        try:
+            await self._runner.record_succeeded([active for _, active in batch])
+        finally:
+            for entry, active in batch:
+                self._end_run(entry, active)
 
     async def _admit(
         self, entry: JobEntry, fire: datetime, planned: datetime, *, manual: bool = False

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -175,9 +176,15 @@ class Runner:
     def publish_started(self, record: RunRecord) -> None:
         self._publish(RunStarted, record)
 
-    async def run(self, job: Job, active: ActiveRun, planned: datetime) -> RunRecord:
+    async def run(
+        self, job: Job, active: ActiveRun, planned: datetime, *, defer_success: bool = False
+    ) -> RunRecord:
         """Run the attempts of `active`, whose `running` record (`active.record`) is already
-        stored, until a final status; return the final record."""
+        stored, until a final status; return the final record.
+
+        With `defer_success`, a succeeded run is returned *unrecorded* and unpublished (the
+        caller hands it to `record_succeeded`, with the others that ended at the same time);
+        every other final status is recorded here."""
         record = active.record
         assert record is not None
         clock = self.clock
@@ -208,12 +215,18 @@ class Runner:
                     except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
                         result = _Attempt(RunStatus.failed, error=_escaped(exc))
                     else:
-                        return await self._succeeded(active, record, outcome, started)
+                        final = self._succeeded_record(active, record, outcome, started)
+                        if defer_success:
+                            return final
+                        return await self._succeeded(active, final)
                 else:
                     task: asyncio.Task[Any] = asyncio.ensure_future(_guarded(job.handler, ctx))
                     result = await self._await_with_timeout(task, ctx, job.timeout_s)
                     if result.status == RunStatus.succeeded:
-                        return await self._succeeded(active, record, result.outcome, started)
+                        final = self._succeeded_record(active, record, result.outcome, started)
+                        if defer_success:
+                            return final
+                        return await self._succeeded(active, final)
                 now = clock.now()
                 error = result.error
                 assert error is not None
@@ -327,7 +340,7 @@ class Runner:
             log.error("handler of %s ignored cancellation; abandoning it", ctx.job_id)
             task.add_done_callback(_retrieve)
 
-    async def _succeeded(
+    def _succeeded_record(
         self, active: ActiveRun, record: RunRecord, outcome: Any, started: datetime
     ) -> RunRecord:
         tail = outcome.output_tail if isinstance(outcome, HandlerOutcome) else None
@@ -338,10 +351,32 @@ class Runner:
             started_at=started,
             output_tail=_tail(tail),
         )
+        active.record = final
+        return final
+
+    async def _succeeded(self, active: ActiveRun, final: RunRecord) -> RunRecord:
         await self._finish(active, final)
         if self.events.subscriber_count:
             self._publish(RunSucceeded, final, duration_s=final.duration_s or 0.0)
         return final
+
+    async def record_succeeded(self, finished: Sequence[ActiveRun]) -> None:
+        """Record the succeeded runs that `run(defer_success=True)` returned, in one store
+        call, then publish their `RunSucceeded` events (as `run` does for one)."""
+        runs = [a.record for a in finished if a.record is not None and not a.lease_lost]
+        try:
+            recorded = await self.store.record_runs(runs)
+        except Exception:  # the store is down: the runs' leases will expire -> interrupted
+            log.exception("could not record the end of %d run(s)", len(runs))
+        else:
+            for run, ok in zip(runs, recorded, strict=True):
+                if not ok:
+                    log.warning("run %s was taken over; its result was not recorded", run.run_id)
+        if self.events.subscriber_count:
+            for active in finished:
+                final = active.record
+                assert final is not None
+                self._publish(RunSucceeded, final, duration_s=final.duration_s or 0.0)
 
     async def _finish(self, active: ActiveRun, final: RunRecord) -> None:
         active.record = final

@@ -208,6 +208,8 @@ class Scheduler(Firing):
         self._running = False
         self._stopping = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._succeeded = []
+        self._recording = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._maintenance_task: asyncio.Task[None] | None = None
         self._writer_task: asyncio.Task[None] | None = None
@@ -456,11 +458,13 @@ class Scheduler(Firing):
                 active.cancel("scheduler stopped")
         # Runs admitted but not begun take their first step now and record `cancelled`.
         await asyncio.sleep(0)
-        for task in self._tasks:
+        for task in self._tasks - self._recording:  # recording results is never cut short
             task.cancel()
         if self._tasks:
             # Bounded in real time: a handler that ignores cancellation cannot hold stop().
             await asyncio.wait(set(self._tasks), timeout=max(1.0, self.stop_grace_s))
+        if self._recording:  # the results of runs that ended: in the store before it closes
+            await asyncio.wait(set(self._recording))
         self._tasks = {t for t in self._tasks if not t.done()}
         await self._flush_writes()
         if self._writer_task is not None:

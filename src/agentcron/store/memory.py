@@ -219,6 +219,10 @@ class MemoryStore:
     async def record_run(self, run: RunRecord) -> bool:
         return self._runs.record(run)
 
+    async def record_runs(self, runs: Sequence[RunRecord]) -> list[bool]:
+        record = self._runs.record
+        return [record(run) for run in runs]
+
     async def get_run(self, run_id: str) -> RunRecord | None:
         return self._runs.get(run_id)
 

@@ -283,6 +283,22 @@ class RedisStore(RedisConnection):
 
         return await self._retrying(attempt)
 
+    async def record_runs(self, runs: Sequence[RunRecord]) -> list[bool]:
+        """One pipelined round trip for all of `runs`."""
+        if not runs:
+            return []
+        record = self._scripts["record"]
+
+        async def attempt() -> list[bool]:
+            async with self._op() as client:
+                async with client.pipeline(transaction=False) as pipe:
+                    for run in runs:
+                        keys, args = self._record_args(run)
+                        await record(keys=keys, args=args, client=pipe)
+                    return [bool(reply) for reply in await pipe.execute()]
+
+        return await self._retrying(attempt)
+
     def _record_args(self, run: RunRecord) -> tuple[list[str], list[Any]]:
         lease = run.lease_expires_at
         keys = [

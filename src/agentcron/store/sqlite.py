@@ -85,6 +85,12 @@ _CLAIM = (
     "VALUES (?, ?, ?, ?)"
 )
 _SET_STATE = "UPDATE jobs SET next_run_us = ?, last_fire_us = ? WHERE id = ?"
+_UPDATE_RUN, _UPSERT_RUN = runs.UPDATE_RUN, runs.UPSERT_RUN
+
+
+def _update_params(params: Sequence[Any]) -> tuple[Any, ...]:
+    """`UPDATE_RUN`'s parameters from `run_params`: the fields, then the run's key and fence."""
+    return (*params[3:], params[0], params[1], params[2], params[12])
 
 
 class SqliteStore:
@@ -296,7 +302,7 @@ class SqliteStore:
     # -- runs ------------------------------------------------------------------------------
     async def record_run(self, run: RunRecord) -> bool:
         params = run_params(run)
-        update = (*params[3:], params[0], params[1], params[2], params[12])
+        update = _update_params(params)
 
         # Updating in place leaves the job/time indexes alone; the upsert inserts, refuses by
         # fence, or (rarely) moves a run. Either order is correct; guessing right is faster.
@@ -307,6 +313,22 @@ class SqliteStore:
                 runs.UPDATE_RUN, update, fallback=(runs.UPSERT_RUN, params), idempotent=True
             )
         return changed == 1
+
+    async def record_runs(self, runs: Sequence[RunRecord]) -> list[bool]:
+        if not runs:
+            return []
+
+        def op(conn: sqlite3.Connection) -> list[bool]:
+            recorded = []
+            for run in runs:
+                params = run_params(run)
+                changed = conn.execute(_UPDATE_RUN, _update_params(params)).rowcount
+                if changed == 0:
+                    changed = conn.execute(_UPSERT_RUN, params).rowcount
+                recorded.append(changed == 1)
+            return recorded
+
+        return await self._write(op)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         return await self._read(lambda conn: runs.get_run(conn, run_id))
