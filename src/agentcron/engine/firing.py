@@ -185,23 +185,27 @@ class Firing(StoreSync):
         the event loop (`_record_succeeded`), and stays active until then."""
         active.started = True
         entry.consecutive_skips = 0
-        final: RunRecord | None = None
+        unrecorded = False
         try:
             final = await self._runner.run(entry.job, active, planned, defer_success=True)
+            unrecorded = final.status == RunStatus.succeeded
         except Exception:
             log.exception("fire task failed")
         finally:
             self._tasks.discard(active.task)
-            if final is None or final.status != RunStatus.succeeded:
+            if not unrecorded:
                 self._end_run(entry, active)
-        if final is not None and final.status == RunStatus.succeeded:
-            batch = self._succeeded
-            batch.append((entry, active))
-            if len(batch) == 1:  # the first of this turn: record them all in the next one
-                task = asyncio.get_running_loop().create_task(self._record_succeeded(batch))
-                self._recording.add(task)
-                self._tasks.add(task)  # so that `drain()` waits for it
-                task.add_done_callback(self._recorded)
+        if unrecorded:
+            self._record_later(entry, active)
+
+    def _record_later(self, entry: JobEntry, active: ActiveRun) -> None:
+        batch = self._succeeded
+        batch.append((entry, active))
+        if len(batch) == 1:  # the first of this turn: record them all in the next one
+            task = asyncio.get_running_loop().create_task(self._record_succeeded(batch))
+            self._recording.add(task)
+            self._tasks.add(task)  # so that `drain()` waits for it
+            task.add_done_callback(self._recorded)
 
     def _recorded(self, task: asyncio.Task[None]) -> None:
         self._recording.discard(task)

@@ -2,13 +2,16 @@
 
 Invariants:
 
-* The run is recorded `running` (with a lease) before the first attempt starts, and exactly
-  one final status is recorded: succeeded, failed, timed_out or cancelled.
+* The run is recorded `running` (with a lease) before the first attempt starts (by `execute`,
+  or by the caller of `run`), and exactly one final status is recorded: succeeded, failed,
+  timed_out or cancelled (a success that `run` returned unrecorded, by `record_succeeded`).
+* A run cancelled before its task began (`ActiveRun.started` False) records `cancelled`
+  when the task starts; its handler never runs.
 * Timeouts race the handler against `clock.sleep(timeout_s)`, so the virtual clock drives
   them; on timeout or cancel `ctx.cancelled` is set, then the handler's task is cancelled and
   given `stop_grace_s` to clean up (kill its process tree) before it is abandoned.
 * Retries happen here and only here; the run stays active (for overlap) while it waits.
-* Nothing a handler does (raise, hang, return garbage, raise SystemExit) escapes `execute`.
+* Nothing a handler does (raise, hang, return garbage, raise SystemExit) escapes `run`.
 """
 
 from __future__ import annotations
