@@ -52,7 +52,6 @@ __all__ = [
     "job_id_problem",
     "job_to_definition",
     "next_nominal_fire",
-    "plain_timing",
     "update_job",
 ]
 
@@ -259,13 +258,6 @@ _PLAIN_OPTIONS: dict[str, _Options] = {"UTC": _DEFAULT_OPTIONS}
 
 for _name in _OPTION_NAMES:  # each option reads through to the shared `_Options`
     setattr(Job, _name, property(operator.attrgetter(f"_options.{_name}")))
-
-
-def plain_timing(job: Job) -> bool:
-    """True for a job built with no option but `timezone` (most jobs): enabled, with no
-    `start`/`end` window, `max_runs` or jitter, so its next fire is its trigger's."""
-    options = job._options
-    return options is _PLAIN_OPTIONS.get(options.timezone)
 
 
 def next_nominal_fire(job: Job, after: datetime) -> datetime | None:

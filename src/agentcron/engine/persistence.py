@@ -43,7 +43,7 @@ log = logging.getLogger("agentcron.engine")
 _ACTOR = "code"
 
 
-class _NewJobs(list[JobEntry]):
+class NewJobs(list[JobEntry]):
     """Jobs added while running, stored together by one queued write. `policy` is the
     conflict policy of the jobs added without one (the scheduler's, when they were added)."""
 
@@ -53,8 +53,6 @@ class _NewJobs(list[JobEntry]):
         super().__init__()
         self.policy: ConflictPolicy = policy
 
-
-NewJobs = _NewJobs
 
 
 def store_available(store: Store) -> bool:
@@ -232,12 +230,12 @@ class StoreSync:
         self._new_jobs = None  # jobs added from now on are stored after this write
         self._writes.put_nowait(write)
 
-    def _enqueue_new_job(self, entry: JobEntry, policy: ConflictPolicy) -> None:
-        # (`policy` is `entry.conflict or self.conflict`, which the batch reproduces)
+    def _enqueue_new_job(self, entry: JobEntry) -> None:
+        """Store `entry` with its conflict policy (`entry.conflict`, else the scheduler's)."""
         assert self._writes is not None
         batch = self._new_jobs
         if batch is None or batch.policy != self.conflict:
-            new: NewJobs = _NewJobs(self.conflict)
+            new = NewJobs(self.conflict)
             batch = self._new_jobs = new
             self._writes.put_nowait(lambda: self._persist_new_jobs(new))
         # The entry alone (its policy is `entry.conflict`, else the batch's): no tuple per job.

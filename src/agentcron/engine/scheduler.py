@@ -58,7 +58,6 @@ from agentcron.jobs import (
     build_job,
     job_to_definition,
     next_nominal_fire,
-    plain_timing,
     update_job,
 )
 from agentcron.models import (
@@ -260,7 +259,7 @@ class Scheduler(Firing):
         if self._running:
             entry.unsaved = True  # its fires wait until the store has it
             self._schedule_from(entry, self.clock.now())  # @reboot: at the next start
-            self._enqueue_new_job(entry, policy)
+            self._enqueue_new_job(entry)
         if self.events.subscriber_count:
             self.events.publish(JobAdded(at=self.clock.now(), job_id=id))
         return job
@@ -689,25 +688,11 @@ class Scheduler(Firing):
             self._wakeup.set()
 
     def _schedule_from(self, entry: JobEntry, now: datetime) -> None:
-        job = entry.job
-        if entry.paused or entry.dormant or job.is_reboot or not job.enabled:
+        if entry.paused or entry.dormant or entry.job.is_reboot or not entry.job.enabled:
             self._timeline.drop(entry)
             entry.next_fire = None
             return
-        if not plain_timing(job):
-            self._schedule_next(entry, self._next_after(entry, now), now)
-            return
-        # `_schedule_next(entry, _next_after(entry, now), now)` for a job with no window, run
-        # cap or jitter, written out: every job added while running comes through here.
-        last = entry.last_fire
-        fire = job.trigger.next_fire(now if last is None or now >= last else last)
-        entry.next_fire, entry.wake = fire, None
-        if fire is None:
-            self._timeline.drop(entry)
-            return
-        self._timeline.push(entry, fire.timestamp())
-        if self._wakeup is not None:
-            self._wakeup.set()
+        self._schedule_next(entry, self._next_after(entry, now), now)
 
     def _schedule_initial(self, entry: JobEntry, now: datetime) -> None:
         """At start: from `last_fire` (so fires missed while down are found), else now."""
