@@ -97,3 +97,17 @@ def test_expressions_with_the_same_day_fields_share_their_day_tables() -> None:
         T0 + timedelta(hours=17, minutes=30),
         T0 + timedelta(minutes=5),
     ]
+
+
+def test_an_entry_keeps_its_rarely_set_state_to_itself() -> None:
+    # Entries share one default part for pause notes, skips, etc. until one is set.
+    a, b = (JobEntry(job=build_job(i, trigger="* * * * *", handler=noop)) for i in "ab")
+    a.pause_note, a.consecutive_skips, a.dormant = "maintenance", 2, "handler missing"
+    a.waiting()
+    assert (b.pause_note, b.consecutive_skips, b.dormant, b.pending) == (None, 0, None, None)
+    assert (a.pause_note, a.consecutive_skips, a.dormant) == ("maintenance", 2, "handler missing")
+    assert a.pending is not None and a.pending_count == 0
+    assert JobEntry(job=a.job, conflict="keep").conflict == "keep"
+    assert b.conflict is None
+    b.consecutive_skips = 0  # writing a default gives no part of its own
+    assert b._rare is JobEntry(job=b.job)._rare

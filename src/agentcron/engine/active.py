@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -59,29 +59,88 @@ class PendingFire:
 NO_RUNS: dict[str, ActiveRun] = {}
 
 
-@dataclass(slots=True, eq=False)
+class _Rare:
+    """The parts of a `JobEntry` that most jobs never set: one shared, never-written
+    instance (`_NONE`) stands for all defaults, so an ordinary job pays one slot for them."""
+
+    __slots__ = ("conflict", "consecutive_skips", "dormant", "pause_note", "pending")
+
+    def __init__(self) -> None:
+        self.pause_note: str | None = None
+        self.dormant: str | None = None
+        self.conflict: ConflictPolicy | None = None
+        self.consecutive_skips = 0
+        self.pending: collections.deque[PendingFire] | None = None
+
+
+_NONE = _Rare()
+
+
+def _rare_field(name: str, doc: str) -> property:
+    """A `JobEntry` attribute kept in its `_Rare` part; the first write of a value other
+    than the default gives the entry a `_Rare` of its own."""
+    default = getattr(_NONE, name)
+
+    def get(entry: JobEntry) -> object:
+        return getattr(entry._rare, name)
+
+    def set_(entry: JobEntry, value: object) -> None:
+        rare = entry._rare
+        if rare is _NONE:
+            if value == default:
+                return
+            rare = entry._rare = _Rare()
+        setattr(rare, name, value)
+
+    return property(get, set_, doc=doc)
+
+
 class JobEntry:
-    job: Job
-    paused: bool = False
-    pause_note: str | None = None
-    next_fire: datetime | None = None
-    wake: datetime | None = None
-    last_fire: datetime | None = None
-    #: The `Timeline` slot the entry is queued in (None: not queued).
-    slot: _Slot | None = None
-    fires: int = 0
-    consecutive_skips: int = 0
-    starting: int = 0
-    removed: bool = False
-    dormant: str | None = None
-    #: The conflict policy given to `add_job` (None: the scheduler's).
-    conflict: ConflictPolicy | None = None
-    #: Runs in progress by run id; shares one empty dict until the first run (memory).
-    active: dict[str, ActiveRun] = field(default_factory=lambda: NO_RUNS)
-    #: Fires waiting for the active run (allocated on first use: most jobs never queue).
-    pending: collections.deque[PendingFire] | None = None
-    #: True from `add_job` (while running) until the store has the job: fires wait for it.
-    unsaved: bool = False
+    """A job as the scheduler holds it: the definition plus its live state.
+
+    One exists per job, so its size is what 100,000 jobs cost: plain slots for what every
+    fire reads or writes, and the rarely set attributes (pause note, dormant reason,
+    conflict policy, skip count, waiting fires) in one shared `_Rare` until set."""
+
+    __slots__ = (
+        *("job", "paused", "next_fire", "wake", "last_fire", "slot", "fires", "starting"),
+        *("removed", "active", "unsaved", "_rare"),
+    )
+
+    def __init__(self, job: Job, *, conflict: ConflictPolicy | None = None) -> None:
+        self.job = job
+        self.paused = False
+        self.next_fire: datetime | None = None
+        #: When the next fire is planned to start: `next_fire` plus its jitter (None: none).
+        self.wake: datetime | None = None
+        self.last_fire: datetime | None = None
+        #: The `Timeline` slot the entry is queued in (None: not queued).
+        self.slot: _Slot | None = None
+        self.fires = 0
+        self.starting = 0
+        self.removed = False
+        #: Runs in progress by run id; shares one empty dict until the first run (memory).
+        self.active: dict[str, ActiveRun] = NO_RUNS
+        #: True from `add_job` (while running) until the store has the job: fires wait for it.
+        self.unsaved = False
+        self._rare = _NONE
+        if conflict is not None:
+            self.conflict = conflict
+
+    if TYPE_CHECKING:
+        pause_note: str | None
+        dormant: str | None
+        #: The conflict policy given to `add_job` (None: the scheduler's).
+        conflict: ConflictPolicy | None
+        consecutive_skips: int
+        #: Fires waiting for the active run (allocated on first use: most jobs never queue).
+        pending: collections.deque[PendingFire] | None
+    else:
+        pause_note = _rare_field("pause_note", "The note given to `pause` (None: none).")
+        dormant = _rare_field("dormant", "Why the job cannot fire (None: it can).")
+        conflict = _rare_field("conflict", "The conflict policy given to `add_job`.")
+        consecutive_skips = _rare_field("consecutive_skips", "Fires skipped in a row.")
+        pending = _rare_field("pending", "Fires waiting for the active run.")
 
     def track(self, active: ActiveRun) -> None:
         if self.active is NO_RUNS:
@@ -90,11 +149,13 @@ class JobEntry:
 
     @property
     def pending_count(self) -> int:
-        return len(self.pending) if self.pending is not None else 0
+        pending = self._rare.pending
+        return len(pending) if pending is not None else 0
 
     def waiting(self) -> collections.deque[PendingFire]:
         if self.pending is None:
             self.pending = collections.deque()
+        assert self.pending is not None
         return self.pending
 
     @property

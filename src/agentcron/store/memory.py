@@ -6,7 +6,8 @@ Nothing survives the process; use `sqlite:///...` for durability.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -28,9 +29,24 @@ from agentcron.store.run_stats import stats_from_runs
 __all__ = ["MemoryStore"]
 
 
-def _now() -> datetime:
-    # Only stamps audit/creation times; scheduling decisions never read it.
-    return datetime.now(UTC)
+class _Stamps:
+    """The wall-clock time, to the millisecond, for creation and audit stamps (scheduling
+    decisions never read it). Stamps taken within one millisecond are one `datetime`
+    object: adding 100,000 jobs in a burst keeps a few hundred datetimes, not 100,000
+    (48 bytes each)."""
+
+    __slots__ = ("_ms", "_stamp", "_time_ns")
+
+    def __init__(self, time_ns: Callable[[], int] = time.time_ns) -> None:
+        self._time_ns = time_ns
+        self._ms = -1
+        self._stamp = datetime.min.replace(tzinfo=UTC)
+
+    def now(self) -> datetime:
+        ms = self._time_ns() // 1_000_000
+        if ms != self._ms:
+            self._ms, self._stamp = ms, datetime.fromtimestamp(ms / 1000, UTC)
+        return self._stamp
 
 
 @dataclass(eq=False)
@@ -113,6 +129,7 @@ class MemoryStore:
         self._nodes: dict[str, NodeHeartbeat] = {}
         # Audit entries, oldest first; a `_JobRow` stands for its own "added" entry.
         self._audit: list[AuditEntry | _JobRow] = []
+        self._stamps = _Stamps()
 
     async def open(self) -> None:
         return None
@@ -124,7 +141,7 @@ class MemoryStore:
     async def save_job(
         self, job: StoredJob, *, actor: str, conflict: ConflictPolicy = "replace"
     ) -> StoredJob:
-        now = _now()  # one datetime for the job's stamps and its audit entry (memory)
+        now = self._stamps.now()  # one datetime for the job's stamps and its audit entry
         row = self._jobs.get(job.id)
         if row is None:
             row = _JobRow(
@@ -177,7 +194,7 @@ class MemoryStore:
         row = self._jobs.get(job_id)
         if row is None:
             return None
-        now = _now()
+        now = self._stamps.now()
         row.paused, row.pause_note, row.updated_at = paused, note if paused else None, now
         self._audit_entry(job_id, "paused" if paused else "resumed", actor, None, None, now)
         return row.snapshot()
@@ -287,7 +304,7 @@ class MemoryStore:
                 job_id=job_id,
                 action=action,
                 actor=actor,
-                at=at or _now(),
+                at=at or self._stamps.now(),
                 before=before,
                 after=after,
             )
