@@ -128,9 +128,60 @@ async def test_the_default_cap_is_1000_final_runs_per_job() -> None:
 
 
 @pytest.mark.parametrize("cap", [0, -1])
-def test_a_cap_below_one_is_refused(cap: int) -> None:
-    with pytest.raises(ValueError, match="max_runs_per_job"):
-        MemoryStore(max_runs_per_job=cap)
+@pytest.mark.parametrize("name", ["max_runs_per_job", "max_runs"])
+def test_a_cap_below_one_is_refused(name: str, cap: int) -> None:
+    with pytest.raises(ValueError, match=f"^{name} must be at least 1 or None, not {cap}$"):
+        MemoryStore(**{name: cap})  # type: ignore[arg-type]
+
+
+async def test_the_whole_table_keeps_its_newest_final_runs_of_any_job() -> None:
+    store = MemoryStore(max_runs_per_job=None, max_runs=10)
+    await store.record_run(a_run("stuck", 0, job_id="a", status=RunStatus.running, lease_s=60))
+    for i in range(1, 11):  # 10 final runs, alternating jobs: at the cap, nothing dropped
+        await store.record_run(a_run(f"r{i:02}", i, job_id="ab"[i % 2]))
+    assert await store.count_runs(RunQuery()) == 11
+    await store.record_run(a_run("r11", 11, job_id="b"))  # 11 = 10 + 10 // 10: trim to 10
+    assert await store.count_runs(RunQuery()) == 11  # 10 final + the running one
+    assert await store.get_run("r01") is None
+    assert await run_ids(store, "a") == ["r10", "r08", "r06", "r04", "r02", "stuck"]
+    assert await run_ids(store, "b") == ["r11", "r09", "r07", "r05", "r03"]
+    assert (await store.run_stats("b")).total == 5
+
+
+async def test_runs_dropped_by_the_table_bound_take_their_claims_with_them() -> None:
+    store = MemoryStore(max_runs_per_job=None, max_runs=2)
+    for i in range(3):  # the third final run trims the table back to 2
+        assert await store.claim_fire("digest", a_run("x", i).scheduled_for, "node-a", now=T0)
+        await store.record_run(a_run(f"r{i}", i))
+    oldest, kept = a_run("x", 0).scheduled_for, a_run("x", 1).scheduled_for
+    assert await store.claim_fire("digest", oldest, "node-b", now=T0)
+    assert not await store.claim_fire("digest", kept, "node-b", now=T0)
+
+
+async def test_both_bounds_together_keep_exact_counts_through_prunes_and_deletes() -> None:
+    store = MemoryStore(max_runs_per_job=5, max_runs=12)
+    for i in range(40):
+        await store.record_run(a_run(f"r{i:02}", i, job_id="abc"[i % 3]))
+        if i == 20:
+            await store.prune_runs(keep_per_job=2)
+        if i == 30:
+            await store.save_job(StoredJob(id="c", definition={}), actor="test")
+            await store.delete_job("c", actor="test")
+    counts = {j: await store.count_runs(RunQuery(job_id=j)) for j in "abc"}
+    # Every bound holds, and the table's count of final runs matches what is stored.
+    assert all(n <= 5 + 5 // 10 + 1 for n in counts.values())
+    assert sum(counts.values()) <= 12 + 12 // 10 + 1
+    assert store._runs.finals == await store.count_runs(RunQuery())
+    newest = [r.run_id for r in await store.list_runs(RunQuery(limit=3))]
+    assert newest == ["r39", "r38", "r37"]
+
+
+async def test_the_default_table_bound_is_100_000_final_runs() -> None:
+    assert MemoryStore().max_runs == 100_000
+    store = MemoryStore(max_runs_per_job=None, max_runs=None)
+    for i in range(2_000):
+        await store.record_run(a_run(f"r{i:04}", i, job_id=f"j{i}"))
+    assert await store.count_runs(RunQuery()) == 2_000
 
 
 async def test_only_the_expired_running_runs_are_interrupted_after_many_finished_runs() -> None:

@@ -111,7 +111,12 @@ class MemoryStore:
     with their fire claims. Runs still `running` or `scheduled` are never dropped. The drop
     is done in batches, when a job holds `max_runs_per_job` + 10 % runs, so recording a run
     stays O(1) on average; between two batches a job may hold up to 10 % more final runs.
-    `max_runs_per_job=None` keeps every run (memory then grows with every fire).
+
+    The whole table is bounded too: beyond `max_runs` final runs (+ 10 %, in batches) the
+    oldest ones of any job are dropped. With many frequent jobs the per-job cap alone
+    would allow millions of runs (10,000 jobs firing every second: 10 million, several
+    GB); a run costs about 450 bytes, so the default 100,000 is about 45 MB.
+    `None` turns either bound off (memory then grows with every fire).
 
     Runs are indexed by job (reading one job's runs never scans the others') and the
     `running` runs holding a lease are kept apart, so `interrupt_expired` looks only at them.
@@ -119,12 +124,16 @@ class MemoryStore:
 
     url = "memory://"
 
-    def __init__(self, *, max_runs_per_job: int | None = 1000) -> None:
-        if max_runs_per_job is not None and max_runs_per_job < 1:
-            raise ValueError(f"max_runs_per_job must be at least 1 or None, not {max_runs_per_job}")
+    def __init__(
+        self, *, max_runs_per_job: int | None = 1000, max_runs: int | None = 100_000
+    ) -> None:
+        for name, cap in (("max_runs_per_job", max_runs_per_job), ("max_runs", max_runs)):
+            if cap is not None and cap < 1:
+                raise ValueError(f"{name} must be at least 1 or None, not {cap}")
         self.max_runs_per_job = max_runs_per_job
+        self.max_runs = max_runs
         self._jobs: dict[str, _JobRow] = {}
-        self._runs = RunTable(max_runs_per_job)
+        self._runs = RunTable(max_runs_per_job, max_runs)
         self._state: dict[str, str] = {}
         self._nodes: dict[str, NodeHeartbeat] = {}
         # Audit entries, oldest first; a `_JobRow` stands for its own "added" entry.

@@ -38,6 +38,11 @@ def _run(row: Row) -> RunRecord:
     return RunRecord._make((*row[:3], _STATUS[row[3]], *row[4:]))  # type: ignore[index]
 
 
+def _batch_limit(cap: int | None) -> float:
+    """How many final runs trigger a trim back to `cap`: 10 % more (infinite: no cap)."""
+    return math.inf if cap is None else cap + max(1, cap // 10)
+
+
 def _sort_key(run: RunRecord) -> tuple[datetime, str]:
     return (run.scheduled_for, run.run_id)
 
@@ -59,14 +64,15 @@ class _History:
 class RunTable:
     """Runs and claims; the run half of `MemoryStore` (see its docstring for the bound)."""
 
-    def __init__(self, max_runs_per_job: int | None) -> None:
+    def __init__(self, max_runs_per_job: int | None, max_runs: int | None = None) -> None:
         self.max_runs_per_job = max_runs_per_job
-        # A job is trimmed back to the cap when it holds this many final runs.
-        self._trim_at = (
-            math.inf
-            if max_runs_per_job is None
-            else max_runs_per_job + max(1, max_runs_per_job // 10)
-        )
+        self.max_runs = max_runs
+        # A job is trimmed back to its cap when it holds this many final runs, and the
+        # table back to `max_runs` when it holds `_trim_all_at` (batches: O(1) on average).
+        self._trim_at = _batch_limit(max_runs_per_job)
+        self._trim_all_at = _batch_limit(max_runs)
+        #: Final runs in the table (the sum of every `_History.finals`).
+        self.finals = 0
         self._rows: dict[str, Row] = {}
         self._history: dict[str, _History] = {}
         #: Run ids whose stored record is `running` with a lease, in the order they got one
@@ -122,8 +128,36 @@ class RunTable:
 
     def _count_final(self, job_id: str, history: _History, delta: int) -> None:
         history.finals += delta
+        self.finals += delta
         if history.finals >= self._trim_at:
             self._trim(job_id, history)
+        if self.finals >= self._trim_all_at:
+            self._trim_all()
+
+    def _trim_all(self) -> None:
+        """Drop the table's oldest final runs (the first recorded) beyond `max_runs`.
+
+        Their claims go with them when their job's runs are in key order (no two runs of
+        one occurrence, as in `_trim`); otherwise the claims stay until that job's own
+        trim, which knows which occurrences are still in use."""
+        assert self.max_runs is not None  # `_trim_all_at` is infinite without a cap
+        excess = self.finals - self.max_runs
+        doomed: list[tuple[str, Row]] = []
+        for run_id, row in self._rows.items():  # insertion order: the oldest runs first
+            if row[_STATUS_AT] not in _OPEN:
+                doomed.append((run_id, row))
+                if len(doomed) == excess:
+                    break
+        for run_id, row in doomed:
+            job_id: str = row[_JOB_ID]  # type: ignore[assignment]
+            scheduled_for: datetime = row[_SCHEDULED_FOR]  # type: ignore[assignment]
+            history = self._history[job_id]
+            del self._rows[run_id]
+            del history.ids[run_id]
+            history.finals -= 1
+            if history.in_order:
+                self.claims.pop((job_id, scheduled_for.astimezone(UTC)), None)
+        self.finals -= len(doomed)
 
     def _forget(self, run_id: str, row: Row) -> None:
         """Delete a stored run and unindex it."""
@@ -132,6 +166,7 @@ class RunTable:
         del history.ids[run_id]
         if row[_STATUS_AT] not in _OPEN:
             history.finals -= 1
+            self.finals -= 1
         self.leased.pop(run_id, None)
 
     def _trim(self, job_id: str, history: _History) -> None:
@@ -167,10 +202,13 @@ class RunTable:
             if scheduled_for not in in_use:
                 self.claims.pop((job_id, scheduled_for.astimezone(UTC)), None)
         history.finals -= len(doomed)
+        self.finals -= len(doomed)
 
     def forget_job(self, job_id: str) -> None:
         """Delete every run and claim of `job_id`."""
         history = self._history.pop(job_id, None)
+        if history is not None:
+            self.finals -= history.finals
         for run_id in history.ids if history is not None else ():
             del self._rows[run_id]
             self.leased.pop(run_id, None)
@@ -217,6 +255,7 @@ class RunTable:
                 del self._rows[run_id]
                 del history.ids[run_id]
             history.finals -= len(doomed)
+            self.finals -= len(doomed)
             deleted += len(doomed)
         return deleted
 
