@@ -4,16 +4,21 @@ and runs admitted but not yet begun when they are cancelled."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 import random
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
 from agentcron.engine import Scheduler
 from agentcron.engine.active import ActiveRun
-from agentcron.engine.runner import Runner
+from agentcron.engine.runner import Runner, _ended
 from agentcron.engine.scheduler import FIRE_CHUNK
 from agentcron.events import Event, EventBus
+from agentcron.handlers.base import RunContext, engine_context
 from agentcron.jobs import build_job
 from agentcron.models import FireStart, RunQuery, RunRecord, RunStatus
 from agentcron.store.memory import MemoryStore
@@ -262,3 +267,69 @@ async def test_results_the_store_could_not_record_are_logged_and_the_runs_still_
         await sched.drain()
         assert len(await all_runs(sched, "digest")) == 2
         await sched.stop(grace_s=0)
+
+
+def test_records_built_on_the_hot_path_equal_the_keyword_built_ones() -> None:
+    # The runner builds records from their fields in order (no keyword `__new__`); a field
+    # added to or moved in `RunRecord` must show up here, not as a shifted record.
+    runner = Runner(
+        store=MemoryStore(),
+        clock=VirtualClock(T0),
+        events=EventBus(),
+        node_id="node-a",
+        lease_s=60.0,
+        stop_grace_s=1.0,
+        rng=random.Random(0),
+    )
+    job = build_job("digest", trigger=EVERY_SECOND, handler=noop)
+    at = T0 + timedelta(seconds=1)
+    running = runner.running_record(job, "run-1", T0, at, attempt=2)
+    assert running == RunRecord(
+        run_id="run-1",
+        job_id="digest",
+        scheduled_for=T0,
+        status=RunStatus.running,
+        attempt=2,
+        started_at=at,
+        node_id="node-a",
+        lease_expires_at=at + timedelta(seconds=60),
+    )
+    taken_over = running.evolve(fence=3, queue_job_id="q-7", skip_reason=None)
+    end = at + timedelta(seconds=2)
+    assert _ended(taken_over, RunStatus.failed, end, error="boom", output_tail="tail") == (
+        RunRecord(
+            run_id="run-1",
+            job_id="digest",
+            scheduled_for=T0,
+            status=RunStatus.failed,
+            attempt=2,
+            started_at=at,
+            finished_at=end,
+            error="boom",
+            output_tail="tail",
+            node_id="node-a",
+            fence=3,
+            queue_job_id="q-7",
+        )
+    )
+    assert _ended(running, RunStatus.succeeded, end, started_at=end).started_at == end
+
+
+def test_the_hot_path_run_context_equals_the_keyword_built_one() -> None:
+    log = logging.getLogger("agentcron.job")
+    fast = engine_context("digest", "run-1", T0, 2, 0.25, "node-a", log)
+    made = RunContext(
+        job_id="digest",
+        run_id="run-1",
+        scheduled_for=T0,
+        attempt=2,
+        lateness_s=0.25,
+        node_id="node-a",
+        logger=log,
+        cancelled=fast.cancelled,
+    )
+    assert fast == made
+    assert not fast.cancel_requested and fast.progress_callback is None
+    assert fast.cancelled is not engine_context("d", "r", T0, 1, 0.0, "n", log).cancelled
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.attempt = 3  # type: ignore[misc]

@@ -35,7 +35,13 @@ from agentcron.events import (
     RunSucceeded,
     RunTimedOut,
 )
-from agentcron.handlers.base import Handler, HandlerError, HandlerOutcome, RunContext
+from agentcron.handlers.base import (
+    Handler,
+    HandlerError,
+    HandlerOutcome,
+    RunContext,
+    engine_context,
+)
 from agentcron.jobs import Job
 from agentcron.models import RunRecord, RunStatus
 from agentcron.store.base import Store
@@ -94,20 +100,21 @@ def _ended(
 ) -> RunRecord:
     """The final record (built directly: `_replace` is slower on the hot path).
     `started_at`: when the first attempt's handler started, if known."""
-    return RunRecord(
-        run_id=record.run_id,
-        job_id=record.job_id,
-        scheduled_for=record.scheduled_for,
-        status=status,
-        attempt=record.attempt,
-        started_at=started_at or record.started_at,
-        finished_at=now,
-        error=error,
-        output_tail=output_tail,
-        node_id=record.node_id,
-        fence=record.fence,
-        queue_job_id=record.queue_job_id,
-    )
+    r = record
+    # The fields in order: run_id, job_id, scheduled_for, status, attempt, started_at,
+    # finished_at, error, output_tail, node_id, skip_reason, lease_expires_at, fence,
+    # queue_job_id.
+    return _new_record(
+        RunRecord,
+        (r[0], r[1], r[2], status, r[4], started_at or r[5], now, error, output_tail, r[9], None,
+         None, r[12], r[13]),
+    )  # fmt: skip
+
+
+#: `RunRecord` from its 14 fields in order, without the keyword `__new__` (a Python
+#: function): about 0.6 µs less per record, two records per fire. The field order is
+#: pinned by `test_records_built_on_the_hot_path_equal_the_keyword_built_ones`.
+_new_record = tuple.__new__
 
 
 @dataclass(slots=True)
@@ -144,16 +151,11 @@ class Runner:
         self, job: Job, run_id: str, scheduled_for: datetime, now: datetime, *, attempt: int = 1
     ) -> RunRecord:
         """The `running` record a run starts with (leased to this node from `now`)."""
-        return RunRecord(
-            run_id=run_id,
-            job_id=job.id,
-            scheduled_for=scheduled_for,
-            status=RunStatus.running,
-            attempt=attempt,
-            started_at=now,
-            node_id=self.node_id,
-            lease_expires_at=now + self._lease,
-        )
+        return _new_record(
+            RunRecord,
+            (run_id, job.id, scheduled_for, RunStatus.running, attempt, now, None, None, None,
+             self.node_id, None, now + self._lease, 0, None),
+        )  # fmt: skip
 
     async def execute(
         self,
@@ -293,14 +295,14 @@ class Runner:
     def _context(
         self, job: Job, active: ActiveRun, record: RunRecord, planned: datetime, now: datetime
     ) -> RunContext:
-        ctx = RunContext(
-            job_id=job.id,
-            run_id=record.run_id,
-            scheduled_for=record.scheduled_for,
-            attempt=record.attempt,
-            lateness_s=max(0.0, (now - planned).total_seconds()),
-            node_id=self.node_id,
-            logger=_JOB_LOG,
+        ctx = engine_context(
+            job.id,
+            record.run_id,
+            record.scheduled_for,
+            record.attempt,
+            max(0.0, (now - planned).total_seconds()),
+            self.node_id,
+            _JOB_LOG,
         )
         active.ctx = ctx
         return ctx

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -89,6 +89,42 @@ class RunContext:
         """Report progress in percent (0-100); shown on the dashboard."""
         if self.progress_callback is not None:
             self.progress_callback(max(0.0, min(100.0, float(pct))))
+
+
+# The slot setters of `RunContext`, in field order (see `engine_context`).
+_CONTEXT_SETTERS = tuple(getattr(RunContext, f.name).__set__ for f in fields(RunContext))
+_new_object = object.__new__
+
+
+def engine_context(
+    job_id: str,
+    run_id: str,
+    scheduled_for: datetime,
+    attempt: int,
+    lateness_s: float,
+    node_id: str,
+    logger: logging.Logger,
+) -> RunContext:
+    """`RunContext(job_id=..., ...)` with a new `cancelled` event and no progress callback,
+    built for the engine's hot path (one per fire).
+
+    Why not the constructor: a frozen dataclass's `__init__` sets each field through
+    `object.__setattr__`, which looks the slot up by name: about 1 µs of the ~20 µs a fire
+    costs. Setting the slots through their descriptors gives the same object."""
+    ctx = _new_object(RunContext)
+    set_job, set_run, set_at, set_attempt, set_late, set_node, set_log, set_ev, set_cb = (
+        _CONTEXT_SETTERS
+    )
+    set_job(ctx, job_id)
+    set_run(ctx, run_id)
+    set_at(ctx, scheduled_for)
+    set_attempt(ctx, attempt)
+    set_late(ctx, lateness_s)
+    set_node(ctx, node_id)
+    set_log(ctx, logger)
+    set_ev(ctx, asyncio.Event())
+    set_cb(ctx, None)
+    return ctx
 
 
 @runtime_checkable
