@@ -231,11 +231,17 @@ class Job:
 
 
 def _set_job(job: Job, job_id: str, trigger: Trigger, handler: Handler, options: _Options) -> None:
-    setattr_ = object.__setattr__  # (Job is frozen)
-    setattr_(job, "id", job_id)
-    setattr_(job, "trigger", trigger)
-    setattr_(job, "handler", handler)
-    setattr_(job, "_options", options)
+    # Job is frozen: its slots are set through their descriptors (`object.__setattr__`
+    # would look each one up by name; this is on the path of every `add_job`).
+    _SET_ID(job, job_id)
+    _SET_TRIGGER(job, trigger)
+    _SET_HANDLER(job, handler)
+    _SET_OPTIONS(job, options)
+
+
+_SET_ID, _SET_TRIGGER, _SET_HANDLER, _SET_OPTIONS = (
+    getattr(Job, name).__set__ for name in ("id", "trigger", "handler", "_options")
+)
 
 
 def _rebuilt_job(job_id: str, trigger: Trigger, handler: Handler, options: _Options) -> Job:
@@ -294,11 +300,10 @@ class UnavailableHandler:
 def coerce_handler(obj: object, *, isolation: str | None = None) -> Handler:
     """Anything `agentcron.handlers.as_handler` accepts to a `Handler`; bad references raise
     `JobConfigError` (a ValueError) naming the `handler` field, at `add_job` time."""
-    require(
-        isolation in (None, "thread", "process"),
-        "isolation",
-        f"unknown isolation {isolation!r}; use 'thread' or 'process'",
-    )
+    if isolation not in (None, "thread", "process"):  # (no message built on success)
+        raise JobConfigError(
+            "isolation", f"unknown isolation {isolation!r}; use 'thread' or 'process'"
+        )
     key = (id(obj), isolation)
     hit = _HANDLER_CACHE.get(key)
     if hit is not None and hit[0] is obj:
