@@ -1,0 +1,71 @@
+"""CPU per fire of the engine on a virtual clock: the steadier instrument for before/after.
+
+`bench.engine_bench` measures lateness and CPU on the real clock, where a shared machine
+moves CPU % by 20-30 % between two runs of the same code. This measures only the engine's
+own work: N jobs firing every second on `VirtualClock`, advanced one second at a time and
+drained, for `--seconds` seconds after a 3-second warm-up; the result is process CPU time
+divided by the fires. No timers, no idle time, no handler work beyond counting.
+
+    .venv/bin/python -m bench.engine_cpu --jobs 10000 --seconds 10 --rounds 5
+
+Compare two versions by running each from its own checkout (a git worktree on
+`PYTHONPATH`) alternately, and compare the minimum of each: noise only ever adds time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from datetime import UTC, datetime
+
+from agentcron import Scheduler
+from agentcron.handlers import RunContext
+from agentcron.testing import VirtualClock
+
+WARM_UP_S = 3
+
+
+async def cpu_per_fire_us(jobs: int, seconds: int) -> float:
+    clock = VirtualClock(datetime(2026, 3, 1, tzinfo=UTC))
+    fires = 0
+
+    async def count(ctx: RunContext) -> None:
+        nonlocal fires
+        fires += 1
+
+    sched = Scheduler("memory://", node_id="bench", clock=clock)
+    for i in range(jobs):
+        sched.add_job(f"job-{i}", trigger="* * * * * *", handler=count)
+    async with sched:
+        await sched.flush()
+        for _ in range(WARM_UP_S):
+            await clock.advance(1)
+            await sched.drain()
+        fires = 0
+        cpu0 = time.process_time()
+        for _ in range(seconds):
+            await clock.advance(1)
+            await sched.drain()
+        cpu1 = time.process_time()
+        await sched.stop(grace_s=0)
+    if fires != jobs * seconds:
+        raise SystemExit(f"expected {jobs * seconds} fires, saw {fires}")
+    return 1e6 * (cpu1 - cpu0) / fires
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=10_000)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    opts = parser.parse_args()
+    results = [
+        asyncio.run(cpu_per_fire_us(opts.jobs, opts.seconds)) for _ in range(opts.rounds)
+    ]
+    shown = ", ".join(f"{r:.2f}" for r in results)
+    print(f"{opts.jobs:,} jobs: CPU per fire {min(results):.2f} µs (min of {shown})")
+
+
+if __name__ == "__main__":
+    main()
