@@ -272,15 +272,7 @@ async def test_results_the_store_could_not_record_are_logged_and_the_runs_still_
 def test_records_built_on_the_hot_path_equal_the_keyword_built_ones() -> None:
     # The runner builds records from their fields in order (no keyword `__new__`); a field
     # added to or moved in `RunRecord` must show up here, not as a shifted record.
-    runner = Runner(
-        store=MemoryStore(),
-        clock=VirtualClock(T0),
-        events=EventBus(),
-        node_id="node-a",
-        lease_s=60.0,
-        stop_grace_s=1.0,
-        rng=random.Random(0),
-    )
+    runner = a_runner(MemoryStore(), VirtualClock(T0))
     job = build_job("digest", trigger=EVERY_SECOND, handler=noop)
     at = T0 + timedelta(seconds=1)
     running = runner.running_record(job, "run-1", T0, at, attempt=2)
