@@ -153,10 +153,10 @@ class JobEntry:
         return len(pending) if pending is not None else 0
 
     def waiting(self) -> collections.deque[PendingFire]:
-        if self.pending is None:
-            self.pending = collections.deque()
-        assert self.pending is not None
-        return self.pending
+        pending = self.pending
+        if pending is None:
+            pending = self.pending = collections.deque()
+        return pending
 
     @property
     def busy(self) -> int:
