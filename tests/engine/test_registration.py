@@ -74,13 +74,14 @@ def test_a_shared_cron_trigger_answers_like_a_fresh_one_for_any_question_order()
 def test_an_entry_pushed_twice_for_one_time_wakes_once_at_its_latest_position() -> None:
     timeline = Timeline()
     a, b, c = (JobEntry(job=build_job(i, trigger="* * * * *", handler=noop)) for i in "abc")
+    ten, twenty, thirty = (T0 + timedelta(seconds=s) for s in (10, 20, 30))
     for entry in (a, b, c):
-        timeline.push(entry, 10.0)
-    timeline.push(a, 20.0)
-    timeline.push(a, 10.0)  # back: now after c
+        timeline.push(entry, ten)
+    timeline.push(a, twenty)
+    timeline.push(a, ten)  # back: now after c
     timeline.drop(b)
-    assert timeline.next_wake() == 10.0
-    assert timeline.pop_due(30.0) == [c, a]
+    assert timeline.next_wake() == ten
+    assert timeline.pop_due(thirty) == [c, a]
     assert timeline.next_wake() is None and len(timeline) == 0
 
 

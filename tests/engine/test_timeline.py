@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 from agentcron.engine.active import JobEntry
 from agentcron.engine.timeline import Timeline
 from agentcron.handlers import Command
 from agentcron.jobs import build_job
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
 
 
 def entry(job_id: str) -> JobEntry:
@@ -16,25 +24,34 @@ def test_equal_wakes_pop_in_push_order() -> None:
     timeline = Timeline()
     entries = [entry(f"j{i}") for i in range(5)]
     for e in reversed(entries[:3]):
-        timeline.push(e, 10.0)
+        timeline.push(e, at(10.0))
     for e in entries[3:]:
-        timeline.push(e, 5.0)
-    assert [e.job.id for e in timeline.pop_due(10.0)] == ["j3", "j4", "j2", "j1", "j0"]
+        timeline.push(e, at(5.0))
+    assert [e.job.id for e in timeline.pop_due(at(10.0))] == ["j3", "j4", "j2", "j1", "j0"]
     assert timeline.next_wake() is None
 
 
 def test_a_rescheduled_or_dropped_entry_wakes_once_at_its_latest_time() -> None:
     timeline = Timeline()
     moved, dropped, kept = entry("moved"), entry("dropped"), entry("kept")
-    timeline.push(moved, 1.0)
-    timeline.push(dropped, 2.0)
-    timeline.push(kept, 3.0)
-    timeline.push(moved, 4.0)
+    timeline.push(moved, at(1.0))
+    timeline.push(dropped, at(2.0))
+    timeline.push(kept, at(3.0))
+    timeline.push(moved, at(4.0))
     timeline.drop(dropped)
-    assert timeline.next_wake() == 3.0  # the stale items on top are gone
-    assert timeline.pop_due(3.5) == [kept]
-    assert timeline.pop_due(3.5) == []  # popped entries are not due again
-    assert timeline.pop_due(10.0) == [moved]
-    timeline.push(dropped, 11.0)  # a dropped entry can be scheduled again
-    assert timeline.pop_due(11.0) == [dropped]
+    assert timeline.next_wake() == at(3.0)  # the stale items on top are gone
+    assert timeline.pop_due(at(3.5)) == [kept]
+    assert timeline.pop_due(at(3.5)) == []  # popped entries are not due again
+    assert timeline.pop_due(at(10.0)) == [moved]
+    timeline.push(dropped, at(11.0))  # a dropped entry can be scheduled again
+    assert timeline.pop_due(at(11.0)) == [dropped]
     assert len(timeline) == 0
+
+
+def test_one_instant_in_two_time_zones_is_one_wake() -> None:
+    timeline = Timeline()
+    utc, berlin = entry("utc"), entry("berlin")
+    timeline.push(utc, at(10))
+    timeline.push(berlin, at(10).astimezone(timezone(timedelta(hours=1))))
+    assert timeline.pop_due(at(9.9)) == []
+    assert timeline.pop_due(at(10)) == [utc, berlin]

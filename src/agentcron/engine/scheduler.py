@@ -560,7 +560,7 @@ class Scheduler(Firing):
                 await wait_store(self.store)
                 continue
             due: list[DueFire] = []
-            for entry in self._timeline.pop_due(now.timestamp()):
+            for entry in self._timeline.pop_due(now):
                 if entry.slot is not None:  # rescheduled while an earlier chunk ran
                     continue
                 try:
@@ -578,15 +578,13 @@ class Scheduler(Firing):
                 self._spawn(self._start_fires(due, now))
             wake = self._timeline.next_wake()
             if self.max_idle_s is not None:
-                idle_until = now.timestamp() + self.max_idle_s
+                idle_until = now + timedelta(seconds=self.max_idle_s)
                 wake = idle_until if wake is None else min(wake, idle_until)
             if waiter is None or waiter.done():
                 waiter = asyncio.ensure_future(self._wakeup.wait())
             sleeper = None
             if wake is not None:
-                sleeper = asyncio.ensure_future(
-                    clock.sleep_until(datetime.fromtimestamp(wake, now.tzinfo))
-                )
+                sleeper = asyncio.ensure_future(clock.sleep_until(wake))
             try:
                 await asyncio.wait(
                     {waiter} if sleeper is None else {waiter, sleeper},
@@ -683,7 +681,7 @@ class Scheduler(Firing):
             following = next_nominal_fire(job, fire)
             wake = fire + timedelta(seconds=jitter_delay(job.jitter_s, fire, following, self.rng))
             entry.wake = wake
-        self._timeline.push(entry, wake.timestamp())
+        self._timeline.push(entry, wake)
         if self._wakeup is not None:
             self._wakeup.set()
 

@@ -3,7 +3,9 @@ distinct time t to find the next wake.
 
 Jobs on one schedule wake together, so the jobs due at one instant share one `_Slot` (a
 list, in push order) and the heap holds each distinct wake time once: 100,000 jobs on 1,440
-daily schedules cost 100,000 list items and a heap of 1,440 floats, not 100,000 heap tuples.
+daily schedules cost 100,000 list items and a heap of 1,440 datetimes, not 100,000 heap
+tuples. Wake times are the aware datetimes the triggers give (UTC): converting each to a
+float would cost more than the heap and the slot lookup together.
 
 Items are invalidated lazily: an entry's `slot` names the one slot it is queued in (None:
 not queued), so an item in any other slot (rescheduled, dropped or already popped) is stale
@@ -15,6 +17,7 @@ entries have all moved is skipped without reading them. Equal wake times pop in 
 from __future__ import annotations
 
 import heapq
+from datetime import datetime
 
 from agentcron.engine.active import JobEntry
 
@@ -33,19 +36,19 @@ class _Slot(list[JobEntry]):
 
 class Timeline:
     def __init__(self) -> None:
-        self._heap: list[float] = []  # the distinct wake times that have a slot
-        self._slots: dict[float, _Slot] = {}
+        self._heap: list[datetime] = []  # the distinct wake times that have a slot
+        self._slots: dict[datetime, _Slot] = {}
         self._items = 0  # queued items, stale ones included
 
     def __len__(self) -> int:
         return self._items
 
-    def push(self, entry: JobEntry, wake_ts: float) -> None:
-        """(Re)schedule `entry` to wake at `wake_ts` (epoch seconds); older items die."""
-        slot = self._slots.get(wake_ts)
+    def push(self, entry: JobEntry, wake: datetime) -> None:
+        """(Re)schedule `entry` to wake at `wake` (aware); older items die."""
+        slot = self._slots.get(wake)
         if slot is None:
-            slot = self._slots[wake_ts] = _Slot()
-            heapq.heappush(self._heap, wake_ts)
+            slot = self._slots[wake] = _Slot()
+            heapq.heappush(self._heap, wake)
         old = entry.slot
         if old is not slot:
             if old is not None:
@@ -61,11 +64,11 @@ class Timeline:
             old.live -= 1
             entry.slot = None
 
-    def pop_due(self, now_ts: float) -> list[JobEntry]:
-        """Every live entry due at `now_ts`, in wake order, in one pass."""
+    def pop_due(self, now: datetime) -> list[JobEntry]:
+        """Every live entry due at `now`, in wake order, in one pass."""
         heap, slots = self._heap, self._slots
         due: list[JobEntry] = []
-        while heap and heap[0] <= now_ts:
+        while heap and heap[0] <= now:
             slot = slots.pop(heapq.heappop(heap))
             self._items -= len(slot)
             if not slot.live:
@@ -85,7 +88,7 @@ class Timeline:
             due += picked
         return due
 
-    def next_wake(self) -> float | None:
+    def next_wake(self) -> datetime | None:
         heap, slots = self._heap, self._slots
         while heap and not slots[heap[0]].live:
             self._items -= len(slots.pop(heapq.heappop(heap)))
