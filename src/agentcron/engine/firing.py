@@ -17,7 +17,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 from agentcron.engine.active import ActiveRun, JobEntry, PendingFire
 from agentcron.engine.errors import RunInterruptedError
@@ -47,12 +47,9 @@ log = logging.getLogger("agentcron.engine")
 Dispatch = Callable[[Job, datetime, RunRecord], Awaitable[str | None]]
 
 
-class DueFire(NamedTuple):
-    """An on-time fire found by the loop, admitted with the rest of its tick."""
-
-    entry: JobEntry
-    fire: datetime
-    planned: datetime
+#: An on-time fire found by the loop, admitted with the rest of its tick: (entry, fire,
+#: planned start). A plain tuple: one is built per fire, a NamedTuple costs 0.3 µs more.
+DueFire = tuple[JobEntry, datetime, datetime]
 
 
 class Firing(StoreSync):
@@ -132,15 +129,14 @@ class Firing(StoreSync):
         loop = asyncio.get_running_loop()
         starts: list[FireStart] = []
         admitted: list[ActiveRun | None] = []
-        for d in due:
-            entry = d.entry
+        for entry, fire, _ in due:
             run = active = None
             if self._starts_at_once(entry):
-                active = ActiveRun(run_id=new_run_id(), scheduled_for=d.fire, started=False)
-                active.record = run = runner.running_record(entry.job, active.run_id, d.fire, now)
+                active = ActiveRun(new_run_id(), fire, started=False)
+                active.record = run = runner.running_record(entry.job, active.run_id, fire, now)
                 entry.track(active)
             admitted.append(active)
-            starts.append(FireStart(entry.job.id, d.fire, entry.next_fire, entry.last_fire, run))
+            starts.append(FireStart(entry.job.id, fire, entry.next_fire, entry.last_fire, run))
         try:
             won = await self.store.start_fires(starts, node_id, now=now)
         except Exception:
@@ -149,20 +145,20 @@ class Firing(StoreSync):
             # hands them to each job's misfire policy. The next tick is unaffected.
             log.exception("could not claim the %d fire(s) due at %s", len(due), now.isoformat())
             won = [False] * len(due)
-        for d, active, ok in zip(due, admitted, won, strict=True):
+        for (entry, fire, planned), active, ok in zip(due, admitted, won, strict=True):
             if active is not None:
                 if ok:
                     assert active.record is not None
                     runner.publish_started(active.record)
                     # No done callback (the hot path): the task removes itself from `_tasks`.
                     active.task = task = loop.create_task(
-                        self._run_admitted(d.entry, active, d.planned)
+                        self._run_admitted(entry, active, planned)
                     )
                     self._tasks.add(task)
                 else:
-                    d.entry.active.pop(active.run_id, None)
+                    entry.active.pop(active.run_id, None)
             elif ok:
-                self._spawn(self._admit(d.entry, d.fire, d.planned))
+                self._spawn(self._admit(entry, fire, planned))
 
     def _starts_at_once(self, entry: JobEntry) -> bool:
         """True when a due fire of `entry` runs without a decision to wait for: the job is

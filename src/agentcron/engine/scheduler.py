@@ -614,7 +614,7 @@ class Scheduler(Firing):
             if entry.unsaved:  # its fire waits until the store has the job
                 self._spawn(self._fire(entry, fire, planned, now=now))
             else:
-                due.append(DueFire(entry, fire, planned))
+                due.append((entry, fire, planned))
             return
         self._misfired(entry, fire, now)
 
