@@ -54,6 +54,7 @@ from agentcron.store.sqlite_codec import (
     opt_us,
     run_from_row,
     run_params,
+    run_update_params,
 )
 from agentcron.store.sqlite_codec import from_us as from_us  # re-exported: tests import it here
 from agentcron.store.sqlite_codec import to_us as to_us  # re-exported: benches import it here
@@ -85,12 +86,21 @@ _CLAIM = (
     "VALUES (?, ?, ?, ?)"
 )
 _SET_STATE = "UPDATE jobs SET next_run_us = ?, last_fire_us = ? WHERE id = ?"
-_UPDATE_RUN, _UPSERT_RUN = runs.UPDATE_RUN, runs.UPSERT_RUN
+_record_runs = runs.record_runs  # `record_runs` takes a parameter named `runs`
 
 
-def _update_params(params: Sequence[Any]) -> tuple[Any, ...]:
-    """`UPDATE_RUN`'s parameters from `run_params`: the fields, then the run's key and fence."""
-    return (*params[3:], params[0], params[1], params[2], params[12])
+def _claim_all(conn: sqlite3.Connection, claims: list[tuple[Any, ...]]) -> list[bool]:
+    """Run `_CLAIM` for each of `claims` in order; whether each inserted its claim."""
+    conn.execute("SAVEPOINT claims")
+    # All at once first: when every claim or none was inserted, that says which.
+    inserted = conn.executemany(_CLAIM, claims).rowcount
+    if inserted in (0, len(claims)):
+        conn.execute("RELEASE claims")
+        return [inserted > 0] * len(claims)
+    conn.execute("ROLLBACK TO claims")
+    conn.execute("RELEASE claims")
+    cursor = conn.cursor()
+    return [cursor.execute(_CLAIM, claim).rowcount == 1 for claim in claims]
 
 
 class SqliteStore:
@@ -289,12 +299,9 @@ class SqliteStore:
         states = [(opt_us(f.next_run), opt_us(f.last_fire), f.job_id) for f in fires]
 
         def op(conn: sqlite3.Connection) -> list[bool]:
-            won = [conn.execute(_CLAIM, claim).rowcount == 1 for claim in claims]
+            won = _claim_all(conn, claims)
             conn.executemany(_SET_STATE, [s for s, ok in zip(states, won, strict=True) if ok])
-            conn.executemany(
-                runs.UPSERT_RUN,
-                [run_params(f.run) for f, ok in zip(fires, won, strict=True) if ok and f.run],
-            )
+            runs.insert_runs(conn, [f.run for f, ok in zip(fires, won, strict=True) if ok and f.run])
             return won
 
         return await self._write(op)
@@ -302,33 +309,23 @@ class SqliteStore:
     # -- runs ------------------------------------------------------------------------------
     async def record_run(self, run: RunRecord) -> bool:
         params = run_params(run)
-        update = _update_params(params)
-
         # Updating in place leaves the job/time indexes alone; the upsert inserts, refuses by
         # fence, or (rarely) moves a run. Either order is correct; guessing right is faster.
         if run.fence == 0 and run.attempt == 1 and run.status in runs.FIRST_STATUSES:
             changed = await self._execute(runs.UPSERT_RUN, params, idempotent=True)
         else:
             changed = await self._execute(
-                runs.UPDATE_RUN, update, fallback=(runs.UPSERT_RUN, params), idempotent=True
+                runs.UPDATE_RUN,
+                run_update_params(run),
+                fallback=(runs.UPSERT_RUN, params),
+                idempotent=True,
             )
         return changed == 1
 
     async def record_runs(self, runs: Sequence[RunRecord]) -> list[bool]:
         if not runs:
             return []
-
-        def op(conn: sqlite3.Connection) -> list[bool]:
-            recorded = []
-            for run in runs:
-                params = run_params(run)
-                changed = conn.execute(_UPDATE_RUN, _update_params(params)).rowcount
-                if changed == 0:
-                    changed = conn.execute(_UPSERT_RUN, params).rowcount
-                recorded.append(changed == 1)
-            return recorded
-
-        return await self._write(op)
+        return await self._write(lambda conn: _record_runs(conn, runs))
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         return await self._read(lambda conn: runs.get_run(conn, run_id))

@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from agentcron.clock import utc
 from agentcron.models import AuditEntry, NodeHeartbeat, RunRecord, RunStatus, StoredJob
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_US = timedelta(microseconds=1)
 RUN_COLUMNS = (
     "run_id, job_id, scheduled_for_us, status, attempt, started_us, finished_us, error, "
     "output_tail, node_id, skip_reason, lease_expires_us, fence, queue_job_id"
@@ -35,7 +35,8 @@ def to_us(dt: datetime) -> int:
     """Microseconds since the Unix epoch (UTC) of an aware datetime (naive: ValueError)."""
     if dt.tzinfo is not UTC:
         dt = utc(dt)
-    return (dt - _EPOCH) // _ONE_US
+    since = dt - _EPOCH  # its fields, not `// timedelta`: ~20 % faster, several per fire
+    return (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
 
 
 def opt_us(dt: datetime | None) -> int | None:
@@ -64,6 +65,41 @@ def run_params(run: RunRecord) -> tuple[Any, ...]:
         opt_us(run.started_at), opt_us(run.finished_at), run.error, run.output_tail,
         run.node_id, run.skip_reason, opt_us(run.lease_expires_at), run.fence, run.queue_job_id,
     )  # fmt: skip
+
+
+def run_update_params(run: RunRecord) -> tuple[Any, ...]:
+    """`sqlite_runs.UPDATE_RUN`'s parameters: the fields it sets, then the run's key and fence."""
+    return (
+        str(run.status), run.attempt, opt_us(run.started_at), opt_us(run.finished_at),
+        run.error, run.output_tail, run.node_id, run.skip_reason, opt_us(run.lease_expires_at),
+        run.fence, run.queue_job_id, run.run_id, run.job_id, to_us(run.scheduled_for), run.fence,
+    )  # fmt: skip
+
+
+def inline_nulls(sql: str, rows: Sequence[Sequence[Any]]) -> tuple[str, list[Sequence[Any]]]:
+    """`sql` and `rows` for one `executemany`, with each parameter that is None in every row
+    written into the SQL as NULL instead. Python's sqlite3 binds None through its adapter
+    lookup (~0.3 µs a value, ten times an int), and a run record holds five or more.
+
+    Every `?` in `sql` must be a parameter, in order."""
+    columns = list(zip(*rows, strict=True))
+    # Only a column that starts with None can be all None: count() is slow on the others.
+    nulls = tuple(col[0] is None and col.count(None) == len(col) for col in columns)
+    if not any(nulls) or all(nulls):  # all: no row would be left to run
+        return sql, list(rows)
+    kept = [col for col, null in zip(columns, nulls, strict=True) if not null]
+    return _with_nulls(sql, nulls), list(zip(*kept, strict=True))
+
+
+@lru_cache(maxsize=64)
+def _with_nulls(sql: str, nulls: tuple[bool, ...]) -> str:
+    """`sql` with its n-th `?` replaced by NULL where `nulls[n]`."""
+    head, *tails = sql.split("?")
+    if len(tails) != len(nulls):
+        raise ValueError(f"{len(nulls)} parameters for {len(tails)} placeholders in {sql!r}")
+    return head + "".join(
+        ("NULL" if null else "?") + tail for null, tail in zip(nulls, tails, strict=True)
+    )
 
 
 def run_from_row(row: Sequence[Any]) -> RunRecord:

@@ -9,10 +9,20 @@ Functions of a connection run in a reader thread or, for writes, in the writer's
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from agentcron.models import RunQuery, RunRecord, RunStats, RunStatus
-from agentcron.store.sqlite_codec import RUN_COLUMNS, from_us, req_dt, run_from_row, to_us
+from agentcron.store.sqlite_codec import (
+    RUN_COLUMNS,
+    from_us,
+    inline_nulls,
+    req_dt,
+    run_from_row,
+    run_params,
+    run_update_params,
+    to_us,
+)
 
 #: Statuses a run is usually first recorded with (see `SqliteStore.record_run`).
 FIRST_STATUSES = frozenset({RunStatus.scheduled, RunStatus.running, RunStatus.skipped})
@@ -40,6 +50,33 @@ _PRUNE_BEYOND = (
     "(PARTITION BY job_id ORDER BY scheduled_for_us DESC, run_id DESC) AS rank "
     f"FROM runs WHERE status NOT IN {_ACTIVE_SQL}) WHERE rank > ?)"
 )
+
+
+def insert_runs(conn: sqlite3.Connection, records: Sequence[RunRecord]) -> None:
+    """Record each of `records` (new runs, usually) with `UPSERT_RUN`, in order."""
+    if records:
+        conn.executemany(*inline_nulls(UPSERT_RUN, [run_params(run) for run in records]))
+
+
+def record_runs(conn: sqlite3.Connection, records: Sequence[RunRecord]) -> list[bool]:
+    """Record each of `records` in order, as `SqliteStore.record_run` does (update in place,
+    else upsert); whether each was recorded (False: refused by fencing)."""
+    updates = [run_update_params(run) for run in records]
+    conn.execute("SAVEPOINT record_runs")
+    # All at once first: when each UPDATE changed its row, none needed the upsert.
+    if conn.executemany(*inline_nulls(UPDATE_RUN, updates)).rowcount == len(updates):
+        conn.execute("RELEASE record_runs")
+        return [True] * len(updates)
+    conn.execute("ROLLBACK TO record_runs")
+    conn.execute("RELEASE record_runs")
+    cursor = conn.cursor()
+    recorded = []
+    for run, update in zip(records, updates, strict=True):
+        changed = cursor.execute(UPDATE_RUN, update).rowcount
+        if changed == 0:
+            changed = cursor.execute(UPSERT_RUN, run_params(run)).rowcount
+        recorded.append(changed == 1)
+    return recorded
 
 
 def _where(query: RunQuery) -> tuple[str, list[Any]]:

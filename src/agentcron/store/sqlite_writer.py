@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agentcron.store.base import StoreError
+from agentcron.store.sqlite_codec import inline_nulls
 from agentcron.store.sqlite_connect import describe_sqlite_error
 
 __all__ = ["Readers", "Writer"]
@@ -175,7 +176,7 @@ class Writer(threading.Thread):
         for op in group:
             op.ok = True
         if len(group) > 1:
-            rows = conn.executemany(sql, [op.params for op in group]).rowcount
+            rows = conn.executemany(*inline_nulls(sql, [op.params for op in group])).rowcount
             if rows == len(group):  # each changed exactly one row
                 for op in group:
                     op.value = 1
