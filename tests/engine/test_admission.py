@@ -16,7 +16,6 @@ import pytest
 from agentcron.engine import Scheduler
 from agentcron.engine.active import ActiveRun
 from agentcron.engine.runner import Runner, _ended
-from agentcron.engine.scheduler import FIRE_CHUNK
 from agentcron.events import Event, EventBus
 from agentcron.handlers.base import RunContext, engine_context
 from agentcron.jobs import build_job
@@ -113,14 +112,14 @@ async def test_a_tick_of_more_fires_than_one_chunk_runs_each_fire_once_in_chunks
 ) -> None:
     store = CountingStore()
     sched = make_scheduler(store=store)
-    count = 2 * FIRE_CHUNK + 10
+    count = 2 * MemoryStore.fire_batch + 10
     for i in range(count):
         sched.add_job(f"job-{i}", trigger=EVERY_SECOND, handler=noop)
     async with sched:
         await sched.flush()
         await clock.advance(1)
         await sched.drain()
-        assert [len(b) for b in store.batches] == [FIRE_CHUNK, FIRE_CHUNK, 10]
+        assert [len(b) for b in store.batches] == [store.fire_batch, store.fire_batch, 10]
         succeeded = await store.count_runs(RunQuery(statuses=(RunStatus.succeeded,)))
         assert succeeded == count
         await sched.stop(grace_s=0)
@@ -130,7 +129,7 @@ async def test_a_job_rescheduled_while_an_earlier_chunk_runs_is_not_fired_early(
     make_scheduler: Callable[..., Scheduler], clock: VirtualClock
 ) -> None:
     sched = make_scheduler()
-    count = 2 * FIRE_CHUNK + 10
+    count = 2 * MemoryStore.fire_batch + 10
     last = f"job-{count - 1}"  # in the last chunk
     for i in range(count):
         sched.add_job(f"job-{i}", trigger=EVERY_SECOND, handler=noop)

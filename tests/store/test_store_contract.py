@@ -60,6 +60,10 @@ def a_run(
 
 
 # -- jobs ----------------------------------------------------------------------------------------
+def test_a_store_says_how_many_fires_it_takes_in_one_call(store: Store) -> None:
+    assert isinstance(store.fire_batch, int) and store.fire_batch >= 1
+
+
 async def test_a_new_job_is_stored_at_version_1_and_read_back_equal(store: Store) -> None:
     saved = await store.save_job(a_job(), actor="cli")
     assert saved.version == 1 and saved.created_at is not None and saved.updated_at is not None

@@ -3,9 +3,9 @@
 How a fire happens (each step's invariant):
 
 1. **Wake.** One loop reads the clock once per tick, pops every due job from a heap of next
-   fire times (O(log n) each) and dispatches them all in that one pass (in chunks of
-   `FIRE_CHUNK`, yielding to the event loop between chunks), then sleeps until the next
-   entry or until the job set changes.
+   fire times (O(log n) each) and dispatches them all in that one pass (in chunks of the
+   store's `fire_batch`, yielding to the event loop between chunks), then sleeps until the
+   next entry or until the job set changes.
 2. **Reschedule first.** The next fire is computed (strictly after the fire and after
    `last_fire`, so a backward clock step never re-runs a fire) and pushed before the fire's
    task starts, so a slow store or handler never delays other jobs.
@@ -84,15 +84,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: A wall-vs-monotonic disagreement above this, between two ticks, is a clock jump.
 CLOCK_JUMP_S = 2.0
-#: A tick admits its due fires in chunks of this many, letting the loop run the fires of
-#: one chunk before the next: a tick of 10,000 fires then never holds 10,000 fires' worth of
-#: tasks and records at once, and the first fires start before the last ones are claimed.
-#: Why 32: a fire in flight holds about 15 objects the garbage collector tracks (task,
-#: coroutines, records, context ...). 32 fires stay under its first threshold (700 live
-#: new objects), so most of a chunk dies before a collection sees it; at 64 or more every
-#: chunk is collected and promoted, and the collector cost 4-5 µs a fire instead of 1-1.5
-#: (`bench.engine_cpu`, 1,000 and 10,000 jobs).
-FIRE_CHUNK = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -540,6 +531,11 @@ class Scheduler(Firing):
     async def _loop(self) -> None:
         assert self._wakeup is not None
         clock = self.clock
+        # A tick admits its due fires `fire_batch` at a time, letting the event loop run the
+        # fires of one batch before admitting the next: a tick of 10,000 fires never holds
+        # 10,000 fires' worth of tasks and records at once, and the first fires start before
+        # the last ones are claimed. The store picks the size (see `Store.fire_batch`).
+        fire_batch = self.store.fire_batch
         prev_wall, prev_mono = clock.now(), clock.monotonic()
         waiter: asyncio.Task[Any] | None = None
         while not self._stopping:
@@ -572,7 +568,7 @@ class Scheduler(Firing):
                 except Exception:  # a trigger bug must not stop the other jobs
                     log.exception("scheduling job %s failed; it is paused", entry.job.id)
                     entry.dormant = "trigger failed; see the log"
-                if len(due) == FIRE_CHUNK:
+                if len(due) == fire_batch:
                     self._spawn(self._start_fires(due, now))
                     due = []
                     # Let the fires just started run before admitting more: a tick's

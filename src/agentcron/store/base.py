@@ -55,6 +55,11 @@ class Store(Protocol):
 
     #: A human-readable location (file path or URL with the password masked).
     url: str
+    #: How many of a tick's due fires the engine hands to one `start_fires` call. A store
+    #: whose calls are in-process steps takes few (the fires of one call then die young,
+    #: which keeps the garbage collector cheap); one whose calls are round trips to a writer
+    #: thread or a server takes many (fewer round trips per tick).
+    fire_batch: int
 
     async def open(self) -> None:
         """Connect, create or migrate the schema. Raises `StoreError` with a clear message."""

@@ -72,6 +72,9 @@ class RedisStore(RedisConnection):
     `claim_ttl_s` is how long an occurrence claim is kept.
     """
 
+    #: Each `start_fires` is a round trip to the server: few, large calls per tick.
+    fire_batch = 256
+
     def __init__(
         self,
         url: str,

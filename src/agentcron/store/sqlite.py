@@ -106,6 +106,10 @@ def _claim_all(conn: sqlite3.Connection, claims: list[tuple[Any, ...]]) -> list[
 class SqliteStore:
     """The `Store` contract on one SQLite file; see the module docstring for the design."""
 
+    #: Each `start_fires` is a round trip to the writer thread: 32 fires a call made a
+    #: 10,000-fire tick slow enough to overrun the next (runs still active, fires skipped).
+    fire_batch = 256
+
     def __init__(
         self,
         path: str | Path,
