@@ -51,8 +51,15 @@ def lines(log: Path) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
+def starts(log: Path) -> int:
+    return sum(1 for line in lines(log) if line.startswith("start "))
+
+
 def start(config: Path, data: Path, log: Path) -> subprocess.Popen[bytes]:
-    before = len(lines(log))
+    # Ready once a handler *starts*: a handler orphaned by the previous SIGKILL may still
+    # write its "done" line, and returning on that (as this did) could SIGTERM the new
+    # process before it handles signals (CI saw returncode -15).
+    before = starts(log)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -72,7 +79,7 @@ def start(config: Path, data: Path, log: Path) -> subprocess.Popen[bytes]:
         cwd=config.parent,
     )
     deadline = time.monotonic() + 60
-    while len(lines(log)) <= before:  # running: the job fired at least once
+    while starts(log) <= before:  # running: the job fired at least once
         assert proc.poll() is None, proc.communicate()[1]
         assert time.monotonic() < deadline, "agentcron run fired nothing"
         time.sleep(0.05)  # noqa: sleep-ok - waits for a real process, bounded
