@@ -23,7 +23,7 @@ from agentcron.models import FireStart, RunQuery, RunRecord, RunStatus
 from agentcron.store.memory import MemoryStore
 from agentcron.testing import VirtualClock
 
-from .conftest import T0, all_runs, noop
+from .conftest import T0, all_runs, noop, wait_real
 
 EVERY_SECOND = "* * * * * *"
 
@@ -91,19 +91,16 @@ async def test_a_job_that_is_still_running_goes_through_its_overlap_policy_not_t
     async def slow() -> None:
         await release.wait()
 
-    sched.add_job("slow", trigger=EVERY_SECOND, handler=slow, overlap="skip")
+    sched.add_job("slow", trigger=EVERY_SECOND, handler=slow, overlap="queue")
     async with sched:
         await sched.flush()
         await clock.advance(1)
-        await clock.advance(1)  # the first run still holds the job
+        await clock.advance(1)  # the first run still holds the job: the second one waits
         assert [f.run is not None for batch in store.batches for f in batch] == [True, False]
         release.set()
         await sched.drain()
         runs = await all_runs(sched, "slow")
-        assert [(str(r.status), r.skip_reason) for r in runs] == [
-            ("succeeded", None),
-            ("skipped", "overlap"),
-        ]
+        assert [str(r.status) for r in runs] == ["succeeded", "succeeded"]
         await sched.stop(grace_s=0)
 
 
@@ -324,3 +321,133 @@ def test_the_hot_path_run_context_equals_the_keyword_built_one() -> None:
     assert fast.cancelled is not engine_context("d", "r", T0, 1, 0.0, "n", log).cancelled
     with pytest.raises(dataclasses.FrozenInstanceError):
         fast.attempt = 3  # type: ignore[misc]
+
+
+async def test_fires_a_busy_job_skips_are_recorded_with_their_claims_in_one_store_call(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    # A store that falls behind keeps runs active, so the next tick skips their fires; a
+    # write per skip would leave it further behind each tick.
+    store = CountingStore()
+    sched = make_scheduler(store=store)
+    release = asyncio.Event()
+    skipped: list[str] = []
+    sched.events.subscribe(lambda event: skipped.append(event.job_id), types=["run.skipped"])
+
+    async def slow() -> None:
+        await release.wait()
+
+    names = [f"job-{i}" for i in range(store.fire_batch)]  # one chunk of a tick
+    for name in names:
+        sched.add_job(name, trigger=EVERY_SECOND, handler=slow, overlap="skip")
+    async with sched:
+        await sched.flush()
+        await clock.advance(1)
+        await clock.advance(1)  # every job still runs its first fire
+        await sched.events.drain()
+        assert store.recorded == []
+        assert store.recorded_together == []
+        _, second = store.batches
+        assert [f.job_id for f in second] == names
+        assert all(f.run is not None for f in second)
+        assert {(str(f.run.status), f.run.skip_reason) for f in second if f.run} == {
+            ("skipped", "overlap")
+        }
+        assert skipped == names
+        release.set()
+        await sched.drain()
+        for name in names:
+            runs = await all_runs(sched, name)
+            assert [(str(r.status), r.skip_reason) for r in runs] == [
+                ("succeeded", None),
+                ("skipped", "overlap"),
+            ]
+        await sched.stop(grace_s=0)
+
+
+async def test_skips_decided_after_their_claims_in_one_turn_are_written_in_one_store_call(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    store = CountingStore()
+    sched = make_scheduler(store=store)
+    release = asyncio.Event()
+
+    async def slow() -> None:
+        await release.wait()
+
+    for name in ("digest", "backup"):
+        sched.add_job(name, trigger=EVERY_SECOND, handler=slow, overlap="buffer_one")
+    async with sched:
+        await sched.flush()
+        for _ in range(3):  # run, wait, then the newer fire skips the waiting one
+            await clock.advance(1)
+        await wait_real(lambda: len(store.recorded_together) == 1)
+        [skips] = store.recorded_together
+        assert [(r.job_id, r.skip_reason) for r in skips] == [
+            ("digest", "overlap"),
+            ("backup", "overlap"),
+        ]
+        assert store.recorded == []
+        release.set()
+        await sched.drain()
+        await sched.stop(grace_s=0)
+
+
+async def test_skips_the_store_could_not_record_are_logged_and_firing_goes_on(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock, caplog: Any
+) -> None:
+    store = GatedStore()
+    store.fail = True
+    store.gate.set()
+    sched = make_scheduler(store=store)
+    release = asyncio.Event()
+
+    async def slow() -> None:
+        await release.wait()
+
+    for name in ("digest", "backup"):
+        sched.add_job(name, trigger=EVERY_SECOND, handler=slow, overlap="buffer_one")
+    async with sched:
+        await sched.flush()
+        for _ in range(3):  # the waiting fires are skipped, and the write of the skips fails
+            await clock.advance(1)
+        await wait_real(lambda: caplog.text.count("disk full") >= 2)
+        store.fail = False
+        release.set()
+        await sched.drain()
+        await clock.advance(1)  # the next fires run as usual
+        await sched.drain()
+        for name in ("digest", "backup"):
+            runs = await all_runs(sched, name)
+            assert [str(r.status) for r in runs] == ["succeeded"] * 3  # no skip recorded
+        await sched.stop(grace_s=0)
+
+
+async def test_fires_of_jobs_added_while_running_wait_for_their_jobs_then_start_together(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    class SlowSaves(CountingStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gate = asyncio.Event()
+
+        async def get_job(self, job_id: str) -> Any:
+            await self.gate.wait()
+            return await super().get_job(job_id)
+
+    store = SlowSaves()
+    sched = make_scheduler(store=store)
+    names = ["digest", "backup", "sync"]
+    async with sched:
+        for name in names:
+            sched.add_job(name, trigger=EVERY_SECOND, handler=noop)
+        await clock.advance(1)  # due before the store has the jobs
+        assert store.batches == []
+        store.gate.set()
+        await sched.drain()
+        [batch] = store.batches
+        assert [f.job_id for f in batch] == names
+        assert all(f.run is not None for f in batch)
+        for name in names:
+            assert [str(r.status) for r in await all_runs(sched, name)] == ["succeeded"]
+        await sched.stop(grace_s=0)

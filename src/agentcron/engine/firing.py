@@ -52,6 +52,16 @@ Dispatch = Callable[[Job, datetime, RunRecord], Awaitable[str | None]]
 DueFire = tuple[JobEntry, datetime, datetime]
 
 
+class _SkipBatch:
+    """The skip records of one turn of the event loop, and the future of their write."""
+
+    __slots__ = ("records", "written")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.records: list[RunRecord] = []
+        self.written: asyncio.Future[None] = loop.create_future()
+
+
 class Firing(StoreSync):
     """Fires, runs, circuits and leases (see the module docstring)."""
 
@@ -69,6 +79,8 @@ class Firing(StoreSync):
     #: The tasks recording them, also in `_tasks` (`stop()` waits for these instead of
     #: cancelling them).
     _recording: set[asyncio.Task[None]]
+    #: Skip records waiting for the write that takes this turn's skips (`_write_skip`).
+    _skips: _SkipBatch | None
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -124,17 +136,30 @@ class Firing(StoreSync):
         A fire that will start at once (see `_starts_at_once`) is admitted here: its run is
         tracked as active from now, so overlap sees it while the claim is written, and its
         `running` record goes into the same transaction as its claim. The rest go through
-        `_admit` (pause, overlap, circuit, group) after the claim."""
+        `_admit` (pause, overlap, circuit, group) after the claim.
+
+        Fires of jobs added while running wait here until the store has their jobs (runs
+        reference them), then are claimed together like the rest: a burst of jobs added at
+        once must not turn into one store call per fire."""
+        if any(entry.unsaved for entry, _, _ in due):
+            for entry, _, _ in due:
+                if entry.unsaved:
+                    await self._saved(entry)
+            now = self.clock.now()
         runner, node_id = self._runner, self.node_id
         loop = asyncio.get_running_loop()
         starts: list[FireStart] = []
-        admitted: list[ActiveRun | None] = []
+        admitted: list[ActiveRun | SkipReason | None] = []
         for entry, fire, _ in due:
-            run = active = None
+            run = None
+            active: ActiveRun | SkipReason | None = None
             if self._starts_at_once(entry):
                 active = ActiveRun(new_run_id(), fire, started=False)
                 active.record = run = runner.running_record(entry.job, active.run_id, fire, now)
                 entry.track(active)
+            elif (skip := self._skips_at_once(entry)) is not None:
+                active = skip
+                run = self._skip_record(entry, fire, skip, now)
             admitted.append(active)
             starts.append(FireStart(entry.job.id, fire, entry.next_fire, entry.last_fire, run))
         try:
@@ -145,8 +170,17 @@ class Firing(StoreSync):
             # hands them to each job's misfire policy. The next tick is unaffected.
             log.exception("could not claim the %d fire(s) due at %s", len(due), now.isoformat())
             won = [False] * len(due)
-        for (entry, fire, planned), active, ok in zip(due, admitted, won, strict=True):
-            if active is not None:
+        for (entry, fire, planned), active, ok, start in zip(
+            due, admitted, won, starts, strict=True
+        ):
+            if type(active) is SkipReason:
+                if ok:
+                    assert start.run is not None
+                    if active is SkipReason.overlap:
+                        entry.consecutive_skips += 1
+                    self._publish_skipped(start.run)
+            elif active is not None:
+                assert isinstance(active, ActiveRun)
                 if ok:
                     assert active.record is not None
                     runner.publish_started(active.record)
@@ -173,6 +207,25 @@ class Firing(StoreSync):
             and job.concurrency_group is None
             and (job.queue is None or self.dispatch is None)
         )
+
+    def _skips_at_once(self, entry: JobEntry) -> SkipReason | None:
+        """Why a due fire of `entry` is skipped without a decision to wait for, or None: the
+        job is paused, or it is busy and its overlap policy skips the fire.
+
+        Deciding these in the tick (their skip records written with their claims) matters
+        most under overload: when the store falls behind, runs that ended stay active until
+        their results are written, and the next tick skips their fires; skipping must then
+        cost less than running, or the engine falls further behind every tick."""
+        if entry.paused:
+            return SkipReason.paused
+        if not entry.active and not entry.starting:
+            return None
+        action = entry.job.overlap.decide(
+            active=entry.busy,
+            pending=entry.pending_count,
+            consecutive_skips=entry.consecutive_skips,
+        )
+        return SkipReason.overlap if action == OverlapAction.skip else None
 
     async def _run_admitted(self, entry: JobEntry, active: ActiveRun, planned: datetime) -> None:
         """Run a fire admitted (and recorded running) by its tick's `_start_fires`.
@@ -259,9 +312,7 @@ class Firing(StoreSync):
             while entry.pending:
                 older = entry.waiting().popleft()
                 if not older.future.done():
-                    older.future.set_result(
-                        await self._record_skip(entry, older.scheduled_for, SkipReason.overlap)
-                    )
+                    await self._resolve_pending(entry, older, SkipReason.overlap, "", True)
         pending = PendingFire(fire, planned, asyncio.get_running_loop().create_future())
         entry.waiting().append(pending)
         result = await pending.future
@@ -371,6 +422,21 @@ class Firing(StoreSync):
     async def _resolve_pending(
         self, entry: JobEntry, pending: PendingFire, skip: SkipReason | None, why: str, record: bool
     ) -> None:
+        """End a pending fire: skipped(`skip`) or cancelled, recorded if `record`. Its
+        waiting task gets the record, or what the store raised (and logs it): a failed write
+        must not leave it waiting forever, which would hold `drain()` and `stop()`."""
+        try:
+            result = await self._pending_result(entry, pending, skip, why, record)
+        except Exception as exc:
+            if not pending.future.done():
+                pending.future.set_exception(exc)
+            return
+        if not pending.future.done():
+            pending.future.set_result(result)
+
+    async def _pending_result(
+        self, entry: JobEntry, pending: PendingFire, skip: SkipReason | None, why: str, record: bool
+    ) -> RunRecord:
         now = self.clock.now()
         if skip is not None and record:
             result = await self._record_skip(entry, pending.scheduled_for, skip)
@@ -396,8 +462,7 @@ class Firing(StoreSync):
                         reason=why,
                     )
                 )
-        if not pending.future.done():
-            pending.future.set_result(result)
+        return result
 
     async def _cancel_active(self, entry: JobEntry, reason: str) -> None:
         tasks = []
@@ -411,8 +476,21 @@ class Firing(StoreSync):
     async def _record_skip(
         self, entry: JobEntry, fire: datetime, reason: SkipReason, *, run_id: str | None = None
     ) -> RunRecord:
-        now = self.clock.now()
-        record = RunRecord(
+        record = self._skip_record(entry, fire, reason, self.clock.now(), run_id=run_id)
+        await self._write_skip(record)
+        self._publish_skipped(record)
+        return record
+
+    def _skip_record(
+        self,
+        entry: JobEntry,
+        fire: datetime,
+        reason: SkipReason,
+        now: datetime,
+        *,
+        run_id: str | None = None,
+    ) -> RunRecord:
+        return RunRecord(
             run_id=run_id or new_run_id(),
             job_id=entry.job.id,
             scheduled_for=fire,
@@ -422,18 +500,53 @@ class Firing(StoreSync):
             finished_at=now,
             node_id=self.node_id,
         )
-        await self.store.record_run(record)
+
+    def _publish_skipped(self, record: RunRecord) -> None:
+        assert record.finished_at is not None and record.skip_reason is not None
         self.events.publish(
             RunSkipped(
-                at=now,
-                job_id=entry.job.id,
+                at=record.finished_at,
+                job_id=record.job_id,
                 run_id=record.run_id,
-                scheduled_for=fire,
+                scheduled_for=record.scheduled_for,
                 node_id=self.node_id,
-                reason=str(reason),
+                reason=record.skip_reason,
             )
         )
-        return record
+
+    async def _write_skip(self, record: RunRecord) -> None:
+        """Write a skip record together with the others of this turn of the event loop, and
+        return once it is durable (or raise what the write raised).
+
+        Why together: when the store falls behind (a slow disk under SQLite), runs that
+        ended stay active until their results are written, so the next tick skips their
+        fires. One write per skip would put thousands of writes before the writer each
+        tick, and it would fall further behind every tick; one write per turn keeps the
+        writes per tick constant, however many fires are skipped."""
+        batch = self._skips
+        if batch is None:
+            loop = asyncio.get_running_loop()
+            batch = self._skips = _SkipBatch(loop)
+            task = loop.create_task(self._write_skips(batch))
+            self._recording.add(task)  # `stop()` waits for it instead of cancelling it
+            self._tasks.add(task)  # so that `drain()` waits for it
+            task.add_done_callback(self._recorded)
+        batch.records.append(record)
+        # Shielded: a cancelled waiter must not cancel the write the others wait for.
+        await asyncio.shield(batch.written)
+
+    async def _write_skips(self, batch: _SkipBatch) -> None:
+        if self._skips is batch:  # records from here on go into the next batch
+            self._skips = None
+        try:
+            await self.store.record_runs(batch.records)
+        except asyncio.CancelledError:
+            batch.written.cancel()
+            raise
+        except Exception as exc:  # each waiter raises it (and its task logs it)
+            batch.written.set_exception(exc)
+        else:
+            batch.written.set_result(None)
 
     async def _record_skip_claimed(
         self, entry: JobEntry, fire: datetime, reason: SkipReason

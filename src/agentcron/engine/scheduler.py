@@ -204,6 +204,7 @@ class Scheduler(Firing):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._succeeded = []
         self._recording = set()
+        self._skips = None
         self._loop_task: asyncio.Task[None] | None = None
         self._maintenance_task: asyncio.Task[None] | None = None
         self._writer_task: asyncio.Task[None] | None = None
@@ -611,10 +612,7 @@ class Scheduler(Firing):
             entry.fires += 1
             entry.last_fire = fire
             self._schedule_next(entry, following, now)
-            if entry.unsaved:  # its fire waits until the store has the job
-                self._spawn(self._fire(entry, fire, planned, now=now))
-            else:
-                due.append((entry, fire, planned))
+            due.append((entry, fire, planned))
             return
         self._misfired(entry, fire, now)
 
