@@ -451,3 +451,39 @@ async def test_fires_of_jobs_added_while_running_wait_for_their_jobs_then_start_
         for name in names:
             assert [str(r.status) for r in await all_runs(sched, name)] == ["succeeded"]
         await sched.stop(grace_s=0)
+
+
+async def test_a_store_that_cannot_keep_up_makes_the_loop_late_and_misfire_folds_the_fires(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    class SlowClaims(CountingStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gate = asyncio.Event()
+
+        async def start_fires(
+            self, fires: Sequence[FireStart], node_id: str, *, now: datetime
+        ) -> list[bool]:
+            self.batches.append(list(fires))
+            await self.gate.wait()
+            return await MemoryStore.start_fires(self, fires, node_id, now=now)
+
+    store = SlowClaims()
+    sched = make_scheduler(store=store)
+    missed: list[Event] = []
+    sched.events.subscribe(missed.append, types=["run.missed"])
+    sched.add_job("digest", trigger=EVERY_SECOND, handler=noop)
+    async with sched:
+        await sched.flush()
+        for _ in range(10):  # the first tick's claims are not written: no tick begins
+            await clock.advance(1)
+        assert len(store.batches) == 1
+        store.gate.set()
+        await sched.drain()
+        await sched.events.drain()
+        runs = await all_runs(sched, "digest")
+        # The seven fires it fell behind on by more than the grace are folded (run_once),
+        # the two within it run: three runs, not ten.
+        assert [(r.scheduled_for - T0).seconds for r in runs] == [1, 9, 10]
+        assert [event.missed for event in missed] == [7]  # type: ignore[attr-defined]
+        await sched.stop(grace_s=0)

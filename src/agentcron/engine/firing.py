@@ -142,10 +142,10 @@ class Firing(StoreSync):
         reference them), then are claimed together like the rest: a burst of jobs added at
         once must not turn into one store call per fire."""
         if any(entry.unsaved for entry, _, _ in due):
-            for entry, _, _ in due:
-                if entry.unsaved:
-                    await self._saved(entry)
-            now = self.clock.now()
+            self._spawn(self._start_when_saved([d for d in due if d[0].unsaved]))
+            due = [d for d in due if not d[0].unsaved]
+            if not due:
+                return
         runner, node_id = self._runner, self.node_id
         loop = asyncio.get_running_loop()
         starts: list[FireStart] = []
@@ -193,6 +193,14 @@ class Firing(StoreSync):
                     entry.active.pop(active.run_id, None)
             elif ok:
                 self._spawn(self._admit(entry, fire, planned))
+
+    async def _start_when_saved(self, due: list[DueFire]) -> None:
+        """`_start_fires` for fires of jobs the store does not have yet, once it has them
+        (not holding up the tick's other fires, nor the next tick)."""
+        for entry, _, _ in due:
+            if entry.unsaved:
+                await self._saved(entry)
+        await self._start_fires(due, self.clock.now())
 
     def _starts_at_once(self, entry: JobEntry) -> bool:
         """True when a due fire of `entry` runs without a decision to wait for: the job is

@@ -205,6 +205,7 @@ class Scheduler(Firing):
         self._succeeded = []
         self._recording = set()
         self._skips = None
+        self._admitting: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._maintenance_task: asyncio.Task[None] | None = None
         self._writer_task: asyncio.Task[None] | None = None
@@ -540,6 +541,13 @@ class Scheduler(Firing):
         prev_wall, prev_mono = clock.now(), clock.monotonic()
         waiter: asyncio.Task[Any] | None = None
         while not self._stopping:
+            if self._admitting:
+                # Backpressure: a tick begins once the claims of the last one are written.
+                # A store that cannot keep up (SQLite at its write ceiling) then makes the
+                # loop late instead of its queue longer, and each job's misfire policy
+                # folds the fires it fell behind on into one, so that overload means fewer
+                # writes per second, not more.
+                await asyncio.wait(set(self._admitting))
             self._wakeup.clear()
             if self.on_tick is not None:
                 self.on_tick()
@@ -570,13 +578,13 @@ class Scheduler(Firing):
                     log.exception("scheduling job %s failed; it is paused", entry.job.id)
                     entry.dormant = "trigger failed; see the log"
                 if len(due) == fire_batch:
-                    self._spawn(self._start_fires(due, now))
+                    self._admit_due(due, now)
                     due = []
                     # Let the fires just started run before admitting more: a tick's
                     # objects then die young instead of all living until the tick ends.
                     await asyncio.sleep(0)
             if due:
-                self._spawn(self._start_fires(due, now))
+                self._admit_due(due, now)
             wake = self._timeline.next_wake()
             if self.max_idle_s is not None:
                 idle_until = now + timedelta(seconds=self.max_idle_s)
@@ -597,6 +605,16 @@ class Scheduler(Firing):
         if waiter is not None:
             waiter.cancel()
 
+    def _admit_due(self, due: list[DueFire], now: datetime) -> None:
+        task = asyncio.get_running_loop().create_task(self._start_fires(due, now))
+        self._tasks.add(task)
+        self._admitting.add(task)
+        task.add_done_callback(self._admitted)
+
+    def _admitted(self, task: asyncio.Task[None]) -> None:
+        self._admitting.discard(task)
+        self._task_done(task)
+
     def _due(self, entry: JobEntry, now: datetime, due: list[DueFire]) -> None:
         """Schedule the entry's next fire and hand its due fire(s) on (synchronously): an
         on-time fire joins `due`, this tick's batch; late ones go through the misfire
@@ -614,9 +632,11 @@ class Scheduler(Firing):
             self._schedule_next(entry, following, now)
             due.append((entry, fire, planned))
             return
-        self._misfired(entry, fire, now)
+        self._misfired(entry, fire, now, due)
 
-    def _misfired(self, entry: JobEntry, first: datetime, now: datetime) -> None:
+    def _misfired(
+        self, entry: JobEntry, first: datetime, now: datetime, due: list[DueFire]
+    ) -> None:
         job = entry.job
         walked = missed_fires(
             lambda t: self._next_after(entry, t),
@@ -652,8 +672,8 @@ class Scheduler(Firing):
         self._schedule_next(entry, self._next_after(entry, now), now)
         if job.misfire.policy == "skip" and decision.latest is not None:
             self._spawn(self._record_skip_claimed(entry, decision.latest, SkipReason.misfire))
-        if len(fires) == 1:
-            self._spawn(self._fire(entry, fires[0], now))
+        if len(fires) == 1:  # claimed with the tick's on-time fires
+            due.append((entry, fires[0], now))
         elif fires:
             self._spawn(self._catch_up(entry, fires, now))
 
