@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,20 +28,40 @@ from .conftest import T0, all_runs, noop, wait_real
 EVERY_SECOND = "* * * * * *"
 
 
-class CountingStore(MemoryStore):
-    """A real `MemoryStore` that also keeps what the engine asked of it."""
+def held() -> tuple[asyncio.Event, Callable[[], Awaitable[None]]]:
+    """A handler that keeps its job busy until the event is set, and the event."""
+    release = asyncio.Event()
 
-    def __init__(self) -> None:
+    async def slow() -> None:
+        await release.wait()
+
+    return release, slow
+
+
+class CountingStore(MemoryStore):
+    """A real `MemoryStore` that also keeps what the engine asked of it; the calls named in
+    `held` (`start_fires`, `get_job`) wait for `gate` (a slow store)."""
+
+    def __init__(self, *held: str) -> None:
         super().__init__()
         self.batches: list[list[FireStart]] = []
         self.recorded: list[RunRecord] = []
         self.recorded_together: list[list[RunRecord]] = []
+        self.held = set(held)
+        self.gate = asyncio.Event()
 
     async def start_fires(
         self, fires: Sequence[FireStart], node_id: str, *, now: datetime
     ) -> list[bool]:
         self.batches.append(list(fires))
+        if "start_fires" in self.held:
+            await self.gate.wait()
         return await super().start_fires(fires, node_id, now=now)
+
+    async def get_job(self, job_id: str) -> Any:
+        if "get_job" in self.held:  # the engine's first step in storing a new job
+            await self.gate.wait()
+        return await super().get_job(job_id)
 
     async def record_run(self, run: RunRecord) -> bool:
         self.recorded.append(run)
@@ -86,11 +106,7 @@ async def test_a_job_that_is_still_running_goes_through_its_overlap_policy_not_t
 ) -> None:
     store = CountingStore()
     sched = make_scheduler(store=store)
-    release = asyncio.Event()
-
-    async def slow() -> None:
-        await release.wait()
-
+    release, slow = held()
     sched.add_job("slow", trigger=EVERY_SECOND, handler=slow, overlap="queue")
     async with sched:
         await sched.flush()
@@ -330,13 +346,9 @@ async def test_fires_a_busy_job_skips_are_recorded_with_their_claims_in_one_stor
     # write per skip would leave it further behind each tick.
     store = CountingStore()
     sched = make_scheduler(store=store)
-    release = asyncio.Event()
+    release, slow = held()
     skipped: list[str] = []
     sched.events.subscribe(lambda event: skipped.append(event.job_id), types=["run.skipped"])
-
-    async def slow() -> None:
-        await release.wait()
-
     names = [f"job-{i}" for i in range(store.fire_batch)]  # one chunk of a tick
     for name in names:
         sched.add_job(name, trigger=EVERY_SECOND, handler=slow, overlap="skip")
@@ -370,11 +382,7 @@ async def test_skips_decided_after_their_claims_in_one_turn_are_written_in_one_s
 ) -> None:
     store = CountingStore()
     sched = make_scheduler(store=store)
-    release = asyncio.Event()
-
-    async def slow() -> None:
-        await release.wait()
-
+    release, slow = held()
     for name in ("digest", "backup"):
         sched.add_job(name, trigger=EVERY_SECOND, handler=slow, overlap="buffer_one")
     async with sched:
@@ -400,11 +408,7 @@ async def test_skips_the_store_could_not_record_are_logged_and_firing_goes_on(
     store.fail = True
     store.gate.set()
     sched = make_scheduler(store=store)
-    release = asyncio.Event()
-
-    async def slow() -> None:
-        await release.wait()
-
+    release, slow = held()
     for name in ("digest", "backup"):
         sched.add_job(name, trigger=EVERY_SECOND, handler=slow, overlap="buffer_one")
     async with sched:
@@ -426,16 +430,7 @@ async def test_skips_the_store_could_not_record_are_logged_and_firing_goes_on(
 async def test_fires_of_jobs_added_while_running_wait_for_their_jobs_then_start_together(
     make_scheduler: Callable[..., Scheduler], clock: VirtualClock
 ) -> None:
-    class SlowSaves(CountingStore):
-        def __init__(self) -> None:
-            super().__init__()
-            self.gate = asyncio.Event()
-
-        async def get_job(self, job_id: str) -> Any:
-            await self.gate.wait()
-            return await super().get_job(job_id)
-
-    store = SlowSaves()
+    store = CountingStore("get_job")
     sched = make_scheduler(store=store)
     names = ["digest", "backup", "sync"]
     async with sched:
@@ -456,19 +451,7 @@ async def test_fires_of_jobs_added_while_running_wait_for_their_jobs_then_start_
 async def test_a_store_that_cannot_keep_up_makes_the_loop_late_and_misfire_folds_the_fires(
     make_scheduler: Callable[..., Scheduler], clock: VirtualClock
 ) -> None:
-    class SlowClaims(CountingStore):
-        def __init__(self) -> None:
-            super().__init__()
-            self.gate = asyncio.Event()
-
-        async def start_fires(
-            self, fires: Sequence[FireStart], node_id: str, *, now: datetime
-        ) -> list[bool]:
-            self.batches.append(list(fires))
-            await self.gate.wait()
-            return await MemoryStore.start_fires(self, fires, node_id, now=now)
-
-    store = SlowClaims()
+    store = CountingStore("start_fires")
     sched = make_scheduler(store=store)
     missed: list[Event] = []
     sched.events.subscribe(missed.append, types=["run.missed"])
