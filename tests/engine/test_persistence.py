@@ -94,3 +94,61 @@ async def test_a_tick_whose_claims_fail_is_logged_and_the_next_tick_fires(caplog
         await clock.advance(20)
     assert fired == [datetime(2026, 3, 1, 0, 0, 20, tzinfo=UTC)]
     assert "could not claim the 1 fire(s) due at 2026-03-01T00:00:10" in caplog.text
+
+
+class OtherNodeStore(MemoryStore):
+    """Counts job reads; once `armed`, right after a read of all jobs "another node" stores
+    `job-3` with its own definition and state (so the read is already stale)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads_one = 0
+        self.reads_all = 0
+        self.armed = False
+
+    async def get_job(self, job_id: str) -> StoredJob | None:
+        self.reads_one += 1
+        return await super().get_job(job_id)
+
+    async def list_jobs(self) -> list[StoredJob]:
+        self.reads_all += 1
+        jobs = await super().list_jobs()
+        if not self.armed:
+            return jobs
+        self.armed = False
+        other = StoredJob(id="job-3", definition={"other": "node"})
+        await super().save_job(other, actor="other-node")
+        await self.set_job_state("job-3", next_run=LAST_FIRE, last_fire=LAST_FIRE)
+        return jobs
+
+
+LAST_FIRE = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+async def test_a_thousand_jobs_added_at_once_are_read_from_the_store_in_one_call() -> None:
+    store = OtherNodeStore()
+    async with Scheduler(store=store, node_id="n") as sched:
+        store.armed, store.reads_all = True, 0  # (the start read the store too)
+        for i in range(1000):
+            sched.add_job(f"job-{i}", trigger=Interval(minutes=5), handler=noop)
+        await sched.flush()
+        assert (store.reads_all, store.reads_one) == (1, 0)
+        stored = {job.id: job for job in await store.list_jobs()}
+        assert len(stored) == 1000
+        # Stored by "another node" after the read: its state is adopted, and the default
+        # conflict policy (replace) puts this node's definition in place of its one.
+        assert sched.job("job-3").last_fire == LAST_FIRE
+        assert stored["job-3"].definition["trigger"]["seconds"] == 300
+        assert stored["job-3"].last_fire == LAST_FIRE
+
+
+async def test_a_job_another_node_stored_after_the_batch_read_is_kept_when_told_to_keep() -> None:
+    store = OtherNodeStore()
+    async with Scheduler(store=store, node_id="n", conflict="keep") as sched:
+        store.armed = True
+        for i in range(1000):
+            sched.add_job(f"job-{i}", trigger=Interval(minutes=5), handler=noop)
+        await sched.flush()
+        stored = {job.id: job for job in await store.list_jobs()}
+        assert stored["job-3"].definition == {"other": "node"}
+        assert stored["job-4"].definition["trigger"]["seconds"] == 300

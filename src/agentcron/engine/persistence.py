@@ -41,6 +41,8 @@ __all__ = ["StoreSync", "store_available", "wait_store"]
 log = logging.getLogger("agentcron.engine")
 
 _ACTOR = "code"
+#: From this many new jobs at once, `_persist_new_jobs` reads the stored jobs in one call.
+_READ_ALL_FROM = 1000
 
 
 class NewJobs(list[JobEntry]):
@@ -155,11 +157,22 @@ class StoreSync:
         entry.next_fire = stored.next_run
         entry.paused, entry.pause_note = stored.paused, stored.pause_note
 
-    async def _persist_new(self, entry: JobEntry, policy: ConflictPolicy) -> None:
+    async def _persist_new(
+        self,
+        entry: JobEntry,
+        policy: ConflictPolicy,
+        stored: dict[str, StoredJob] | None = None,
+    ) -> None:
+        """Store a job added while running. `stored`: the store's jobs as read for the whole
+        batch (`_persist_new_jobs`), else this job is read here."""
         try:
             job_id = entry.job.id
-            existing = await self.store.get_job(job_id)
             definition = job_to_definition(entry.job)
+            inserted = False
+            if stored is None:
+                existing = await self.store.get_job(job_id)
+            elif (existing := stored.get(job_id)) is None:
+                existing, inserted = await self._insert_new(job_id, definition)
             if existing is not None and existing.definition != definition and policy == "error":
                 log.error(
                     "job %s conflicts with the stored one (conflict='error'); kept stored", job_id
@@ -167,7 +180,7 @@ class StoreSync:
                 entry.job = self._restored_job(existing, fallback=entry.job)
             elif existing is not None and policy == "keep":
                 entry.job = self._restored_job(existing, fallback=entry.job)
-            else:
+            elif not inserted:
                 await self.store.save_job(StoredJob(id=job_id, definition=definition), actor=_ACTOR)
             if existing is not None and not entry.removed:
                 # Another node stored it meanwhile: continue from its state.
@@ -241,10 +254,30 @@ class StoreSync:
         # The entry alone (its policy is `entry.conflict`, else the batch's): no tuple per job.
         batch.append(entry)
 
+    async def _insert_new(
+        self, job_id: str, definition: dict[str, Any]
+    ) -> tuple[StoredJob | None, bool]:
+        """Insert a job that was not stored when its batch read the store: (None, True) if
+        it is ours now, else (the job another node stored since, False). `keep` inserts
+        atomically or returns the stored job, so the batch's read cannot be stale."""
+        saved = await self.store.save_job(
+            StoredJob(id=job_id, definition=definition), actor=_ACTOR, conflict="keep"
+        )
+        if saved.definition == definition and saved.next_run is None and saved.last_fire is None:
+            return None, True
+        return saved, False
+
     async def _persist_new_jobs(self, batch: NewJobs) -> None:
+        """Store a batch of jobs added while running. For a large batch the stored jobs are
+        read once (`list_jobs`) instead of one `get_job` per job: each is a round trip, and
+        on SQLite those were a third of storing 100,000 jobs."""
+        stored: dict[str, StoredJob] | None = None
+        if len(batch) >= _READ_ALL_FROM:
+            stored = {job.id: job for job in await self.store.list_jobs()}
+
         async def persist(entry: JobEntry) -> None:
             try:
-                await self._persist_new(entry, entry.conflict or batch.policy)
+                await self._persist_new(entry, entry.conflict or batch.policy, stored)
             except Exception:  # one job's failure must not keep the others out
                 log.exception("store write failed")
 
