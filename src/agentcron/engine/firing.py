@@ -1,7 +1,9 @@
 """One fire, from claim to final record: the admission half of `Scheduler` (a mixin).
 
 Order per fire (each step's invariant): claim the occurrence in the store (exactly one node
-gets it), write the job's `last_fire` before anything runs, then decide: paused -> skipped;
+gets it), write the job's `last_fire` before anything runs, then decide (a tick prepares the
+decision for fires that start or are skipped at once, and writes their first record with the
+claim; it takes effect only for a fire whose claim is won): paused -> skipped;
 overlap policy against the job's active runs (a run waiting for a retry is active) ->
 run / skip / queue / buffer / delay / replace; circuit breaker at the moment a run would
 start -> skipped(circuit_open); then the `Runner` executes the attempts. Leases of active
@@ -50,6 +52,17 @@ Dispatch = Callable[[Job, datetime, RunRecord], Awaitable[str | None]]
 #: An on-time fire found by the loop, admitted with the rest of its tick: (entry, fire,
 #: planned start). A plain tuple: one is built per fire, a NamedTuple costs 0.3 µs more.
 DueFire = tuple[JobEntry, datetime, datetime]
+
+
+def _overlap_action(entry: JobEntry) -> OverlapAction:
+    """What the job's overlap policy does with a new fire now (an idle job: run)."""
+    if not entry.active and not entry.starting:  # idle: every policy runs it
+        return OverlapAction.run
+    return entry.job.overlap.decide(
+        active=entry.busy,
+        pending=entry.pending_count,
+        consecutive_skips=entry.consecutive_skips,
+    )
 
 
 class _SkipBatch:
@@ -173,14 +186,13 @@ class Firing(StoreSync):
         for (entry, fire, planned), active, ok, start in zip(
             due, admitted, won, starts, strict=True
         ):
-            if type(active) is SkipReason:
+            if isinstance(active, SkipReason):
                 if ok:
                     assert start.run is not None
                     if active is SkipReason.overlap:
                         entry.consecutive_skips += 1
                     self._publish_skipped(start.run)
             elif active is not None:
-                assert isinstance(active, ActiveRun)
                 if ok:
                     assert active.record is not None
                     runner.publish_started(active.record)
@@ -226,14 +238,7 @@ class Firing(StoreSync):
         cost less than running, or the engine falls further behind every tick."""
         if entry.paused:
             return SkipReason.paused
-        if not entry.active and not entry.starting:
-            return None
-        action = entry.job.overlap.decide(
-            active=entry.busy,
-            pending=entry.pending_count,
-            consecutive_skips=entry.consecutive_skips,
-        )
-        return SkipReason.overlap if action == OverlapAction.skip else None
+        return SkipReason.overlap if _overlap_action(entry) == OverlapAction.skip else None
 
     async def _run_admitted(self, entry: JobEntry, active: ActiveRun, planned: datetime) -> None:
         """Run a fire admitted (and recorded running) by its tick's `_start_fires`.
@@ -291,13 +296,7 @@ class Firing(StoreSync):
         job = entry.job
         if entry.paused and not manual:
             return await self._record_skip(entry, fire, SkipReason.paused)
-        if not entry.active and not entry.starting:  # idle: every policy runs it
-            return await self._start_run(entry, fire, planned)
-        action = job.overlap.decide(
-            active=entry.busy,
-            pending=entry.pending_count,
-            consecutive_skips=entry.consecutive_skips,
-        )
+        action = _overlap_action(entry)
         if action == OverlapAction.run:
             return await self._start_run(entry, fire, planned)
         if action == OverlapAction.skip:
