@@ -266,10 +266,15 @@ def test_a_long_running_worker_sends_heartbeats_that_agentcron_nodes_shows(tmp_p
         ]
         return nodes[0] if nodes else None
 
+    seen = False
     try:
-        wait_for(lambda: worker_node() is not None)
+        wait_for(lambda: worker_node() is not None or proc.poll() is not None)
+        seen = proc.poll() is None
+    except AssertionError:
+        pass  # reported below, with what the worker printed
     finally:
         code, _, err = stop(proc)
+    assert seen, f"no heartbeat listed within 30 s (worker exit {code}): {err}"
     assert code == 0, err
     node = worker_node()
     assert node is not None and node["pid"] == proc.pid
