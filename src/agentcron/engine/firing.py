@@ -202,7 +202,7 @@ class Firing(StoreSync):
                     )
                     self._tasks.add(task)
                 else:
-                    entry.active.pop(active.run_id, None)
+                    entry.untrack(active.run_id)
             elif ok:
                 self._spawn(self._admit(entry, fire, planned))
 
@@ -274,7 +274,7 @@ class Firing(StoreSync):
         self._task_done(task)
 
     def _end_run(self, entry: JobEntry, active: ActiveRun) -> None:
-        entry.active.pop(active.run_id, None)
+        entry.untrack(active.run_id)
         if entry.pending:
             self._drain(entry)
 
@@ -347,7 +347,7 @@ class Firing(StoreSync):
                 self._publish_circuit(circuit, moved, job.id)
             if not allowed:
                 if active is not None:  # a pre-recorded retry: it ends here
-                    entry.active.pop(active.run_id, None)
+                    entry.untrack(active.run_id)
                 record = await self._record_skip(
                     entry, fire, SkipReason.circuit_open, run_id=active.run_id if active else None
                 )
@@ -373,7 +373,7 @@ class Firing(StoreSync):
                     job, active, planned=planned, first_attempt=first_attempt
                 )
         finally:
-            entry.active.pop(active.run_id, None)
+            entry.untrack(active.run_id)
             if group is not None:
                 self._group_active[group] -= 1
         if circuit is not None and record.status != RunStatus.cancelled:
@@ -665,7 +665,7 @@ class Firing(StoreSync):
         try:
             await self.clock.sleep(delay)
         except asyncio.CancelledError:
-            entry.active.pop(active.run_id, None)
+            entry.untrack(active.run_id)
             raise
         record = active.record
         assert record is not None
