@@ -53,9 +53,9 @@ class LocalHTTP:
                     outer.arrived.notify_all()
                     status = outer.script.statuses.pop(0) if outer.script.statuses else 200
                 if outer.script.hold is not None:
-                    outer.script.hold.wait(10)  # noqa: sleep-ok - bounded; released by the test
+                    outer.script.hold.wait(10)  # bounded; released by the test (noqa: sleep-ok)
                 if outer.script.delay_s:
-                    threading.Event().wait(outer.script.delay_s)  # noqa: sleep-ok - a slow server
+                    threading.Event().wait(outer.script.delay_s)  # a slow server (noqa: sleep-ok)
                 self.send_response(status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()

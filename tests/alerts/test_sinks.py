@@ -125,7 +125,7 @@ async def test_a_failing_command_reports_its_exit_code_and_stderr() -> None:
 
 
 async def test_a_hanging_command_is_killed_at_its_timeout() -> None:
-    code = "import time; time.sleep(30)"  # noqa: sleep-ok (the hung or busy work of a child process)
+    code = "import time; time.sleep(30)"  # a hung child (noqa: sleep-ok)
     with pytest.raises(SinkError, match="killed"):
         await CommandSink("page", [sys.executable, "-c", code], timeout_s=0.3).send(an_alert())
 

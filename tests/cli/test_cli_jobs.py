@@ -518,7 +518,8 @@ def test_run_goes_through_the_jobs_retry_policy(data: Path) -> None:
 
 
 def test_run_goes_through_the_jobs_timeout(data: Path) -> None:
-    add_script(data, "slow", "import time; time.sleep(60)", "--timeout", "200ms")  # noqa: sleep-ok (the hung or busy work of a child process)
+    hung = "import time; time.sleep(60)"  # the child hangs (noqa: sleep-ok)
+    add_script(data, "slow", hung, "--timeout", "200ms")
     result = jobs(data, "run", "slow", "--json")
     assert result.exit_code == 1
     assert json.loads(result.stdout)["status"] == "timed_out"

@@ -74,7 +74,7 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.1)  # noqa: sleep-ok (polling a real daemon process, bounded by timeout_s)
+        time.sleep(0.1)  # polling a real daemon process, bounded by timeout_s (noqa: sleep-ok)
     raise AssertionError("condition not met in time")
 
 

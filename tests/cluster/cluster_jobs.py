@@ -36,5 +36,5 @@ async def long(ctx: RunContext) -> None:
     """A long first attempt (the node running it gets killed); later attempts are quick."""
     _log(ctx, "start")
     if ctx.attempt == 1:
-        await asyncio.sleep(120)  # noqa: sleep-ok (a run long enough to be killed mid-way)
+        await asyncio.sleep(120)  # a run long enough to be killed mid-way (noqa: sleep-ok)
     _log(ctx, "done")

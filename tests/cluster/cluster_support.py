@@ -78,7 +78,7 @@ class Cluster:
         while time.monotonic() < deadline:
             if predicate():
                 return
-            time.sleep(0.1)  # noqa: sleep-ok - polling real processes, bounded by timeout_s
+            time.sleep(0.1)  # polling real processes, bounded by timeout_s (noqa: sleep-ok)
         raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
     def stop(self) -> None:

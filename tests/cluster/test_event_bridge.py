@@ -32,7 +32,7 @@ def started(node_id: str, run_id: str = "r1") -> RunStarted:
 async def until(predicate: object, timeout_s: float = 10.0) -> None:
     async def poll() -> None:
         while not predicate():  # type: ignore[operator]
-            await asyncio.sleep(0.01)  # noqa: sleep-ok - pub/sub delivery is real time
+            await asyncio.sleep(0.01)  # pub/sub delivery is real time (noqa: sleep-ok)
 
     await asyncio.wait_for(poll(), timeout_s)
 
@@ -60,7 +60,7 @@ async def test_an_event_published_on_one_node_reaches_the_others_once_as_it_was(
     finished = RunSucceeded(at=T0, job_id="digest", run_id="r1", scheduled_for=T0, node_id="b")
     b.bus.publish(finished)
     await until(lambda: len(a.seen) == 2)
-    await asyncio.sleep(0.3)  # noqa: sleep-ok - time for a wrongful echo to arrive
+    await asyncio.sleep(0.3)  # time for a wrongful echo to arrive (noqa: sleep-ok)
     assert a.seen == [event, finished]
     assert b.seen == [event, finished]
     assert a.bridge.sent == 1 and b.bridge.sent == 1  # nothing re-sent
@@ -72,7 +72,7 @@ async def test_another_prefix_is_another_deployment_and_sees_nothing(
     a, b, c = nodes
     a.bus.publish(started("a"))
     await until(lambda: len(b.seen) == 1)
-    await asyncio.sleep(0.3)  # noqa: sleep-ok - time for a wrongful delivery to arrive
+    await asyncio.sleep(0.3)  # time for a wrongful delivery to arrive (noqa: sleep-ok)
     assert c.seen == []
 
 
@@ -84,7 +84,7 @@ async def test_the_bridge_survives_a_redis_restart(
     await until(lambda: _resubscribed(server), 20)
     for i in range(100):  # until both listeners are back (pub/sub has no replay)
         a.bus.publish(started("a", run_id=f"r{i}"))
-        await asyncio.sleep(0.1)  # noqa: sleep-ok - reconnect backoff is real time
+        await asyncio.sleep(0.1)  # reconnect backoff is real time (noqa: sleep-ok)
         if b.seen:
             break
     assert b.seen and b.seen[-1].type == "run.started"

@@ -66,7 +66,7 @@ async def test_a_killed_nodes_long_run_is_interrupted_then_retried_once_on_anoth
     os.kill(victim.process.pid, signal.SIGKILL)
     victim.process.wait(10)
     cluster.wait_for(lambda: any(e["event"] == "done" for e in cluster.entries()), 60, "retry")
-    await asyncio.sleep(3)  # noqa: sleep-ok - 1.5 lease periods for a second retry to show up
+    await asyncio.sleep(3)  # 1.5 lease periods for a second retry to show up (noqa: sleep-ok)
     cluster.stop()
     starts = [e for e in cluster.entries() if e["event"] == "start"]
     assert [(e["attempt"], e["node"] == victim.node_id) for e in starts] == [(1, True), (2, False)]
@@ -92,7 +92,7 @@ async def test_a_ten_second_redis_outage_causes_no_duplicate_and_misfires_per_po
     cluster.wait_for(lambda: len(cluster.entries()) >= 5, 30, "five runs before the outage")
     server.stop()
     down_at = time.time()
-    await asyncio.sleep(10)  # noqa: sleep-ok - the issue's 10-second outage
+    await asyncio.sleep(10)  # the 10-second outage (noqa: sleep-ok)
     server.start()
     up_at = time.time()
     cluster.wait_for(
@@ -141,7 +141,7 @@ async def test_a_node_whose_clock_is_two_seconds_off_never_double_runs(
     cluster.wait_for(
         lambda: {e["key"] for e in cluster.entries()} >= expected, 40, "15 occurrences"
     )
-    await asyncio.sleep(3)  # noqa: sleep-ok - let the node 2 s behind reach the last fires
+    await asyncio.sleep(3)  # let the node 2 s behind reach the last fires (noqa: sleep-ok)
     cluster.stop()
     runs = Counter(e["key"] for e in cluster.entries())
     assert set(runs) == expected

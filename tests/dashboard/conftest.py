@@ -113,7 +113,7 @@ async def serve(app: FastAPI) -> AsyncIterator[LiveServer]:
         while not server.started:
             if task.done():
                 task.result()
-            await asyncio.sleep(0.01)  # noqa: sleep-ok (a real uvicorn server starting, bounded by the timeout)
+            await asyncio.sleep(0.01)  # uvicorn starting, bounded (noqa: sleep-ok)
     try:
         yield LiveServer(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws", server)
     finally:

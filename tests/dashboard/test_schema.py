@@ -44,7 +44,7 @@ class ThreadedServer:
         async with sched:
             task = asyncio.create_task(self.server.serve())
             while not self.server.started and not task.done():
-                await asyncio.sleep(0.01)  # noqa: sleep-ok (a real uvicorn server starting)
+                await asyncio.sleep(0.01)  # a real uvicorn server starting (noqa: sleep-ok)
             self.ready.set()
             await task
 

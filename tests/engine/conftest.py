@@ -89,7 +89,7 @@ async def wait_real(predicate: Callable[[], bool], timeout_s: float = 10.0) -> N
     deadline = loop.time() + timeout_s
     while not predicate():
         assert loop.time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.02)  # noqa: sleep-ok - a real child process is being killed
+        await asyncio.sleep(0.02)  # a real child process is being killed (noqa: sleep-ok)
 
 
 async def noop() -> str:

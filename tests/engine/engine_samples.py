@@ -17,7 +17,7 @@ async def record(ctx: RunContext) -> str:
 
 
 def sleep_for_a_minute() -> None:
-    time.sleep(60)  # noqa: sleep-ok - killed by the engine's timeout in the child process
+    time.sleep(60)  # killed by the engine's timeout in the child process (noqa: sleep-ok)
 
 
 def exit_hard() -> None:

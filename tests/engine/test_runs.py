@@ -268,7 +268,7 @@ async def test_a_sync_handler_in_a_child_process_is_killed_at_its_timeout(
 
         async def poll() -> None:
             while not await finished():
-                await asyncio.sleep(0.02)  # noqa: sleep-ok - a real child process is killed
+                await asyncio.sleep(0.02)  # a real child process is killed (noqa: sleep-ok)
             done[0] = True
 
         await asyncio.wait_for(poll(), timeout=20)
@@ -283,7 +283,7 @@ async def test_a_command_is_killed_with_its_process_tree_at_its_timeout(
     from pathlib import Path
 
     pid_file = Path(str(tmp_path)) / "grandchild.pid"
-    script = f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(60)"  # noqa: sleep-ok (the hung or busy work of a child process)
+    script = f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(60)"  # the hung or busy work of a child process (noqa: sleep-ok)
     sched.add_job("cmd", trigger=ONCE, handler=Command([sys.executable, "-c", script]), timeout=5)
     async with sched:
         await wait_real(lambda: clock.sleepers > 0)
@@ -299,7 +299,7 @@ async def test_a_command_is_killed_with_its_process_tree_at_its_timeout(
                 if runs and runs[0].status.is_final:
                     finals.append(runs[0].status)
                     return
-                await asyncio.sleep(0.02)  # noqa: sleep-ok - a real process tree is killed
+                await asyncio.sleep(0.02)  # a real process tree is killed (noqa: sleep-ok)
 
         await asyncio.wait_for(poll(), timeout=30)
     assert finals == [RunStatus.timed_out]

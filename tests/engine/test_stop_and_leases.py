@@ -160,7 +160,7 @@ def test_run_blocks_until_sigterm_then_stops_gracefully(tmp_path: Path) -> None:
         deadline = time.monotonic() + 30
         while not marker.exists():
             assert time.monotonic() < deadline, "the scheduler never ran its job"
-            time.sleep(0.02)  # noqa: sleep-ok - waits for a real child process, bounded
+            time.sleep(0.02)  # waits for a real child process, bounded (noqa: sleep-ok)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:

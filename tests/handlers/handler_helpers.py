@@ -34,7 +34,7 @@ async def wait_until(condition: Callable[[], bool], what: str) -> None:
     while not condition():
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)  # noqa: sleep-ok - polls a real process, bounded above
+        await asyncio.sleep(0.01)  # polls a real process, bounded above (noqa: sleep-ok)
 
 
 def descendants() -> list[psutil.Process]:

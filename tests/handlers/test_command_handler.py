@@ -162,7 +162,7 @@ async def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period(
     ready = tmp_path / "ready"
     program = (
         "import signal, time, pathlib, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
-        " pathlib.Path(sys.argv[1]).write_text('ok'); time.sleep(100)"  # noqa: sleep-ok (the hung or busy work of a child process)
+        " pathlib.Path(sys.argv[1]).write_text('ok'); time.sleep(100)"  # the hung or busy work of a child process (noqa: sleep-ok)
     )
     before = {proc.pid for proc in descendants()}
     task = asyncio.create_task(
@@ -188,7 +188,7 @@ async def test_background_processes_left_behind_do_not_hold_the_run_open() -> No
 
 async def test_a_second_cancel_during_cleanup_does_not_leave_processes_behind() -> None:
     before = {proc.pid for proc in descendants()}
-    program = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(100)']); time.sleep(100)"  # noqa: sleep-ok (the hung or busy work of a child process)
+    program = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(100)']); time.sleep(100)"  # the hung or busy work of a child process (noqa: sleep-ok)
     task = asyncio.create_task(Command([PY, "-c", program]).run(make_context()))
     await wait_until(lambda: len(_new(before)) >= 2, "a child and a grandchild")
     tree = _new(before)

@@ -68,7 +68,7 @@ async def test_a_monitor_in_another_process_sees_a_killed_node_go_suspect_then_o
         while beat is None or beat.sequence < 3:  # the child is up and beating
             assert child.returncode is None, "the heartbeat child exited"
             assert time.monotonic() < deadline, "no heartbeats from the child within 30 s"
-            await asyncio.sleep(0.05)  # noqa: sleep-ok - waiting for a real process to start
+            await asyncio.sleep(0.05)  # waiting for a real process to start (noqa: sleep-ok)
             beat = await latest(store)
         assert beat.pid == child.pid and beat.interval_s == INTERVAL_S
 
@@ -86,7 +86,7 @@ async def test_a_monitor_in_another_process_sees_a_killed_node_go_suspect_then_o
     last = await latest(store)
     assert last is not None
     # Nothing arrives from a dead process: the sequence stays put for several intervals.
-    await asyncio.sleep(INTERVAL_S * 3)  # noqa: sleep-ok - proving silence of a killed process
+    await asyncio.sleep(INTERVAL_S * 3)  # proving silence of a killed process (noqa: sleep-ok)
     after = await latest(store)
     assert after is not None and after.sequence == last.sequence
 

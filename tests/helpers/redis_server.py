@@ -103,7 +103,7 @@ class RedisServer:
                         raise ConnectionError("loading")
             except OSError:
                 pass
-            time.sleep(0.02)  # noqa: sleep-ok - polling a starting server, bounded
+            time.sleep(0.02)  # polling a starting server, bounded (noqa: sleep-ok)
         raise RuntimeError(f"redis-server on port {self.port} did not start in {_START_TIMEOUT_S}s")
 
     def stop(self, *, kill: bool = False) -> None:

@@ -43,7 +43,7 @@ class Env:
         if self.clock is not None:
             await self.clock.advance(seconds)
         else:
-            await asyncio.sleep(seconds)  # noqa: sleep-ok - Redis delays are real time
+            await asyncio.sleep(seconds)  # Redis delays are real time (noqa: sleep-ok)
 
     async def drain(self, worker: Worker, *, max_s: float = 20.0) -> None:
         """Run `worker` in burst mode until the queue is drained (time passing as needed)."""

@@ -55,7 +55,7 @@ async def wait_for(predicate_async: object, what: str, timeout_s: float = 30.0) 
     while loop.time() < deadline:
         if await predicate_async():  # type: ignore[operator]
             return
-        await asyncio.sleep(_POLL_S)  # noqa: sleep-ok - waiting on other processes, bounded
+        await asyncio.sleep(_POLL_S)  # waiting on other processes, bounded (noqa: sleep-ok)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 

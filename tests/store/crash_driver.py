@@ -31,7 +31,7 @@ def _append(line: str) -> None:
 
 async def tick(ctx: Any) -> None:
     _append(f"start {ctx.occurrence_key} {ctx.attempt}")
-    await asyncio.sleep(0.3)  # noqa: sleep-ok - the work a SIGKILL may interrupt
+    await asyncio.sleep(0.3)  # the work a SIGKILL may interrupt (noqa: sleep-ok)
     _append(f"done {ctx.occurrence_key} {ctx.attempt}")
 
 

@@ -38,7 +38,7 @@ def say(line: str) -> None:
 
 def wait_for_file(path: str) -> None:
     while not Path(path).exists():
-        time.sleep(0.001)  # noqa: sleep-ok - a start barrier between two real processes
+        time.sleep(0.001)  # a start barrier between two real processes (noqa: sleep-ok)
 
 
 async def claim(db: str, node: str, go_file: str, count: int) -> None:

@@ -25,7 +25,7 @@ def say(line):
         f.write(line + "\\n")
 key = os.environ["AGENTCRON_OCCURRENCE_KEY"]
 say(f"start {key} {os.environ['AGENTCRON_ATTEMPT']}")
-time.sleep(0.3)  # noqa: sleep-ok (the hung or busy work of a child process)
+time.sleep(0.3)  # the hung or busy work of a child process (noqa: sleep-ok)
 say(f"done {key}")
 """
 
@@ -82,7 +82,7 @@ def start(config: Path, data: Path, log: Path) -> subprocess.Popen[bytes]:
     while starts(log) <= before:  # running: the job fired at least once
         assert proc.poll() is None, proc.communicate()[1]
         assert time.monotonic() < deadline, "agentcron run fired nothing"
-        time.sleep(0.05)  # noqa: sleep-ok - waits for a real process, bounded
+        time.sleep(0.05)  # waits for a real process, bounded (noqa: sleep-ok)
     return proc
 
 
@@ -91,7 +91,7 @@ def test_agentcron_run_killed_at_random_points_keeps_an_exact_run_log(tmp_path: 
     rng = random.Random(5)
     for _ in range(6):
         proc = start(config, data, log)
-        time.sleep(rng.uniform(0.0, 1.5))  # noqa: sleep-ok - a random point to SIGKILL
+        time.sleep(rng.uniform(0.0, 1.5))  # a random point to SIGKILL (noqa: sleep-ok)
         proc.kill()
         proc.communicate(timeout=30)
     proc = start(config, data, log)

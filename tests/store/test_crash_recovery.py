@@ -57,11 +57,11 @@ def test_twenty_sigkills_lose_no_acknowledged_run_and_run_nothing_twice(tmp_path
     rng = random.Random(20)
     for _ in range(20):
         proc = start_driver(db, log)
-        time.sleep(rng.uniform(0.2, 2.0))  # noqa: sleep-ok - a random point to SIGKILL a real process
+        time.sleep(rng.uniform(0.2, 2.0))  # a random SIGKILL point (noqa: sleep-ok)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=30)
     proc = start_driver(db, log)
-    time.sleep(4.0)  # noqa: sleep-ok - leases (1 s) of the killed runs expire and are recovered
+    time.sleep(4.0)  # leases (1 s) of the killed runs expire and are recovered (noqa: sleep-ok)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err

@@ -28,7 +28,7 @@ async def wait_until(predicate: Callable[[], bool]) -> None:
 
     async def poll() -> None:
         while not predicate():
-            await asyncio.sleep(0.005)  # noqa: sleep-ok - waits for the store's writer thread
+            await asyncio.sleep(0.005)  # waits for the store's writer thread (noqa: sleep-ok)
 
     await asyncio.wait_for(poll(), timeout=20)
 

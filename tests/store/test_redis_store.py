@@ -400,7 +400,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
             with socket.socket() as probe:
                 if probe.connect_ex(("127.0.0.1", port)) == 0:
                     break
-            time.sleep(0.02)  # noqa: sleep-ok - a starting server, bounded
+            time.sleep(0.02)  # a starting server, bounded (noqa: sleep-ok)
         yield port, cert
     finally:
         server.terminate()

@@ -176,7 +176,7 @@ async def test_the_backup_scheduler_backs_up_hourly_on_the_injected_clock(tmp_pa
 
 async def wait_for_backups(scheduler: BackupScheduler, count: int) -> None:
     while len(await asyncio.to_thread(list_backups, scheduler.backups_dir)) < count:
-        await asyncio.sleep(0.01)  # noqa: sleep-ok - waits for the backup thread, bounded
+        await asyncio.sleep(0.01)  # waits for the backup thread, bounded (noqa: sleep-ok)
 
 
 async def test_the_backup_loop_sleeps_on_the_clock_until_the_next_backup(tmp_path: Path) -> None:
