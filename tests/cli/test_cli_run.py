@@ -257,8 +257,11 @@ def test_a_job_with_a_queue_is_enqueued_by_run_and_finished_by_a_worker(tmp_path
 def test_a_long_running_worker_sends_heartbeats_that_agentcron_nodes_shows(tmp_path: Path) -> None:
     proc = agentcron("worker", "--queue", "emails", cwd=tmp_path, env={"HEARTBEAT_INTERVAL": "200"})
 
+    last: list[subprocess.CompletedProcess[str]] = []
+
     def worker_node() -> dict[str, object] | None:
         listed = run_to_end("nodes", "--json", cwd=tmp_path)
+        last[:] = [listed]
         if listed.returncode != 0:
             return None
         nodes = [
@@ -274,7 +277,11 @@ def test_a_long_running_worker_sends_heartbeats_that_agentcron_nodes_shows(tmp_p
         pass  # reported below, with what the worker printed
     finally:
         code, _, err = stop(proc)
-    assert seen, f"no heartbeat listed within 30 s (worker exit {code}): {err}"
+    listed = last[0] if last else None
+    assert seen, (
+        f"no heartbeat listed within 30 s (worker exit {code}): {err}; last `nodes --json`:"
+        f" {listed and (listed.returncode, listed.stdout[-2000:], listed.stderr[-2000:])}"
+    )
     assert code == 0, err
     node = worker_node()
     assert node is not None and node["pid"] == proc.pid

@@ -401,3 +401,38 @@ async def test_a_full_database_is_reported_and_the_committed_state_kept(tmp_path
     await store.set_state("after", "written")  # the store keeps working once there is room
     assert await store.get_state("after") == "written"
     await store.close()
+
+
+def _job_ids_seen_by_another_process(path: Path) -> list[str]:
+    """Job ids read by a new process (which opens, reads and closes its own connection)."""
+    program = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]);"
+        " print(','.join(r[0] for r in c.execute('SELECT id FROM jobs ORDER BY id'))); c.close()"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", program, str(path)], capture_output=True, text=True, check=True
+    )
+    return [job_id for job_id in out.stdout.strip().split(",") if job_id]
+
+
+async def test_a_second_store_on_the_file_keeps_the_first_ones_writes_visible_to_others(
+    tmp_path: Path,
+) -> None:
+    # Opening a store checks the file's header. Read with a plain file handle, closing that
+    # handle dropped every POSIX lock this process held on the file, those of the first
+    # store's connection too: the next process to close its connection then took the
+    # database for unused, checkpointed it and deleted the WAL the first store still wrote
+    # to, and every write after that was lost to other processes (a worker's heartbeats
+    # never reached `agentcron nodes`).
+    path = tmp_path / "scheduler.db"
+    first = SqliteStore(path)
+    await first.open()
+    await first.save_job(StoredJob(id="before", definition={}), actor="test")
+    second = SqliteStore(path)
+    await second.open()
+    assert _job_ids_seen_by_another_process(path) == ["before"]
+    await first.save_job(StoredJob(id="after", definition={}), actor="test")
+    assert _job_ids_seen_by_another_process(path) == ["after", "before"]
+    assert Path(f"{path}-wal").exists()
+    await second.close()
+    await first.close()

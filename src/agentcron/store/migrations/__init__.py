@@ -33,7 +33,6 @@ __all__ = [
 
 #: `PRAGMA application_id` of an agentcron database: b"acr1" as a big-endian integer.
 APPLICATION_ID = 0x61637231
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 _FILE_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -109,18 +108,34 @@ class DatabaseIdentity:
 
 
 def check_sqlite_header(path: Path) -> None:
-    """Raise `StoreError` when `path` exists, is not empty and is not an SQLite file."""
+    """Raise `StoreError` when `path` exists, is not empty and is not an SQLite file.
+
+    Invariant: the file is read through SQLite, never with a plain file handle. Closing any
+    handle of a file drops every POSIX lock the process holds on it, those of its open
+    SQLite connections too (SQLite's own opens know about each other; Python's `open()`
+    does not). The next process to close its connection then finds the database unused,
+    checkpoints it and deletes the WAL that this process's connections still write to:
+    everything they write after that is lost to every other process."""
     if not path.exists():
         return
     if path.is_dir():
         raise StoreError(f"{path} is a directory, not a database file; pass the file's path")
-    with path.open("rb") as handle:
-        head = handle.read(len(_SQLITE_MAGIC))
-    if head and head != _SQLITE_MAGIC:
+    if path.stat().st_size == 0:
+        return
+    try:
+        # `immutable`: no -wal or -shm file is made for the check (it reads the main file).
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+        try:
+            conn.execute("PRAGMA schema_version").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_NOTADB:
+            return  # locked, unreadable, ...: the open that follows reports it
         raise StoreError(
-            f"{path} is not an SQLite database (it starts with {head[:8]!r}); point the store at "
-            "the agentcron database or restore a backup with `agentcron db restore FILE`"
-        )
+            f"{path} is not an SQLite database; point the store at the agentcron database "
+            "or restore a backup with `agentcron db restore FILE`"
+        ) from None
 
 
 def read_identity(conn: sqlite3.Connection) -> DatabaseIdentity:
