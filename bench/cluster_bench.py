@@ -59,9 +59,23 @@ class RedisProcess:
         self.port = _free_port()
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory),
-             "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
-             "--loglevel", "warning"],
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(directory),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--loglevel",
+                "warning",
+            ],
             stdout=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
@@ -93,7 +107,13 @@ def _open(url: str) -> Store:
 
 
 async def _node(
-    url: str, index: int, procs: int, jobs: int, fires: int, concurrency: int, raced: bool,
+    url: str,
+    index: int,
+    procs: int,
+    jobs: int,
+    fires: int,
+    concurrency: int,
+    raced: bool,
     barrier: Any,
 ) -> tuple[int, int]:
     store = _open(url)
@@ -109,8 +129,13 @@ async def _node(
         nonlocal won, lost
         if await store.claim_fire(job_id, at, node, now=at):
             run = RunRecord(
-                run_id=new_run_id(), job_id=job_id, scheduled_for=at, status=RunStatus.succeeded,
-                started_at=at, finished_at=at + timedelta(milliseconds=5), node_id=node,
+                run_id=new_run_id(),
+                job_id=job_id,
+                scheduled_for=at,
+                status=RunStatus.succeeded,
+                started_at=at,
+                finished_at=at + timedelta(milliseconds=5),
+                node_id=node,
             )
             await store.record_run(run)
             won += 1
@@ -165,9 +190,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
     fires = 30 if args.quick else args.fires
-    print(f"# {args.jobs} jobs x {fires} fires = {args.jobs * fires} occurrences, "
-          f"concurrency {args.concurrency}/process; Python {platform.python_version()}, "
-          f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"# {args.jobs} jobs x {fires} fires = {args.jobs * fires} occurrences, "
+        f"concurrency {args.concurrency}/process; Python {platform.python_version()}, "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
+    )
     for raced in (False, True):
         rows = run_rows(args.jobs, fires, args.concurrency, raced)
         print_table("raced" if raced else "split", rows)
@@ -183,29 +210,41 @@ def run_rows(
             directory.mkdir()
             server = RedisProcess(directory)
             try:
-                rows.append(("Redis", procs, measure(server.url, procs, jobs, fires,
-                                                     concurrency, raced)))
+                rows.append(
+                    ("Redis", procs, measure(server.url, procs, jobs, fires, concurrency, raced))
+                )
             finally:
                 server.stop()
         for procs in (1, 2):
             path = Path(tmp) / f"sqlite-{procs}" / "scheduler.db"
             path.parent.mkdir()
-            rows.append(("SQLite", procs, measure(f"sqlite:///{path}", procs, jobs, fires,
-                                                  concurrency, raced)))
+            rows.append(
+                (
+                    "SQLite",
+                    procs,
+                    measure(f"sqlite:///{path}", procs, jobs, fires, concurrency, raced),
+                )
+            )
     return rows
 
 
 def print_table(title: str, rows: list[tuple[str, int, dict[str, float]]]) -> None:
-    base = {kind: next(r[2]["rate"] for r in rows if r[0] == kind and r[1] == 1)
-            for kind in ("Redis", "SQLite")}
+    base = {
+        kind: next(r[2]["rate"] for r in rows if r[0] == kind and r[1] == 1)
+        for kind in ("Redis", "SQLite")
+    }
     print(f"\n{title}:\n")
-    print("| store | processes | occurrences/s | vs 1 process | per process vs 1 SQLite process "
-          "| lost claims |")
+    print(
+        "| store | processes | occurrences/s | vs 1 process | per process vs 1 SQLite process "
+        "| lost claims |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for kind, procs, m in rows:
         per_process = m["rate"] / procs / base["SQLite"]
-        print(f"| {kind} | {procs} | {m['rate']:,.0f} | {m['rate'] / base[kind]:.2f}x "
-              f"| {per_process:.2f}x | {m['lost']:.0f} |")
+        print(
+            f"| {kind} | {procs} | {m['rate']:,.0f} | {m['rate'] / base[kind]:.2f}x "
+            f"| {per_process:.2f}x | {m['lost']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

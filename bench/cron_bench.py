@@ -41,7 +41,12 @@ from agentcron.cron import fields as _fields
 # (expression, zone, start (ISO, wall time in the zone), APScheduler 3 CronTrigger kwargs or None)
 MIX: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("*/5 * * * *", "UTC", "2026-01-01T00:00:00", {"minute": "*/5"}),
-    ("0 9 * * MON-FRI", "UTC", "2026-01-01T00:00:00", {"minute": 0, "hour": 9, "day_of_week": "mon-fri"}),
+    (
+        "0 9 * * MON-FRI",
+        "UTC",
+        "2026-01-01T00:00:00",
+        {"minute": 0, "hour": 9, "day_of_week": "mon-fri"},
+    ),
     ("0 0 L * *", "UTC", "2026-01-01T00:00:00", {"minute": 0, "hour": 0, "day": "last"}),
     ("*/30 * * * * *", "UTC", "2026-01-01T00:00:00", {"second": "*/30"}),
     ("0 0 1 * *", "UTC", "2026-01-01T00:00:00", {"minute": 0, "hour": 0, "day": 1}),
@@ -50,8 +55,18 @@ MIX: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("23 0-20/2 * * *", "UTC", "2026-01-01T00:00:00", {"minute": 23, "hour": "0-20/2"}),
     ("5 4 * * SUN", "UTC", "2026-01-01T00:00:00", {"minute": 5, "hour": 4, "day_of_week": "sun"}),
     ("0 0 29 2 *", "UTC", "2026-01-01T00:00:00", {"minute": 0, "hour": 0, "day": 29, "month": 2}),
-    ("0 12 * JAN-MAR *", "Asia/Kolkata", "2026-01-01T00:00:00", {"minute": 0, "hour": 12, "month": "1-3"}),
-    ("*/10 9-17 * * 1-5", "Asia/Kolkata", "2026-01-01T00:00:00", {"minute": "*/10", "hour": "9-17", "day_of_week": "mon-fri"}),
+    (
+        "0 12 * JAN-MAR *",
+        "Asia/Kolkata",
+        "2026-01-01T00:00:00",
+        {"minute": 0, "hour": 12, "month": "1-3"},
+    ),
+    (
+        "*/10 9-17 * * 1-5",
+        "Asia/Kolkata",
+        "2026-01-01T00:00:00",
+        {"minute": "*/10", "hour": "9-17", "day_of_week": "mon-fri"},
+    ),
     ("30 2 * * *", "America/New_York", "2026-03-01T00:00:00", {"minute": 30, "hour": 2}),
     ("*/15 * * * *", "America/New_York", "2026-10-31T00:00:00", {"minute": "*/15"}),
     ("0 */2 * * *", "America/New_York", "2026-03-07T00:00:00", {"minute": 0, "hour": "*/2"}),

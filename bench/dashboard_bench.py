@@ -158,7 +158,9 @@ class EngineThread:
 
 
 # -- 1. HTTP latency ------------------------------------------------------------------------------
-def http_latency(engine: EngineThread, requests: int, jobs: int, now: datetime) -> list[dict[str, Any]]:
+def http_latency(
+    engine: EngineThread, requests: int, jobs: int, now: datetime
+) -> list[dict[str, Any]]:
     day = (now - timedelta(days=3)).isoformat()
     day_end = (now - timedelta(days=2)).isoformat()
     scenarios: list[tuple[str, Callable[[int], str]]] = [
@@ -255,7 +257,9 @@ async def publish(sched: Scheduler, rate: int, seconds: float) -> int:
         due = min(total, int((loop.time() - started) * rate) + 1)
         now = sched.clock.now()
         while sent < due:
-            sched.events.publish(QueueJobProgress(at=now, queue="bench", job_id=str(sent), progress=0.5))
+            sched.events.publish(
+                QueueJobProgress(at=now, queue="bench", job_id=str(sent), progress=0.5)
+            )
             sent += 1
         await asyncio.sleep(0.005)
     return sent
@@ -282,7 +286,9 @@ async def lateness_window(sched: Scheduler, seconds: float) -> list[float]:
     return out
 
 
-def fanout_and_lateness(engine: EngineThread, clients: int, rate: int, seconds: float) -> dict[str, Any]:
+def fanout_and_lateness(
+    engine: EngineThread, clients: int, rate: int, seconds: float
+) -> dict[str, Any]:
     sched = engine.sched
     assert sched is not None
     print("  lateness with nobody watching ...", flush=True)
@@ -309,7 +315,9 @@ def fanout_and_lateness(engine: EngineThread, clients: int, rate: int, seconds: 
         procs.append(proc)
     for parent in pipes:
         assert parent.recv() == "ready"
-    print(f"  {per * CLIENT_PROCESSES} clients connected; publishing {rate} events/s ...", flush=True)
+    print(
+        f"  {per * CLIENT_PROCESSES} clients connected; publishing {rate} events/s ...", flush=True
+    )
 
     async def watched() -> tuple[int, list[float]]:
         pub = asyncio.create_task(publish(sched, rate, seconds))
@@ -393,9 +401,13 @@ def print_tables(http: list[dict[str, Any]], ws: dict[str, Any]) -> None:
     print("\n| request (page of 100 rows) | p50 ms | p95 ms | p99 ms |")
     print("|---|---:|---:|---:|")
     for row in http:
-        print(f"| {row['scenario']} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {row['p99_ms']:.1f} |")
+        print(
+            f"| {row['scenario']} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {row['p99_ms']:.1f} |"
+        )
     idle, publishing, watched = (
-        ws["lateness_idle"], ws["lateness_publishing"], ws["lateness_watched"]
+        ws["lateness_idle"],
+        ws["lateness_publishing"],
+        ws["lateness_watched"],
     )
     print("\n| WebSocket fan-out | value |")
     print("|---|---:|")
@@ -403,7 +415,9 @@ def print_tables(http: list[dict[str, Any]], ws: dict[str, Any]) -> None:
     print(f"| clients that received every event | {ws['complete_clients']} |")
     print(f"| clients dropped as too slow | {ws['dropped_slow']} |")
     if ws["delivery_p50_ms"] is not None:
-        print(f"| delivery latency p50 / p99 | {ws['delivery_p50_ms']:.1f} / {ws['delivery_p99_ms']:.1f} ms |")
+        print(
+            f"| delivery latency p50 / p99 | {ws['delivery_p50_ms']:.1f} / {ws['delivery_p99_ms']:.1f} ms |"
+        )
     print("\n| engine lateness (20 jobs every second) | runs | p50 ms | p99 ms | mean ms |")
     print("|---|---:|---:|---:|---:|")
     rows = (
@@ -413,7 +427,9 @@ def print_tables(http: list[dict[str, Any]], ws: dict[str, Any]) -> None:
     )
     for label, s in rows:
         if s.get("n"):
-            print(f"| {label} | {s['n']} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['mean_ms']:.2f} |")
+            print(
+                f"| {label} | {s['n']} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | {s['mean_ms']:.2f} |"
+            )
     if ws["closed"]:
         print(f"\nclosed clients (first 5): {ws['closed']}", file=sys.stderr)
 

@@ -60,9 +60,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     opts = parser.parse_args()
-    results = [
-        asyncio.run(cpu_per_fire_us(opts.jobs, opts.seconds)) for _ in range(opts.rounds)
-    ]
+    results = [asyncio.run(cpu_per_fire_us(opts.jobs, opts.seconds)) for _ in range(opts.rounds)]
     shown = ", ".join(f"{r:.2f}" for r in results)
     print(f"{opts.jobs:,} jobs: CPU per fire {min(results):.2f} µs (min of {shown})")
 

@@ -87,7 +87,9 @@ async def bench_agentcron(url: str, jobs: int) -> tuple[float, float, float]:
     await q.clean(0, 0, "waiting")
     start = time.perf_counter()
     for first in range(0, jobs, BULK_BATCH):
-        await q.add_bulk([BulkJob("noop", {"i": i}) for i in range(first, min(first + BULK_BATCH, jobs))])
+        await q.add_bulk(
+            [BulkJob("noop", {"i": i}) for i in range(first, min(first + BULK_BATCH, jobs))]
+        )
     bulk = rate(jobs, time.perf_counter() - start)
     worker = q.worker(anoop, concurrency=CONCURRENCY)
     start = time.perf_counter()
@@ -206,7 +208,9 @@ def bench_rq(url: str, jobs: int) -> tuple[float, float, float]:
     q.empty()
     start = time.perf_counter()
     for first in range(0, jobs, BULK_BATCH):
-        q.enqueue_many([Queue.prepare_data(noop, (i,)) for i in range(first, min(first + BULK_BATCH, jobs))])
+        q.enqueue_many(
+            [Queue.prepare_data(noop, (i,)) for i in range(first, min(first + BULK_BATCH, jobs))]
+        )
     bulk = rate(jobs, time.perf_counter() - start)
     worker = SimpleWorker([q], connection=conn)
     start = time.perf_counter()
@@ -227,8 +231,15 @@ async def bench_arq(url: str, jobs: int) -> tuple[float, None, float]:
     single = rate(jobs, time.perf_counter() - start)
     # Tuned: no poll delay, read many at once, keep no results, quiet.
     worker = Worker(
-        [func(anoop, name="anoop")], redis_pool=pool, burst=True, max_jobs=CONCURRENCY,
-        poll_delay=0, queue_read_limit=1000, keep_result=0, handle_signals=False, log_results=False,
+        [func(anoop, name="anoop")],
+        redis_pool=pool,
+        burst=True,
+        max_jobs=CONCURRENCY,
+        poll_delay=0,
+        queue_read_limit=1000,
+        keep_result=0,
+        handle_signals=False,
+        log_results=False,
     )
     start = time.perf_counter()
     await worker.main()
@@ -247,7 +258,9 @@ async def bench_saq(url: str, jobs: int) -> tuple[float, None, float]:
     for i in range(jobs):
         await q.enqueue("anoop", i=i)
     single = rate(jobs, time.perf_counter() - start)
-    worker = Worker(q, functions=[("anoop", anoop)], concurrency=CONCURRENCY, burst=True, dequeue_timeout=0.05)
+    worker = Worker(
+        q, functions=[("anoop", anoop)], concurrency=CONCURRENCY, burst=True, dequeue_timeout=0.05
+    )
     start = time.perf_counter()
     await worker.start()
     e2e = rate(jobs, time.perf_counter() - start)
@@ -266,7 +279,12 @@ async def bench_bullmq(url: str, jobs: int) -> tuple[float, float, float]:
     await q.client.flushall()  # (Queue.obliterate(force=True) fails in bullmq 2.15: bool arg)
     start = time.perf_counter()
     for first in range(0, jobs, BULK_BATCH):
-        await q.addBulk([{"name": "noop", "data": {"i": i}} for i in range(first, min(first + BULK_BATCH, jobs))])
+        await q.addBulk(
+            [
+                {"name": "noop", "data": {"i": i}}
+                for i in range(first, min(first + BULK_BATCH, jobs))
+            ]
+        )
     bulk = rate(jobs, time.perf_counter() - start)
     done = asyncio.Event()
     count = 0
@@ -311,10 +329,25 @@ def bench_celery(url: str, jobs: int, workdir: Path) -> tuple[float, None, float
     single = rate(jobs, time.perf_counter() - start)
     r = redis.Redis.from_url(url)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "celery_bench_app", "worker", "--pool=solo",
-         "--concurrency=1", "--without-heartbeat", "--without-mingle", "--without-gossip",
-         "--loglevel=ERROR", "-Q", "celery"],
-        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "celery_bench_app",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel=ERROR",
+            "-Q",
+            "celery",
+        ],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         # Timed from the first job taken to an empty queue (worker start-up excluded).
@@ -369,38 +402,77 @@ def run_all(jobs: int, only: str | None, rounds: int = 3) -> list[Result]:
         return lambda: asyncio.run(coro())  # type: ignore[arg-type]
 
     try:
-        record("agentcron SqliteQueue (NORMAL)",
-               aio(lambda: bench_agentcron(f"sqlite:///{tmp}/agentcron-normal.db", jobs)),
-               f"concurrency {CONCURRENCY}")
-        record("agentcron SqliteQueue (FULL)",
-               aio(lambda: bench_agentcron(f"sqlite:///{tmp}/agentcron-full.db?synchronous=FULL", jobs)),
-               f"concurrency {CONCURRENCY}")
-        record("agentcron RedisQueue", aio(lambda: bench_agentcron(server.url, jobs)),
-               f"concurrency {CONCURRENCY}, BullMQ keys and scripts")
-        record("floor: raw SQLite (NORMAL)", lambda: bench_sqlite_floor(tmp / "floor-normal.db", jobs, "NORMAL"),
-               "UPDATE..RETURNING claim + UPDATE done per job (two commits)")
-        record("floor: raw SQLite (FULL)", lambda: bench_sqlite_floor(tmp / "floor-full.db", jobs, "FULL"),
-               "same, synchronous=FULL")
-        record("floor: raw SQLite pop (NORMAL)",
-               lambda: bench_sqlite_pop_floor(tmp / "pop-normal.db", jobs, "NORMAL"),
-               "one DELETE..RETURNING per job: no ack, no retry, no lease")
-        record("floor: raw SQLite pop (FULL)",
-               lambda: bench_sqlite_pop_floor(tmp / "pop-full.db", jobs, "FULL"), "same, synchronous=FULL")
-        record("floor: raw Redis BLMOVE+LREM", lambda: bench_redis_floor(server.url, jobs), "one job at a time")
+        record(
+            "agentcron SqliteQueue (NORMAL)",
+            aio(lambda: bench_agentcron(f"sqlite:///{tmp}/agentcron-normal.db", jobs)),
+            f"concurrency {CONCURRENCY}",
+        )
+        record(
+            "agentcron SqliteQueue (FULL)",
+            aio(
+                lambda: bench_agentcron(f"sqlite:///{tmp}/agentcron-full.db?synchronous=FULL", jobs)
+            ),
+            f"concurrency {CONCURRENCY}",
+        )
+        record(
+            "agentcron RedisQueue",
+            aio(lambda: bench_agentcron(server.url, jobs)),
+            f"concurrency {CONCURRENCY}, BullMQ keys and scripts",
+        )
+        record(
+            "floor: raw SQLite (NORMAL)",
+            lambda: bench_sqlite_floor(tmp / "floor-normal.db", jobs, "NORMAL"),
+            "UPDATE..RETURNING claim + UPDATE done per job (two commits)",
+        )
+        record(
+            "floor: raw SQLite (FULL)",
+            lambda: bench_sqlite_floor(tmp / "floor-full.db", jobs, "FULL"),
+            "same, synchronous=FULL",
+        )
+        record(
+            "floor: raw SQLite pop (NORMAL)",
+            lambda: bench_sqlite_pop_floor(tmp / "pop-normal.db", jobs, "NORMAL"),
+            "one DELETE..RETURNING per job: no ack, no retry, no lease",
+        )
+        record(
+            "floor: raw SQLite pop (FULL)",
+            lambda: bench_sqlite_pop_floor(tmp / "pop-full.db", jobs, "FULL"),
+            "same, synchronous=FULL",
+        )
+        record(
+            "floor: raw Redis BLMOVE+LREM",
+            lambda: bench_redis_floor(server.url, jobs),
+            "one job at a time",
+        )
         from huey import RedisHuey, SqliteHuey
 
-        record("huey SQLite (FULL, its default)",
-               lambda: bench_huey(SqliteHuey("bench", filename=str(tmp / "huey.db")), jobs),
-               "dequeue+execute loop")
-        record("huey Redis", lambda: bench_huey(RedisHuey("bench", url=server.url), jobs),
-               "dequeue+execute loop")
-        record("arq (tuned)", aio(lambda: bench_arq(server.url, jobs)),
-               f"max_jobs {CONCURRENCY}, poll_delay 0, keep_result 0")
+        record(
+            "huey SQLite (FULL, its default)",
+            lambda: bench_huey(SqliteHuey("bench", filename=str(tmp / "huey.db")), jobs),
+            "dequeue+execute loop",
+        )
+        record(
+            "huey Redis",
+            lambda: bench_huey(RedisHuey("bench", url=server.url), jobs),
+            "dequeue+execute loop",
+        )
+        record(
+            "arq (tuned)",
+            aio(lambda: bench_arq(server.url, jobs)),
+            f"max_jobs {CONCURRENCY}, poll_delay 0, keep_result 0",
+        )
         record("saq", aio(lambda: bench_saq(server.url, jobs)), f"concurrency {CONCURRENCY}")
-        record("bullmq (Python package)", aio(lambda: bench_bullmq(server.url, jobs)),
-               f"its Worker, concurrency {CONCURRENCY}")
+        record(
+            "bullmq (Python package)",
+            aio(lambda: bench_bullmq(server.url, jobs)),
+            f"its Worker, concurrency {CONCURRENCY}",
+        )
         record("rq (SimpleWorker)", lambda: bench_rq(server.url, jobs), "")
-        record("celery (solo pool)", lambda: bench_celery(server.url, jobs, tmp), "separate process, timed from first job")
+        record(
+            "celery (solo pool)",
+            lambda: bench_celery(server.url, jobs, tmp),
+            "separate process, timed from first job",
+        )
     finally:
         flush.close()
         server.stop()
@@ -430,7 +502,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--only", help="run only contenders whose name contains this text")
-    parser.add_argument("--rounds", type=int, default=3, help="best of this many runs per contender")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="best of this many runs per contender"
+    )
     args = parser.parse_args()
     print(table(run_all(args.jobs, args.only, args.rounds), args.jobs, args.rounds))
 

@@ -44,8 +44,16 @@ class Cluster:
     def start(self, node_id: str, job: str, start: datetime, end: datetime, *opts: str) -> Node:
         env = {**os.environ, "AGENTCRON_CLUSTER_LOG": str(self.log), "PYTHONPATH": str(SRC)}
         process = subprocess.Popen(
-            [sys.executable, str(HERE / "cluster_node.py"), self.url, node_id, job,
-             start.isoformat(), end.isoformat(), *opts],
+            [
+                sys.executable,
+                str(HERE / "cluster_node.py"),
+                self.url,
+                node_id,
+                job,
+                start.isoformat(),
+                end.isoformat(),
+                *opts,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

@@ -37,8 +37,18 @@ def start_node(tmp_path: Path, name: str, url: str) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SCHEDULER_", "REDIS_"))}
     env |= {"PYTHONPATH": str(SRC), "SCHEDULER_NODE_ID": name}
     return subprocess.Popen(
-        [sys.executable, "-m", "agentcron", "run", "--store", url, "--no-dashboard",
-         "--no-log-file", "--data-dir", str(home / "data")],
+        [
+            sys.executable,
+            "-m",
+            "agentcron",
+            "run",
+            "--store",
+            url,
+            "--no-dashboard",
+            "--no-log-file",
+            "--data-dir",
+            str(home / "data"),
+        ],
         cwd=home,
         env=env,
         stdout=subprocess.DEVNULL,

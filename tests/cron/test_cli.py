@@ -75,7 +75,15 @@ def test_next_prints_iso_times_with_offsets_across_a_dst_repeat() -> None:
 
 def test_next_json_and_a_naive_after_read_in_the_zone() -> None:
     code, out, _ = invoke(
-        "next", "0 0 L * *", "--tz", "Asia/Kolkata", "--after", "2026-02-01T00:00", "--json", "-n", "2"
+        "next",
+        "0 0 L * *",
+        "--tz",
+        "Asia/Kolkata",
+        "--after",
+        "2026-02-01T00:00",
+        "--json",
+        "-n",
+        "2",
     )
     assert code == 0
     assert json.loads(out) == ["2026-02-28T00:00:00+05:30", "2026-03-31T00:00:00+05:30"]

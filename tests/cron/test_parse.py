@@ -36,7 +36,9 @@ from agentcron.cron import MACROS, PRESETS, CronError, CronExpression
         ("0 0 0 * * * 2026/40", "year", (2026, 2066)),
     ],
 )
-def test_field_values_are_expanded_and_sorted(text: str, field: str, values: tuple[int, ...]) -> None:
+def test_field_values_are_expanded_and_sorted(
+    text: str, field: str, values: tuple[int, ...]
+) -> None:
     assert getattr(CronExpression(text).fields, field).values == values
 
 
@@ -226,7 +228,9 @@ def test_unknown_time_zones_are_cron_errors(tz: object) -> None:
         ("0 * 3 * * *", False),
     ],
 )
-def test_fixed_time_means_neither_minute_nor_hour_starts_with_a_star(text: str, fixed: bool) -> None:
+def test_fixed_time_means_neither_minute_nor_hour_starts_with_a_star(
+    text: str, fixed: bool
+) -> None:
     assert CronExpression(text).is_fixed_time is fixed
 
 

@@ -7,11 +7,7 @@ import agentcron.cron as cron
 
 def test_all_lists_the_public_names() -> None:
     public = {name for name in vars(cron) if not name.startswith("_")}
-    modules = {
-        name
-        for name in public
-        if type(getattr(cron, name)).__name__ == "module"
-    }
+    modules = {name for name in public if type(getattr(cron, name)).__name__ == "module"}
     assert set(cron.__all__) == public - modules - {"annotations"}
 
 

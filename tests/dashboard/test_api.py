@@ -39,9 +39,7 @@ def api_routes(app: FastAPI) -> list[tuple[str, str]]:
             methods = sorted((getattr(route, "methods", None) or {"GET"}) - {"HEAD"})
             out.extend((method, path) for method in methods)
     picked = [(m, p) for m, p in out if p.startswith("/api/") or p in ("/metrics", "/openapi.json")]
-    documented = {
-        (m.upper(), p) for p, ops in app.openapi()["paths"].items() for m in ops
-    }
+    documented = {(m.upper(), p) for p, ops in app.openapi()["paths"].items() for m in ops}
     assert documented <= set(picked)
     return picked
 
@@ -92,10 +90,16 @@ async def test_the_page_has_no_inline_script_or_style(anon: httpx.AsyncClient) -
     assert "<style" not in html and "style=" not in html and " on" + "click=" not in html
 
 
-async def test_jobs_are_listed_with_schedule_in_words_and_next_run(client: httpx.AsyncClient) -> None:
+async def test_jobs_are_listed_with_schedule_in_words_and_next_run(
+    client: httpx.AsyncClient,
+) -> None:
     page = (await client.get("/api/jobs")).json()
     assert page["total"] == 3
-    assert [j["id"] for j in page["items"]] == ["xss", "digest", "backup"]  # by name ("<" sorts first)
+    assert [j["id"] for j in page["items"]] == [
+        "xss",
+        "digest",
+        "backup",
+    ]  # by name ("<" sorts first)
     backup = next(j for j in page["items"] if j["id"] == "backup")
     assert backup["schedule"] == "0 2 * * *"
     assert backup["description"] == "At 02:00"
@@ -106,7 +110,9 @@ async def test_jobs_are_listed_with_schedule_in_words_and_next_run(client: httpx
 
 
 async def test_jobs_can_be_searched_filtered_by_tag_and_paged(client: httpx.AsyncClient) -> None:
-    assert [j["id"] for j in (await client.get("/api/jobs?search=NIGHTLY")).json()["items"]] == ["backup"]
+    assert [j["id"] for j in (await client.get("/api/jobs?search=NIGHTLY")).json()["items"]] == [
+        "backup"
+    ]
     assert [j["id"] for j in (await client.get("/api/jobs?tag=mail")).json()["items"]] == ["digest"]
     page = (await client.get("/api/jobs?limit=1&offset=1")).json()
     assert page["total"] == 3 and [j["id"] for j in page["items"]] == ["digest"]
@@ -159,7 +165,9 @@ async def test_bad_input_is_422_never_500(client: httpx.AsyncClient) -> None:
         response = await client.request(method, path, json=body)
         assert response.status_code == 422, (method, path, body, response.text)
         assert response.json()["detail"]
-    broken = await client.post("/api/jobs", content=b"{not json", headers={"content-type": "application/json"})
+    broken = await client.post(
+        "/api/jobs", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert broken.status_code == 422
 
 
@@ -176,7 +184,9 @@ async def test_jobs_can_be_created_changed_and_removed(client: httpx.AsyncClient
     created = await client.post("/api/jobs", json=body)
     assert created.status_code == 201, created.text
     assert created.json()["description"] == "Every 10 minutes"
-    patched = await client.patch("/api/jobs/new-job", json={"trigger": "0 * * * *", "name": "Hourly"})
+    patched = await client.patch(
+        "/api/jobs/new-job", json={"trigger": "0 * * * *", "name": "Hourly"}
+    )
     assert patched.status_code == 200
     assert patched.json()["name"] == "Hourly" and patched.json()["schedule"] == "0 * * * *"
     assert (await client.delete("/api/jobs/new-job")).json()["ok"] is True
@@ -237,18 +247,26 @@ async def test_runs_filter_by_job_status_and_time_range_with_pagination(
     assert stamps == sorted(stamps, reverse=True)  # newest first
     backup = (await client.get("/api/runs", params={"job": "backup", "count": "true"})).json()
     assert backup["total"] == 15 and {r["job_id"] for r in backup["items"]} == {"backup"}
-    failed = (await client.get("/api/runs", params=[("status", "failed"), ("status", "skipped"), ("count", "true")])).json()
+    failed = (
+        await client.get(
+            "/api/runs", params=[("status", "failed"), ("status", "skipped"), ("count", "true")]
+        )
+    ).json()
     assert failed["total"] == 20
     since = (base + timedelta(minutes=10)).isoformat()
     until = (base + timedelta(minutes=20)).isoformat()
-    window = (await client.get("/api/runs", params={"since": since, "until": until, "count": "1"})).json()
+    window = (
+        await client.get("/api/runs", params={"since": since, "until": until, "count": "1"})
+    ).json()
     assert window["total"] == 10
     page2 = (await client.get("/api/runs?limit=7&offset=7")).json()
     assert [r["run_id"] for r in page2["items"]] == [r["run_id"] for r in everything["items"][7:14]]
     assert page2["total"] is None and page2["has_more"] is True  # counting is on request
     last = (await client.get("/api/runs?limit=7&offset=28")).json()
     assert len(last["items"]) == 2 and last["has_more"] is False
-    skipped = (await client.get("/api/jobs/digest/runs", params={"status": "skipped", "count": "true"})).json()
+    skipped = (
+        await client.get("/api/jobs/digest/runs", params={"status": "skipped", "count": "true"})
+    ).json()
     assert all(r["skip_reason"] == "overlap" for r in skipped["items"]) and skipped["total"] == 5
 
 
@@ -273,7 +291,9 @@ async def test_nodes_are_judged_by_their_heartbeat_age(
     from agentcron.models import NodeHeartbeat
 
     now = sched.clock.now()
-    await sched.store.write_heartbeat(NodeHeartbeat(node_id="a", sequence=5, sent_at=now, interval_s=30))
+    await sched.store.write_heartbeat(
+        NodeHeartbeat(node_id="a", sequence=5, sent_at=now, interval_s=30)
+    )
     await sched.store.write_heartbeat(
         NodeHeartbeat(node_id="b", sequence=1, sent_at=now - timedelta(minutes=10), interval_s=30)
     )
@@ -293,7 +313,9 @@ async def test_queues_show_counts_and_can_be_paused_resumed_and_cleaned(
     assert (counts["waiting"], counts["delayed"], counts["completed"]) == (3, 2, 4)
     assert (await client.post("/api/queues/emails/pause")).json()["paused"] is True
     assert (await client.post("/api/queues/emails/resume")).json()["paused"] is False
-    cleaned = (await client.post("/api/queues/emails/clean", json={"state": "completed", "limit": 3})).json()
+    cleaned = (
+        await client.post("/api/queues/emails/clean", json={"state": "completed", "limit": 3})
+    ).json()
     assert cleaned == {"queue": "emails", "state": "completed", "removed": 3}
     assert (await client.get("/api/queues/emails")).json()["counts"]["completed"] == 1
 
@@ -309,7 +331,11 @@ async def test_the_cron_playground_reports_errors_warnings_and_next_runs(
     assert not never["valid"] and never["error"] == "never fires"
     fast = (await client.post("/api/cron/validate", json={"expression": "* * * * * *"})).json()
     assert fast["valid"] and fast["warnings"]
-    zone = (await client.post("/api/cron/validate", json={"expression": "* * * * *", "timezone": "Mars/Base"})).json()
+    zone = (
+        await client.post(
+            "/api/cron/validate", json={"expression": "* * * * *", "timezone": "Mars/Base"}
+        )
+    ).json()
     assert not zone["valid"] and "Mars/Base" in zone["error"]
 
 
@@ -326,7 +352,9 @@ async def test_the_timeline_has_past_runs_and_planned_fires_in_buckets(
     planned_xss = [e for e in data["entries"] if e["job_id"] == "xss" and e["kind"] == "planned"]
     assert 95 <= len(planned_xss) <= 97  # one per 15-minute bucket, not one per 5 minutes
     assert all(e["name"] == XSS_NAME for e in planned_xss)
-    planned_digest = [e for e in data["entries"] if e["job_id"] == "digest" and e["kind"] == "planned"]
+    planned_digest = [
+        e for e in data["entries"] if e["job_id"] == "digest" and e["kind"] == "planned"
+    ]
     assert {datetime.fromisoformat(e["at"]).hour for e in planned_digest} <= {9, 17}
 
 
@@ -370,7 +398,10 @@ def test_the_timeline_costs_one_entry_per_bucket_even_for_an_every_second_job() 
     assert BUCKETS_PER_SIDE <= len(fast) <= BUCKETS_PER_SIDE + 1  # the end instant opens one more
     berlin = [e.at for e in data.entries if e.job_id == "berlin"]
     # 02:30 does not exist on 2026-03-29 in Berlin; Vixie/Debian cron runs it at 03:00 CEST.
-    assert [t.isoformat() for t in berlin] == ["2026-03-29T01:00:00+00:00", "2026-03-30T00:30:00+00:00"]
+    assert [t.isoformat() for t in berlin] == [
+        "2026-03-29T01:00:00+00:00",
+        "2026-03-30T00:30:00+00:00",
+    ]
     assert not [e for e in data.entries if e.job_id == "paused"]
     assert [r.job_id for r in data.rows] == ["berlin", "fast", "paused"]
 
@@ -378,11 +409,19 @@ def test_the_timeline_costs_one_entry_per_bucket_even_for_an_every_second_job() 
 async def test_command_and_http_jobs_can_be_added_and_a_bad_handler_is_a_422(
     client: httpx.AsyncClient,
 ) -> None:
-    command = {"id": "echo", "trigger": "0 0 1 1 *", "command": [sys.executable, "-c", "print('hi there')"]}
+    command = {
+        "id": "echo",
+        "trigger": "0 0 1 1 *",
+        "command": [sys.executable, "-c", "print('hi there')"],
+    }
     assert (await client.post("/api/jobs", json=command)).status_code == 201
     run = (await client.post("/api/jobs/echo/run?wait=true")).json()["run"]
     assert run["status"] == "succeeded" and "hi there" in (run["output_tail"] or "")
-    http = {"id": "hook", "trigger": "0 0 1 1 *", "http": {"url": "http://127.0.0.1:9/x", "method": "GET"}}
+    http = {
+        "id": "hook",
+        "trigger": "0 0 1 1 *",
+        "http": {"url": "http://127.0.0.1:9/x", "method": "GET"},
+    }
     assert (await client.post("/api/jobs", json=http)).status_code == 201
     for bad in (
         {"id": "b1", "trigger": "0 0 1 1 *", "http": {"nope": 1}},

@@ -215,7 +215,11 @@ async def test_a_screenshot_of_the_main_page(
     for job_id, step in (("heartbeat", 1), ("inbox", 2), ("digest", 6), ("backup", 12)):
         for i in range(0, 24, step):
             at = now - timedelta(hours=i, minutes=7)
-            status = statuses[(i // step) % len(statuses)] if job_id != "heartbeat" else RunStatus.succeeded
+            status = (
+                statuses[(i // step) % len(statuses)]
+                if job_id != "heartbeat"
+                else RunStatus.succeeded
+            )
             await sched.store.record_run(RunRecord(
                 run_id=new_run_id(), job_id=job_id, scheduled_for=at, status=status,
                 started_at=at, finished_at=at + timedelta(seconds=2 + (i * 7) % 30),

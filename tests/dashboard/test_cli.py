@@ -36,7 +36,9 @@ async def seed(data_dir: Path) -> str:
     return url
 
 
-async def start_cli(*args: str, env: dict[str, str]) -> tuple[asyncio.subprocess.Process, str, list[str]]:
+async def start_cli(
+    *args: str, env: dict[str, str]
+) -> tuple[asyncio.subprocess.Process, str, list[str]]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "agentcron", "dashboard", *args,
         cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -81,10 +83,15 @@ async def test_the_command_generates_a_token_once_and_serves_the_store_read_only
         assert url.startswith("http://127.0.0.1:")
         async with httpx.AsyncClient(base_url=url, headers=auth(token)) as client:
             assert (await client.get("/healthz")).status_code == 200
-            assert (await client.get("/api/jobs", headers=auth("wrong-token-wrong-token"))).status_code == 403
+            assert (
+                await client.get("/api/jobs", headers=auth("wrong-token-wrong-token"))
+            ).status_code == 403
             jobs = {j["id"]: j for j in (await client.get("/api/jobs")).json()["items"]}
             assert set(jobs) == {"backup", "digest", "xss"}
-            assert jobs["digest"]["status"] == "paused" and jobs["digest"]["pause_note"] == "travelling"
+            assert (
+                jobs["digest"]["status"] == "paused"
+                and jobs["digest"]["pause_note"] == "travelling"
+            )
             assert jobs["backup"]["last_result"]["status"] == "succeeded"
             assert jobs["backup"]["description"] == "At 02:00"
             refused = await client.post("/api/jobs/backup/run")

@@ -65,9 +65,7 @@ async def test_the_socket_streams_engine_events_after_authenticating(
         assert kinds == ["run.started", "run.succeeded"]
 
 
-async def test_nothing_is_sent_before_the_auth_message(
-    live: LiveServer, sched: Scheduler
-) -> None:
+async def test_nothing_is_sent_before_the_auth_message(live: LiveServer, sched: Scheduler) -> None:
     async with connect(live.ws_url) as ws:
         sched.pause("digest")
         await sched.events.drain()
@@ -83,7 +81,9 @@ async def test_a_wrong_token_closes_the_socket_with_4403(live: LiveServer) -> No
         assert await closed_code(ws) == 4403
 
 
-@pytest.mark.parametrize("first", ["hello", '{"type": "subscribe"}', '{"type": "auth", "token": 5}', "[]"])
+@pytest.mark.parametrize(
+    "first", ["hello", '{"type": "subscribe"}', '{"type": "auth", "token": 5}', "[]"]
+)
 async def test_anything_but_an_auth_message_first_closes_with_4401(
     live: LiveServer, first: str
 ) -> None:
@@ -124,5 +124,7 @@ async def test_a_client_that_does_not_keep_up_is_dropped_and_new_clients_still_r
             assert await closed_code(slow) == 4408
         async with connect(server.ws_url) as fresh:
             await login(fresh)
-            sched.events.publish(RunStarted(at=now, job_id="backup", run_id="r1", scheduled_for=now))
+            sched.events.publish(
+                RunStarted(at=now, job_id="backup", run_id="r1", scheduled_for=now)
+            )
             assert (await receive(fresh))["type"] == "run.started"

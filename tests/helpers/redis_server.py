@@ -28,7 +28,9 @@ _START_TIMEOUT_S = 10.0
 
 def redis_server_binary() -> str:
     """Path of `redis-server`; raises RuntimeError naming the fix when it is missing."""
-    path = shutil.which("redis-server") or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
+    path = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
+    )
     if path is None:
         raise RuntimeError(
             "redis-server is not installed: run `make system-deps` (apt-get install redis-server)"
@@ -70,15 +72,24 @@ class RedisServer:
     def start(self) -> RedisServer:
         args = [
             redis_server_binary(),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.directory),
-            "--save", "",
-            "--appendonly", "yes" if self.durable else "no",
-            "--appendfsync", "always",
-            "--daemonize", "no",
-            "--loglevel", "warning",
-            "--logfile", str(self.directory / "redis.log"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.durable else "no",
+            "--appendfsync",
+            "always",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+            "--logfile",
+            str(self.directory / "redis.log"),
         ]
         if self.password:
             args += ["--requirepass", self.password]

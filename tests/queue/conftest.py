@@ -58,5 +58,3 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
     finally:
         await queue.close()
         bus.close()
-
-

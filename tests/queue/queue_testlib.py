@@ -18,7 +18,10 @@ from agentcron.queue import Queue, Worker
 from agentcron.testing import VirtualClock
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-BACKENDS = [pytest.param("sqlite", id="sqlite"), pytest.param("redis", id="redis", marks=pytest.mark.redis)]
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("redis", id="redis", marks=pytest.mark.redis),
+]
 #: Virtual seconds per step while a SQLite test drains a worker; bounded by `max_s`.
 _STEP_S = 0.05
 

@@ -24,14 +24,31 @@ def cli(*args: str) -> tuple[int, str, str]:
 
 def test_add_then_status_reports_the_job_as_json(tmp_path: Path) -> None:
     data_dir = str(tmp_path / "data")
-    code, out, _ = cli("queue", "add", "emails", "send", "--data", '{"to": "a@b"}', "--data-dir", data_dir, "--json")
+    code, out, _ = cli(
+        "queue",
+        "add",
+        "emails",
+        "send",
+        "--data",
+        '{"to": "a@b"}',
+        "--data-dir",
+        data_dir,
+        "--json",
+    )
     assert code == 0 and json.loads(out)["job_id"]
     code, out, _ = cli("queue", "status", "emails", "--data-dir", data_dir, "--json")
     assert code == 0
     assert json.loads(out) == {
         "queue": "emails",
         "paused": False,
-        "counts": {"waiting": 1, "active": 0, "completed": 0, "failed": 0, "delayed": 0, "paused": 0},
+        "counts": {
+            "waiting": 1,
+            "active": 0,
+            "completed": 0,
+            "failed": 0,
+            "delayed": 0,
+            "paused": 0,
+        },
     }
 
 
@@ -43,7 +60,10 @@ def test_status_prints_a_table_for_people(tmp_path: Path) -> None:
 def test_pause_and_resume_flip_the_paused_flag(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path}/q.db"
     assert cli("queue", "pause", "emails", "--store", store)[0] == 0
-    assert json.loads(cli("queue", "status", "emails", "--store", store, "--json")[1])["paused"] is True
+    assert (
+        json.loads(cli("queue", "status", "emails", "--store", store, "--json")[1])["paused"]
+        is True
+    )
     code, out, _ = cli("queue", "resume", "emails", "--store", store, "--json")
     assert code == 0 and json.loads(out) == {"queue": "emails", "paused": False}
 
@@ -77,16 +97,38 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
         assert err.startswith("agentcron: ") and err.count("\n") == 1, (args, err)
 
 
-def test_a_worker_process_runs_jobs_with_its_handler_and_exits_in_burst_mode(tmp_path: Path) -> None:
+def test_a_worker_process_runs_jobs_with_its_handler_and_exits_in_burst_mode(
+    tmp_path: Path,
+) -> None:
     store = f"sqlite:///{tmp_path}/q.db"
     for i in range(3):
         cli("queue", "add", "emails", f"job-{i}", "--store", store)
     log = tmp_path / "runs.log"
-    env = os.environ | {"QUEUE_TEST_LOG": str(log), "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
+    env = os.environ | {
+        "QUEUE_TEST_LOG": str(log),
+        "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path]),
+    }
     result = subprocess.run(
-        [sys.executable, "-m", "agentcron", "worker", "--queue", "emails", "--burst", "--concurrency", "2",
-         "--handler", "queue_handlers:record", "--store", store],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "agentcron",
+            "worker",
+            "--queue",
+            "emails",
+            "--burst",
+            "--concurrency",
+            "2",
+            "--handler",
+            "queue_handlers:record",
+            "--store",
+            store,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "stopped after 3 job(s)" in result.stderr
@@ -94,7 +136,9 @@ def test_a_worker_process_runs_jobs_with_its_handler_and_exits_in_burst_mode(tmp
 
 
 def test_the_queue_commands_work_on_a_redis_queue(redis_url: str) -> None:
-    code, out, _ = cli("queue", "add", "emails", "send", "--priority", "2", "--store", redis_url, "--json")
+    code, out, _ = cli(
+        "queue", "add", "emails", "send", "--priority", "2", "--store", redis_url, "--json"
+    )
     assert code == 0
     job_id = json.loads(out)["job_id"]
     assert job_id == "1"  # BullMQ's own id counter
@@ -108,9 +152,25 @@ def test_a_worker_on_a_redis_that_refuses_its_password_exits_2_at_start(tmp_path
     try:
         wrong = f"redis://:wrong-password@127.0.0.1:{server.port}/0"
         result = subprocess.run(
-            [sys.executable, "-m", "agentcron", "worker", "--queue", "emails", "--burst",
-             "--handler", "json:dumps", "--store", wrong, "--data-dir", str(tmp_path / "data")],
-            capture_output=True, text=True, timeout=60, check=False,
+            [
+                sys.executable,
+                "-m",
+                "agentcron",
+                "worker",
+                "--queue",
+                "emails",
+                "--burst",
+                "--handler",
+                "json:dumps",
+                "--store",
+                wrong,
+                "--data-dir",
+                str(tmp_path / "data"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
     finally:
         server.stop()

@@ -180,7 +180,12 @@ async def test_counts_report_every_state(env: Env) -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert await q.counts() == {
-        "waiting": 0, "active": 0, "completed": 1, "failed": 1, "delayed": 1, "paused": 0
+        "waiting": 0,
+        "active": 0,
+        "completed": 1,
+        "failed": 1,
+        "delayed": 1,
+        "paused": 0,
     }
 
 
@@ -218,8 +223,11 @@ async def test_state_changes_are_published_on_the_bus(env: Env) -> None:
     q = env.queue
     job_id = await q.add("watched", {})
     await env.drain(q.worker(Recorder(env)))
-    states = [e.state for e in await env.published()
-              if isinstance(e, QueueJobStateChanged) and e.job_id == job_id]
+    states = [
+        e.state
+        for e in await env.published()
+        if isinstance(e, QueueJobStateChanged) and e.job_id == job_id
+    ]
     assert states == ["waiting", "active", "completed"]
 
 
@@ -302,7 +310,9 @@ async def test_bad_input_is_refused_and_nothing_is_enqueued(
 
 async def test_a_bulk_add_returns_ids_in_order(env: Env) -> None:
     q = env.queue
-    ids = await q.add_bulk([BulkJob("a", 1), BulkJob("b", 2, job_id="b-id"), BulkJob("c", 3, delay=60)])
+    ids = await q.add_bulk(
+        [BulkJob("a", 1), BulkJob("b", 2, job_id="b-id"), BulkJob("c", 3, delay=60)]
+    )
     assert ids[1] == "b-id" and len(set(ids)) == 3
     counts = await q.counts()
     assert (counts["waiting"], counts["delayed"]) == (2, 1)

@@ -16,7 +16,14 @@ from helpers.redis_server import RedisServer
 
 @pytest.mark.parametrize(
     "url",
-    ["ftp://127.0.0.1/x", "postgres://127.0.0.1/db", "nonsense", "redis:///0", "sqlite://", "sqlite:///x.db?bogus=1"],
+    [
+        "ftp://127.0.0.1/x",
+        "postgres://127.0.0.1/db",
+        "nonsense",
+        "redis:///0",
+        "sqlite://",
+        "sqlite:///x.db?bogus=1",
+    ],
 )
 def test_an_unknown_or_malformed_queue_url_is_refused_at_open(url: str) -> None:
     with pytest.raises(QueueInputError):
@@ -30,7 +37,9 @@ def test_a_queue_name_must_be_plain(name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.redis
-async def test_a_redis_that_refuses_auth_fails_clearly_at_add_and_enqueues_nothing(tmp_path: Path) -> None:
+async def test_a_redis_that_refuses_auth_fails_clearly_at_add_and_enqueues_nothing(
+    tmp_path: Path,
+) -> None:
     try:
         server = RedisServer(tmp_path / "redis", password="s3cret").start()
     except RuntimeError as exc:
@@ -62,7 +71,9 @@ async def test_an_unreachable_redis_fails_clearly(tmp_path: Path) -> None:
     await q.close()
 
 
-async def test_the_queue_shares_the_store_file_without_touching_user_version(tmp_path: Path) -> None:
+async def test_the_queue_shares_the_store_file_without_touching_user_version(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "scheduler.db"
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version=7")
@@ -72,7 +83,10 @@ async def test_the_queue_shares_the_store_file_without_touching_user_version(tmp
     await q.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
-        assert conn.execute("SELECT max(version) FROM queue_schema_version").fetchone()[0] == SCHEMA_VERSION
+        assert (
+            conn.execute("SELECT max(version) FROM queue_schema_version").fetchone()[0]
+            == SCHEMA_VERSION
+        )
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     again = SqliteQueue(path, "jobs")  # reopening migrates nothing twice
     assert (await again.counts())["waiting"] == 1
@@ -125,7 +139,9 @@ async def test_a_memory_queue_works_in_one_process() -> None:
     await q.close()
 
 
-async def test_a_fire_dispatched_twice_is_enqueued_once_under_its_occurrence_key(tmp_path: Path) -> None:
+async def test_a_fire_dispatched_twice_is_enqueued_once_under_its_occurrence_key(
+    tmp_path: Path,
+) -> None:
     q = open_queue(f"sqlite:///{tmp_path}/q.db", "scheduled")
     fire = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     first = await dispatch_to_queue(q, "nightly-backup", fire, {"k": 1})
@@ -133,6 +149,10 @@ async def test_a_fire_dispatched_twice_is_enqueued_once_under_its_occurrence_key
     assert first == second == "nightly-backup@2026-03-01T12:00:00+00:00"
     info = await q.get(first)
     assert info is not None and info.name == "nightly-backup"
-    assert info.data == {"job_id": "nightly-backup", "scheduled_for": fire.isoformat(), "payload": {"k": 1}}
+    assert info.data == {
+        "job_id": "nightly-backup",
+        "scheduled_for": fire.isoformat(),
+        "payload": {"k": 1},
+    }
     assert (await q.counts())["waiting"] == 1
     await q.close()

@@ -67,7 +67,9 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.mark.slow
-async def test_a_job_whose_worker_is_killed_runs_again_on_another_worker(url: str, tmp_path: Path) -> None:
+async def test_a_job_whose_worker_is_killed_runs_again_on_another_worker(
+    url: str, tmp_path: Path
+) -> None:
     log = tmp_path / "runs.log"
     q = open_queue(url, "kill")
     try:
@@ -107,7 +109,9 @@ async def test_a_job_whose_worker_is_killed_runs_again_on_another_worker(url: st
 
 
 @pytest.mark.slow
-async def test_three_worker_processes_on_one_sqlite_file_run_each_job_exactly_once(tmp_path: Path) -> None:
+async def test_three_worker_processes_on_one_sqlite_file_run_each_job_exactly_once(
+    tmp_path: Path,
+) -> None:
     url = f"sqlite:///{tmp_path}/data/scheduler.db"
     log = tmp_path / "runs.log"
     total = 600
@@ -115,9 +119,7 @@ async def test_three_worker_processes_on_one_sqlite_file_run_each_job_exactly_on
     try:
         await q.add("warm-up", None, job_id="warm-up")  # creates the file before the workers
         await q.clean(0, 0, "waiting")
-        workers = [
-            worker_process(url, "shared", log, "--concurrency", "4") for _ in range(3)
-        ]
+        workers = [worker_process(url, "shared", log, "--concurrency", "4") for _ in range(3)]
         await q.add_bulk(
             [BulkJob("queue_handlers:record", {"pause_s": 0.005}) for _ in range(total)]
         )
@@ -134,7 +136,12 @@ async def test_three_worker_processes_on_one_sqlite_file_run_each_job_exactly_on
         assert len(per_job) == total
         assert set(per_job.values()) == {1}
         assert await q.counts() == {
-            "waiting": 0, "active": 0, "completed": total, "failed": 0, "delayed": 0, "paused": 0
+            "waiting": 0,
+            "active": 0,
+            "completed": total,
+            "failed": 0,
+            "delayed": 0,
+            "paused": 0,
         }
     finally:
         await q.close()
@@ -153,7 +160,9 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.mark.slow
 @pytest.mark.redis
-async def test_workers_reconnect_after_a_redis_restart_and_finish_the_queue(own_redis: RedisServer) -> None:
+async def test_workers_reconnect_after_a_redis_restart_and_finish_the_queue(
+    own_redis: RedisServer,
+) -> None:
     total = 3000
     q = open_queue(own_redis.url, "restart")
     try:
@@ -206,10 +215,23 @@ def bullmq_node() -> Path:
     installed = json.loads(package.read_text())["version"] if package.exists() else None
     if installed != BULLMQ_NODE_VERSION:
         NODE_DIR.mkdir(parents=True, exist_ok=True)
-        (NODE_DIR / "package.json").write_text('{"name": "agentcron-bullmq-interop", "private": true}\n')
+        (NODE_DIR / "package.json").write_text(
+            '{"name": "agentcron-bullmq-interop", "private": true}\n'
+        )
         result = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--silent", f"bullmq@{BULLMQ_NODE_VERSION}"],
-            cwd=NODE_DIR, capture_output=True, text=True, timeout=300, check=False,
+            [
+                npm,
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--silent",
+                f"bullmq@{BULLMQ_NODE_VERSION}",
+            ],
+            cwd=NODE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
         if result.returncode != 0:
             pytest.fail(f"npm install bullmq@{BULLMQ_NODE_VERSION} failed: {result.stderr[-2000:]}")
@@ -219,8 +241,12 @@ def bullmq_node() -> Path:
 
 def node(directory: Path, *args: str) -> object:
     result = subprocess.run(
-        ["node", "bullmq_interop.mjs", *args], cwd=directory, capture_output=True, text=True,
-        timeout=60, check=False,
+        ["node", "bullmq_interop.mjs", *args],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -240,7 +266,9 @@ async def test_a_nodejs_bullmq_worker_processes_jobs_added_by_agentcron(
         plain = await q.add("from-python", {"n": 4})
         urgent = await q.add("from-python", {"n": 7}, priority=1, job_id="py-custom")
         flaky = await q.add("from-python", {"n": 1, "fail": True}, attempts=2)
-        seen = await asyncio.to_thread(node, bullmq_node, "work", port_of(redis_url), "interop", "3")
+        seen = await asyncio.to_thread(
+            node, bullmq_node, "work", port_of(redis_url), "interop", "3"
+        )
         assert isinstance(seen, list)
         assert [s["id"] for s in seen][:2] == [plain, flaky]  # no priority runs before priority 1
         assert {s["id"] for s in seen} == {plain, urgent, flaky}
@@ -257,7 +285,9 @@ async def test_a_nodejs_bullmq_worker_processes_jobs_added_by_agentcron(
 
 @pytest.mark.slow
 @pytest.mark.redis
-async def test_agentcron_processes_jobs_added_by_nodejs_bullmq(bullmq_node: Path, redis_url: str) -> None:
+async def test_agentcron_processes_jobs_added_by_nodejs_bullmq(
+    bullmq_node: Path, redis_url: str
+) -> None:
     ids = await asyncio.to_thread(node, bullmq_node, "add", port_of(redis_url), "interop")
     assert isinstance(ids, list) and ids[1] == "node-custom"
     q = open_queue(redis_url, "interop")
@@ -271,7 +301,9 @@ async def test_agentcron_processes_jobs_added_by_nodejs_bullmq(bullmq_node: Path
         await asyncio.wait_for(q.worker(handler).run(burst=True), 30)
         assert {job_id for job_id, _ in seen} == set(ids)
         assert ("node-custom", 3) in seen
-        report = await asyncio.to_thread(node, bullmq_node, "read", port_of(redis_url), "interop", *ids)
+        report = await asyncio.to_thread(
+            node, bullmq_node, "read", port_of(redis_url), "interop", *ids
+        )
         assert isinstance(report, list)
         assert [r["state"] for r in report] == ["completed"] * 3
         assert [r["returnvalue"]["tripled"] for r in report] == [63, 15, 3]

@@ -45,7 +45,9 @@ async def test_a_fire_is_enqueued_at_its_time_and_its_run_follows_the_queue_job(
     setup: tuple[Scheduler, Env, MemoryStore],
 ) -> None:
     sched, env, store = setup
-    sched.add_job("digest", trigger=Interval(seconds=10), handler="queue_handlers:count_fire", queue="agent")
+    sched.add_job(
+        "digest", trigger=Interval(seconds=10), handler="queue_handlers:count_fire", queue="agent"
+    )
     async with sched:
         assert env.clock is not None
         await env.clock.advance(10)
@@ -69,13 +71,18 @@ async def test_a_failed_attempt_is_retried_by_the_queue_as_the_jobs_retry_policy
 ) -> None:
     sched, env, store = setup
     sched.add_job(
-        "flaky", trigger=Interval(seconds=10), handler="queue_handlers:fail_first_fire", queue="agent",
+        "flaky",
+        trigger=Interval(seconds=10),
+        handler="queue_handlers:fail_first_fire",
+        queue="agent",
         retry={"max_attempts": 3, "strategy": "fixed", "base_delay": 2.0},
     )
     async with sched:
         assert env.clock is not None
         await env.clock.advance(10)
-        runner = ScheduledJobRunner(store, clock=env.clock, jobs=lambda job_id: sched.job(job_id).job)
+        runner = ScheduledJobRunner(
+            store, clock=env.clock, jobs=lambda job_id: sched.job(job_id).job
+        )
         started = env.clock.monotonic()
         await env.drain(env.queue.worker(runner, backoff_strategy=runner.backoff_strategy))
         elapsed = env.clock.monotonic() - started
@@ -89,14 +96,23 @@ async def test_a_fire_whose_attempts_run_out_is_recorded_failed(
     setup: tuple[Scheduler, Env, MemoryStore],
 ) -> None:
     sched, env, store = setup
-    sched.add_job("doomed", trigger=Interval(seconds=10), handler="queue_handlers:fail_first_fire", queue="agent")
+    sched.add_job(
+        "doomed",
+        trigger=Interval(seconds=10),
+        handler="queue_handlers:fail_first_fire",
+        queue="agent",
+    )
     async with sched:
         assert env.clock is not None
         await env.clock.advance(10)
         runner = ScheduledJobRunner(store, clock=env.clock)
         await env.drain(env.queue.worker(runner, backoff_strategy=runner.backoff_strategy))
     (run,) = await runs_of(store, "doomed")
-    assert run.status == RunStatus.failed and run.error is not None and "first attempt fails" in run.error
+    assert (
+        run.status == RunStatus.failed
+        and run.error is not None
+        and "first attempt fails" in run.error
+    )
     assert (await env.queue.counts())["failed"] == 1
 
 
@@ -109,16 +125,34 @@ async def test_the_worker_command_runs_dispatched_fires_with_scheduled(tmp_path:
     clock = VirtualClock(T0)
     queue = open_queue(db, "agent", clock=clock)
     sched = Scheduler(db, clock=clock, dispatch=queue_dispatch({"agent": queue}))
-    sched.add_job("digest", trigger=Interval(seconds=10), handler="queue_handlers:count_fire", queue="agent")
+    sched.add_job(
+        "digest", trigger=Interval(seconds=10), handler="queue_handlers:count_fire", queue="agent"
+    )
     async with sched:
         await clock.advance(10)
     await queue.close()
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
     result = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "agentcron", "worker", "--queue", "agent", "--scheduled", "--burst",
-         "--store", db, "--job-store", db],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "agentcron",
+            "worker",
+            "--queue",
+            "agent",
+            "--scheduled",
+            "--burst",
+            "--store",
+            db,
+            "--job-store",
+            db,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     from agentcron.store.base import open_store

@@ -68,4 +68,3 @@ def test_stamps_taken_within_one_millisecond_are_one_datetime_to_the_millisecond
     second = stamps.now()
     assert second == datetime(2026, 3, 1, 12, 0, 0, 124_000, tzinfo=UTC)
     assert second is not first
-

@@ -1,8 +1,8 @@
 """`agentcron cron ...`: validate, explain and preview cron expressions.
 
-    agentcron cron validate "0 9 * * MON-FRI" --tz Europe/Berlin    # exit 0 valid, 2 invalid
-    agentcron cron next "*/15 * * * *" --tz America/New_York --after 2026-11-01T00:40:00-04:00
-    agentcron cron describe "0 0 L * *"
+agentcron cron validate "0 9 * * MON-FRI" --tz Europe/Berlin    # exit 0 valid, 2 invalid
+agentcron cron next "*/15 * * * *" --tz America/New_York --after 2026-11-01T00:40:00-04:00
+agentcron cron describe "0 0 L * *"
 """
 
 from __future__ import annotations
@@ -72,7 +72,9 @@ def next_command(
     expr: str = typer.Argument(..., help="Cron expression, macro (@daily) or preset name."),
     tz: str = typer.Option("UTC", "--tz", help=_TZ_HELP),
     after: str | None = typer.Option(
-        None, "--after", help="Start (ISO-8601; without an offset it is read in --tz). Default: now."
+        None,
+        "--after",
+        help="Start (ISO-8601; without an offset it is read in --tz). Default: now.",
     ),
     count: int = typer.Option(5, "--count", "-n", help="How many fire times (1-1000)."),
     as_json: bool = typer.Option(False, "--json", help="Print the fire times as a JSON list."),

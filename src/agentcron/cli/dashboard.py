@@ -26,7 +26,8 @@ __all__ = ["dashboard"]
 
 def dashboard(
     host: Annotated[
-        str | None, typer.Option("--host", help="Address to bind (default: $DASHBOARD_HOST or 127.0.0.1).")
+        str | None,
+        typer.Option("--host", help="Address to bind (default: $DASHBOARD_HOST or 127.0.0.1)."),
     ] = None,
     port: Annotated[
         int | None,
@@ -42,7 +43,9 @@ def dashboard(
     ] = None,
     queue: Annotated[
         list[str] | None,
-        typer.Option("--queue", help="A queue to show (repeatable); queues that jobs use are shown anyway."),
+        typer.Option(
+            "--queue", help="A queue to show (repeatable); queues that jobs use are shown anyway."
+        ),
     ] = None,
     poll: Annotated[
         float, typer.Option("--poll", min=0.2, help="Seconds between reads of the store.")
@@ -62,7 +65,9 @@ def dashboard(
     if database is not None and not database.is_file():
         # It observes an existing store: a mistyped --data-dir must not create a directory,
         # an empty database and a token, then serve an empty view.
-        fail(f"no database at {database}; pass --data-dir or --store where agentcron keeps its data")
+        fail(
+            f"no database at {database}; pass --data-dir or --store where agentcron keeps its data"
+        )
     try:
         asyncio.run(
             _serve(

@@ -33,10 +33,15 @@ T = TypeVar("T")
 
 _NAME = typer.Argument(..., help="The queue's name.")
 _DATA_DIR = typer.Option(
-    Path("data"), "--data-dir", envvar="SCHEDULER_DATA_DIR", help="Data directory holding scheduler.db."
+    Path("data"),
+    "--data-dir",
+    envvar="SCHEDULER_DATA_DIR",
+    help="Data directory holding scheduler.db.",
 )
 _STORE = typer.Option(
-    None, "--store", envvar="SCHEDULER_STORE",
+    None,
+    "--store",
+    envvar="SCHEDULER_STORE",
     help="Queue backend URL: sqlite:///path or redis://host:port/db (default: the data dir's database).",
 )
 _JSON = typer.Option(False, "--json", help="Print JSON for scripts.")
@@ -102,7 +107,9 @@ def add(
     added = with_queue(
         queue_url(store, data_dir),
         name,
-        lambda q: q.add(job_name, payload, priority=priority, delay=delay_s, attempts=attempts, job_id=job_id),
+        lambda q: q.add(
+            job_name, payload, priority=priority, delay=delay_s, attempts=attempts, job_id=job_id
+        ),
     )
     if as_json:
         print_json({"queue": name, "job_id": added})
@@ -111,7 +118,9 @@ def add(
 
 
 @app.command("status")
-def status(name: str = _NAME, store: str | None = _STORE, data_dir: Path = _DATA_DIR, as_json: bool = _JSON) -> None:
+def status(
+    name: str = _NAME, store: str | None = _STORE, data_dir: Path = _DATA_DIR, as_json: bool = _JSON
+) -> None:
     """Show how many jobs of queue NAME are in each state, and whether it is paused."""
 
     async def read(q: Queue) -> dict[str, Any]:
@@ -129,14 +138,18 @@ def status(name: str = _NAME, store: str | None = _STORE, data_dir: Path = _DATA
 
 
 @app.command("pause")
-def pause(name: str = _NAME, store: str | None = _STORE, data_dir: Path = _DATA_DIR, as_json: bool = _JSON) -> None:
+def pause(
+    name: str = _NAME, store: str | None = _STORE, data_dir: Path = _DATA_DIR, as_json: bool = _JSON
+) -> None:
     """Stop handing out jobs of queue NAME (running ones finish)."""
     with_queue(queue_url(store, data_dir), name, lambda q: q.pause())
     _done(as_json, {"queue": name, "paused": True}, f"queue {name} paused")
 
 
 @app.command("resume")
-def resume(name: str = _NAME, store: str | None = _STORE, data_dir: Path = _DATA_DIR, as_json: bool = _JSON) -> None:
+def resume(
+    name: str = _NAME, store: str | None = _STORE, data_dir: Path = _DATA_DIR, as_json: bool = _JSON
+) -> None:
     """Hand out jobs of queue NAME again."""
     with_queue(queue_url(store, data_dir), name, lambda q: q.resume())
     _done(as_json, {"queue": name, "paused": False}, f"queue {name} resumed")
@@ -147,7 +160,9 @@ def clean(
     name: str = _NAME,
     grace: str = typer.Option("0", "--grace", help="Keep jobs younger than this: 1h, 7d, ..."),
     limit: int = typer.Option(0, "--limit", help="Remove at most this many (0 = all)."),
-    state: str = typer.Option("completed", "--state", help="completed, failed, waiting or delayed."),
+    state: str = typer.Option(
+        "completed", "--state", help="completed, failed, waiting or delayed."
+    ),
     store: str | None = _STORE,
     data_dir: Path = _DATA_DIR,
     as_json: bool = _JSON,
@@ -160,14 +175,21 @@ def clean(
     except ValueError as exc:
         fail(f"bad --grace: {exc}")
     removed = with_queue(
-        queue_url(store, data_dir), name, lambda q: q.clean(grace_s, limit, state)  # type: ignore[arg-type]
+        queue_url(store, data_dir),
+        name,
+        lambda q: q.clean(grace_s, limit, state),  # type: ignore[arg-type]
     )
-    _done(as_json, {"queue": name, "state": state, "removed": removed},
-          f"removed {len(removed)} {state} job(s) from {name}")
+    _done(
+        as_json,
+        {"queue": name, "state": state, "removed": removed},
+        f"removed {len(removed)} {state} job(s) from {name}",
+    )
 
 
 @app.command("retry-failed")
-def retry_failed(name: str = _NAME, store: str | None = _STORE, data_dir: Path = _DATA_DIR, as_json: bool = _JSON) -> None:
+def retry_failed(
+    name: str = _NAME, store: str | None = _STORE, data_dir: Path = _DATA_DIR, as_json: bool = _JSON
+) -> None:
     """Move every failed (dead-letter) job of queue NAME back to waiting."""
     count = with_queue(queue_url(store, data_dir), name, lambda q: q.retry_failed())
     _done(as_json, {"queue": name, "retried": count}, f"retried {count} failed job(s) of {name}")

@@ -138,9 +138,11 @@ def _time(sec: FieldSpec, minute: FieldSpec, hour: FieldSpec) -> str:
             return out + sec_phrase
         hn = _step(hour)
         if hn is not None:
-            return (f"Every {hn} hours" if hn > 1 else "Every hour") + (
-                " on the hour" if m == 0 else f" at minute {m}"
-            ) + sec_phrase
+            return (
+                (f"Every {hn} hours" if hn > 1 else "Every hour")
+                + (" on the hour" if m == 0 else f" at minute {m}")
+                + sec_phrase
+            )
         return out + ", " + _hours_phrase(hour) + sec_phrase
     else:
         out = "At " + _minutes_phrase(minute)

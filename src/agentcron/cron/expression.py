@@ -81,8 +81,7 @@ def _expand(text: str) -> str:
         raise CronError(f"expression: expected a string, got {type(text).__name__}")
     if len(text) > MAX_EXPRESSION_LENGTH:
         raise CronError(
-            f"expression: {len(text)} characters is too long (the limit is "
-            f"{MAX_EXPRESSION_LENGTH})"
+            f"expression: {len(text)} characters is too long (the limit is {MAX_EXPRESSION_LENGTH})"
         )
     s = text.strip(" \t")
     if not s:

@@ -169,7 +169,9 @@ def _item(field: int, item: str, acc: _Acc) -> None:
     if "?" in item:
         if field not in (DOM, DOW):
             raise _fail(
-                field, item, "is not allowed here (? only goes in the day-of-month and day-of-week fields)"
+                field,
+                item,
+                "is not allowed here (? only goes in the day-of-month and day-of-week fields)",
             )
         raise _fail(field, item, "uses ?, which must be the whole field")
     if "#" in item:
@@ -294,7 +296,9 @@ def _parse_field(field: int, token: str) -> FieldSpec:
     values = acc.values
     if field == DOW:
         values = {v % 7 for v in values}
-    if not (acc.last or acc.last_weekday or acc.last_minus or acc.nearest or acc.last_dow or acc.nth):
+    if not (
+        acc.last or acc.last_weekday or acc.last_minus or acc.nearest or acc.last_dow or acc.nth
+    ):
         return FieldSpec(FIELD_NAMES[field], token, tuple(sorted(values)))
     return FieldSpec(
         name=FIELD_NAMES[field],

@@ -346,9 +346,7 @@ def build_router() -> APIRouter:
         return await _summary(ctx, job_id)
 
     # -- runs --------------------------------------------------------------------------
-    async def _run_page(
-        ctx: DashboardContext, query: RunQuery, count: bool
-    ) -> schemas.RunPage:
+    async def _run_page(ctx: DashboardContext, query: RunQuery, count: bool) -> schemas.RunPage:
         store = ctx.scheduler.store
         # One row more than asked says whether another page exists; counting every
         # matching row is a scan of up to millions of rows, so it is on request only.
@@ -420,9 +418,7 @@ def build_router() -> APIRouter:
             summary = views.job_summary(job, state, 0, now)
             trigger = views.job_trigger(job, views.job_definition(job, state.stored))
             active = summary.enabled and not summary.paused
-            rows.append(
-                TimelineJob(summary.id, summary.name, trigger, summary.timezone, active)
-            )
+            rows.append(TimelineJob(summary.id, summary.name, trigger, summary.timezone, active))
         timeline = build_timeline(rows, runs, now, hours, jobs)
         return timeline.model_copy(update={"total_jobs": len(every)})
 

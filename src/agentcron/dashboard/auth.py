@@ -105,7 +105,9 @@ def is_public(path: str) -> bool:
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
-def require_token(expected: str) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+def require_token(
+    expected: str,
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
     """HTTP middleware: 401 without a bearer token, 403 with a wrong one."""
 
     async def middleware(

@@ -53,9 +53,7 @@ class QueueSet:
                 return None
             from agentcron.queue import open_queue
 
-            self._open[name] = open_queue(
-                self._url, name, clock=self._clock, events=self._events
-            )
+            self._open[name] = open_queue(self._url, name, clock=self._clock, events=self._events)
         queue: QueueLike = self._open[name]
         return queue
 

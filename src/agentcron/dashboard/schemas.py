@@ -137,7 +137,9 @@ class JobCreate(BaseModel):
     trigger: str = Field(min_length=1, max_length=500, description="Cron text or @reboot")
     timezone: str | None = Field(default=None, max_length=100)
     command: list[str] | None = Field(default=None, min_length=1)
-    callable: str | None = Field(default=None, max_length=500, description='"package.module:function"')
+    callable: str | None = Field(
+        default=None, max_length=500, description='"package.module:function"'
+    )
     http: dict[str, Any] | None = None
     tags: list[str] = Field(default_factory=list)
     timeout: float | None = Field(default=None, gt=0)

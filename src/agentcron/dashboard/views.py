@@ -485,9 +485,7 @@ def _summary_definition(job: Any, stored: StoredJob | None) -> Mapping[str, Any]
     return job_definition(job, stored)
 
 
-def job_summary(
-    job: Any, state: JobState, running: int, now: datetime
-) -> schemas.JobSummary:
+def job_summary(job: Any, state: JobState, running: int, now: datetime) -> schemas.JobSummary:
     stored = state.stored
     definition = _summary_definition(job, stored)
     trigger = job_trigger(job, definition)

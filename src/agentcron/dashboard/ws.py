@@ -170,7 +170,11 @@ class EventHub:
         except ValueError:
             message = None
         token = message.get("token") if isinstance(message, dict) else None
-        if not isinstance(message, dict) or message.get("type") != "auth" or not isinstance(token, str):
+        if (
+            not isinstance(message, dict)
+            or message.get("type") != "auth"
+            or not isinstance(token, str)
+        ):
             await _close(websocket, CLOSE_AUTH_FAILED, 'send {"type": "auth", "token": ...} first')
             return False
         if not token_matches(self._token, token):

@@ -56,7 +56,6 @@ class NewJobs(list[JobEntry]):
         self.policy: ConflictPolicy = policy
 
 
-
 def store_available(store: Store) -> bool:
     """False while a store that tracks its connection (`RedisStore.available`) is down."""
     return bool(getattr(store, "available", True))

@@ -92,7 +92,9 @@ class Backoff:
 
     def __post_init__(self) -> None:
         if self.kind not in ("fixed", "exponential", "custom"):
-            raise QueueInputError(f"unknown backoff kind {self.kind!r} (fixed, exponential, custom)")
+            raise QueueInputError(
+                f"unknown backoff kind {self.kind!r} (fixed, exponential, custom)"
+            )
         if not math.isfinite(self.delay_s) or self.delay_s < 0:
             raise QueueInputError(f"backoff delay must be >= 0 seconds, got {self.delay_s!r}")
 
@@ -259,7 +261,9 @@ class Queue(Protocol):
 
     async def is_paused(self) -> bool: ...
 
-    async def clean(self, grace: float, limit: int = 0, state: CleanState = "completed") -> list[str]:
+    async def clean(
+        self, grace: float, limit: int = 0, state: CleanState = "completed"
+    ) -> list[str]:
         """Remove up to `limit` (0 = all) jobs in `state` older than `grace` seconds; their ids."""
         ...
 
@@ -331,7 +335,10 @@ def validate_job(
     if job_id is not None and job_id.isdigit():
         # BullMQ reserves integer ids for its own counter.
         raise QueueInputError(f"job_id must not be an integer string, got {job_id!r}")
-    for label, keep in (("remove_on_complete", remove_on_complete), ("remove_on_fail", remove_on_fail)):
+    for label, keep in (
+        ("remove_on_complete", remove_on_complete),
+        ("remove_on_fail", remove_on_fail),
+    ):
         if not isinstance(keep, bool) and (not isinstance(keep, int) or keep < 0):
             raise QueueInputError(f"{label} must be True, False or a count >= 0, got {keep!r}")
 
@@ -417,7 +424,11 @@ class RateLimit:
     per_s: float
 
     def __post_init__(self) -> None:
-        if isinstance(self.max_jobs, bool) or not isinstance(self.max_jobs, int) or self.max_jobs < 1:
+        if (
+            isinstance(self.max_jobs, bool)
+            or not isinstance(self.max_jobs, int)
+            or self.max_jobs < 1
+        ):
             raise QueueInputError(f"rate limit needs max >= 1 jobs, got {self.max_jobs!r}")
         if not isinstance(self.per_s, int | float) or not self.per_s > 0:
             raise QueueInputError(f"rate limit needs a period > 0 seconds, got {self.per_s!r}")

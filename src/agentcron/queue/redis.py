@@ -467,13 +467,17 @@ class RedisQueue:
         return [j.id for j, r in zip(jobs, results, strict=True) if r != 1]
 
     async def recover_stalled(self, max_stalled: int, stalled_interval_s: float) -> None:
-        call = self.calls.stalled(max_stalled, int(time.time() * 1000), round(stalled_interval_s * 1000))
+        call = self.calls.stalled(
+            max_stalled, int(time.time() * 1000), round(stalled_interval_s * 1000)
+        )
         (result,) = await self._run([call])
         if isinstance(result, Exception):
             raise result
         failed, stalled = result if result else ([], [])
         for job_id in stalled:
-            log.warning("queue %s: job %s stalled (its worker lost its lock): waiting", self.name, job_id)
+            log.warning(
+                "queue %s: job %s stalled (its worker lost its lock): waiting", self.name, job_id
+            )
             self._publish_state(job_id, "waiting", "stalled")
         for job_id in failed:
             log.warning("queue %s: job %s stalled too often: failed", self.name, job_id)

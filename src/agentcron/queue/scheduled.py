@@ -145,7 +145,9 @@ class ScheduledJobRunner:
             raise UnrecoverableError(f"job {job_id!r} no longer exists")
         return job_from_definition(job_id, stored.definition)
 
-    async def _start(self, job_id: str, run_id: str, scheduled_for: datetime, qjob: Job) -> RunRecord:
+    async def _start(
+        self, job_id: str, run_id: str, scheduled_for: datetime, qjob: Job
+    ) -> RunRecord:
         now = self.clock.now()
         existing = await self.store.get_run(run_id)
         base = existing or RunRecord(
@@ -207,7 +209,10 @@ class ScheduledJobRunner:
         timeout_s: float | None = None,
     ) -> None:
         final = record.evolve(
-            status=status, finished_at=self.clock.now(), error=error, output_tail=output_tail,
+            status=status,
+            finished_at=self.clock.now(),
+            error=error,
+            output_tail=output_tail,
             lease_expires_at=None,
         )
         if not await self.store.record_run(final):

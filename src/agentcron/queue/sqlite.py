@@ -64,7 +64,6 @@ __all__ = ["SqliteQueue"]
 log = logging.getLogger("agentcron.queue")
 
 
-
 def _ms(dt: datetime) -> int:
     return int(dt.timestamp() * 1000)
 
@@ -149,7 +148,9 @@ class SqliteQueue:
                     f"queue schema version {version} is newer than this agentcron ({SCHEMA_VERSION})"
                 )
             if version < SCHEMA_VERSION:
-                conn.execute("INSERT INTO queue_schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+                conn.execute(
+                    "INSERT INTO queue_schema_version (version) VALUES (?)", (SCHEMA_VERSION,)
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -179,8 +180,16 @@ class SqliteQueue:
     # -- adding -----------------------------------------------------------------------
     def _row(self, job: BulkJob, now_ms: int) -> tuple[Any, ...]:
         return self._make_row(
-            job.name, job.data, job.priority, job.delay, job.attempts, job.backoff, job.job_id,
-            job.remove_on_complete, job.remove_on_fail, now_ms,
+            job.name,
+            job.data,
+            job.priority,
+            job.delay,
+            job.attempts,
+            job.backoff,
+            job.job_id,
+            job.remove_on_complete,
+            job.remove_on_fail,
+            now_ms,
         )
 
     def _make_row(
@@ -237,8 +246,16 @@ class SqliteQueue:
         remove_on_fail: Retention = False,
     ) -> str:
         row = self._make_row(
-            name, data, priority, delay, attempts, backoff, job_id, remove_on_complete,
-            remove_on_fail, self._now_ms(),
+            name,
+            data,
+            priority,
+            delay,
+            attempts,
+            backoff,
+            job_id,
+            remove_on_complete,
+            remove_on_fail,
+            self._now_ms(),
         )
         added = _insert(self.db, row)
         self._added.set()
@@ -258,7 +275,9 @@ class SqliteQueue:
     def _publish_added(self, job_id: str, state: str) -> None:
         if self.events is not None:
             self.events.publish(
-                QueueJobStateChanged(at=self.clock.now(), queue=self.name, job_id=job_id, state=state)
+                QueueJobStateChanged(
+                    at=self.clock.now(), queue=self.name, job_id=job_id, state=state
+                )
             )
 
     # -- reading ----------------------------------------------------------------------
@@ -272,7 +291,20 @@ class SqliteQueue:
         ).fetchone()
         if row is None:
             return None
-        (id_, name, data, state, priority, attempts, made, progress, result, error, created, fin) = row
+        (
+            id_,
+            name,
+            data,
+            state,
+            priority,
+            attempts,
+            made,
+            progress,
+            result,
+            error,
+            created,
+            fin,
+        ) = row
         if state == "waiting" and await self.is_paused():
             state = "paused"
         return JobInfo(
@@ -301,7 +333,9 @@ class SqliteQueue:
         return out
 
     async def is_paused(self) -> bool:
-        row = self.db.execute("SELECT paused FROM queue_meta WHERE queue=?", (self.name,)).fetchone()
+        row = self.db.execute(
+            "SELECT paused FROM queue_meta WHERE queue=?", (self.name,)
+        ).fetchone()
         return bool(row and row[0])
 
     # -- managing ---------------------------------------------------------------------
@@ -323,9 +357,13 @@ class SqliteQueue:
             (self.name, int(paused)),
         )
 
-    async def clean(self, grace: float, limit: int = 0, state: CleanState = "completed") -> list[str]:
+    async def clean(
+        self, grace: float, limit: int = 0, state: CleanState = "completed"
+    ) -> list[str]:
         if state not in ("completed", "failed", "waiting", "delayed"):
-            raise QueueInputError(f"clean state must be completed, failed, waiting or delayed, got {state!r}")
+            raise QueueInputError(
+                f"clean state must be completed, failed, waiting or delayed, got {state!r}"
+            )
         if not grace >= 0 or limit < 0:
             raise QueueInputError("clean needs grace >= 0 seconds and limit >= 0")
         cutoff_ms = self._now_ms() - round(grace * 1000)
@@ -386,8 +424,12 @@ class SqliteQueue:
             if fire_ms is None:
                 continue
             soonest = fire_ms if soonest is None else min(soonest, fire_ms)
-            job = BulkJob(name, json.loads(data), delay=(fire_ms - now_ms) / 1000,
-                          job_id=occurrence_id(key, fire_ms))
+            job = BulkJob(
+                name,
+                json.loads(data),
+                delay=(fire_ms - now_ms) / 1000,
+                job_id=occurrence_id(key, fire_ms),
+            )
             self.db.execute(sql.INSERT, self._row(job, now_ms))
         return None if soonest is None else (soonest - now_ms) / 1000
 
@@ -541,15 +583,30 @@ class SqliteQueue:
                 " ELSE error END, finished_ms=CASE WHEN stalled+1>? THEN ? ELSE NULL END,"
                 " at_ms=? WHERE queue=? AND state='active' AND rank=0 AND at_ms<?"
                 f" RETURNING {sql.ID}, state, attempts_made",
-                (max_stalled, max_stalled, max_stalled, max_stalled, now_ms, now_ms, self.name, now_ms),
+                (
+                    max_stalled,
+                    max_stalled,
+                    max_stalled,
+                    max_stalled,
+                    now_ms,
+                    now_ms,
+                    self.name,
+                    now_ms,
+                ),
             ).fetchall()
         for job_id, state, made in stalled:
-            log.warning("queue %s: job %s stalled (its worker lost its lease): %s", self.name, job_id, state)
+            log.warning(
+                "queue %s: job %s stalled (its worker lost its lease): %s", self.name, job_id, state
+            )
             if self.events is not None:
                 self.events.publish(
                     QueueJobStateChanged(
-                        at=self.clock.now(), queue=self.name, job_id=job_id, state=state,
-                        attempt=made, error="stalled",
+                        at=self.clock.now(),
+                        queue=self.name,
+                        job_id=job_id,
+                        state=state,
+                        attempt=made,
+                        error="stalled",
                     )
                 )
 

@@ -305,7 +305,9 @@ class SqliteStore:
         def op(conn: sqlite3.Connection) -> list[bool]:
             won = _claim_all(conn, claims)
             conn.executemany(_SET_STATE, [s for s, ok in zip(states, won, strict=True) if ok])
-            runs.insert_runs(conn, [f.run for f, ok in zip(fires, won, strict=True) if ok and f.run])
+            runs.insert_runs(
+                conn, [f.run for f, ok in zip(fires, won, strict=True) if ok and f.run]
+            )
             return won
 
         return await self._write(op)
