@@ -433,6 +433,6 @@ async def test_a_second_store_on_the_file_keeps_the_first_ones_writes_visible_to
     assert _job_ids_seen_by_another_process(path) == ["before"]
     await first.save_job(StoredJob(id="after", definition={}), actor="test")
     assert _job_ids_seen_by_another_process(path) == ["after", "before"]
-    assert Path(f"{path}-wal").exists()
+    assert exists(Path(f"{path}-wal"))
     await second.close()
     await first.close()
