@@ -18,6 +18,7 @@ from agentcron.models import RunQuery, RunRecord, RunStatus, StoredJob
 from agentcron.store import migrations
 from agentcron.store.base import StoreError, open_store
 from agentcron.store.sqlite import SqliteStore
+from helpers.sqlite_files import job_ids_seen_by_another_process
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -403,18 +404,6 @@ async def test_a_full_database_is_reported_and_the_committed_state_kept(tmp_path
     await store.close()
 
 
-def _job_ids_seen_by_another_process(path: Path) -> list[str]:
-    """Job ids read by a new process (which opens, reads and closes its own connection)."""
-    program = (
-        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]);"
-        " print(','.join(r[0] for r in c.execute('SELECT id FROM jobs ORDER BY id'))); c.close()"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", program, str(path)], capture_output=True, text=True, check=True
-    )
-    return [job_id for job_id in out.stdout.strip().split(",") if job_id]
-
-
 async def test_a_second_store_on_the_file_keeps_the_first_ones_writes_visible_to_others(
     tmp_path: Path,
 ) -> None:
@@ -430,9 +419,9 @@ async def test_a_second_store_on_the_file_keeps_the_first_ones_writes_visible_to
     await first.save_job(StoredJob(id="before", definition={}), actor="test")
     second = SqliteStore(path)
     await second.open()
-    assert _job_ids_seen_by_another_process(path) == ["before"]
+    assert job_ids_seen_by_another_process(path) == ["before"]
     await first.save_job(StoredJob(id="after", definition={}), actor="test")
-    assert _job_ids_seen_by_another_process(path) == ["after", "before"]
+    assert job_ids_seen_by_another_process(path) == ["after", "before"]
     assert exists(Path(f"{path}-wal"))
     await second.close()
     await first.close()

@@ -23,6 +23,7 @@ from agentcron.store.backup import (
 from agentcron.store.base import StoreError
 from agentcron.store.sqlite import SqliteStore
 from agentcron.testing import VirtualClock
+from helpers.sqlite_files import job_ids_seen_by_another_process
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -336,4 +337,22 @@ async def test_restored_history_is_queryable(tmp_path: Path) -> None:
     store = SqliteStore(db)
     await store.open()
     assert await store.count_runs(RunQuery(job_id="digest")) == 7
+    await store.close()
+
+
+async def test_the_writing_process_backs_up_and_checks_its_file_without_losing_later_writes(
+    tmp_path: Path,
+) -> None:
+    # `agentcron run`'s daily maintenance backs up and checks the live file from the process
+    # that writes it; a header check with a plain file handle dropped that process's locks,
+    # and its later writes could be lost (see `migrations.check_sqlite_header`).
+    db = tmp_path / "scheduler.db"
+    store = SqliteStore(db)
+    await store.open()
+    await store.save_job(StoredJob(id="before", definition={}), actor="cli")
+    await asyncio.to_thread(backup_database, db, tmp_path / "backups", now=T0)
+    await asyncio.to_thread(check_database, db)
+    assert job_ids_seen_by_another_process(db) == ["before"]
+    await store.save_job(StoredJob(id="after", definition={}), actor="cli")
+    assert job_ids_seen_by_another_process(db) == ["after", "before"]
     await store.close()
