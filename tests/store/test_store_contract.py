@@ -71,6 +71,16 @@ async def test_a_new_job_is_stored_at_version_1_and_read_back_equal(store: Store
     assert saved.definition == a_job().definition
 
 
+async def test_a_new_job_is_stored_with_the_scheduling_state_it_is_saved_with(
+    store: Store,
+) -> None:
+    # The Redis store used to return the state without storing it.
+    saved = await store.save_job(a_job().evolve(next_run=at(60), last_fire=at(0)), actor="code")
+    assert saved.next_run == at(60) and saved.last_fire == at(0)
+    assert await store.get_job("digest") == saved
+    assert [j.next_run for j in await store.list_jobs()] == [at(60)]
+
+
 async def test_jobs_are_listed_by_id(store: Store) -> None:
     for job_id in ("zeta", "alpha", "mid"):
         await store.save_job(a_job(job_id), actor="config")

@@ -141,6 +141,10 @@ class RedisStore(RedisConnection):
                 stored = job.evolve(created_at=job.created_at or now, updated_at=now, version=1)
                 pipe.multi()
                 pipe.hset(self._jobs, job.id, codec.job_data(stored))
+                # A new job's scheduling state is the one it is saved with (`delete_job` and
+                # `set_state.lua` leave no state without a job, so none given: none stored).
+                if stored.next_run is not None or stored.last_fire is not None:
+                    pipe.hset(self._jobstate, job.id, codec.job_state(stored))
                 self._audit_into(pipe, job.id, "added", actor, None, stored.definition)
                 return stored
             old = codec.job_from(job.id, raw, state)

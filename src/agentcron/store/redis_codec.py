@@ -87,6 +87,11 @@ def job_data(job: StoredJob) -> str:
     )
 
 
+def job_state(job: StoredJob) -> str:
+    """The `{p}:jobstate` value of a job: its scheduling state."""
+    return dumps({"next_run": iso(job.next_run), "last_fire": iso(job.last_fire)})
+
+
 def job_from(job_id: str, data: bytes | str, state: bytes | str | None) -> StoredJob:
     d = json.loads(data)
     s = json.loads(state) if state else {}
