@@ -81,6 +81,20 @@ async def test_a_new_job_is_stored_with_the_scheduling_state_it_is_saved_with(
     assert [j.next_run for j in await store.list_jobs()] == [at(60)]
 
 
+async def test_jobs_saved_at_once_are_each_stored_and_audited_once(store: Store) -> None:
+    ids = [f"job-{i:03d}" for i in range(200)]
+    contested = [a_job("shared", timeout=t) for t in range(5)]
+    saved = await asyncio.gather(
+        *(store.save_job(a_job(job_id), actor="code") for job_id in ids),
+        *(store.save_job(job, actor="code", conflict="keep") for job in contested),
+    )
+    assert [j.id for j in await store.list_jobs()] == sorted([*ids, "shared"])
+    # One of the contested saves inserted; the others kept (and returned) its job.
+    assert len({s.definition["timeout"] for s in saved[len(ids) :]}) == 1
+    audit = await store.list_audit(limit=1000)
+    assert sorted(e.job_id for e in audit if e.action == "added") == sorted([*ids, "shared"])
+
+
 async def test_jobs_are_listed_by_id(store: Store) -> None:
     for job_id in ("zeta", "alpha", "mid"):
         await store.save_job(a_job(job_id), actor="config")

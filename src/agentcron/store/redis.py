@@ -131,6 +131,41 @@ class RedisStore(RedisConnection):
     async def save_job(
         self, job: StoredJob, *, actor: str, conflict: ConflictPolicy = "replace"
     ) -> StoredJob:
+        # A new id, the common case, is one script call. The transaction below WATCHes the
+        # whole jobs hash, so it starts over whenever any other job is written meanwhile:
+        # jobs registered together kept restarting each other's (20,000 jobs took 24 s).
+        now = self.clock.now()
+        new_job = job.evolve(created_at=job.created_at or now, updated_at=now, version=1)
+        has_state = new_job.next_run is not None or new_job.last_fire is not None
+        added = codec.audit_data(
+            AuditEntry(
+                job_id=job.id,
+                action="added",
+                actor=actor,
+                at=now,
+                before=None,
+                after=new_job.definition,
+            )
+        )
+        async with self._op():
+            found = await self._scripts["add_job"](
+                keys=[self._jobs, self._jobstate, self._audit, self._job_audit(job.id)],
+                args=[
+                    job.id,
+                    codec.job_data(new_job),
+                    codec.job_state(new_job) if has_state else "",
+                    added,
+                    self.max_audit,
+                ],
+            )
+        if found is None:
+            return new_job
+        old = codec.job_from(job.id, found[0], found[1])
+        if conflict == "keep" or (conflict == "replace" and old.definition == job.definition):
+            return old
+        if conflict == "error":
+            raise JobConflictError(f"a job with id {job.id!r} already exists")
+
         async def body(pipe: Any) -> StoredJob:
             raw, state = (
                 await pipe.hget(self._jobs, job.id),

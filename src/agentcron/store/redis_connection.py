@@ -39,7 +39,10 @@ T = TypeVar("T")
 #: The Lua scripts (`redis_lua/<name>.lua`): claims, fencing, takeover, queries.
 _SCRIPTS = {
     name: (resources.files("agentcron.store") / "redis_lua" / f"{name}.lua").read_text()
-    for name in ("claim", "record", "renew", "interrupt", "query", "set_state", "delete_runs")
+    for name in (
+        *("claim", "record", "renew", "interrupt", "query", "set_state", "delete_runs"),
+        "add_job",
+    )
 }
 
 
