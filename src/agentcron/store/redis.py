@@ -166,13 +166,13 @@ class RedisStore(RedisConnection):
         if conflict == "error":
             raise JobConflictError(f"a job with id {job.id!r} already exists")
 
-        async def body(pipe: Any) -> StoredJob:
+        async def replace(pipe: Any) -> StoredJob:
             raw, state = (
                 await pipe.hget(self._jobs, job.id),
                 await pipe.hget(self._jobstate, job.id),
             )
             now = self.clock.now()
-            if raw is None:
+            if raw is None:  # deleted since the script looked
                 stored = job.evolve(created_at=job.created_at or now, updated_at=now, version=1)
                 pipe.multi()
                 pipe.hset(self._jobs, job.id, codec.job_data(stored))
@@ -183,10 +183,6 @@ class RedisStore(RedisConnection):
                 self._audit_into(pipe, job.id, "added", actor, None, stored.definition)
                 return stored
             old = codec.job_from(job.id, raw, state)
-            if conflict == "keep":
-                return old
-            if conflict == "error":
-                raise JobConflictError(f"a job with id {job.id!r} already exists")
             if old.definition == job.definition:
                 return old
             new = old.evolve(definition=job.definition, updated_at=now, version=old.version + 1)
@@ -195,7 +191,7 @@ class RedisStore(RedisConnection):
             self._audit_into(pipe, job.id, "updated", actor, old.definition, new.definition)
             return new
 
-        return cast(StoredJob, await self._transaction([self._jobs], body))
+        return cast(StoredJob, await self._transaction([self._jobs], replace))
 
     async def get_job(self, job_id: str) -> StoredJob | None:
         async with self._op() as client:
