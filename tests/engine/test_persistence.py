@@ -104,7 +104,14 @@ class OtherNodeStore(MemoryStore):
         super().__init__()
         self.reads_one = 0
         self.reads_all = 0
+        self.state_writes = 0
         self.armed = False
+
+    async def set_job_state(
+        self, job_id: str, *, next_run: datetime | None, last_fire: datetime | None
+    ) -> None:
+        self.state_writes += 1
+        await super().set_job_state(job_id, next_run=next_run, last_fire=last_fire)
 
     async def get_job(self, job_id: str) -> StoredJob | None:
         self.reads_one += 1
@@ -118,7 +125,7 @@ class OtherNodeStore(MemoryStore):
         self.armed = False
         other = StoredJob(id="job-3", definition={"other": "node"})
         await super().save_job(other, actor="other-node")
-        await self.set_job_state("job-3", next_run=LAST_FIRE, last_fire=LAST_FIRE)
+        await super().set_job_state("job-3", next_run=LAST_FIRE, last_fire=LAST_FIRE)
         return jobs
 
 
@@ -133,8 +140,12 @@ async def test_a_thousand_jobs_added_at_once_are_read_from_the_store_in_one_call
             sched.add_job(f"job-{i}", trigger=Interval(minutes=5), handler=noop)
         await sched.flush()
         assert (store.reads_all, store.reads_one) == (1, 0)
+        # The jobs absent at the read are inserted with their state, one write each; only
+        # job-3 (found stored by "another node") has its state written apart.
+        assert store.state_writes == 1
         stored = {job.id: job for job in await store.list_jobs()}
         assert len(stored) == 1000
+        assert stored["job-10"].next_run == sched.job("job-10").next_run is not None
         # Stored by "another node" after the read: its state is adopted, and the default
         # conflict policy (replace) puts this node's definition in place of its one.
         assert sched.job("job-3").last_fire == LAST_FIRE

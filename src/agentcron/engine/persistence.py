@@ -168,10 +168,13 @@ class StoreSync:
             job_id = entry.job.id
             definition = job_to_definition(entry.job)
             inserted = False
+            # The scheduling state the insert wrote with the job (None: none written).
+            written: tuple[datetime | None, datetime | None] | None = None
             if stored is None:
                 existing = await self.store.get_job(job_id)
             elif (existing := stored.get(job_id)) is None:
-                existing, inserted = await self._insert_new(job_id, definition)
+                written = (entry.next_fire, entry.last_fire)
+                existing, inserted = await self._insert_new(job_id, definition, *written)
             if existing is not None and existing.definition != definition and policy == "error":
                 log.error(
                     "job %s conflicts with the stored one (conflict='error'); kept stored", job_id
@@ -185,7 +188,8 @@ class StoreSync:
                 # Another node stored it meanwhile: continue from its state.
                 self._adopt_state(entry, existing)
                 self._schedule_from(entry, self.clock.now())
-            if not entry.removed:
+            state_written = inserted and written == (entry.next_fire, entry.last_fire)
+            if not entry.removed and not state_written:
                 await self.store.set_job_state(
                     job_id, next_run=entry.next_fire, last_fire=entry.last_fire
                 )
@@ -254,15 +258,28 @@ class StoreSync:
         batch.append(entry)
 
     async def _insert_new(
-        self, job_id: str, definition: dict[str, Any]
+        self,
+        job_id: str,
+        definition: dict[str, Any],
+        next_run: datetime | None,
+        last_fire: datetime | None,
     ) -> tuple[StoredJob | None, bool]:
-        """Insert a job that was not stored when its batch read the store: (None, True) if
-        it is ours now, else (the job another node stored since, False). `keep` inserts
-        atomically or returns the stored job, so the batch's read cannot be stale."""
+        """Insert a job that was not stored when its batch read the store, with its
+        scheduling state (one round trip instead of two): (None, True) if it is ours now,
+        else (the job another node stored since, False). `keep` inserts atomically or
+        returns the stored job, so the batch's read cannot be stale. A job another node
+        stored with the same definition and state is taken as ours: adopting its state
+        would change nothing."""
         saved = await self.store.save_job(
-            StoredJob(id=job_id, definition=definition), actor=_ACTOR, conflict="keep"
+            StoredJob(id=job_id, definition=definition, next_run=next_run, last_fire=last_fire),
+            actor=_ACTOR,
+            conflict="keep",
         )
-        if saved.definition == definition and saved.next_run is None and saved.last_fire is None:
+        if (
+            saved.definition == definition
+            and saved.next_run == next_run
+            and saved.last_fire == last_fire
+        ):
             return None, True
         return saved, False
 
