@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -102,3 +103,23 @@ def test_health_exits_one_when_this_node_never_started(tmp_path: Path) -> None:
     result = runner.invoke(build_app(), ["health", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1
     assert "has `agentcron run` started here?" in result.stdout
+
+
+def test_nodes_and_health_answer_while_another_process_holds_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    # As during `agentcron run`'s VACUUM: a probe that waited for the lock would time out
+    # and report a locked database (unhealthy, restarted) instead of the node's health.
+    node = resolve_node_id(tmp_path)
+    write(tmp_path, beat(node))
+    writer = sqlite3.connect(tmp_path / "scheduler.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        health = runner.invoke(build_app(), ["health", "--data-dir", str(tmp_path)])
+        listed = runner.invoke(build_app(), ["nodes", "--json", "--data-dir", str(tmp_path)])
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert health.exit_code == 0, health.output
+    assert listed.exit_code == 0, listed.output
+    assert [n["node_id"] for n in json.loads(listed.stdout)] == [node]

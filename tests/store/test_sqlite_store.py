@@ -425,3 +425,33 @@ async def test_a_second_store_on_the_file_keeps_the_first_ones_writes_visible_to
     assert exists(Path(f"{path}-wal"))
     await second.close()
     await first.close()
+
+
+async def test_a_read_only_store_reads_and_refuses_every_write(tmp_path: Path) -> None:
+    path = tmp_path / "scheduler.db"
+    writer = SqliteStore(path)
+    await writer.open()
+    await writer.save_job(StoredJob(id="digest", definition={}), actor="test")
+    reader = SqliteStore(path, read_only=True)
+    assert [j.id for j in await reader.list_jobs()] == ["digest"]
+    with pytest.raises(StoreError, match="open read-only"):
+        await reader.set_state("k", "v")
+    with pytest.raises(StoreError, match="open read-only"):
+        await reader.save_job(StoredJob(id="other", definition={}), actor="test")
+    await reader.close()
+    await writer.close()
+    assert job_ids_seen_by_another_process(path) == ["digest"]
+
+
+async def test_a_read_only_store_needs_a_database_of_this_schema_and_makes_none(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "nowhere" / "scheduler.db"
+    with pytest.raises(StoreError, match="no database at"):
+        await SqliteStore(missing, read_only=True).open()
+    assert not exists(missing.parent)
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    with pytest.raises(StoreError, match="agentcron db migrate"):
+        await SqliteStore(empty, read_only=True).open()
+    assert sorted(os.listdir(tmp_path)) == ["empty.db"]

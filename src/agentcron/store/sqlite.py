@@ -46,6 +46,7 @@ from agentcron.models import (
 )
 from agentcron.store import sqlite_jobs as jobs
 from agentcron.store import sqlite_runs as runs
+from agentcron.store.base import StoreError
 from agentcron.store.sqlite_codec import (
     HEARTBEAT_COLUMNS,
     dumps,
@@ -61,6 +62,7 @@ from agentcron.store.sqlite_codec import to_us as to_us  # re-exported: benches 
 from agentcron.store.sqlite_connect import (
     SYNC_PRAGMA,
     Synchronous,
+    check_readable,
     connect_reader,
     describe_sqlite_error,
     open_writer,
@@ -104,7 +106,12 @@ def _claim_all(conn: sqlite3.Connection, claims: list[tuple[Any, ...]]) -> list[
 
 
 class SqliteStore:
-    """The `Store` contract on one SQLite file; see the module docstring for the design."""
+    """The `Store` contract on one SQLite file; see the module docstring for the design.
+
+    `read_only=True` opens only readers, for tools that look (`agentcron nodes`, `health`):
+    no write lock is taken, not even to check the schema, so they answer at once while
+    another process writes (a VACUUM, a long prune), and every write raises `StoreError`.
+    The file must already be an agentcron database of this version's schema."""
 
     #: Each `start_fires` is a round trip to the writer thread and a savepoint in its
     #: transaction: few, large calls per tick (256 is what the engine bench measured).
@@ -119,6 +126,7 @@ class SqliteStore:
         clock: Clock | None = None,
         max_batch: int = 512,
         reader_threads: int = 2,
+        read_only: bool = False,
     ) -> None:
         if synchronous not in SYNC_PRAGMA:
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', not {synchronous!r}")
@@ -130,6 +138,7 @@ class SqliteStore:
         self.busy_timeout_s = busy_timeout_s
         self.max_batch = max_batch
         self.reader_threads = max(1, reader_threads)
+        self.read_only = read_only
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._writer: Writer | None = None
         self._readers: Readers | None = None
@@ -170,7 +179,11 @@ class SqliteStore:
         if self._open_lock is None:
             self._open_lock = asyncio.Lock()
         async with self._open_lock:
-            if self._writer is not None:
+            if self._readers is not None:
+                return
+            if self.read_only:
+                await asyncio.to_thread(check_readable, self.path, self.busy_timeout_s)
+                self._readers = Readers(self._connect_reader, self.reader_threads)
                 return
             write_conn, self.migrated = await asyncio.to_thread(
                 open_writer, self.path, self.busy_timeout_s, self.synchronous
@@ -207,6 +220,7 @@ class SqliteStore:
         SQL statement) skips the savepoint.
         """
         if self._writer is None:
+            self._refuse_if_read_only()
             await self.open()
         assert self._writer is not None
         return await self._writer.submit(fn, single_statement=single_statement)
@@ -223,11 +237,19 @@ class SqliteStore:
         transaction; its rowcount, after the commit. `idempotent` lets the writer batch it
         with the same statements queued beside it (see `sqlite_writer._Op.idempotent`)."""
         if self._writer is None:
+            self._refuse_if_read_only()
             await self.open()
         assert self._writer is not None
         return await self._writer.submit_statement(
             sql, params, fallback=fallback, idempotent=idempotent
         )
+
+    def _refuse_if_read_only(self) -> None:
+        if self.read_only:
+            raise StoreError(
+                f"{self.path} is open read-only here; write through `agentcron run` or a "
+                "store opened without read_only"
+            )
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._readers is None:

@@ -61,6 +61,31 @@ def connect_reader(
     return conn
 
 
+def check_readable(path: Path, busy_timeout_s: float) -> None:
+    """For a read-only store: `path` is an agentcron database of the current schema.
+    Nothing is written and no write lock is taken. Raises `StoreError`."""
+    if not path.is_file():
+        raise StoreError(
+            f"no database at {path}; point at the file `agentcron run` keeps (--data-dir)"
+        )
+    migrations.check_sqlite_header(path)
+    try:
+        conn = connect(path, busy_timeout_s)
+        try:
+            identity = migrations.read_identity(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise describe_sqlite_error(exc, path, "open") from exc
+    migrations.check_identity(identity, str(path))
+    if identity.user_version < migrations.LATEST_VERSION:
+        raise StoreError(
+            f"{path} has schema version {identity.user_version}, this agentcron reads "
+            f"{migrations.LATEST_VERSION}; run `agentcron db migrate` (or start "
+            "`agentcron run`) first"
+        )
+
+
 def open_writer(
     path: Path, busy_timeout_s: float, synchronous: Synchronous
 ) -> tuple[sqlite3.Connection, tuple[int, int]]:
