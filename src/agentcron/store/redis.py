@@ -131,9 +131,11 @@ class RedisStore(RedisConnection):
     async def save_job(
         self, job: StoredJob, *, actor: str, conflict: ConflictPolicy = "replace"
     ) -> StoredJob:
-        # A new id, the common case, is one script call. The transaction below WATCHes the
-        # whole jobs hash, so it starts over whenever any other job is written meanwhile:
-        # jobs registered together kept restarting each other's (20,000 jobs took 24 s).
+        # A new id, the common case, is one script call. It also stores the state a new job
+        # is saved with (`delete_job` and `set_state.lua` leave no state without a job, so
+        # none given means none stored). The transaction below WATCHes the whole jobs hash,
+        # so it starts over whenever any other job is written meanwhile: jobs registered
+        # together kept restarting each other's (20,000 jobs took 24 s).
         now = self.clock.now()
         new_job = job.evolve(created_at=job.created_at or now, updated_at=now, version=1)
         has_state = new_job.next_run is not None or new_job.last_fire is not None
@@ -166,22 +168,14 @@ class RedisStore(RedisConnection):
         if conflict == "error":
             raise JobConflictError(f"a job with id {job.id!r} already exists")
 
-        async def replace(pipe: Any) -> StoredJob:
+        async def replace(pipe: Any) -> StoredJob | None:
             raw, state = (
                 await pipe.hget(self._jobs, job.id),
                 await pipe.hget(self._jobstate, job.id),
             )
+            if raw is None:  # deleted since the script looked: insert it after all
+                return None
             now = self.clock.now()
-            if raw is None:  # deleted since the script looked
-                stored = job.evolve(created_at=job.created_at or now, updated_at=now, version=1)
-                pipe.multi()
-                pipe.hset(self._jobs, job.id, codec.job_data(stored))
-                # A new job's scheduling state is the one it is saved with (`delete_job` and
-                # `set_state.lua` leave no state without a job, so none given: none stored).
-                if stored.next_run is not None or stored.last_fire is not None:
-                    pipe.hset(self._jobstate, job.id, codec.job_state(stored))
-                self._audit_into(pipe, job.id, "added", actor, None, stored.definition)
-                return stored
             old = codec.job_from(job.id, raw, state)
             if old.definition == job.definition:
                 return old
@@ -191,7 +185,8 @@ class RedisStore(RedisConnection):
             self._audit_into(pipe, job.id, "updated", actor, old.definition, new.definition)
             return new
 
-        return cast(StoredJob, await self._transaction([self._jobs], replace))
+        replaced = cast("StoredJob | None", await self._transaction([self._jobs], replace))
+        return replaced or await self.save_job(job, actor=actor, conflict=conflict)
 
     async def get_job(self, job_id: str) -> StoredJob | None:
         async with self._op() as client:
