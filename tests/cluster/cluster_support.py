@@ -37,12 +37,14 @@ class Cluster:
 
     def __init__(self, url: str, tmp_path: Path) -> None:
         self.url = url
+        self.tmp_path = tmp_path
         self.log = tmp_path / "handler.jsonl"
         self.log.touch()
         self.nodes: dict[str, Node] = {}
 
     def start(self, node_id: str, job: str, start: datetime, end: datetime, *opts: str) -> Node:
         env = {**os.environ, "AGENTCRON_CLUSTER_LOG": str(self.log), "PYTHONPATH": str(SRC)}
+        stderr = self._stderr(node_id).open("w")
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -55,10 +57,11 @@ class Cluster:
                 *opts,
             ],
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=stderr,
             text=True,
             env=env,
         )
+        stderr.close()  # the child has its own copy
         node = Node(node_id, process)
         node.reader = threading.Thread(target=self._read, args=(node,), daemon=True)
         node.reader.start()
@@ -74,9 +77,15 @@ class Cluster:
             if line == "ready":
                 node.ready.set()
 
+    def _stderr(self, node_id: str) -> Path:
+        return self.tmp_path / f"{node_id}.stderr"
+
     def wait_ready(self, timeout_s: float = 30.0) -> None:
         for node in self.nodes.values():
-            assert node.ready.wait(timeout_s), f"node {node.node_id} did not start"
+            assert node.ready.wait(timeout_s), (
+                f"node {node.node_id} did not start (exit {node.process.poll()}): "
+                f"{self._stderr(node.node_id).read_text()[-3000:]}"
+            )
 
     def entries(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line]
