@@ -85,6 +85,27 @@ def test_synchronous_must_be_normal_or_full(tmp_path: Path) -> None:
         SqliteStore(tmp_path / "x.db", synchronous="OFF")  # type: ignore[arg-type]
 
 
+async def test_a_new_job_is_returned_exactly_as_it_reads_back(tmp_path: Path) -> None:
+    # save_job returns a new job as inserted instead of reading it back: the definition
+    # (tuples as lists, keys as text once through JSON), flags and times must still match.
+    created = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    job = StoredJob(
+        id="j",
+        definition={"trigger": "* * * * *", "args": (1, "two"), "env": {7: "x"}},
+        paused=True,
+        pause_note="hold",
+        next_run=created + timedelta(minutes=1),
+        created_at=created,
+    )
+    async with SqliteStore(tmp_path / "scheduler.db") as store:
+        saved = await store.save_job(job, actor="cli")
+        assert saved == await store.get_job("j")
+        assert saved.definition == {"trigger": "* * * * *", "args": [1, "two"], "env": {"7": "x"}}
+        assert (saved.version, saved.created_at, saved.paused) == (1, created, True)
+        [added] = await store.list_audit("j")
+        assert added.after == saved.definition
+
+
 # -- durability and concurrency ------------------------------------------------------------------
 async def test_everything_acknowledged_is_there_after_reopening(tmp_path: Path) -> None:
     path = tmp_path / "scheduler.db"

@@ -272,11 +272,12 @@ class SqliteStore:
     async def save_job(
         self, job: StoredJob, *, actor: str, conflict: ConflictPolicy = "replace"
     ) -> StoredJob:
-        definition = json.loads(dumps(job.definition))  # normalised as it will read back
+        text = dumps(job.definition)
+        definition = json.loads(text)  # normalised as it will read back
         now_us = self._now_us()
         return await self._write(
             lambda conn: jobs.save_job(
-                conn, job, definition, actor=actor, conflict=conflict, now_us=now_us
+                conn, job, definition, text, actor=actor, conflict=conflict, now_us=now_us
             )
         )
 
