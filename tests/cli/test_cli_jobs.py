@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -597,6 +598,31 @@ def test_history_with_bad_input_exits_two(data: Path, args: list[str], message: 
 
 
 # == export / import ===========================================================================
+def test_the_reading_commands_answer_while_another_process_holds_the_write_lock(
+    data: Path, tmp_path: Path
+) -> None:
+    # As during `agentcron run`'s daily VACUUM or a long prune: list, show, history and
+    # export used to wait busy_timeout (10 s) for the lock, then fail with "locked".
+    add_script(data, "a", "print(1)")
+    ok(jobs(data, "run", "a"))
+    writer = sqlite3.connect(data / "scheduler.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        results = {
+            "list": jobs(data, "list", "--json"),
+            "show": jobs(data, "show", "a", "--json"),
+            "history": jobs(data, "history", "a", "--json"),
+            "export": jobs(data, "export", str(tmp_path / "jobs.json")),
+        }
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    for command, result in results.items():
+        assert result.exit_code == 0, (command, result.stderr)
+    assert [job["id"] for job in json.loads(results["list"].stdout)] == ["a"]
+    assert [run["status"] for run in json.loads(results["history"].stdout)] == ["succeeded"]
+
+
 def test_export_then_import_into_another_data_dir_gives_the_same_jobs(
     data: Path, tmp_path: Path
 ) -> None:

@@ -71,18 +71,22 @@ def sqlite_path(url: str) -> Path | None:
 
 
 @asynccontextmanager
-async def opened_store(url: str, *, create: bool = True) -> AsyncIterator[Store]:
+async def opened_store(
+    url: str, *, create: bool = True, read_only: bool = False
+) -> AsyncIterator[Store]:
     """Open the store at `url` for one command and close it afterwards.
 
     Any problem (bad URL, unwritable or corrupt database, unreachable server) ends the command
     with one line and exit 2. With `create=False` a missing SQLite file is such a problem
-    too (read-only commands must not create an empty database where none was meant).
+    too (commands that only change or read jobs must not create an empty database where
+    none was meant). `read_only=True` (implies `create=False`) is for commands that only
+    read: they answer while another process holds SQLite's write lock (see `open_store`).
     """
     path = sqlite_path(url)
-    if not create and path is not None and not path.is_file():
+    if (not create or read_only) and path is not None and not path.is_file():
         fail(f"no database at {path}; pass --data-dir or --store where agentcron keeps its data")
     try:
-        store = open_store(url)
+        store = open_store(url, read_only=read_only)
     except ValueError as exc:
         fail(str(exc))
     try:

@@ -116,12 +116,19 @@ def _iso(dt: datetime | None) -> str | None:
 
 
 def _with_store(
-    data_dir: Path, store: str | None, action: Callable[[Store], Awaitable[T]], *, create: bool
+    data_dir: Path,
+    store: str | None,
+    action: Callable[[Store], Awaitable[T]],
+    *,
+    create: bool,
+    read_only: bool = False,
 ) -> T:
-    """Open the store, run `action`, close it. Store problems: one line, exit 2."""
+    """Open the store, run `action`, close it. Store problems: one line, exit 2.
+    `read_only`: `action` only reads (see `opened_store`)."""
 
     async def main() -> T:
-        async with opened_store(store_url(data_dir, store), create=create) as opened:
+        url = store_url(data_dir, store)
+        async with opened_store(url, create=create, read_only=read_only) as opened:
             try:
                 return await action(opened)
             except StoreError as exc:
@@ -322,7 +329,7 @@ def list_jobs(
             rows.append((stored, _load_job(stored)[0], summary))
         return rows
 
-    rows = _with_store(data_dir, store, read, create=False)
+    rows = _with_store(data_dir, store, read, create=False, read_only=True)
     if as_json:
         print_json([summary for _, _, summary in rows])
         return
@@ -387,7 +394,7 @@ def show(
         )
         return summary, runs, stats
 
-    summary, runs, stats = _with_store(data_dir, store, read, create=False)
+    summary, runs, stats = _with_store(data_dir, store, read, create=False, read_only=True)
     if as_json:
         print_json(
             {**summary, "last_runs": [r.to_dict() for r in runs], "stats": _stats_dict(stats)}
@@ -990,7 +997,7 @@ def history(
         query = RunQuery(job_id=job_id, statuses=tuple(statuses), limit=limit)
         return await opened.list_runs(query), job.timezone if job is not None else "UTC"
 
-    runs, tz = _with_store(data_dir, store, read, create=False)
+    runs, tz = _with_store(data_dir, store, read, create=False, read_only=True)
     if as_json:
         print_json([r.to_dict() for r in runs])
         return
@@ -1008,7 +1015,7 @@ def export_command(
     store: str | None = _STORE,
 ) -> None:
     """Export every job definition as JSON (for `agentcron jobs import`)."""
-    data = _with_store(data_dir, store, export_jobs, create=False)
+    data = _with_store(data_dir, store, export_jobs, create=False, read_only=True)
     if file is None:
         print_json(data)
         return

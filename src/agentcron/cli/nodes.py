@@ -23,7 +23,7 @@ from agentcron.cli.common import fail, print_json
 from agentcron.heartbeat.monitor import DEFAULT_MISSED_THRESHOLD, NodeView, view_node
 from agentcron.heartbeat.sender import read_node_id
 from agentcron.models import NodeHeartbeat
-from agentcron.store.base import Store, StoreError, open_store
+from agentcron.store.base import StoreError, open_store
 
 __all__ = ["health_command", "is_healthy", "nodes_command"]
 
@@ -45,19 +45,10 @@ def _store_url(data_dir: Path, store: str | None) -> str:
     return f"sqlite:///{(data_dir / 'scheduler.db').as_posix()}"
 
 
-def _reader(url: str) -> Store:
-    """The store at `url`, read-only on SQLite: a probe must answer while `agentcron run`
-    holds the write lock (a VACUUM, a long prune), not wait `busy_timeout_s` for it and
-    then report a locked database."""
-    if url.startswith("sqlite:"):
-        from agentcron.store.sqlite import SqliteStore
-
-        return SqliteStore.from_url(url, read_only=True)
-    return open_store(url)
-
-
 async def _read_heartbeats(url: str) -> list[NodeHeartbeat]:
-    store = _reader(url)
+    # Read-only: a probe must answer while `agentcron run` holds the write lock (a VACUUM,
+    # a long prune), not wait `busy_timeout_s` for it and then report a locked database.
+    store = open_store(url, read_only=True)
     await store.open()
     try:
         return await store.list_heartbeats()

@@ -508,7 +508,7 @@ def _timer_jobs_from_store(data_dir: Path) -> list[TimerJob]:
     from agentcron.cli.common import opened_store, store_url
 
     async def read() -> list[TimerJob]:
-        async with opened_store(store_url(data_dir, None), create=False) as store:
+        async with opened_store(store_url(data_dir, None), read_only=True) as store:
             stored = await store.list_jobs()
         jobs = []
         for job in stored:

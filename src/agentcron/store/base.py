@@ -181,8 +181,12 @@ class Store(Protocol):
         ...
 
 
-def open_store(url: str) -> Store:
-    """Build (not open) the store for `url`; raises `ValueError` for an unknown scheme."""
+def open_store(url: str, *, read_only: bool = False) -> Store:
+    """Build (not open) the store for `url`; raises `ValueError` for an unknown scheme.
+
+    `read_only=True` is for commands that only read: on SQLite the store then opens only
+    readers (no write lock to wait for while another process writes, no migration, no new
+    file; see `SqliteStore`). The other backends ignore it: their reads take no lock."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise ValueError(
@@ -198,7 +202,7 @@ def open_store(url: str) -> Store:
             from agentcron.store.sqlite import SqliteStore  # type: ignore[import-not-found,unused-ignore]
         except ImportError as exc:  # pragma: no cover - until the SQLite backend lands
             raise ValueError(f"the sqlite store is not available: {exc}") from exc
-        return SqliteStore.from_url(url)  # type: ignore[no-any-return,unused-ignore]
+        return SqliteStore.from_url(url, read_only=read_only)  # type: ignore[no-any-return,unused-ignore]
     if scheme in ("redis", "rediss"):
         try:
             from agentcron.store.redis import RedisStore  # type: ignore[import-not-found,unused-ignore]
