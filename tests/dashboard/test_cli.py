@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -104,6 +105,29 @@ async def test_the_command_generates_a_token_once_and_serves_the_store_read_only
     proc, _, lines = await start_cli(*args, env=env)
     await stop_cli(proc)
     assert not any(token in line for line in lines)  # not printed again
+
+
+async def test_the_command_starts_while_another_process_holds_the_write_lock(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    # As during `agentcron run`'s daily VACUUM: the observer used to open the store with
+    # its writer, wait 10 s for the lock, then exit with "database is locked".
+    data = tmp_path / "data"
+    await seed(data)
+    writer = sqlite3.connect(data / "scheduler.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        proc, url, _ = await start_cli("--data-dir", str(data), "--port", "0", env=env)
+        try:
+            token = (data / "dashboard.token").read_text().strip()
+            async with httpx.AsyncClient(base_url=url, headers=auth(token)) as client:
+                jobs = (await client.get("/api/jobs")).json()["items"]
+            assert {j["id"] for j in jobs} == {"backup", "digest", "xss"}
+        finally:
+            await stop_cli(proc)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
 
 
 async def test_a_configured_token_is_used_and_a_taken_port_is_a_one_line_error(

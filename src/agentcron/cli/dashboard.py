@@ -107,7 +107,8 @@ async def _serve(
     warning = exposure_warning(host, token_configured=configured_token is not None)
     if warning:
         typer.secho(warning, err=True, fg=typer.colors.RED, bold=True)
-    observer = StoreObserver(open_store(url), poll_s=poll_s)
+    # Read-only: it must not wait for (or take) the write lock `agentcron run` holds.
+    observer = StoreObserver(open_store(url, read_only=True), poll_s=poll_s)
     try:
         await observer.__aenter__()
     except StoreError as exc:
