@@ -19,6 +19,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from agentcron.engine.active import ActiveRun, JobEntry, PendingFire
@@ -63,6 +64,17 @@ def _overlap_action(entry: JobEntry) -> OverlapAction:
         pending=entry.pending_count,
         consecutive_skips=entry.consecutive_skips,
     )
+
+
+def _task_maker(
+    loop: asyncio.AbstractEventLoop,
+) -> Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]]:
+    """`loop.create_task`; or, when the loop has no task factory, `asyncio.Task` itself,
+    which is all `create_task` then calls: one Python frame less for each fire (about 2 %
+    of a fire's instructions)."""
+    if loop.get_task_factory() is not None:
+        return loop.create_task
+    return partial(asyncio.Task, loop=loop)
 
 
 class _SkipBatch:
@@ -161,6 +173,7 @@ class Firing(StoreSync):
                 return
         runner, node_id = self._runner, self.node_id
         loop = asyncio.get_running_loop()
+        new_task = _task_maker(loop)
         starts: list[FireStart] = []
         admitted: list[ActiveRun | SkipReason | None] = []
         for entry, fire, _ in due:
@@ -197,9 +210,7 @@ class Firing(StoreSync):
                     assert active.record is not None
                     runner.publish_started(active.record)
                     # No done callback (the hot path): the task removes itself from `_tasks`.
-                    active.task = task = loop.create_task(
-                        self._run_admitted(entry, active, planned)
-                    )
+                    active.task = task = new_task(self._run_admitted(entry, active, planned))
                     self._tasks.add(task)
                 else:
                     entry.untrack(active.run_id)

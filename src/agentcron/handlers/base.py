@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -58,7 +58,7 @@ class HandlerOutcome:
     value: Any = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class RunContext:
     """Everything a handler may know about the attempt it runs.
 
@@ -91,9 +91,8 @@ class RunContext:
             self.progress_callback(max(0.0, min(100.0, float(pct))))
 
 
-# The slot setters of `RunContext`, in field order (see `engine_context`).
-_CONTEXT_SETTERS = tuple(getattr(RunContext, f.name).__set__ for f in fields(RunContext))
 _new_object = object.__new__
+_set_attribute = object.__setattr__
 
 
 def engine_context(
@@ -109,21 +108,26 @@ def engine_context(
     built for the engine's hot path (one per fire).
 
     Why not the constructor: a frozen dataclass's `__init__` sets each field through
-    `object.__setattr__`, which looks the slot up by name: about 1 µs of the ~20 µs a fire
-    costs. Setting the slots through their descriptors gives the same object."""
+    `object.__setattr__`, which looks each one up by name. Handing the new object its whole
+    `__dict__` at once gives the same object for a fraction of that (which is why
+    `RunContext` has no `__slots__`: setting nine slots one by one, even through their
+    descriptors, cost 1.5 % more of a fire's instructions)."""
     ctx = _new_object(RunContext)
-    set_job, set_run, set_at, set_attempt, set_late, set_node, set_log, set_ev, set_cb = (
-        _CONTEXT_SETTERS
+    _set_attribute(
+        ctx,
+        "__dict__",
+        {
+            "job_id": job_id,
+            "run_id": run_id,
+            "scheduled_for": scheduled_for,
+            "attempt": attempt,
+            "lateness_s": lateness_s,
+            "node_id": node_id,
+            "logger": logger,
+            "cancelled": asyncio.Event(),
+            "progress_callback": None,
+        },
     )
-    set_job(ctx, job_id)
-    set_run(ctx, run_id)
-    set_at(ctx, scheduled_for)
-    set_attempt(ctx, attempt)
-    set_late(ctx, lateness_s)
-    set_node(ctx, node_id)
-    set_log(ctx, logger)
-    set_ev(ctx, asyncio.Event())
-    set_cb(ctx, None)
     return ctx
 
 

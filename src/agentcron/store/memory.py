@@ -235,15 +235,20 @@ class MemoryStore:
     async def start_fires(
         self, fires: Sequence[FireStart], node_id: str, *, now: datetime
     ) -> list[bool]:
-        claim, record = self._runs.claim, self._runs.record
+        # `RunTable.claim` and `_write_state`, inline: this runs once per fire.
+        claims, jobs, record = self._runs.claims, self._jobs, self._runs.record
         won = []
-        for fire in fires:
-            if not claim(fire.job_id, fire.scheduled_for, node_id):
+        for job_id, scheduled_for, next_run, last_fire, run in fires:
+            key = (job_id, scheduled_for.astimezone(UTC))  # as `RunTable.claim` makes it
+            if key in claims:
                 won.append(False)
                 continue
-            self._write_state(fire.job_id, fire.next_run, fire.last_fire)
-            if fire.run is not None:
-                record(fire.run)
+            claims[key] = node_id
+            row = jobs.get(job_id)
+            if row is not None:
+                row.next_run, row.last_fire = next_run, last_fire
+            if run is not None:
+                record(run)
             won.append(True)
         return won
 
