@@ -4,6 +4,7 @@ and runs admitted but not yet begun when they are cancelled."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import logging
 import random
@@ -317,6 +318,20 @@ def test_records_built_on_the_hot_path_equal_the_keyword_built_ones() -> None:
         )
     )
     assert _ended(running, RunStatus.succeeded, end, started_at=end).started_at == end
+
+
+def test_the_hot_path_run_context_makes_its_cancel_event_once_when_first_read() -> None:
+    log = logging.getLogger("agentcron.job")
+    ctx = engine_context("digest", "run-1", T0, 1, 0.0, "node-a", log)
+    assert "cancelled" not in vars(ctx) and not ctx.cancel_requested
+    # Read at once from many threads (a sync handler and the loop): one event for all.
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        events = list(pool.map(lambda _: ctx.cancelled, range(64)))
+    assert all(event is events[0] for event in events) and ctx.cancelled is events[0]
+    ctx.cancelled.set()
+    assert ctx.cancel_requested
+    with pytest.raises(AttributeError, match="no attribute 'schedule_for'"):
+        ctx.schedule_for  # type: ignore[attr-defined]  # noqa: B018
 
 
 def test_the_hot_path_run_context_equals_the_keyword_built_one() -> None:

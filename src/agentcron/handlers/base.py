@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from agentcron.models import occurrence_key
 
@@ -90,6 +90,17 @@ class RunContext:
         if self.progress_callback is not None:
             self.progress_callback(max(0.0, min(100.0, float(pct))))
 
+    if not TYPE_CHECKING:  # (mypy would otherwise accept any attribute name)
+
+        def __getattr__(self, name: str) -> Any:
+            # Called only for an attribute the instance lacks: `cancelled` of a context
+            # `engine_context` built without one. The event is made when first read (most
+            # runs never read it: 2 % of a fire's instructions); `setdefault` is atomic, so
+            # a handler's thread and the event loop reading it at once get the same event.
+            if name == "cancelled":
+                return self.__dict__.setdefault("cancelled", asyncio.Event())
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
 
 _new_object = object.__new__
 _set_attribute = object.__setattr__
@@ -104,8 +115,8 @@ def engine_context(
     node_id: str,
     logger: logging.Logger,
 ) -> RunContext:
-    """`RunContext(job_id=..., ...)` with a new `cancelled` event and no progress callback,
-    built for the engine's hot path (one per fire).
+    """`RunContext(job_id=..., ...)` with no progress callback and a `cancelled` event made
+    when first read, built for the engine's hot path (one per fire).
 
     Why not the constructor: a frozen dataclass's `__init__` sets each field through
     `object.__setattr__`, which looks each one up by name. Handing the new object its whole
@@ -124,8 +135,7 @@ def engine_context(
             "lateness_s": lateness_s,
             "node_id": node_id,
             "logger": logger,
-            "cancelled": asyncio.Event(),
-            "progress_callback": None,
+            "progress_callback": None,  # and `cancelled` when first read (`__getattr__`)
         },
     )
     return ctx
