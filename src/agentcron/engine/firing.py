@@ -174,6 +174,7 @@ class Firing(StoreSync):
         runner, node_id = self._runner, self.node_id
         loop = asyncio.get_running_loop()
         new_task = _task_maker(loop)
+        publishing = self.events.subscriber_count > 0  # read once per batch, not per fire
         starts: list[FireStart] = []
         admitted: list[ActiveRun | SkipReason | None] = []
         for entry, fire, _ in due:
@@ -208,7 +209,8 @@ class Firing(StoreSync):
             elif active is not None:
                 if ok:
                     assert active.record is not None
-                    runner.publish_started(active.record)
+                    if publishing:
+                        runner.publish_started(active.record)
                     # No done callback (the hot path): the task removes itself from `_tasks`.
                     active.task = task = new_task(self._run_admitted(entry, active, planned))
                     self._tasks.add(task)
@@ -257,7 +259,8 @@ class Firing(StoreSync):
         A run that succeeds is recorded with the others that succeed in the same turn of
         the event loop (`_record_succeeded`), and stays active until then."""
         active.started = True
-        entry.consecutive_skips = 0
+        if entry.consecutive_skips:  # (a read is cheaper than a write of the shared default)
+            entry.consecutive_skips = 0
         unrecorded = False
         try:
             final = await self._runner.run(entry.job, active, planned, defer_success=True)
