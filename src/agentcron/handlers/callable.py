@@ -80,12 +80,16 @@ class CallableHandler:
                 kill_grace_s=self.kill_grace_s,
                 output_tail_bytes=self.output_tail_bytes,
             )
-        func, shape = self._current_target()
+        if self._by_reference:
+            func, shape = self._current_target()
+        else:  # (inline: this runs at every fire)
+            func, shape = self._func, self._shape
         if shape.is_async:
             result = func(ctx) if shape.takes_context else func()
             if type(result) is not CoroutineType and not inspect.isawaitable(result):
                 return _outcome(result)
-            return _outcome(await result)
+            result = await result
+            return _NO_OUTCOME if result is None else _outcome(result)
         result = await asyncio.to_thread(func, *((ctx,) if shape.takes_context else ()))
         if inspect.isawaitable(result):
             result = await result
