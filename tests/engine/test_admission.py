@@ -282,6 +282,12 @@ async def test_results_the_store_could_not_record_are_logged_and_the_runs_still_
         await sched.stop(grace_s=0)
 
 
+def test_fire_starts_have_the_fields_the_tick_builds_them_from_in_order() -> None:
+    # `Firing._start_fires` builds each `FireStart` from its five fields in order (no
+    # keyword `__new__`); a field added to or moved in it must show up here.
+    assert FireStart._fields == ("job_id", "scheduled_for", "next_run", "last_fire", "run")
+
+
 def test_records_built_on_the_hot_path_equal_the_keyword_built_ones() -> None:
     # The runner builds records from their fields in order (no keyword `__new__`); a field
     # added to or moved in `RunRecord` must show up here, not as a shifted record.

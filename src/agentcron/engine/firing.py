@@ -66,6 +66,11 @@ def _overlap_action(entry: JobEntry) -> OverlapAction:
     )
 
 
+#: `FireStart` from its five fields in order, without the generated `__new__` (a Python
+#: function; once per fire), as `runner._new_record` does for `RunRecord`.
+_new_start = tuple.__new__
+
+
 def _task_maker(
     loop: asyncio.AbstractEventLoop,
 ) -> Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]]:
@@ -188,7 +193,9 @@ class Firing(StoreSync):
                 active = skip
                 run = self._skip_record(entry, fire, skip, now)
             admitted.append(active)
-            starts.append(FireStart(entry.job.id, fire, entry.next_fire, entry.last_fire, run))
+            starts.append(
+                _new_start(FireStart, (entry.job.id, fire, entry.next_fire, entry.last_fire, run))
+            )
         try:
             won = await self.store.start_fires(starts, node_id, now=now)
         except Exception:
