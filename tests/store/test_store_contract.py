@@ -215,6 +215,13 @@ async def test_the_same_instant_in_another_time_zone_is_the_same_occurrence(stor
     assert not await store.claim_fire(
         "digest", at(0).astimezone(BERLIN_WINTER), "node-b", now=at(0)
     )
+    # Claimed in a batch, in either zone: the same occurrence as claimed alone.
+    berlin = FireStart("digest", at(1).astimezone(BERLIN_WINTER), None, None)
+    assert await store.start_fires([berlin], "node-a", now=at(1)) == [True]
+    assert not await store.claim_fire("digest", at(1), "node-b", now=at(1))
+    assert await store.start_fires([FireStart("digest", at(0), None, None)], "b", now=at(1)) == [
+        False
+    ]
 
 
 async def test_concurrent_claims_of_one_occurrence_have_exactly_one_winner(store: Store) -> None:

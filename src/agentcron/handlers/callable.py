@@ -81,8 +81,8 @@ class CallableHandler:
                 output_tail_bytes=self.output_tail_bytes,
             )
         if self._by_reference:
-            func, shape = self._current_target()
-        else:  # (inline: this runs at every fire)
+            func, shape = self._resolved_target()
+        else:  # (no call: this runs at every fire)
             func, shape = self._func, self._shape
         if shape.is_async:
             result = func(ctx) if shape.takes_context else func()
@@ -126,9 +126,8 @@ class CallableHandler:
     def __repr__(self) -> str:
         return f"CallableHandler({self.ref or self._func!r}, isolation={self.isolation!r})"
 
-    def _current_target(self) -> tuple[Callable[..., Any], CallShape]:
-        if not self._by_reference:
-            return self._func, self._shape
+    def _resolved_target(self) -> tuple[Callable[..., Any], CallShape]:
+        """The function the reference names now (a reload may have replaced it)."""
         assert self.ref is not None
         func = resolve(self.ref)
         if func is self._func:

@@ -90,6 +90,8 @@ class RunTable:
 
     # -- claims --------------------------------------------------------------------------
     def claim(self, job_id: str, scheduled_for: datetime, node_id: str) -> bool:
+        # `MemoryStore.start_fires` makes the same key inline (once per fire); the contract
+        # test of an instant in another time zone holds the two to it.
         key = (job_id, scheduled_for.astimezone(UTC))
         if key in self.claims:
             return False
