@@ -236,20 +236,26 @@ class MemoryStore:
         self, fires: Sequence[FireStart], node_id: str, *, now: datetime
     ) -> list[bool]:
         # `RunTable.claim` and `_write_state`, inline: this runs once per fire.
-        claims, jobs, record = self._runs.claims, self._jobs, self._runs.record
+        claims, jobs = self._runs.claims, self._jobs
         won = []
+        started: list[RunRecord] = []
         for job_id, scheduled_for, next_run, last_fire, run in fires:
-            key = (job_id, scheduled_for.astimezone(UTC))  # as `RunTable.claim` makes it
-            if key in claims:
+            at = scheduled_for.astimezone(UTC)  # as `RunTable.claim` claims it
+            mine = claims.get(job_id)
+            if mine is None:
+                mine = claims[job_id] = {}
+            elif at in mine:
                 won.append(False)
                 continue
-            claims[key] = node_id
+            mine[at] = node_id
             row = jobs.get(job_id)
             if row is not None:
                 row.next_run, row.last_fire = next_run, last_fire
             if run is not None:
-                record(run)
+                started.append(run)
             won.append(True)
+        if started:
+            self._runs.record_many(started)  # all won, all new: none is refused
         return won
 
     # -- runs ----------------------------------------------------------------------------
@@ -257,8 +263,7 @@ class MemoryStore:
         return self._runs.record(run)
 
     async def record_runs(self, runs: Sequence[RunRecord]) -> list[bool]:
-        record = self._runs.record
-        return [record(run) for run in runs]
+        return self._runs.record_many(runs)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         return self._runs.get(run_id)

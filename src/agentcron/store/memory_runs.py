@@ -85,61 +85,82 @@ class RunTable:
         #: Run ids whose stored record is `running` with a lease, in the order they got one
         #: (what `interrupt_expired` reads; a dict as an ordered set).
         self.leased: dict[str, None] = {}
-        #: Fire claims: (job id, scheduled_for in UTC) -> the node that won it.
-        self.claims: dict[tuple[str, datetime], str] = {}
+        #: Fire claims: job id -> {scheduled_for in UTC: the node that won it}.
+        #:
+        #: Nested, not keyed by (job id, time) tuples: dicts of datetimes and strings are
+        #: never tracked by the garbage collector, so a full collection does not walk the
+        #: 100,000 claims of a busy store (a new tuple key is tracked, and so makes the
+        #: dict tracked); and deleting a job drops its claims without reading the others'.
+        self.claims: dict[str, dict[datetime, str]] = {}
 
     # -- claims --------------------------------------------------------------------------
     def claim(self, job_id: str, scheduled_for: datetime, node_id: str) -> bool:
-        # `MemoryStore.start_fires` makes the same key inline (once per fire); the contract
+        # `MemoryStore.start_fires` does the same inline (once per fire); the contract
         # test of an instant in another time zone holds the two to it.
-        key = (job_id, scheduled_for.astimezone(UTC))
-        if key in self.claims:
+        at = scheduled_for.astimezone(UTC)
+        mine = self.claims.get(job_id)
+        if mine is None:
+            mine = self.claims[job_id] = {}
+        elif at in mine:
             return False
-        self.claims[key] = node_id
+        mine[at] = node_id
         return True
+
+    def _drop_claim(self, job_id: str, scheduled_for: datetime) -> None:
+        mine = self.claims.get(job_id)
+        if mine is not None:
+            mine.pop(scheduled_for.astimezone(UTC), None)
 
     # -- writing -------------------------------------------------------------------------
     def record(self, run: RunRecord) -> bool:
         """Insert or update `run` by its id; False when refused by fencing."""
-        # Unpacked once into locals and packed again as the row (see `_row`): this runs
-        # twice per fire, and each attribute read or call here is a few % of its cost.
-        (run_id, job_id, scheduled_for, status, attempt, started, finished, error, tail,
-         node_id, skip, lease, fence, queued) = run  # fmt: skip
-        text = _STATUS_TEXT[status]
-        row = (run_id, job_id, scheduled_for, text, attempt, started, finished, error, tail,
-               node_id, skip, lease, fence, queued)  # fmt: skip
-        rows = self._rows
-        old = rows.get(run_id)
-        if old is not None:
-            if old[_FENCE] > fence:  # type: ignore[operator]
-                return False
-            if old[_JOB_ID] != job_id:  # moved to another job: indexed again, as new
-                self._forget(run_id, old)
-                old = None
-        rows[run_id] = row
-        final = text not in _OPEN
-        if old is None:
-            history = self._history.get(job_id)
-            if history is None:
-                history = self._history[job_id] = _History()
-            history.ids[run_id] = None
-            if history.in_order:
-                newest = history.newest
-                if newest is None or scheduled_for > newest:
-                    history.newest = scheduled_for
-                else:
-                    history.in_order = False
-            if final:
-                self._count_final(job_id, history, 1)
-        else:
-            old_text = old[_STATUS_AT]
-            if (old_text not in _OPEN) is not final:
-                self._count_final(job_id, self._history[job_id], 1 if final else -1)
-            if old_text == _RUNNING:
-                self.leased.pop(run_id, None)
-        if text == _RUNNING and lease is not None:
-            self.leased[run_id] = None
-        return True
+        return self.record_many((run,))[0]
+
+    def record_many(self, runs: Iterable[RunRecord]) -> list[bool]:
+        """`record` each run in order; one result per run.
+
+        One loop for a batch (a tick's `running` records, a turn's final ones): this runs
+        twice per fire, and the table's attributes are read once per batch, not per run."""
+        rows, histories, leased = self._rows, self._history, self.leased
+        out = []
+        for run in runs:
+            # Unpacked once into locals and packed again as the row (see `_row`).
+            (run_id, job_id, scheduled_for, status, attempt, started, finished, error, tail,
+             node_id, skip, lease, fence, queued) = run  # fmt: skip
+            text = _STATUS_TEXT[status]
+            old = rows.get(run_id)
+            if old is not None:
+                if old[_FENCE] > fence:  # type: ignore[operator]
+                    out.append(False)
+                    continue
+                if old[_JOB_ID] != job_id:  # moved to another job: indexed again, as new
+                    self._forget(run_id, old)
+                    old = None
+            rows[run_id] = (run_id, job_id, scheduled_for, text, attempt, started, finished,
+                            error, tail, node_id, skip, lease, fence, queued)  # fmt: skip
+            out.append(True)
+            if old is None:
+                history = histories.get(job_id)
+                if history is None:
+                    history = histories[job_id] = _History()
+                history.ids[run_id] = None
+                if history.in_order:
+                    newest = history.newest
+                    if newest is None or scheduled_for > newest:
+                        history.newest = scheduled_for
+                    else:
+                        history.in_order = False
+                if text not in _OPEN:
+                    self._count_final(job_id, history, 1)
+            else:
+                old_text = old[_STATUS_AT]
+                if old_text == _RUNNING:
+                    leased.pop(run_id, None)
+                if (old_text in _OPEN) is not (text in _OPEN):
+                    self._count_final(job_id, histories[job_id], -1 if text in _OPEN else 1)
+            if text == _RUNNING and lease is not None:
+                leased[run_id] = None
+        return out
 
     def _count_final(self, job_id: str, history: _History, delta: int) -> None:
         history.finals += delta
@@ -171,7 +192,7 @@ class RunTable:
             del history.ids[run_id]
             history.finals -= 1
             if history.in_order:
-                self.claims.pop((job_id, scheduled_for.astimezone(UTC)), None)
+                self._drop_claim(job_id, scheduled_for)
         self.finals -= len(doomed)
 
     def _forget(self, run_id: str, row: Row) -> None:
@@ -215,7 +236,7 @@ class RunTable:
             del rows[run_id]
             history.ids.pop(run_id, None)
             if scheduled_for not in in_use:
-                self.claims.pop((job_id, scheduled_for.astimezone(UTC)), None)
+                self._drop_claim(job_id, scheduled_for)
         history.finals -= len(doomed)
         self.finals -= len(doomed)
 
@@ -227,8 +248,7 @@ class RunTable:
         for run_id in history.ids if history is not None else ():
             del self._rows[run_id]
             self.leased.pop(run_id, None)
-        for key in [k for k in self.claims if k[0] == job_id]:
-            del self.claims[key]
+        self.claims.pop(job_id, None)
 
     # -- reading -------------------------------------------------------------------------
     def get(self, run_id: str) -> RunRecord | None:
