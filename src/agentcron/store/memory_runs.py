@@ -35,8 +35,8 @@ _STATUS_TEXT = {s: str(s) for s in RunStatus}
 
 def _row(run: RunRecord) -> Row:
     # Unpacked field by field: the fastest way to copy a 14-field tuple with one field
-    # changed, and it fails loudly if `RunRecord` gains a field. (`RunTable.record`, twice
-    # per fire, does the same inline.)
+    # changed, and it fails loudly if `RunRecord` gains a field. (`RunTable.record_many`,
+    # twice per fire, does the same inline.)
     a, b, c, status, e, f, g, h, i, j, k, l_, m, n = run
     return (a, b, c, _STATUS_TEXT[status], e, f, g, h, i, j, k, l_, m, n)
 
