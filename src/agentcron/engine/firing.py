@@ -218,9 +218,11 @@ class Firing(StoreSync):
                     assert active.record is not None
                     if publishing:
                         runner.publish_started(active.record)
-                    # No done callback (the hot path): the task removes itself from `_tasks`.
+                    # No done callback (the hot path): the task removes itself from `_tasks`,
+                    # unless an eager task factory (Python 3.12+) ran it to its end already.
                     active.task = task = new_task(self._run_admitted(entry, active, planned))
-                    self._tasks.add(task)
+                    if not task.done():
+                        self._tasks.add(task)
                 else:
                     entry.untrack(active.run_id)
             elif ok:
@@ -555,11 +557,15 @@ class Firing(StoreSync):
         if batch is None:
             loop = asyncio.get_running_loop()
             batch = self._skips = _SkipBatch(loop)
+            # In the batch before its task exists: an eager task factory runs the write at
+            # once, and a record appended after it would never be written.
+            batch.records.append(record)
             task = loop.create_task(self._write_skips(batch))
             self._recording.add(task)  # `stop()` waits for it instead of cancelling it
             self._tasks.add(task)  # so that `drain()` waits for it
             task.add_done_callback(self._recorded)
-        batch.records.append(record)
+        else:
+            batch.records.append(record)
         # Shielded: a cancelled waiter must not cancel the write the others wait for.
         await asyncio.shield(batch.written)
 

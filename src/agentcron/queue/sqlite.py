@@ -472,7 +472,7 @@ class SqliteQueue:
             if f.outcome == "retry":
                 delay_ms = round(f.delay_s * 1000)
                 state = "delayed" if delay_ms > 0 else "waiting"
-                retried.append((state, now_ms + delay_ms, f.value, job.raw, job.token))
+                retried.append((state, state, now_ms + delay_ms, f.value, job.raw, job.token))
                 continue
             keep = keep_count(job.keep_completed if f.outcome == "completed" else job.keep_failed)
             if keep == 0:

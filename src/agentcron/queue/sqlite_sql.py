@@ -74,9 +74,11 @@ FAIL = (
     "UPDATE queue_jobs SET state='failed', at_ms=?, finished_ms=?, error=?, token=NULL"
     " WHERE seq=? AND token=?"
 )
+#: Parameters: state, state again (numbered placeholders such as `?1` with a sequence are
+#: deprecated since Python 3.12 and refused from 3.14), at_ms, error, seq, token.
 RETRY = (
-    "UPDATE queue_jobs SET state=?1, rank=CASE WHEN ?1='waiting' THEN priority ELSE 0 END,"
-    " at_ms=?2, error=?3, token=NULL WHERE seq=?4 AND token=?5"
+    "UPDATE queue_jobs SET state=?, rank=CASE WHEN ?='waiting' THEN priority ELSE 0 END,"
+    " at_ms=?, error=?, token=NULL WHERE seq=? AND token=?"
 )
 DELETE_OWNED = "DELETE FROM queue_jobs WHERE seq=? AND token=?"
 TRIM = (
