@@ -30,9 +30,10 @@ check: lint typecheck
 
 test: $(STAMP) system-deps check
 	$(BIN)/python -m pytest
+	bash scripts/test-eager
 
 bench: $(STAMP) system-deps
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-eager .pytest_cache .mypy_cache .ruff_cache

@@ -73,6 +73,19 @@ async def test_subscribers_receive_events_in_order_sync_or_async() -> None:
     assert sync_seen == async_seen == ["run.started", "job.paused"]
 
 
+async def test_a_subscriber_is_never_called_inside_publish() -> None:
+    # Under an eager task factory the subscription's first delivery ran inside `publish`,
+    # in the publisher's stack (`make test` runs this suite on such a loop too).
+    bus = EventBus()
+    seen: list[str] = []
+    bus.subscribe(lambda e: seen.append(e.run_id if isinstance(e, RunStarted) else ""))
+    bus.publish(run_started(1))
+    assert seen == []
+    bus.publish(run_started(2))
+    await bus.drain()
+    assert seen == ["1", "2"]
+
+
 async def test_a_subscription_can_filter_by_type_and_be_closed() -> None:
     bus = EventBus()
     seen: list[str] = []

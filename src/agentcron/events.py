@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
+from agentcron.tasks import yield_to_creator
+
 __all__ = [
     "EVENT_TYPES",
     "AlertSent",
@@ -405,6 +407,9 @@ class Subscription:
         self._idle.set()
 
     async def _deliver(self) -> None:
+        # Started eagerly, the first delivery would run inside `publish` (a slow subscriber
+        # delaying the publisher), before `offer` has stored this task.
+        await yield_to_creator()
         while not self.closed:
             if not self._pending:
                 self._idle.set()

@@ -8,13 +8,27 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["CHUNK", "cancel_and_wait", "map_in_chunks"]
+__all__ = ["CHUNK", "cancel_and_wait", "map_in_chunks", "yield_to_creator"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 #: How many calls `map_in_chunks` keeps in flight.
 CHUNK = 256
+
+
+async def yield_to_creator() -> None:
+    """At the start of a task: give the code that created it the rest of its turn of the event
+    loop first, when the task may have been started eagerly.
+
+    On the default loop a new task's first step runs in a later turn anyway. A task factory
+    may start it at once instead, inside `create_task` (`asyncio.eager_task_factory`, Python
+    3.12+), before its creator has stored the task or queued what it is meant to take (a batch
+    task created by the first record of a turn would take only that record). Yielding there
+    costs one turn per such task; on the default loop (no factory) it costs nothing.
+    """
+    if asyncio.get_running_loop().get_task_factory() is not None:
+        await asyncio.sleep(0)
 
 
 async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import gc
 import logging
 import random
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -102,6 +104,31 @@ async def test_idle_jobs_due_together_start_in_one_store_call_and_end_in_another
         await sched.stop(grace_s=0)
 
 
+async def test_the_scheduler_lets_go_of_the_task_of_a_run_once_it_is_recorded(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    # Under an eager task factory a run that ended in its first step was kept in the
+    # scheduler's set of tasks for good: 10,000 tasks a second at 10,000 jobs.
+    tasks: list[weakref.ref[asyncio.Task[Any]]] = []
+
+    async def note_task() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.append(weakref.ref(task))
+
+    sched = make_scheduler()
+    for name in ("digest", "backup"):
+        sched.add_job(name, trigger=EVERY_SECOND, handler=note_task)
+    async with sched:
+        await sched.flush()
+        await clock.advance(1)
+        await sched.drain()
+        gc.collect()
+        assert len(tasks) == 2
+        assert [ref() for ref in tasks] == [None, None]
+        await sched.stop(grace_s=0)
+
+
 async def test_a_job_that_is_still_running_goes_through_its_overlap_policy_not_the_batch(
     make_scheduler: Callable[..., Scheduler], clock: VirtualClock
 ) -> None:
@@ -190,7 +217,9 @@ async def test_a_run_cancelled_before_its_task_began_records_cancelled_not_runni
     await store.start_fires(
         [FireStart("digest", fire, None, fire, active.record)], "node-a", now=clock.now()
     )
-    task: asyncio.Task[Any] = asyncio.ensure_future(runner.run(job, active, fire))
+    # A task that has not begun, as the tick makes them on the default loop (an eager task
+    # factory would have run it by now).
+    task: asyncio.Task[Any] = asyncio.Task(runner.run(job, active, fire))
     active.task = task
     active.cancel("job removed")  # before the task's first step
     assert not task.cancelled()

@@ -136,8 +136,9 @@ class AlertManager:
         task = asyncio.get_running_loop().create_task(
             self._deliver(alert, rule.sinks), name=f"agentcron-alert-{alert.rule}"
         )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if not task.done():  # an eager task factory may have delivered it already
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, alert: Alert, sink_names: Sequence[str]) -> None:
         results = await asyncio.gather(

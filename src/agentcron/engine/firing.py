@@ -39,7 +39,7 @@ from agentcron.jobs import Job
 from agentcron.models import FireStart, RunRecord, RunStatus, SkipReason, new_run_id
 from agentcron.policies.circuit import Circuit
 from agentcron.policies.overlap import OverlapAction
-from agentcron.tasks import map_in_chunks
+from agentcron.tasks import map_in_chunks, yield_to_creator
 
 __all__ = ["Dispatch", "DueFire", "Firing"]
 
@@ -304,6 +304,7 @@ class Firing(StoreSync):
     async def _record_succeeded(self, batch: list[tuple[JobEntry, ActiveRun]]) -> None:
         """Record a turn's succeeded runs in one store call, then end them (never cancelled
         by `stop()`, which waits for it)."""
+        await yield_to_creator()  # the turn's other records join this batch
         if self._succeeded is batch:
             self._succeeded = []
         try:
@@ -570,6 +571,7 @@ class Firing(StoreSync):
         await asyncio.shield(batch.written)
 
     async def _write_skips(self, batch: _SkipBatch) -> None:
+        await yield_to_creator()  # the turn's other records join this batch
         if self._skips is batch:  # records from here on go into the next batch
             self._skips = None
         try:

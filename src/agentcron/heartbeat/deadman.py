@@ -335,8 +335,9 @@ class JobPinger:
         task = asyncio.get_running_loop().create_task(
             self._ping(url, body[-10_000:]), name=f"agentcron-ping-{job_id}"
         )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if not task.done():  # an eager task factory may have sent it already
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _ping(self, url: str, body: str) -> None:
         if self._client is None:
