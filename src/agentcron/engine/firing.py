@@ -17,6 +17,7 @@ import asyncio
 import collections
 import logging
 import random
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
 from functools import partial
@@ -71,15 +72,24 @@ def _overlap_action(entry: JobEntry) -> OverlapAction:
 _new_start = tuple.__new__
 
 
+#: Python 3.12+ can start a task eagerly: its first step runs inside its creation.
+_EAGER_START: dict[str, Any] = {"eager_start": True} if sys.version_info >= (3, 12) else {}
+
+
 def _task_maker(
     loop: asyncio.AbstractEventLoop,
 ) -> Callable[[Coroutine[Any, Any, Any]], asyncio.Task[Any]]:
-    """`loop.create_task`; or, when the loop has no task factory, `asyncio.Task` itself,
-    which is all `create_task` then calls: one Python frame less for each fire (about 2 %
-    of a fire's instructions)."""
+    """What makes the task of each run the tick starts.
+
+    `loop.create_task` when the loop has a task factory (the application's choice rules).
+    Otherwise `asyncio.Task` itself, which is all `create_task` would call (one Python frame
+    less per fire), started eagerly on Python 3.12+: the handler's first step runs at once,
+    and a handler that ends without waiting for anything never goes through the event
+    loop's queue at all (15 % less CPU per fire on 3.12, `bench.engine_cpu`). The tick is
+    written for that: it keeps a run's task only if the task has not finished."""
     if loop.get_task_factory() is not None:
         return loop.create_task
-    return partial(asyncio.Task, loop=loop)
+    return partial(asyncio.Task, loop=loop, **_EAGER_START)
 
 
 class _SkipBatch:
