@@ -1,6 +1,10 @@
 """`CallableHandler`: a Python function as a handler, on the loop, in a thread or a process.
 
-* async functions run on the event loop; a timeout cancels them.
+* async functions run on the event loop; a timeout cancels them. On Python 3.12+ the tick
+  starts a run as an eager task when it can (a job without a timeout, circuit breaker or
+  concurrency group, whose last run has ended): the function's code up to its first `await`
+  runs as soon as the fire is claimed, before the tick starts the next fire (as with any
+  code on the loop, keep that part short).
 * sync functions run in a worker thread (`asyncio.to_thread`). A thread cannot be killed: on
   timeout the attempt is abandoned and the thread finishes in the background, so functions
   that may hang should use `isolation="process"`, or poll `ctx.cancel_requested`.
