@@ -14,9 +14,11 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from agentcron.models import RunQuery, RunRecord, RunStatus, StoredJob
 from agentcron.store.base import StoreError, open_store
@@ -170,6 +172,36 @@ async def test_a_prefix_holding_foreign_keys_is_refused_and_nothing_is_written(
     other = RedisStore(server.url + "?prefix=mine")  # another prefix is fine
     await other.open()
     await other.close()
+
+
+async def test_a_node_starting_while_another_marks_the_new_prefix_is_not_refused(
+    server: RedisServer,
+) -> None:
+    # Three nodes starting at once on a new Redis: one read the prefix's marker before
+    # another wrote it, then found that node's keys and refused them as foreign (seen in CI).
+    class MarkedMeanwhile(aioredis.Redis):
+        """A real client; right after its first read, another node marks the prefix."""
+
+        other_node_started = False
+
+        async def hgetall(self, name: str) -> Any:
+            result = await super().hgetall(name)
+            if not self.other_node_started:
+                self.other_node_started = True
+                other = RedisStore(server.url)
+                await other.open()
+                await other.close()
+            return result
+
+    store = RedisStore(server.url)
+    client = MarkedMeanwhile.from_url(server.url)
+    try:
+        await store._check(client)  # the start-up check, on the client `open()` would make
+    finally:
+        await client.aclose()
+    assert client.other_node_started
+    await store.open()
+    await store.close()
 
 
 async def test_a_prefix_written_by_a_newer_schema_is_refused(server: RedisServer) -> None:

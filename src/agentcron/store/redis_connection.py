@@ -171,14 +171,23 @@ class RedisConnection:
             if not meta:
                 pattern = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix) + ":*"
                 async for key in client.scan_iter(match=pattern, count=1000):
+                    # Another node starting on the same new prefix may have marked it since
+                    # the read above: then the key found is its doing, and the prefix ours.
+                    meta = {
+                        k.decode(): v.decode()
+                        for k, v in (await client.hgetall(self._meta)).items()
+                    }
+                    if meta.get("app") == _APP:
+                        break
                     raise StoreError(
                         f"{where} already holds keys that are not agentcron's (e.g. "
                         f"{key.decode(errors='replace')!r}); choose another prefix (?prefix=...) "
                         "or database"
                     )
-                await client.hsetnx(self._meta, "app", _APP)
-                await client.hsetnx(self._meta, "schema", str(SCHEMA_VERSION))
-                return
+                else:
+                    await client.hsetnx(self._meta, "app", _APP)
+                    await client.hsetnx(self._meta, "schema", str(SCHEMA_VERSION))
+                    return
         except StoreError:
             raise
         except rex.AuthenticationError as exc:
