@@ -3,10 +3,12 @@ engine's dispatch seam."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
 import pytest
 
 from agentcron.queue import QueueConnectionError, QueueInputError, dispatch_to_queue, open_queue
@@ -75,13 +77,13 @@ async def test_the_queue_shares_the_store_file_without_touching_user_version(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "scheduler.db"
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("PRAGMA user_version=7")
         conn.execute("CREATE TABLE store_things (id INTEGER)")
     q = SqliteQueue(path, "jobs")
     await q.add("x", {})
     await q.close()
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
         assert (
             conn.execute("SELECT max(version) FROM queue_schema_version").fetchone()[0]
@@ -98,11 +100,13 @@ async def test_a_queue_file_from_a_newer_agentcron_is_refused(tmp_path: Path) ->
     q = SqliteQueue(path, "jobs")
     await q.counts()
     await q.close()
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute("INSERT INTO queue_schema_version (version) VALUES (?)", (SCHEMA_VERSION + 1,))
     newer = SqliteQueue(path, "jobs")
     with pytest.raises(Exception, match="newer"):
         await newer.counts()
+    # The refused file is not left open (its connection closed, not left to the collector).
+    assert str(path) not in {f.path for f in psutil.Process().open_files()}
     await newer.close()
 
 

@@ -127,12 +127,20 @@ class SqliteQueue:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise QueueError(f"cannot open queue database {self.path}: {exc}") from exc
+        try:
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             self._migrate(conn)
-        except sqlite3.Error as exc:
-            raise QueueError(f"cannot open queue database {self.path}: {exc}") from exc
+        except BaseException as exc:
+            # Not left to the garbage collector: the file would stay open until it runs (a
+            # file of a newer agentcron, refused, held its descriptor).
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise QueueError(f"cannot open queue database {self.path}: {exc}") from exc
+            raise
         return conn
 
     @staticmethod
