@@ -8,13 +8,24 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["CHUNK", "cancel_and_wait", "map_in_chunks", "yield_to_creator"]
+__all__ = ["CHUNK", "cancel_and_wait", "hold_while_running", "map_in_chunks", "yield_to_creator"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 #: How many calls `map_in_chunks` keeps in flight.
 CHUNK = 256
+
+
+def hold_while_running(tasks: set[asyncio.Task[Any]], task: asyncio.Task[Any]) -> None:
+    """Keep `task` in `tasks` (what a `drain()` waits for) until it ends.
+
+    A task that an eager task factory (Python 3.12+) already ran to its end is not kept: its
+    done callback would only come in a later turn, and a drain looping until `tasks` is empty
+    would spin on it until then."""
+    if not task.done():
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
 
 async def yield_to_creator() -> None:

@@ -25,6 +25,7 @@ from agentcron.alerts.sinks import Alert, Sink, SinkError
 from agentcron.clock import Clock
 from agentcron.events import AlertSent, Event, EventBus, Subscription
 from agentcron.store.base import Store
+from agentcron.tasks import hold_while_running
 
 __all__ = ["COOLDOWN_KEY", "HISTORY_KEY", "AlertManager"]
 
@@ -136,9 +137,7 @@ class AlertManager:
         task = asyncio.get_running_loop().create_task(
             self._deliver(alert, rule.sinks), name=f"agentcron-alert-{alert.rule}"
         )
-        if not task.done():  # an eager task factory may have delivered it already
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        hold_while_running(self._tasks, task)
 
     async def _deliver(self, alert: Alert, sink_names: Sequence[str]) -> None:
         results = await asyncio.gather(

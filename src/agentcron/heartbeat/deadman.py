@@ -47,7 +47,7 @@ from agentcron.events import (
     Subscription,
 )
 from agentcron.store.base import Store
-from agentcron.tasks import cancel_and_wait
+from agentcron.tasks import cancel_and_wait, hold_while_running
 
 __all__ = [
     "DeadMansSwitch",
@@ -335,9 +335,7 @@ class JobPinger:
         task = asyncio.get_running_loop().create_task(
             self._ping(url, body[-10_000:]), name=f"agentcron-ping-{job_id}"
         )
-        if not task.done():  # an eager task factory may have sent it already
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        hold_while_running(self._tasks, task)
 
     async def _ping(self, url: str, body: str) -> None:
         if self._client is None:

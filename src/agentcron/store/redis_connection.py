@@ -161,22 +161,23 @@ class RedisConnection:
         self._up.set()
         self._scripts = {name: client.register_script(src) for name, src in _SCRIPTS.items()}
 
+    async def _read_meta(self, client: Any) -> dict[str, str]:
+        """The prefix's marker: which application writes it, at which schema (empty: none)."""
+        return {k.decode(): v.decode() for k, v in (await client.hgetall(self._meta)).items()}
+
     async def _check(self, client: Any) -> None:
         """Refuse (writing nothing) a server that is not Redis, bad credentials, a bad
         database index, or a prefix holding someone else's keys."""
         where = f"Redis store {self.url} (prefix {self.prefix!r})"
         try:
             await client.ping()
-            meta = {k.decode(): v.decode() for k, v in (await client.hgetall(self._meta)).items()}
+            meta = await self._read_meta(client)
             if not meta:
                 pattern = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix) + ":*"
                 async for key in client.scan_iter(match=pattern, count=1000):
                     # Another node starting on the same new prefix may have marked it since
                     # the read above: then the key found is its doing, and the prefix ours.
-                    meta = {
-                        k.decode(): v.decode()
-                        for k, v in (await client.hgetall(self._meta)).items()
-                    }
+                    meta = await self._read_meta(client)
                     if meta.get("app") == _APP:
                         break
                     raise StoreError(
