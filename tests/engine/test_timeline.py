@@ -55,3 +55,15 @@ def test_one_instant_in_two_time_zones_is_one_wake() -> None:
     timeline.push(berlin, at(10).astimezone(timezone(timedelta(hours=1))))
     assert timeline.pop_due(at(9.9)) == []
     assert timeline.pop_due(at(10)) == [utc, berlin]
+
+
+def test_the_count_at_an_instant_leaves_out_entries_moved_or_dropped_from_it() -> None:
+    timeline = Timeline()
+    entries = [entry(f"j{i}") for i in range(4)]
+    for e in entries:
+        timeline.push(e, at(10.0))
+    timeline.push(entries[0], at(20.0))
+    timeline.drop(entries[1])
+    assert timeline.count_at(at(10.0)) == 2
+    assert timeline.count_at(at(20.0)) == 1
+    assert timeline.count_at(at(30.0)) == 0

@@ -8,7 +8,8 @@ overlap policy against the job's active runs (a run waiting for a retry is activ
 run / skip / queue / buffer / delay / replace; circuit breaker at the moment a run would
 start -> skipped(circuit_open); then the `Runner` executes the attempts. Leases of active
 runs are renewed by one maintenance task; expired ones (another node died) are taken over
-and retried by the job's retry policy with the same occurrence key.
+and retried by the job's retry policy with the same occurrence key. An instant with hundreds of
+fires is claimed ahead of its time and launched when it comes (`engine.ahead`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from agentcron.policies.circuit import Circuit
 from agentcron.policies.overlap import OverlapAction
 from agentcron.tasks import map_in_chunks, yield_to_creator
 
-__all__ = ["Dispatch", "DueFire", "Firing"]
+__all__ = ["Claimed", "Dispatch", "DueFire", "Firing"]
 
 log = logging.getLogger("agentcron.engine")
 
@@ -72,6 +73,19 @@ def _overlap_action(entry: JobEntry) -> OverlapAction:
 _new_start = tuple.__new__
 
 
+def _prepared_skip(entry: JobEntry, planned: datetime, now: datetime) -> SkipReason | None:
+    """Why a fire claimed ahead of its time (`engine.ahead`) does not run when its time has
+    come, or None: its job was removed or paused in between (`removed` is reported as
+    `paused`: either way nothing runs), or the machine slept through the instant and the
+    job's misfire policy skips late fires."""
+    if entry.removed or entry.paused:
+        return SkipReason.paused
+    misfire = entry.job.misfire
+    if misfire.policy == "skip" and (now - planned).total_seconds() > misfire.grace_s:
+        return SkipReason.misfire
+    return None
+
+
 #: Python 3.12+ can start a task eagerly: its first step runs inside its creation.
 _EAGER_START: dict[str, Any] = {"eager_start": True} if sys.version_info >= (3, 12) else {}
 
@@ -90,6 +104,40 @@ def _task_maker(
     if loop.get_task_factory() is not None:
         return loop.create_task
     return partial(asyncio.Task, loop=loop, **_EAGER_START)
+
+
+class _Ahead:
+    """The type of `AHEAD`."""
+
+    __slots__ = ()
+
+
+#: In `Claimed.admitted`: a fire claimed ahead of its instant that starts at once when the
+#: instant comes (its job counts it in `starting` until then).
+AHEAD = _Ahead()
+
+
+class Claimed:
+    """A tick's fires between their claim and their launch (`Firing._claim_fires`), in
+    parallel lists: per fire, its job's entry, scheduled and planned times, what was
+    admitted at once (a tracked run, a skip, or None: decide at launch), whether its claim
+    was won, and the record written with it.
+
+    Lists, not a tuple per fire: fires claimed ahead of their instant live until it comes,
+    and each object that survives that long costs the garbage collector's older generations
+    (`engine.ahead`)."""
+
+    __slots__ = ("admitted", "entries", "fires", "planned", "prepared", "runs", "won")
+
+    def __init__(self) -> None:
+        self.entries: list[JobEntry] = []
+        self.fires: list[datetime] = []
+        self.planned: list[datetime] = []
+        self.admitted: list[ActiveRun | SkipReason | _Ahead | None] = []
+        self.runs: list[RunRecord | None] = []
+        self.won: list[bool] = []
+        #: Claimed ahead of the fires' time (`Scheduler._start_prepared`).
+        self.prepared = False
 
 
 class _SkipBatch:
@@ -171,79 +219,173 @@ class Firing(StoreSync):
 
     async def _start_fires(self, due: list[DueFire], now: datetime) -> None:
         """The on-time fires of one tick: claim them all and write their jobs' state in one
-        store call (one transaction), then run each fire won in its own task.
+        store call (one transaction), then run each fire won in its own task."""
+        claimed = await self._claim_fires(due, now)
+        if claimed is not None:
+            self._launch_fires(claimed)
+
+    async def _claim_fires(
+        self, due: list[DueFire], now: datetime, *, ahead: bool = False
+    ) -> Claimed | None:
+        """Claim a tick's fires and write their jobs' state in one store call (one
+        transaction); None when none is left to launch here.
 
         A fire that will start at once (see `_starts_at_once`) is admitted here: its run is
         tracked as active from now, so overlap sees it while the claim is written, and its
         `running` record goes into the same transaction as its claim. The rest go through
-        `_admit` (pause, overlap, circuit, group) after the claim.
+        `_admit` (pause, overlap, circuit, group) when launched.
+
+        `ahead`: `now` is an instant still to come (`engine.ahead`). A fire admitted then
+        counts in its job's `starting` until launched, and its `ActiveRun` is made at launch:
+        objects that live until the instant cost the garbage collector's older generations,
+        so a claimed fire keeps only its record.
 
         Fires of jobs added while running wait here until the store has their jobs (runs
-        reference them), then are claimed together like the rest: a burst of jobs added at
-        once must not turn into one store call per fire."""
+        reference them), then are claimed together like the rest (and not launched before
+        an instant claimed ahead): a burst of jobs added at once must not turn into one
+        store call per fire."""
         if any(entry.unsaved for entry, _, _ in due):
-            self._spawn(self._start_when_saved([d for d in due if d[0].unsaved]))
+            unsaved = [d for d in due if d[0].unsaved]
+            self._spawn(self._start_when_saved(unsaved, now if ahead else None))
             due = [d for d in due if not d[0].unsaved]
             if not due:
-                return
-        runner, node_id = self._runner, self.node_id
-        loop = asyncio.get_running_loop()
-        new_task = _task_maker(loop)
-        publishing = self.events.subscriber_count > 0  # read once per batch, not per fire
+                return None
+        runner = self._runner
+        claimed = Claimed()
+        claimed.prepared = ahead
+        entries, fires, planneds = claimed.entries, claimed.fires, claimed.planned
+        admitted, runs = claimed.admitted, claimed.runs
         starts: list[FireStart] = []
-        admitted: list[ActiveRun | SkipReason | None] = []
-        for entry, fire, _ in due:
+        for entry, fire, planned in due:
             run = None
-            active: ActiveRun | SkipReason | None = None
+            active: ActiveRun | SkipReason | _Ahead | None = None
             if self._starts_at_once(entry):
-                active = ActiveRun(new_run_id(), fire, started=False)
-                active.record = run = runner.running_record(entry.job, active.run_id, fire, now)
-                entry.track(active)
+                run_id = new_run_id()
+                run = runner.running_record(entry.job, run_id, fire, now)
+                if ahead:
+                    active = AHEAD
+                    entry.starting += 1
+                else:
+                    active = ActiveRun(run_id, fire, started=False)
+                    active.record = run
+                    entry.track(active)
             elif (skip := self._skips_at_once(entry)) is not None:
                 active = skip
                 run = self._skip_record(entry, fire, skip, now)
+            entries.append(entry)
+            fires.append(fire)
+            planneds.append(planned)
             admitted.append(active)
             starts.append(
                 _new_start(FireStart, (entry.job.id, fire, entry.next_fire, entry.last_fire, run))
             )
+            runs.append(run)
         try:
-            won = await self.store.start_fires(starts, node_id, now=now)
+            claimed.won = await self.store.start_fires(starts, self.node_id, now=now)
         except Exception:
             # Nothing was claimed (one transaction) and the jobs' stored `last_fire` did not
             # move: another node may run these fires; here they are missed, and a restart
             # hands them to each job's misfire policy. The next tick is unaffected.
             log.exception("could not claim the %d fire(s) due at %s", len(due), now.isoformat())
-            won = [False] * len(due)
-        for (entry, fire, planned), active, ok, start in zip(
-            due, admitted, won, starts, strict=True
-        ):
-            if isinstance(active, SkipReason):
-                if ok:
-                    assert start.run is not None
-                    if active is SkipReason.overlap:
-                        entry.consecutive_skips += 1
-                    self._publish_skipped(start.run)
-            elif active is not None:
-                if ok:
-                    assert active.record is not None
-                    if publishing:
-                        runner.publish_started(active.record)
-                    # No done callback (the hot path): the task removes itself from `_tasks`,
-                    # unless an eager task factory (Python 3.12+) ran it to its end already.
-                    active.task = task = new_task(self._run_admitted(entry, active, planned))
-                    if not task.done():
-                        self._tasks.add(task)
-                else:
-                    entry.untrack(active.run_id)
-            elif ok:
-                self._spawn(self._admit(entry, fire, planned))
+            claimed.won = [False] * len(due)
+        return claimed
 
-    async def _start_when_saved(self, due: list[DueFire]) -> None:
+    def _launch_fires(self, claimed: Claimed, *, cancel_reason: str | None = None) -> None:
+        """Start the claimed fires won: each admitted run in its own task, the rest through
+        `_admit`; publish the skips written with the claims.
+
+        For fires claimed ahead of their instant (`AHEAD`), now that it has come:
+        `cancel_reason` says the scheduler is stopping instead, and each such run records
+        `cancelled` (with it) without running; a fire whose job was paused or removed in
+        between, or that its job's misfire policy skips (`_prepared_skip`), does not run."""
+        runner = self._runner
+        new_task = _task_maker(asyncio.get_running_loop())
+        publishing = self.events.subscriber_count > 0  # read once per batch, not per fire
+        now = self.clock.now() if claimed.prepared else None
+        # Fires claimed ahead can only be late if the loop woke after their instant.
+        late = now is not None and now > min(claimed.planned)
+        for entry, fire, planned, active, ok, run in zip(
+            claimed.entries,
+            claimed.fires,
+            claimed.planned,
+            claimed.admitted,
+            claimed.won,
+            claimed.runs,
+            strict=True,
+        ):
+            if active is AHEAD:
+                entry.starting -= 1
+                if not ok:
+                    continue
+                assert run is not None
+                if cancel_reason is None and (
+                    entry.removed or entry.paused or (late and entry.job.misfire.policy == "skip")
+                ):
+                    assert now is not None
+                    if self._skip_ahead(entry, run, planned, now):
+                        continue
+                active = ActiveRun(run.run_id, fire, started=False)
+                active.record = run
+                active.cancel_reason = cancel_reason
+                entry.track(active)
+            elif isinstance(active, ActiveRun):
+                if not ok:
+                    entry.untrack(active.run_id)
+                    continue
+            else:
+                if ok:
+                    self._launch_undecided(entry, fire, planned, active, run, cancel_reason)
+                continue
+            if publishing:
+                runner.publish_started(run)
+            # No done callback (the hot path): the task removes itself from `_tasks`,
+            # unless an eager task factory (Python 3.12+) ran it to its end already.
+            active.task = task = new_task(self._run_admitted(entry, active, planned))
+            if not task.done():
+                self._tasks.add(task)
+
+    def _launch_undecided(
+        self,
+        entry: JobEntry,
+        fire: datetime,
+        planned: datetime,
+        skip: SkipReason | None,
+        run: RunRecord | None,
+        cancel_reason: str | None,
+    ) -> None:
+        """A claimed fire won that was not admitted at once: publish the skip written with
+        its claim, or decide it now (`_admit`), or end it `cancelled` if stopping."""
+        if skip is not None:
+            assert run is not None
+            if skip is SkipReason.overlap:
+                entry.consecutive_skips += 1
+            self._publish_skipped(run)
+        elif cancel_reason is None:
+            self._spawn(self._admit(entry, fire, planned))
+        else:  # claimed, so no other node runs it: it ends here, on the record
+            self._spawn(self._cancel_unstarted(entry, fire, cancel_reason))
+
+    def _skip_ahead(
+        self, entry: JobEntry, run: RunRecord, planned: datetime, now: datetime
+    ) -> bool:
+        """Record a fire claimed ahead skipped if it does not run (`_prepared_skip`)."""
+        skip = _prepared_skip(entry, planned, now)
+        if skip is None:
+            return False
+        if not entry.removed:  # a removed job's runs went with it
+            self._spawn(self._record_skip(entry, run.scheduled_for, skip, run_id=run.run_id))
+        if entry.pending:
+            self._drain(entry)
+        return True
+
+    async def _start_when_saved(self, due: list[DueFire], not_before: datetime | None) -> None:
         """`_start_fires` for fires of jobs the store does not have yet, once it has them
         (not holding up the tick's other fires, nor the next tick)."""
         for entry, _, _ in due:
             if entry.unsaved:
                 await self._saved(entry)
+        if not_before is not None:
+            await self.clock.sleep_until(not_before)
         await self._start_fires(due, self.clock.now())
 
     def _starts_at_once(self, entry: JobEntry) -> bool:
@@ -478,31 +620,36 @@ class Firing(StoreSync):
     async def _pending_result(
         self, entry: JobEntry, pending: PendingFire, skip: SkipReason | None, why: str, record: bool
     ) -> RunRecord:
-        now = self.clock.now()
         if skip is not None and record:
-            result = await self._record_skip(entry, pending.scheduled_for, skip)
-        else:
-            result = RunRecord(
-                run_id=new_run_id(),
-                job_id=entry.job.id,
-                scheduled_for=pending.scheduled_for,
-                status=RunStatus.cancelled,
-                error=f"cancelled before it started: {why}",
-                finished_at=now,
-                node_id=self.node_id,
-            )
-            if record:
-                await self.store.record_run(result)
-                self.events.publish(
-                    RunCancelled(
-                        at=now,
-                        job_id=entry.job.id,
-                        run_id=result.run_id,
-                        scheduled_for=pending.scheduled_for,
-                        node_id=self.node_id,
-                        reason=why,
-                    )
+            return await self._record_skip(entry, pending.scheduled_for, skip)
+        return await self._cancel_unstarted(entry, pending.scheduled_for, why, record=record)
+
+    async def _cancel_unstarted(
+        self, entry: JobEntry, scheduled_for: datetime, why: str, *, record: bool = True
+    ) -> RunRecord:
+        """The `cancelled` record of a fire that never started (written if `record`)."""
+        now = self.clock.now()
+        result = RunRecord(
+            run_id=new_run_id(),
+            job_id=entry.job.id,
+            scheduled_for=scheduled_for,
+            status=RunStatus.cancelled,
+            error=f"cancelled before it started: {why}",
+            finished_at=now,
+            node_id=self.node_id,
+        )
+        if record:
+            await self.store.record_run(result)
+            self.events.publish(
+                RunCancelled(
+                    at=now,
+                    job_id=entry.job.id,
+                    run_id=result.run_id,
+                    scheduled_for=scheduled_for,
+                    node_id=self.node_id,
+                    reason=why,
                 )
+            )
         return result
 
     async def _cancel_active(self, entry: JobEntry, reason: str) -> None:

@@ -5,7 +5,9 @@ How a fire happens (each step's invariant):
 1. **Wake.** One loop reads the clock once per tick, pops every due job from a heap of next
    fire times (O(log n) each) and dispatches them all in that one pass (in chunks of the
    store's `fire_batch`, yielding to the event loop between chunks), then sleeps until the
-   next entry or until the job set changes.
+   next entry or until the job set changes. An instant with hundreds of fires is claimed
+   ahead of time (`engine.ahead`): the loop wakes early, claims its fires, and starts their
+   handlers when the instant comes, never before.
 2. **Reschedule first.** The next fire is computed (strictly after the fire and after
    `last_fire`, so a backward clock step never re-runs a fire) and pushed before the fire's
    task starts, so a slow store or handler never delays other jobs.
@@ -31,16 +33,17 @@ import random
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, TypeVar
 
 from agentcron.clock import Clock, SystemClock
+from agentcron.engine import ahead
 from agentcron.engine.active import JobEntry
 from agentcron.engine.catchup import missed_fires
 from agentcron.engine.errors import JobNotFoundError, SchedulerNotRunningError
-from agentcron.engine.firing import Dispatch, DueFire, Firing
+from agentcron.engine.firing import Claimed, Dispatch, DueFire, Firing
 from agentcron.engine.persistence import NewJobs, store_available, wait_store
 from agentcron.engine.runner import Runner
 from agentcron.engine.timeline import Timeline
@@ -206,6 +209,10 @@ class Scheduler(Firing):
         self._recording = set()
         self._skips = None
         self._admitting: set[asyncio.Task[None]] = set()
+        #: What claiming a fire ahead of its instant took last time (`engine.ahead`).
+        self._claim_s_per_fire = 0.0
+        #: The task claiming and then launching a crowded instant's fires, if any.
+        self._ahead: asyncio.Task[None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._maintenance_task: asyncio.Task[None] | None = None
         self._writer_task: asyncio.Task[None] | None = None
@@ -215,6 +222,8 @@ class Scheduler(Firing):
         self._last_jump_s = 0.0
         self._started_at: datetime | None = None
         self._stop_requested: asyncio.Event | None = None
+        #: Set by `stop()`: fires claimed ahead of their instant stop waiting for it.
+        self._halting: asyncio.Event | None = None
         self._save_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._early_pauses: dict[str, tuple[bool, str | None]] = {}
         self._early_removed: set[str] = set()
@@ -398,6 +407,7 @@ class Scheduler(Firing):
         self._writes = asyncio.Queue()
         self._new_jobs = None
         self._stop_requested = asyncio.Event()
+        self._halting = asyncio.Event()
         self._stopping = False
         now = self.clock.now()
         self._started_at = now
@@ -429,12 +439,16 @@ class Scheduler(Firing):
         if not self._running:
             return
         self._stopping = True
+        if self._halting is not None:
+            self._halting.set()
         grace = self.stop_grace_s if grace_s is None else grace_s
         for task in (self._loop_task, self._maintenance_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self._ahead is not None:  # ends at once (`_halting`), its fires launched or not
+            await asyncio.wait({self._ahead})
         for entry in self._entries.values():
             self._release_pending(entry, None, "scheduler stopped")
         running = {t for t in self._tasks if not t.done()}
@@ -572,11 +586,7 @@ class Scheduler(Firing):
             for entry in self._timeline.pop_due(now):
                 if entry.slot is not None:  # rescheduled while an earlier chunk ran
                     continue
-                try:
-                    self._due(entry, now, due)
-                except Exception:  # a trigger bug must not stop the other jobs
-                    log.exception("scheduling job %s failed; it is paused", entry.job.id)
-                    entry.dormant = "trigger failed; see the log"
+                self._due_guarded(entry, now, due)
                 if len(due) == fire_batch:
                     self._admit_due(due, now)
                     due = []
@@ -586,6 +596,15 @@ class Scheduler(Firing):
             if due:
                 self._admit_due(due, now)
             wake = self._timeline.next_wake()
+            if wake is not None:
+                lead = ahead.lead_s(self._timeline.count_at(wake), self._claim_s_per_fire)
+                if lead > 0:
+                    until_s = (wake - clock.now()).total_seconds()
+                    if until_s <= lead:
+                        if until_s > 0:  # else it is due already: the next turn pops it
+                            self._claim_ahead(wake)
+                        continue
+                    wake -= timedelta(seconds=lead)
             if self.max_idle_s is not None:
                 idle_until = now + timedelta(seconds=self.max_idle_s)
                 wake = idle_until if wake is None else min(wake, idle_until)
@@ -605,11 +624,89 @@ class Scheduler(Firing):
         if waiter is not None:
             waiter.cancel()
 
+    def _due_guarded(self, entry: JobEntry, now: datetime, due: list[DueFire]) -> None:
+        try:
+            self._due(entry, now, due)
+        except Exception:  # a trigger bug must not stop the other jobs
+            log.exception("scheduling job %s failed; it is paused", entry.job.id)
+            entry.dormant = "trigger failed; see the log"
+
+    def _claim_ahead(self, at: datetime) -> None:
+        """Take the fires due at the crowded instant `at` now, before it (`engine.ahead`):
+        the next tick begins once they are claimed and started (`_start_prepared`)."""
+        batch = self.store.fire_batch
+        chunks: collections.deque[list[DueFire]] = collections.deque()
+        due: list[DueFire] = []
+        for entry in self._timeline.pop_due(at):
+            self._due_guarded(entry, at, due)
+            if len(due) == batch:
+                chunks.append(due)
+                due = []
+        if due:
+            chunks.append(due)
+        if chunks:
+            # Not among the tasks `drain()` waits for: fires waiting for their instant are
+            # not dispatched yet (and a virtual clock may never get there). `stop()` waits
+            # for it instead.
+            self._ahead = self._admit_tick(self._start_prepared(chunks, at), drained=False)
+
+    async def _start_prepared(self, chunks: collections.deque[list[DueFire]], at: datetime) -> None:
+        """Claim the chunks of fires due at `at` until `at` comes, wait for it, then launch
+        them chunk by chunk, as a tick would (chunks still unclaimed then are claimed and
+        launched one after another, as in a tick). Stopping before `at` records the fires
+        claimed `cancelled`: this node claimed them, so no other node will run them.
+
+        Each chunk is dropped once claimed (only the `Claimed` lists stay until `at`)."""
+        clock = self.clock
+        claimed: collections.deque[Claimed] = collections.deque()
+        begun, count = clock.monotonic(), 0
+        try:
+            while chunks and clock.now() < at:
+                due = chunks.popleft()
+                count += len(due)
+                chunk = await self._claim_fires(due, at, ahead=True)
+                if chunk is not None:
+                    claimed.append(chunk)
+            if count:
+                self._claim_s_per_fire = (clock.monotonic() - begun) / count
+            await self._sleep_unless_halted(at)
+            while (claimed or chunks) and not self._stopping:
+                if claimed:
+                    self._launch_fires(claimed.popleft())
+                elif (
+                    late := await self._claim_fires(chunks.popleft(), at, ahead=True)
+                ) is not None:
+                    self._launch_fires(late)
+                await asyncio.sleep(0)  # as a tick's chunks: the runs of one go first
+        finally:
+            while claimed:
+                self._launch_fires(claimed.popleft(), cancel_reason="scheduler stopped")
+
+    async def _sleep_unless_halted(self, until: datetime) -> None:
+        """Sleep until `until`, or until `stop()` begins."""
+        assert self._halting is not None
+        sleeper = asyncio.ensure_future(self.clock.sleep_until(until))
+        halted = asyncio.ensure_future(self._halting.wait())
+        try:
+            await asyncio.wait({sleeper, halted}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            halted.cancel()
+
     def _admit_due(self, due: list[DueFire], now: datetime) -> None:
-        task = asyncio.get_running_loop().create_task(self._start_fires(due, now))
-        self._tasks.add(task)
+        self._admit_tick(self._start_fires(due, now))
+
+    def _admit_tick(
+        self, tick: Coroutine[Any, Any, None], *, drained: bool = True
+    ) -> asyncio.Task[None]:
+        """Run a tick's admission in its own task; the next tick waits for it, and so does
+        `drain()` if `drained`."""
+        task = asyncio.get_running_loop().create_task(tick)
+        if drained:
+            self._tasks.add(task)
         self._admitting.add(task)
         task.add_done_callback(self._admitted)
+        return task
 
     def _admitted(self, task: asyncio.Task[None]) -> None:
         self._admitting.discard(task)

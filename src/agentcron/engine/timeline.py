@@ -88,6 +88,11 @@ class Timeline:
             due += picked
         return due
 
+    def count_at(self, wake: datetime) -> int:
+        """How many live entries wake at exactly `wake`."""
+        slot = self._slots.get(wake)
+        return 0 if slot is None else slot.live
+
     def next_wake(self) -> datetime | None:
         heap, slots = self._heap, self._slots
         while heap and not slots[heap[0]].live:

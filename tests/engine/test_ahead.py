@@ -1,0 +1,233 @@
+"""Crowded instants claimed ahead of time (`agentcron.engine.ahead`): claims and `running`
+records written before the instant, handlers started only once it has come, and what a
+pause, a removal or a stop in between does to the fires already claimed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+import pytest
+
+from agentcron.engine import Scheduler
+from agentcron.engine.ahead import MAX_LEAD_S, MIN_FIRES, PER_FIRE_S, lead_s
+from agentcron.handlers.base import RunContext
+from agentcron.models import FireStart, RunQuery, RunRecord, RunStatus
+from agentcron.store.memory import MemoryStore
+from agentcron.testing import VirtualClock
+
+from .conftest import T0
+
+EVERY_SECOND = "* * * * * *"
+#: The first fire of every-second jobs added at T0.
+FIRST = T0 + timedelta(seconds=1)
+#: How early an instant with `MIN_FIRES` fires is claimed.
+LEAD_S = MIN_FIRES * PER_FIRE_S
+
+
+class Starts:
+    """A handler recording when (on the scheduler's clock) each job's handler started."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+        self.started: dict[str, list[tuple[datetime, datetime]]] = {}
+
+    async def __call__(self, ctx: RunContext) -> None:
+        self.started.setdefault(ctx.job_id, []).append((ctx.scheduled_for, self.clock.now()))
+
+    @property
+    def count(self) -> int:
+        return sum(len(v) for v in self.started.values())
+
+
+def crowd(sched: Scheduler, handler: Starts, jobs: int = MIN_FIRES) -> list[str]:
+    ids = [f"job-{i:04d}" for i in range(jobs)]
+    for job_id in ids:
+        sched.add_job(job_id, trigger=EVERY_SECOND, handler=handler)
+    return ids
+
+
+async def runs_at(store: MemoryStore, when: datetime) -> list[RunRecord]:
+    return [r for r in await store.list_runs(RunQuery(limit=100_000)) if r.scheduled_for == when]
+
+
+def test_the_lead_is_zero_below_the_crowd_size_and_grows_with_the_fires_up_to_its_cap() -> None:
+    assert lead_s(MIN_FIRES - 1) == 0.0
+    assert lead_s(MIN_FIRES) == pytest.approx(MIN_FIRES * PER_FIRE_S)
+    assert lead_s(10_000) == pytest.approx(0.1)
+    assert lead_s(10_000_000) == MAX_LEAD_S
+
+
+def test_a_store_measured_slower_than_the_default_moves_the_claims_earlier() -> None:
+    assert lead_s(1_000, measured_per_fire_s=40e-6) == pytest.approx(1_000 * 60e-6)
+    assert lead_s(1_000, measured_per_fire_s=1e-6) == pytest.approx(1_000 * PER_FIRE_S)
+
+
+async def test_a_crowded_instant_is_claimed_before_it_comes_and_no_handler_starts_early(
+    sched: Scheduler, clock: VirtualClock, store: MemoryStore
+) -> None:
+    starts = Starts(clock)
+    crowd(sched, starts)
+    async with sched:
+        await clock.advance(1 - LEAD_S / 2)  # inside the lead, before the instant
+        early = await runs_at(store, FIRST)
+        assert starts.count == 0, list(starts.started.values())[:2]
+        await clock.advance(LEAD_S / 2)
+        await sched.drain()
+        done = await runs_at(store, FIRST)
+    assert len(early) == MIN_FIRES
+    assert {r.status for r in early} == {RunStatus.running}
+    assert starts.count == MIN_FIRES
+    assert {started for v in starts.started.values() for _, started in v} == {FIRST}
+    assert {r.status for r in done} == {RunStatus.succeeded}
+    assert {r.run_id for r in done} == {r.run_id for r in early}
+
+
+async def test_an_instant_with_fewer_fires_than_the_crowd_size_is_claimed_at_its_time(
+    sched: Scheduler, clock: VirtualClock, store: MemoryStore
+) -> None:
+    starts = Starts(clock)
+    crowd(sched, starts, MIN_FIRES - 1)
+    async with sched:
+        await clock.advance(1 - LEAD_S / 2)
+        early = await runs_at(store, FIRST)
+        await clock.advance(LEAD_S / 2)
+        await sched.drain()
+    assert early == []
+    assert starts.count == MIN_FIRES - 1
+
+
+async def test_each_later_crowded_instant_is_claimed_ahead_as_well(
+    sched: Scheduler, clock: VirtualClock, store: MemoryStore
+) -> None:
+    starts = Starts(clock)
+    ids = crowd(sched, starts)
+    async with sched:
+        for _ in range(3):  # (a crowded tick takes more turns than one `advance` settles)
+            await clock.advance(1)
+            await sched.drain()
+        await clock.advance(1 - LEAD_S / 2)
+        early = await runs_at(store, FIRST + timedelta(seconds=3))
+        await clock.advance(LEAD_S / 2)
+        await sched.drain()
+    assert len(early) == MIN_FIRES
+    for job_id in ids:
+        assert [(s, at) for s, at in starts.started[job_id]] == [
+            (FIRST + timedelta(seconds=k), FIRST + timedelta(seconds=k)) for k in range(4)
+        ]
+
+
+async def test_a_job_paused_after_its_fire_was_claimed_records_it_skipped_and_does_not_run(
+    sched: Scheduler, clock: VirtualClock, store: MemoryStore
+) -> None:
+    starts = Starts(clock)
+    paused, *_ = crowd(sched, starts)
+    async with sched:
+        await clock.advance(1 - LEAD_S / 2)
+        [claimed] = [r for r in await runs_at(store, FIRST) if r.job_id == paused]
+        sched.pause(paused)
+        await clock.advance(LEAD_S / 2)
+        await sched.drain()
+        [run] = [r for r in await runs_at(store, FIRST) if r.job_id == paused]
+    assert paused not in starts.started
+    assert starts.count == MIN_FIRES - 1
+    assert (run.run_id, run.status, run.skip_reason) == (
+        claimed.run_id,
+        RunStatus.skipped,
+        "paused",
+    )
+
+
+async def test_a_job_removed_after_its_fire_was_claimed_does_not_run(
+    sched: Scheduler, clock: VirtualClock, store: MemoryStore
+) -> None:
+    starts = Starts(clock)
+    removed, *_ = crowd(sched, starts)
+    async with sched:
+        await clock.advance(1 - LEAD_S / 2)
+        sched.remove(removed)
+        await clock.advance(LEAD_S / 2)
+        await sched.drain()
+        left = [r for r in await runs_at(store, FIRST) if r.job_id == removed]
+    assert removed not in starts.started
+    assert starts.count == MIN_FIRES - 1
+    assert left == []
+
+
+async def test_stopping_before_a_claimed_instant_records_its_fires_cancelled_at_once(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock, store: MemoryStore
+) -> None:
+    sched = make_scheduler()
+    starts = Starts(clock)
+    crowd(sched, starts)
+    await sched.start()
+    await clock.advance(1 - LEAD_S / 2)
+    # A grace period on the virtual clock that nobody advances: stop() must not wait for
+    # the instant to come (nor for the grace) to end fires that never began.
+    await sched.stop(grace_s=30)
+    runs = await runs_at(store, FIRST)
+    assert starts.count == 0
+    assert len(runs) == MIN_FIRES
+    assert {r.status for r in runs} == {RunStatus.cancelled}
+    assert all("scheduler stopped" in (r.error or "") for r in runs)
+
+
+@pytest.mark.parametrize(("policy", "ran"), [("skip", False), ("run_once", True)])
+async def test_a_machine_asleep_through_a_claimed_instant_applies_each_jobs_misfire_policy(
+    sched: Scheduler, clock: VirtualClock, store: MemoryStore, policy: str, ran: bool
+) -> None:
+    starts = Starts(clock)
+    for i in range(MIN_FIRES):
+        sched.add_job(f"job-{i:04d}", trigger=EVERY_SECOND, handler=starts, misfire=policy)
+    async with sched:
+        await clock.advance(1 - LEAD_S / 2)
+        await clock.suspend(60)  # the lid closes between the claims and the instant
+        await sched.drain()
+        runs = await runs_at(store, FIRST)
+    assert len(runs) == MIN_FIRES
+    first = [at for v in starts.started.values() for fire, at in v if fire == FIRST]
+    if ran:
+        assert len(first) == MIN_FIRES  # late, once each (never a burst)
+        assert {r.status for r in runs} == {RunStatus.succeeded}
+    else:
+        assert first == []
+        assert {(r.status, r.skip_reason) for r in runs} == {(RunStatus.skipped, "misfire")}
+
+
+class SlowClaims(MemoryStore):
+    """A real `MemoryStore` whose fire claims each take `claim_s` on the scheduler's clock."""
+
+    def __init__(self, clock: VirtualClock, claim_s: float) -> None:
+        super().__init__()
+        self.clock, self.claim_s = clock, claim_s
+        self.claimed_at: list[datetime] = []
+
+    async def start_fires(
+        self, fires: Sequence[FireStart], node_id: str, *, now: datetime
+    ) -> list[bool]:
+        await self.clock.sleep(self.claim_s)
+        self.claimed_at.append(self.clock.now())
+        return await super().start_fires(fires, node_id, now=now)
+
+
+async def test_claims_still_unwritten_when_the_instant_comes_are_claimed_and_started_after_it(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    # Each claim of 32 fires takes 1 ms; the 16 claims of 500 fires do not fit in a 5 ms lead.
+    store = SlowClaims(clock, claim_s=0.001)
+    sched = make_scheduler(store=store)
+    starts = Starts(clock)
+    crowd(sched, starts)
+    async with sched:
+        await clock.advance(1 - 2 * LEAD_S)
+        for _ in range(40):
+            await clock.advance(0.001)
+        await sched.drain()
+        runs = await runs_at(store, FIRST)
+    assert min(store.claimed_at) < FIRST < max(store.claimed_at)
+    assert starts.count == MIN_FIRES  # each once
+    started = [at for v in starts.started.values() for _, at in v]
+    assert min(started) >= FIRST
+    # The fires claimed in time start at the instant, not after the last claim.
+    assert min(started) < max(store.claimed_at)
+    assert len(runs) == MIN_FIRES and {r.status for r in runs} == {RunStatus.succeeded}
