@@ -521,3 +521,18 @@ async def test_a_store_that_cannot_keep_up_makes_the_loop_late_and_misfire_folds
         assert [(r.scheduled_for - T0).seconds for r in runs] == [1, 9, 10]
         assert [event.missed for event in missed] == [7]  # type: ignore[attr-defined]
         await sched.stop(grace_s=0)
+
+
+async def test_a_stop_while_a_tick_is_claiming_leaves_no_job_counting_a_run_that_never_began(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    store = CountingStore("start_fires")
+    sched = make_scheduler(store=store)
+    for name in ("digest", "backup"):
+        sched.add_job(name, trigger=EVERY_SECOND, handler=noop)
+    await sched.start()
+    await sched.flush()
+    await clock.advance(1)  # the tick's claim waits for the store
+    assert [v.active_runs for v in sched.jobs()] == [1, 1]
+    await sched.stop(grace_s=0)  # cancels the claim in flight
+    assert [v.active_runs for v in sched.jobs()] == [0, 0]

@@ -73,7 +73,7 @@ def _overlap_action(entry: JobEntry) -> OverlapAction:
 _new_start = tuple.__new__
 
 
-def _prepared_skip(entry: JobEntry, planned: datetime, now: datetime) -> SkipReason | None:
+def _ahead_skip(entry: JobEntry, planned: datetime, now: datetime) -> SkipReason | None:
     """Why a fire claimed ahead of its time (`engine.ahead`) does not run when its time has
     come, or None: its job was removed or paused in between (`removed` is reported as
     `paused`: either way nothing runs), or the machine slept through the instant and the
@@ -127,7 +127,7 @@ class Claimed:
     and each object that survives that long costs the garbage collector's older generations
     (`engine.ahead`)."""
 
-    __slots__ = ("admitted", "entries", "fires", "planned", "prepared", "runs", "won")
+    __slots__ = ("admitted", "entries", "fires", "planned", "ahead", "runs", "won")
 
     def __init__(self) -> None:
         self.entries: list[JobEntry] = []
@@ -136,8 +136,8 @@ class Claimed:
         self.admitted: list[ActiveRun | SkipReason | _Ahead | None] = []
         self.runs: list[RunRecord | None] = []
         self.won: list[bool] = []
-        #: Claimed ahead of the fires' time (`Scheduler._start_prepared`).
-        self.prepared = False
+        #: Claimed ahead of the fires' time (`Scheduler._start_ahead`).
+        self.ahead = False
 
 
 class _SkipBatch:
@@ -252,7 +252,7 @@ class Firing(StoreSync):
                 return None
         runner = self._runner
         claimed = Claimed()
-        claimed.prepared = ahead
+        claimed.ahead = ahead
         entries, fires, planneds = claimed.entries, claimed.fires, claimed.planned
         admitted, runs = claimed.admitted, claimed.runs
         starts: list[FireStart] = []
@@ -288,6 +288,10 @@ class Firing(StoreSync):
             # hands them to each job's misfire policy. The next tick is unaffected.
             log.exception("could not claim the %d fire(s) due at %s", len(due), now.isoformat())
             claimed.won = [False] * len(due)
+        except BaseException:  # cancelled: nothing launches them, so their jobs are not busy
+            claimed.won = [False] * len(due)
+            self._launch_fires(claimed)
+            raise
         return claimed
 
     def _launch_fires(self, claimed: Claimed, *, cancel_reason: str | None = None) -> None:
@@ -297,11 +301,11 @@ class Firing(StoreSync):
         For fires claimed ahead of their instant (`AHEAD`), now that it has come:
         `cancel_reason` says the scheduler is stopping instead, and each such run records
         `cancelled` (with it) without running; a fire whose job was paused or removed in
-        between, or that its job's misfire policy skips (`_prepared_skip`), does not run."""
+        between, or that its job's misfire policy skips (`_ahead_skip`), does not run."""
         runner = self._runner
         new_task = _task_maker(asyncio.get_running_loop())
         publishing = self.events.subscriber_count > 0  # read once per batch, not per fire
-        now = self.clock.now() if claimed.prepared else None
+        now = self.clock.now() if claimed.ahead else None
         # Fires claimed ahead can only be late if the loop woke after their instant.
         late = now is not None and now > min(claimed.planned)
         for entry, fire, planned, active, ok, run in zip(
@@ -368,8 +372,8 @@ class Firing(StoreSync):
     def _skip_ahead(
         self, entry: JobEntry, run: RunRecord, planned: datetime, now: datetime
     ) -> bool:
-        """Record a fire claimed ahead skipped if it does not run (`_prepared_skip`)."""
-        skip = _prepared_skip(entry, planned, now)
+        """Record a fire claimed ahead skipped if it does not run (`_ahead_skip`)."""
+        skip = _ahead_skip(entry, planned, now)
         if skip is None:
             return False
         if not entry.removed:  # a removed job's runs went with it

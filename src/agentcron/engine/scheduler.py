@@ -633,7 +633,7 @@ class Scheduler(Firing):
 
     def _claim_ahead(self, at: datetime) -> None:
         """Take the fires due at the crowded instant `at` now, before it (`engine.ahead`):
-        the next tick begins once they are claimed and started (`_start_prepared`)."""
+        the next tick begins once they are claimed and started (`_start_ahead`)."""
         batch = self.store.fire_batch
         chunks: collections.deque[list[DueFire]] = collections.deque()
         due: list[DueFire] = []
@@ -648,9 +648,9 @@ class Scheduler(Firing):
             # Not among the tasks `drain()` waits for: fires waiting for their instant are
             # not dispatched yet (and a virtual clock may never get there). `stop()` waits
             # for it instead.
-            self._ahead = self._admit_tick(self._start_prepared(chunks, at), drained=False)
+            self._ahead = self._admit_tick(self._start_ahead(chunks, at), drained=False)
 
-    async def _start_prepared(self, chunks: collections.deque[list[DueFire]], at: datetime) -> None:
+    async def _start_ahead(self, chunks: collections.deque[list[DueFire]], at: datetime) -> None:
         """Claim the chunks of fires due at `at` until `at` comes, wait for it, then launch
         them chunk by chunk, as a tick would (chunks still unclaimed then are claimed and
         launched one after another, as in a tick). Stopping before `at` records the fires
