@@ -73,7 +73,7 @@ def _overlap_action(entry: JobEntry) -> OverlapAction:
 _new_start = tuple.__new__
 
 
-def _ahead_skip(entry: JobEntry, planned: datetime, now: datetime) -> SkipReason | None:
+def _skip_at_instant(entry: JobEntry, planned: datetime, now: datetime) -> SkipReason | None:
     """Why a fire claimed ahead of its time (`engine.ahead`) does not run when its time has
     come, or None: its job was removed or paused in between (`removed` is reported as
     `paused`: either way nothing runs), or the machine slept through the instant and the
@@ -301,7 +301,7 @@ class Firing(StoreSync):
         For fires claimed ahead of their instant (`AHEAD`), now that it has come:
         `cancel_reason` says the scheduler is stopping instead, and each such run records
         `cancelled` (with it) without running; a fire whose job was paused or removed in
-        between, or that its job's misfire policy skips (`_ahead_skip`), does not run."""
+        between, or that its job's misfire policy skips (`_skip_at_instant`), does not run."""
         runner = self._runner
         new_task = _task_maker(asyncio.get_running_loop())
         publishing = self.events.subscriber_count > 0  # read once per batch, not per fire
@@ -326,7 +326,7 @@ class Firing(StoreSync):
                     entry.removed or entry.paused or (late and entry.job.misfire.policy == "skip")
                 ):
                     assert now is not None
-                    if self._skip_ahead(entry, run, planned, now):
+                    if self._skipped_at_instant(entry, run, planned, now):
                         continue
                 active = ActiveRun(run.run_id, fire, started=False)
                 active.record = run
@@ -369,11 +369,11 @@ class Firing(StoreSync):
         else:  # claimed, so no other node runs it: it ends here, on the record
             self._spawn(self._cancel_unstarted(entry, fire, cancel_reason))
 
-    def _skip_ahead(
+    def _skipped_at_instant(
         self, entry: JobEntry, run: RunRecord, planned: datetime, now: datetime
     ) -> bool:
-        """Record a fire claimed ahead skipped if it does not run (`_ahead_skip`)."""
-        skip = _ahead_skip(entry, planned, now)
+        """Record a fire claimed ahead skipped if it does not run (`_skip_at_instant`)."""
+        skip = _skip_at_instant(entry, planned, now)
         if skip is None:
             return False
         if not entry.removed:  # a removed job's runs went with it
