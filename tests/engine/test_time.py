@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -166,3 +167,25 @@ async def test_dst_days_through_the_engine_follow_the_cron_rules(
     assert hourly == expected_fires("15 * * * *", tz, start, end), label
     # wildcard hours: every real hour once (24 +/- 1 on the transition day)
     assert len(hourly) in (29, 30, 31)
+
+
+async def test_a_tick_of_many_late_jobs_lets_the_rest_of_the_process_run_between_them(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    jobs = 64
+    for i in range(jobs):
+        sched.add_job(f"fast-{i:02d}", trigger="* * * * * *", handler=noop, misfire="skip")
+    await sched.start()
+    await clock.advance(1)
+    woke = T0 + timedelta(seconds=1) + HOUR
+    seen: list[int] = []  # late jobs already rescheduled, at each turn of the event loop
+
+    async def probe() -> None:
+        while not seen or seen[-1] < jobs:
+            seen.append(sum(1 for v in sched.jobs() if v.next_run and v.next_run > woke))
+            await asyncio.sleep(0)
+
+    watching = asyncio.ensure_future(probe())
+    await clock.suspend(HOUR)  # every job wakes an hour late: 3,600 missed fires each
+    await asyncio.wait_for(watching, timeout=30)
+    assert any(0 < count < jobs for count in seen)

@@ -87,6 +87,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: A wall-vs-monotonic disagreement above this, between two ticks, is a clock jump.
 CLOCK_JUMP_S = 2.0
+#: The loop yields to the event loop after this many late jobs in a row (see `_loop`).
+LATE_BATCH = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -583,15 +585,22 @@ class Scheduler(Firing):
                 await wait_store(self.store)
                 continue
             due: list[DueFire] = []
+            late = 0  # late jobs handled since the loop last yielded
             for entry in self._timeline.pop_due(now):
                 if entry.slot is not None:  # rescheduled while an earlier chunk ran
                     continue
-                self._due_guarded(entry, now, due)
+                late += self._due_guarded(entry, now, due)
                 if len(due) == fire_batch:
                     self._admit_due(due, now)
-                    due = []
+                    due, late = [], 0
                     # Let the fires just started run before admitting more: a tick's
                     # objects then die young instead of all living until the tick ends.
+                    await asyncio.sleep(0)
+                elif late == LATE_BATCH:
+                    # Walking a late job's missed fires takes up to a few ms (`catchup`);
+                    # after a long sleep every job is late, and the rest of the process
+                    # (dashboard, heartbeats, running handlers) must not wait for them all.
+                    late = 0
                     await asyncio.sleep(0)
             if due:
                 self._admit_due(due, now)
@@ -624,12 +633,14 @@ class Scheduler(Firing):
         if waiter is not None:
             waiter.cancel()
 
-    def _due_guarded(self, entry: JobEntry, now: datetime, due: list[DueFire]) -> None:
+    def _due_guarded(self, entry: JobEntry, now: datetime, due: list[DueFire]) -> bool:
+        """`_due`, with a trigger that raises making its job dormant; True when late."""
         try:
-            self._due(entry, now, due)
+            return self._due(entry, now, due)
         except Exception:  # a trigger bug must not stop the other jobs
             log.exception("scheduling job %s failed; it is paused", entry.job.id)
             entry.dormant = "trigger failed; see the log"
+            return False
 
     def _claim_ahead(self, at: datetime) -> None:
         """Take the fires due at the crowded instant `at` now, before it (`engine.ahead`):
@@ -712,13 +723,13 @@ class Scheduler(Firing):
         self._admitting.discard(task)
         self._task_done(task)
 
-    def _due(self, entry: JobEntry, now: datetime, due: list[DueFire]) -> None:
+    def _due(self, entry: JobEntry, now: datetime, due: list[DueFire]) -> bool:
         """Schedule the entry's next fire and hand its due fire(s) on (synchronously): an
         on-time fire joins `due`, this tick's batch; late ones go through the misfire
-        policy."""
+        policy (then True)."""
         fire = entry.next_fire
         if fire is None or entry.removed or entry.paused or entry.dormant:
-            return
+            return False
         job = entry.job
         planned = entry.wake or fire  # the nominal fire plus its jitter
         following = self._next_after(entry, fire)
@@ -728,8 +739,9 @@ class Scheduler(Firing):
             entry.last_fire = fire
             self._schedule_next(entry, following, now)
             due.append((entry, fire, planned))
-            return
+            return False
         self._misfired(entry, fire, now, due)
+        return True
 
     def _misfired(
         self, entry: JobEntry, first: datetime, now: datetime, due: list[DueFire]
