@@ -684,10 +684,10 @@ class Scheduler(Firing):
             while (claimed or chunks) and not self._stopping:
                 if claimed:
                     self._launch_fires(claimed.popleft())
-                elif (
-                    late := await self._claim_fires(chunks.popleft(), at, ahead=True)
-                ) is not None:
-                    self._launch_fires(late)
+                else:  # not claimed in time: claimed and launched as in a tick
+                    chunk = await self._claim_fires(chunks.popleft(), at, ahead=True)
+                    if chunk is not None:
+                        self._launch_fires(chunk)
                 await asyncio.sleep(0)  # as a tick's chunks: the runs of one go first
         finally:
             while claimed:
