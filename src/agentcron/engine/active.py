@@ -23,18 +23,19 @@ __all__ = ["NO_RUNS", "ActiveRun", "JobEntry", "PendingFire"]
 class ActiveRun:
     """A run in progress (including its retry waits): what overlap counts as active."""
 
+    # (The fields a tick sets come first: it passes them by position, once per fire.)
     run_id: str
     scheduled_for: datetime
-    task: asyncio.Task[RunRecord | None] | None = None
-    ctx: RunContext | None = None
     record: RunRecord | None = None
-    cancel_reason: str | None = None
-    lease_lost: bool = False
     #: False while `task` has not begun: a run admitted by its tick (recorded `running`)
     #: whose task was cancelled before its first step would leave no final record, so such
     #: a task is not cancelled; it sees `cancel_reason` when it starts and records
     #: `cancelled` itself.
     started: bool = True
+    task: asyncio.Task[RunRecord | None] | None = None
+    ctx: RunContext | None = None
+    cancel_reason: str | None = None
+    lease_lost: bool = False
 
     def cancel(self, reason: str) -> None:
         """Ask the run to stop: `ctx.cancelled` first, then cancel the task running it."""
@@ -142,9 +143,11 @@ class JobEntry:
         pending = _rare_field("pending", "Fires waiting for the active run.")
 
     def track(self, active: ActiveRun) -> None:
-        if self.active is NO_RUNS:
-            self.active = {}
-        self.active[active.run_id] = active
+        runs = self.active
+        if runs is NO_RUNS:
+            self.active = {active.run_id: active}
+        else:
+            runs[active.run_id] = active
 
     def untrack(self, run_id: str) -> None:
         """Forget an ended run. An entry left with no runs goes back to `NO_RUNS`.

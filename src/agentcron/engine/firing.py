@@ -266,8 +266,7 @@ class Firing(StoreSync):
                     active = AHEAD
                     entry.starting += 1
                 else:
-                    active = ActiveRun(run_id, fire, started=False)
-                    active.record = run
+                    active = ActiveRun(run_id, fire, run, False)
                     entry.track(active)
             elif (skip := self._skips_at_once(entry)) is not None:
                 active = skip
@@ -328,9 +327,9 @@ class Firing(StoreSync):
                     assert now is not None
                     if self._skipped_at_instant(entry, run, planned, now):
                         continue
-                active = ActiveRun(run.run_id, fire, started=False)
-                active.record = run
-                active.cancel_reason = cancel_reason
+                active = ActiveRun(run.run_id, fire, run, False)
+                if cancel_reason is not None:
+                    active.cancel_reason = cancel_reason
                 entry.track(active)
             elif isinstance(active, ActiveRun):
                 if not ok:

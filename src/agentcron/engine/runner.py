@@ -93,7 +93,6 @@ def _ended(
     record: RunRecord,
     status: RunStatus,
     now: datetime,
-    *,
     started_at: datetime | None = None,
     error: str | None = None,
     output_tail: str | None = None,
@@ -201,7 +200,15 @@ class Runner:
             if active.cancel_reason is not None:  # cancelled before its task started
                 raise asyncio.CancelledError
             while True:
-                ctx = self._context(job, active, record, planned, now)
+                ctx = active.ctx = engine_context(
+                    job.id,
+                    record.run_id,
+                    record.scheduled_for,
+                    record.attempt,
+                    max(0.0, (now - planned).total_seconds()),
+                    self.node_id,
+                    _JOB_LOG,
+                )
                 if job.timeout_s is None:
                     # Without a timeout the handler runs in the run's own task (one task per
                     # fire; inlined here, as this is the hot path): cancelling the run
@@ -292,21 +299,6 @@ class Runner:
             self._publish(RunFailed, final, error=message, duration_s=final.duration_s or 0.0)
         return final
 
-    def _context(
-        self, job: Job, active: ActiveRun, record: RunRecord, planned: datetime, now: datetime
-    ) -> RunContext:
-        ctx = engine_context(
-            job.id,
-            record.run_id,
-            record.scheduled_for,
-            record.attempt,
-            max(0.0, (now - planned).total_seconds()),
-            self.node_id,
-            _JOB_LOG,
-        )
-        active.ctx = ctx
-        return ctx
-
     async def _await_with_timeout(
         self, task: asyncio.Task[Any], ctx: RunContext, timeout_s: float
     ) -> _Attempt:
@@ -349,13 +341,11 @@ class Runner:
         self, active: ActiveRun, record: RunRecord, outcome: Any, started: datetime
     ) -> RunRecord:
         tail = outcome.output_tail if isinstance(outcome, HandlerOutcome) else None
+        # By position, and `_tail` only for a tail: this runs once per fire.
         final = _ended(
-            record,
-            RunStatus.succeeded,
-            self.clock.now(),
-            started_at=started,
-            output_tail=_tail(tail),
-        )
+            record, RunStatus.succeeded, self.clock.now(), started, None,
+            None if tail is None else _tail(tail),
+        )  # fmt: skip
         active.record = final
         return final
 
