@@ -15,6 +15,7 @@ from agentcron.handlers.base import RunContext
 from agentcron.models import FireStart, RunQuery, RunRecord, RunStatus
 from agentcron.store.memory import MemoryStore
 from agentcron.testing import VirtualClock
+from agentcron.triggers import CronTrigger, cron_trigger, resolve_tz
 
 from .conftest import T0
 
@@ -231,3 +232,57 @@ async def test_claims_still_unwritten_when_the_instant_comes_are_claimed_and_sta
     # The fires claimed in time start at the instant, not after the last claim.
     assert min(started) < max(store.claimed_at)
     assert len(runs) == MIN_FIRES and {r.status for r in runs} == {RunStatus.succeeded}
+
+
+class BusyClock(VirtualClock):
+    """A virtual clock whose monotonic reading also counts the time code "spends" between
+    two turns of the event loop (`spend`): the virtual wall clock stands still meanwhile,
+    as a real one does not, so this is what the engine sees of work that takes CPU time."""
+
+    def __init__(self, start: datetime) -> None:
+        super().__init__(start)
+        self.spent_s = 0.0
+
+    def monotonic(self) -> float:
+        return super().monotonic() + self.spent_s
+
+
+class CostlyTrigger:
+    """An every-second trigger whose next fire takes `cost_s` of `clock`'s time to find."""
+
+    def __init__(self, clock: BusyClock, cost_s: float) -> None:
+        self.clock, self.cost_s = clock, cost_s
+        self.inner: CronTrigger = cron_trigger(EVERY_SECOND, resolve_tz("UTC"))
+
+    def next_fire(self, after: datetime) -> datetime | None:
+        self.clock.spent_s += self.cost_s
+        return self.inner.next_fire(after)
+
+    def to_dict(self) -> dict[str, object]:
+        return self.inner.to_dict()
+
+    def describe(self) -> str:
+        return "every second, slowly"
+
+
+async def test_the_time_taken_to_schedule_a_crowded_instants_jobs_moves_the_next_one_earlier(
+    make_scheduler: Callable[..., Scheduler], store: MemoryStore
+) -> None:
+    # Finding each job's next fire takes 20 µs, twice the default lead per fire: the lead
+    # of the next crowded instant must cover it (1.5 x 20 µs per fire), not only the claims.
+    clock = BusyClock(T0)
+    sched = make_scheduler(clock=clock)
+    starts = Starts(clock)
+    trigger = CostlyTrigger(clock, cost_s=20e-6)
+    for i in range(MIN_FIRES):
+        sched.add_job(f"job-{i:04d}", trigger=trigger, handler=starts)
+    second = FIRST + timedelta(seconds=1)
+    async with sched:
+        await clock.advance(1)
+        await sched.drain()
+        await clock.advance(1 - 1.5 * 20e-6 * MIN_FIRES * 0.9)  # inside the longer lead
+        early = await runs_at(store, second)
+        await clock.advance(1.5 * 20e-6 * MIN_FIRES)
+        await sched.drain()
+    assert len(early) == MIN_FIRES and {r.status for r in early} == {RunStatus.running}
+    assert starts.count == 2 * MIN_FIRES

@@ -31,8 +31,9 @@ MAX_LEAD_S = 0.25
 
 def lead_s(fires: int, measured_per_fire_s: float = 0.0) -> float:
     """Seconds before an instant with `fires` due fires to start claiming them (0: at the
-    instant). `measured_per_fire_s`: what claiming took per fire last time, on the real
-    clock (a slow store claims earlier); 1.5 times it is allowed, at least `PER_FIRE_S`."""
+    instant). `measured_per_fire_s`: what taking the fires took per fire last time, on
+    the real clock (scheduling each job's next fire, then the claims: a slow store claims
+    earlier); 1.5 times it is allowed, at least `PER_FIRE_S`."""
     if fires < MIN_FIRES:
         return 0.0
     return min(MAX_LEAD_S, fires * max(PER_FIRE_S, 1.5 * measured_per_fire_s))
