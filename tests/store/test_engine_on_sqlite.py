@@ -4,7 +4,8 @@ missed while the process was down or the machine slept go through the misfire po
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,21 @@ async def wait_until(predicate: Callable[[], bool]) -> None:
     await asyncio.wait_for(poll(), timeout=20)
 
 
-def scheduler(db: Path, clock: VirtualClock, seen: list[Event], **job: Any) -> Scheduler:
-    sched = Scheduler(store=SqliteStore(db, clock=clock), clock=clock, node_id="n1")
-    sched.events.subscribe(seen.append, types=["run.succeeded"])
-    sched.add_job("hourly", trigger="0 * * * *", handler=f"{__name__}:work", **job)
-    return sched
+@asynccontextmanager
+async def scheduler(
+    db: Path, clock: VirtualClock, seen: list[Event], *, node_id: str = "n1", **job: Any
+) -> AsyncIterator[Scheduler]:
+    """A running scheduler on `db` with the job "hourly" (none when `job` has
+    `define=False`), stopped and its store closed after: a scheduler leaves a store it was
+    given open (its owner's), and a connection left to the garbage collector is a
+    `ResourceWarning` (an error here) on Python 3.13."""
+    async with SqliteStore(db, clock=clock) as store:
+        sched = Scheduler(store=store, clock=clock, node_id=node_id)
+        sched.events.subscribe(seen.append, types=["run.succeeded"])
+        if job.pop("define", True):
+            sched.add_job("hourly", trigger="0 * * * *", handler=f"{__name__}:work", **job)
+        async with sched:
+            yield sched
 
 
 async def history(db: Path) -> list[RunRecord]:
@@ -112,8 +123,8 @@ async def test_jobs_and_their_history_come_back_after_a_restart(tmp_path: Path) 
         await clock.advance(HOUR)
         await wait_until(lambda: len(seen) == 1)
         first.pause("hourly", note="travelling")
-    restarted = Scheduler(store=SqliteStore(db, clock=clock), clock=clock, node_id="n2")
-    async with restarted:  # no job defined in code: it comes back from the store
+    # No job defined in code: it comes back from the store.
+    async with scheduler(db, clock, seen, node_id="n2", define=False) as restarted:
         view = restarted.job("hourly")
         assert view.paused
         assert [r.status for r in await restarted.runs("hourly")] == [RunStatus.succeeded]
