@@ -155,6 +155,21 @@ async def test_a_job_removed_after_its_fire_was_claimed_does_not_run(
     assert left == []
 
 
+async def test_a_job_updated_after_its_fire_was_claimed_runs_its_new_handler_for_it(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    old, new = Starts(clock), Starts(clock)
+    crowd(sched, old)
+    async with sched:
+        await clock.advance(1 - LEAD_S / 2)
+        sched.update("job-0000", handler=new)
+        await clock.advance(LEAD_S / 2)
+        await sched.drain()
+    assert "job-0000" not in old.started
+    assert new.started == {"job-0000": [(FIRST, FIRST)]}
+    assert old.count == MIN_FIRES - 1
+
+
 async def test_stopping_before_a_claimed_instant_records_its_fires_cancelled_at_once(
     make_scheduler: Callable[..., Scheduler], clock: VirtualClock, store: MemoryStore
 ) -> None:
@@ -286,3 +301,74 @@ async def test_the_time_taken_to_schedule_a_crowded_instants_jobs_moves_the_next
         await sched.drain()
     assert len(early) == MIN_FIRES and {r.status for r in early} == {RunStatus.running}
     assert starts.count == 2 * MIN_FIRES
+
+
+async def test_a_job_busy_when_its_fire_is_claimed_but_free_by_the_instant_runs_it(
+    sched: Scheduler, clock: VirtualClock, store: MemoryStore
+) -> None:
+    # Each run takes 0.998 s: it is still running when the next second is claimed (5 ms
+    # ahead) and over before that second comes. Overlap decides at the instant, as a tick
+    # does, so `skip` runs every fire.
+    ended = Starts(clock)
+
+    async def almost_a_second(ctx: RunContext) -> None:
+        await clock.sleep(0.998)
+        await ended(ctx)
+
+    for i in range(MIN_FIRES):
+        sched.add_job(f"job-{i:04d}", trigger=EVERY_SECOND, handler=almost_a_second, overlap="skip")
+    second = FIRST + timedelta(seconds=1)
+    async with sched:
+        await clock.advance(2.999)
+        await sched.drain()
+        runs = await runs_at(store, second)
+    assert {(r.status, r.skip_reason) for r in runs} == {(RunStatus.succeeded, None)}
+    assert len(runs) == MIN_FIRES and ended.count == 2 * MIN_FIRES
+
+
+async def test_a_busy_job_removed_after_its_fire_was_claimed_does_not_run_it(
+    sched: Scheduler, clock: VirtualClock, store: MemoryStore
+) -> None:
+    # Busy at the claim of its second fire (overlap `queue`): the fire is decided at the
+    # instant, and by then the job is gone.
+    started = Starts(clock)
+
+    async def long_run(ctx: RunContext) -> None:
+        await started(ctx)
+        await clock.sleep(1.5)
+
+    for i in range(MIN_FIRES):  # seconds 1 and 2 of each minute
+        sched.add_job(f"job-{i:04d}", trigger="1-2 * * * * *", handler=long_run, overlap="queue")
+    async with sched:
+        await clock.advance(2 - LEAD_S / 2)  # the second instant is claimed
+        sched.remove("job-0000")
+        await clock.advance(5)
+        await sched.drain()
+    assert [s for s, _ in started.started["job-0000"]] == [FIRST]
+    assert [s for s, _ in started.started["job-0001"]] == [FIRST, FIRST + timedelta(seconds=1)]
+
+
+async def test_a_busy_jobs_fire_claimed_ahead_and_slept_through_is_skipped_by_misfire_skip(
+    sched: Scheduler, clock: VirtualClock, store: MemoryStore
+) -> None:
+    # Busy at the claim (overlap `allow`: the fire is decided at the instant); the machine
+    # sleeps through the instant, so misfire `skip` skips the fire, as for an idle job.
+    started = Starts(clock)
+
+    async def long_run(ctx: RunContext) -> None:
+        await started(ctx)
+        await clock.sleep(1.5)
+
+    for i in range(MIN_FIRES):
+        sched.add_job(
+            f"job-{i:04d}", trigger="1-2 * * * * *", handler=long_run, overlap="allow",
+            misfire="skip",
+        )  # fmt: skip
+    async with sched:
+        await clock.advance(2 - LEAD_S / 2)
+        await clock.suspend(30)  # the lid closes between the claims and the instant
+        await clock.advance(5)
+        await sched.drain()
+        runs = await runs_at(store, FIRST + timedelta(seconds=1))
+    assert {(r.status, r.skip_reason) for r in runs} == {(RunStatus.skipped, "misfire")}
+    assert len(runs) == MIN_FIRES and started.count == MIN_FIRES

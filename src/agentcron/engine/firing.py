@@ -238,7 +238,9 @@ class Firing(StoreSync):
         `ahead`: `now` is an instant still to come (`engine.ahead`). A fire admitted then
         counts in its job's `starting` until launched, and its `ActiveRun` is made at launch:
         objects that live until the instant cost the garbage collector's older generations,
-        so a claimed fire keeps only its record.
+        so a claimed fire keeps only its record. Nothing is skipped ahead: a fire of a busy
+        job is decided at launch, by its overlap policy and the job as they are then (a run
+        may end in between).
 
         Fires of jobs added while running wait here until the store has their jobs (runs
         reference them), then are claimed together like the rest (and not launched before
@@ -268,7 +270,7 @@ class Firing(StoreSync):
                 else:
                     active = ActiveRun(run_id, fire, run, False)
                     entry.track(active)
-            elif (skip := self._skips_at_once(entry)) is not None:
+            elif not ahead and (skip := self._skips_at_once(entry)) is not None:
                 active = skip
                 run = self._skip_record(entry, fire, skip, now)
             entries.append(entry)
@@ -325,7 +327,7 @@ class Firing(StoreSync):
                     entry.removed or entry.paused or (late and entry.job.misfire.policy == "skip")
                 ):
                     assert now is not None
-                    if self._skipped_at_instant(entry, run, planned, now):
+                    if self._skipped_at_instant(entry, fire, run.run_id, planned, now):
                         continue
                 active = ActiveRun(run.run_id, fire, run, False)
                 if cancel_reason is not None:
@@ -336,7 +338,12 @@ class Firing(StoreSync):
                     entry.untrack(active.run_id)
                     continue
             else:
-                if ok:
+                if ok and not (
+                    # Undecided when claimed ahead: the instant's checks first, as above.
+                    now is not None
+                    and cancel_reason is None
+                    and self._skipped_at_instant(entry, fire, None, planned, now)
+                ):
                     self._launch_undecided(entry, fire, planned, active, run, cancel_reason)
                 continue
             if publishing:
@@ -369,14 +376,15 @@ class Firing(StoreSync):
             self._spawn(self._cancel_unstarted(entry, fire, cancel_reason))
 
     def _skipped_at_instant(
-        self, entry: JobEntry, run: RunRecord, planned: datetime, now: datetime
+        self, entry: JobEntry, fire: datetime, run_id: str | None, planned: datetime, now: datetime
     ) -> bool:
-        """Record a fire claimed ahead skipped if it does not run (`_skip_at_instant`)."""
+        """Record a fire claimed ahead skipped if it does not run (`_skip_at_instant`);
+        `run_id`: that of the `running` record written with its claim, if any."""
         skip = _skip_at_instant(entry, planned, now)
         if skip is None:
             return False
         if not entry.removed:  # a removed job's runs went with it
-            self._spawn(self._record_skip(entry, run.scheduled_for, skip, run_id=run.run_id))
+            self._spawn(self._record_skip(entry, fire, skip, run_id=run_id))
         if entry.pending:
             self._drain(entry)
         return True
