@@ -299,10 +299,11 @@ class Firing(StoreSync):
         """Start the claimed fires won: each admitted run in its own task, the rest through
         `_admit`; publish the skips written with the claims.
 
-        For fires claimed ahead of their instant (`AHEAD`), now that it has come:
-        `cancel_reason` says the scheduler is stopping instead, and each such run records
-        `cancelled` (with it) without running; a fire whose job was paused or removed in
-        between, or that its job's misfire policy skips (`_skip_at_instant`), does not run."""
+        For fires claimed ahead of their instant, now that it has come: `cancel_reason`
+        says the scheduler is stopping instead, and each such fire records `cancelled`
+        (with it) without running; a fire whose job was paused or removed in between, or
+        that its job's misfire policy skips (`_skip_at_instant`), does not run; the others
+        run (`AHEAD`: its job was idle at the claim) or are decided now (`_admit`)."""
         runner = self._runner
         new_task = _task_maker(asyncio.get_running_loop())
         publishing = self.events.subscriber_count > 0  # read once per batch, not per fire
