@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -326,19 +327,25 @@ async def test_a_job_busy_when_its_fire_is_claimed_but_free_by_the_instant_runs_
     assert len(runs) == MIN_FIRES and ended.count == 2 * MIN_FIRES
 
 
+def busy_crowd(sched: Scheduler, started: Starts, **options: Any) -> None:
+    """`MIN_FIRES` jobs firing at seconds 1 and 2 of each minute, each run 1.5 s long: busy
+    when their second fire is claimed, ahead of it."""
+
+    async def long_run(ctx: RunContext) -> None:
+        await started(ctx)
+        await started.clock.sleep(1.5)
+
+    for i in range(MIN_FIRES):
+        sched.add_job(f"job-{i:04d}", trigger="1-2 * * * * *", handler=long_run, **options)
+
+
 async def test_a_busy_job_removed_after_its_fire_was_claimed_does_not_run_it(
     sched: Scheduler, clock: VirtualClock, store: MemoryStore
 ) -> None:
     # Busy at the claim of its second fire (overlap `queue`): the fire is decided at the
     # instant, and by then the job is gone.
     started = Starts(clock)
-
-    async def long_run(ctx: RunContext) -> None:
-        await started(ctx)
-        await clock.sleep(1.5)
-
-    for i in range(MIN_FIRES):  # seconds 1 and 2 of each minute
-        sched.add_job(f"job-{i:04d}", trigger="1-2 * * * * *", handler=long_run, overlap="queue")
+    busy_crowd(sched, started, overlap="queue")
     async with sched:
         await clock.advance(2 - LEAD_S / 2)  # the second instant is claimed
         sched.remove("job-0000")
@@ -354,16 +361,7 @@ async def test_a_busy_jobs_fire_claimed_ahead_and_slept_through_is_skipped_by_mi
     # Busy at the claim (overlap `allow`: the fire is decided at the instant); the machine
     # sleeps through the instant, so misfire `skip` skips the fire, as for an idle job.
     started = Starts(clock)
-
-    async def long_run(ctx: RunContext) -> None:
-        await started(ctx)
-        await clock.sleep(1.5)
-
-    for i in range(MIN_FIRES):
-        sched.add_job(
-            f"job-{i:04d}", trigger="1-2 * * * * *", handler=long_run, overlap="allow",
-            misfire="skip",
-        )  # fmt: skip
+    busy_crowd(sched, started, overlap="allow", misfire="skip")
     async with sched:
         await clock.advance(2 - LEAD_S / 2)
         await clock.suspend(30)  # the lid closes between the claims and the instant
