@@ -4,6 +4,7 @@ pause, a removal or a stop in between does to the fires already claimed."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from agentcron.engine import Scheduler
-from agentcron.engine.ahead import MAX_LEAD_S, MIN_FIRES, PER_FIRE_S, lead_s
+from agentcron.engine.ahead import CLAIM_SLICE, MAX_LEAD_S, MIN_FIRES, PER_FIRE_S, lead_s
 from agentcron.handlers.base import RunContext
 from agentcron.models import FireStart, RunQuery, RunRecord, RunStatus
 from agentcron.store.memory import MemoryStore
@@ -83,6 +84,26 @@ async def test_a_crowded_instant_is_claimed_before_it_comes_and_no_handler_start
     assert {started for v in starts.started.values() for _, started in v} == {FIRST}
     assert {r.status for r in done} == {RunStatus.succeeded}
     assert {r.run_id for r in done} == {r.run_id for r in early}
+
+
+async def test_the_rest_of_the_process_runs_between_slices_of_a_crowded_instants_claims(
+    sched: Scheduler, clock: VirtualClock, store: MemoryStore
+) -> None:
+    jobs = 4 * CLAIM_SLICE
+    crowd(sched, Starts(clock), jobs)
+    seen: list[int] = []  # fires claimed for FIRST, at each turn of the event loop
+
+    async def probe() -> None:
+        while not seen or seen[-1] < jobs:
+            seen.append(len(await runs_at(store, FIRST)))
+            await asyncio.sleep(0)
+
+    async with sched:
+        await clock.advance(0.5)
+        watching = asyncio.ensure_future(probe())
+        await clock.advance(0.5 - lead_s(jobs) / 2)  # inside the lead
+        await asyncio.wait_for(watching, timeout=30)
+    assert any(0 < count < jobs for count in seen), seen[-5:]
 
 
 async def test_an_instant_with_fewer_fires_than_the_crowd_size_is_claimed_at_its_time(
