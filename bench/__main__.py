@@ -16,6 +16,7 @@ BENCHES: dict[str, list[str]] = {
     "engine_bench": ["--seconds", "5"],
     "engine_cpu": ["--seconds", "3", "--rounds", "1"],
     "engine_ticks": ["--seconds", "3"],
+    "engine_stall": ["--seconds", "3"],
     "engine_instructions": ["--jobs", "2000"],
     "store_bench": ["--quick"],
     "queue_bench": ["--jobs", "2000"],
