@@ -36,16 +36,22 @@ async def wait_until(predicate: Callable[[], bool]) -> None:
 
 @asynccontextmanager
 async def scheduler(
-    db: Path, clock: VirtualClock, seen: list[Event], *, node_id: str = "n1", **job: Any
+    db: Path,
+    clock: VirtualClock,
+    seen: list[Event],
+    *,
+    node_id: str = "n1",
+    define: bool = True,
+    **job: Any,
 ) -> AsyncIterator[Scheduler]:
-    """A running scheduler on `db` with the job "hourly" (none when `job` has
-    `define=False`), stopped and its store closed after: a scheduler leaves a store it was
-    given open (its owner's), and a connection left to the garbage collector is a
+    """A running scheduler on `db` with the job "hourly" (with `job`'s options; none if not
+    `define`), stopped and its store closed after: a scheduler leaves a store it was given
+    open (its owner's), and a connection left to the garbage collector is a
     `ResourceWarning` (an error here) on Python 3.13."""
     async with SqliteStore(db, clock=clock) as store:
         sched = Scheduler(store=store, clock=clock, node_id=node_id)
         sched.events.subscribe(seen.append, types=["run.succeeded"])
-        if job.pop("define", True):
+        if define:
             sched.add_job("hourly", trigger="0 * * * *", handler=f"{__name__}:work", **job)
         async with sched:
             yield sched

@@ -12,11 +12,10 @@ crowded instant adds is only that of starting its handlers.
 What this changes for a fire claimed ahead (at most `MAX_LEAD_S` before its time): its job's
 `last_fire` and next fire move when it is claimed, not when it starts; a job paused in
 between records the fire `skipped` (paused), a job removed in between drops it with its
-history; a job updated in between runs its new definition for it. What does not change:
-a fire of a job busy at the claim is decided at the instant, by its overlap policy and the
-job as they are then, as in any tick. A scheduler stopping in
+history; a job updated in between runs its new definition for it; a scheduler stopping in
 between records each such fire `cancelled`, since no other node may run an occurrence that
-this one claimed.
+this one claimed. What does not change: a fire of a job busy at the claim is decided at
+the instant, by its overlap policy and the job as they are then, as in any tick.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ overlap policy against the job's active runs (a run waiting for a retry is activ
 run / skip / queue / buffer / delay / replace; circuit breaker at the moment a run would
 start -> skipped(circuit_open); then the `Runner` executes the attempts. Leases of active
 runs are renewed by one maintenance task; expired ones (another node died) are taken over
-and retried by the job's retry policy with the same occurrence key. An instant with hundreds of
-fires is claimed ahead of its time and launched when it comes (`engine.ahead`).
+and retried by the job's retry policy with the same occurrence key. An instant with
+hundreds of fires is claimed ahead of its time and launched when it comes (`engine.ahead`).
 """
 
 from __future__ import annotations
@@ -120,8 +120,8 @@ AHEAD = _Ahead()
 class Claimed:
     """A tick's fires between their claim and their launch (`Firing._claim_fires`), in
     parallel lists: per fire, its job's entry, scheduled and planned times, what was
-    admitted at once (a tracked run, a skip, or None: decide at launch), whether its claim
-    was won, and the record written with it.
+    admitted at once (a tracked run, a skip, `AHEAD`, or None: decide at launch), whether
+    its claim was won, and the record written with it.
 
     Lists, not a tuple per fire: fires claimed ahead of their instant live until it comes,
     and each object that survives that long costs the garbage collector's older generations

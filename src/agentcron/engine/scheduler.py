@@ -680,9 +680,9 @@ class Scheduler(Firing):
 
         The event loop runs after each `ahead.CLAIM_SLICE` fires claimed: the rest of the
         process (running handlers, the dashboard, heartbeats) must not wait for all of an
-        instant's claims, 155 ms at 10,000 jobs. Each chunk is dropped once claimed (only the `Claimed` lists stay
-        until `at`). `begun`: when the loop began taking them (`clock.monotonic()`); the
-        time from then until the last claim sets the next crowded instant's lead."""
+        instant's claims, 155 ms at 10,000 jobs. Only the `Claimed` lists of the chunks stay
+        until `at`. `begun`: when the loop began taking them (`clock.monotonic()`); the time
+        from then until the last claim sets the next crowded instant's lead."""
         clock = self.clock
         claimed: collections.deque[Claimed] = collections.deque()
         count, turn_at = 0, ahead.CLAIM_SLICE
