@@ -150,6 +150,9 @@ async def test_bad_input_is_422_never_500(client: httpx.AsyncClient) -> None:
         ("GET", "/api/jobs?limit=0", None), ("GET", "/api/jobs?limit=abc", None),
         ("GET", "/api/runs?status=exploded", None), ("GET", "/api/runs?since=yesterday", None),
         ("GET", "/api/runs?since=2026-01-01T00:00:00", None),
+        # Valid ISO times outside years 1-9999 once in UTC (they were 500s):
+        ("GET", "/api/runs?since=0001-01-01T00:00:00%2B01:00", None),
+        ("GET", "/api/runs?until=9999-12-31T23:59:59-01:00", None),
         ("POST", "/api/jobs", {"id": "x"}), ("POST", "/api/jobs", {"id": "bad id!", "trigger": "* * * * *", "callable": "a:b"}),
         ("POST", "/api/jobs", {"id": "new", "trigger": "61 * * * *", "callable": "a:b"}),
         ("POST", "/api/jobs", {"id": "new", "trigger": "* * * * *"}),
@@ -169,6 +172,14 @@ async def test_bad_input_is_422_never_500(client: httpx.AsyncClient) -> None:
         "/api/jobs", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert broken.status_code == 422
+    for infinite in (b'{"grace": Infinity}', b'{"grace": NaN}', b'{"grace": 1e400}'):
+        response = await client.post(
+            "/api/queues/emails/clean",
+            content=infinite,
+            headers={"content-type": "application/json"},
+        )  # an overflow in the queue's SQL, a 500, before the schema refused them
+        assert response.status_code == 422, (infinite, response.text)
+        assert "finite" in response.text
 
 
 async def test_creating_an_existing_id_is_a_409_conflict(client: httpx.AsyncClient) -> None:

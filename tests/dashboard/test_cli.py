@@ -18,9 +18,11 @@ from tests.dashboard.conftest import TOKEN, add_jobs, auth
 from agentcron import Scheduler
 from agentcron.dashboard import DashboardSettings, create_app
 from agentcron.dashboard.observer import StoreObserver
+from agentcron.dashboard.queues import QueueSet
 from agentcron.dashboard.server import DashboardServer, exposure_warning
 from agentcron.events import Event
 from agentcron.models import RunRecord, RunStatus, new_run_id
+from agentcron.queue import open_queue
 from agentcron.store.base import open_store
 from agentcron.testing import VirtualClock
 
@@ -203,6 +205,33 @@ async def test_the_observer_is_served_on_an_ephemeral_port_by_dashboard_server(
             assert page["total"] == 3
             assert (await client.post("/api/jobs/nope/run")).status_code == 404
     assert create_app(observer, settings) is not None
+
+
+async def test_the_read_only_dashboard_refuses_to_pause_resume_or_clean_a_queue(
+    observer: StoreObserver,
+) -> None:
+    # It refused job changes but paused queues and deleted their jobs (found by a session
+    # probing the API): its page hides those buttons, and the docs promise a 409.
+    url = observer.store.url
+    queue = open_queue(url, "emails")
+    try:
+        await queue.add("send", {"to": "a"})
+        await queue.add("send", {"to": "b"})
+        queues = QueueSet(url, ["emails"], scheduler=observer)
+        settings = DashboardSettings(auth_token=TOKEN, port=0)
+        async with DashboardServer(observer, settings, queues=queues) as server:
+            async with httpx.AsyncClient(base_url=server.url, headers=auth()) as client:
+                clean = await client.post("/api/queues/emails/clean", json={"state": "waiting"})
+                pause = await client.post("/api/queues/emails/pause")
+                resume = await client.post("/api/queues/emails/resume")
+                shown = (await client.get("/api/queues/emails")).json()
+        await queues.close()
+        for refused in (clean, pause, resume):
+            assert refused.status_code == 409 and "only reads" in refused.json()["detail"]
+        assert shown["counts"]["waiting"] == 2 and shown["paused"] is False
+        assert (await queue.counts())["waiting"] == 2 and not await queue.is_paused()
+    finally:
+        await queue.close()
 
 
 def test_a_data_dir_without_a_database_is_a_one_line_error_that_creates_nothing(

@@ -4,6 +4,7 @@ Redis with real short delays)."""
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import pytest
@@ -158,6 +159,18 @@ async def test_clean_can_drop_waiting_jobs(env: Env) -> None:
     await env.advance(0.05)
     assert len(await q.clean(0, 0, "waiting")) == 1
     assert (await q.counts())["waiting"] == 0
+
+
+async def test_clean_takes_any_finite_grace_and_refuses_an_infinite_one(env: Env) -> None:
+    # A grace of 1e20 s overflowed SQLite's integers (a 500 from the dashboard's clean).
+    q = env.queue
+    await q.add("young", {})
+    await env.advance(0.05)
+    assert await q.clean(1e20, 0, "waiting") == []
+    for grace in (math.inf, math.nan, -1.0):
+        with pytest.raises(QueueInputError, match="finite grace >= 0"):
+            await q.clean(grace, 0, "waiting")
+    assert (await q.counts())["waiting"] == 1
 
 
 async def test_counts_report_every_state(env: Env) -> None:

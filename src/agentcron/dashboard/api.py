@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
@@ -194,6 +194,25 @@ def find_queue(ctx: DashboardContext, name: str) -> QueueLike:
     return queue
 
 
+async def is_read_only(ctx: DashboardContext) -> bool:
+    """True on `agentcron dashboard`, whose scheduler is a `StoreObserver`."""
+    engine = views.plain(await maybe_await(ctx.scheduler.health()))
+    return isinstance(engine, dict) and engine.get("mode") == "read-only"
+
+
+async def queue_to_change(ctx: DashboardContext, name: str, what: str) -> QueueLike:
+    """`find_queue`, refused with 409 on a read-only dashboard: like its jobs, its queues
+    are changed where the scheduler runs (the page hides those buttons there too)."""
+    queue = find_queue(ctx, name)
+    if await is_read_only(ctx):
+        raise HTTPException(
+            409,
+            f"this dashboard only reads the store; {what} queue {name!r} from the process"
+            f" that runs the scheduler or with `agentcron queue {what}`",
+        )
+    return queue
+
+
 def _handler_from(body: schemas.JobCreate) -> Any:
     given = [h for h in (body.command, body.callable, body.http) if h is not None]
     if len(given) != 1:
@@ -314,8 +333,7 @@ def build_router() -> APIRouter:
         engine = views.plain(await maybe_await(ctx.scheduler.health()))
         if isinstance(engine, dict) and engine.get("status") == "stopped":
             raise HTTPException(409, "the scheduler is not running; start it to run jobs")
-        read_only = isinstance(engine, dict) and engine.get("mode") == "read-only"
-        if wait or read_only:  # a read-only observer refuses at once, with its reason
+        if wait or await is_read_only(ctx):  # a read-only observer refuses at once, with its reason
             async with scheduler_errors(job_id):
                 run = await ctx.scheduler.run_now(job_id)
             return schemas.RunNowOut(job_id=job_id, accepted=True, run=views.run_out(run))
@@ -392,8 +410,16 @@ def build_router() -> APIRouter:
         count: CountParam = False,
     ) -> schemas.RunPage:
         for name, value in (("since", since), ("until", until)):
-            if value is not None and value.utcoffset() is None:
+            if value is None:
+                continue
+            if value.utcoffset() is None:
                 raise HTTPException(422, f"{name} needs a UTC offset (e.g. 2026-01-01T00:00:00Z)")
+            try:
+                value.astimezone(UTC)
+            except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is in year 0 in UTC
+                raise HTTPException(
+                    422, f"{name} is out of range: give a time between the years 1 and 9999 in UTC"
+                ) from None
         statuses = tuple(RunStatus(s) for s in status or ())
         query = RunQuery(
             job_id=job, statuses=statuses, since=since, until=until, limit=limit, offset=offset
@@ -510,13 +536,13 @@ def build_router() -> APIRouter:
 
     @api.post("/queues/{name}/pause", response_model=schemas.QueueOut, responses=_NOT_FOUND)
     async def pause_queue(ctx: Ctx, name: QueueName) -> schemas.QueueOut:
-        queue = find_queue(ctx, name)
+        queue = await queue_to_change(ctx, name, "pause")
         await queue.pause()
         return await queue_out(ctx, name, queue)
 
     @api.post("/queues/{name}/resume", response_model=schemas.QueueOut, responses=_NOT_FOUND)
     async def resume_queue(ctx: Ctx, name: QueueName) -> schemas.QueueOut:
-        queue = find_queue(ctx, name)
+        queue = await queue_to_change(ctx, name, "resume")
         await queue.resume()
         return await queue_out(ctx, name, queue)
 
@@ -524,7 +550,7 @@ def build_router() -> APIRouter:
     async def clean_queue(
         ctx: Ctx, name: QueueName, body: Annotated[schemas.CleanRequest | None, Body()] = None
     ) -> schemas.CleanResult:
-        queue = find_queue(ctx, name)
+        queue = await queue_to_change(ctx, name, "clean")
         req = body or schemas.CleanRequest()
         removed = await queue.clean(req.grace, req.limit, req.state)
         count = len(removed) if isinstance(removed, list | tuple | set) else int(removed or 0)

@@ -218,7 +218,9 @@ class QueuesOut(_Out):
 class CleanRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    grace: float = Field(default=0.0, ge=0, description="Only jobs older than this many seconds")
+    grace: float = Field(
+        default=0.0, ge=0, allow_inf_nan=False, description="Only jobs older than this many seconds"
+    )
     limit: int = Field(default=1000, ge=1, le=100_000)
     state: Literal["completed", "failed", "waiting", "delayed"] = "completed"
 

@@ -61,6 +61,25 @@ MAX_PRIORITY = 2**21
 STATES = ("waiting", "active", "completed", "failed", "delayed")
 CleanState = Literal["completed", "failed", "waiting", "delayed"]
 
+#: The longest grace `clean` takes as given: 100 years, more than any job's age (a longer
+#: one removes the same jobs, none, and would overflow the backends' millisecond integers).
+MAX_CLEAN_GRACE_S = 100 * 365 * 86_400
+
+
+def clean_grace_ms(grace: float, limit: int, state: str) -> int:
+    """Check the arguments of `Queue.clean` (QueueInputError) and return `grace` in whole
+    milliseconds, capped at `MAX_CLEAN_GRACE_S`."""
+    if state not in ("completed", "failed", "waiting", "delayed"):
+        raise QueueInputError(
+            f"clean state must be completed, failed, waiting or delayed, got {state!r}"
+        )
+    if not (grace >= 0 and math.isfinite(grace)) or limit < 0:
+        raise QueueInputError(
+            f"clean needs a finite grace >= 0 seconds and a limit >= 0, got {grace!r} and {limit!r}"
+        )
+    return round(min(grace, MAX_CLEAN_GRACE_S) * 1000)
+
+
 #: `True` removes the job when it finishes; an int keeps that many most recent ones;
 #: `False` keeps all (BullMQ's default).
 Retention = bool | int

@@ -58,6 +58,7 @@ from agentcron.queue.base import (
     QueueInputError,
     RateLimit,
     Retention,
+    clean_grace_ms,
     encode_data,
 )
 from agentcron.queue.bullmq_calls import BullCalls, Call
@@ -341,25 +342,20 @@ class RedisQueue:
     async def clean(
         self, grace: float, limit: int = 0, state: CleanState = "completed"
     ) -> list[str]:
+        grace_ms = clean_grace_ms(grace, limit, state)
         sets = {
             "completed": ["completed"],
             "failed": ["failed"],
             "delayed": ["delayed"],
             "waiting": ["wait", "prioritized", "paused"],
-        }.get(state)
-        if sets is None:
-            raise QueueInputError(
-                f"clean state must be completed, failed, waiting or delayed, got {state!r}"
-            )
-        if not grace >= 0 or limit < 0:
-            raise QueueInputError("clean needs grace >= 0 seconds and limit >= 0")
+        }[state]
         removed: list[str] = []
         async with self._errors():
             for name in sets:
                 left = limit - len(removed) if limit else 0
                 if limit and left <= 0:
                     break
-                removed += await self._bull.clean(round(grace * 1000), left, name)
+                removed += await self._bull.clean(grace_ms, left, name)
         return removed
 
     async def retry_failed(self) -> int:

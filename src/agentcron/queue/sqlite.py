@@ -51,6 +51,7 @@ from agentcron.queue.base import (
     QueueInputError,
     RateLimit,
     Retention,
+    clean_grace_ms,
     encode_data,
     keep_count,
     retention_from_count,
@@ -368,13 +369,7 @@ class SqliteQueue:
     async def clean(
         self, grace: float, limit: int = 0, state: CleanState = "completed"
     ) -> list[str]:
-        if state not in ("completed", "failed", "waiting", "delayed"):
-            raise QueueInputError(
-                f"clean state must be completed, failed, waiting or delayed, got {state!r}"
-            )
-        if not grace >= 0 or limit < 0:
-            raise QueueInputError("clean needs grace >= 0 seconds and limit >= 0")
-        cutoff_ms = self._now_ms() - round(grace * 1000)
+        cutoff_ms = self._now_ms() - clean_grace_ms(grace, limit, state)
         # For delayed jobs `at_ms` is the due time; age is measured from creation.
         column = "created_ms" if state in ("waiting", "delayed") else "at_ms"
         with self._tx() as db:
