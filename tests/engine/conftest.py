@@ -10,6 +10,7 @@ import pytest
 
 from agentcron.engine import Scheduler
 from agentcron.events import Event
+from agentcron.handlers import RunContext
 from agentcron.models import RunRecord, RunStatus
 from agentcron.store.memory import MemoryStore
 from agentcron.testing import VirtualClock
@@ -95,3 +96,22 @@ async def wait_real(predicate: Callable[[], bool], timeout_s: float = 10.0) -> N
 async def noop() -> str:
     """An async handler that succeeds at once (sync ones run in real threads)."""
     return "done"
+
+
+class Stubborn:
+    """An async handler that ignores cancellation: it runs until `release()`."""
+
+    def __init__(self) -> None:
+        self.started: list[datetime] = []
+        self.released = asyncio.Event()
+
+    async def __call__(self, ctx: RunContext) -> None:
+        self.started.append(ctx.scheduled_for)
+        while not self.released.is_set():
+            try:
+                await self.released.wait()
+            except asyncio.CancelledError:
+                pass  # the point: it ignores being cancelled
+
+    def release(self) -> None:
+        self.released.set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -19,7 +19,7 @@ from agentcron.testing import VirtualClock
 from agentcron.triggers import Date, Interval
 
 from . import engine_samples
-from .conftest import T0, EventLog, all_runs, noop, statuses
+from .conftest import T0, EventLog, Stubborn, all_runs, noop, statuses
 
 RECORD = "engine.engine_samples:record"
 
@@ -29,6 +29,10 @@ def sleeper(clock: VirtualClock, seconds: float) -> Callable[[RunContext], objec
         await clock.sleep(seconds)
 
     return work
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
 
 
 async def test_pausing_while_running_lets_the_run_finish_and_stops_later_fires(
@@ -94,6 +98,24 @@ async def test_graceful_stop_waits_for_runs_within_the_grace_period(
     assert long_run.status == RunStatus.cancelled
     assert long_run.error == "cancelled: scheduler stopped"
     assert sched.health()["status"] == "stopped"
+
+
+async def test_stop_records_a_run_whose_handler_ignores_cancellation_as_cancelled(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    # It stayed `running` in the store: on SQLite, `interrupted` a lease later.
+    sched = make_scheduler(stop_grace_s=0.1)  # stop() waits at least 1 s of real time
+    stubborn = Stubborn()
+    sched.add_job("j", trigger=Date(T0 + timedelta(seconds=1)), handler=stubborn)
+    try:
+        await sched.start()
+        await clock.advance(2)
+        await sched.stop(grace_s=0)
+        (run,) = await all_runs(sched, "j")
+        assert run.status == RunStatus.cancelled
+        assert run.error is not None and "ignored cancellation" in run.error
+    finally:
+        stubborn.release()
 
 
 async def test_stop_takes_no_new_fires(sched: Scheduler, clock: VirtualClock) -> None:
@@ -320,19 +342,78 @@ async def test_a_circuit_shared_by_name_opens_for_every_job_using_it(
 
     shared = {"failure_threshold": 2, "reset_timeout": 600, "name": "gmail-api"}
     sched.add_job("a", trigger=Interval(seconds=10), handler=down, circuit=shared)
-    sched.add_job(
-        "b",
-        trigger=Interval(seconds=10, start=T0 + timedelta(seconds=5)),
-        handler=noop,
-        circuit=shared,
-    )
+    sched.add_job("b", trigger=Interval(seconds=10, start=at(25)), handler=noop, circuit=shared)
     async with sched:
-        await clock.advance(31)
-        b_runs = await all_runs(sched, "b")
-    # a fails at 10, b succeeds at 5 and 15 (reset), a fails at 20, b at 25 succeeds...
-    assert sched.health()["circuits"] == {"gmail-api": "closed"} or any(
-        s == "skipped(circuit_open)" for s in statuses(b_runs)
+        await clock.advance(36)  # a fails at 10 and 20: open for both
+        assert statuses(await all_runs(sched, "b")) == ["skipped(circuit_open)"] * 2
+        assert statuses(await all_runs(sched, "a"))[2:] == ["skipped(circuit_open)"]
+        assert sched.health()["circuits"] == {"gmail-api": "open"}
+
+
+async def test_a_half_open_probe_replaced_by_a_newer_fire_frees_its_slot_for_that_fire(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    # The cancelled probe kept the one half-open slot: every later fire was skipped.
+    calls: list[int] = []
+
+    async def fails_then_slow() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("down")
+        await clock.sleep(15)
+
+    sched.add_job(
+        "j",
+        trigger=Interval(seconds=10),
+        handler=fails_then_slow,
+        overlap="replace",
+        circuit={"failure_threshold": 1, "reset_timeout": 15},
     )
+    await sched.start()  # (stopped by the fixture, without waiting for the run at 40)
+    await clock.advance(46)  # 10 fails; 20 open; 30 probes; 40 replaces the probe
+    runs = await all_runs(sched, "j")
+    assert statuses(runs) == ["failed", "skipped(circuit_open)", "cancelled", "running"]
+
+
+async def test_a_shared_circuit_is_not_held_half_open_by_the_probe_of_a_removed_job(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    healthy = [False]
+
+    async def api() -> None:
+        if not healthy[0]:
+            raise RuntimeError("down")
+
+    shared = {"failure_threshold": 1, "reset_timeout": 20, "name": "api"}
+    sched.add_job("a", trigger=Interval(seconds=30, start=at(10)), handler=api, circuit=shared)
+    sched.add_job("b", trigger=Interval(seconds=10, start=at(15)), handler=sleeper(clock, 100),
+                  circuit=shared)  # fmt: skip
+    async with sched:
+        await clock.advance(41)  # a fails at 10; b probes at 35; a's fire at 40 is skipped
+        sched.remove("b")  # its probe ends cancelled, with no verdict on the API
+        healthy[0] = True
+        await clock.advance(30)  # a probes at 70
+        assert statuses(await all_runs(sched, "a")) == [
+            "failed", "skipped(circuit_open)", "succeeded"
+        ]  # fmt: skip
+        assert sched.health()["circuits"] == {"api": "closed"}
+
+
+async def test_dropping_a_shared_circuit_from_one_job_leaves_it_open_for_the_others(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    # `update(circuit=None)` deleted the shared breaker's state: the others ran again.
+    async def down() -> None:
+        raise RuntimeError("api down")
+
+    shared = {"failure_threshold": 1, "reset_timeout": 3600, "name": "api"}
+    sched.add_job("a", trigger=Interval(seconds=10), handler=down, circuit=shared)
+    sched.add_job("b", trigger=Interval(seconds=10, start=at(15)), handler=noop, circuit=shared)
+    async with sched:
+        await clock.advance(16)  # a fails at 10: open; b skipped at 15
+        sched.update("a", circuit=None)
+        await clock.advance(10)
+        assert statuses(await all_runs(sched, "b")) == ["skipped(circuit_open)"] * 2
 
 
 async def test_ten_thousand_jobs_due_in_the_same_second_all_fire_once(

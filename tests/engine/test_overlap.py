@@ -4,7 +4,8 @@ Every job fires every 10 s from T0 (at 10, 20, 30, ...); handlers take a set vir
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from agentcron.engine import Scheduler
@@ -12,7 +13,7 @@ from agentcron.handlers import RunContext
 from agentcron.testing import VirtualClock
 from agentcron.triggers import Interval
 
-from .conftest import T0, all_runs, statuses
+from .conftest import T0, Stubborn, all_runs, statuses
 
 
 class Work:
@@ -40,7 +41,11 @@ def offset(dt: object) -> int:
 
 
 async def run_job(
-    sched: Scheduler, clock: VirtualClock, work: Work, overlap: object, until_s: float
+    sched: Scheduler,
+    clock: VirtualClock,
+    work: Callable[[RunContext], Awaitable[None]],
+    overlap: object,
+    until_s: float,
 ) -> list[str]:
     sched.add_job("j", trigger=Interval(seconds=10), handler=work, overlap=overlap)
     await sched.start()
@@ -113,6 +118,45 @@ async def test_replace_cancels_the_active_run_for_the_new_one(
     got = await run_job(sched, clock, work, "replace", 31)
     assert got == ["10:cancelled", "20:cancelled", "30:running"]
     assert work.running == 1
+
+
+async def test_replace_abandons_a_run_whose_handler_ignores_cancellation_after_the_grace(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    # It waited for the old run for ever: every later fire was lost without a record.
+    sched = make_scheduler(stop_grace_s=2)
+    stubborn = Stubborn()
+    try:
+        got = await run_job(sched, clock, stubborn, "replace", 36)
+        assert got == ["10:cancelled", "20:cancelled", "30:running"]
+        assert [offset(t) for t in stubborn.started] == [10, 20, 30]
+        first = (await all_runs(sched, "j"))[0]
+        assert first.error is not None and "replaced" in first.error
+        assert "ignored cancellation" in first.error
+        assert first.finished_at == T0 + timedelta(seconds=22)  # the 2 s grace, then given up
+        sched.remove("j")  # its run at 30 is abandoned in turn, 2 s later
+        await clock.advance(3)
+        async with asyncio.timeout(10):
+            await sched.drain()  # the abandoned runs' tasks are not waited for
+        assert sched.health()["active_runs"] == 0
+    finally:
+        stubborn.release()
+        await sched.stop(grace_s=0)
+
+
+async def test_timeout_abandons_a_hung_run_that_ignores_cancellation_after_the_grace(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    sched = make_scheduler(stop_grace_s=2)
+    stubborn = Stubborn()
+    try:
+        policy = {"policy": "timeout", "max_skips": 1}
+        got = await run_job(sched, clock, stubborn, policy, 36)
+        assert got == ["10:cancelled", "20:skipped(overlap)", "30:running"]
+        assert [offset(t) for t in stubborn.started] == [10, 30]
+    finally:
+        stubborn.release()
+        await sched.stop(grace_s=0)
 
 
 async def test_concurrent_runs_in_parallel_up_to_max_concurrent_then_skips(

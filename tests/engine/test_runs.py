@@ -235,6 +235,50 @@ async def test_misbehaving_handlers_never_stop_the_scheduler(
     }
 
 
+class Unusual(BaseException):
+    """Neither an `Exception` nor one of the three escapes the runner named."""
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no message for you")
+
+
+async def raises_unusual() -> None:
+    raise Unusual("odd")
+
+
+async def raises_unprintable() -> None:
+    raise Unprintable
+
+
+async def raises_a_huge_message() -> None:
+    raise RuntimeError("x" * 3_000_000)
+
+
+@pytest.mark.parametrize("timeout_s", [None, 5])
+async def test_any_exception_a_handler_raises_ends_its_run_failed_and_retried(
+    sched: Scheduler, clock: VirtualClock, timeout_s: float | None
+) -> None:
+    # A BaseException subclass (without a timeout) and an exception whose str() raises
+    # escaped the runner: the run stayed `running` until its lease expired, not retried.
+    retry = {"max_attempts": 2, "strategy": "fixed", "base_delay": 1, "max_delay": 1}
+    handlers = {"unusual": raises_unusual, "unprintable": raises_unprintable,
+                "huge": raises_a_huge_message}  # fmt: skip
+    for name, fn in handlers.items():
+        sched.add_job(name, trigger=ONCE, handler=fn, timeout=timeout_s, retry=retry)
+    async with sched:
+        await clock.advance(10)
+        runs = {name: (await all_runs(sched, name))[0] for name in handlers}
+    assert {run.status for run in runs.values()} == {RunStatus.failed}
+    assert {run.attempt for run in runs.values()} == {2}
+    assert runs["unusual"].error == "HandlerError: handler raised Unusual(odd)"
+    assert runs["unprintable"].error == "Unprintable: <str() of the error raised RuntimeError>"
+    huge = runs["huge"].error
+    assert huge is not None and huge.startswith("RuntimeError: xxx")
+    assert len(huge) < 5_000 and huge.endswith("[2,996,014 more characters]")
+
+
 async def test_the_handler_context_carries_the_occurrence_key_for_every_attempt(
     sched: Scheduler, clock: VirtualClock
 ) -> None:

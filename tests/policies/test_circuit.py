@@ -48,6 +48,27 @@ def test_half_open_lets_through_at_most_half_open_max_calls() -> None:
     assert [circuit.allows(later)[0] for _ in range(3)] == [True, True, False]
 
 
+def test_a_probe_that_ends_without_a_verdict_frees_its_half_open_slot() -> None:
+    circuit = Circuit("c", CircuitBreaker(failure_threshold=1, reset_timeout=10))
+    circuit.record(False, T0)
+    later = T0 + timedelta(seconds=10)
+    assert circuit.allows(later) == (True, "half_open")
+    assert circuit.allows(later) == (False, None)
+    circuit.release()  # the probe was cancelled
+    assert circuit.state.state == "half_open"
+    assert circuit.allows(later) == (True, None)
+
+
+def test_releasing_a_closed_or_open_circuit_changes_nothing() -> None:
+    circuit = Circuit("c", CircuitBreaker(failure_threshold=1, reset_timeout=10))
+    circuit.release()
+    assert circuit.state.state == "closed"
+    circuit.record(False, T0)
+    before = circuit.state
+    circuit.release()
+    assert circuit.state == before
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [

@@ -86,6 +86,17 @@ def test_no_retry_on_wins_over_retry_on() -> None:
     assert retry.next_delay(1, RuntimeError("fatal: disk gone")) is None
 
 
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no message")
+
+
+def test_an_error_whose_str_raises_matches_by_its_class_names_only() -> None:
+    # Matching the message called str() unguarded: the handler's error escaped the runner.
+    assert Retry(max_attempts=2, retry_on=("503",)).next_delay(1, Unprintable()) is None
+    assert Retry(max_attempts=2, retry_on=("Unprint",)).next_delay(1, Unprintable()) is not None
+
+
 def test_matching_a_base_class_name_catches_subclasses() -> None:
     retry = Retry(max_attempts=2, no_retry_on=("OSError",))
     assert retry.next_delay(1, FileNotFoundError("x")) is None

@@ -35,7 +35,10 @@ class ActiveRun:
     task: asyncio.Task[RunRecord | None] | None = None
     ctx: RunContext | None = None
     cancel_reason: str | None = None
-    lease_lost: bool = False
+    #: This engine no longer records the run's end nor publishes it: another node took the
+    #: run over (its lease was lost), or the run was recorded `cancelled` without waiting
+    #: for a handler that ignored cancellation (`Firing._abandon`).
+    disowned: bool = False
 
     def cancel(self, reason: str) -> None:
         """Ask the run to stop: `ctx.cancelled` first, then cancel the task running it."""

@@ -169,6 +169,8 @@ class Firing(StoreSync):
     _recording: set[asyncio.Task[None]]
     #: Skip records waiting for the write that takes this turn's skips (`_write_skip`).
     _skips: _SkipBatch | None
+    #: The tasks of abandoned runs (`_abandon`), kept here until their handlers return.
+    _abandoned: set[asyncio.Task[Any]]
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -553,24 +555,27 @@ class Firing(StoreSync):
         entry.track(active)
         if group is not None:
             self._group_active[group] += 1
+        ended: RunRecord | None = None
         try:
             if job.queue is not None and self.dispatch is not None:
-                record = await self._dispatch(job, fire, active)
+                ended = await self._dispatch(job, fire, active)
             else:
-                record = await self._runner.execute(
+                ended = await self._runner.execute(
                     job, active, planned=planned, first_attempt=first_attempt
                 )
         finally:
             entry.untrack(active.run_id)
             if group is not None:
                 self._group_active[group] -= 1
-        if circuit is not None and record.status != RunStatus.cancelled:
-            moved = circuit.record(record.status == RunStatus.succeeded, self.clock.now())
+            if circuit is not None and (ended is None or ended.status == RunStatus.cancelled):
+                circuit.release()  # no verdict: a half-open probe's slot is free again
+        if circuit is not None and ended.status != RunStatus.cancelled:
+            moved = circuit.record(ended.status == RunStatus.succeeded, self.clock.now())
             if moved:
                 self._publish_circuit(circuit, moved, job.id)
         if entry.pending:
             self._drain(entry)
-        return record
+        return ended
 
     def _group_full(self, group: str) -> bool:
         """True when the concurrency group already runs its limit (no limit: never)."""
@@ -665,13 +670,51 @@ class Firing(StoreSync):
         return result
 
     async def _cancel_active(self, entry: JobEntry, reason: str) -> None:
-        tasks = []
+        """Cancel `entry`'s active runs and wait until they have ended.
+
+        A handler that ignores cancellation would make that wait, and so the job and every
+        later fire of it, last for good. A job with a timeout cannot have one (its runner
+        gives up on the handler after `stop_grace_s`); for the others the wait lasts at most
+        `stop_grace_s` too, then the runs still going are abandoned (`_abandon`)."""
+        waiting: dict[asyncio.Task[Any], ActiveRun] = {}
         for active in list(entry.active.values()):
             active.cancel(reason)
             if active.task is not None and active.task is not asyncio.current_task():
-                tasks.append(active.task)
-        if tasks:
-            await asyncio.wait(tasks)
+                waiting[active.task] = active
+        if not waiting:
+            return
+        if entry.job.timeout_s is not None:
+            await asyncio.wait(waiting)
+            return
+        grace_s = self._runner.stop_grace_s
+        grace = asyncio.ensure_future(self.clock.sleep(grace_s))
+        going = set(waiting)
+        try:
+            while going and not grace.done():
+                await asyncio.wait({*going, grace}, return_when=asyncio.FIRST_COMPLETED)
+                going = {task for task in going if not task.done()}
+        finally:
+            grace.cancel()
+        for task in going:
+            await self._abandon(entry, waiting[task], grace_s)
+
+    async def _abandon(self, entry: JobEntry, active: ActiveRun, grace_s: float) -> None:
+        """Give up on a run whose handler ignored cancellation for `grace_s`: record it
+        `cancelled` and free its job. Its task goes on until the handler returns (a
+        coroutine cannot be stopped from outside), but records nothing more."""
+        log.error(
+            "the handler of job %s ignored cancellation for %g s; abandoning run %s",
+            entry.job.id,
+            grace_s,
+            active.run_id,
+        )
+        entry.untrack(active.run_id)
+        task = active.task
+        if task is not None and task in self._tasks:  # `drain()` does not wait for it
+            self._tasks.discard(task)
+            self._abandoned.add(task)
+            task.add_done_callback(self._abandoned.discard)
+        await self._runner.abandon(active, grace_s)
 
     async def _record_skip(
         self, entry: JobEntry, fire: datetime, reason: SkipReason, *, run_id: str | None = None
@@ -815,7 +858,7 @@ class Firing(StoreSync):
                 record.run_id, self.node_id, record.fence, until=until
             )
             if not ok:
-                active.lease_lost = True
+                active.disowned = True
                 active.cancel("lease lost: another node took this run over")
 
         # All at once (in chunks): one by one, a loaded loop could take longer than the lease.

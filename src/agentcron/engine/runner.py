@@ -11,7 +11,8 @@ Invariants:
   them; on timeout or cancel `ctx.cancelled` is set, then the handler's task is cancelled and
   given `stop_grace_s` to clean up (kill its process tree) before it is abandoned.
 * Retries happen here and only here; the run stays active (for overlap) while it waits.
-* Nothing a handler does (raise, hang, return garbage, raise SystemExit) escapes `run`.
+* Nothing a handler does (raise anything, even an error whose `str()` raises; hang; return
+  garbage; raise SystemExit) escapes `run`.
 """
 
 from __future__ import annotations
@@ -55,9 +56,27 @@ _TAIL_CHARS = 4000
 _JOB_LOG = logging.getLogger("agentcron.job")
 
 
+#: The longest error text a run record keeps (the start of it; its events, alerts and the
+#: log repeat it, and a handler's error may carry megabytes, a whole argv for instance).
+ERROR_CHARS = 4000
+
+
+def _message(error: BaseException) -> str:
+    """`str(error)`, which runs the handler's code (`__str__`) and so may itself raise."""
+    try:
+        return str(error)
+    except Exception as exc:
+        return f"<str() of the error raised {type(exc).__name__}>"
+
+
 def describe_error(error: BaseException) -> str:
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    """`"<type>: <message>"` (or the type alone), cut to `ERROR_CHARS` characters."""
+    text = _message(error)
+    described = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    if len(described) > ERROR_CHARS:
+        cut = len(described) - ERROR_CHARS
+        described = f"{described[:ERROR_CHARS]}... [{cut:,} more characters]"
+    return described
 
 
 def _tail(text: Any) -> str | None:
@@ -68,14 +87,17 @@ def _tail(text: Any) -> str | None:
 
 
 def _escaped(exc: BaseException) -> HandlerError:
-    return HandlerError(f"handler raised {type(exc).__name__}({exc})")
+    return HandlerError(f"handler raised {type(exc).__name__}({_message(exc)})")
 
 
 async def _guarded(handler: Handler, ctx: RunContext) -> Any:
-    # SystemExit / KeyboardInterrupt raised inside a task would stop the event loop itself.
+    # SystemExit / KeyboardInterrupt raised inside a task would stop the event loop itself,
+    # and no other BaseException but cancellation may leave the run without a final record.
     try:
         return await handler.run(ctx)
-    except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
+    except (Exception, asyncio.CancelledError):
+        raise
+    except BaseException as exc:
         raise _escaped(exc) from None
 
 
@@ -224,7 +246,7 @@ class Runner:
                         )
                     except Exception as exc:
                         result = _Attempt(RunStatus.failed, error=exc)
-                    except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
+                    except BaseException as exc:  # SystemExit, KeyboardInterrupt, ...
                         result = _Attempt(RunStatus.failed, error=_escaped(exc))
                     else:
                         final = self._succeeded_record(active, record, outcome, started)
@@ -275,8 +297,8 @@ class Runner:
             started_at=started,
             error=f"cancelled: {active.cancel_reason or 'stopped'}",
         )
-        await self._finish(active, final)
-        self._publish(RunCancelled, final, reason=active.cancel_reason or "stopped")
+        if await self._finish(active, final):
+            self._publish(RunCancelled, final, reason=active.cancel_reason or "stopped")
         return final
 
     async def _failed(
@@ -292,7 +314,8 @@ class Runner:
         final = _ended(
             record, status, self.clock.now(), started_at=started, error=message, output_tail=tail
         )
-        await self._finish(active, final)
+        if not await self._finish(active, final):
+            return final
         if status == RunStatus.timed_out:
             self._publish(RunTimedOut, final, timeout_s=job.timeout_s or 0.0)
         else:
@@ -350,15 +373,15 @@ class Runner:
         return final
 
     async def _succeeded(self, active: ActiveRun, final: RunRecord) -> RunRecord:
-        await self._finish(active, final)
-        if self.events.subscriber_count:
+        if await self._finish(active, final) and self.events.subscriber_count:
             self._publish(RunSucceeded, final, duration_s=final.duration_s or 0.0)
         return final
 
     async def record_succeeded(self, finished: Sequence[ActiveRun]) -> None:
         """Record the succeeded runs that `run(defer_success=True)` returned, in one store
         call, then publish their `RunSucceeded` events (as `run` does for one)."""
-        runs = [a.record for a in finished if a.record is not None and not a.lease_lost]
+        finished = [a for a in finished if not a.disowned]
+        runs = [a.record for a in finished if a.record is not None]
         try:
             recorded = await self.store.record_runs(runs)
         except Exception:  # the store is down: the runs' leases will expire -> interrupted
@@ -373,15 +396,41 @@ class Runner:
                 assert final is not None
                 self._publish(RunSucceeded, final, duration_s=final.duration_s or 0.0)
 
-    async def _finish(self, active: ActiveRun, final: RunRecord) -> None:
+    async def _finish(self, active: ActiveRun, final: RunRecord) -> bool:
+        """Record the end of `active`; False, recording nothing, when it is `disowned` (its
+        end is not this engine's to record or publish)."""
         active.record = final
-        if active.lease_lost:
-            return  # another node owns this run now; fencing would refuse us anyway
+        if active.disowned:
+            return False  # another node owns it (fencing would refuse us), or it was abandoned
         try:
             if not await self.store.record_run(final):
                 log.warning("run %s was taken over; its result was not recorded", final.run_id)
         except Exception:  # the store is down: the run's lease will expire -> interrupted
             log.exception("could not record the end of run %s", final.run_id)
+        return True
+
+    async def abandon(self, active: ActiveRun, grace_s: float) -> None:
+        """Record `active` `cancelled` now, without its handler, which ignored cancellation
+        for `grace_s`; the run is `disowned` from here on, so whatever the handler does
+        later is not recorded (`Firing._abandon`)."""
+        record = active.record
+        reason = active.cancel_reason or "stopped"
+        active.disowned = True
+        if record is None or record.status != RunStatus.running:
+            return  # never recorded running (or already final): nothing to close
+        final = _ended(
+            record,
+            RunStatus.cancelled,
+            self.clock.now(),
+            error=f"cancelled: {reason}; the handler ignored cancellation for {grace_s:g} s"
+            " and was abandoned",
+        )
+        active.record = final
+        try:
+            await self.store.record_run(final)
+        except Exception:  # the store is down: the run's lease will expire -> interrupted
+            log.exception("could not record the end of run %s", final.run_id)
+        self._publish(RunCancelled, final, reason=reason)
 
     def _publish(self, cls: type[Any], record: RunRecord, **extra: Any) -> None:
         if not self.events.subscriber_count:

@@ -207,6 +207,7 @@ class Scheduler(Firing):
         self._running = False
         self._stopping = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._abandoned: set[asyncio.Task[Any]] = set()
         self._succeeded = []
         self._recording = set()
         self._skips = None
@@ -476,6 +477,10 @@ class Scheduler(Firing):
         if self._tasks:
             # Bounded in real time: a handler that ignores cancellation cannot hold stop().
             await asyncio.wait(set(self._tasks), timeout=max(1.0, self.stop_grace_s))
+        for entry in self._entries.values():  # such handlers' runs end `cancelled` anyway
+            for active in list(entry.active.values()):
+                if active.task is not None and not active.task.done():
+                    await self._abandon(entry, active, max(1.0, self.stop_grace_s))
         if self._recording:  # the results of runs that ended: in the store before it closes
             await asyncio.wait(set(self._recording))
         self._tasks = {t for t in self._tasks if not t.done()}
@@ -857,17 +862,27 @@ class Scheduler(Firing):
         was_dormant = entry.dormant is not None
         entry.job = job
         entry.dormant = None
+        name = old.circuit_name
         if (
-            old.circuit != job.circuit
-            and old.circuit_name in self._circuits
-            and job.circuit is None
+            job.circuit is None
+            and name is not None
+            and name in self._circuits
+            and not self._circuit_shared(name, entry)
         ):
-            del self._circuits[old.circuit_name]
+            del self._circuits[name]
         if self._running:
             if was_dormant or _timing(old) != _timing(job):
                 self._schedule_from(entry, self.clock.now())
             definition = job_to_definition(job)
             self._enqueue_write(lambda: self._save(StoredJob(id=job.id, definition=definition)))
+
+    def _circuit_shared(self, name: str, entry: JobEntry) -> bool:
+        """True when a job other than `entry`'s uses the breaker `name` (shared by name: its
+        state is theirs too, and outlives one job dropping it)."""
+        return any(
+            other is not entry and other.job.circuit_name == name
+            for other in self._entries.values()
+        )
 
     # == helpers ========================================================================
     def _entry(self, job_id: str) -> JobEntry:

@@ -1,9 +1,10 @@
 """Circuit breaker: stop firing a job that keeps failing, probe it again later (DESIGN 2.3).
 
-`CircuitBreaker` is the frozen configuration; `CircuitState` the frozen state; the two pure
-functions `CircuitBreaker.allows(state, now)` and `CircuitBreaker.record(state, success,
-now)` return the next state. `Circuit` holds the current state for the engine (one per job,
-or one per `name` shared by several jobs).
+`CircuitBreaker` is the frozen configuration; `CircuitState` the frozen state; the pure
+functions `CircuitBreaker.allows(state, now)`, `CircuitBreaker.record(state, success, now)`
+and `CircuitBreaker.release(state)` (a run let through that ended without a verdict) return
+the next state. `Circuit` holds the current state for the engine (one per job, or one per
+`name` shared by several jobs).
 
 closed --(failure_threshold consecutive failures)--> open --(reset_timeout)--> half_open
 half_open --(success)--> closed;  half_open --(failure)--> open
@@ -73,6 +74,17 @@ class CircuitBreaker:
             return CircuitState(state="open", failures=failures, opened_at=now)
         return replace(state, failures=failures)
 
+    def release(self, state: CircuitState) -> CircuitState:
+        """The state after a run it let through ended with no verdict (cancelled: replaced,
+        removed, stopped): a half-open probe's slot is free again, nothing else changes.
+
+        Invariant: every `allows` that returned True is followed by one `record` or one
+        `release`; a probe that ended neither way would hold the breaker half-open for good
+        (and every job sharing it skipped)."""
+        if state.state == "half_open" and state.half_open_calls > 0:
+            return replace(state, half_open_calls=state.half_open_calls - 1)
+        return state
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "failure_threshold": self.failure_threshold,
@@ -109,6 +121,10 @@ class Circuit:
         allowed, self.state = self.config.allows(self.state, now)
         moved = "half_open" if before != "half_open" and self.state.state == "half_open" else None
         return allowed, moved
+
+    def release(self) -> None:
+        """A run it let through ended without a verdict (`CircuitBreaker.release`)."""
+        self.state = self.config.release(self.state)
 
     def record(self, success: bool, now: datetime) -> str | None:
         before = self.state.state

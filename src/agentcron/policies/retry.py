@@ -27,7 +27,12 @@ def _matches(error: BaseException, pattern: ErrorMatcher) -> bool:
     if isinstance(pattern, type):
         return isinstance(error, pattern)
     names = [cls.__name__ for cls in type(error).__mro__]
-    return any(pattern in name for name in names) or pattern in str(error)
+    if any(pattern in name for name in names):
+        return True
+    try:
+        return pattern in str(error)
+    except Exception:  # the handler's `__str__` raised: its message matches nothing
+        return False
 
 
 def _reference(fn: Callable[..., Any]) -> str | None:
