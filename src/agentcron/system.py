@@ -133,7 +133,20 @@ class AgentcronSystem:
 
     async def _write_config_jobs(self, store: Store, job_file: JobFile) -> None:
         """Make the store hold exactly the file's jobs (those it added before and no
-        longer lists are removed), audited as `config`."""
+        longer lists are removed), audited as `config`.
+
+        Only from a file that was read: without one (`agentcron run` started from another
+        directory, a second process without `--config`) nothing is removed, since a job
+        removed takes its history with it; the jobs an earlier file added are kept."""
+        if self.config_path is None:
+            kept = json.loads(await store.get_state(CONFIG_JOBS_KEY) or "[]")
+            if kept:
+                log.warning(
+                    "no agentcron.toml here: the %d job(s) an earlier one added are kept as"
+                    " they are (start from its directory or pass --config to change them)",
+                    len(kept),
+                )
+            return
         wanted = {
             entry.id: self._stored(entry.id, entry.trigger, entry.handler, self._defaults(entry))
             for entry in job_file.jobs

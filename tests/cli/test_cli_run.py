@@ -144,6 +144,28 @@ def test_once_runs_what_is_due_and_exits(tmp_path: Path) -> None:
     assert [s for s, _ in runs(tmp_path / "data" / "scheduler.db", "boot")] == ["succeeded"]
 
 
+def test_a_start_without_a_config_file_keeps_the_jobs_and_history_an_earlier_one_added(
+    tmp_path: Path,
+) -> None:
+    # It removed them (and their runs) as if the file had dropped them.
+    project, elsewhere, data = tmp_path / "project", tmp_path / "elsewhere", tmp_path / "data"
+    project.mkdir()
+    elsewhere.mkdir()
+    (project / "agentcron.toml").write_text(
+        '[[jobs]]\nid = "boot"\ntrigger = "@reboot"\ncommand = ["sh", "-c", "echo booted"]\n'
+    )
+    args = ("run", "--once", "--no-dashboard", "--data-dir", str(data))
+    assert run_to_end(*args, cwd=project).returncode == 0
+    result = run_to_end(*args, cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert "no agentcron.toml here" in result.stderr
+    history = [s for s, _ in runs(data / "scheduler.db", "boot")]
+    assert history[0] == "succeeded"  # the run of the first start is still there
+    (project / "agentcron.toml").write_text("")  # a file that was read: now it removes
+    assert run_to_end(*args, cwd=project).returncode == 0
+    assert runs(data / "scheduler.db", "boot") == []
+
+
 def test_the_agent_loops_preset_registers_fifteen_loops_with_integrations_disabled(
     tmp_path: Path,
 ) -> None:
