@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -28,6 +29,22 @@ async def test_a_cron_job_fires_at_each_scheduled_second_and_never_early(
         await clock.advance(35)
     assert [s[0] for s in seen] == [T0 + timedelta(seconds=s) for s in (10, 20, 30)]
     assert all(scheduled == started and lateness == 0 for scheduled, started, lateness in seen)
+
+
+async def test_the_context_tells_a_late_run_its_lateness_as_a_timedelta_and_in_seconds(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    # DESIGN 2.13 names it `ctx.lateness`; only `lateness_s` existed.
+    seen: list[tuple[timedelta, float]] = []
+
+    async def slow(ctx: RunContext) -> None:
+        seen.append((ctx.lateness, ctx.lateness_s))
+        await clock.sleep(15)
+
+    sched.add_job("j", trigger=Interval(seconds=10), handler=slow, overlap="queue")
+    await sched.start()  # (the fixture stops it without waiting for the run at 40)
+    await clock.advance(41)  # 10 runs until 25; 20, queued, starts then
+    assert seen[:2] == [(timedelta(0), 0.0), (timedelta(seconds=5), 5.0)]
 
 
 async def test_runs_are_listed_newest_first_with_the_run_fields(
@@ -68,6 +85,19 @@ async def test_run_now_fires_through_the_policies_and_returns_the_finished_run(
     assert run.status == RunStatus.succeeded
     assert run.attempt == 3 and attempts == [1, 2, 3]
     assert run.scheduled_for == T0
+
+
+async def test_two_run_now_in_the_same_clock_tick_are_two_recorded_runs(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    # The second was returned as a `skipped(concurrency)` record that was never stored.
+    sched.add_job("j", trigger="0 0 1 1 *", handler=noop, overlap="allow")
+    async with sched:
+        first, second = await asyncio.gather(sched.run_now("j"), sched.run_now("j"))
+        stored = await sched.runs("j")
+    assert (first.status, second.status) == (RunStatus.succeeded, RunStatus.succeeded)
+    assert {first.scheduled_for, second.scheduled_for} == {T0, T0 + timedelta(microseconds=1)}
+    assert {r.run_id for r in stored} == {first.run_id, second.run_id}
 
 
 async def test_run_now_needs_a_started_scheduler(sched: Scheduler) -> None:

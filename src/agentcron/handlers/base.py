@@ -21,7 +21,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from agentcron.models import occurrence_key
@@ -79,6 +79,11 @@ class RunContext:
     @property
     def occurrence_key(self) -> str:
         return occurrence_key(self.job_id, self.scheduled_for)
+
+    @property
+    def lateness(self) -> timedelta:
+        """How late this attempt started after `scheduled_for` (`lateness_s` in seconds)."""
+        return timedelta(seconds=self.lateness_s)
 
     @property
     def cancel_requested(self) -> bool:
