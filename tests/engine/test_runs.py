@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from datetime import timedelta
 
 import pytest
@@ -375,3 +376,31 @@ async def test_a_handler_that_kills_its_own_process_fails_its_run_only(
         assert len(await all_runs(sched, "lives")) == 3
     assert died.status == RunStatus.failed
     assert died.error and "3" in died.error, died.error
+
+
+async def test_hung_sync_handlers_given_up_on_leave_threads_for_other_jobs(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    # Every timed-out run of `hung` kept one of the loop's 6 default threads (2 CPUs):
+    # after six, the sync handlers of every other job waited for a thread, timing out too.
+    gate = threading.Event()
+
+    def hung() -> None:
+        gate.wait(60)
+
+    def healthy() -> str:
+        return "ok"
+
+    sched.add_job("hung", trigger=Interval(seconds=1), handler=hung, timeout=0.5)
+    sched.add_job("healthy", trigger="0 0 1 1 *", handler=healthy, timeout=0.5)
+    try:
+        await sched.start()
+        for _ in range(20):
+            await clock.advance(1)
+        hung_runs = await all_runs(sched, "hung")
+        assert [r.status for r in hung_runs[:19]] == [RunStatus.timed_out] * 19
+        async with asyncio.timeout(30):  # real seconds: the virtual clock stands still
+            run = await sched.run_now("healthy")
+        assert run.status == RunStatus.succeeded
+    finally:
+        gate.set()

@@ -5,9 +5,10 @@
   concurrency group, whose last run has ended): the function's code up to its first `await`
   runs as soon as the fire is claimed, before the tick starts the next fire (as with any
   code on the loop, keep that part short).
-* sync functions run in a worker thread (`asyncio.to_thread`). A thread cannot be killed: on
-  timeout the attempt is abandoned and the thread finishes in the background, so functions
-  that may hang should use `isolation="process"`, or poll `ctx.cancel_requested`.
+* sync functions run in a worker thread (`agentcron.handlers.threads`). A thread cannot be
+  killed: on timeout the attempt is abandoned and the thread finishes in the background
+  (without holding up other jobs' threads), so functions that may hang should use
+  `isolation="process"`, or poll `ctx.cancel_requested`.
 * `isolation="process"` runs the function by reference in a child process that is killed on
   timeout or cancel (see `agentcron.handlers.isolated`).
 
@@ -17,7 +18,6 @@ redeployed module is picked up), after checking at creation that it imports.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Callable, Mapping
 from types import CoroutineType
@@ -30,6 +30,7 @@ from agentcron.handlers.output import bound_text, plain_value
 from agentcron.handlers.persisted import checked_fields
 from agentcron.handlers.references import HandlerReferenceError, reference_of, resolve
 from agentcron.handlers.signature import CallShape
+from agentcron.handlers.threads import SYNC_THREADS
 
 __all__ = ["CallableHandler", "Isolation"]
 
@@ -94,7 +95,7 @@ class CallableHandler:
                 return _outcome(result)
             result = await result
             return _NO_OUTCOME if result is None else _outcome(result)
-        result = await asyncio.to_thread(func, *((ctx,) if shape.takes_context else ()))
+        result = await SYNC_THREADS.run(func, *((ctx,) if shape.takes_context else ()))
         if inspect.isawaitable(result):
             result = await result
         return _outcome(result)
