@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any, Literal, NamedTuple
 
 __all__ = [
+    "NODE_STOPPED",
     "AuditEntry",
     "ConflictPolicy",
     "FireStart",
@@ -238,6 +239,10 @@ class AuditEntry:
     after: dict[str, Any] | None = None
 
 
+#: `NodeHeartbeat.status` of the last heartbeat of a node that stopped cleanly.
+NODE_STOPPED = "stopped"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NodeHeartbeat:
     """The latest heartbeat of one node (`agentcron run` or `agentcron worker` process)."""
@@ -245,7 +250,7 @@ class NodeHeartbeat:
     node_id: str
     sequence: int
     sent_at: datetime
-    status: str = "healthy"  # healthy | degraded | unhealthy
+    status: str = "healthy"  # healthy | degraded | unhealthy | stopped (`NODE_STOPPED`)
     host: str = ""
     pid: int = 0
     version: str = ""

@@ -99,6 +99,15 @@ def test_health_exits_one_when_this_node_went_silent(tmp_path: Path) -> None:
     assert "offline: last heartbeat 5m ago" in result.stdout
 
 
+def test_health_exits_one_at_once_when_this_node_stopped_cleanly(tmp_path: Path) -> None:
+    # Its last beat was 3 s old, so it passed for online (healthy) for another 90 s.
+    node = resolve_node_id(tmp_path)
+    write(tmp_path, beat(node, age_s=3, status="stopped"))
+    result = runner.invoke(build_app(), ["health", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stdout.startswith(f"unhealthy: node {node} stopped 3s ago (score 0)")
+
+
 def test_health_exits_one_when_this_node_never_started(tmp_path: Path) -> None:
     result = runner.invoke(build_app(), ["health", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from agentcron.heartbeat.monitor import view_node
 from agentcron.heartbeat.probes import (
     JobCounts,
     LoopLagProbe,
@@ -167,7 +168,7 @@ async def test_an_unreachable_store_is_reported_and_does_not_stop_the_sender(
         assert sender.failures == 1
         store.down = False
         await clock.advance(5)
-    [written] = await store.list_heartbeats()
+        [written] = await store.list_heartbeats()
     assert (written.sequence, written.status) == (2, "healthy")
 
 
@@ -220,3 +221,19 @@ async def test_the_sender_has_written_its_first_beat_when_it_has_started(
         await clock.advance(10)
         [written] = await store.list_heartbeats()
         assert (written.sequence, written.sent_at) == (2, T0.replace(second=10))
+
+
+async def test_a_sender_that_stops_cleanly_leaves_a_stopped_heartbeat_judged_offline(
+    clock: VirtualClock,
+) -> None:
+    # The node looked online, then suspect, for three intervals (90 s) after a clean stop:
+    # `agentcron health` said healthy, and no monitor knew it had gone.
+    store = MemoryStore()
+    sender = HeartbeatSender(store, clock, node_id="n1", interval_s=10, loop_lag_period_s=None)
+    async with sender:
+        await clock.advance(10)
+    await clock.advance(1)
+    [last] = await store.list_heartbeats()
+    assert (last.sequence, last.status, last.sent_at) == (3, "stopped", T0.replace(second=10))
+    view = view_node(last, clock.now())
+    assert (view.status, view.reported, view.health_score) == ("offline", "stopped", 0)

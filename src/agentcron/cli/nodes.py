@@ -22,7 +22,7 @@ import typer
 from agentcron.cli.common import fail, print_json
 from agentcron.heartbeat.monitor import DEFAULT_MISSED_THRESHOLD, NodeView, view_node
 from agentcron.heartbeat.sender import read_node_id
-from agentcron.models import NodeHeartbeat
+from agentcron.models import NODE_STOPPED, NodeHeartbeat
 from agentcron.store.base import StoreError, open_store
 
 __all__ = ["health_command", "is_healthy", "nodes_command"]
@@ -150,6 +150,8 @@ def health_command(
     healthy = is_healthy(view)
     if view is None:
         reason = "no heartbeat from this node"
+    elif view.reported == NODE_STOPPED:
+        reason = f"stopped {_ago((now - view.last_seen).total_seconds())}"
     elif view.status == "offline":
         reason = f"offline: last heartbeat {_ago((now - view.last_seen).total_seconds())}"
     else:

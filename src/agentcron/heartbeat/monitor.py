@@ -10,7 +10,8 @@ Node status (`interval` = the node's own `interval_s`, from its heartbeat; `grac
     missed  = floor((elapsed - grace) / interval), at least 0
     online   missed == 0                      (elapsed <  interval + grace)
     suspect  1 <= missed < missed_threshold   (one beat did not arrive)
-    offline  missed >= missed_threshold       (default 3: elapsed >= 3 * interval + grace)
+    offline  missed >= missed_threshold       (default 3: elapsed >= 3 * interval + grace),
+             or at once when its last heartbeat says `stopped` (a clean stop)
 
 Health score, 0-100, of a node that is not offline (an offline node scores 0)::
 
@@ -48,7 +49,7 @@ from agentcron.events import (
     NodeRecovered,
     NodeSuspect,
 )
-from agentcron.models import NodeHeartbeat
+from agentcron.models import NODE_STOPPED, NodeHeartbeat
 from agentcron.store.base import Store
 from agentcron.tasks import cancel_and_wait
 
@@ -210,8 +211,12 @@ def view_node(
 ) -> NodeView:
     """Judge one heartbeat at `now` (pure)."""
     missed = missed_beats(hb.sent_at, hb.interval_s, now, grace_fraction=grace_fraction)
-    status = node_status(
-        hb.sent_at, hb.interval_s, missed_threshold, now, grace_fraction=grace_fraction
+    status: NodeStatus = (
+        "offline"  # it said so itself, on its way out
+        if hb.status == NODE_STOPPED
+        else node_status(
+            hb.sent_at, hb.interval_s, missed_threshold, now, grace_fraction=grace_fraction
+        )
     )
     return NodeView(
         node_id=hb.node_id,
