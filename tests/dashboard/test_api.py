@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
+import urllib.parse
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from tests.dashboard import handlers
-from tests.dashboard.conftest import TOKEN, XSS_NAME, add_jobs, auth
+from tests.dashboard.conftest import TOKEN, XSS_NAME, LiveServer, add_jobs, auth
 
 from agentcron import Scheduler
 from agentcron.dashboard import DashboardSettings, create_app
@@ -153,7 +156,7 @@ async def test_bad_input_is_422_never_500(client: httpx.AsyncClient) -> None:
         # Valid ISO times outside years 1-9999 once in UTC (they were 500s):
         ("GET", "/api/runs?since=0001-01-01T00:00:00%2B01:00", None),
         ("GET", "/api/runs?until=9999-12-31T23:59:59-01:00", None),
-        ("POST", "/api/jobs", {"id": "x"}), ("POST", "/api/jobs", {"id": "bad id!", "trigger": "* * * * *", "callable": "a:b"}),
+        ("POST", "/api/jobs", {"id": "x"}), ("POST", "/api/jobs", {"id": "bad/id", "trigger": "* * * * *", "callable": "a:b"}),
         ("POST", "/api/jobs", {"id": "new", "trigger": "61 * * * *", "callable": "a:b"}),
         ("POST", "/api/jobs", {"id": "new", "trigger": "* * * * *"}),
         ("PATCH", "/api/jobs/backup", {"trigger": "not cron"}),
@@ -442,3 +445,160 @@ async def test_command_and_http_jobs_can_be_added_and_a_bad_handler_is_a_422(
     ):
         response = await client.post("/api/jobs", json=bad)
         assert response.status_code == 422, (bad, response.text)
+
+
+OK_JOB = {"trigger": "0 0 1 1 *", "callable": "tests.dashboard.handlers:ok"}
+
+
+async def test_a_request_body_over_the_limit_is_a_413_before_it_is_parsed(
+    client: httpx.AsyncClient,
+) -> None:
+    big = {"id": "big", **OK_JOB, "name": "x" * (1024 * 1024)}  # a 422 once parsed
+    response = await client.post("/api/jobs", json=big)
+    assert response.status_code == 413, response.text
+    assert "too large" in response.json()["detail"]
+
+    async def streamed() -> AsyncIterator[bytes]:  # no Content-Length: chunked
+        yield b'{"id": "big", "name": "'
+        for _ in range(40):
+            yield b"x" * 32_768
+        yield b'"}'
+
+    response = await client.post(
+        "/api/jobs", content=streamed(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413, response.text
+    assert (await client.get("/api/jobs/big")).status_code == 404
+    small = await client.post("/api/jobs", json={"id": "small", **OK_JOB})
+    assert small.status_code == 201, small.text
+
+
+async def test_a_streamed_body_over_the_limit_is_cut_off_without_waiting_for_its_end(
+    live: LiveServer,
+) -> None:
+    host, port = live.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            b"POST /api/jobs HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nAuthorization: Bearer " + TOKEN.encode() + b"\r\n\r\n"
+        )
+        chunk = b"x" * 65_536
+        for _ in range(20):  # 1.25 MiB, and the body never ends
+            writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            await writer.drain()
+        async with asyncio.timeout(10):
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 413"), head
+            length = int(re.search(rb"content-length: (\d+)", head.lower())[1])  # type: ignore[index]
+            assert b"too large" in await reader.readexactly(length)
+    finally:
+        writer.close()
+
+
+async def test_tags_and_commands_have_size_limits_and_tags_cannot_be_empty(
+    client: httpx.AsyncClient,
+) -> None:
+    command = {"id": "limited", "trigger": "0 0 1 1 *", "command": ["echo", "x" * 140_000]}
+    for body in (
+        {"id": "limited", **OK_JOB, "tags": ["t"] * 51},
+        {"id": "limited", **OK_JOB, "tags": [""]},
+        {"id": "limited", **OK_JOB, "tags": ["x" * 101]},
+        {"id": "limited", **OK_JOB, "tags": ["a\nb"]},
+        command,
+    ):
+        response = await client.post("/api/jobs", json=body)
+        assert response.status_code == 422, (body["id"], response.text)
+        assert response.json()["detail"][0]["loc"][1] in ("tags", "command")
+    for tags in (["t"] * 51, [""]):
+        response = await client.patch("/api/jobs/backup", json={"tags": tags})
+        assert response.status_code == 422, response.text
+    ok = {"id": "tagged", **OK_JOB, "tags": [f"tag{i}" for i in range(50)]}
+    assert (await client.post("/api/jobs", json=ok)).status_code == 201
+    assert (await client.get("/api/jobs/limited")).status_code == 404
+
+
+async def test_non_finite_numbers_are_refused_not_stored_as_no_timeout(
+    client: httpx.AsyncClient,
+) -> None:
+    json_type = {"content-type": "application/json"}
+    for number in (b"Infinity", b"-Infinity", b"NaN", b"1e400"):
+        body = b'{"id": "inf", "trigger": "0 0 1 1 *", "callable": "tests.dashboard.handlers:ok"'
+        response = await client.post(
+            "/api/jobs", content=body + b', "timeout": ' + number + b"}", headers=json_type
+        )
+        assert response.status_code == 422, (number, response.text)
+        assert "finite" in response.text
+        response = await client.patch(
+            "/api/jobs/backup", content=b'{"timeout": ' + number + b"}", headers=json_type
+        )
+        assert response.status_code == 422, (number, response.text)
+        http = b'{"id": "inf", "trigger": "0 0 1 1 *", "http": {"url": "http://127.0.0.1:9/"'
+        response = await client.post(
+            "/api/jobs", content=http + b', "json": {"n": [' + number + b"]}}}", headers=json_type
+        )
+        assert response.status_code == 422, (number, response.text)
+    assert (await client.get("/api/jobs/inf")).status_code == 404
+
+
+async def test_http_handler_mistakes_name_the_field_and_header_line_breaks_are_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    url = "http://127.0.0.1:9/x"
+    cases = [
+        ({"method": "GET"}, ["body", "http", "url"]),
+        ({"url": url, "timeout": 5}, ["body", "http", "timeout"]),
+        ({"url": url, "headers": {"X-A\r\nX-B": "1"}}, ["body", "http", "headers"]),
+        ({"url": url, "headers": {"X-A": "1\r\nX-B: 2"}}, ["body", "http", "headers", "X-A"]),
+        ({"url": url, "headers": {"X A": "1"}}, ["body", "http", "headers"]),
+    ]
+    for http, loc in cases:
+        body = {"id": "hook", "trigger": "0 0 1 1 *", "http": http}
+        response = await client.post("/api/jobs", json=body)
+        assert response.status_code == 422, (http, response.text)
+        assert "__init__" not in response.text and "keyword argument" not in response.text
+        assert response.json()["detail"][0]["loc"][: len(loc)] == loc, response.text
+    good = {"url": url, "method": "PUT", "headers": {"X-Token": "abc"}, "timeout_s": 5}
+    created = await client.post(
+        "/api/jobs", json={"id": "hook", "trigger": "0 0 1 1 *", "http": good}
+    )
+    assert created.status_code == 201, created.text
+    handler = created.json()["definition"]["handler"]
+    assert (handler["method"], handler["headers"], handler["timeout_s"]) == (
+        "PUT",
+        {"X-Token": "abc"},
+        5,
+    )
+
+
+@pytest.mark.parametrize("job_id", ["my job ü", "..", ".", "50% off?", "a#b", " spaced "])
+async def test_any_id_the_readme_allows_can_be_created_and_addressed(
+    client: httpx.AsyncClient, sched: Scheduler, job_id: str
+) -> None:
+    created = await client.post("/api/jobs", json={"id": job_id, **OK_JOB})
+    assert created.status_code == 201, created.text
+    assert created.json()["id"] == job_id
+    # Browsers collapse a "." or ".." segment even as %2E%2E, so the page uses ?id=.
+    query = {"id": job_id}
+    paused = await client.post("/api/job/pause", params=query, json={"note": "n"})
+    assert paused.status_code == 200 and paused.json()["id"] == job_id, paused.text
+    assert sched.job(job_id).paused
+    assert (await client.post("/api/job/resume", params=query)).json()["paused"] is False
+    assert (await client.get("/api/job", params=query)).json()["id"] == job_id
+    assert (await client.get("/api/job/runs", params=query)).status_code == 200
+    quoted = urllib.parse.quote(job_id, safe="").replace(".", "%2E")
+    assert (await client.get(f"/api/jobs/{quoted}")).json()["id"] == job_id
+    assert (await client.delete("/api/job", params=query)).json()["ok"] is True
+
+
+async def test_ids_the_readme_forbids_are_refused_with_the_reason(
+    client: httpx.AsyncClient,
+) -> None:
+    for job_id, reason in (("a/b", '"/"'), ("a\nb", "control"), ("x" * 201, "200"), ("", "1")):
+        response = await client.post("/api/jobs", json={"id": job_id, **OK_JOB})
+        assert response.status_code == 422, (job_id, response.text)
+        assert response.json()["detail"][0]["loc"] == ["body", "id"]
+        assert reason in response.json()["detail"][0]["msg"]
+    assert (await client.get("/api/job")).status_code == 422
+    assert (await client.get("/api/job", params={"id": "a/b"})).status_code == 404
+    assert (await client.get("/api/job", params={"id": "nope"})).status_code == 404

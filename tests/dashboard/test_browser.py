@@ -274,3 +274,53 @@ async def test_the_queues_and_nodes_panels_show_counts_and_pause_a_queue(
     await expect(page.locator("#nodes-table tbody tr")).to_contain_text("laptop-1")
     await expect(page.locator("#card-nodes")).to_have_text("1 / 1")
     assert watched.problems == []
+
+
+async def test_jobs_with_dot_ids_can_be_opened_paused_and_run_from_the_page(
+    browser: Browser, live: LiveServer, sched: Scheduler
+) -> None:
+    for job_id, name in (("..", "Dot dot"), (".", "Dot"), ("my job ü", "Umlaut")):
+        sched.add_job(job_id, trigger="0 0 1 1 *", handler=handlers.ok, name=name)
+    watched = await open_logged_in(browser, live)
+    page = watched.page
+    for job_id in ("..", ".", "my job ü"):
+        await row(page, job_id).get_by_role("button", name="Pause").click()
+        await expect(row(page, job_id).locator(".job-status")).to_have_text("paused")
+        assert sched.job(job_id).paused
+        await row(page, job_id).get_by_role("button", name="Run").click()
+        await expect(row(page, job_id).locator(".job-last")).to_contain_text("succeeded")
+    await row(page, "..").locator("a.job-name").click()
+    await expect(page.locator("#job-title")).to_have_text("Dot dot")
+    await expect(page.locator("#job-facts")).to_contain_text("..")
+    await page.click("#job-resume")
+    await expect(page.locator("#job-status-badge")).to_have_text("active")
+    assert not sched.job("..").paused
+    await page.goto(f"{live.url}/#/job/.")
+    await expect(page.locator("#job-title")).to_have_text("Dot")
+    assert watched.problems == []
+
+
+async def test_an_unknown_or_malformed_job_address_shows_an_unknown_job_page(
+    browser: Browser, live: LiveServer
+) -> None:
+    watched = await open_logged_in(browser, live)
+    page = watched.page
+    await page.goto(f"{live.url}/#/job/backup")
+    await expect(page.locator("#job-title")).to_have_text("Nightly backup")
+    for address, shown in (("nonexist", '"nonexist"'), ("%", '"%" (not a valid address)')):
+        await page.goto(f"{live.url}/#/job/{address}")
+        await expect(page.locator("#job-title")).to_have_text("Unknown job")
+        await expect(page.locator("#job-missing")).to_have_text(
+            f"There is no job with the id {shown}."
+        )
+        await expect(page.locator("#job-facts")).to_be_empty()
+        await expect(page.locator("#job-details")).to_be_hidden()
+        await expect(page.locator("#job-run")).to_be_hidden()
+        await expect(page.locator("#job-view").get_by_text("Nightly backup")).to_have_count(0)
+    await page.goto(f"{live.url}/#/job/backup")
+    await expect(page.locator("#job-title")).to_have_text("Nightly backup")
+    await expect(page.locator("#job-details")).to_be_visible()
+    await expect(page.locator("#job-missing")).to_be_hidden()
+    # The browser logs the 404 itself; no script error, no toast.
+    assert all("404" in p for p in watched.problems), watched.problems
+    await expect(page.locator("#toast")).to_be_hidden()

@@ -232,7 +232,8 @@ def _handler_from(body: schemas.JobCreate) -> Any:
     if http_cls is None:
         raise HTTPException(422, "http handlers are not available in this build")
     assert body.http is not None
-    return http_cls(**body.http)
+    given_fields = body.http.model_dump(by_alias=True, exclude_unset=True)
+    return http_cls(**{k: v for k, v in given_fields.items() if v is not None})
 
 
 def build_router() -> APIRouter:

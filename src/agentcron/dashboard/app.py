@@ -24,6 +24,7 @@ from agentcron import __version__
 from agentcron.dashboard import auth, views
 from agentcron.dashboard.api import DashboardContext, build_router, metrics_response
 from agentcron.dashboard.metrics import DashboardMetrics
+from agentcron.dashboard.middleware import BodyLimit, JobIdInQuery
 from agentcron.dashboard.protocol import QueueSource, SchedulerLike
 from agentcron.dashboard.settings import DashboardSettings
 from agentcron.dashboard.ws import EventHub
@@ -152,6 +153,9 @@ def create_app(
         log.exception("dashboard error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": "internal error; see the server log"}, status_code=500)
 
+    # Innermost first: the body cap and the id rewrite run after the token check.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(JobIdInQuery)
     app.middleware("http")(auth.require_token(settings.auth_token))
     csp = auth.content_security_policy(settings.extra_connect_src)
     app.middleware("http")(auth.security_headers(csp))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from agentcron.jobs import job_id_problem
 
 __all__ = [
     "CleanRequest",
@@ -14,6 +18,7 @@ __all__ = [
     "CronValidateResult",
     "ErrorOut",
     "HealthOut",
+    "HttpSpec",
     "JobCreate",
     "JobDetail",
     "JobPatch",
@@ -34,6 +39,80 @@ RunStatusName = Literal[
     "scheduled", "running", "succeeded", "failed", "timed_out", "cancelled", "skipped",
     "interrupted",
 ]  # fmt: skip
+
+
+#: Limits of request bodies (the whole body is also capped: `DashboardSettings.max_body_bytes`).
+MAX_TAGS = 50
+MAX_TAG_LENGTH = 100
+MAX_ARGV_BYTES = 128 * 1024
+MAX_HTTP_HEADERS = 100
+
+_CONTROL_CLASS = r"[\x00-\x1f\x7f-\x9f]"
+_CONTROL = re.compile(_CONTROL_CLASS)
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+def _job_id(value: str) -> str:
+    problem = job_id_problem(value)
+    if problem is not None:
+        raise ValueError(f"a job id {problem}")
+    return value
+
+
+def _tag(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("a tag may not contain control characters (newlines, tabs ...)")
+    return value
+
+
+def _header_name(value: str) -> str:
+    if not _HEADER_NAME.match(value):
+        raise ValueError(
+            "a header name is letters, digits and !#$%&'*+-.^_`|~ only"
+            " (no spaces, colons or line breaks)"
+        )
+    return value
+
+
+def _header_value(value: str) -> str:
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError("a header value may not contain line breaks or NUL")
+    return value
+
+
+def _finite_json(value: Any) -> Any:
+    # JSON text may carry Infinity, NaN or 1e400; none of them can be sent on as JSON.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("numbers must be finite (no Infinity or NaN)")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
+JobIdText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_job_id)]
+Tag = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_TAG_LENGTH,
+        json_schema_extra={"pattern": f"^[^{_CONTROL_CLASS[1:-1]}]*$"},
+    ),
+    AfterValidator(_tag),
+]
+Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS)]
+HeaderName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_header_name)]
+HeaderValue = Annotated[str, Field(max_length=8192), AfterValidator(_header_value)]
+
+
+class _In(BaseModel):
+    """Request bodies: unknown fields and non-finite numbers are refused (422)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class _Out(BaseModel):
@@ -127,45 +206,72 @@ class JobDetail(JobSummary):
     recent_runs: list[RunOut]
 
 
-class JobCreate(BaseModel):
+class HttpSpec(_In):
+    """An HTTP handler (`agentcron.Http`): a request made for each attempt."""
+
+    url: str = Field(min_length=1, max_length=8192)
+    method: str | None = Field(default=None, max_length=20, description="Default POST")
+    headers: dict[HeaderName, HeaderValue] | None = Field(default=None, max_length=MAX_HTTP_HEADERS)
+    json_: Any = Field(default=None, alias="json", description="Sent as JSON")
+    body: str | None = Field(default=None, description="Sent as is (not with json)")
+    timeout_s: float | None = Field(default=None, gt=0, description="Default 30")
+    ok_statuses: list[int] | None = Field(default=None, min_length=1, max_length=500)
+    output_tail_bytes: int | None = Field(default=None, ge=1, le=1_048_576)
+
+    _finite = field_validator("json_")(_finite_json)
+
+
+class JobCreate(_In):
     """A new job (the fields of an `agentcron.toml` `[[jobs]]` table)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    id: JobIdText = Field(
+        description="Any text up to 200 characters without / or control characters"
+    )
     name: str | None = Field(default=None, max_length=500)
     trigger: str = Field(min_length=1, max_length=500, description="Cron text or @reboot")
     timezone: str | None = Field(default=None, max_length=100)
-    command: list[str] | None = Field(default=None, min_length=1)
+    command: list[str] | None = Field(
+        default=None, min_length=1, description="argv; at most 128 KiB in all"
+    )
     callable: str | None = Field(
         default=None, max_length=500, description='"package.module:function"'
     )
-    http: dict[str, Any] | None = None
-    tags: list[str] = Field(default_factory=list)
+    http: HttpSpec | None = None
+    tags: Tags = Field(default_factory=list)
     timeout: float | None = Field(default=None, gt=0)
-    overlap: str | None = None
-    misfire: str | None = None
+    overlap: str | None = Field(default=None, max_length=100)
+    misfire: str | None = Field(default=None, max_length=100)
     enabled: bool = True
 
+    @field_validator("command")
+    @classmethod
+    def _argv(cls, argv: list[str] | None) -> list[str] | None:
+        if argv is None:
+            return None
+        if any("\0" in arg for arg in argv):
+            raise ValueError("a command argument may not contain NUL")
+        size = sum(len(arg.encode("utf-8", "surrogatepass")) + 1 for arg in argv)
+        if size > MAX_ARGV_BYTES:
+            raise ValueError(
+                f"the command is {size} bytes long (at most {MAX_ARGV_BYTES // 1024} KiB)"
+            )
+        return argv
 
-class JobPatch(BaseModel):
+
+class JobPatch(_In):
     """Fields to change; absent fields stay as they are."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, max_length=500)
     trigger: str | None = Field(default=None, min_length=1, max_length=500)
     timezone: str | None = Field(default=None, max_length=100)
-    tags: list[str] | None = None
+    tags: Tags | None = None
     timeout: float | None = Field(default=None, gt=0)
-    overlap: str | None = None
-    misfire: str | None = None
+    overlap: str | None = Field(default=None, max_length=100)
+    misfire: str | None = Field(default=None, max_length=100)
     enabled: bool | None = None
 
 
-class PauseRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PauseRequest(_In):
     note: str | None = Field(default=None, max_length=1000)
 
 
@@ -215,9 +321,7 @@ class QueuesOut(_Out):
     items: list[QueueOut]
 
 
-class CleanRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CleanRequest(_In):
     grace: float = Field(
         default=0.0, ge=0, allow_inf_nan=False, description="Only jobs older than this many seconds"
     )
@@ -231,9 +335,7 @@ class CleanResult(_Out):
     removed: int
 
 
-class CronValidateRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CronValidateRequest(_In):
     expression: str = Field(max_length=500)
     timezone: str = Field(default="UTC", max_length=100)
     count: int = Field(default=10, ge=1, le=50)

@@ -33,5 +33,7 @@ class DashboardSettings:
     ws_flush_interval_s: float = 0.1
     #: Largest page size accepted by list routes.
     max_page_size: int = 500
+    #: Largest request body in bytes; a bigger one (even streamed) is refused with 413.
+    max_body_bytes: int = 1024 * 1024
     #: Extra `Content-Security-Policy` sources for `connect-src` (rarely needed).
     extra_connect_src: tuple[str, ...] = field(default_factory=tuple)

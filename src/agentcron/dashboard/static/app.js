@@ -125,6 +125,13 @@
     return data;
   }
 
+  // The URL of a job route. `.` and `..` cannot be a path segment: browsers remove them
+  // (even spelt %2E%2E), so those two ids are sent as ?id= to /api/job{suffix}.
+  function jobPath(jobId, suffix) {
+    if (jobId === '.' || jobId === '..') return '/api/job' + (suffix || '') + '?id=' + encodeURIComponent(jobId);
+    return '/api/jobs/' + encodeURIComponent(jobId) + (suffix || '');
+  }
+
   function reportError(err) {
     if (err instanceof ApiError && (err.status === 401 || err.status === 403)) return;
     toast(err.message || String(err), true);
@@ -266,7 +273,7 @@
     const row = findRow(jobId);
     if (!row) return;
     try {
-      const job = await api('GET', '/api/jobs/' + encodeURIComponent(jobId));
+      const job = await api('GET', jobPath(jobId));
       const fresh = jobRow(job);
       const again = findRow(jobId);
       if (again) again.replaceWith(fresh);
@@ -285,21 +292,21 @@
 
   async function runJob(jobId) {
     try {
-      await api('POST', '/api/jobs/' + encodeURIComponent(jobId) + '/run');
+      await api('POST', jobPath(jobId, '/run'));
       toast('Started ' + jobId);
     } catch (err) { reportError(err); }
   }
 
   async function pauseJob(jobId, note) {
     try {
-      await api('POST', '/api/jobs/' + encodeURIComponent(jobId) + '/pause', note ? { note } : {});
+      await api('POST', jobPath(jobId, '/pause'), note ? { note } : {});
       await afterChange(jobId);
     } catch (err) { reportError(err); }
   }
 
   async function resumeJob(jobId) {
     try {
-      await api('POST', '/api/jobs/' + encodeURIComponent(jobId) + '/resume');
+      await api('POST', jobPath(jobId, '/resume'));
       await afterChange(jobId);
     } catch (err) { reportError(err); }
   }
@@ -532,9 +539,47 @@
       el('td', null, r.output_tail ? el('pre', { text: r.output_tail }) : null));
   }
 
+  // Empty the job page, then show either a job (`showJobParts(true)`) or why there is none.
+  function resetJobView() {
+    $('job-title').textContent = '';
+    $('job-status-badge').textContent = '';
+    $('job-status-badge').className = 'status';
+    $('job-note').hidden = true;
+    $('job-missing').hidden = true;
+    clear($('job-facts'));
+    clear($('job-next'));
+    $('job-definition').textContent = '';
+    clear($('job-chart'));
+    clear($('runs-table').tBodies[0]);
+    $('runs-empty').hidden = true;
+  }
+
+  function showJobParts(visible) {
+    for (const id of ['job-status-badge', 'job-run', 'job-details']) $(id).hidden = !visible;
+    if (!visible) for (const id of ['job-pause', 'job-resume', 'pause-note']) $(id).hidden = true;
+  }
+
+  function showUnknownJob(text) {
+    resetJobView();
+    showJobParts(false);
+    $('job-title').textContent = 'Unknown job';
+    const missing = $('job-missing');
+    missing.textContent = 'There is no job with the id ' + text + '.';
+    missing.hidden = false;
+  }
+
   async function loadJob(jobId) {
-    const job = await api('GET', '/api/jobs/' + encodeURIComponent(jobId));
+    let job;
+    try {
+      job = await api('GET', jobPath(jobId));
+    } catch (err) {
+      if (state.currentJob !== jobId) return;
+      if (err instanceof ApiError && err.status === 404) { showUnknownJob(JSON.stringify(jobId)); return; }
+      throw err;
+    }
     if (state.currentJob !== jobId) return;
+    showJobParts(true);
+    $('job-missing').hidden = true;
     $('job-title').textContent = job.name;
     const badge = $('job-status-badge');
     badge.textContent = job.status;
@@ -575,11 +620,14 @@
     const match = location.hash.match(/^#\/job\/(.+)$/);
     const tasks = [loadHealth()];
     if (match) {
-      const jobId = decodeURIComponent(match[1]);
-      state.currentJob = jobId;
+      let jobId = null;
+      try { jobId = decodeURIComponent(match[1]); } catch (err) { /* e.g. #/job/% */ }
       $('overview-view').hidden = true;
       $('job-view').hidden = false;
-      tasks.push(loadJob(jobId));
+      if (state.currentJob !== jobId) resetJobView();
+      state.currentJob = jobId;
+      if (jobId === null) showUnknownJob(JSON.stringify(match[1]) + ' (not a valid address)');
+      else tasks.push(loadJob(jobId));
     } else {
       state.currentJob = null;
       $('overview-view').hidden = false;
