@@ -114,6 +114,10 @@ async def test_a_refused_connection_is_a_handler_error(server: Server) -> None:
         ("http://h/", {"timeout_s": 0}, "timeout_s"),
         ("http://h/", {"ok_statuses": [700]}, "ok_statuses"),
         ("http://h/", {"json": {"a": object()}}, "plain JSON"),
+        # Accepted before, from agentcron.toml: header injection, or a failure at each run.
+        ("http://h/", {"headers": {"X-A\r\nX-Evil": "1"}}, "header name"),
+        ("http://h/", {"headers": {"X A": "1"}}, "header name"),
+        ("http://h/", {"headers": {"X-A": "1\r\nX-Evil: 2"}}, "line break"),
     ],
 )
 def test_bad_arguments_are_rejected_at_creation(

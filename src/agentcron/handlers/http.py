@@ -173,6 +173,10 @@ def _checked_method(method: object) -> str:
     return method.upper()
 
 
+#: An HTTP header name: an RFC 9110 token.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
 def _checked_headers(headers: object) -> dict[str, str]:
     if headers is None:
         return {}
@@ -180,6 +184,14 @@ def _checked_headers(headers: object) -> dict[str, str]:
         isinstance(key, str) and isinstance(value, str) for key, value in headers.items()
     ):
         raise ValueError(f"http headers must map strings to strings, got {headers!r}")
+    for name, value in headers.items():
+        # A line break would end the header early (header injection) or fail every run.
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(
+                f"http header name {name!r} must be letters, digits and !#$%&'*+-.^_`|~ only"
+            )
+        if any(c in value for c in "\r\n\0"):
+            raise ValueError(f"http header {name!r} has a line break or NUL in its value")
     return dict(headers)
 
 
