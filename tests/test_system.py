@@ -15,7 +15,7 @@ from agentcron.jobs import build_job, job_to_definition
 from agentcron.models import StoredJob
 from agentcron.presets import AGENT_LOOPS
 from agentcron.store.memory import MemoryStore
-from agentcron.system import preset_entries, sync_jobs_from_store
+from agentcron.system import AgentcronSystem, preset_entries, sync_jobs_from_store
 from agentcron.testing import VirtualClock
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -42,6 +42,20 @@ def test_a_configured_handler_replaces_the_placeholder_of_an_integration_loop() 
     assert entries["loop-gmail-sync"][2] == "os:getcwd"
     assert "enabled" not in entries["loop-gmail-sync"][3]
     assert entries["loop-twilio-status"][3]["disabled_reason"] == "no handler configured"
+
+
+def test_jobs_added_to_the_daemons_scheduler_get_the_settings_retry_and_overlap(
+    tmp_path: Path,
+) -> None:
+    # Jobs of agentcron.toml had them; jobs added through the dashboard's API did not.
+    settings = load_settings(
+        environ={"RETRY_MAX_ATTEMPTS": "4", "OVERLAP_STRATEGY": "queue"}, env_file=None
+    )
+    sched = AgentcronSystem(settings=settings)._build_scheduler(MemoryStore(), tmp_path)
+    job = sched.add_job("from-the-api", trigger="0 0 1 1 *", handler="os:getcwd")
+    assert (job.retry.max_attempts, job.overlap.policy) == (4, "queue")
+    own = sched.add_job("own", trigger="0 0 1 1 *", handler="os:getcwd", retry=1)
+    assert own.retry.max_attempts == 1
 
 
 def stored(job_id: str, trigger: str, **options: object) -> StoredJob:

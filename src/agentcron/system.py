@@ -108,20 +108,22 @@ class AgentcronSystem:
         except JobFileError as exc:
             raise StartupError(str(exc)) from None
 
-    def _defaults(self, entry: JobEntry) -> dict[str, Any]:
-        """Settings' RETRY_* and OVERLAP_* for jobs that do not set their own."""
+    def _job_defaults(self) -> dict[str, Any]:
+        """Settings' RETRY_* and OVERLAP_*, for jobs that do not set their own."""
         s = self.settings
-        options = dict(entry.options)
-        if "retry" not in options:
-            options["retry"] = {
+        return {
+            "retry": {
                 "max_attempts": s.RETRY_MAX_ATTEMPTS,
                 "strategy": s.RETRY_STRATEGY,
                 "base_delay": s.RETRY_BASE_DELAY / 1000,
                 "max_delay": s.RETRY_MAX_DELAY / 1000,
-            }
-        if "overlap" not in options:
-            options["overlap"] = _overlap_default(s)
-        return options
+            },
+            "overlap": _overlap_default(s),
+        }
+
+    def _defaults(self, entry: JobEntry) -> dict[str, Any]:
+        """The options of a job of the file, with `_job_defaults` for those it leaves out."""
+        return {**self._job_defaults(), **entry.options}
 
     async def _open_store(self) -> Store:
         try:
@@ -271,6 +273,7 @@ class AgentcronSystem:
             lease_s=self.settings.SCHEDULER_LEASE / 1000,
             dispatch=self._queues.dispatch(),
             concurrency_limits={"agent-loops": self.settings.AGENT_LOOP_CONCURRENCY},
+            job_defaults=self._job_defaults(),  # for jobs added through the dashboard's API
         )
 
     async def _start_health(

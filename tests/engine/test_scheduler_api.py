@@ -337,3 +337,16 @@ async def test_every_event_the_engine_publishes_round_trips_through_json(
     } <= types
     for event in event_log.events:
         assert event_from_dict(json.loads(json.dumps(event.to_dict()))) == event
+
+
+def test_job_defaults_fill_the_options_a_job_leaves_out() -> None:
+    sched = Scheduler(job_defaults={"retry": 3, "overlap": "skip", "tags": ["agent"]})
+    job = sched.add_job("j", trigger="0 0 1 1 *", handler=noop)
+    assert (job.retry.max_attempts, job.overlap.policy, job.tags) == (3, "skip", ("agent",))
+    own = sched.add_job("k", trigger="0 0 1 1 *", handler=noop, retry=1, tags=[])
+    assert (own.retry.max_attempts, own.tags) == (1, ())
+
+
+def test_job_defaults_cannot_give_what_each_job_must_give_itself() -> None:
+    with pytest.raises(JobConfigError, match="job_defaults"):
+        Scheduler(job_defaults={"trigger": "* * * * *"})

@@ -163,6 +163,7 @@ class Scheduler(Firing):
         rng: random.Random | None = None,
         dispatch: Dispatch | None = None,
         concurrency_limits: Mapping[str, int] | None = None,
+        job_defaults: Mapping[str, Any] | None = None,
     ) -> None:
         require(conflict in ("replace", "keep", "error"), "conflict", "use replace, keep or error")
         require(lease_s > 0, "lease_s", "must be > 0")
@@ -185,6 +186,11 @@ class Scheduler(Firing):
                 f"{group!r}: must be >= 1",
             )
         self.concurrency_limits = limits
+        #: Options `add_job` gives a job that does not set them itself (`agentcron run`:
+        #: the settings' `RETRY_*` and `OVERLAP_*`, for jobs added by the API as well).
+        self.job_defaults: dict[str, Any] = dict(job_defaults or {})
+        for key in ("id", "trigger", "handler", "conflict"):
+            require(key not in self.job_defaults, "job_defaults", f"{key!r} has no default")
         self._group_active: collections.Counter[str] = collections.Counter()
         #: Called at every loop iteration (the systemd watchdog's proof of progress).
         self.on_tick: Callable[[], None] | None = None
@@ -244,7 +250,9 @@ class Scheduler(Firing):
     ) -> Job:
         """Define a job (see DESIGN 2.3 for the options). Validates everything now and
         raises `JobConfigError` naming the bad field; an id already defined in this process
-        is replaced. Returns the `Job`."""
+        is replaced. Options it leaves out come from `job_defaults`. Returns the `Job`."""
+        if self.job_defaults:
+            options = {**self.job_defaults, **options}
         job = build_job(
             id, trigger=trigger, handler=handler, default_timezone=self.timezone, **options
         )
