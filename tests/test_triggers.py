@@ -13,6 +13,7 @@ from agentcron.triggers import (
     Reboot,
     coerce_trigger,
     require_fires,
+    require_fires_after,
     trigger_from_dict,
 )
 
@@ -153,6 +154,19 @@ def test_a_zone_name_that_is_a_folder_too_long_or_malformed_is_an_unknown_time_z
     with pytest.raises(JobConfigError, match="unknown time zone") as info:
         CronTrigger("0 2 * * *", name)
     assert len(str(info.value)) < 200
+
+
+def test_a_new_job_must_fire_after_now_unless_it_repeats_or_waits_for_a_start() -> None:
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    require_fires_after(CronTrigger("0 0 0 1 1 * 2027"), now)
+    require_fires_after(Date(now + timedelta(seconds=1)), now)
+    require_fires_after(Interval(seconds=5, start=now - timedelta(days=1)), now)
+    require_fires_after(Reboot(), now)
+    for past in (CronTrigger("0 0 0 1 1 * 2020"), Date(now), Date(now - timedelta(days=1))):
+        with pytest.raises(JobConfigError, match="never fires after 2026-11-27T12:00:00"):
+            require_fires_after(past, now)
+    with pytest.raises(JobConfigError, match="no date matches"):
+        require_fires_after(CronTrigger("0 0 30 2 *"), now)
 
 
 def test_a_schedule_no_date_matches_never_fires_but_one_in_a_past_year_is_not_refused() -> None:

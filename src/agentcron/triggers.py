@@ -308,6 +308,19 @@ def require_fires(trigger: object) -> None:
         )
 
 
+def require_fires_after(trigger: object, now: datetime) -> None:
+    """`require_fires`, and for cron text or a date a fire after `now` (`JobConfigError`):
+    what a job created through the HTTP API or `agentcron jobs add` must have. (Not the
+    job file's jobs: a one-off job that ran stays in the file after its date.)"""
+    require_fires(trigger)
+    if isinstance(trigger, CronTrigger | Date) and trigger.next_fire(now) is None:
+        raise JobConfigError(
+            "trigger",
+            f"{trigger.describe()} never fires after {now.isoformat(timespec='seconds')}:"
+            " its time is past",
+        )
+
+
 def coerce_trigger(value: object, tz: str | tzinfo | None = "UTC") -> Trigger:
     """A trigger object, cron text, `"@reboot"` or a trigger dict to a `Trigger`."""
     if isinstance(value, (CronTrigger, Interval, Date, Reboot)):

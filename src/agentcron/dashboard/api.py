@@ -26,7 +26,7 @@ from agentcron.dashboard.views import maybe_await
 from agentcron.dashboard.ws import EventHub
 from agentcron.models import NodeHeartbeat, RunQuery, RunStatus
 from agentcron.store.base import JobConflictError, StoreError
-from agentcron.triggers import coerce_trigger, require_fires
+from agentcron.triggers import coerce_trigger, require_fires_after
 
 __all__ = ["DashboardContext", "build_router", "get_context"]
 
@@ -292,7 +292,8 @@ def build_router() -> APIRouter:
             if v is not None
         }
         async with scheduler_errors(body.id):
-            require_fires(coerce_trigger(body.trigger, body.timezone or "UTC"))
+            trigger = coerce_trigger(body.trigger, body.timezone or "UTC")
+            require_fires_after(trigger, ctx.scheduler.clock.now())
             handler = _handler_from(body)  # e.g. Http(**body.http): a TypeError is bad input
             await maybe_await(ctx.scheduler.add_job(body.id, handler=handler, **options))
         ctx.cache.forget(body.id)
@@ -309,7 +310,8 @@ def build_router() -> APIRouter:
             async with scheduler_errors(job_id):
                 if "trigger" in changes:
                     zone = changes.get("timezone", "UTC")
-                    require_fires(coerce_trigger(changes["trigger"], zone))
+                    trigger = coerce_trigger(changes["trigger"], zone)
+                    require_fires_after(trigger, ctx.scheduler.clock.now())
                 await maybe_await(ctx.scheduler.update(job_id, **changes))
         ctx.cache.forget(job_id)
         ctx.index.invalidate()
