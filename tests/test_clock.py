@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -20,6 +21,13 @@ def test_utc_converts_aware_datetimes_and_rejects_naive_ones() -> None:
     assert utc(plus_two).tzinfo is UTC
     with pytest.raises(ValueError, match="naive"):
         utc(datetime(2026, 1, 1))
+
+
+@pytest.mark.parametrize("text", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+05:00"])
+def test_utc_names_a_time_that_falls_outside_years_1_to_9999(text: str) -> None:
+    expected = f"{text} is out of range once converted to UTC (years 1-9999)"
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
+        utc(datetime.fromisoformat(text))
 
 
 def test_both_clocks_satisfy_the_clock_protocol() -> None:

@@ -121,6 +121,13 @@ def test_dot_env_is_read_and_the_environment_wins_over_it(tmp_path: Path) -> Non
     assert s.HEARTBEAT_INTERVAL == 1000
 
 
+def test_an_env_file_that_is_not_utf8_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    env_file = tmp_path / "bad.env"
+    env_file.write_bytes(b"\xff\xfe\x00x")
+    with pytest.raises(ConfigError, match=f"^env file {env_file} is not UTF-8 text"):
+        load_settings(environ={}, env_file=env_file)
+
+
 def test_cli_overrides_win_over_the_environment() -> None:
     s = load_settings(
         environ={"DASHBOARD_PORT": "5000"}, env_file=None, overrides={"DASHBOARD_PORT": 6000}

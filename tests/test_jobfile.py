@@ -245,3 +245,57 @@ def test_ids_with_spaces_quotes_markup_and_non_ascii_are_accepted_as_written() -
         f'[[jobs]]\nid = "{i}"\ntrigger = "* * * * *"\ncommand = ["true"]\n' for i in ids
     )
     assert [entry.id for entry in parse_job_file(tomllib.loads(text)).jobs] == ids
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('enabled = "no"', "enabled must be true or false, got 'no'"),
+        ("enabled = 0", "enabled must be true or false, got 0"),
+        ("name = 5", "name: expected text, got 5"),
+        ("cwd = 5", "cwd: expected a directory path (text), got 5"),
+        (
+            'misfire = { policy = "run_all", max_catchup = "a" }',
+            "misfire.max_catchup: expected a whole number, got 'a'",
+        ),
+        (
+            'overlap = { policy = "concurrent", max_concurrent = "a" }',
+            "overlap.max_concurrent: expected a whole number, got 'a'",
+        ),
+        (
+            'circuit = { failure_threshold = "a" }',
+            "circuit.failure_threshold: expected a whole number, got 'a'",
+        ),
+        ("retry = { bogus = 1 }", "retry.bogus: unknown key; use one of base_delay,"),
+    ],
+)
+def test_a_wrong_type_or_key_is_named_instead_of_a_python_error(extra: str, message: str) -> None:
+    text = f'[[jobs]]\nid = "x"\ntrigger = "@daily"\ncommand = ["true"]\n{extra}\n'
+    with pytest.raises(JobFileError) as info:
+        parse_job_file(tomllib.loads(text))
+    assert len(info.value.errors) == 1
+    assert info.value.errors[0].startswith(f"jobs[0] ('x'): {message}")
+
+
+@pytest.mark.parametrize(
+    ("trigger", "message"),
+    [
+        (
+            'trigger = { at = "9999-12-31T23:59:59-12:00" }',
+            "trigger.at: 9999-12-31T23:59:59-12:00 is out of range once converted to UTC",
+        ),
+        (
+            'trigger = { every = "1h", start = "0001-01-01T00:00:00+05:00" }',
+            "trigger.start: 0001-01-01T00:00:00+05:00 is out of range once converted to UTC",
+        ),
+        ("trigger = { at = 2030-12-01 }", "trigger.at: expected a date and time with an offset"),
+        ('trigger = { at = "tomorrow" }', "trigger.at: 'tomorrow' is not an ISO-8601 time"),
+        ('trigger = "@daily"\nstart = "9999-12-31T23:59:59-12:00"', "start: 9999-12-31T23:59:59"),
+    ],
+)
+def test_a_trigger_time_that_cannot_be_used_is_one_clear_error(trigger: str, message: str) -> None:
+    text = f'[[jobs]]\nid = "x"\n{trigger}\ncommand = ["true"]\n'
+    with pytest.raises(JobFileError) as info:
+        parse_job_file(tomllib.loads(text))
+    assert len(info.value.errors) == 1
+    assert info.value.errors[0].startswith(f"jobs[0] ('x'): {message}")

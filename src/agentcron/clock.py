@@ -29,10 +29,16 @@ _PRECISE_WINDOW_S = 0.02
 
 
 def utc(dt: datetime) -> datetime:
-    """Return `dt` as an aware UTC datetime; naive datetimes are rejected (ValueError)."""
+    """Return `dt` as an aware UTC datetime. ValueError for a naive one, and for one that
+    falls outside years 1-9999 once converted (`9999-12-31T23:59:59-12:00`)."""
     if dt.tzinfo is None or dt.utcoffset() is None:
         raise ValueError(f"naive datetime {dt.isoformat()} given where an aware one is required")
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            f"{dt.isoformat()} is out of range once converted to UTC (years 1-9999)"
+        ) from None
 
 
 @runtime_checkable

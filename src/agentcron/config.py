@@ -283,9 +283,13 @@ def load_settings(
 def _read_env_file(path: Path) -> dict[str, str]:
     from dotenv import dotenv_values
 
-    return {
-        k: v for k, v in dotenv_values(path).items() if v is not None and k in Settings.model_fields
-    }
+    try:
+        values = dotenv_values(path, encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"env file {path} is not UTF-8 text; save it as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read env file {path}: {exc.strerror or exc}") from None
+    return {k: v for k, v in values.items() if v is not None and k in Settings.model_fields}
 
 
 def _first_error(exc: ValidationError, values: Mapping[str, Any]) -> str:

@@ -25,16 +25,23 @@ errors with a "did you mean" — a misspelt `timout` must not silently run witho
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from agentcron.clock import utc
 from agentcron.durations import parse_duration
 from agentcron.jobs import JOB_OPTIONS, build_job, job_id_problem
+from agentcron.policies.circuit import CircuitBreaker
+from agentcron.policies.misfire import Misfire
+from agentcron.policies.overlap import Overlap
+from agentcron.policies.retry import Retry
 from agentcron.triggers import Date, Interval
 
 __all__ = [
@@ -44,6 +51,7 @@ __all__ = [
     "JobHealth",
     "load_job_file",
     "parse_job_file",
+    "policy_problems",
 ]
 
 _TOP_LEVEL = {"jobs", "presets", "alerts"}
@@ -229,26 +237,55 @@ def _trigger(value: object, where: str, errors: list[str]) -> object | None:
             if seconds <= 0:
                 errors.append(f"{where}trigger.every: must be greater than zero")
                 return None
-            start = value.get("start")
+            anchor = None
+            if value.get("start") is not None:
+                anchor = _aware_time(value["start"], "trigger.start", where, errors)
+                if anchor is None:
+                    return None
             try:
-                anchor = datetime.fromisoformat(start) if isinstance(start, str) else start
                 return Interval(seconds=seconds, start=anchor)
             except ValueError as exc:
-                errors.append(f"{where}trigger: {exc}")
+                errors.append(f"{where}{exc}")
                 return None
         if set(value) == {"at"}:
-            at = value["at"]
+            when = _aware_time(value["at"], "trigger.at", where, errors)
+            if when is None:
+                return None
             try:
-                when = datetime.fromisoformat(at) if isinstance(at, str) else at
                 return Date(when)
-            except (TypeError, ValueError) as exc:
-                errors.append(f"{where}trigger.at: {exc}")
+            except ValueError as exc:
+                errors.append(f"{where}{exc}")
                 return None
     errors.append(
         f'{where}trigger: expected cron text, "@reboot", {{ every = "5m" }} or '
         f'{{ at = "2026-12-01T09:00:00+01:00" }}, got {value!r}'
     )
     return None
+
+
+def _aware_time(value: object, what: str, where: str, errors: list[str]) -> datetime | None:
+    """A date and time with an offset (ISO text or a TOML datetime) that exists in UTC."""
+    example = "e.g. 2026-12-01T09:00:00+01:00"
+    when = value
+    if isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            errors.append(f"{where}{what}: {value!r} is not an ISO-8601 time ({example})")
+            return None
+    if not isinstance(when, datetime):
+        shown = repr(value.isoformat()) if isinstance(value, date | time) else repr(value)
+        errors.append(
+            f"{where}{what}: expected a date and time with an offset ({example}), got {shown}"
+        )
+        return None
+    try:
+        utc(when)
+    except ValueError as exc:
+        hint = f"; add an offset ({example})" if when.utcoffset() is None else ""
+        errors.append(f"{where}{what}: {exc}{hint}")
+        return None
+    return when
 
 
 def _handler(table: Mapping[str, Any], where: str, errors: list[str]) -> object | None:
@@ -288,6 +325,8 @@ def _command(table: Mapping[str, Any]) -> object:
         raise ValueError(f"command: expected a list of strings (argv), got {argv!r}")
     kwargs: dict[str, Any] = {}
     if "cwd" in table:
+        if not isinstance(table["cwd"], str):
+            raise ValueError(f"cwd: expected a directory path (text), got {table['cwd']!r}")
         kwargs["cwd"] = table["cwd"]
     if "env" in table:
         kwargs["env"] = table["env"]
@@ -321,6 +360,13 @@ def _options(table: Mapping[str, Any], where: str, errors: list[str]) -> dict[st
     for key in _PLAIN_KEYS:
         if key in table:
             options[key] = table[key]
+    if "enabled" in table and not isinstance(table["enabled"], bool):
+        errors.append(f"{where}enabled must be true or false, got {table['enabled']!r}")
+    errors.extend(
+        f"{where}{key}: expected text, got {table[key]!r}"
+        for key in ("name", "description")
+        if key in table and not isinstance(table[key], str)
+    )
     for key in _DURATION_KEYS:
         if key == "expect_every" and table.get(key) == "per_schedule":
             continue  # a health option, see `_health`
@@ -334,6 +380,7 @@ def _options(table: Mapping[str, Any], where: str, errors: list[str]) -> dict[st
             continue
         value = table[key]
         if isinstance(value, dict):
+            before = len(errors)
             value = dict(value)
             for sub in duration_keys:
                 if sub in value:
@@ -341,8 +388,51 @@ def _options(table: Mapping[str, Any], where: str, errors: list[str]) -> dict[st
                         value[sub] = parse_duration(value[sub], f"{key}.{sub}")
                     except ValueError as exc:
                         errors.append(f"{where}{exc}")
+            if len(errors) == before:  # (a bad duration is named once, above)
+                errors.extend(f"{where}{problem}" for problem in policy_problems(key, value))
         options[key] = value
     return options
+
+
+#: The policy tables and their classes: the keys a table may hold are the class's fields
+#: (plus the short names of durations), checked here so that a wrong key or type is named
+#: instead of surfacing as a Python error from inside the class.
+_POLICIES: dict[str, type] = {
+    "retry": Retry,
+    "overlap": Overlap,
+    "misfire": Misfire,
+    "circuit": CircuitBreaker,
+}
+_POLICY_ALIASES = {
+    "overlap": {"delay": "delay_s"},
+    "misfire": {"grace": "grace_s", "catchup_window": "catchup_window_s"},
+}
+
+
+def policy_problems(key: str, value: object) -> list[str]:
+    """What is wrong with the keys and value types of policy table `key` (`retry`,
+    `overlap`, `misfire`, `circuit`); empty when the class itself can check the rest."""
+    if key not in _POLICIES or not isinstance(value, dict):
+        return []
+    types = {f.name: str(f.type) for f in dataclasses.fields(_POLICIES[key])}
+    aliases = _POLICY_ALIASES.get(key, {})
+    known = set(types) | set(aliases)
+    problems = [
+        f"{key}.{name}: unknown key; use one of {', '.join(sorted(known))}"
+        for name in sorted(set(value) - known)
+    ]
+    for name, item in value.items():
+        wanted = types.get(aliases.get(str(name), str(name)), "")
+        if item is None and wanted.endswith("| None"):
+            continue
+        number = isinstance(item, int | float) and not isinstance(item, bool)
+        if wanted.startswith("int") and not (number and isinstance(item, int)):
+            problems.append(f"{key}.{name}: expected a whole number, got {item!r}")
+        elif wanted.startswith("float") and not (number and math.isfinite(item)):
+            problems.append(f"{key}.{name}: expected a finite number, got {item!r}")
+        elif wanted.startswith("str") and not isinstance(item, str):
+            problems.append(f"{key}.{name}: expected text, got {item!r}")
+    return problems
 
 
 def _health(table: Mapping[str, Any], where: str, errors: list[str]) -> JobHealth:

@@ -190,6 +190,27 @@ def test_list_shows_the_reason_of_a_job_disabled_with_one(data: Path) -> None:
     assert "no handler configured" in ok(jobs(data, "list"))
 
 
+def test_control_characters_in_stored_text_are_shown_escaped_and_kept_exact_in_json(
+    data: Path,
+) -> None:
+    # An ESC in a name, note or error would recolour or clear the terminal of whoever lists.
+    name = "\x1b[1mA"
+    add(data, "a", "--every", "1h", "--name", name, "--description", "d\x07", "--command", "true")
+    code = "import sys; sys.exit('boom\\x1b[2J')"
+    add(data, "b", "--every", "1h", "--tag", "t\x1b[2J", "--", PY, "-c", code)
+    ok(jobs(data, "pause", "b", "--note", "n\x9b1m"))
+    failed = jobs(data, "run", "b")
+    assert failed.exit_code == 1
+    shown = [ok(jobs(data, "list")), ok(jobs(data, "show", "a")), ok(jobs(data, "show", "b"))]
+    for out in [*shown, failed.stdout]:
+        assert not any(c in out for c in "\x1b\x07\x9b"), out
+    assert "\\x1b[1mA" in shown[0] and "\\x9b1m" in shown[0]
+    assert "d\\x07" in shown[1]
+    assert "t\\x1b[2J" in shown[2]
+    assert "boom\\x1b[2J" in failed.stdout
+    assert by_id(data)["a"]["name"] == name
+
+
 # == add =======================================================================================
 def test_add_takes_the_command_after_a_double_dash(data: Path) -> None:
     add(data, "echo", "--every", "1m", "--", PY, "-c", "print('a b')")
@@ -373,6 +394,34 @@ BAD_ADDS = [
         "end: must be after start",
     ),
     (["--every", "1m", "--start", "someday", "--command", "true"], "--start 'someday'"),
+    (
+        ["--at", "9999-12-31T23:59:59", "--tz", "America/Los_Angeles", "--command", "true"],
+        "trigger.at: 9999-12-31T23:59:59-08:00 is out of range once converted to UTC",
+    ),
+    (["--at", "9999-12-31T23:59:59-12:00", "--command", "true"], "out of range"),
+    (
+        ["--cron", "@daily", "--start", "9999-12-31T23:59:59-12:00", "--command", "true"],
+        "start: 9999-12-31T23:59:59-12:00 is out of range once converted to UTC",
+    ),
+    (
+        ["--cron", "@daily", "--end", "0001-01-01T00:00:00+05:00", "--command", "true"],
+        "end: 0001-01-01T00:00:00+05:00 is out of range once converted to UTC",
+    ),
+    (
+        ["--every", "1m", "--misfire", '{policy="run_all", max_catchup="a"}']
+        + ["--command", "true"],
+        "misfire.max_catchup: expected a whole number, got 'a'",
+    ),
+    (
+        ["--every", "1m", "--overlap", '{policy="concurrent", max_concurrent="a"}']
+        + ["--command", "true"],
+        "overlap.max_concurrent: expected a whole number, got 'a'",
+    ),
+    (
+        ["--every", "1m", "--circuit", '{failure_threshold="a"}', "--command", "true"],
+        "circuit.failure_threshold: expected a whole number, got 'a'",
+    ),
+    (["--every", "1m", "--retry", "{bogus=1}", "--command", "true"], "retry.bogus: unknown key"),
 ]
 
 
@@ -659,6 +708,110 @@ def test_import_lists_every_problem_and_imports_nothing(data: Path, tmp_path: Pa
     assert any("minute field: 99" in line for line in lines)
     assert any("jobs[2].definition: handler" in line for line in lines)
     assert not other.exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"handler": {"kind": "evil"}}, "handler: unknown handler kind 'evil'"),
+        ({"handler": {"argv": []}}, "the argument list is empty"),
+        ({"handler": {"env": {"A": 1}}}, "env must map strings to strings"),
+        ({"handler": {"ok_codes": "0"}}, "ok_codes must be a list of integers"),
+        ({"handler": {"kill_grace_s": "x"}}, "kill_grace_s must be a finite number"),
+        ({"handler": {"output_tail_bytes": -1}}, "output_tail_bytes must be a positive integer"),
+        ({"handler": {"cwd": 5}}, "handler.cwd: expected a directory path (text), got 5"),
+        ({"timeout_s": 1e400}, "timeout_s: inf is longer than 100 years"),
+        ({"jitter_s": 1e400}, "jitter_s: inf is longer than 100 years"),
+        ({"enabled": "no"}, "enabled must be true or false, got 'no'"),
+        ({"start": "notadate"}, "start: expected an ISO-8601 time with an offset"),
+        (
+            {"misfire": {"policy": "run_all", "max_catchup": "a"}},
+            "misfire.max_catchup: expected a whole number, got 'a'",
+        ),
+        ({"retry": {"bogus": 1}}, "retry.bogus: unknown key"),
+        (
+            {"trigger": {"type": "date", "at": "9999-12-31T23:59:59-12:00"}},
+            "is out of range once converted to UTC",
+        ),
+    ],
+)
+def test_import_refuses_a_definition_that_jobs_add_would_refuse(
+    data: Path, tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    add(data, "a", "--every", "1h", "--command", "true")
+    exported = as_json(jobs(data, "export"))
+    definition = exported["jobs"][0]["definition"]
+    for key, value in change.items():
+        if key == "handler":
+            definition["handler"].update(value)
+        else:
+            definition[key] = value
+    file = tmp_path / "edited.json"
+    file.write_text(json.dumps(exported))
+    other = tmp_path / "other"
+    result = jobs(other, "import", str(file))
+    assert_bad_input(result, f"1 problem in {file}, nothing imported: jobs[0].definition: ")
+    assert message in result.stderr
+    assert not other.exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[]", "the file must hold a JSON object, not []"),
+        ('{"format": "x", "version": 1, "jobs": []}', "format: expected 'agentcron.jobs'"),
+    ],
+)
+def test_an_import_with_one_problem_says_it_on_one_line(
+    data: Path, tmp_path: Path, content: str, message: str
+) -> None:
+    file = tmp_path / "x.json"
+    file.write_text(content)
+    result = jobs(data, "import", str(file))
+    assert_bad_input(result, f"agentcron: 1 problem in {file}, nothing imported: {message}")
+
+
+def test_an_import_with_several_problems_prefixes_every_line(data: Path, tmp_path: Path) -> None:
+    add(data, "a", "--every", "1h", "--command", "true")
+    exported = as_json(jobs(data, "export"))
+    exported["jobs"] = exported["jobs"] * 3
+    file = tmp_path / "dup.json"
+    file.write_text(json.dumps(exported))
+    result = jobs(tmp_path / "other", "import", str(file))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"agentcron: {file}: jobs[1].id: 'a' repeats jobs[0].id",
+        f"agentcron: {file}: jobs[2].id: 'a' repeats jobs[0].id",
+        f"agentcron: 2 problems in {file}, nothing imported",
+    ]
+
+
+def test_import_stores_the_definition_as_the_engine_rebuilds_it(data: Path, tmp_path: Path) -> None:
+    add(data, "a", "--every", "1h", "--command", "true")
+    exported = as_json(jobs(data, "export"))
+    exported["jobs"][0]["definition"]["handler"] = {"kind": "command", "argv": ["true"]}
+    file = tmp_path / "edited.json"
+    file.write_text(json.dumps(exported))
+    other = tmp_path / "other"
+    ok(jobs(other, "import", str(file)))
+    assert as_json(jobs(other, "export"))["jobs"] == as_json(jobs(data, "export"))["jobs"]
+
+
+def test_a_stored_infinity_is_refused_by_export_and_printed_as_text_by_show_json(
+    data: Path,
+) -> None:
+    # Stored before import refused it: JSON has no Infinity, so printing it broke scripts.
+    add(data, "a", "--every", "1h", "--command", "true")
+    job = store_call(data, lambda s: s.get_job("a"))
+    definition = {**job.definition, "timeout_s": float("inf")}
+    store_call(data, lambda s: s.save_job(StoredJob(id="a", definition=definition), actor="t"))
+    assert_bad_input(jobs(data, "export"), "job 'a' has a number that is not finite")
+
+    def no_constants(name: str) -> None:
+        raise AssertionError(f"{name} is not JSON")
+
+    shown = json.loads(ok(jobs(data, "show", "a", "--json")), parse_constant=no_constants)
+    assert shown["definition"]["timeout_s"] == "inf"
 
 
 def test_import_refuses_existing_ids_with_conflict_error(data: Path, tmp_path: Path) -> None:

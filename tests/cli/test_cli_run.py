@@ -238,6 +238,30 @@ def test_bad_input_stops_start_up_with_one_line_and_exit_2(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--env-file", "missing.env"], "--env-file missing.env does not exist"),
+        (["--env-file", "bad.env"], "env file bad.env is not UTF-8 text"),
+        (["--config", "conf.d"], "config file conf.d is a directory"),
+        (["--once", "--config", "far.toml"], "is out of range once converted to UTC"),
+    ],
+)
+def test_a_bad_env_file_or_config_path_stops_start_up_with_one_line_and_exit_2(
+    tmp_path: Path, args: list[str], fragment: str
+) -> None:
+    (tmp_path / "bad.env").write_bytes(b"\xff\xfe\x00x")
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "far.toml").write_text(
+        '[[jobs]]\nid = "far"\ntrigger = { at = "9999-12-31T23:59:59-12:00" }\ncommand = ["true"]\n'
+    )
+    result = run_to_end("run", "--no-dashboard", *args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("agentcron: ") and fragment in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "data" / "scheduler.db").exists()
+
+
 def test_a_file_with_errors_is_rejected_whole_with_every_error_listed(tmp_path: Path) -> None:
     (tmp_path / "agentcron.toml").write_text(
         '[[jobs]]\nid = "a"\ntrigger = "61 * * * *"\ncommand = ["true"]\n'

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,14 +22,40 @@ EXIT_BAD_INPUT = 2
 
 def fail(message: str, *, code: int = EXIT_BAD_INPUT) -> NoReturn:
     """Print `agentcron: <message>` on stderr as one line and exit (2 = bad input)."""
-    one_line = " ".join(str(message).split())
+    one_line = visible(" ".join(str(message).split()))
     typer.echo(f"agentcron: {one_line}", err=True)
     raise typer.Exit(code)
 
 
+def visible(text: str, *, keep: str = "") -> str:
+    """`text` with its control characters (ESC, newlines, bidi overrides ...) written as
+    escapes (`\\x1b`), so that a name or an error read from the store cannot recolour, move
+    the cursor in or clear the user's terminal. Characters in `keep` (e.g. "\\n") stay.
+    For human output only: --json prints values exactly."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else repr(c)[1:-1] for c in text)
+
+
 def print_json(value: Any) -> None:
-    """Print `value` as indented JSON on stdout (datetimes and other objects via `str`)."""
-    sys.stdout.write(json.dumps(value, indent=2, default=str, ensure_ascii=False) + "\n")
+    """Print `value` as indented JSON on stdout (datetimes and other objects via `str`).
+    Infinity and NaN, which JSON cannot hold (a definition stored before they were
+    refused), are printed as the strings "inf" and "nan" so the output stays JSON."""
+    try:
+        text = json.dumps(value, indent=2, default=str, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(value), indent=2, default=str, ensure_ascii=False)
+    sys.stdout.write(text + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 # -- the data directory and the store, shared by the command groups ----------------------

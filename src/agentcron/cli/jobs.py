@@ -58,10 +58,13 @@ from agentcron.cli.common import (
     print_json,
     store_option,
     store_url,
+    visible,
 )
+from agentcron.clock import utc
 from agentcron.control import notify_jobs_changed
-from agentcron.durations import format_duration
-from agentcron.jobfile import JobFileError, parse_job_file
+from agentcron.durations import format_duration, parse_duration
+from agentcron.handlers import handler_from_dict
+from agentcron.jobfile import JobFileError, parse_job_file, policy_problems
 from agentcron.jobs import (
     JOB_OPTIONS,
     Job,
@@ -297,6 +300,15 @@ def _local(dt: datetime | None, tz: str) -> str:
     return dt.astimezone(zone).isoformat(timespec="seconds")
 
 
+#: Kept as they are in multi-line output (a run's error and output tail).
+_LINES = "\n\t"
+
+
+def _shown(value: object) -> str:
+    """A stored value for a rich table: markup escaped, control characters made visible."""
+    return escape(visible(str(value)))
+
+
 def _console() -> Console:
     return Console(highlight=False)
 
@@ -341,20 +353,20 @@ def list_jobs(
     for stored, job, summary in rows:
         trigger = stored.definition.get("trigger")
         words = _schedule_words(job, trigger)
-        schedule = escape(_schedule_text(trigger)) + (
-            f"\n[dim]{escape(words)}[/dim]" if words else ""
+        schedule = _shown(_schedule_text(trigger)) + (
+            f"\n[dim]{_shown(words)}[/dim]" if words else ""
         )
         status = _status(stored, job)
         if summary["disabled_reason"]:
-            status += f"\n[dim]{escape(summary['disabled_reason'])}[/dim]"
+            status += f"\n[dim]{_shown(summary['disabled_reason'])}[/dim]"
         elif stored.paused and stored.pause_note:
-            status += f"\n[dim]{escape(stored.pause_note)}[/dim]"
+            status += f"\n[dim]{_shown(stored.pause_note)}[/dim]"
         next_run = datetime.fromisoformat(summary["next_run"]) if summary["next_run"] else None
         table.add_row(
-            escape(stored.id),
-            escape(str(summary["name"])),
+            _shown(stored.id),
+            _shown(summary["name"]),
             schedule,
-            escape(str(summary["timezone"])),
+            _shown(summary["timezone"]),
             status,
             _local(next_run, str(summary["timezone"])),
         )
@@ -429,7 +441,7 @@ def _print_show(summary: dict[str, Any], runs: list[RunRecord], stats: RunStats)
         fields.insert(2, ("description", summary["description"]))
     info = Table.grid(padding=(0, 2))
     for key, value in fields:
-        info.add_row(f"[bold]{key}[/bold]", escape(str(value)))
+        info.add_row(f"[bold]{key}[/bold]", _shown(value))
     console.print(info)
     console.print("[bold]definition[/bold]")
     console.print(escape(json.dumps(summary["definition"], indent=2, default=str)))
@@ -469,7 +481,7 @@ def _runs_table(runs: Sequence[RunRecord], tz: str) -> Table:
             status,
             str(run.attempt),
             _duration(run.duration_s),
-            escape(error),
+            _shown(error),
         )
     return table
 
@@ -868,7 +880,7 @@ def _set_paused(
         )
         return
     if paused:
-        typer.echo(f"paused job {job_id}" + (f" ({note})" if note else ""))
+        typer.echo(visible(f"paused job {job_id}" + (f" ({note})" if note else "")))
     else:
         typer.echo(f"resumed job {job_id}; it fires again from its next scheduled time")
     _echo_reload(signalled)
@@ -959,14 +971,16 @@ def run(
 def _print_run(record: RunRecord) -> None:
     status = str(record.status) + (f" ({record.skip_reason})" if record.skip_reason else "")
     typer.echo(
-        f"job {record.job_id}: {status} in {_duration(record.duration_s)} "
-        f"(attempt {record.attempt}, run {record.run_id})"
+        visible(
+            f"job {record.job_id}: {status} in {_duration(record.duration_s)} "
+            f"(attempt {record.attempt}, run {record.run_id})"
+        )
     )
     if record.error:
-        typer.echo(f"error: {record.error}")
+        typer.echo(f"error: {visible(record.error, keep=_LINES)}")
     if record.output_tail:
         typer.echo("output (tail):")
-        typer.echo(record.output_tail.rstrip("\n"))
+        typer.echo(visible(record.output_tail.rstrip("\n"), keep=_LINES))
 
 
 # == history ===================================================================================
@@ -1016,6 +1030,15 @@ def export_command(
 ) -> None:
     """Export every job definition as JSON (for `agentcron jobs import`)."""
     data = _with_store(data_dir, store, export_jobs, create=False, read_only=True)
+    for item in data["jobs"]:
+        try:
+            json.dumps(item["definition"], allow_nan=False)
+        except ValueError:
+            fail(
+                f"job {item['id']!r} has a number that is not finite (Infinity or NaN) in its "
+                "definition, which JSON cannot hold; fix it with `agentcron jobs add "
+                f"{shlex.quote(item['id'])} --replace ...`, then export again"
+            )
     if file is None:
         print_json(data)
         return
@@ -1038,16 +1061,84 @@ _KNOWN_DEFINITION_KEYS = frozenset(
 )
 
 
+#: Stored duration fields (seconds), bounded as the file format bounds them.
+_DEFINITION_DURATIONS = ("timeout_s", "jitter_s", "expect_every_s")
+_DEFINITION_TEXTS = ("name", "description", "disabled_reason")
+
+
 def definition_problems(definition: dict[str, Any]) -> list[str]:
-    """Why the engine would reject a stored definition (empty when it is valid)."""
+    """Why a stored definition is not one `jobs add` or agentcron.toml could have made
+    (empty when it is valid): the checks of the file format, then the engine's builder with
+    the handler rebuilt strictly (an unknown kind or a bad field is an error here, where
+    loading a stored job would only mark its handler unavailable)."""
     problems = [
         f"unknown field {key!r}" for key in sorted(definition) if key not in _KNOWN_DEFINITION_KEYS
     ]
+    if "enabled" in definition and not isinstance(definition["enabled"], bool):
+        problems.append(f"enabled must be true or false, got {definition['enabled']!r}")
+    problems.extend(
+        f"{key}: expected text, got {definition[key]!r}"
+        for key in _DEFINITION_TEXTS
+        if definition.get(key) is not None and not isinstance(definition[key], str)
+    )
+    for key in _DEFINITION_DURATIONS:
+        if definition.get(key) is not None:
+            try:
+                parse_duration(definition[key], key)
+            except ValueError as exc:
+                problems.append(str(exc))
+    for key in ("start", "end"):
+        if definition.get(key) is not None:
+            problems.extend(_time_problems(key, definition[key]))
+    for key in ("retry", "overlap", "misfire", "circuit"):
+        problems.extend(policy_problems(key, definition.get(key)))
+    problems.extend(_handler_problems(definition.get("handler")))
+    if problems:
+        return problems
+    try:
+        json.dumps(definition, allow_nan=False)
+    except ValueError:
+        return ["numbers must be finite (Infinity and NaN are not JSON)"]
     try:
         job_from_definition("import-check", definition)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         problems.append(str(exc) or type(exc).__name__)
     return problems
+
+
+def _time_problems(key: str, value: object) -> list[str]:
+    example = "e.g. 2026-12-01T09:00:00+01:00"
+    try:
+        when = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        return [f"{key}: expected an ISO-8601 time with an offset ({example}), got {value!r}"]
+    try:
+        utc(when)
+    except ValueError as exc:
+        return [f"{key}: {exc}"]
+    return []
+
+
+def _handler_problems(handler: object) -> list[str]:
+    """A stored handler that `handler_from_dict` rejects (the job could never run)."""
+    if not isinstance(handler, dict) or handler.get("type") == "unavailable":
+        return []  # a missing handler is reported by the builder; a code-registered one is kept
+    if handler.get("kind") == "command" and handler.get("cwd") is not None:
+        if not isinstance(handler["cwd"], str):
+            return [f"handler.cwd: expected a directory path (text), got {handler['cwd']!r}"]
+    try:
+        handler_from_dict(handler)
+    except (ValueError, ImportError) as exc:
+        return [f"handler: {exc}"]
+    return []
+
+
+def _canonical(item: dict[str, Any]) -> dict[str, Any]:
+    """An import item with its definition rebuilt by the engine (as `jobs add` stores it)."""
+    job = job_from_definition(item["id"], item["definition"])
+    return {**item, "definition": job_to_definition(job)}
 
 
 def _import_progress(enabled: bool) -> Progress | None:
@@ -1086,6 +1177,7 @@ def import_command(
     errors = validate_export(data, validate_definition=definition_problems)
     if errors:
         _fail_listing(errors, str(file))
+    data = {**data, "jobs": [_canonical(item) for item in data["jobs"]]}
 
     async def write(opened: Store) -> tuple[ImportResult, bool]:
         jobs = data["jobs"]
@@ -1136,10 +1228,13 @@ def import_command(
 
 
 def _fail_listing(errors: list[str], source: str) -> NoReturn:
-    """Every problem on its own stderr line, then the one-line summary; exit 2."""
-    for error in errors:
-        typer.echo(f"  {error}", err=True)
+    """Each problem on its own `agentcron: ` line on stderr, then the summary; exit 2.
+    A single problem is one line."""
     count = f"{len(errors)} problem{'s' if len(errors) != 1 else ''}"
+    if len(errors) == 1:
+        fail(f"{count} in {source}, nothing imported: {errors[0]}")
+    for error in errors:
+        typer.echo(visible(f"agentcron: {source}: {' '.join(error.split())}"), err=True)
     fail(f"{count} in {source}, nothing imported")
 
 

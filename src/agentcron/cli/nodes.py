@@ -19,7 +19,7 @@ from typing import Any
 
 import typer
 
-from agentcron.cli.common import fail, print_json
+from agentcron.cli.common import fail, print_json, visible
 from agentcron.heartbeat.monitor import DEFAULT_MISSED_THRESHOLD, NodeView, view_node
 from agentcron.heartbeat.sender import read_node_id
 from agentcron.models import NODE_STOPPED, NodeHeartbeat
@@ -108,14 +108,14 @@ def nodes_command(
     rows = [("NODE", "HOST", "PID", "STATUS", "SCORE", "REPORTED", "LAST SEEN", "VERSION")]
     rows += [
         (
-            v.node_id,
-            v.host,
+            visible(v.node_id),  # heartbeats come from other machines: no terminal escapes
+            visible(v.host),
             str(v.pid),
             v.status,
             str(v.health_score),
-            v.reported,
+            visible(v.reported),
             _ago((now - v.last_seen).total_seconds()),
-            v.version,
+            visible(v.version),
         )
         for v in views
     ]
@@ -166,5 +166,6 @@ def health_command(
         print_json(out)
     else:
         score = f" (score {view.health_score})" if view is not None else ""
-        typer.echo(f"{'healthy' if healthy else 'unhealthy'}: node {node} {reason}{score}")
+        verdict = "healthy" if healthy else "unhealthy"
+        typer.echo(visible(f"{verdict}: node {node} {reason}{score}"))
     raise typer.Exit(0 if healthy else EXIT_UNHEALTHY)

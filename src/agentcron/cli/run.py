@@ -14,6 +14,7 @@ from agentcron.cli.common import fail
 __all__ = ["run_command"]
 
 DEFAULT_CONFIG = Path("agentcron.toml")
+DEFAULT_ENV_FILE = Path(".env")
 
 
 def run_command(
@@ -56,9 +57,10 @@ def run_command(
             "--log-file/--no-log-file", help="Keep a size-rotated log in <data-dir>/logs."
         ),
     ] = True,
-    env_file: Annotated[Path, typer.Option("--env-file", help="Settings file to read.")] = Path(
-        ".env"
-    ),
+    env_file: Annotated[
+        Path | None,
+        typer.Option("--env-file", help="Settings file to read (default: ./.env when it exists)."),
+    ] = None,
 ) -> None:
     """Start the scheduler, heartbeats, backups and dashboard; stop on SIGINT/SIGTERM."""
     from agentcron.config import ConfigError, load_settings, unknown_variables
@@ -76,12 +78,17 @@ def run_command(
         "DASHBOARD_HOST": host,
         "DASHBOARD_PORT": port,
     }
+    if env_file is not None and not env_file.is_file():
+        what = "is a directory" if env_file.is_dir() else "does not exist"
+        fail(f"--env-file {env_file} {what}; name a settings file or leave out --env-file")
     try:
-        settings = load_settings(env_file=env_file, overrides=overrides)
+        settings = load_settings(env_file=env_file or DEFAULT_ENV_FILE, overrides=overrides)
     except ConfigError as exc:
         fail(str(exc))
     if config is None and DEFAULT_CONFIG.is_file():
         config = DEFAULT_CONFIG
+    if config is not None and config.is_dir():
+        fail(f"config file {config} is a directory; name the agentcron.toml file in it")
     if config is not None and not config.is_file():
         fail(f"config file {config} does not exist; create it or leave out --config")
 
