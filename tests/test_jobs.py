@@ -164,6 +164,12 @@ def test_start_and_end_bound_the_next_fire() -> None:
         ({"isolation": "vm"}, "isolation"),
         ({"expect_every": 0}, "expect_every"),
         ({"timeout": "10m"}, "timeout"),
+        # Accepted before: "no" enabled the job, an infinite timeout/jitter was stored.
+        ({"enabled": "no"}, "enabled"),
+        ({"enabled": 0}, "enabled"),
+        ({"timeout": float("inf")}, "timeout"),
+        ({"jitter": float("nan")}, "jitter"),
+        ({"expect_every": float("inf")}, "expect_every"),
     ],
 )
 def test_bad_job_options_name_the_field(options: dict[str, object], field: str) -> None:

@@ -9,6 +9,7 @@ only non-default options, and shares the dicts of shared triggers and handlers, 
 from __future__ import annotations
 
 import dataclasses
+import math
 import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -352,7 +353,10 @@ def _seconds(value: object, field_name: str) -> float | None:
     if isinstance(value, timedelta):
         return value.total_seconds()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
+        seconds = float(value)
+        if not math.isfinite(seconds):  # inf passed `positive` and meant "never"
+            raise JobConfigError(field_name, f"expected a finite number of seconds, got {value!r}")
+        return seconds
     raise JobConfigError(field_name, f"expected seconds (number) or timedelta, got {value!r}")
 
 
@@ -380,6 +384,13 @@ def _concurrency_group(options: dict[str, Any]) -> str | None:
         f"expected a group name, got {group!r}",
     )
     return group
+
+
+def _enabled(options: dict[str, Any]) -> bool:
+    enabled = options.get("enabled", True)
+    # Not `bool(...)`: `enabled="no"` would turn the job on.
+    require(isinstance(enabled, bool), "enabled", f"must be True or False, got {enabled!r}")
+    return bool(enabled)
 
 
 def _disabled_reason(options: dict[str, Any]) -> str:
@@ -487,7 +498,7 @@ def build_job(
         handler=handler_obj,
         name=str(options.get("name") or ""),
         timezone=tz_name(tz),
-        enabled=bool(options.get("enabled", True)),
+        enabled=_enabled(options),
         tags=tuple(tags),
         timeout_s=timeout_s,
         overlap=Overlap.from_value(options.get("overlap", "skip")),
