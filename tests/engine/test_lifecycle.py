@@ -35,6 +35,10 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
+async def api_down() -> None:
+    raise RuntimeError("api down")
+
+
 async def test_pausing_while_running_lets_the_run_finish_and_stops_later_fires(
     sched: Scheduler, clock: VirtualClock
 ) -> None:
@@ -337,11 +341,8 @@ async def test_the_circuit_breaker_opens_half_opens_and_closes_through_the_engin
 async def test_a_circuit_shared_by_name_opens_for_every_job_using_it(
     sched: Scheduler, clock: VirtualClock
 ) -> None:
-    async def down() -> None:
-        raise RuntimeError("api down")
-
     shared = {"failure_threshold": 2, "reset_timeout": 600, "name": "gmail-api"}
-    sched.add_job("a", trigger=Interval(seconds=10), handler=down, circuit=shared)
+    sched.add_job("a", trigger=Interval(seconds=10), handler=api_down, circuit=shared)
     sched.add_job("b", trigger=Interval(seconds=10, start=at(25)), handler=noop, circuit=shared)
     async with sched:
         await clock.advance(36)  # a fails at 10 and 20: open for both
@@ -403,11 +404,8 @@ async def test_dropping_a_shared_circuit_from_one_job_leaves_it_open_for_the_oth
     sched: Scheduler, clock: VirtualClock
 ) -> None:
     # `update(circuit=None)` deleted the shared breaker's state: the others ran again.
-    async def down() -> None:
-        raise RuntimeError("api down")
-
     shared = {"failure_threshold": 1, "reset_timeout": 3600, "name": "api"}
-    sched.add_job("a", trigger=Interval(seconds=10), handler=down, circuit=shared)
+    sched.add_job("a", trigger=Interval(seconds=10), handler=api_down, circuit=shared)
     sched.add_job("b", trigger=Interval(seconds=10, start=at(15)), handler=noop, circuit=shared)
     async with sched:
         await clock.advance(16)  # a fails at 10: open; b skipped at 15

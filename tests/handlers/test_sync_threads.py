@@ -63,7 +63,7 @@ async def test_a_call_given_up_on_that_returns_gives_its_thread_back(
         gate.set()
         async with asyncio.timeout(WAIT_S):
             while threads.held:  # the thread returns when it sees the gate open
-                await asyncio.sleep(0.01)  # (waiting for a real thread, not for time)
+                await asyncio.sleep(0.01)  # a real thread, not time (noqa: sleep-ok)
         gate.clear()
         await hang_then_give_up(threads, gate)
         assert threads.replaced == 0  # 1 of 4 held at a time: the pool was never replaced
