@@ -87,6 +87,9 @@ def test_redis_url_quotes_the_password() -> None:
         ("DASHBOARD_ENABLED", "maybe", "valid boolean"),
         ("SCHEDULER_LOG_LEVEL", "loud", "'info'"),
         ("AGENT_LOOP_CONCURRENCY", "0", "greater than or equal to 1"),
+        # Accepted before: a node id over two lines in `agentcron nodes`.
+        ("SCHEDULER_NODE_ID", "a/b\nc", "printable"),
+        ("SCHEDULER_NODE_ID", "", "printable"),
     ],
 )
 def test_a_bad_value_names_the_key_and_the_value(key: str, value: str, fragment: str) -> None:
@@ -101,6 +104,13 @@ def test_a_bad_value_names_the_key_and_the_value(key: str, value: str, fragment:
 def test_retry_max_delay_below_base_delay_is_refused() -> None:
     with pytest.raises(ConfigError, match="RETRY_MAX_DELAY"):
         load_settings(environ={"RETRY_BASE_DELAY": "5000", "RETRY_MAX_DELAY": "100"}, env_file=None)
+
+
+def test_a_heartbeat_timeout_shorter_than_the_interval_is_refused() -> None:
+    # Accepted before: every node was suspect between two of its beats.
+    environ = {"HEARTBEAT_INTERVAL": "30000", "HEARTBEAT_TIMEOUT": "10"}
+    with pytest.raises(ConfigError, match="HEARTBEAT_TIMEOUT.*>= HEARTBEAT_INTERVAL"):
+        load_settings(environ=environ, env_file=None)
 
 
 def test_secrets_are_masked_in_errors_and_in_the_shown_configuration() -> None:

@@ -175,6 +175,23 @@ class Settings(BaseSettings):
             ) from exc
         return value
 
+    @field_validator("HEARTBEAT_TIMEOUT")
+    @classmethod
+    def _timeout_not_below_interval(cls, value: int, info: Any) -> int:
+        # Shorter than the interval, every node would be suspect between any two beats.
+        interval = info.data.get("HEARTBEAT_INTERVAL")
+        if interval is not None and value < interval:
+            raise ValueError(f"must be >= HEARTBEAT_INTERVAL ({interval})")
+        return value
+
+    @field_validator("SCHEDULER_NODE_ID")
+    @classmethod
+    def _printable_node_id(cls, value: str | None) -> str | None:
+        # It is shown on one line (`agentcron nodes`, logs) and is part of store keys.
+        if value is not None and not (0 < len(value) <= 200 and value.isprintable()):
+            raise ValueError("must be 1-200 printable characters (no newlines or tabs)")
+        return value
+
     @field_validator("RETRY_MAX_DELAY")
     @classmethod
     def _max_not_below_base(cls, value: int, info: Any) -> int:
