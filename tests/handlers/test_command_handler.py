@@ -212,6 +212,7 @@ async def test_a_second_cancel_during_cleanup_does_not_leave_processes_behind() 
         ({"argv": ["ls"], "ok_codes": []}, "ok_codes"),
         ({"argv": ["ls"], "env": {"A": 1}}, "env"),
         ({"argv": ["ls"], "shell": "yes"}, "shell"),
+        ({"argv": ["ls"], "cwd": 5}, "cwd must be a directory path"),  # was os.fspath's TypeError
     ],
 )
 def test_bad_arguments_are_rejected_when_the_command_is_created(

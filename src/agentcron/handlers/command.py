@@ -57,6 +57,8 @@ class Command:
         self.source: str | tuple[str, ...] = _checked_source(argv)
         self.shell = checked_bool(shell, "command shell")
         self.argv: tuple[str, ...] = () if self.shell else tuple(split_command(self.source))
+        if cwd is not None and not isinstance(cwd, str | os.PathLike):
+            raise ValueError(f"command cwd must be a directory path (text), got {cwd!r}")
         self.cwd = None if cwd is None else os.fspath(cwd)
         self.env = _checked_env(env)
         self.output_tail_bytes = checked_positive_int(
