@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from agentcron.policies.errors import JobConfigError, positive, require
+from agentcron.policies.errors import JobConfigError, from_dict, positive, require
 
 __all__ = ["Circuit", "CircuitBreaker", "CircuitState"]
 
@@ -100,10 +100,7 @@ class CircuitBreaker:
         if value is None or isinstance(value, CircuitBreaker):
             return value
         if isinstance(value, dict):
-            try:
-                return cls(**value)
-            except TypeError as exc:
-                raise JobConfigError("circuit", str(exc)) from exc
+            return from_dict(cls, dict(value), "circuit")
         raise JobConfigError("circuit", f"expected CircuitBreaker or dict, got {value!r}")
 
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["JobConfigError"]
+import dataclasses
+from typing import Any, TypeVar
+
+__all__ = ["JobConfigError", "from_dict"]
+
+P = TypeVar("P")
+_NUMBERS = frozenset({"int", "float"})
 
 
 class JobConfigError(ValueError):
@@ -30,3 +36,23 @@ def non_negative(value: float | None, field: str) -> None:
 def positive(value: float | None, field: str) -> None:
     if value is not None and not value > 0:
         raise JobConfigError(field, f"must be > 0, got {value!r}")
+
+
+def from_dict(cls: type[P], data: dict[str, Any], field: str) -> P:
+    """`cls(**data)` for the dict form of a policy (a frozen dataclass), with each mistake
+    named `field.key`: an unknown key, or a value that is not a number for a numeric
+    setting, which the checks in `__post_init__` would otherwise report as a Python
+    comparison error ("'>=' not supported between instances of 'str' and 'int'")."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key, value in data.items():
+        spec = fields.get(key)
+        if spec is None:
+            raise JobConfigError(f"{field}.{key}", f"unknown key; use one of {', '.join(fields)}")
+        kinds = {kind.strip() for kind in str(spec.type).split("|")}
+        if kinds - {"None"} <= _NUMBERS and not (value is None and "None" in kinds):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise JobConfigError(f"{field}.{key}", f"expected a number, got {value!r}")
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise JobConfigError(field, str(exc)) from exc

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from agentcron.policies.errors import JobConfigError, non_negative, positive, require
+from agentcron.policies.errors import JobConfigError, from_dict, non_negative, positive, require
 
 __all__ = ["MISFIRE_POLICIES", "Misfire", "MisfireDecision", "decide_misfire"]
 
@@ -62,10 +62,7 @@ class Misfire:
             for short, full in (("grace", "grace_s"), ("catchup_window", "catchup_window_s")):
                 if short in data:
                     data[full] = data.pop(short)
-            try:
-                return cls(**data)
-            except TypeError as exc:
-                raise JobConfigError("misfire", str(exc)) from exc
+            return from_dict(cls, data, "misfire")
         raise JobConfigError("misfire", f"expected a policy name or dict, got {value!r}")
 
 

@@ -11,7 +11,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from agentcron.policies.errors import JobConfigError, positive, require
+from agentcron.policies.errors import JobConfigError, from_dict, positive, require
 
 __all__ = ["OVERLAP_POLICIES", "Overlap", "OverlapAction"]
 
@@ -122,10 +122,7 @@ class Overlap:
             require(not extra, "overlap", f"unknown option(s) {sorted(extra)}")
             if "delay" in data:
                 data["delay_s"] = data.pop("delay")
-            try:
-                return cls(**data)
-            except TypeError as exc:
-                raise JobConfigError("overlap", str(exc)) from exc
+            return from_dict(cls, data, "overlap")
         raise JobConfigError("overlap", f"expected a policy name or dict, got {value!r}")
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentcron.policies.errors import JobConfigError, non_negative, positive, require
+from agentcron.policies.errors import JobConfigError, from_dict, non_negative, positive, require
 
 __all__ = ["RETRY_JITTERS", "RETRY_STRATEGIES", "Retry"]
 
@@ -195,10 +195,7 @@ class Retry:
             for key in ("retry_on", "no_retry_on"):
                 if key in data and isinstance(data[key], list):
                     data[key] = tuple(data[key])
-            try:
-                return cls(**data)
-            except TypeError as exc:
-                raise JobConfigError("retry", str(exc)) from exc
+            return from_dict(cls, data, "retry")
         raise JobConfigError("retry", f"expected Retry, int or dict, got {value!r}")
 
 
