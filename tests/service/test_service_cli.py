@@ -172,6 +172,24 @@ def test_a_failing_install_exits_2_with_one_line_and_leaves_nothing_behind(tmp_p
         ("linux", ["install", "--daily-at", "7pm"], "is not HH:MM"),
         ("linux", ["start"], "no systemd service named 'agentcron' is installed"),
         ("linux", ["export-timers", "--out", "x"], "no database at"),
+        # Typed by hand, these were exit 0 with a "not converted" note, or silently taken:
+        ("linux", ["export-timers", "--out", "x", "--cron", "a=61 * * * *"], "--cron 'a=61"),
+        (
+            "linux",
+            ["export-timers", "--out", "x", "--cron", "a=@daily", "--tz", "Mars/X"],
+            "--tz: timezone: unknown time zone 'Mars/X'",
+        ),
+        (
+            "linux",
+            ["export-timers", "--out", "x", "--cron", "a=@daily", "--misfire", "bogus"],
+            "--misfire 'bogus': use run_once, skip or run_all",
+        ),
+        ("linux", ["export-timers", "--out", "x", "--cron", "a/b=@daily"], 'may not contain "/"'),
+        (
+            "linux",
+            ["export-timers", "--out", "x", "--cron", "a=@daily", "--cron", "a=@hourly"],
+            "the job id 'a' is given twice",
+        ),
     ],
 )
 def test_bad_input_is_one_line_on_stderr_with_exit_2(

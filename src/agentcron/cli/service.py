@@ -525,6 +525,39 @@ def _timer_jobs_from_store(data_dir: Path) -> list[TimerJob]:
     return asyncio.run(read())
 
 
+def _check_timer_options(tz: str, misfire: str) -> None:
+    """`--tz` and `--misfire` of `--cron` jobs: typed by hand, so bad ones are bad input
+    (a stored job that does not convert is only reported)."""
+    from agentcron.triggers import resolve_tz
+
+    if misfire not in ("run_once", "skip", "run_all"):
+        raise ServiceError(f"--misfire {misfire!r}: use run_once, skip or run_all")
+    try:
+        resolve_tz(tz)
+    except ValueError as exc:
+        raise ServiceError(f"--tz: {exc}") from None
+
+
+def _timer_job(item: str, tz: str, misfire: str, *, seen: set[str]) -> TimerJob:
+    """One `--cron ID=EXPR`, checked as `jobs add` checks an id and an expression."""
+    from agentcron.cron import CronError, CronExpression
+    from agentcron.jobs import job_id_problem
+
+    job_id, sep, expr = (part.strip() for part in item.partition("="))
+    if not sep or not job_id or not expr:
+        raise ServiceError(f"--cron {item!r} is not ID=EXPR")
+    problem = job_id_problem(job_id)
+    if problem is not None:
+        raise ServiceError(f"--cron {item!r}: the job id {problem}")
+    if job_id in seen:
+        raise ServiceError(f"--cron: the job id {job_id!r} is given twice")
+    try:
+        CronExpression(expr)
+    except CronError as exc:
+        raise ServiceError(f"--cron {item!r}: {exc}") from None
+    return TimerJob(job_id, expr, tz, misfire)
+
+
 @app.command("export-timers")
 def export_timers_command(
     ctx: typer.Context,
@@ -545,11 +578,10 @@ def export_timers_command(
             raise ServiceError(
                 f"no cron jobs in the store of {data}; add jobs first or pass --cron ID=EXPR"
             )
+        if cron:
+            _check_timer_options(tz, misfire)
         for item in cron:
-            job_id, sep, expr = item.partition("=")
-            if not sep or not job_id.strip() or not expr.strip():
-                raise ServiceError(f"--cron {item!r} is not ID=EXPR")
-            jobs.append(TimerJob(job_id.strip(), expr.strip(), tz, misfire))
+            jobs.append(_timer_job(item, tz, misfire, seen={job.job_id for job in jobs}))
         result = export_timers(jobs, _abs(env, out), python=env.python, data_dir=data)
         if not dry_run:
             apply_plan(result.plan, env.runner)
