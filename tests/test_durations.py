@@ -41,7 +41,8 @@ def test_absurdly_long_durations_are_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("seconds", "text"), [(0.5, "500ms"), (90, "1m30s"), (86400, "1d"), (0, "0ms")]
+    ("seconds", "text"),
+    [(0.5, "500ms"), (90, "1m30s"), (86400, "1d"), (0, "0ms"), (1.5, "1.5s")],  # 1.5 was "2s"
 )
 def test_durations_format_back_to_text(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text

@@ -44,6 +44,8 @@ def format_duration(seconds: float) -> str:
     """`90` -> `"1m30s"`, `0.5` -> `"500ms"` (the inverse of `parse_duration`, roughly)."""
     if seconds < 1:
         return f"{round(seconds * 1000)}ms"
+    if seconds < 60 and seconds != int(seconds):  # 1.5 s is not "2s"
+        return f"{round(seconds, 3):g}s"
     out = []
     rest = int(round(seconds))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):

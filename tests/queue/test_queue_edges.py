@@ -32,7 +32,7 @@ def test_an_unknown_or_malformed_queue_url_is_refused_at_open(url: str) -> None:
         open_queue(url, "jobs")
 
 
-@pytest.mark.parametrize("name", ["", "a:b"])
+@pytest.mark.parametrize("name", ["", "a:b", ".", ".."])  # dots: the page cannot address them
 def test_a_queue_name_must_be_plain(name: str, tmp_path: Path) -> None:
     with pytest.raises(QueueInputError, match="queue name"):
         open_queue(f"sqlite:///{tmp_path}/q.db", name)

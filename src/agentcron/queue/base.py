@@ -395,8 +395,11 @@ def open_queue(
 
     Nothing connects until the first call; a malformed URL raises `QueueInputError` here.
     """
-    if not isinstance(name, str) or not name or ":" in name:
-        raise QueueInputError(f"queue name must be a non-empty string without ':', got {name!r}")
+    if not isinstance(name, str) or not name or ":" in name or name in (".", ".."):
+        # ("." and "..": browsers drop them from the dashboard's /api/queues/{name} URLs)
+        raise QueueInputError(
+            f"queue name must be a non-empty string without ':', and not '.' or '..', got {name!r}"
+        )
     scheme = urlsplit(url).scheme.lower() if isinstance(url, str) else ""
     if scheme == "sqlite":
         from agentcron.queue.sqlite import SqliteQueue
