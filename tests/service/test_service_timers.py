@@ -190,6 +190,24 @@ def test_export_writes_a_timer_and_a_service_per_convertible_job_and_reports_the
     assert "uses 'L'" in result.refused[0].reasons[0]
 
 
+def test_a_job_whose_escaped_unit_name_is_too_long_is_refused_and_the_rest_exported(
+    tmp_path: Path,
+) -> None:
+    # A valid 200-character id of "é" escapes to 1,600 characters: the whole export failed
+    # with "File name too long" and wrote nothing.
+    jobs = [TimerJob("é" * 200, "0 2 * * *", "UTC"), TimerJob("ok", "0 3 * * *", "UTC")]
+    result = export_timers(
+        jobs, tmp_path / "out", python=Path("/usr/bin/python3"), data_dir=Path("/srv/data")
+    )
+    apply_plan(result.plan, RecordingRunner())
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "agentcron-job-ok.service",
+        "agentcron-job-ok.timer",
+    ]
+    [refused] = result.refused
+    assert "1622 characters once escaped (systemd allows 255)" in refused.reasons[0]
+
+
 def test_job_ids_are_escaped_into_unit_names_like_systemd_escape() -> None:
     assert escape_unit_name("nightly-backup") == "nightly\\x2dbackup"
     assert escape_unit_name("a b/ü") == "a\\x20b\\x2f\\xc3\\xbc"

@@ -16,6 +16,7 @@ per convertible job, and reports the others.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import zoneinfo
 from collections.abc import Iterable, Sequence
@@ -321,6 +322,10 @@ class TimerExport:
         return tuple(c for c in self.conversions if c.on_calendar is None)
 
 
+#: The longest unit file name systemd takes (`UNIT_NAME_MAX` is 256 with the final NUL).
+MAX_UNIT_NAME = 255
+
+
 def export_timers(
     jobs: Iterable[TimerJob],
     out_dir: PurePath,
@@ -337,10 +342,20 @@ def export_timers(
     conversions: list[Conversion] = []
     for job in jobs:
         conversion = convert(job)
+        unit = prefix + escape_unit_name(job.job_id)
+        if conversion.on_calendar is not None and len(unit + ".service") > MAX_UNIT_NAME:
+            # One such job used to fail the whole export ("File name too long").
+            conversion = dataclasses.replace(
+                conversion,
+                on_calendar=None,
+                reasons=(
+                    f"its unit name would be {len(unit + '.service')} characters once escaped"
+                    f" (systemd allows {MAX_UNIT_NAME}): give the job a shorter id",
+                ),
+            )
         conversions.append(conversion)
         if conversion.on_calendar is None:
             continue
-        unit = prefix + escape_unit_name(job.job_id)
         argv = [
             str(python),
             "-m",
