@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any, Literal, NamedTuple
 
 __all__ = [
+    "CONFIG_JOBS_KEY",
     "NODE_STOPPED",
     "AuditEntry",
     "ConflictPolicy",
@@ -238,6 +239,10 @@ class AuditEntry:
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
 
+
+#: The store's state key listing the ids of the jobs `agentcron.toml` defines (JSON list):
+#: `agentcron run` writes it; the API refuses to change those jobs (a reload undoes it).
+CONFIG_JOBS_KEY = "config.jobs"
 
 #: `NodeHeartbeat.status` of the last heartbeat of a node that stopped cleanly.
 NODE_STOPPED = "stopped"

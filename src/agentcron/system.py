@@ -37,7 +37,7 @@ from agentcron.config import Settings
 from agentcron.control import JOBS_CHANGED_KEY, remove_pid_file, write_pid_file
 from agentcron.jobfile import JobEntry, JobFile, JobFileError, load_job_file
 from agentcron.jobs import build_job, job_to_definition
-from agentcron.models import StoredJob
+from agentcron.models import CONFIG_JOBS_KEY, StoredJob
 from agentcron.presets.agent_loops import AGENT_LOOPS, NO_HANDLER_REASON
 from agentcron.presets.builtin import BUILTIN_HANDLERS
 from agentcron.store.base import Store, StoreError, open_store
@@ -51,8 +51,6 @@ log = logging.getLogger("agentcron.system")
 
 #: How often the daemon looks at the store's `jobs.changed` key (seconds).
 JOBS_WATCH_S = 2.0
-#: Ids of jobs that came from the config file, kept in the store's system state.
-CONFIG_JOBS_KEY = "config.jobs"
 
 
 class StartupError(RuntimeError):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sys
 import urllib.parse
@@ -17,7 +18,7 @@ from tests.dashboard.conftest import TOKEN, XSS_NAME, LiveServer, add_jobs, auth
 
 from agentcron import Scheduler
 from agentcron.dashboard import DashboardSettings, create_app
-from agentcron.models import RunRecord, RunStatus, new_run_id
+from agentcron.models import CONFIG_JOBS_KEY, RunRecord, RunStatus, new_run_id
 from agentcron.store.memory import MemoryStore
 
 
@@ -193,6 +194,22 @@ async def test_creating_an_existing_id_is_a_409_conflict(client: httpx.AsyncClie
     response = await client.post("/api/jobs", json=body)
     assert response.status_code == 409
     assert "backup" in response.json()["detail"]
+
+
+async def test_a_job_the_config_file_defines_is_not_changed_or_removed_here(
+    client: httpx.AsyncClient, sched: Scheduler
+) -> None:
+    # Both answered 200 and the next reload of agentcron.toml undid them without a word.
+    await sched.store.set_state(CONFIG_JOBS_KEY, json.dumps(["backup"]))
+    for response in (
+        await client.patch("/api/jobs/backup", json={"name": "renamed"}),
+        await client.delete("/api/jobs/backup"),
+    ):
+        assert response.status_code == 409
+        assert "defined in agentcron.toml" in response.json()["detail"]
+    assert (await client.post("/api/jobs/backup/pause")).status_code == 200
+    assert (await client.get("/api/jobs/backup")).json()["name"] != "renamed"
+    assert (await client.patch("/api/jobs/digest", json={"name": "ok"})).status_code == 200
 
 
 async def test_jobs_can_be_created_changed_and_removed(client: httpx.AsyncClient) -> None:

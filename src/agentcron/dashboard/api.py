@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from agentcron.dashboard.settings import DashboardSettings
 from agentcron.dashboard.timeline import TimelineJob, build_timeline
 from agentcron.dashboard.views import maybe_await
 from agentcron.dashboard.ws import EventHub
-from agentcron.models import NodeHeartbeat, RunQuery, RunStatus
+from agentcron.models import CONFIG_JOBS_KEY, NodeHeartbeat, RunQuery, RunStatus
 from agentcron.store.base import JobConflictError, StoreError
 from agentcron.triggers import coerce_trigger, require_fires_after
 
@@ -200,6 +201,22 @@ async def is_read_only(ctx: DashboardContext) -> bool:
     return isinstance(engine, dict) and engine.get("mode") == "read-only"
 
 
+async def refuse_file_job(ctx: DashboardContext, job_id: str, what: str) -> None:
+    """409 for a job `agentcron.toml` defines: the next reload of the file would undo the
+    change without a word. Pausing, resuming and running it stay allowed (a pause is kept
+    across reloads)."""
+    try:
+        listed = json.loads(await ctx.scheduler.store.get_state(CONFIG_JOBS_KEY) or "[]")
+    except (StoreError, ValueError):
+        return  # the store will answer the change itself
+    if isinstance(listed, list) and job_id in listed:
+        raise HTTPException(
+            409,
+            f"job {job_id!r} is defined in agentcron.toml: {what} it there, then reload"
+            " (`agentcron jobs reload`); a change made here would be undone by the next reload",
+        )
+
+
 async def queue_to_change(ctx: DashboardContext, name: str, what: str) -> QueueLike:
     """`find_queue`, refused with 409 on a read-only dashboard: like its jobs, its queues
     are changed where the scheduler runs (the page hides those buttons there too)."""
@@ -303,6 +320,7 @@ def build_router() -> APIRouter:
     @api.patch("/jobs/{job_id}", response_model=schemas.JobDetail, responses=_CHANGE)
     async def patch_job(ctx: Ctx, job_id: JobId, body: schemas.JobPatch) -> schemas.JobDetail:
         find_job(ctx, job_id)
+        await refuse_file_job(ctx, job_id, "change")
         changes = body.model_dump(exclude_unset=True)
         if any(v is None for v in changes.values()):
             raise HTTPException(422, "null is not a valid value; leave the field out instead")
@@ -320,6 +338,7 @@ def build_router() -> APIRouter:
     @api.delete("/jobs/{job_id}", response_model=schemas.OkOut, responses=_CHANGE)
     async def delete_job(ctx: Ctx, job_id: JobId) -> schemas.OkOut:
         find_job(ctx, job_id)
+        await refuse_file_job(ctx, job_id, "remove")
         async with scheduler_errors(job_id):
             await maybe_await(ctx.scheduler.remove(job_id))
         ctx.cache.forget(job_id)
