@@ -247,6 +247,14 @@ def test_ids_with_spaces_quotes_markup_and_non_ascii_are_accepted_as_written() -
     assert [entry.id for entry in parse_job_file(tomllib.loads(text)).jobs] == ids
 
 
+def only_error(text: str) -> str:
+    """The one error of the job file `text` (it fails if there are none or several)."""
+    with pytest.raises(JobFileError) as info:
+        parse_job_file(tomllib.loads(text))
+    assert len(info.value.errors) == 1
+    return info.value.errors[0]
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -271,10 +279,7 @@ def test_ids_with_spaces_quotes_markup_and_non_ascii_are_accepted_as_written() -
 )
 def test_a_wrong_type_or_key_is_named_instead_of_a_python_error(extra: str, message: str) -> None:
     text = f'[[jobs]]\nid = "x"\ntrigger = "@daily"\ncommand = ["true"]\n{extra}\n'
-    with pytest.raises(JobFileError) as info:
-        parse_job_file(tomllib.loads(text))
-    assert len(info.value.errors) == 1
-    assert info.value.errors[0].startswith(f"jobs[0] ('x'): {message}")
+    assert only_error(text).startswith(f"jobs[0] ('x'): {message}")
 
 
 @pytest.mark.parametrize(
@@ -295,7 +300,4 @@ def test_a_wrong_type_or_key_is_named_instead_of_a_python_error(extra: str, mess
 )
 def test_a_trigger_time_that_cannot_be_used_is_one_clear_error(trigger: str, message: str) -> None:
     text = f'[[jobs]]\nid = "x"\n{trigger}\ncommand = ["true"]\n'
-    with pytest.raises(JobFileError) as info:
-        parse_job_file(tomllib.loads(text))
-    assert len(info.value.errors) == 1
-    assert info.value.errors[0].startswith(f"jobs[0] ('x'): {message}")
+    assert only_error(text).startswith(f"jobs[0] ('x'): {message}")

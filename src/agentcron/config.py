@@ -54,6 +54,14 @@ class ConfigError(ValueError):
     """A setting has a bad value; the message names the key and the value."""
 
 
+def _not_below(value: int, info: Any, other: str) -> int:
+    """`value`, unless it is below the setting `other` (validated before it)."""
+    floor = info.data.get(other)
+    if floor is not None and value < floor:
+        raise ValueError(f"must be >= {other} ({floor})")
+    return value
+
+
 class Settings(BaseSettings):
     """Every setting of `agentcron run`, with the spec's variable names.
 
@@ -179,10 +187,7 @@ class Settings(BaseSettings):
     @classmethod
     def _timeout_not_below_interval(cls, value: int, info: Any) -> int:
         # Shorter than the interval, every node would be suspect between any two beats.
-        interval = info.data.get("HEARTBEAT_INTERVAL")
-        if interval is not None and value < interval:
-            raise ValueError(f"must be >= HEARTBEAT_INTERVAL ({interval})")
-        return value
+        return _not_below(value, info, "HEARTBEAT_INTERVAL")
 
     @field_validator("SCHEDULER_NODE_ID")
     @classmethod
@@ -195,10 +200,7 @@ class Settings(BaseSettings):
     @field_validator("RETRY_MAX_DELAY")
     @classmethod
     def _max_not_below_base(cls, value: int, info: Any) -> int:
-        base = info.data.get("RETRY_BASE_DELAY")
-        if base is not None and value < base:
-            raise ValueError(f"must be >= RETRY_BASE_DELAY ({base})")
-        return value
+        return _not_below(value, info, "RETRY_BASE_DELAY")
 
     # -- derived values (seconds, URLs) --------------------------------------------------
     @property

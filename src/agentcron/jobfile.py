@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from agentcron.clock import utc
 from agentcron.durations import parse_duration
 from agentcron.jobs import JOB_OPTIONS, build_job, job_id_problem
 from agentcron.policies.circuit import CircuitBreaker
+from agentcron.policies.errors import setting_problem
 from agentcron.policies.misfire import Misfire
 from agentcron.policies.overlap import Overlap
 from agentcron.policies.retry import Retry
@@ -422,16 +422,9 @@ def policy_problems(key: str, value: object) -> list[str]:
         for name in sorted(set(value) - known)
     ]
     for name, item in value.items():
-        wanted = types.get(aliases.get(str(name), str(name)), "")
-        if item is None and wanted.endswith("| None"):
-            continue
-        number = isinstance(item, int | float) and not isinstance(item, bool)
-        if wanted.startswith("int") and not (number and isinstance(item, int)):
-            problems.append(f"{key}.{name}: expected a whole number, got {item!r}")
-        elif wanted.startswith("float") and not (number and math.isfinite(item)):
-            problems.append(f"{key}.{name}: expected a finite number, got {item!r}")
-        elif wanted.startswith("str") and not isinstance(item, str):
-            problems.append(f"{key}.{name}: expected text, got {item!r}")
+        problem = setting_problem(types.get(aliases.get(str(name), str(name)), ""), item)
+        if problem is not None:
+            problems.append(f"{key}.{name}: {problem}")
     return problems
 
 

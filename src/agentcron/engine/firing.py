@@ -698,7 +698,7 @@ class Firing(StoreSync):
         if not waiting:
             return
         if entry.job.timeout_s is not None:
-            await asyncio.wait(waiting)
+            await asyncio.wait(set(waiting))
             return
         grace_s = self._runner.stop_grace_s
         grace = asyncio.ensure_future(self.clock.sleep(grace_s))

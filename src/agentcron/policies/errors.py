@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, TypeVar
 
-__all__ = ["JobConfigError", "from_dict"]
+__all__ = ["JobConfigError", "from_dict", "setting_problem"]
 
 P = TypeVar("P")
-_NUMBERS = frozenset({"int", "float"})
 
 
 class JobConfigError(ValueError):
@@ -38,20 +38,35 @@ def positive(value: float | None, field: str) -> None:
         raise JobConfigError(field, f"must be > 0, got {value!r}")
 
 
+def setting_problem(type_text: str, value: Any) -> str | None:
+    """What is wrong with `value` for a policy setting annotated `type_text` (`"int"`,
+    `"float | None"`, `"str"`, ...), or None. The one check of `from_dict` and of the job
+    file's `policy_problems`."""
+    if value is None and type_text.endswith("| None"):
+        return None
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if type_text.startswith("int") and not (number and isinstance(value, int)):
+        return f"expected a whole number, got {value!r}"
+    if type_text.startswith("float") and not (number and math.isfinite(value)):
+        return f"expected a finite number, got {value!r}"
+    if type_text.startswith("str") and not isinstance(value, str):
+        return f"expected text, got {value!r}"
+    return None
+
+
 def from_dict(cls: type[P], data: dict[str, Any], field: str) -> P:
     """`cls(**data)` for the dict form of a policy (a frozen dataclass), with each mistake
-    named `field.key`: an unknown key, or a value that is not a number for a numeric
-    setting, which the checks in `__post_init__` would otherwise report as a Python
-    comparison error ("'>=' not supported between instances of 'str' and 'int'")."""
+    named `field.key`: an unknown key, or a value of the wrong type (`setting_problem`),
+    which the checks in `__post_init__` would otherwise report as a Python comparison
+    error ("'>=' not supported between instances of 'str' and 'int'")."""
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for key, value in data.items():
         spec = fields.get(key)
         if spec is None:
             raise JobConfigError(f"{field}.{key}", f"unknown key; use one of {', '.join(fields)}")
-        kinds = {kind.strip() for kind in str(spec.type).split("|")}
-        if kinds - {"None"} <= _NUMBERS and not (value is None and "None" in kinds):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise JobConfigError(f"{field}.{key}", f"expected a number, got {value!r}")
+        problem = setting_problem(str(spec.type), value)
+        if problem is not None:
+            raise JobConfigError(f"{field}.{key}", problem)
     try:
         return cls(**data)
     except TypeError as exc:
