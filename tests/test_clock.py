@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -50,6 +52,38 @@ async def test_the_system_clock_sleeps_at_least_the_asked_time() -> None:
     assert time.monotonic() - start >= 0.03
     await clock.sleep(0)
     await clock.sleep_until(clock.now() - timedelta(seconds=1))  # past: returns at once
+
+
+class _TimerCountingLoop(asyncio.SelectorEventLoop):
+    """An event loop that counts the timers it is asked for: each is a wake-up."""
+
+    timers = 0
+
+    def call_at(self, when: float, callback: Any, *args: Any, context: Any = None) -> Any:
+        self.timers += 1
+        return super().call_at(when, callback, *args, context=context)
+
+
+def timers_for(sleep: Coroutine[Any, Any, None]) -> int:
+    loop = _TimerCountingLoop()
+    try:
+        loop.run_until_complete(sleep)
+    finally:
+        loop.close()
+    return loop.timers
+
+
+def test_a_system_clock_sleep_wakes_the_process_at_most_twice() -> None:
+    """A coarse sleep, then one short one to land on the deadline: each wake-up of an idle
+    process costs CPU (a poll of 1 ms sleeps over the last 20 ms woke it ~17 times)."""
+    assert timers_for(SystemClock().sleep(0.05)) <= 2
+    assert timers_for(SystemClock().sleep(0.01)) == 1
+
+
+def test_a_long_system_clock_sleep_until_wakes_once_a_second_and_twice_at_the_end() -> None:
+    """Chunks of `MAX_SLEEP_CHUNK_S` notice a wall-clock jump; only the last lands precisely."""
+    clock = SystemClock()
+    assert timers_for(clock.sleep_until(clock.now() + timedelta(seconds=1.3))) <= 3
 
 
 def test_a_virtual_clock_only_moves_when_told() -> None:

@@ -23,8 +23,12 @@ __all__ = ["Clock", "SystemClock", "utc"]
 #: Sleeps longer than this are cut into chunks so that a wall-clock jump during the sleep
 #: (suspend, NTP step) is noticed within this many seconds.
 MAX_SLEEP_CHUNK_S = 1.0
-#: `asyncio.sleep` overshoots by up to a timer slice; the last stretch is slept separately so
-#: the wake-up lands within a few milliseconds of the deadline.
+#: A long `asyncio.sleep` overshoots more than a short one (Linux lets a timer of t seconds
+#: fire up to t/1000 late, its timer slack: 1 ms on a 1 s sleep), so the last stretch is
+#: slept separately, with one short sleep, and the wake-up lands within about the event
+#: loop's millisecond of the deadline. One short sleep, not a poll of 1 ms sleeps: each
+#: wake-up costs CPU (the poll woke the process ~17 times per sleep, which was most of an
+#: idle scheduler's CPU), and the loop's own timeout is rounded to a millisecond anyway.
 _PRECISE_WINDOW_S = 0.02
 
 
@@ -85,8 +89,8 @@ class SystemClock:
         if coarse > 0:
             await asyncio.sleep(coarse)
         remaining = deadline - time.monotonic()
-        while remaining > 0:
-            await asyncio.sleep(min(remaining, 0.001))
+        while remaining > 0:  # once, unless woken early
+            await asyncio.sleep(remaining)
             remaining = deadline - time.monotonic()
 
     async def sleep_until(self, when: datetime) -> None:
@@ -95,4 +99,8 @@ class SystemClock:
             remaining = (target - self.now()).total_seconds()
             if remaining <= 0:
                 return
-            await self.sleep(min(remaining, MAX_SLEEP_CHUNK_S))
+            if remaining > MAX_SLEEP_CHUNK_S + _PRECISE_WINDOW_S:
+                # Only a look at the wall clock: no precise landing needed (one wake-up).
+                await asyncio.sleep(MAX_SLEEP_CHUNK_S)
+            else:
+                await self.sleep(remaining)

@@ -5,6 +5,7 @@ pause, a removal or a stop in between does to the fires already claimed."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -84,6 +85,23 @@ async def test_a_crowded_instant_is_claimed_before_it_comes_and_no_handler_start
     assert {started for v in starts.started.values() for _, started in v} == {FIRST}
     assert {r.status for r in done} == {RunStatus.succeeded}
     assert {r.run_id for r in done} == {r.run_id for r in early}
+
+
+async def test_fires_claimed_ahead_hold_no_run_record_objects_until_their_instant(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    """Whatever lives from the claim to the instant is promoted to the garbage collector's
+    oldest generation; a `RunRecord` per fire held that long forced a full collection (of
+    the whole application's heap) every few seconds at 10,000 jobs. Strings and datetimes
+    are not tracked by the collector, a `RunRecord` (a tuple subclass) always is."""
+    crowd(sched, Starts(clock))
+    async with sched:
+        await clock.advance(1 - LEAD_S / 2)  # claimed, waiting for the instant
+        gc.collect()
+        held = sum(1 for o in gc.get_objects() if type(o) is RunRecord)
+        await clock.advance(LEAD_S / 2)
+        await sched.drain()
+    assert held < MIN_FIRES // 10, held
 
 
 async def test_the_rest_of_the_process_runs_between_slices_of_a_crowded_instants_claims(
