@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Iterator
 
@@ -12,7 +15,7 @@ import pytest
 from handler_helpers import make_context
 
 from agentcron.handlers import as_handler
-from agentcron.handlers.threads import SYNC_THREADS, SyncThreads
+from agentcron.handlers.threads import SYNC_THREADS, DaemonThreadPool, SyncThreads
 
 WAIT_S = 30.0  # only a bound against a broken test: every wait below ends by an event
 
@@ -96,3 +99,50 @@ async def test_sync_handlers_run_in_the_agentcron_threads() -> None:
 def test_a_pool_of_fewer_than_two_threads_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 2 threads"):
         SyncThreads(max_workers=1)
+
+
+def test_a_program_whose_sync_handler_hangs_still_exits_once_it_gave_up_on_it() -> None:
+    # With `ThreadPoolExecutor` threads the interpreter waited for the hung one at exit:
+    # `agentcron run` never ended after SIGTERM, though its scheduler had stopped.
+    script = textwrap.dedent(
+        """
+        import asyncio, threading
+        from agentcron.handlers.threads import SYNC_THREADS
+
+        async def main():
+            started = threading.Event()
+
+            def hung():
+                started.set()
+                threading.Event().wait()  # for good
+
+            call = asyncio.ensure_future(SYNC_THREADS.run(hung))
+            await asyncio.to_thread(started.wait)
+            call.cancel()
+            try:
+                await call
+            except asyncio.CancelledError:
+                print("given up")
+
+        asyncio.run(main())
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=WAIT_S
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "given up"), done.stderr
+
+
+def test_a_daemon_pool_runs_calls_in_order_and_hands_back_results_and_errors() -> None:
+    pool = DaemonThreadPool(2, thread_name_prefix="test-pool")
+    try:
+        ok = pool.submit(lambda: threading.current_thread().name)
+        bad = pool.submit(lambda: 1 / 0)
+        assert ok.result(WAIT_S).startswith("test-pool_")
+        with pytest.raises(ZeroDivisionError):
+            bad.result(WAIT_S)
+    finally:
+        pool.shutdown()
+    with pytest.raises(RuntimeError, match="shut down"):
+        pool.submit(lambda: None)
+

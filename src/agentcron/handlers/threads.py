@@ -7,8 +7,14 @@ thread, and timing out, for as long as they hung.
 
 Here the threads of one pool that were given up on are counted; once they are half of it,
 new calls go to a fresh pool. The old pool keeps its other half for the calls already queued
-in it, and ends once its hung threads return (a `ThreadPoolExecutor` shut down without
-waiting). So at worst hung handlers hold their own threads, never the ones others need.
+in it, and ends once its hung threads return (a pool shut down without waiting). So at worst
+hung handlers hold their own threads, never the ones others need.
+
+The pools are `DaemonThreadPool`s, not `ThreadPoolExecutor`s: the interpreter waits for
+every `ThreadPoolExecutor` thread before it exits, so one hung handler kept `agentcron run`
+(or any program using a `Scheduler`) from ever ending after SIGTERM or Ctrl+C, though the
+scheduler had recorded the run `cancelled` and stopped. A call still running at exit was
+given up on by then (`Scheduler.stop` waits for runs up to its grace period).
 """
 
 from __future__ import annotations
@@ -16,18 +22,76 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import itertools
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
-__all__ = ["SYNC_THREADS", "SyncThreads"]
+__all__ = ["SYNC_THREADS", "DaemonThreadPool", "SyncThreads"]
 
 T = TypeVar("T")
 
 #: Threads per pool: enough for many sync jobs at once, as the default executor on a
 #: 28-CPU machine would have.
 DEFAULT_THREADS = 32
+
+
+_Call = tuple["Future[Any]", Callable[[], Any]]
+
+
+class DaemonThreadPool:
+    """Up to `max_workers` daemon threads running the calls `submit`ted, in order: the part
+    of `ThreadPoolExecutor` that `SyncThreads` uses, with threads that never hold up the
+    interpreter's exit (see the module docstring). A thread is started only when no idle
+    one can take a call; idle threads wait for the next."""
+
+    _numbers = itertools.count(1)
+
+    def __init__(self, max_workers: int, thread_name_prefix: str) -> None:
+        self.max_workers = max_workers
+        self._prefix = thread_name_prefix
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)  # released by a thread each time it is free
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._shut = False
+
+    def submit(self, call: Callable[[], Any]) -> Future[Any]:
+        """Run `call()` in a thread of the pool; its future can be cancelled until then."""
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._shut:
+                raise RuntimeError("cannot submit to a pool that was shut down")
+            self._calls.put((future, call))
+            if not self._idle.acquire(blocking=False) and self._threads < self.max_workers:
+                self._threads += 1
+                name = f"{self._prefix}_{next(self._numbers)}"
+                threading.Thread(target=self._work, name=name, daemon=True).start()
+        return future
+
+    def shutdown(self) -> None:
+        """Take no more calls; the threads end once the calls already queued have run (a
+        thread running a hung call ends when, if ever, it returns)."""
+        with self._lock:
+            self._shut = True
+            for _ in range(self._threads):
+                self._calls.put(None)
+
+    def _work(self) -> None:
+        while (item := self._calls.get()) is not None:
+            future, call = item
+            del item
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = call()
+                except BaseException as exc:  # handed to the caller, as an executor does
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+            del future, call  # not kept alive while idle
+            self._idle.release()
 
 
 class SyncThreads:
@@ -39,7 +103,7 @@ class SyncThreads:
             raise ValueError(f"SyncThreads needs at least 2 threads, got {max_workers}")
         self.max_workers = max_workers
         self._lock = threading.Lock()  # callers may be on several event loops (threads)
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: DaemonThreadPool | None = None
         self._given_up = 0  # calls of `_pool` still running after their caller gave up
         #: How many pools were replaced (for tests and diagnostics).
         self.replaced = 0
@@ -71,14 +135,14 @@ class SyncThreads:
             pool, self._pool = self._pool, None
             self._given_up = 0
         if pool is not None:
-            pool.shutdown(wait=False)
+            pool.shutdown()
 
-    def _current(self) -> ThreadPoolExecutor:
+    def _current(self) -> DaemonThreadPool:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="agentcron-sync")
+            self._pool = DaemonThreadPool(self.max_workers, thread_name_prefix="agentcron-sync")
         return self._pool
 
-    def _give_up(self, pool: ThreadPoolExecutor, future: Future[Any]) -> None:
+    def _give_up(self, pool: DaemonThreadPool, future: Future[Any]) -> None:
         with self._lock:
             if pool is not self._pool:
                 return  # already replaced: its threads no longer count
@@ -87,11 +151,11 @@ class SyncThreads:
                 self._pool = None
                 self._given_up = 0
                 self.replaced += 1
-                pool.shutdown(wait=False)  # its free threads finish what it queued
+                pool.shutdown()  # its free threads finish what it queued
                 return
         future.add_done_callback(functools.partial(self._returned, pool))
 
-    def _returned(self, pool: ThreadPoolExecutor, _: Future[Any]) -> None:
+    def _returned(self, pool: DaemonThreadPool, _: Future[Any]) -> None:
         with self._lock:
             if pool is self._pool and self._given_up > 0:
                 self._given_up -= 1
