@@ -145,4 +145,3 @@ def test_a_daemon_pool_runs_calls_in_order_and_hands_back_results_and_errors() -
         pool.shutdown()
     with pytest.raises(RuntimeError, match="shut down"):
         pool.submit(lambda: None)
-
