@@ -82,6 +82,8 @@ def test_redis_url_quotes_the_password() -> None:
         ("SCHEDULER_TIMEZONE", "Mars/Olympus", "unknown time zone"),
         ("SCHEDULER_TIMEZONE", "America", "unknown time zone"),  # a folder of tzdata
         ("SCHEDULER_TIMEZONE", "x" * 10240, "unknown time zone"),  # too long for a file name
+        # A file of Debian's zone database: whatever zone this machine is set to.
+        ("SCHEDULER_TIMEZONE", "localtime", "'localtime' is not an IANA time zone name"),
         ("OVERLAP_STRATEGY", "sometimes", "'skip'"),
         ("RETRY_STRATEGY", "random", "'exponential'"),
         ("DASHBOARD_ENABLED", "maybe", "valid boolean"),

@@ -301,3 +301,46 @@ def test_a_wrong_type_or_key_is_named_instead_of_a_python_error(extra: str, mess
 def test_a_trigger_time_that_cannot_be_used_is_one_clear_error(trigger: str, message: str) -> None:
     text = f'[[jobs]]\nid = "x"\n{trigger}\ncommand = ["true"]\n'
     assert only_error(text).startswith(f"jobs[0] ('x'): {message}")
+
+
+def test_a_job_in_the_machine_zone_localtime_is_refused_naming_the_job_and_the_zone() -> None:
+    data = tomllib.loads(
+        '[[jobs]]\nid = "backup"\ntrigger = "0 2 * * *"\ncommand = ["true"]\ntimezone = "localtime"'
+    )
+    with pytest.raises(JobFileError) as info:
+        parse_job_file(data)
+    assert len(info.value.errors) == 1
+    error = info.value.errors[0]
+    assert "'backup'" in error and "'localtime' is not an IANA time zone name" in error
+
+
+def _tagged(tags: list[str]) -> dict[str, object]:
+    job = {"id": "backup", "trigger": "0 2 * * *", "command": ["true"], "tags": tags}
+    return {"jobs": [job]}
+
+
+@pytest.mark.parametrize(
+    ("tags", "fragment"),
+    [
+        ([f"t{i}" for i in range(51)], "tags: 51 tags (at most 50)"),
+        (["x" * 101], "is 101 characters long (at most 100)"),
+        ([""], "tags: a tag may not be empty"),
+        (["ok", "a\nb"], "may not contain control characters"),
+        (["a\x85b"], "may not contain control characters"),
+    ],
+)
+def test_tags_beyond_the_limits_of_the_http_api_are_refused_naming_the_job_and_the_limit(
+    tags: list[str], fragment: str
+) -> None:
+    with pytest.raises(JobFileError) as info:
+        parse_job_file(_tagged(tags))
+    assert len(info.value.errors) == 1
+    error = info.value.errors[0]
+    assert error.startswith("jobs[0] ('backup'): tags: ") and fragment in error
+    assert "\n" not in error
+
+
+def test_tags_up_to_the_limits_of_the_http_api_are_accepted() -> None:
+    tags = [f"{i:02d}" + "x" * 98 for i in range(50)]
+    parsed = parse_job_file(_tagged(tags))
+    assert parsed.jobs[0].options["tags"] == tags

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,6 +15,7 @@ from agentcron.triggers import (
     coerce_trigger,
     require_fires,
     require_fires_after,
+    resolve_tz,
     trigger_from_dict,
 )
 
@@ -202,3 +204,34 @@ def test_a_time_zone_that_is_neither_a_name_nor_a_tzinfo_is_a_job_config_error(
     with pytest.raises(JobConfigError, match="time zone") as info:
         CronTrigger("0 2 * * *", zone)  # type: ignore[arg-type]
     assert info.value.field == "timezone"
+
+
+@pytest.mark.parametrize(
+    "zone", ["localtime", "posixrules", "Factory", "posix/Europe/Paris", "right/Europe/Paris"]
+)
+def test_a_zone_file_that_is_not_an_iana_name_is_refused_naming_it(zone: str) -> None:
+    with pytest.raises(JobConfigError) as info:
+        resolve_tz(zone)
+    message = str(info.value)
+    assert info.value.field == "timezone"
+    assert repr(zone) in message and "IANA name such as 'Europe/Paris'" in message
+
+
+def test_a_zoneinfo_object_for_the_machine_zone_is_refused_too() -> None:
+    # As `ZoneInfo("localtime")` loads it on Debian, on any machine: a zone keyed 'localtime'.
+    with resources.files("tzdata.zoneinfo").joinpath("UTC").open("rb") as data:
+        machine_zone = ZoneInfo.from_file(data, key="localtime")
+    with pytest.raises(JobConfigError, match="'localtime'"):
+        CronTrigger("0 2 * * *", machine_zone)
+
+
+def test_a_job_with_the_machine_zone_is_refused_wherever_it_is_defined() -> None:
+    with pytest.raises(JobConfigError, match="'localtime'"):
+        coerce_trigger("0 2 * * *", "localtime")
+    with pytest.raises(JobConfigError, match="'localtime'"):
+        trigger_from_dict({"type": "cron", "expr": "0 2 * * *", "tz": "localtime"})
+
+
+@pytest.mark.parametrize("zone", ["Europe/Paris", "US/Eastern", "Etc/GMT+5", "GMT", "utc"])
+def test_iana_names_including_links_and_etc_zones_are_still_accepted(zone: str) -> None:
+    assert resolve_tz(zone) is not None

@@ -174,6 +174,10 @@ class Settings(BaseSettings):
     def _known_zone(cls, value: str) -> str:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+        from agentcron.cron._zones import not_iana_problem
+
+        if (problem := not_iana_problem(value)) is not None:
+            raise ValueError(problem)
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError, OSError) as exc:

@@ -36,7 +36,7 @@ from typing import Any
 
 from agentcron.clock import utc
 from agentcron.durations import parse_duration
-from agentcron.jobs import JOB_OPTIONS, build_job, job_id_problem
+from agentcron.jobs import JOB_OPTIONS, build_job, job_id_problem, tags_problem
 from agentcron.policies.circuit import CircuitBreaker
 from agentcron.policies.errors import setting_problem
 from agentcron.policies.misfire import Misfire
@@ -367,6 +367,11 @@ def _options(table: Mapping[str, Any], where: str, errors: list[str]) -> dict[st
         for key in ("name", "description")
         if key in table and not isinstance(table[key], str)
     )
+    tags = table.get("tags")
+    if isinstance(tags, list) and all(isinstance(t, str) for t in tags):
+        problem = tags_problem(tags)
+        if problem is not None:
+            errors.append(f"{where}tags: {problem}")
     for key in _DURATION_KEYS:
         if key == "expect_every" and table.get(key) == "per_schedule":
             continue  # a health option, see `_health`

@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import operator
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,9 @@ from agentcron.triggers import (
 __all__ = [
     "JOB_OPTIONS",
     "MAX_ID_LENGTH",
+    "MAX_TAGS",
+    "MAX_TAG_LENGTH",
+    "TAG_FORBIDDEN_CLASS",
     "Job",
     "JobConfigError",
     "UnavailableHandler",
@@ -53,6 +57,7 @@ __all__ = [
     "job_id_problem",
     "job_to_definition",
     "next_nominal_fire",
+    "tags_problem",
     "update_job",
 ]
 
@@ -418,6 +423,30 @@ def job_id_problem(job_id: str) -> str | None:
         return 'may not contain "/" (the HTTP API addresses jobs as /api/jobs/{id})'
     if not job_id.isprintable():  # the rule of `agentcron jobs import`, so exports re-import
         return "may not contain control characters (newlines, tabs ...)"
+    return None
+
+
+#: Limits of a job's tags, one rule for the HTTP API, the job file and `agentcron jobs add`
+#: (tags are listed in the dashboard's filter and on one line in the CLI).
+MAX_TAGS = 50
+MAX_TAG_LENGTH = 100
+#: The characters no tag may hold (a regular-expression class): C0 and C1 controls.
+TAG_FORBIDDEN_CLASS = r"[\x00-\x1f\x7f-\x9f]"
+_TAG_CONTROL = re.compile(TAG_FORBIDDEN_CLASS)
+
+
+def tags_problem(tags: Sequence[str]) -> str | None:
+    """Why `tags` (strings) cannot be a job's tags, or None: at most `MAX_TAGS` tags of
+    1 to `MAX_TAG_LENGTH` characters each, without control characters."""
+    if len(tags) > MAX_TAGS:
+        return f"{len(tags)} tags (at most {MAX_TAGS})"
+    for tag in tags:
+        if not tag:
+            return f"a tag may not be empty (1 to {MAX_TAG_LENGTH} characters)"
+        if len(tag) > MAX_TAG_LENGTH:
+            return f"tag {tag[:20]!r}... is {len(tag)} characters long (at most {MAX_TAG_LENGTH})"
+        if _TAG_CONTROL.search(tag):
+            return f"tag {tag[:40]!r} may not contain control characters (newlines, tabs ...)"
     return None
 
 

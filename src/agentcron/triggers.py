@@ -54,10 +54,15 @@ class Trigger(Protocol):
 
 
 def resolve_tz(tz: str | tzinfo | None, field: str = "timezone") -> tzinfo:
-    """An IANA name (or tzinfo) to a tzinfo; unknown names raise `JobConfigError`."""
+    """An IANA name (or tzinfo) to a tzinfo; unknown names, and files of the machine's zone
+    database that are not IANA names (`localtime`, `posixrules`, `right/...`), raise
+    `JobConfigError`."""
     if tz is None:
         return UTC
     if isinstance(tz, tzinfo):
+        key = getattr(tz, "key", None)
+        if isinstance(key, str):
+            _require_iana(key, field)
         return tz
     if not isinstance(tz, str):
         raise JobConfigError(field, f"expected an IANA time zone name or a tzinfo, got {tz!r}")
@@ -73,18 +78,30 @@ def resolve_tz(tz: str | tzinfo | None, field: str = "timezone") -> tzinfo:
 _ZONES: dict[str, tzinfo] = {}
 
 
+def _require_iana(name: str, field: str) -> None:
+    from agentcron.cron._zones import not_iana_problem  # (the cron package loads on use)
+
+    problem = not_iana_problem(name)
+    if problem is not None:
+        raise JobConfigError(field, problem)
+
+
 def _load_tz(tz: str, field: str) -> tzinfo:
     if tz.upper() == "UTC":
         return UTC
+    _require_iana(tz, field)
     try:
         return ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         # OSError: a name that is a folder of the zone database ("America") or too long
         # for a file name; ValueError: a malformed key ("Europe/", "../x").
-        shown = tz if len(tz) <= 64 else f"{tz[:60]}..."
         raise JobConfigError(
-            field, f"unknown time zone {shown!r} (use an IANA name such as 'Europe/Berlin')"
+            field, f"unknown time zone {_shown(tz)!r} (use an IANA name such as 'Europe/Berlin')"
         ) from exc
+
+
+def _shown(tz: str) -> str:
+    return tz if len(tz) <= 64 else f"{tz[:60]}..."
 
 
 def tz_name(tz: tzinfo) -> str:

@@ -197,7 +197,16 @@ def test_control_characters_in_stored_text_are_shown_escaped_and_kept_exact_in_j
     name = "\x1b[1mA"
     add(data, "a", "--every", "1h", "--name", name, "--description", "d\x07", "--command", "true")
     code = "import sys; sys.exit('boom\\x1b[2J')"
-    add(data, "b", "--every", "1h", "--tag", "t\x1b[2J", "--", PY, "-c", code)
+    add(data, "b", "--every", "1h", "--", PY, "-c", code)
+
+    async def tag_from_code(store: SqliteStore) -> None:
+        # `jobs add --tag` refuses control characters; the Python API and old stores do not.
+        job = await store.get_job("b")
+        assert job is not None
+        tagged = job.evolve(definition={**job.definition, "tags": ["t\x1b[2J"]})
+        await store.save_job(tagged, actor="code", conflict="replace")
+
+    store_call(data, tag_from_code)
     ok(jobs(data, "pause", "b", "--note", "n\x9b1m"))
     failed = jobs(data, "run", "b")
     assert failed.exit_code == 1
@@ -729,6 +738,9 @@ def test_import_lists_every_problem_and_imports_nothing(data: Path, tmp_path: Pa
             "misfire.max_catchup: expected a whole number, got 'a'",
         ),
         ({"retry": {"bogus": 1}}, "retry.bogus: unknown key"),
+        ({"tags": ["x"] * 51}, "tags: 51 tags (at most 50)"),
+        ({"tags": ["a\nb"]}, "may not contain control characters"),
+        ({"timezone": "localtime"}, "'localtime' is not an IANA time zone name"),
         (
             {"trigger": {"type": "date", "at": "9999-12-31T23:59:59-12:00"}},
             "is out of range once converted to UTC",

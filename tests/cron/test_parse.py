@@ -215,6 +215,14 @@ def test_unknown_time_zones_are_cron_errors(tz: object) -> None:
         CronExpression("0 0 * * *", tz=tz)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("tz", ["localtime", "posixrules", "right/Europe/Paris", "posix/UTC"])
+def test_zone_files_that_are_not_iana_names_are_cron_errors_naming_them(tz: str) -> None:
+    # Debian's zone database has them; tzdata and Windows do not, and `localtime` means
+    # whatever zone the machine is set to.
+    with pytest.raises(CronError, match=f"{tz!r} is not an IANA time zone name"):
+        CronExpression("0 0 * * *", tz=tz)
+
+
 @pytest.mark.parametrize(
     ("text", "fixed"),
     [

@@ -71,6 +71,7 @@ REFUSED = [
     ("0 0 * FOO *", "UTC", "'FOO' is not a number or name"),
     ("0 0 * * *", "Mars/Olympus", "unknown"),
     ("0 0 * * *", "Europe/Berlin Sun", "not an IANA name"),
+    ("0 0 * * *", "localtime", "not an IANA time zone name"),
 ]
 
 

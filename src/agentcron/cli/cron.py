@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import typer
 
 from agentcron.cli.common import EXIT_BAD_INPUT, fail, print_json
+from agentcron.clock import utc
 from agentcron.cron import CronError, CronExpression
 
 app = typer.Typer(
@@ -26,9 +27,10 @@ _TZ_HELP = "IANA time zone the expression runs in (default UTC)."
 
 def _parse(expr: str, tz: str) -> CronExpression:
     try:
-        return CronExpression(expr, tz=tz)
+        expression = CronExpression(expr, tz=tz)
     except CronError as exc:
         fail(str(exc))
+    return expression
 
 
 def _after(text: str | None, expression: CronExpression) -> datetime:
@@ -41,6 +43,10 @@ def _after(text: str | None, expression: CronExpression) -> datetime:
     if value.tzinfo is None:
         # a wall time without offset is read in the expression's zone
         value = value.replace(tzinfo=expression.tz)
+    try:
+        utc(value)
+    except ValueError as exc:
+        fail(f"--after: {exc}; give a time within that range")
     return value
 
 

@@ -61,6 +61,7 @@ from agentcron.cli.common import (
     visible,
 )
 from agentcron.clock import utc
+from agentcron.config_jobs import config_job_ids, config_job_problem
 from agentcron.control import notify_jobs_changed
 from agentcron.durations import format_duration, parse_duration
 from agentcron.handlers import handler_from_dict
@@ -73,6 +74,7 @@ from agentcron.jobs import (
     job_from_definition,
     job_to_definition,
     next_nominal_fire,
+    tags_problem,
 )
 from agentcron.models import RunQuery, RunRecord, RunStats, RunStatus, StoredJob
 from agentcron.store.base import Store, StoreError
@@ -145,6 +147,13 @@ async def _stored(store: Store, job_id: str) -> StoredJob:
     if found is None:
         fail(f"no job with id {job_id!r}; `agentcron jobs list` shows the ids")
     return found
+
+
+async def _refuse_file_job(store: Store, job_id: str, what: str) -> None:
+    """Exit 2 for a job agentcron.toml defines: the daemon's next reload of the file would
+    undo the change without a word. Pause and resume stay allowed, as in the HTTP API."""
+    if job_id in await config_job_ids(store):
+        fail(config_job_problem(job_id, what))
 
 
 def _load_job(stored: StoredJob) -> tuple[Job | None, str | None]:
@@ -765,6 +774,9 @@ def add(
     """Add a job to the store, with the options of a jobs table in agentcron.toml."""
     if (cwd or env or shell) and not (command or argv):
         fail("--cwd, --env and --shell go with a command (--command or -- PROGRAM ARGS)")
+    tag_problem = tags_problem(tag or [])
+    if tag_problem is not None:
+        fail(f"job {job_id!r}: --tag: {tag_problem}")
     trigger = _trigger(cron, every, at, reboot, tz)
     handler = _handler_keys(command, argv, callable_ref, http, method, header, body)
     if "command" in handler:
@@ -812,6 +824,7 @@ def add(
     now = _now()
 
     async def save(opened: Store) -> tuple[dict[str, Any], bool, bool]:
+        await _refuse_file_job(opened, job_id, "change")
         existing = await opened.get_job(job_id)
         if existing is not None and not replace:
             fail(f"a job with id {job_id!r} already exists; pass --replace to replace it")
@@ -847,6 +860,7 @@ def remove(
 
     async def delete(opened: Store) -> bool:
         await _stored(opened, job_id)
+        await _refuse_file_job(opened, job_id, "remove")
         await opened.delete_job(job_id, actor=ACTOR)
         return await notify_jobs_changed(opened, data_dir)
 
@@ -1092,6 +1106,10 @@ def definition_problems(definition: dict[str, Any]) -> list[str]:
             problems.extend(_time_problems(key, definition[key]))
     for key in ("retry", "overlap", "misfire", "circuit"):
         problems.extend(policy_problems(key, definition.get(key)))
+    tags = definition.get("tags")
+    if isinstance(tags, list) and all(isinstance(t, str) for t in tags):
+        if (problem := tags_problem(tags)) is not None:
+            problems.append(f"tags: {problem}")
     problems.extend(_handler_problems(definition.get("handler")))
     if problems:
         return problems
@@ -1189,6 +1207,10 @@ def import_command(
             ]
             if taken:
                 _fail_listing(taken, str(file))
+        if conflict == "replace":
+            refused = await _file_jobs_changed(opened, jobs)
+            if refused:
+                _fail_listing(refused, str(file))
         total = ImportResult()
         progress = _import_progress(not as_json)
         task = progress.add_task(f"importing {file.name}", total=len(jobs)) if progress else None
@@ -1225,6 +1247,24 @@ def import_command(
         f"{len(result.unchanged)} unchanged"
     )
     _echo_reload(signalled)
+
+
+async def _file_jobs_changed(store: Store, jobs: list[dict[str, Any]]) -> list[str]:
+    """A problem for each import item that would change a job agentcron.toml defines (an
+    unchanged one passes, so an export of the same store imports back)."""
+    file_jobs = await config_job_ids(store)
+    problems = []
+    for index, item in enumerate(jobs):
+        if item["id"] not in file_jobs:
+            continue
+        stored = await store.get_job(item["id"])
+        if stored is None or _json_text(stored.definition) != _json_text(item["definition"]):
+            problems.append(f"jobs[{index}].id: {config_job_problem(item['id'], 'change')}")
+    return problems
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _fail_listing(errors: list[str], source: str) -> NoReturn:

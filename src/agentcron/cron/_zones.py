@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from agentcron.cron._calendar import civil_from_days, days_from_civil
 from agentcron.cron.errors import CronError
 
-__all__ = ["Segment", "Zone", "resolve_zone", "zone_for"]
+__all__ = ["Segment", "Zone", "not_iana_problem", "resolve_zone", "zone_for"]
 
 _UTC_NAMES = frozenset(
     {"UTC", "ETC/UTC", "Z", "GMT", "ETC/GMT", "UNIVERSAL", "ZULU", "ETC/UNIVERSAL", "ETC/ZULU"}
@@ -29,11 +29,36 @@ _FAR = 1 << 50
 Segment = tuple[int, int, int, int, int]
 
 
+#: Names that load from a Linux zone database but are not IANA zones: missing from the
+#: tzdata package and from Windows, or meaning whatever zone the machine is set to
+#: (`localtime`), so a schedule using one changes meaning on another machine.
+_NOT_IANA = frozenset({"localtime", "posixrules", "factory"})
+#: Copies of the database with POSIX rules or leap seconds (`right/` is off by ~27 s).
+_NOT_IANA_FOLDERS = ("posix/", "right/")
+
+
+def not_iana_problem(name: str) -> str | None:
+    """Why `name`, a file of this machine's zone database, is not an IANA time zone name
+    (`localtime`, `posixrules`, `right/...`); None for any other name. The one rule for
+    every place a zone is named: schedules, settings, exported timers."""
+    lowered = name.strip().lower()
+    if lowered in _NOT_IANA or lowered.startswith(_NOT_IANA_FOLDERS):
+        shown = name if len(name) <= 64 else f"{name[:60]}..."
+        return (
+            f"{shown!r} is not an IANA time zone name (it is a file of this machine's zone"
+            " database, absent or different elsewhere); use an IANA name such as 'Europe/Paris'"
+        )
+    return None
+
+
 def resolve_zone(tz: object) -> tuple[tzinfo, str]:
-    """Return (tzinfo, name) for an IANA name or a tzinfo; CronError otherwise."""
+    """Return (tzinfo, name) for an IANA name or a tzinfo; CronError otherwise (also for
+    the zone files that are not IANA names, see `not_iana_problem`)."""
     if isinstance(tz, tzinfo):
         key = getattr(tz, "key", None)
         if isinstance(key, str):
+            if (problem := not_iana_problem(key)) is not None:
+                raise CronError(f"time zone: {problem}")
             return tz, key
         if tz is UTC:
             return tz, "UTC"
@@ -45,6 +70,8 @@ def resolve_zone(tz: object) -> tuple[tzinfo, str]:
         return UTC, "UTC"
     if not name or len(name) > 64 or not name.isascii():
         raise CronError(f"time zone: {tz[:40]!r} is not a known IANA time zone")
+    if (problem := not_iana_problem(name)) is not None:
+        raise CronError(f"time zone: {problem}")
     try:
         return ZoneInfo(name), name
     except Exception:  # ZoneInfoNotFoundError, ValueError for malformed keys, OSError

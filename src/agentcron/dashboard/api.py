@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
 
+from agentcron.config_jobs import config_job_ids, config_job_problem
 from agentcron.dashboard import schemas, views
 from agentcron.dashboard.metrics import CONTENT_TYPE, DashboardMetrics
 from agentcron.dashboard.protocol import QueueLike, QueueSource, SchedulerLike
@@ -25,7 +25,7 @@ from agentcron.dashboard.settings import DashboardSettings
 from agentcron.dashboard.timeline import TimelineJob, build_timeline
 from agentcron.dashboard.views import maybe_await
 from agentcron.dashboard.ws import EventHub
-from agentcron.models import CONFIG_JOBS_KEY, NodeHeartbeat, RunQuery, RunStatus
+from agentcron.models import NodeHeartbeat, RunQuery, RunStatus
 from agentcron.store.base import JobConflictError, StoreError
 from agentcron.triggers import coerce_trigger, require_fires_after
 
@@ -206,15 +206,11 @@ async def refuse_file_job(ctx: DashboardContext, job_id: str, what: str) -> None
     change without a word. Pausing, resuming and running it stay allowed (a pause is kept
     across reloads)."""
     try:
-        listed = json.loads(await ctx.scheduler.store.get_state(CONFIG_JOBS_KEY) or "[]")
-    except (StoreError, ValueError):
+        listed = await config_job_ids(ctx.scheduler.store)
+    except StoreError:
         return  # the store will answer the change itself
-    if isinstance(listed, list) and job_id in listed:
-        raise HTTPException(
-            409,
-            f"job {job_id!r} is defined in agentcron.toml: {what} it there, then reload"
-            " (`agentcron jobs reload`); a change made here would be undone by the next reload",
-        )
+    if job_id in listed:
+        raise HTTPException(409, config_job_problem(job_id, what))
 
 
 async def queue_to_change(ctx: DashboardContext, name: str, what: str) -> QueueLike:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from agentcron.jobs import job_id_problem
+from agentcron.jobs import MAX_TAG_LENGTH, MAX_TAGS, TAG_FORBIDDEN_CLASS, job_id_problem
 
 __all__ = [
     "CleanRequest",
@@ -42,13 +42,10 @@ RunStatusName = Literal[
 
 
 #: Limits of request bodies (the whole body is also capped: `DashboardSettings.max_body_bytes`).
-MAX_TAGS = 50
-MAX_TAG_LENGTH = 100
 MAX_ARGV_BYTES = 128 * 1024
 MAX_HTTP_HEADERS = 100
 
-_CONTROL_CLASS = r"[\x00-\x1f\x7f-\x9f]"
-_CONTROL = re.compile(_CONTROL_CLASS)
+_CONTROL = re.compile(TAG_FORBIDDEN_CLASS)
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
@@ -100,7 +97,7 @@ Tag = Annotated[
     Field(
         min_length=1,
         max_length=MAX_TAG_LENGTH,
-        json_schema_extra={"pattern": f"^[^{_CONTROL_CLASS[1:-1]}]*$"},
+        json_schema_extra={"pattern": f"^[^{TAG_FORBIDDEN_CLASS[1:-1]}]*$"},
     ),
     AfterValidator(_tag),
 ]

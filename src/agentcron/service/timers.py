@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePath
 
+from agentcron.cron._zones import not_iana_problem
 from agentcron.cron.presets import PRESETS
 from agentcron.service.base import Plan, WriteFile
 from agentcron.service.systemd import escape_specifiers, exec_line
@@ -198,6 +199,8 @@ def _render_weekdays(values: set[int]) -> str:
 def _check_timezone(tz: str) -> str:
     if not tz or not re.fullmatch(r"[A-Za-z0-9_+\-/]+", tz):
         raise NotConvertible(f"time zone {tz!r} is not an IANA name")
+    if (problem := not_iana_problem(tz)) is not None:
+        raise NotConvertible(problem)
     try:
         zoneinfo.ZoneInfo(tz)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
