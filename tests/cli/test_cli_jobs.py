@@ -3,7 +3,6 @@ real `python -m agentcron` subprocess."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import subprocess
@@ -13,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from cli_helpers import (
+    as_json,
+    assert_bad_input,
+    jobs,
+    migrated_data_dir,
+    ok,
+    runner,
+    store_call,
+)
 
 from agentcron.cli.main import build_app
 from agentcron.control import JOBS_CHANGED_KEY, PID_FILE
@@ -21,32 +28,7 @@ from agentcron.cron import CronExpression
 from agentcron.models import AuditEntry, RunQuery, StoredJob
 from agentcron.store.sqlite import SqliteStore
 
-runner = CliRunner()
 PY = sys.executable
-
-
-def jobs(data_dir: Path, command: str, *args: str) -> Result:
-    """`agentcron jobs COMMAND --data-dir DATA_DIR ARGS...`"""
-    return runner.invoke(build_app(), ["jobs", command, "--data-dir", str(data_dir), *args])
-
-
-def ok(result: Result) -> str:
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result.stdout
-
-
-def as_json(result: Result) -> Any:
-    return json.loads(ok(result))
-
-
-def assert_bad_input(result: Result, *fragments: str) -> None:
-    """Exit 2, exactly one line on stderr, no traceback, and it says what is wrong."""
-    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
-    assert result.stderr.startswith("agentcron: ")
-    assert result.stderr.count("\n") == 1, result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr
 
 
 def listed(data_dir: Path) -> list[dict[str, Any]]:
@@ -74,14 +56,6 @@ def add_script(data_dir: Path, job_id: str, code: str, *options: str) -> None:
     ok(jobs(data_dir, "add", job_id, "--every", "1h", *options, "--", PY, "-c", code))
 
 
-def store_call(data_dir: Path, action: Any) -> Any:
-    async def main() -> Any:
-        async with SqliteStore(data_dir / "scheduler.db") as store:
-            return await action(store)
-
-    return asyncio.run(main())
-
-
 def audit(data_dir: Path, job_id: str) -> list[AuditEntry]:
     return list(store_call(data_dir, lambda s: s.list_audit(job_id)))
 
@@ -92,10 +66,7 @@ def changed_token(data_dir: Path) -> str | None:
 
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
-    """A data directory with an (empty) agentcron database."""
-    result = runner.invoke(build_app(), ["db", "migrate", "--data-dir", str(tmp_path / "data")])
-    assert result.exit_code == 0, result.stderr
-    return tmp_path / "data"
+    return migrated_data_dir(tmp_path)
 
 
 # == list ======================================================================================

@@ -4,49 +4,21 @@ agentcron.toml defines (the next reload would undo them)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner, Result
+from cli_helpers import assert_bad_input, jobs, migrated_data_dir, ok, store_call
+from typer.testing import Result
 
-from agentcron.cli.main import build_app
 from agentcron.models import CONFIG_JOBS_KEY
-from agentcron.store.sqlite import SqliteStore
 
-runner = CliRunner()
 FILE_JOB_ADVICE = "then reload (`agentcron jobs reload`); a change made here would be undone"
-
-
-def jobs(data_dir: Path, command: str, *args: str) -> Result:
-    return runner.invoke(build_app(), ["jobs", command, "--data-dir", str(data_dir), *args])
-
-
-def ok(result: Result) -> str:
-    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
-    return result.stdout
-
-
-def assert_bad_input(result: Result, *fragments: str) -> None:
-    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
-    assert result.stderr.startswith("agentcron: ")
-    assert result.stderr.count("\n") == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr, result.stderr
 
 
 def add_hourly(data_dir: Path, job_id: str, *options: str) -> Result:
     return jobs(data_dir, "add", job_id, "--every", "1h", *options, "--command", "true")
-
-
-def store_call(data_dir: Path, action: Any) -> Any:
-    async def main() -> Any:
-        async with SqliteStore(data_dir / "scheduler.db") as store:
-            return await action(store)
-
-    return asyncio.run(main())
 
 
 def mark_as_file_jobs(data_dir: Path, *job_ids: str) -> None:
@@ -61,9 +33,7 @@ def definitions(data_dir: Path) -> dict[str, Any]:
 
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
-    result = runner.invoke(build_app(), ["db", "migrate", "--data-dir", str(tmp_path / "data")])
-    assert result.exit_code == 0, result.stderr
-    return tmp_path / "data"
+    return migrated_data_dir(tmp_path)
 
 
 # == time zones ================================================================================
