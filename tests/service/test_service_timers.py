@@ -184,7 +184,8 @@ def test_export_writes_a_timer_and_a_service_per_convertible_job_and_reports_the
     assert "Unit=agentcron-job-nightly\\x2dbackup.service" in timer
     service = (tmp_path / "out" / "agentcron-job-digest.service").read_text()
     assert (
-        "ExecStart=/usr/bin/python3 -m agentcron jobs run digest --data-dir /srv/data\n" in service
+        "ExecStart=/usr/bin/python3 -m agentcron jobs run --data-dir /srv/data -- digest\n"
+        in service
     )
     assert "Persistent=false" in (tmp_path / "out" / "agentcron-job-digest.timer").read_text()
     assert [c.job_id for c in result.refused] == ["month-end"]

@@ -30,6 +30,7 @@ the log sink (`default_rules`).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -56,6 +57,8 @@ def parse_duration(value: Any, what: str) -> float:
         raise ValueError(
             f"{what}: {value!r} is not a duration (seconds, or a string like '30s', '10m', '2h')"
         )
+    if not math.isfinite(seconds):  # TOML has nan and inf: a NaN cooldown never holds
+        raise ValueError(f"{what}: {value!r} is not a finite duration")
     if seconds < 0:
         raise ValueError(f"{what}: must not be negative")
     return seconds

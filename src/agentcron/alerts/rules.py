@@ -18,6 +18,7 @@ Decisions here are pure: `match(rule, event, streak)` and `in_cooldown(last, coo
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,9 +94,11 @@ class Rule:
             )
         if not self.sinks:
             raise ValueError(f"{where}: needs at least one sink")
-        if self.cooldown_s < 0:
+        if not self.cooldown_s >= 0:  # NaN too: a NaN cooldown would never hold
             raise ValueError(f"{where}: cooldown must be >= 0")
         if self.threshold is not None:
+            if not math.isfinite(self.threshold):
+                raise ValueError(f"{where}: threshold must be a finite number")
             if self.kind not in DEFAULT_THRESHOLD:
                 raise ValueError(f"{where}: kind {self.kind!r} takes no threshold")
             if self.kind == "consecutive_failures" and (

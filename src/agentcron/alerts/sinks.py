@@ -24,7 +24,9 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,6 +53,10 @@ log = logging.getLogger("agentcron.alerts")
 
 SIGNATURE_HEADER = "X-Agentcron-Signature"
 _RETRY_STATUSES = frozenset({408, 429})
+#: the characters of an HTTP header name (RFC 9110 `token`)
+_TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+#: a command sink's `AGENTCRON_ALERT_*` values are cut to this (stdin has the whole alert)
+ENV_VALUE_CHARS = 4000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,11 +142,27 @@ class WebhookSink:
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"webhook sink {name!r}: url must be http(s)://..., got {url!r}")
-        if timeout_s <= 0:
+        # what httpx would refuse only when the first alert is sent, refused now
+        try:
+            parsed = httpx.URL(url)
+            port = parsed.port
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"webhook sink {name!r}: bad url {url!r}: {exc}") from None
+        if not parsed.host:
+            raise ValueError(f"webhook sink {name!r}: url {url!r} has no host")
+        if port is not None and not 0 < port < 65536:
+            raise ValueError(f"webhook sink {name!r}: url {url!r} has a bad port")
+        for key, value in (headers or {}).items():
+            if not _TOKEN.match(key) or not all(c == "\t" or " " <= c <= "~" for c in value):
+                raise ValueError(
+                    f"webhook sink {name!r}: header {key!r}: names are tokens and values "
+                    "printable ASCII (no line breaks)"
+                )
+        if not (0 < timeout_s < math.inf):
             raise ValueError(f"webhook sink {name!r}: timeout must be positive")
         if retries < 0:
             raise ValueError(f"webhook sink {name!r}: retries must be >= 0")
-        if backoff_s < 0 or max_backoff_s < 0:
+        if not (backoff_s >= 0 and max_backoff_s >= 0):  # NaN too
             raise ValueError(f"webhook sink {name!r}: backoff must be >= 0")
         self.name = name
         self.url = url
@@ -220,11 +242,11 @@ class CommandSink:
     async def send(self, alert: Alert) -> None:
         env = {
             **os.environ,
-            "AGENTCRON_ALERT_RULE": alert.rule,
-            "AGENTCRON_ALERT_KIND": alert.kind,
-            "AGENTCRON_ALERT_KEY": alert.key,
-            "AGENTCRON_ALERT_SEVERITY": alert.severity,
-            "AGENTCRON_ALERT_MESSAGE": alert.message,
+            "AGENTCRON_ALERT_RULE": _env_value(alert.rule),
+            "AGENTCRON_ALERT_KIND": _env_value(alert.kind),
+            "AGENTCRON_ALERT_KEY": _env_value(alert.key),
+            "AGENTCRON_ALERT_SEVERITY": _env_value(alert.severity),
+            "AGENTCRON_ALERT_MESSAGE": _env_value(alert.message),
         }
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -254,3 +276,16 @@ class CommandSink:
                 f"command {self.name!r} exited with {proc.returncode}"
                 + (f": {tail}" if tail else "")
             )
+
+
+def _env_value(text: str) -> str:
+    """`text` as an environment variable can hold it, whatever a job's error contained.
+
+    No NUL (exec refuses it), only encodable text (a lone surrogate is written as `\\udxxx`)
+    and at most `ENV_VALUE_CHARS` characters (Linux refuses a variable over 128 KiB).
+    """
+    text = text.replace("\x00", "\\0").encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) > ENV_VALUE_CHARS:
+        cut = len(text) - ENV_VALUE_CHARS
+        text = f"{text[:ENV_VALUE_CHARS]}... [{cut:,} more characters]"
+    return text

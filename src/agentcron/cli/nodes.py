@@ -95,10 +95,12 @@ def nodes_command(
 ) -> None:
     """List the nodes that sent heartbeats: online, suspect or offline, with a health score."""
     now = datetime.now(UTC)
-    views = [
-        view_node(hb, now, missed_threshold=missed_threshold)
-        for hb in _load(_data_dir(data_dir), store)
-    ]
+    views = []
+    for hb in _load(_data_dir(data_dir), store):
+        try:
+            views.append(view_node(hb, now, missed_threshold=missed_threshold))
+        except ValueError as exc:  # a malformed row from another node, as the monitor does
+            typer.echo(visible(f"agentcron: ignoring node {hb.node_id}: {exc}"), err=True)
     if as_json:
         print_json([v.to_dict() for v in views])
         return
@@ -146,9 +148,15 @@ def health_command(
         raise typer.Exit(EXIT_UNHEALTHY)
     now = datetime.now(UTC)
     beat = next((hb for hb in _load(directory, store) if hb.node_id == node), None)
-    view = view_node(beat, now) if beat is not None else None
+    malformed = None
+    try:
+        view = view_node(beat, now) if beat is not None else None
+    except ValueError as exc:
+        view, malformed = None, f"malformed heartbeat: {exc}"
     healthy = is_healthy(view)
-    if view is None:
+    if malformed is not None:
+        reason = malformed
+    elif view is None:
         reason = "no heartbeat from this node"
     elif view.reported == NODE_STOPPED:
         reason = f"stopped {_ago((now - view.last_seen).total_seconds())}"

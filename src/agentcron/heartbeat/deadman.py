@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -78,9 +79,9 @@ class Expectation:
             raise ValueError(
                 f"expect_every of job {self.job_id!r}: give either a duration or a schedule"
             )
-        if self.every_s is not None and self.every_s <= 0:
+        if self.every_s is not None and not 0 < self.every_s < math.inf:
             raise ValueError(f"expect_every of job {self.job_id!r} must be positive")
-        if self.grace_s < 0:
+        if not 0 <= self.grace_s < math.inf:
             raise ValueError(f"expect_every grace of job {self.job_id!r} must be >= 0")
 
 
@@ -94,12 +95,15 @@ def expected_by(
 ) -> datetime | None:
     """When the next success is due at the latest (None: never; see the module docstring)."""
     base = last_success if last_success is not None else since
-    grace = timedelta(seconds=grace_s)
-    if every_s is not None:
-        return base + timedelta(seconds=every_s) + grace
-    if next_fire is not None:
-        fire = next_fire(base)
-        return fire + grace if fire is not None else None
+    try:
+        grace = timedelta(seconds=grace_s)
+        if every_s is not None:
+            return base + timedelta(seconds=every_s) + grace
+        if next_fire is not None:
+            fire = next_fire(base)
+            return fire + grace if fire is not None else None
+    except OverflowError:
+        return None  # due after the end of the calendar (year 9999): never
     raise ValueError("expected_by needs every_s or next_fire")
 
 

@@ -94,7 +94,8 @@ def missed_beats(
     grace_fraction: float = DEFAULT_GRACE_FRACTION,
 ) -> int:
     """How many heartbeats were due since `last_seen` and did not arrive."""
-    if interval_s <= 0:
+    # NaN or infinity (a node that would stay online for ever) cannot be judged either
+    if not 0 < interval_s < math.inf:
         raise ValueError(f"heartbeat interval must be positive, got {interval_s}")
     elapsed = (now - last_seen).total_seconds()
     late = elapsed - grace_fraction * interval_s

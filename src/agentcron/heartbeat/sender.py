@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import platform
 import socket
@@ -64,7 +65,7 @@ def interval_from_env(environ: Mapping[str, str] | None = None) -> float:
         ms = float(raw)
     except ValueError:
         raise ValueError(f"HEARTBEAT_INTERVAL: {raw!r} is not a number of milliseconds") from None
-    if ms <= 0:
+    if not 0 < ms < math.inf:  # NaN too
         raise ValueError(f"HEARTBEAT_INTERVAL: must be positive milliseconds, got {raw!r}")
     return ms / 1000.0
 
@@ -140,7 +141,7 @@ class HeartbeatSender:
         loop_lag_period_s: float | None = 0.5,
         disk_path: str | os.PathLike[str] | None = None,
     ) -> None:
-        if interval_s <= 0:
+        if not 0 < interval_s < math.inf:
             raise ValueError(f"heartbeat interval must be positive, got {interval_s}")
         self.store = store
         self.clock = clock

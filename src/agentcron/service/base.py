@@ -255,6 +255,9 @@ class ServiceSpec:
                 validate_path(label, path)
         for key, value in self.environment.items():
             validate_env(key, value)
+        for label, text in (("account", self.account), ("description", self.description)):
+            if text is not None:
+                validate_text(label, text)
         if self.restart_delay_s < 1 or self.restart_count < 0 or self.watchdog_s < 0:
             raise ServiceError("restart delay must be >= 1 s, restart count and watchdog >= 0")
         if self.daily_at is not None:
@@ -290,19 +293,27 @@ def validate_name(name: str) -> str:
             f"service name {name!r} contains {' '.join(bad)}; "
             f'the characters < > : " / \\ | ? * are not allowed'
         )
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise ServiceError(f"service name {name!r} contains control characters")
+    validate_text("service name", name)
     if len(name) > MAX_NAME_LENGTH:
         raise ServiceError(f"service name is longer than {MAX_NAME_LENGTH} characters")
     return name
+
+
+def validate_text(label: str, text: str) -> None:
+    """Refuse what no unit file, XML document or plist can hold: control characters, and
+    text that is not valid UTF-8 (a non-UTF-8 byte of a POSIX path or argv arrives as a lone
+    surrogate, which cannot be written to the file, and would crash the write half-way)."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ServiceError(f"{label} {text!r} contains control characters (a newline?)")
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        raise ServiceError(f"{label} {text!r} is not valid UTF-8 text")
 
 
 def validate_path(label: str, path: PurePath) -> None:
     text = str(path)
     if not path.is_absolute():
         raise ServiceError(f"{label} {text!r} is not an absolute path")
-    if any(ord(c) < 32 or ord(c) == 127 for c in text):
-        raise ServiceError(f"{label} {text!r} contains control characters (a newline?)")
+    validate_text(label, text)
 
 
 def validate_env(key: str, value: str) -> None:
@@ -314,6 +325,8 @@ def validate_env(key: str, value: str) -> None:
         raise ServiceError(f"environment variable name {key!r} is not a valid name")
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise ServiceError(f"environment variable {key} contains control characters")
+    if any("\ud800" <= c <= "\udfff" for c in value):
+        raise ServiceError(f"environment variable {key} is not valid UTF-8 text")
 
 
 def parse_hh_mm(text: str) -> tuple[int, int]:

@@ -339,7 +339,7 @@ def export_timers(
 ) -> TimerExport:
     """One `.timer` + oneshot `.service` per convertible job, written under `out_dir`.
 
-    Each service runs `<python> -m agentcron jobs run <id> --data-dir <data_dir>`.
+    Each service runs `<python> -m agentcron jobs run --data-dir <data_dir> -- <id>`.
     """
     steps: list[WriteFile] = []
     conversions: list[Conversion] = []
@@ -359,15 +359,17 @@ def export_timers(
         conversions.append(conversion)
         if conversion.on_calendar is None:
             continue
+        # the id after `--`: a job id such as `-x` is an id, not an option
         argv = [
             str(python),
             "-m",
             "agentcron",
             "jobs",
             "run",
-            job.job_id,
             "--data-dir",
             str(data_dir),
+            "--",
+            job.job_id,
         ]
         description = escape_specifiers(f"agentcron job {job.job_id}".replace("\\", "/"))
         service = "\n".join(
