@@ -30,6 +30,18 @@ def test_a_duration_that_is_not_a_finite_number_is_refused(value: float) -> None
         parse_duration(value, "cooldown")
 
 
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("1h30m", 5400.0), ("2d", 172800.0), ("250ms", 0.25)]
+)
+def test_alert_durations_are_read_as_every_other_duration_of_agentcron(
+    text: str, seconds: float
+) -> None:
+    # The alerts had their own parser, without sums ("1h30m") or the 100-year cap.
+    assert parse_duration(text, "cooldown") == seconds
+    with pytest.raises(ValueError, match="longer than 100 years"):
+        parse_duration("40000d", "cooldown")
+
+
 def test_a_nan_cooldown_stops_start_up_naming_the_rule(clock: VirtualClock) -> None:
     with pytest.raises(ValueError, match=r"alerts\.rules\[0\] \('run_failed'\): cooldown"):
         load_alerting({"rules": [{"kind": "run_failed", "cooldown": math.nan}]}, clock)

@@ -30,39 +30,15 @@ the log sink (`default_rules`).
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agentcron.alerts.rules import Rule, default_rules
 from agentcron.alerts.sinks import CommandSink, LogSink, Sink, WebhookSink
 from agentcron.clock import Clock
+from agentcron.durations import parse_duration
 
 __all__ = ["load_alerting", "parse_duration"]
-
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-
-
-def parse_duration(value: Any, what: str) -> float:
-    """Seconds from a number (seconds) or a string with a unit (`"500ms"`, `"10m"`, ...)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{what}: {value!r} is not a duration")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    else:
-        raise ValueError(
-            f"{what}: {value!r} is not a duration (seconds, or a string like '30s', '10m', '2h')"
-        )
-    if not math.isfinite(seconds):  # TOML has nan and inf: a NaN cooldown never holds
-        raise ValueError(f"{what}: {value!r} is not a finite duration")
-    if seconds < 0:
-        raise ValueError(f"{what}: must not be negative")
-    return seconds
-
 
 def _strs(value: Any, what: str) -> tuple[str, ...]:
     if isinstance(value, str):
