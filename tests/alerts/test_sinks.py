@@ -82,6 +82,19 @@ async def test_a_server_that_keeps_failing_gives_up_after_its_retries(
     assert clock.monotonic() - start == 11.0  # 5 s, then 10 s capped at 6 s
 
 
+async def test_a_failed_webhook_names_its_host_but_not_the_secret_in_its_url(
+    http: LocalHTTP, clock: VirtualClock
+) -> None:
+    # The path of a Slack or Teams incoming webhook is its credential: errors go to logs.
+    http.script = Script(statuses=[403])
+    url = http.url.replace("://", "://user:pw@").rstrip("/") + "/services/T0/B0/s3cr3t?k=v"
+    with pytest.raises(SinkError) as info:
+        await WebhookSink("ops", url, clock, retries=0).send(an_alert())
+    message = str(info.value)
+    assert "HTTP 403" in message and "127.0.0.1" in message
+    assert not any(secret in message for secret in ("s3cr3t", "k=v", "pw", "services"))
+
+
 async def test_a_slow_server_times_out(http: LocalHTTP, clock: VirtualClock) -> None:
     http.script = Script(hold=threading.Event())
     sink = WebhookSink("ops", http.url, clock, timeout_s=0.2, retries=0)

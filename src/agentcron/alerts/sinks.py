@@ -166,6 +166,10 @@ class WebhookSink:
             raise ValueError(f"webhook sink {name!r}: backoff must be >= 0")
         self.name = name
         self.url = url
+        #: The URL as errors and logs show it: its path, query and credentials are often the
+        #: secret itself (a Slack or Teams incoming webhook), so only where it goes.
+        where = parsed.netloc.decode("ascii").rpartition("@")[2]  # without user:password
+        self.shown_url = f"{parsed.scheme}://{where}/..."
         self.clock = clock
         self.secret = secret or None
         self.timeout_s = timeout_s
@@ -209,7 +213,7 @@ class WebhookSink:
                     )
                 if not retryable or attempt == attempts:
                     raise SinkError(
-                        f"webhook {self.name!r} ({self.url}) failed after {attempt} "
+                        f"webhook {self.name!r} ({self.shown_url}) failed after {attempt} "
                         f"attempt(s): {problem}"
                     )
                 delay = self.backoff(attempt)
