@@ -4,6 +4,7 @@ between `systemd-analyze calendar` and `agentcron.cron` on the next fire times."
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -212,8 +213,17 @@ def test_a_job_whose_escaped_unit_name_is_too_long_is_refused_and_the_rest_expor
 
 def test_job_ids_are_escaped_into_unit_names_like_systemd_escape() -> None:
     assert escape_unit_name("nightly-backup") == "nightly\\x2dbackup"
-    assert escape_unit_name("a b/ü") == "a\\x20b\\x2f\\xc3\\xbc"
+    assert escape_unit_name("a b/ü") == "a\\x20b-\\xc3\\xbc"
     assert escape_unit_name(".hidden") == "\\x2ehidden"
+
+
+@linux_only
+def test_unit_names_are_what_the_real_systemd_escape_makes_of_the_job_ids() -> None:
+    # "/" became "\\x2f" here and "-" there: the docs promise systemd-escape's names.
+    ids = ["nightly-backup", "a b/ü", ".hidden", "/lead/and/trail/", "x$`y'z\"\\", "日本"]
+    made = subprocess.run(["systemd-escape", "--", *ids], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.split() == [escape_unit_name(job_id) for job_id in ids]
 
 
 @linux_only

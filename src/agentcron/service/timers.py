@@ -301,13 +301,16 @@ def convert(job: TimerJob) -> Conversion:
 
 
 def escape_unit_name(text: str) -> str:
-    """`systemd-escape` for one unit-name component: `-` and unsafe bytes become `\\xNN`."""
+    """`systemd-escape` for one unit-name component: `/` becomes `-`, and `-` and unsafe
+    bytes become `\\xNN`."""
     out = []
     for index, char in enumerate(text):
         if (char.isascii() and (char.isalnum() or char in ":_.")) and not (
             index == 0 and char == "."
         ):
             out.append(char)
+        elif char == "/":
+            out.append("-")
         else:
             out.extend(f"\\x{byte:02x}" for byte in char.encode("utf-8"))
     return "".join(out)
