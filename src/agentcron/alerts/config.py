@@ -40,6 +40,7 @@ from agentcron.durations import parse_duration
 
 __all__ = ["load_alerting", "parse_duration"]
 
+
 def _strs(value: Any, what: str) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
