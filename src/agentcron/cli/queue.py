@@ -102,7 +102,7 @@ def add(
     try:
         payload = json.loads(data)
         delay_s = parse_duration_s(delay)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         fail(f"bad --data or --delay: {exc}")
     added = with_queue(
         queue_url(store, data_dir),

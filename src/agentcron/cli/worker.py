@@ -38,7 +38,11 @@ def make_handler(reference: str | None) -> Callable[[Job], Any]:
     """The job handler: `reference` resolved once, or each job's name resolved per job."""
     if reference is not None:
         target = resolve(reference)
-        return lambda job: _call(target, job)
+
+        async def fixed(job: Job) -> Any:
+            return await _call(target, job)
+
+        return fixed
     cache: dict[str, Callable[..., Any]] = {}
 
     async def by_name(job: Job) -> Any:

@@ -27,6 +27,7 @@ from typing import Any
 
 from agentcron.clock import Clock
 from agentcron.engine.active import ActiveRun
+from agentcron.error_text import describe_error, message_of
 from agentcron.events import (
     EventBus,
     RunCancelled,
@@ -56,29 +57,6 @@ _TAIL_CHARS = 4000
 _JOB_LOG = logging.getLogger("agentcron.job")
 
 
-#: The longest error text a run record keeps (the start of it; its events, alerts and the
-#: log repeat it, and a handler's error may carry megabytes, a whole argv for instance).
-ERROR_CHARS = 4000
-
-
-def _message(error: BaseException) -> str:
-    """`str(error)`, which runs the handler's code (`__str__`) and so may itself raise."""
-    try:
-        return str(error)
-    except Exception as exc:
-        return f"<str() of the error raised {type(exc).__name__}>"
-
-
-def describe_error(error: BaseException) -> str:
-    """`"<type>: <message>"` (or the type alone), cut to `ERROR_CHARS` characters."""
-    text = _message(error)
-    described = f"{type(error).__name__}: {text}" if text else type(error).__name__
-    if len(described) > ERROR_CHARS:
-        cut = len(described) - ERROR_CHARS
-        described = f"{described[:ERROR_CHARS]}... [{cut:,} more characters]"
-    return described
-
-
 def _tail(text: Any) -> str | None:
     if text is None:
         return None
@@ -87,7 +65,7 @@ def _tail(text: Any) -> str | None:
 
 
 def _escaped(exc: BaseException) -> HandlerError:
-    return HandlerError(f"handler raised {type(exc).__name__}({_message(exc)})")
+    return HandlerError(f"handler raised {type(exc).__name__}({message_of(exc)})")
 
 
 async def _guarded(handler: Handler, ctx: RunContext) -> Any:

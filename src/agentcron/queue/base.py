@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from agentcron.queue.worker import Worker
 
 __all__ = [
+    "MAX_COUNT",
+    "MAX_DELAY_S",
     "MAX_PRIORITY",
     "STATES",
     "Backoff",
@@ -61,9 +63,17 @@ MAX_PRIORITY = 2**21
 STATES = ("waiting", "active", "completed", "failed", "delayed")
 CleanState = Literal["completed", "failed", "waiting", "delayed"]
 
-#: The longest grace `clean` takes as given: 100 years, more than any job's age (a longer
-#: one removes the same jobs, none, and would overflow the backends' millisecond integers).
-MAX_CLEAN_GRACE_S = 100 * 365 * 86_400
+#: The longest delay, backoff or worker timing a queue takes: 100 years. Longer ones
+#: overflow the backends' millisecond integers (SQLite's and msgpack's 64 bits), so `add`
+#: refuses them and retry delays are capped at it.
+MAX_DELAY_S = 100 * 365 * 86_400
+#: The longest grace `clean` takes as given: more than any job's age (a longer one removes
+#: the same jobs, none).
+MAX_CLEAN_GRACE_S = MAX_DELAY_S
+#: The largest count (`attempts`, a retention count) a job takes.
+MAX_COUNT = 2**31 - 1
+#: The largest `limit` `clean` takes (SQLite's 64-bit integers).
+MAX_CLEAN_LIMIT = 2**63 - 1
 
 
 def clean_grace_ms(grace: float, limit: int, state: str) -> int:
@@ -73,9 +83,15 @@ def clean_grace_ms(grace: float, limit: int, state: str) -> int:
         raise QueueInputError(
             f"clean state must be completed, failed, waiting or delayed, got {state!r}"
         )
-    if not (grace >= 0 and math.isfinite(grace)) or limit < 0:
+    if (
+        not (grace >= 0 and math.isfinite(grace))
+        or isinstance(limit, bool)
+        or not isinstance(limit, int)
+        or not 0 <= limit <= MAX_CLEAN_LIMIT
+    ):
         raise QueueInputError(
-            f"clean needs a finite grace >= 0 seconds and a limit >= 0, got {grace!r} and {limit!r}"
+            f"clean needs a finite grace >= 0 seconds and a limit from 0 to {MAX_CLEAN_LIMIT},"
+            f" got {grace!r} and {limit!r}"
         )
     return round(min(grace, MAX_CLEAN_GRACE_S) * 1000)
 
@@ -114,13 +130,18 @@ class Backoff:
             raise QueueInputError(
                 f"unknown backoff kind {self.kind!r} (fixed, exponential, custom)"
             )
-        if not math.isfinite(self.delay_s) or self.delay_s < 0:
-            raise QueueInputError(f"backoff delay must be >= 0 seconds, got {self.delay_s!r}")
+        if not is_seconds(self.delay_s) or self.delay_s < 0:
+            raise QueueInputError(
+                f"backoff delay must be from 0 to {MAX_DELAY_S} seconds, got {self.delay_s!r}"
+            )
 
     def delay_after(self, failed_attempts: int) -> float:
-        """Seconds to wait after `failed_attempts` attempts failed (fixed/exponential only)."""
+        """Seconds to wait after `failed_attempts` attempts failed (fixed/exponential only),
+        at most `MAX_DELAY_S`."""
         if self.kind == "exponential":
-            return float(self.delay_s * 2 ** max(failed_attempts - 1, 0))
+            # 2.0**n overflows from n = 1024 on: the exponent stops at 1023, min() caps the rest.
+            factor = 2.0 ** min(max(failed_attempts - 1, 0), 1023)
+            return min(self.delay_s * factor, MAX_DELAY_S) if self.delay_s else 0.0
         return self.delay_s
 
 
@@ -324,8 +345,30 @@ def encode_data(data: Any) -> str:
     """Data as compact JSON; `QueueInputError` when it cannot be serialised."""
     try:
         return _ENCODE(data)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise QueueInputError(f"job data must be JSON-serialisable: {exc}") from None
+
+
+def is_seconds(value: Any) -> bool:
+    """True for a number of seconds a backend can store: finite, at most `MAX_DELAY_S`."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value <= MAX_DELAY_S
+    )
+
+
+def json_safe(value: Any) -> Any:
+    """`value` when it is JSON, else its repr (a handler's result is stored as JSON)."""
+    try:
+        _ENCODE(value)
+    except (TypeError, ValueError, RecursionError):
+        try:
+            return repr(value)
+        except Exception:
+            return f"<{type(value).__name__} object>"
+    return value
 
 
 def validate_job(
@@ -345,10 +388,18 @@ def validate_job(
         raise QueueInputError(f"priority must be an integer, got {priority!r}")
     if not 0 <= priority <= MAX_PRIORITY:
         raise QueueInputError(f"priority must be between 0 and {MAX_PRIORITY}, got {priority}")
-    if not isinstance(delay, int | float) or not math.isfinite(delay) or delay < 0:
-        raise QueueInputError(f"delay must be a number of seconds >= 0, got {delay!r}")
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-        raise QueueInputError(f"attempts must be an integer >= 1, got {attempts!r}")
+    if not is_seconds(delay) or delay < 0:
+        raise QueueInputError(
+            f"delay must be a number of seconds from 0 to {MAX_DELAY_S}, got {delay!r}"
+        )
+    if (
+        isinstance(attempts, bool)
+        or not isinstance(attempts, int)
+        or not 1 <= attempts <= MAX_COUNT
+    ):
+        raise QueueInputError(
+            f"attempts must be an integer from 1 to {MAX_COUNT}, got {attempts!r}"
+        )
     if job_id is not None and (not isinstance(job_id, str) or not job_id):
         raise QueueInputError("job_id must be a non-empty string")
     if job_id is not None and job_id.isdigit():
@@ -358,8 +409,10 @@ def validate_job(
         ("remove_on_complete", remove_on_complete),
         ("remove_on_fail", remove_on_fail),
     ):
-        if not isinstance(keep, bool) and (not isinstance(keep, int) or keep < 0):
-            raise QueueInputError(f"{label} must be True, False or a count >= 0, got {keep!r}")
+        if not isinstance(keep, bool) and (not isinstance(keep, int) or not 0 <= keep <= MAX_COUNT):
+            raise QueueInputError(
+                f"{label} must be True, False or a count from 0 to {MAX_COUNT}, got {keep!r}"
+            )
 
 
 def keep_count(keep: Retention) -> int:
@@ -432,7 +485,12 @@ def sqlite_path(url: str) -> tuple[str, dict[str, Any]]:
         if key == "synchronous":
             query["synchronous"] = values[-1].upper()
         elif key == "busy_timeout_ms":
-            query["busy_timeout_ms"] = int(values[-1])
+            try:
+                query["busy_timeout_ms"] = int(values[-1])
+            except ValueError:
+                raise QueueInputError(
+                    f"sqlite option busy_timeout_ms must be an integer, got {values[-1]!r}"
+                ) from None
         else:
             raise QueueInputError(f"unknown sqlite queue option {key!r}")
     return path, query
@@ -452,5 +510,7 @@ class RateLimit:
             or self.max_jobs < 1
         ):
             raise QueueInputError(f"rate limit needs max >= 1 jobs, got {self.max_jobs!r}")
-        if not isinstance(self.per_s, int | float) or not self.per_s > 0:
-            raise QueueInputError(f"rate limit needs a period > 0 seconds, got {self.per_s!r}")
+        if not is_seconds(self.per_s) or not self.per_s > 0:
+            raise QueueInputError(
+                f"rate limit needs a period > 0 and <= {MAX_DELAY_S} seconds, got {self.per_s!r}"
+            )

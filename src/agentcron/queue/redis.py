@@ -374,10 +374,11 @@ class RedisQueue:
     async def add_repeatable(
         self, name: str, data: Any = None, *, cron: str, tz: str = "UTC", key: str | None = None
     ) -> str:
-        from agentcron.queue.repeat import next_fire_ms, repeat_key
+        from agentcron.queue.repeat import next_fire_ms, repeat_key, validate_repeatable
 
         key = key or repeat_key(name, cron, tz)
-        next_fire_ms(cron, tz, int(time.time() * 1000))
+        next_fire_ms(cron, tz, int(time.time() * 1000))  # validates before anything is written
+        validate_repeatable(name)
         spec = json.dumps(
             {"name": name, "data": json.loads(encode_data(data)), "cron": cron, "tz": tz}
         )

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-from agentcron.queue.base import QueueInputError
+from agentcron.queue.base import QueueInputError, validate_job
 
-__all__ = ["next_fire_ms", "occurrence_id", "repeat_key"]
+__all__ = ["next_fire_ms", "occurrence_id", "repeat_key", "validate_repeatable"]
 
 
 def repeat_key(name: str, cron: str, tz: str) -> str:
@@ -43,3 +43,17 @@ def next_fire_ms(cron: str, tz: str, after_ms: int) -> int | None:
     except (CronError, ValueError, KeyError) as exc:
         raise QueueInputError(f"bad repeatable schedule {cron!r} in {tz!r}: {exc}") from None
     return None if fire is None else int(fire.timestamp() * 1000)
+
+
+def validate_repeatable(name: str) -> None:
+    """Raise `QueueInputError` when `name` could not be enqueued (checked before the spec is
+    written: a spec whose jobs are refused would make every later tick fail)."""
+    validate_job(
+        name=name,
+        priority=0,
+        delay=0.0,
+        attempts=1,
+        job_id=None,
+        remove_on_complete=False,
+        remove_on_fail=False,
+    )

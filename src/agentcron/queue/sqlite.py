@@ -124,8 +124,11 @@ class SqliteQueue:
         return self._conn
 
     def _connect(self) -> sqlite3.Connection:
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise QueueError(f"cannot open queue database {self.path}: {exc}") from exc
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
@@ -291,7 +294,11 @@ class SqliteQueue:
 
     # -- reading ----------------------------------------------------------------------
     async def get(self, job_id: str) -> JobInfo | None:
+        if not isinstance(job_id, str):
+            raise QueueInputError(f"job id must be a string, got {job_id!r}")
         if job_id.isdigit():
+            if int(job_id) > _MAX_SEQ:
+                return None  # beyond SQLite's integers: no row can have it
             where, key = "seq=? AND id IS NULL", int(job_id)
         else:
             where, key = "id=?", job_id  # type: ignore[assignment]
@@ -394,10 +401,11 @@ class SqliteQueue:
     async def add_repeatable(
         self, name: str, data: Any = None, *, cron: str, tz: str = "UTC", key: str | None = None
     ) -> str:
-        from agentcron.queue.repeat import next_fire_ms, repeat_key
+        from agentcron.queue.repeat import next_fire_ms, repeat_key, validate_repeatable
 
         key = key or repeat_key(name, cron, tz)
         next_fire_ms(cron, tz, self._now_ms())  # validates before anything is written
+        validate_repeatable(name)
         encoded = encode_data(data)
         self.db.execute(
             "INSERT INTO queue_repeatables (queue, key, name, data, cron, tz) VALUES (?,?,?,?,?,?)"
@@ -511,9 +519,11 @@ class SqliteQueue:
             (self.name,),
         ).fetchone()
         paused, window_start_ms, window_count = meta if meta else (0, 0, 0)
+        # Due delayed jobs become waiting even while paused (as BullMQ moves them to its
+        # paused list): a paused queue then reports them as paused, not as delayed forever.
+        db.execute(sql.PROMOTE, (self.name, now_ms))
         if paused:
             return [], None
-        db.execute(sql.PROMOTE, (self.name, now_ms))
         if rate is not None:
             period_ms = round(rate.per_s * 1000)
             if now_ms >= window_start_ms + period_ms:
@@ -642,6 +652,10 @@ class SqliteQueue:
         finally:
             sleeper.cancel()
             waker.cancel()
+
+
+#: SQLite's largest integer: no row number is larger.
+_MAX_SEQ = 2**63 - 1
 
 
 def _insert(db: sqlite3.Connection, row: tuple[Any, ...]) -> str:

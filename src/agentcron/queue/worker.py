@@ -13,15 +13,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from agentcron.clock import Clock
+from agentcron.error_text import describe_error
 from agentcron.events import EventBus, QueueJobStateChanged
-from agentcron.queue.base import Handler, Job, QueueError, QueueInputError, RateLimit
+from agentcron.handlers.threads import SYNC_THREADS
+from agentcron.queue.base import (
+    MAX_COUNT,
+    MAX_DELAY_S,
+    Handler,
+    Job,
+    QueueError,
+    QueueInputError,
+    RateLimit,
+    is_seconds,
+    json_safe,
+)
 
 __all__ = ["Finished", "UnrecoverableError", "Worker", "WorkerBackend"]
 
@@ -125,10 +139,20 @@ class Worker:
         poll_s: float = 0.2,
         backoff_strategy: BackoffStrategy | None = None,
     ) -> None:
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise QueueInputError(f"concurrency must be an integer >= 1, got {concurrency!r}")
-        if not lease_s > 0 or not stalled_interval_s > 0 or not poll_s > 0:
-            raise QueueInputError("lease_s, stalled_interval_s and poll_s must be > 0 seconds")
+        if (
+            isinstance(concurrency, bool)
+            or not isinstance(concurrency, int)
+            or not 1 <= concurrency <= MAX_COUNT
+        ):
+            raise QueueInputError(
+                f"concurrency must be an integer from 1 to {MAX_COUNT}, got {concurrency!r}"
+            )
+        for value in (lease_s, stalled_interval_s, poll_s):
+            if not is_seconds(value) or not value > 0:
+                raise QueueInputError(
+                    f"lease_s, stalled_interval_s and poll_s must be > 0 and <= {MAX_DELAY_S}"
+                    f" seconds, got {value!r}"
+                )
         self.backend = backend
         self.handler = handler
         self.concurrency = concurrency
@@ -259,17 +283,31 @@ class Worker:
 
     async def _run_one(self, job: Job) -> None:
         try:
-            result = await self.handler(job)
+            result = await self._call(job)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self._finished.append(self._decide(job, exc))
         else:
-            self._finished.append(Finished(job, "completed", result))
+            self._finished.append(Finished(job, "completed", json_safe(result)))
         self.processed += 1
 
+    async def _call(self, job: Job) -> Any:
+        """The handler's result: async handlers awaited, sync ones run in a thread."""
+        handler = self.handler
+        if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
+            getattr(handler, "__call__", None)  # noqa: B004 - an object with async __call__
+        ):
+            return await handler(job)
+        # The engine's sync-handler threads: daemon threads (a hung handler cannot keep
+        # the process from exiting) that hung calls cannot all take.
+        result = await SYNC_THREADS.run(handler, job)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
     def _decide(self, job: Job, exc: BaseException) -> Finished:
-        error = f"{type(exc).__name__}: {exc}"
+        error = describe_error(exc)
         if isinstance(exc, UnrecoverableError) or job.attempt >= job.attempts:
             return Finished(job, "failed", error)
         backoff = job.backoff
@@ -277,12 +315,18 @@ class Worker:
         if backoff is not None and backoff.kind == "custom":
             if self.backoff_strategy is None:
                 return Finished(job, "failed", f"{error} (custom backoff without a strategy)")
-            delay_s = float(self.backoff_strategy(job.attempt, exc, job))
+            try:
+                delay_s = float(self.backoff_strategy(job.attempt, exc, job))
+            except Exception as strategy_exc:
+                why = f"backoff strategy failed: {describe_error(strategy_exc)}"
+                return Finished(job, "failed", f"{error} ({why})")
+            if math.isnan(delay_s):
+                return Finished(job, "failed", f"{error} (backoff strategy returned nan)")
             if delay_s < 0:
                 return Finished(job, "failed", error)
         elif backoff is not None:
             delay_s = backoff.delay_after(job.attempt)
-        return Finished(job, "retry", error, delay_s)
+        return Finished(job, "retry", error, min(delay_s, MAX_DELAY_S))
 
     async def _wait_for_slot(self, timeout_s: float | None = None) -> None:
         self._wake.clear()

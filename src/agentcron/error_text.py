@@ -1,0 +1,27 @@
+"""What an exception raised by user code says, safely: its text runs user code too."""
+
+from __future__ import annotations
+
+__all__ = ["ERROR_CHARS", "describe_error", "message_of"]
+
+#: The longest error text kept (the start of it): a run record's or a queue job's. Events,
+#: alerts and the log repeat it, and a handler's error may carry megabytes (a whole argv).
+ERROR_CHARS = 4000
+
+
+def message_of(error: BaseException) -> str:
+    """`str(error)`, which runs the handler's code (`__str__`) and so may itself raise."""
+    try:
+        return str(error)
+    except Exception as exc:
+        return f"<str() of the error raised {type(exc).__name__}>"
+
+
+def describe_error(error: BaseException) -> str:
+    """`"<type>: <message>"` (or the type alone), cut to `ERROR_CHARS` characters."""
+    text = message_of(error)
+    described = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    if len(described) > ERROR_CHARS:
+        cut = len(described) - ERROR_CHARS
+        described = f"{described[:ERROR_CHARS]}... [{cut:,} more characters]"
+    return described
