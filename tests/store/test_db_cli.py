@@ -151,3 +151,13 @@ def test_restoring_a_foreign_file_is_one_line_and_changes_nothing(tmp_path: Path
     assert_one_line_error(result, "refusing to restore", "not an agentcron database", "not touched")
     assert db.read_bytes() == before
     assert not list(tmp_path.glob("scheduler.db.replaced-*"))
+
+
+@pytest.mark.parametrize("age", ["99999999999d", "1000000000000w", "3000000d"])
+def test_prune_with_an_age_reaching_before_year_1_exits_2_with_one_line(
+    tmp_path: Path, age: str
+) -> None:
+    db = tmp_path / "scheduler.db"
+    asyncio.run(seed(db))
+    result = agentcron("db", "prune", "--older-than", age, "--data-dir", str(tmp_path))
+    assert_one_line_error(result, "--older-than", "too long ago")

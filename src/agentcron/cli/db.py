@@ -60,7 +60,10 @@ def parse_age(text: str) -> timedelta:
         raise ValueError(
             f"--older-than {text!r}: expected a number with a unit s/m/h/d/w, e.g. 30d"
         )
-    return timedelta(seconds=float(match.group(1)) * _UNITS_S[match.group(2)])
+    try:
+        return timedelta(seconds=float(match.group(1)) * _UNITS_S[match.group(2)])
+    except OverflowError:
+        raise ValueError(f"--older-than {text!r}: too long ago") from None
 
 
 def database_path(data_dir: Path, store: str | None) -> Path:
@@ -276,11 +279,13 @@ def prune(
         fail(f"no database at {path}; check --data-dir or --store")
     try:
         age = parse_age(older_than) if older_than else None
+        if age is None and keep_per_job is None:
+            age = timedelta(days=30)
+        cutoff = _now() - age if age is not None else None
     except ValueError as exc:
         fail(str(exc))
-    if age is None and keep_per_job is None:
-        age = timedelta(days=30)
-    cutoff = _now() - age if age is not None else None
+    except OverflowError:
+        fail(f"--older-than {older_than!r}: too long ago (before year 1)")
     try:
         with _spinner(f"pruning runs in {path}", quiet=json):
             deleted = asyncio.run(_prune(path, cutoff, keep_per_job))

@@ -23,6 +23,13 @@ from agentcron.models import (
     StoredJob,
 )
 from agentcron.store.base import JobConflictError
+from agentcron.store.checks import (
+    check_aware,
+    check_keep,
+    check_paging,
+    check_run,
+    definition_json,
+)
 from agentcron.store.memory_runs import RunTable
 from agentcron.store.run_stats import stats_from_runs
 
@@ -156,6 +163,7 @@ class MemoryStore:
     async def save_job(
         self, job: StoredJob, *, actor: str, conflict: ConflictPolicy = "replace"
     ) -> StoredJob:
+        definition_json(job)  # as the other stores refuse it
         now = self._stamps.now()  # one datetime for the job's stamps and its audit entry
         row = self._jobs.get(job.id)
         if row is None:
@@ -217,6 +225,7 @@ class MemoryStore:
     async def set_job_state(
         self, job_id: str, *, next_run: datetime | None, last_fire: datetime | None
     ) -> None:
+        check_aware(next_run, last_fire)
         self._write_state(job_id, next_run, last_fire)
 
     def _write_state(
@@ -230,6 +239,7 @@ class MemoryStore:
     async def claim_fire(
         self, job_id: str, scheduled_for: datetime, node_id: str, *, now: datetime
     ) -> bool:
+        check_aware(scheduled_for, now)
         return self._runs.claim(job_id, scheduled_for, node_id)
 
     async def start_fires(
@@ -260,6 +270,7 @@ class MemoryStore:
 
     # -- runs ----------------------------------------------------------------------------
     async def record_run(self, run: RunRecord) -> bool:
+        check_run(run)
         return self._runs.record(run)
 
     async def record_runs(self, runs: Sequence[RunRecord]) -> list[bool]:
@@ -269,9 +280,11 @@ class MemoryStore:
         return self._runs.get(run_id)
 
     async def list_runs(self, query: RunQuery) -> list[RunRecord]:
+        check_paging(query)
         return self._runs.matching(query)[query.offset : query.offset + query.limit]
 
     async def count_runs(self, query: RunQuery) -> int:
+        check_aware(query.since, query.until)
         return len(self._runs.matching(query))
 
     async def run_stats(self, job_id: str) -> RunStats:
@@ -280,13 +293,17 @@ class MemoryStore:
     async def prune_runs(
         self, *, older_than: datetime | None = None, keep_per_job: int | None = None
     ) -> int:
+        check_aware(older_than)
+        check_keep(keep_per_job)
         return self._runs.prune(older_than=older_than, keep_per_job=keep_per_job)
 
     # -- leases --------------------------------------------------------------------------
     async def renew_lease(self, run_id: str, node_id: str, fence: int, *, until: datetime) -> bool:
+        check_aware(until)
         return self._runs.renew_lease(run_id, node_id, fence, until)
 
     async def interrupt_expired(self, now: datetime) -> list[RunRecord]:
+        check_aware(now)
         return self._runs.interrupt_expired(now)
 
     # -- system state --------------------------------------------------------------------

@@ -51,6 +51,7 @@ from agentcron.models import (
 )
 from agentcron.store import redis_codec as codec
 from agentcron.store.base import JobConflictError
+from agentcron.store.checks import check_keep, check_paging, definition_json
 from agentcron.store.redis_connection import (
     SCHEMA_VERSION,
     RedisConnection,
@@ -136,6 +137,7 @@ class RedisStore(RedisConnection):
         # none given means none stored). The transaction below WATCHes the whole jobs hash,
         # so it starts over whenever any other job is written meanwhile: jobs registered
         # together kept restarting each other's (20,000 jobs took 24 s).
+        definition_json(job)  # refused before anything is written, as by the other stores
         now = self.clock.now()
         new_job = job.evolve(created_at=job.created_at or now, updated_at=now, version=1)
         has_state = new_job.next_run is not None or new_job.last_fire is not None
@@ -368,6 +370,7 @@ class RedisStore(RedisConnection):
         return key, high, low
 
     async def list_runs(self, query: RunQuery) -> list[RunRecord]:
+        check_paging(query)
         key, high, low = self._range(query)
         async with self._op() as client:
             if query.statuses:
@@ -401,6 +404,8 @@ class RedisStore(RedisConnection):
     async def prune_runs(
         self, *, older_than: datetime | None = None, keep_per_job: int | None = None
     ) -> int:
+        check_keep(keep_per_job)
+        cutoff = codec.us(older_than) if older_than is not None else None
         deleted = 0
         async with self._op() as client:
             for raw_job in await client.smembers(self._runjobs):
@@ -415,8 +420,8 @@ class RedisStore(RedisConnection):
                     if status is not None and status.decode() not in _FINAL_SKIP
                 ]
                 doomed = set()
-                if older_than is not None:
-                    doomed |= {i for i, score in final if score < codec.us(older_than)}
+                if cutoff is not None:
+                    doomed |= {i for i, score in final if score < cutoff}
                 if keep_per_job is not None:
                     doomed |= {i for i, _ in final[keep_per_job:]}
                 if doomed:

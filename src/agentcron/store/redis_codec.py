@@ -11,6 +11,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from agentcron.clock import utc
 from agentcron.models import AuditEntry, NodeHeartbeat, RunRecord, RunStatus, StoredJob
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -18,11 +19,16 @@ _US = timedelta(microseconds=1)
 
 
 def us(dt: datetime) -> int:
-    return (dt.astimezone(UTC) - _EPOCH) // _US
+    """Microseconds since the epoch of an aware datetime (naive or out of range: ValueError)."""
+    return (utc(dt) - _EPOCH) // _US
 
 
 def iso(dt: datetime | None) -> str | None:
-    return dt.isoformat() if dt is not None else None
+    """ISO-8601 with `dt`'s own offset (naive or out of range: ValueError)."""
+    if dt is None:
+        return None
+    utc(dt)
+    return dt.isoformat()
 
 
 def dt(value: Any) -> datetime | None:

@@ -47,9 +47,9 @@ from agentcron.models import (
 from agentcron.store import sqlite_jobs as jobs
 from agentcron.store import sqlite_runs as runs
 from agentcron.store.base import StoreError
+from agentcron.store.checks import check_keep, check_paging, definition_json
 from agentcron.store.sqlite_codec import (
     HEARTBEAT_COLUMNS,
-    dumps,
     heartbeat_from_row,
     heartbeat_params,
     opt_us,
@@ -272,7 +272,7 @@ class SqliteStore:
     async def save_job(
         self, job: StoredJob, *, actor: str, conflict: ConflictPolicy = "replace"
     ) -> StoredJob:
-        text = dumps(job.definition)
+        text = definition_json(job)
         definition = json.loads(text)  # normalised as it will read back
         now_us = self._now_us()
         return await self._write(
@@ -360,6 +360,7 @@ class SqliteStore:
         return await self._read(lambda conn: runs.get_run(conn, run_id))
 
     async def list_runs(self, query: RunQuery) -> list[RunRecord]:
+        check_paging(query)
         sql, params = runs.list_query(query)
         return await self._read(
             lambda conn: [run_from_row(r) for r in conn.execute(sql, params).fetchall()]
@@ -375,8 +376,7 @@ class SqliteStore:
     async def prune_runs(
         self, *, older_than: datetime | None = None, keep_per_job: int | None = None
     ) -> int:
-        if keep_per_job is not None and keep_per_job < 0:
-            raise ValueError(f"keep_per_job must be >= 0, not {keep_per_job}")
+        check_keep(keep_per_job)
         cutoff_us = opt_us(older_than)
         return await self._write(lambda conn: runs.prune_runs(conn, keep_per_job, cutoff_us))
 

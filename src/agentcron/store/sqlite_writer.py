@@ -122,13 +122,19 @@ class Writer(threading.Thread):
         """Run `batch` in one transaction, leaving each op's outcome in `ok`/`value`."""
         try:
             self._transaction(batch)
-        except sqlite3.IntegrityError as exc:
+        except (sqlite3.IntegrityError, ValueError, OverflowError) as exc:
+            # A bad row, or a value SQLite cannot take (a string with surrogates, an int
+            # beyond 64 bits): it must not sink the writes queued with it.
             self._rollback()
-            if len(batch) > 1:  # one bad row must not sink the writes queued with it
+            if len(batch) > 1:
                 for op in batch:
                     self._run_batch([op])
                 return
-            self._fail(batch, describe_sqlite_error(exc, self._path, "write to"))
+            if isinstance(exc, sqlite3.IntegrityError):
+                self._fail(batch, describe_sqlite_error(exc, self._path, "write to"))
+            else:
+                error = ValueError(f"cannot write to {self._path}: {exc}")
+                batch[0].ok, batch[0].value = False, error
         except sqlite3.Error as exc:
             self._rollback()
             self._fail(batch, describe_sqlite_error(exc, self._path, "write to"))
