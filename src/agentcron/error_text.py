@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ERROR_CHARS", "describe_error", "message_of"]
+__all__ = ["ERROR_CHARS", "describe_error", "message_of", "storable"]
 
 #: The longest error text kept (the start of it): a run record's or a queue job's. Events,
 #: alerts and the log repeat it, and a handler's error may carry megabytes (a whole argv).
@@ -24,4 +24,16 @@ def describe_error(error: BaseException) -> str:
     if len(described) > ERROR_CHARS:
         cut = len(described) - ERROR_CHARS
         described = f"{described[:ERROR_CHARS]}... [{cut:,} more characters]"
-    return described
+    return storable(described)
+
+
+def storable(text: str) -> str:
+    """`text` as every store can write it: a lone surrogate (Python's stand-in for a byte of
+    a file name or an argv that is not UTF-8, which an error message may quote) becomes
+    `\\udcff`. SQLite and Redis refuse such text, and a run whose record cannot be written
+    ends up interrupted and retried instead of failed."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text

@@ -4,6 +4,7 @@ missed while the process was down or the machine slept go through the misfire po
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -134,3 +135,30 @@ async def test_jobs_and_their_history_come_back_after_a_restart(tmp_path: Path) 
         view = restarted.job("hourly")
         assert view.paused
         assert [r.status for r in await restarted.runs("hourly")] == [RunStatus.succeeded]
+
+
+#: A Latin-1 file name as Python reads it from a UTF-8 file system: with lone surrogates.
+NOT_UTF8_NAME = os.fsdecode(b"/data/r\xe9sum\xe9.txt")
+
+
+async def fails_quoting_a_file_name_that_is_not_utf8(ctx: Any) -> None:
+    raise FileNotFoundError(f"no such file: {NOT_UTF8_NAME}")
+
+
+async def test_a_run_failing_with_a_message_that_is_not_utf8_is_recorded_failed(
+    tmp_path: Path,
+) -> None:
+    # SQLite refused the final record (a lone surrogate): the run stayed running, and its
+    # lease would have made it interrupted and retried.
+    db, clock = tmp_path / "scheduler.db", VirtualClock(T0)
+    async with SqliteStore(db, clock=clock) as store:
+        sched = Scheduler(store=store, clock=clock, node_id="n1")
+        sched.add_job(
+            "hourly", trigger="0 * * * *", handler=fails_quoting_a_file_name_that_is_not_utf8
+        )
+        async with sched:
+            final = await sched.run_now("hourly")
+    assert final.status == RunStatus.failed
+    [stored] = await history(db)
+    assert stored.status == RunStatus.failed
+    assert stored.error == "FileNotFoundError: no such file: /data/r\\udce9sum\\udce9.txt"

@@ -27,7 +27,7 @@ from typing import Any
 
 from agentcron.clock import Clock
 from agentcron.engine.active import ActiveRun
-from agentcron.error_text import describe_error, message_of
+from agentcron.error_text import describe_error, message_of, storable
 from agentcron.events import (
     EventBus,
     RunCancelled,
@@ -61,7 +61,7 @@ def _tail(text: Any) -> str | None:
     if text is None:
         return None
     s = text if isinstance(text, str) else str(text)
-    return s[-_TAIL_CHARS:]
+    return storable(s[-_TAIL_CHARS:])
 
 
 def _escaped(exc: BaseException) -> HandlerError:
