@@ -103,6 +103,33 @@ def test_a_bad_value_names_the_key_and_the_value(key: str, value: str, fragment:
     assert "\n" not in message
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        "SCHEDULER_LEASE",
+        "SCHEDULER_SHUTDOWN_GRACE",
+        "BACKUP_INTERVAL",
+        "HEARTBEAT_INTERVAL",
+        "AGENT_LOOP_TIMEOUT",
+        "RETRY_MAX_DELAY",
+        "SCHEDULER_RUN_RETENTION_DAYS",
+        "SCHEDULER_RUNS_PER_JOB",
+        "BACKUP_RETENTION",
+    ],
+)
+def test_a_value_too_large_to_use_is_refused_naming_the_key(key: str) -> None:
+    # Accepted before: `agentcron run` then died with an OverflowError traceback (lease,
+    # backups, retention) or failed to prune runs every hour (SQLite INTEGER).
+    huge = "99999999999999999999"
+    environ = {key: huge}
+    if key == "HEARTBEAT_INTERVAL":
+        environ["HEARTBEAT_TIMEOUT"] = huge
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=environ, env_file=None)
+    assert f"{key}={huge!r}" in str(info.value)
+    assert "less than or equal to" in str(info.value)
+
+
 def test_retry_max_delay_below_base_delay_is_refused() -> None:
     with pytest.raises(ConfigError, match="RETRY_MAX_DELAY"):
         load_settings(environ={"RETRY_BASE_DELAY": "5000", "RETRY_MAX_DELAY": "100"}, env_file=None)

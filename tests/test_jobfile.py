@@ -144,9 +144,10 @@ def test_unknown_top_level_keys_and_presets_get_a_did_you_mean() -> None:
 
 
 def test_preset_handlers_are_read_per_loop_id() -> None:
-    text = '[presets.agent-loops.handlers]\nloop-gmail-sync = "myagent.gmail:sync"\n'
+    # (Imported when the file is read, as a job's `callable` is: the module must exist.)
+    text = '[presets.agent-loops.handlers]\nloop-gmail-sync = "os.path:exists"\n'
     parsed = parse_job_file(tomllib.loads(text))
-    assert parsed.preset_handlers == {"agent-loops": {"loop-gmail-sync": "myagent.gmail:sync"}}
+    assert parsed.preset_handlers == {"agent-loops": {"loop-gmail-sync": "os.path:exists"}}
 
 
 def test_a_syntax_error_or_missing_file_is_one_clear_error(tmp_path: Path) -> None:
@@ -344,3 +345,14 @@ def test_tags_up_to_the_limits_of_the_http_api_are_accepted() -> None:
     tags = [f"{i:02d}" + "x" * 98 for i in range(50)]
     parsed = parse_job_file(_tagged(tags))
     assert parsed.jobs[0].options["tags"] == tags
+
+
+def test_a_preset_handler_that_cannot_be_imported_is_rejected_naming_the_loop() -> None:
+    # Accepted before: `agentcron run` then failed with a message naming no place, and a
+    # reload wrote half of the file to the store before failing with a traceback.
+    text = '[presets.agent-loops.handlers]\nloop-gmail-sync = "nosuch_module_xyz:sync"\n'
+    with pytest.raises(JobFileError) as info:
+        parse_job_file(tomllib.loads(text))
+    (error,) = info.value.errors
+    assert error.startswith("presets.agent-loops.handlers.loop-gmail-sync: ")
+    assert "nosuch_module_xyz" in error

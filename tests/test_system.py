@@ -9,13 +9,21 @@ import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from agentcron.config import load_settings
 from agentcron.engine import Scheduler
 from agentcron.jobs import build_job, job_to_definition
 from agentcron.models import StoredJob
 from agentcron.presets import AGENT_LOOPS
+from agentcron.store.base import StoreError
 from agentcron.store.memory import MemoryStore
-from agentcron.system import AgentcronSystem, preset_entries, sync_jobs_from_store
+from agentcron.system import (
+    AgentcronSystem,
+    StartupError,
+    preset_entries,
+    sync_jobs_from_store,
+)
 from agentcron.testing import VirtualClock
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -119,3 +127,50 @@ def test_a_sigterm_while_agentcron_run_starts_stops_it_gracefully(tmp_path: Path
     )
     assert proc.returncode == 0, proc.stderr
     assert "stopped gracefully" in proc.stdout
+
+
+async def test_a_reload_the_store_refuses_is_one_logged_line_and_changes_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before, the error escaped `reload` (a traceback in the log) after the file's removed
+    # jobs had already been deleted from the store.
+    config = tmp_path / "agentcron.toml"
+    config.write_text('[[jobs]]\nid = "a"\ntrigger = "0 * * * *"\ncallable = "os:getcwd"\n')
+    settings = load_settings(environ={"SCHEDULER_DATA_DIR": str(tmp_path)}, env_file=None)
+    system = AgentcronSystem(settings=settings, config_path=config, presets=("agent-loops",))
+    store = MemoryStore()
+    job_file = system._load_job_file()
+    await system._write_jobs(store, job_file)
+    before = {s.id: s.definition for s in await store.list_jobs()}
+    sched = system._build_scheduler(store, tmp_path)
+    system.store, system.scheduler = store, sched
+    async with sched:
+        config.write_text('[[jobs]]\nid = "b"\ntrigger = "0 * * * *"\ncallable = "os:getcwd"\n')
+
+        async def refuse(*args: object, **kwargs: object) -> None:
+            raise StoreError("disk full")
+
+        store.save_job = refuse  # type: ignore[method-assign]
+        assert await system.reload() is False
+        assert [r.exc_info for r in caplog.records if r.levelname == "ERROR"] == [None]
+        assert "disk full" in caplog.text
+        assert {s.id: s.definition for s in await store.list_jobs()} == before
+        assert "a" in {v.id for v in sched.jobs()}
+        await sched.stop(grace_s=0)
+
+
+def test_a_job_of_the_file_with_the_id_of_a_preset_job_is_refused(tmp_path: Path) -> None:
+    # Before, the preset's job silently replaced the file's (same id, written after it).
+    config = tmp_path / "agentcron.toml"
+    config.write_text(
+        '[[jobs]]\nid = "ok"\ntrigger = "0 * * * *"\ncommand = ["true"]\n'
+        '[[jobs]]\nid = "loop-heartbeat"\ntrigger = "0 * * * *"\ncommand = ["true"]\n'
+    )
+    settings = load_settings(environ={}, env_file=None)
+    system = AgentcronSystem(settings=settings, config_path=config, presets=("agent-loops",))
+    with pytest.raises(StartupError) as info:
+        system._load_job_file()
+    message = str(info.value)
+    assert "jobs[1] ('loop-heartbeat')" in message and "agent-loops" in message
+    assert "\n" not in message
+    assert AgentcronSystem(settings=settings, config_path=config)._load_job_file().jobs

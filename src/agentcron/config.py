@@ -50,6 +50,12 @@ RetryStrategyName = Literal["fixed", "linear", "exponential"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 
+#: Upper bounds, so that a value too large for a timer or a SQLite integer is refused
+#: naming its key instead of failing later (the job file's durations stop at 100 years too).
+_MAX_MS = 100 * 365 * 86_400_000
+_MAX_COUNT = 1_000_000_000
+
+
 class ConfigError(ValueError):
     """A setting has a bad value; the message names the key and the value."""
 
@@ -97,10 +103,11 @@ class Settings(BaseSettings):
     SCHEDULER_LEASE: int = Field(
         60_000,
         ge=1_000,
+        le=_MAX_MS,
         description="Run lease, ms: a dead node's runs are taken over after this.",
     )
     SCHEDULER_SHUTDOWN_GRACE: int = Field(
-        30_000, ge=0, description="Grace for running jobs on stop, ms."
+        30_000, ge=0, le=_MAX_MS, description="Grace for running jobs on stop, ms."
     )
 
     # Redis
@@ -110,9 +117,9 @@ class Settings(BaseSettings):
     REDIS_DB: int = Field(0, ge=0, le=15, description="Redis database index.")
 
     # Heartbeat
-    HEARTBEAT_INTERVAL: int = Field(30_000, gt=0, description="Heartbeat interval, ms.")
+    HEARTBEAT_INTERVAL: int = Field(30_000, gt=0, le=_MAX_MS, description="Heartbeat interval, ms.")
     HEARTBEAT_TIMEOUT: int = Field(
-        60_000, gt=0, description="A node is suspect after this silence, ms."
+        60_000, gt=0, le=_MAX_MS, description="A node is suspect after this silence, ms."
     )
 
     # Dashboard
@@ -132,29 +139,39 @@ class Settings(BaseSettings):
     )
 
     # Agent loops
-    AGENT_LOOP_CONCURRENCY: int = Field(5, ge=1, description="Max agent loops running at once.")
-    AGENT_LOOP_TIMEOUT: int = Field(300_000, gt=0, description="Timeout of an agent loop run, ms.")
-    AGENT_LOOP_RETRY_ATTEMPTS: int = Field(3, ge=1, description="Attempts per agent loop run.")
+    AGENT_LOOP_CONCURRENCY: int = Field(
+        5, ge=1, le=_MAX_COUNT, description="Max agent loops running at once."
+    )
+    AGENT_LOOP_TIMEOUT: int = Field(
+        300_000, gt=0, le=_MAX_MS, description="Timeout of an agent loop run, ms."
+    )
+    AGENT_LOOP_RETRY_ATTEMPTS: int = Field(
+        3, ge=1, le=_MAX_COUNT, description="Attempts per agent loop run."
+    )
 
     # Overlap
     OVERLAP_STRATEGY: OverlapName = Field("skip", description="Default overlap policy.")
     OVERLAP_TIMEOUT: int = Field(
-        300_000, gt=0, description="Delay/timeout of the overlap policy, ms."
+        300_000, gt=0, le=_MAX_MS, description="Delay/timeout of the overlap policy, ms."
     )
 
     # Retry
     RETRY_STRATEGY: RetryStrategyName = Field("exponential", description="Default retry strategy.")
-    RETRY_BASE_DELAY: int = Field(1_000, ge=0, description="First retry delay, ms.")
-    RETRY_MAX_DELAY: int = Field(30_000, ge=0, description="Largest retry delay, ms.")
-    RETRY_MAX_ATTEMPTS: int = Field(3, ge=1, description="Default attempts per run.")
+    RETRY_BASE_DELAY: int = Field(1_000, ge=0, le=_MAX_MS, description="First retry delay, ms.")
+    RETRY_MAX_DELAY: int = Field(30_000, ge=0, le=_MAX_MS, description="Largest retry delay, ms.")
+    RETRY_MAX_ATTEMPTS: int = Field(3, ge=1, le=_MAX_COUNT, description="Default attempts per run.")
 
     # Backups and retention
-    BACKUP_INTERVAL: int = Field(3_600_000, gt=0, description="Backup interval, ms (hourly).")
-    BACKUP_RETENTION: int = Field(24, ge=1, description="Backups kept.")
-    SCHEDULER_RUN_RETENTION_DAYS: int = Field(
-        30, ge=1, description="Runs older than this are pruned."
+    BACKUP_INTERVAL: int = Field(
+        3_600_000, gt=0, le=_MAX_MS, description="Backup interval, ms (hourly)."
     )
-    SCHEDULER_RUNS_PER_JOB: int = Field(1_000, ge=1, description="Runs kept per job.")
+    BACKUP_RETENTION: int = Field(24, ge=1, le=_MAX_COUNT, description="Backups kept.")
+    SCHEDULER_RUN_RETENTION_DAYS: int = Field(
+        30, ge=1, le=36_500, description="Runs older than this are pruned."
+    )
+    SCHEDULER_RUNS_PER_JOB: int = Field(
+        1_000, ge=1, le=_MAX_COUNT, description="Runs kept per job."
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -36,7 +36,7 @@ from typing import Any
 
 from agentcron.clock import utc
 from agentcron.durations import parse_duration
-from agentcron.jobs import JOB_OPTIONS, build_job, job_id_problem, tags_problem
+from agentcron.jobs import JOB_OPTIONS, build_job, coerce_handler, job_id_problem, tags_problem
 from agentcron.policies.circuit import CircuitBreaker
 from agentcron.policies.errors import setting_problem
 from agentcron.policies.misfire import Misfire
@@ -491,5 +491,10 @@ def _preset_handlers(presets: object, errors: list[str]) -> dict[str, dict[str, 
         for loop_id, ref in handlers.items():
             if loop_id in loop_ids and not isinstance(ref, str):
                 errors.append(f'presets.{name}.handlers.{loop_id}: expected "pkg.mod:func"')
+            elif loop_id in loop_ids:
+                try:  # imported now, as for the jobs: a typo must not wait for the first run
+                    coerce_handler(ref)
+                except ValueError as exc:
+                    errors.append(f"presets.{name}.handlers.{loop_id}: {exc}")
         out[name] = {k: v for k, v in handlers.items() if k in loop_ids and isinstance(v, str)}
     return out

@@ -100,11 +100,21 @@ class AgentcronSystem:
         if self.config_path is None:
             return JobFile(source="(none)")
         try:
-            return load_job_file(
+            job_file = load_job_file(
                 self.config_path, default_timezone=self.settings.SCHEDULER_TIMEZONE
             )
         except JobFileError as exc:
             raise StartupError(str(exc)) from None
+        # A preset's jobs are written after the file's: one with the same id would replace
+        # the file's job without a word.
+        preset_ids = {loop.id for loop in AGENT_LOOPS} if "agent-loops" in self.presets else set()
+        for index, entry in enumerate(job_file.jobs):
+            if entry.id in preset_ids:
+                raise StartupError(
+                    f"{job_file.source}: jobs[{index}] ({entry.id!r}): id is a job of the"
+                    " agent-loops preset (--preset agent-loops); choose another id"
+                )
+        return job_file
 
     def _job_defaults(self) -> dict[str, Any]:
         """Settings' RETRY_* and OVERLAP_*, for jobs that do not set their own."""
@@ -152,19 +162,30 @@ class AgentcronSystem:
             for entry in job_file.jobs
         }
         previous = json.loads(await store.get_state(CONFIG_JOBS_KEY) or "[]")
+        # Saved before the removals: a store that fails on the first write changes nothing.
+        for stored in wanted.values():
+            await store.save_job(stored, actor="config", conflict="replace")
         for job_id in previous:
             if job_id not in wanted:
                 await store.delete_job(job_id, actor="config")
-        for stored in wanted.values():
-            await store.save_job(stored, actor="config", conflict="replace")
         await store.set_state(CONFIG_JOBS_KEY, json.dumps(sorted(wanted)))
 
-    async def _write_preset_jobs(self, store: Store, job_file: JobFile) -> None:
-        for preset in self.presets:
-            handlers = job_file.preset_handlers.get(preset, {})
-            for job_id, trigger, handler, options in preset_entries(self.settings, handlers):
-                stored = self._stored(job_id, trigger, handler, options)
-                await store.save_job(stored, actor="preset", conflict="replace")
+    def _preset_jobs(self, job_file: JobFile) -> list[StoredJob]:
+        return [
+            self._stored(job_id, trigger, handler, options)
+            for preset in self.presets
+            for job_id, trigger, handler, options in preset_entries(
+                self.settings, job_file.preset_handlers.get(preset, {})
+            )
+        ]
+
+    async def _write_jobs(self, store: Store, job_file: JobFile) -> None:
+        """Write the file's and the presets' jobs, every one validated before the first
+        write (a preset job that cannot be built must not leave the file half applied)."""
+        presets = self._preset_jobs(job_file)
+        await self._write_config_jobs(store, job_file)
+        for stored in presets:
+            await store.save_job(stored, actor="preset", conflict="replace")
 
     def _stored(
         self, job_id: str, trigger: object, handler: object, options: dict[str, Any]
@@ -194,8 +215,7 @@ class AgentcronSystem:
             # firing) stops gracefully once start-up is done, instead of killing the process.
             self._install_signal_handlers(stack)
             try:
-                await self._write_config_jobs(store, job_file)
-                await self._write_preset_jobs(store, job_file)
+                await self._write_jobs(store, job_file)
             except (StoreError, ValueError) as exc:
                 raise StartupError(str(exc)) from None
             scheduler = self._build_scheduler(store, data_dir)
@@ -424,8 +444,11 @@ class AgentcronSystem:
             except StartupError as exc:
                 log.error("reload rejected, the running schedule is kept: %s", exc)
                 return False
-            await self._write_config_jobs(self.store, job_file)
-            await self._write_preset_jobs(self.store, job_file)
+            try:
+                await self._write_jobs(self.store, job_file)
+            except (StoreError, ValueError) as exc:
+                log.error("reload failed, the running schedule is kept: %s", exc)
+                return False
         changed = await sync_jobs_from_store(self.scheduler, self.store)
         log.info("jobs reloaded from the store (%d changed)", changed)
         return True
