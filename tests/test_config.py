@@ -142,6 +142,16 @@ def test_a_heartbeat_timeout_shorter_than_the_interval_is_refused() -> None:
         load_settings(environ=environ, env_file=None)
 
 
+def test_a_default_made_invalid_by_another_setting_is_named_as_unset_with_what_to_set() -> None:
+    # Said before: "HEARTBEAT_TIMEOUT='<unset>' is invalid", about a key the user never set.
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"HEARTBEAT_INTERVAL": "120000"}, env_file=None)
+    assert str(info.value) == (
+        "setting HEARTBEAT_TIMEOUT (unset, default 60000) is invalid: must be >="
+        " HEARTBEAT_INTERVAL (120000); set HEARTBEAT_TIMEOUT too"
+    )
+
+
 def test_secrets_are_masked_in_errors_and_in_the_shown_configuration() -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(environ={"REDIS_PASSWORD": "hunter2", "REDIS_PORT": "x"}, env_file=None)

@@ -170,6 +170,10 @@ def test_start_and_end_bound_the_next_fire() -> None:
         ({"timeout": float("inf")}, "timeout"),
         ({"jitter": float("nan")}, "jitter"),
         ({"expect_every": float("inf")}, "expect_every"),
+        # Accepted before: `max_runs = true` ran the job once; a single number as retry_on
+        # was "'int' object is not iterable".
+        ({"max_runs": True}, "max_runs"),
+        ({"retry": {"retry_on": 5}}, "retry.retry_on"),
     ],
 )
 def test_bad_job_options_name_the_field(options: dict[str, object], field: str) -> None:

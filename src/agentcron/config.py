@@ -335,10 +335,14 @@ def _read_env_file(path: Path) -> dict[str, str]:
 def _first_error(exc: ValidationError, values: Mapping[str, Any]) -> str:
     err = exc.errors()[0]
     key = str(err["loc"][0]) if err["loc"] else "settings"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if key not in values and key in Settings.model_fields:
+        # A default that another setting made invalid: say so, and what to set.
+        default = Settings.model_fields[key].default
+        return f"setting {key} (unset, default {default!r}) is invalid: {msg}; set {key} too"
     shown = values.get(key, "<unset>")
     if key in ("DASHBOARD_AUTH_TOKEN", "REDIS_PASSWORD"):
         shown = "********"
-    msg = str(err["msg"]).removeprefix("Value error, ")
     return f"setting {key}={shown!r} is invalid: {msg}"
 
 

@@ -504,7 +504,8 @@ def build_job(
     positive(expect_every_s, "expect_every")
     max_runs = options.get("max_runs")
     require(
-        max_runs is None or (isinstance(max_runs, int) and max_runs >= 1),
+        max_runs is None
+        or (isinstance(max_runs, int) and not isinstance(max_runs, bool) and max_runs >= 1),
         "max_runs",
         f"must be an integer >= 1, got {max_runs!r}",
     )

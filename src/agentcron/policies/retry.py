@@ -115,6 +115,11 @@ class Retry:
             if isinstance(patterns, (str, type)):
                 object.__setattr__(self, name, (patterns,))
                 patterns = getattr(self, name)
+            require(
+                isinstance(patterns, (tuple, list, set, frozenset)),
+                f"retry.{name}",
+                f"expected exception classes or strings (or a list of them), got {patterns!r}",
+            )
             object.__setattr__(self, name, tuple(patterns))
             for p in getattr(self, name):
                 ok = isinstance(p, str) or (isinstance(p, type) and issubclass(p, BaseException))
