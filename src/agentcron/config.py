@@ -107,7 +107,10 @@ class Settings(BaseSettings):
         description="Run lease, ms: a dead node's runs are taken over after this.",
     )
     SCHEDULER_SHUTDOWN_GRACE: int = Field(
-        30_000, ge=0, le=_MAX_MS, description="Grace for running jobs on stop, ms."
+        30_000,
+        ge=0,
+        le=_MAX_MS,
+        description="Grace for running jobs on stop, ms (a second SIGINT/SIGTERM ends it).",
     )
 
     # Redis

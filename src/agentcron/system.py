@@ -267,8 +267,11 @@ class AgentcronSystem:
         return mask_url(self.settings.store_url)
 
     def request_stop(self) -> None:
-        """Stop gracefully (what SIGINT/SIGTERM do)."""
+        """Stop gracefully (what SIGINT/SIGTERM do); asked again while stopping, stop without
+        waiting for running jobs (`Scheduler.end_grace`)."""
         if self._stop is not None:
+            if self._stop.is_set() and self.scheduler is not None:
+                self.scheduler.end_grace()
             self._stop.set()
 
     def request_reload(self) -> None:

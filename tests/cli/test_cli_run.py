@@ -113,6 +113,31 @@ def test_jobs_fire_sigterm_stops_cleanly_and_a_restart_keeps_the_history(workdir
     assert not any(status == "running" for status, _ in later)
 
 
+def test_a_second_sigterm_cancels_a_running_job_without_waiting_out_the_grace(
+    tmp_path: Path,
+) -> None:
+    # The second signal changed nothing: `agentcron run` waited the whole grace (10 min here).
+    (tmp_path / "agentcron.toml").write_text(
+        '[[jobs]]\nid = "long"\ntrigger = "* * * * * *"\noverlap = "skip"\n'
+        'command = ["sh", "-c", "touch started; exec sleep 3600"]\n'
+    )
+    db = tmp_path / "data" / "scheduler.db"
+    proc = agentcron(
+        "run", "--no-dashboard", cwd=tmp_path, env={"SCHEDULER_SHUTDOWN_GRACE": "600000"}
+    )
+    try:
+        wait_for(lambda: (tmp_path / "started").exists())
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(1)  # the daemon begins its graceful stop (noqa: sleep-ok)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert [status for status, _ in runs(db, "long")] == ["cancelled"]
+
+
 def test_sighup_reloads_a_good_file_and_keeps_the_schedule_on_a_bad_one(workdir: Path) -> None:
     db = workdir / "data" / "scheduler.db"
     proc = agentcron("run", "--no-dashboard", cwd=workdir)

@@ -42,6 +42,31 @@ async def test_serve_runs_until_a_stop_is_requested(
     assert sched.health()["status"] == "stopped"
 
 
+async def test_a_second_stop_request_cancels_running_jobs_without_waiting_for_the_grace(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    # A second Ctrl+C used to change nothing: the stop waited out the whole grace period.
+    sched = make_scheduler(stop_grace_s=600)
+    started = asyncio.Event()
+
+    async def job(ctx: RunContext) -> None:
+        started.set()
+        await asyncio.Event().wait()  # runs until cancelled
+
+    sched.add_job("j", trigger=Interval(seconds=10), handler=job)
+    serving = asyncio.ensure_future(sched.serve())
+    await clock.settle()
+    await clock.advance(10)
+    await asyncio.wait_for(started.wait(), timeout=10)
+    sched.request_stop()
+    await clock.settle()
+    assert not serving.done()  # within its grace: the run may still end by itself
+    sched.request_stop()
+    await asyncio.wait_for(serving, timeout=10)  # the clock never moved
+    [run] = await all_runs(sched, "j")
+    assert run.status == RunStatus.cancelled
+
+
 async def test_a_running_lease_is_renewed_while_the_run_lasts(
     make_scheduler: Callable[..., Scheduler], clock: VirtualClock, store: MemoryStore
 ) -> None:

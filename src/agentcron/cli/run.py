@@ -123,7 +123,7 @@ def run_command(
         asyncio.run(system.serve())
     except StartupError as exc:
         fail(str(exc))
-    except KeyboardInterrupt:  # a second Ctrl+C while stopping
+    except KeyboardInterrupt:  # Ctrl+C before the signal handlers are installed
         pass
     typer.echo("agentcron stopped", err=True)
 

@@ -232,6 +232,9 @@ class Scheduler(Firing):
         self._last_jump_s = 0.0
         self._started_at: datetime | None = None
         self._stop_requested: asyncio.Event | None = None
+        #: `end_grace()` was called: the stop under way (or the next) waits for no run.
+        self._grace_ended = False
+        self._grace_timer: asyncio.Future[None] | None = None
         #: Set by `stop()`: fires claimed ahead of their instant stop waiting for it.
         self._halting: asyncio.Event | None = None
         self._save_waiters: dict[str, list[asyncio.Future[None]]] = {}
@@ -420,6 +423,7 @@ class Scheduler(Firing):
         self._new_jobs = None
         self._stop_requested = asyncio.Event()
         self._halting = asyncio.Event()
+        self._grace_ended = False
         self._stopping = False
         now = self.clock.now()
         self._started_at = now
@@ -453,7 +457,7 @@ class Scheduler(Firing):
         self._stopping = True
         if self._halting is not None:
             self._halting.set()
-        grace = self.stop_grace_s if grace_s is None else grace_s
+        grace = 0.0 if self._grace_ended else self.stop_grace_s if grace_s is None else grace_s
         for task in (self._loop_task, self._maintenance_task):
             if task is not None:
                 task.cancel()
@@ -465,7 +469,7 @@ class Scheduler(Firing):
             self._release_pending(entry, None, "scheduler stopped")
         running = {t for t in self._tasks if not t.done()}
         if running and grace > 0:
-            timer = asyncio.ensure_future(self.clock.sleep(grace))
+            timer = self._grace_timer = asyncio.ensure_future(self.clock.sleep(grace))
             try:
                 await asyncio.wait({*running, timer}, return_when=asyncio.FIRST_COMPLETED)
                 while not timer.done() and any(not t.done() for t in running):
@@ -475,6 +479,7 @@ class Scheduler(Firing):
                     )
             finally:
                 timer.cancel()
+                self._grace_timer = None
         for entry in self._entries.values():
             for active in list(entry.active.values()):
                 active.cancel("scheduler stopped")
@@ -482,13 +487,14 @@ class Scheduler(Firing):
         await asyncio.sleep(0)
         for task in self._tasks - self._recording:  # recording results is never cut short
             task.cancel()
+        # Bounded in real time: a handler that ignores cancellation cannot hold stop().
+        patience_s = 1.0 if self._grace_ended else max(1.0, self.stop_grace_s)
         if self._tasks:
-            # Bounded in real time: a handler that ignores cancellation cannot hold stop().
-            await asyncio.wait(set(self._tasks), timeout=max(1.0, self.stop_grace_s))
+            await asyncio.wait(set(self._tasks), timeout=patience_s)
         for entry in self._entries.values():  # such handlers' runs end `cancelled` anyway
             for active in list(entry.active.values()):
                 if active.task is not None and not active.task.done():
-                    await self._abandon(entry, active, max(1.0, self.stop_grace_s))
+                    await self._abandon(entry, active, patience_s)
         if self._recording:  # the results of runs that ended: in the store before it closes
             await asyncio.wait(set(self._recording))
         self._tasks = {t for t in self._tasks if not t.done()}
@@ -502,9 +508,20 @@ class Scheduler(Firing):
             await self.store.close()
 
     def request_stop(self) -> None:
-        """Ask `serve()` / `run()` to stop gracefully (what SIGINT/SIGTERM do)."""
+        """Ask `serve()` / `run()` to stop gracefully (what SIGINT/SIGTERM do); asked again
+        while stopping, stop without waiting for running jobs (`end_grace`)."""
         if self._stop_requested is not None:
+            if self._stop_requested.is_set():
+                self.end_grace()
             self._stop_requested.set()
+
+    def end_grace(self) -> None:
+        """End the grace period of the stop under way, or skip the next one: running jobs
+        are cancelled at once and recorded `cancelled` (what a second Ctrl+C or SIGTERM
+        does), and a handler that ignores cancellation is abandoned after 1 s."""
+        self._grace_ended = True
+        if self._grace_timer is not None:
+            self._grace_timer.cancel()
 
     async def serve(self) -> None:
         """Start, run until `request_stop()` or SIGINT/SIGTERM (Ctrl+Break on Windows), stop."""
@@ -515,9 +532,11 @@ class Scheduler(Firing):
         try:
             await self._stop_requested.wait()
         finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-            await self.stop()
+            try:
+                await self.stop()  # a second signal meanwhile ends its grace period
+            finally:
+                for sig in installed:
+                    loop.remove_signal_handler(sig)
 
     def run(self) -> None:
         """Block in a new event loop until SIGINT/SIGTERM, then stop gracefully."""
