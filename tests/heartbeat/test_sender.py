@@ -71,6 +71,10 @@ def test_the_heartbeat_interval_is_read_in_milliseconds_from_the_environment() -
         interval_from_env({"HEARTBEAT_INTERVAL": "fast"})
     with pytest.raises(ValueError, match="HEARTBEAT_INTERVAL"):
         interval_from_env({"HEARTBEAT_INTERVAL": "-1"})
+    # Accepted before: a worker with 1 ms heartbeats spun at ~580 % CPU.
+    with pytest.raises(ValueError, match="HEARTBEAT_INTERVAL: must be at least 100 milliseconds"):
+        interval_from_env({"HEARTBEAT_INTERVAL": "1"})
+    assert interval_from_env({"HEARTBEAT_INTERVAL": "100"}) == 0.1
 
 
 def test_the_node_id_is_stable_per_data_dir_and_overridable(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ from agentcron.tasks import cancel_and_wait
 
 __all__ = [
     "DEFAULT_INTERVAL_S",
+    "MIN_INTERVAL_S",
     "NODE_ID_FILE",
     "HeartbeatSender",
     "interval_from_env",
@@ -53,6 +54,8 @@ log = logging.getLogger("agentcron.heartbeat.sender")
 #: `HEARTBEAT_INTERVAL` default of the spec: 30 000 ms.
 DEFAULT_INTERVAL_S = 30.0
 NODE_ID_FILE = "node-id"
+#: The shortest heartbeat interval: at 1 ms a node spun at ~580 % CPU writing heartbeats.
+MIN_INTERVAL_S = 0.1
 
 
 def interval_from_env(environ: Mapping[str, str] | None = None) -> float:
@@ -65,8 +68,11 @@ def interval_from_env(environ: Mapping[str, str] | None = None) -> float:
         ms = float(raw)
     except ValueError:
         raise ValueError(f"HEARTBEAT_INTERVAL: {raw!r} is not a number of milliseconds") from None
-    if not 0 < ms < math.inf:  # NaN too
-        raise ValueError(f"HEARTBEAT_INTERVAL: must be positive milliseconds, got {raw!r}")
+    if not MIN_INTERVAL_S * 1000 <= ms < math.inf:  # NaN too
+        raise ValueError(
+            f"HEARTBEAT_INTERVAL: must be at least {MIN_INTERVAL_S * 1000:g} milliseconds,"
+            f" got {raw!r}"
+        )
     return ms / 1000.0
 
 
