@@ -8,6 +8,7 @@ import sys
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,7 +139,18 @@ async def test_a_reload_the_store_refuses_is_one_logged_line_and_changes_nothing
     config.write_text('[[jobs]]\nid = "a"\ntrigger = "0 * * * *"\ncallable = "os:getcwd"\n')
     settings = load_settings(environ={"SCHEDULER_DATA_DIR": str(tmp_path)}, env_file=None)
     system = AgentcronSystem(settings=settings, config_path=config, presets=("agent-loops",))
-    store = MemoryStore()
+
+    class FullDisk(MemoryStore):
+        """A store whose job writes fail once `full` (the disk filled up meanwhile)."""
+
+        full = False
+
+        async def save_job(self, *args: Any, **kwargs: Any) -> StoredJob:
+            if self.full:
+                raise StoreError("disk full")
+            return await super().save_job(*args, **kwargs)
+
+    store = FullDisk()
     job_file = system._load_job_file()
     await system._write_jobs(store, job_file)
     before = {s.id: s.definition for s in await store.list_jobs()}
@@ -146,11 +158,7 @@ async def test_a_reload_the_store_refuses_is_one_logged_line_and_changes_nothing
     system.store, system.scheduler = store, sched
     async with sched:
         config.write_text('[[jobs]]\nid = "b"\ntrigger = "0 * * * *"\ncallable = "os:getcwd"\n')
-
-        async def refuse(*args: object, **kwargs: object) -> None:
-            raise StoreError("disk full")
-
-        store.save_job = refuse  # type: ignore[method-assign]
+        store.full = True
         assert await system.reload() is False
         assert [r.exc_info for r in caplog.records if r.levelname == "ERROR"] == [None]
         assert "disk full" in caplog.text

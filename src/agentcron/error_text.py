@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ERROR_CHARS", "describe_error", "message_of", "storable"]
+__all__ = ["ERROR_CHARS", "describe_error", "head_of", "message_of", "storable"]
 
 #: The longest error text kept (the start of it): a run record's or a queue job's. Events,
 #: alerts and the log repeat it, and a handler's error may carry megabytes (a whole argv).
@@ -21,10 +21,14 @@ def describe_error(error: BaseException) -> str:
     """`"<type>: <message>"` (or the type alone), cut to `ERROR_CHARS` characters."""
     text = message_of(error)
     described = f"{type(error).__name__}: {text}" if text else type(error).__name__
-    if len(described) > ERROR_CHARS:
-        cut = len(described) - ERROR_CHARS
-        described = f"{described[:ERROR_CHARS]}... [{cut:,} more characters]"
-    return storable(described)
+    return storable(head_of(described, ERROR_CHARS))
+
+
+def head_of(text: str, limit_chars: int) -> str:
+    """The first `limit_chars` characters of `text`, saying how many more there were."""
+    if len(text) <= limit_chars:
+        return text
+    return f"{text[:limit_chars]}... [{len(text) - limit_chars:,} more characters]"
 
 
 def storable(text: str) -> str:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentcron.clock import Clock, SystemClock
 from agentcron.config import Settings
+from agentcron.config_jobs import config_job_ids
 from agentcron.control import JOBS_CHANGED_KEY, remove_pid_file, write_pid_file
 from agentcron.jobfile import JobEntry, JobFile, JobFileError, load_job_file
 from agentcron.jobs import build_job, job_to_definition
@@ -149,7 +150,7 @@ class AgentcronSystem:
         directory, a second process without `--config`) nothing is removed, since a job
         removed takes its history with it; the jobs an earlier file added are kept."""
         if self.config_path is None:
-            kept = json.loads(await store.get_state(CONFIG_JOBS_KEY) or "[]")
+            kept = await config_job_ids(store)
             if kept:
                 log.warning(
                     "no agentcron.toml here: the %d job(s) an earlier one added are kept as"
@@ -161,11 +162,11 @@ class AgentcronSystem:
             entry.id: self._stored(entry.id, entry.trigger, entry.handler, self._defaults(entry))
             for entry in job_file.jobs
         }
-        previous = json.loads(await store.get_state(CONFIG_JOBS_KEY) or "[]")
+        previous = await config_job_ids(store)
         # Saved before the removals: a store that fails on the first write changes nothing.
         for stored in wanted.values():
             await store.save_job(stored, actor="config", conflict="replace")
-        for job_id in previous:
+        for job_id in sorted(previous):
             if job_id not in wanted:
                 await store.delete_job(job_id, actor="config")
         await store.set_state(CONFIG_JOBS_KEY, json.dumps(sorted(wanted)))

@@ -26,7 +26,6 @@ import json
 import logging
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +35,8 @@ import httpx
 
 from agentcron import __version__
 from agentcron.clock import Clock
+from agentcron.error_text import head_of, storable
+from agentcron.handlers.http import HEADER_NAME
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -53,8 +54,6 @@ log = logging.getLogger("agentcron.alerts")
 
 SIGNATURE_HEADER = "X-Agentcron-Signature"
 _RETRY_STATUSES = frozenset({408, 429})
-#: the characters of an HTTP header name (RFC 9110 `token`)
-_TOKEN = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 #: a command sink's `AGENTCRON_ALERT_*` values are cut to this (stdin has the whole alert)
 ENV_VALUE_CHARS = 4000
 
@@ -153,7 +152,9 @@ class WebhookSink:
         if port is not None and not 0 < port < 65536:
             raise ValueError(f"webhook sink {name!r}: url {url!r} has a bad port")
         for key, value in (headers or {}).items():
-            if not _TOKEN.match(key) or not all(c == "\t" or " " <= c <= "~" for c in value):
+            if not HEADER_NAME.fullmatch(key) or not all(
+                c == "\t" or " " <= c <= "~" for c in value
+            ):
                 raise ValueError(
                     f"webhook sink {name!r}: header {key!r}: names are tokens and values "
                     "printable ASCII (no line breaks)"
@@ -288,8 +289,4 @@ def _env_value(text: str) -> str:
     No NUL (exec refuses it), only encodable text (a lone surrogate is written as `\\udxxx`)
     and at most `ENV_VALUE_CHARS` characters (Linux refuses a variable over 128 KiB).
     """
-    text = text.replace("\x00", "\\0").encode("utf-8", "backslashreplace").decode("utf-8")
-    if len(text) > ENV_VALUE_CHARS:
-        cut = len(text) - ENV_VALUE_CHARS
-        text = f"{text[:ENV_VALUE_CHARS]}... [{cut:,} more characters]"
-    return text
+    return head_of(storable(text.replace("\x00", "\\0")), ENV_VALUE_CHARS)

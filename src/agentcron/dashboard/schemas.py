@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from agentcron.handlers.http import HEADER_NAME
 from agentcron.jobs import MAX_TAG_LENGTH, MAX_TAGS, TAG_FORBIDDEN_CLASS, job_id_problem
 
 __all__ = [
@@ -46,7 +47,6 @@ MAX_ARGV_BYTES = 128 * 1024
 MAX_HTTP_HEADERS = 100
 
 _CONTROL = re.compile(TAG_FORBIDDEN_CLASS)
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
 def _job_id(value: str) -> str:
@@ -63,7 +63,7 @@ def _tag(value: str) -> str:
 
 
 def _header_name(value: str) -> str:
-    if not _HEADER_NAME.match(value):
+    if not HEADER_NAME.fullmatch(value):
         raise ValueError(
             "a header name is letters, digits and !#$%&'*+-.^_`|~ only"
             " (no spaces, colons or line breaks)"

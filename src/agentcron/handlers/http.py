@@ -20,7 +20,7 @@ from agentcron.handlers.checks import checked_duration_s, checked_positive_int
 from agentcron.handlers.output import OutputTail
 from agentcron.handlers.persisted import checked_fields
 
-__all__ = ["Http", "HttpStatusError"]
+__all__ = ["HEADER_NAME", "Http", "HttpStatusError"]
 
 _OPTIONAL_FIELDS = (
     "method", "headers", "json", "body", "body_base64", "timeout_s", "ok_statuses",
@@ -173,8 +173,9 @@ def _checked_method(method: object) -> str:
     return method.upper()
 
 
-#: An HTTP header name: an RFC 9110 token.
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: An HTTP header name: an RFC 9110 token (`fullmatch`); the one rule of every header set
+#: in agentcron (HTTP handlers, webhook sinks, the API's job definitions).
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 def _checked_headers(headers: object) -> dict[str, str]:
@@ -186,7 +187,7 @@ def _checked_headers(headers: object) -> dict[str, str]:
         raise ValueError(f"http headers must map strings to strings, got {headers!r}")
     for name, value in headers.items():
         # A line break would end the header early (header injection) or fail every run.
-        if not _HEADER_NAME.fullmatch(name):
+        if not HEADER_NAME.fullmatch(name):
             raise ValueError(
                 f"http header name {name!r} must be letters, digits and !#$%&'*+-.^_`|~ only"
             )

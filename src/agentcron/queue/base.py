@@ -359,6 +359,11 @@ def is_seconds(value: Any) -> bool:
     )
 
 
+def is_count(value: Any, least: int) -> bool:
+    """True for an integer (not a bool) from `least` to `MAX_COUNT`."""
+    return isinstance(value, int) and not isinstance(value, bool) and least <= value <= MAX_COUNT
+
+
 def json_safe(value: Any) -> Any:
     """`value` when it is JSON, else its repr (a handler's result is stored as JSON)."""
     try:
@@ -392,11 +397,7 @@ def validate_job(
         raise QueueInputError(
             f"delay must be a number of seconds from 0 to {MAX_DELAY_S}, got {delay!r}"
         )
-    if (
-        isinstance(attempts, bool)
-        or not isinstance(attempts, int)
-        or not 1 <= attempts <= MAX_COUNT
-    ):
+    if not is_count(attempts, 1):
         raise QueueInputError(
             f"attempts must be an integer from 1 to {MAX_COUNT}, got {attempts!r}"
         )
@@ -409,7 +410,7 @@ def validate_job(
         ("remove_on_complete", remove_on_complete),
         ("remove_on_fail", remove_on_fail),
     ):
-        if not isinstance(keep, bool) and (not isinstance(keep, int) or not 0 <= keep <= MAX_COUNT):
+        if not isinstance(keep, bool) and not is_count(keep, 0):
             raise QueueInputError(
                 f"{label} must be True, False or a count from 0 to {MAX_COUNT}, got {keep!r}"
             )

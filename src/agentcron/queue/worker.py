@@ -33,6 +33,7 @@ from agentcron.queue.base import (
     QueueError,
     QueueInputError,
     RateLimit,
+    is_count,
     is_seconds,
     json_safe,
 )
@@ -139,11 +140,7 @@ class Worker:
         poll_s: float = 0.2,
         backoff_strategy: BackoffStrategy | None = None,
     ) -> None:
-        if (
-            isinstance(concurrency, bool)
-            or not isinstance(concurrency, int)
-            or not 1 <= concurrency <= MAX_COUNT
-        ):
+        if not is_count(concurrency, 1):
             raise QueueInputError(
                 f"concurrency must be an integer from 1 to {MAX_COUNT}, got {concurrency!r}"
             )

@@ -303,10 +303,17 @@ def validate_text(label: str, text: str) -> None:
     """Refuse what no unit file, XML document or plist can hold: control characters, and
     text that is not valid UTF-8 (a non-UTF-8 byte of a POSIX path or argv arrives as a lone
     surrogate, which cannot be written to the file, and would crash the write half-way)."""
+    problem = _text_problem(text)
+    if problem is not None:
+        raise ServiceError(f"{label} {text!r} {problem}")
+
+
+def _text_problem(text: str) -> str | None:
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
-        raise ServiceError(f"{label} {text!r} contains control characters (a newline?)")
+        return "contains control characters (a newline?)"
     if any("\ud800" <= c <= "\udfff" for c in text):
-        raise ServiceError(f"{label} {text!r} is not valid UTF-8 text")
+        return "is not valid UTF-8 text"
+    return None
 
 
 def validate_path(label: str, path: PurePath) -> None:
@@ -323,10 +330,9 @@ def validate_env(key: str, value: str) -> None:
         or not all(c.isascii() and (c.isalnum() or c == "_") for c in key)
     ):
         raise ServiceError(f"environment variable name {key!r} is not a valid name")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ServiceError(f"environment variable {key} contains control characters")
-    if any("\ud800" <= c <= "\udfff" for c in value):
-        raise ServiceError(f"environment variable {key} is not valid UTF-8 text")
+    problem = _text_problem(value)
+    if problem is not None:  # the value is not shown: it may be a secret
+        raise ServiceError(f"environment variable {key} {problem}")
 
 
 def parse_hh_mm(text: str) -> tuple[int, int]:
