@@ -219,7 +219,10 @@ class AgentcronSystem:
                 await self._write_jobs(store, job_file)
             except (StoreError, ValueError) as exc:
                 raise StartupError(str(exc)) from None
-            scheduler = self._build_scheduler(store, data_dir)
+            try:
+                scheduler = self._build_scheduler(store, data_dir)
+            except (OSError, RuntimeError) as exc:  # the node id could not be stored or locked
+                raise StartupError(f"node id in {data_dir}: {exc}") from None
             self.scheduler = scheduler
             assert self._queues is not None
             self._queues.events = scheduler.events
@@ -282,9 +285,14 @@ class AgentcronSystem:
 
     def _build_scheduler(self, store: Store, data_dir: Path) -> Scheduler:
         from agentcron.engine.scheduler import Scheduler
+        from agentcron.heartbeat.instance import instance_node_id
         from agentcron.heartbeat.sender import resolve_node_id
 
-        node_id = self.settings.SCHEDULER_NODE_ID or resolve_node_id(data_dir)
+        # A second `agentcron run` on this data directory is another node (`#2`), not a
+        # second voice for this one (`heartbeat.instance`).
+        node_id = self.settings.SCHEDULER_NODE_ID or instance_node_id(
+            resolve_node_id(data_dir), data_dir, "run"
+        )
         self._queues = QueueRegistry(self.settings.store_url, self.clock)
         return Scheduler(
             store,

@@ -358,6 +358,72 @@ def test_a_long_running_worker_sends_heartbeats_that_agentcron_nodes_shows(tmp_p
     assert node is not None and node["pid"] == proc.pid
 
 
+def test_two_workers_of_one_queue_are_two_nodes_and_a_killed_one_is_not_hidden(
+    tmp_path: Path,
+) -> None:
+    # Before, both beat as one node: after a SIGKILL the survivor's heartbeats kept that
+    # node online under its own pid, and the dead worker was never reported.
+    env = {"HEARTBEAT_INTERVAL": "200"}
+    procs = [agentcron("worker", "--queue", "emails", cwd=tmp_path, env=env) for _ in range(2)]
+
+    def nodes() -> dict[int, dict[str, object]]:
+        listed = run_to_end("nodes", "--json", cwd=tmp_path)
+        if listed.returncode != 0:
+            return {}
+        return {
+            int(n["pid"]): n for n in json.loads(listed.stdout) if ":worker:emails" in n["node_id"]
+        }
+
+    try:
+        wait_for(lambda: set(nodes()) == {p.pid for p in procs})
+        ids = {n["node_id"] for n in nodes().values()}
+        assert len(ids) == 2 and {str(i).rsplit(":", 1)[1] for i in ids} == {"emails", "emails#2"}
+        dead, alive = procs
+        dead.kill()
+        dead.wait(timeout=30)
+        before = nodes()
+        seq = int(before[alive.pid]["sequence"])  # type: ignore[call-overload]
+        wait_for(lambda: int(nodes()[alive.pid]["sequence"]) > seq + 2)  # type: ignore[call-overload]
+        after = nodes()
+        # The dead worker's node still says it is the dead worker's: it goes offline.
+        assert after[dead.pid]["node_id"] == before[dead.pid]["node_id"]
+        assert after[dead.pid]["sequence"] == before[dead.pid]["sequence"]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                stop(proc)
+            else:
+                proc.communicate(timeout=60)
+
+
+def test_a_second_run_on_one_data_dir_is_a_second_node_and_each_fire_runs_once(
+    workdir: Path,
+) -> None:
+    db = workdir / "data" / "scheduler.db"
+    env = {"HEARTBEAT_INTERVAL": "200"}
+    procs = [agentcron("run", "--no-dashboard", cwd=workdir, env=env) for _ in range(2)]
+
+    def node_ids() -> set[str]:
+        listed = run_to_end("nodes", "--json", cwd=workdir)
+        if listed.returncode != 0:
+            return set()
+        return {str(n["node_id"]) for n in json.loads(listed.stdout) if n["reported"] != "stopped"}
+
+    try:
+        wait_for(lambda: len(node_ids()) == 2 and len(runs(db, "tick")) >= 4)
+        first, second = sorted(node_ids())
+        assert second == f"{first}#2"
+    finally:
+        codes = [stop(proc)[0] for proc in procs]
+    assert codes == [0, 0]
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        fires = conn.execute("SELECT scheduled_for_us FROM runs WHERE job_id = 'tick'").fetchall()
+    finally:
+        conn.close()
+    assert len(fires) == len(set(fires))
+
+
 def test_under_systemd_it_says_ready_and_keeps_the_watchdog_fed_while_idle(tmp_path: Path) -> None:
     import socket
 

@@ -134,14 +134,19 @@ def worker(
 
 
 def _heartbeat_options(data_dir: Path, queue: str) -> tuple[str, float]:
-    """The worker's node id (`<node>:worker:<queue>`, stable per host and data dir) and its
-    heartbeat interval (`HEARTBEAT_INTERVAL`, ms)."""
+    """The worker's node id (`<node>:worker:<queue>`, stable per host and data dir; the
+    n-th worker of the queue running at once on this data dir: `...#n`) and its heartbeat
+    interval (`HEARTBEAT_INTERVAL`, ms)."""
+    from agentcron.heartbeat.instance import instance_node_id
     from agentcron.heartbeat.sender import interval_from_env, resolve_node_id
 
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        return f"{resolve_node_id(data_dir)}:worker:{queue}", interval_from_env()
-    except (OSError, ValueError) as exc:
+        role = f"worker:{queue}"
+        return instance_node_id(f"{resolve_node_id(data_dir)}:{role}", data_dir, role), (
+            interval_from_env()
+        )
+    except (OSError, RuntimeError, ValueError) as exc:
         fail(str(exc))
 
 
