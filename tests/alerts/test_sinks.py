@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 from pathlib import Path
@@ -115,6 +116,18 @@ def test_webhook_settings_are_validated_with_the_sink_name(clock: VirtualClock) 
         WebhookSink("ops", "ftp://x", clock)
     with pytest.raises(ValueError, match="'ops'.*retries"):
         WebhookSink("ops", "http://127.0.0.1/", clock, retries=-1)
+    # Accepted before: each alert then retried for ever, one task per alert while the
+    # hook was down, and the 1,025th wait raised OverflowError.
+    with pytest.raises(ValueError, match="'ops': retries must be 0-100"):
+        WebhookSink("ops", "http://127.0.0.1/", clock, retries=10**9)
+    for backoff in ({"backoff_s": 1e300}, {"max_backoff_s": math.inf}, {"backoff_s": math.nan}):
+        with pytest.raises(ValueError, match="'ops': backoff and max_backoff must be"):
+            WebhookSink("ops", "http://127.0.0.1/", clock, **backoff)
+
+
+def test_the_webhook_backoff_doubles_up_to_its_cap_at_any_attempt(clock: VirtualClock) -> None:
+    sink = WebhookSink("ops", "http://127.0.0.1/", clock, backoff_s=1.0, max_backoff_s=60.0)
+    assert [sink.backoff(n) for n in (1, 2, 3, 7, 100, 5000)] == [1, 2, 4, 60, 60, 60]
 
 
 async def test_a_command_receives_the_alert_on_stdin_and_in_its_environment(

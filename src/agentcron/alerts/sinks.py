@@ -54,6 +54,10 @@ log = logging.getLogger("agentcron.alerts")
 
 SIGNATURE_HEADER = "X-Agentcron-Signature"
 _RETRY_STATUSES = frozenset({408, 429})
+#: A webhook's retries and its waits stay within these: an alert retried without end holds
+#: a task (and the alert) for as long, and every new alert adds one while the hook is down.
+MAX_RETRIES = 100
+MAX_BACKOFF_S = 86_400.0
 #: a command sink's `AGENTCRON_ALERT_*` values are cut to this (stdin has the whole alert)
 ENV_VALUE_CHARS = 4000
 
@@ -161,10 +165,13 @@ class WebhookSink:
                 )
         if not (0 < timeout_s < math.inf):
             raise ValueError(f"webhook sink {name!r}: timeout must be positive")
-        if retries < 0:
-            raise ValueError(f"webhook sink {name!r}: retries must be >= 0")
-        if not (backoff_s >= 0 and max_backoff_s >= 0):  # NaN too
-            raise ValueError(f"webhook sink {name!r}: backoff must be >= 0")
+        if not 0 <= retries <= MAX_RETRIES:
+            raise ValueError(f"webhook sink {name!r}: retries must be 0-{MAX_RETRIES}")
+        if not (0 <= backoff_s <= MAX_BACKOFF_S and 0 <= max_backoff_s <= MAX_BACKOFF_S):
+            raise ValueError(  # NaN too
+                f"webhook sink {name!r}: backoff and max_backoff must be 0 s to"
+                f" {MAX_BACKOFF_S / 3600:g} h"
+            )
         self.name = name
         self.url = url
         #: The URL as errors and logs show it: its path, query and credentials are often the
@@ -182,7 +189,8 @@ class WebhookSink:
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
-        return float(min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)))
+        # The exponent is capped: 2 ** 1024 no longer converts to a float.
+        return float(min(self.max_backoff_s, self.backoff_s * 2 ** min(attempt - 1, 62)))
 
     def request_parts(self, alert: Alert) -> tuple[bytes, dict[str, str]]:
         body = json.dumps(alert.to_dict(), sort_keys=True, default=str).encode()
