@@ -91,6 +91,8 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
         ("queue", "status", "emails", "--store", "ftp://nowhere"),
         ("worker", "--queue", "emails", "--handler", "not a reference", "--store", store),
         ("worker", "--queue", "emails", "--rate-limit", "lots", "--store", store),
+        ("worker", "--queue", "emails", "--timeout", "0", "--store", store),
+        ("worker", "--queue", "emails", "--timeout", "soon", "--store", store),
     ):
         code, _, err = cli(*args)
         assert code == 2, args
@@ -133,6 +135,27 @@ def test_a_worker_process_runs_jobs_with_its_handler_and_exits_in_burst_mode(
     assert result.returncode == 0, result.stderr
     assert "stopped after 3 job(s)" in result.stderr
     assert len(log.read_text().splitlines()) == 3
+
+
+def test_a_worker_process_fails_an_attempt_past_its_timeout_and_runs_the_retry(
+    tmp_path: Path,
+) -> None:
+    store = f"sqlite:///{tmp_path}/q.db"
+    cli("queue", "add", "emails", "job", "--attempts", "2", "--store", store)
+    log = tmp_path / "runs.log"
+    env = os.environ | {
+        "QUEUE_TEST_LOG": str(log),
+        "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path]),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "agentcron", "worker", "--queue", "emails", "--burst",
+         "--timeout", "0.5", "--handler", "queue_handlers:hang_first", "--store", store],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[2] for line in log.read_text().splitlines()] == ["1", "2"]
+    status = json.loads(cli("queue", "status", "emails", "--store", store, "--json")[1])
+    assert status["counts"]["completed"] == 1
 
 
 def test_the_queue_commands_work_on_a_redis_queue(redis_url: str) -> None:

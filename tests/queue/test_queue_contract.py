@@ -385,3 +385,60 @@ async def test_close_lets_running_jobs_finish_and_records_them(env: Env) -> None
     await task
     info = await q.get(job_id)
     assert info is not None and info.state == "completed" and info.result == "done"
+
+
+async def test_an_attempt_past_the_workers_timeout_fails_timed_out_and_is_retried(
+    env: Env,
+) -> None:
+    # Before, a handler that never returned held its slot (and its renewed lease) for ever.
+    q = env.queue
+    job_id = await q.add("stuck", {}, attempts=2)
+    attempts: list[int] = []
+    never = asyncio.Event()
+    cancelled: list[int] = []
+
+    async def handler(job: Job) -> None:
+        attempts.append(job.attempt)
+        try:
+            await never.wait()
+        except asyncio.CancelledError:
+            cancelled.append(job.attempt)
+            raise
+
+    await env.drain(q.worker(handler, timeout_s=0.3))
+    assert attempts == [1, 2] and cancelled == [1, 2]
+    info = await q.get(job_id)
+    assert info is not None and info.state == "failed"
+    assert info.error is not None and "JobTimeoutError: timed out after 0.3s" in info.error
+
+
+async def test_a_sync_handler_past_the_timeout_frees_its_slot_and_its_result_is_ignored(
+    env: Env,
+) -> None:
+    import threading
+
+    q = env.queue
+    stuck_id = await q.add("stuck", {})
+    next_id = await q.add("next", {})
+    release = threading.Event()
+
+    def handler(job: Job) -> str:
+        if job.name == "stuck":
+            release.wait(30)
+        return job.name
+
+    try:
+        await env.drain(q.worker(handler, timeout_s=0.3))  # one slot: "next" ran after it
+    finally:
+        release.set()
+    stuck, after = await q.get(stuck_id), await q.get(next_id)
+    assert stuck is not None and stuck.state == "failed" and stuck.result is None
+    assert after is not None and after.state == "completed" and after.result == "next"
+
+
+async def test_a_handler_within_the_timeout_is_unaffected(env: Env) -> None:
+    q = env.queue
+    job_id = await q.add("quick", {})
+    await env.drain(q.worker(Recorder(env), timeout_s=5))
+    info = await q.get(job_id)
+    assert info is not None and info.state == "completed" and info.result == {"ok": "quick"}

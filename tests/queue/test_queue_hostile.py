@@ -183,6 +183,14 @@ async def test_absurd_numbers_are_refused_at_add_and_nothing_is_enqueued(
     assert sum((await q.counts()).values()) == 0
 
 
+@pytest.mark.parametrize("timeout_s", [0, -1, math.nan, math.inf, 1e17, True, "5"])
+async def test_a_worker_timeout_that_is_not_a_positive_number_of_seconds_is_refused(
+    env: Env, timeout_s: Any
+) -> None:
+    with pytest.raises(QueueInputError, match="timeout_s must be > 0"):
+        env.queue.worker(lambda job: None, timeout_s=timeout_s)
+
+
 def test_a_backoff_longer_than_a_century_is_refused() -> None:
     with pytest.raises(QueueInputError, match="backoff"):
         Backoff("fixed", 1e17)

@@ -24,6 +24,7 @@ from agentcron.cli.common import fail
 from agentcron.cli.queue import queue_url
 from agentcron.handlers.references import HandlerReferenceError, resolve
 from agentcron.queue import Job, QueueError, UnrecoverableError, open_queue
+from agentcron.queue.base import MAX_DELAY_S
 from agentcron.queue.scheduled import ScheduledJobRunner
 from agentcron.store.base import Store, StoreError, open_store
 
@@ -94,6 +95,14 @@ def worker(
     stalled_interval: float = typer.Option(
         30.0, "--stalled-interval", min=0.1, help="Seconds between stalled-job checks."
     ),
+    timeout: float | None = typer.Option(
+        None,
+        "--timeout",
+        min=0.001,
+        max=MAX_DELAY_S,
+        help="Seconds an attempt may run; then it fails as timed out (and is retried while"
+        " the job has attempts left). Default: no limit.",
+    ),
     store: str | None = typer.Option(
         None,
         "--store",
@@ -126,6 +135,7 @@ def worker(
                 lease,
                 stalled_interval,
                 heartbeat,
+                timeout_s=timeout,
             )
         )
     except (QueueError, StoreError, ValueError) as exc:
@@ -169,6 +179,8 @@ async def _work(
     lease_s: float,
     stalled_interval_s: float,
     heartbeat: tuple[str, float] | None = None,
+    *,
+    timeout_s: float | None = None,
 ) -> int:
     q = open_queue(url, name)
     job_store: Store | None = None
@@ -177,7 +189,7 @@ async def _work(
         # database index (or is not there) is a start-up error (exit 2), not a worker that
         # logs "retrying" forever (and never returns, even with --burst).
         await q.counts()
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"timeout_s": timeout_s}
         if handler is None or heartbeat is not None:
             job_store = open_store(jobs_url)
             await job_store.open()

@@ -24,7 +24,7 @@ from agentcron.queue.base import (
     open_queue,
 )
 from agentcron.queue.dispatch import dispatch_to_queue
-from agentcron.queue.worker import UnrecoverableError, Worker
+from agentcron.queue.worker import JobTimeoutError, UnrecoverableError, Worker
 
 __all__ = [
     "MAX_PRIORITY",
@@ -32,6 +32,7 @@ __all__ = [
     "BulkJob",
     "Job",
     "JobInfo",
+    "JobTimeoutError",
     "Queue",
     "QueueConnectionError",
     "QueueError",

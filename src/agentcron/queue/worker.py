@@ -38,7 +38,7 @@ from agentcron.queue.base import (
     json_safe,
 )
 
-__all__ = ["Finished", "UnrecoverableError", "Worker", "WorkerBackend"]
+__all__ = ["Finished", "JobTimeoutError", "UnrecoverableError", "Worker", "WorkerBackend"]
 
 log = logging.getLogger("agentcron.queue")
 
@@ -55,6 +55,11 @@ _STATE_AFTER: dict[str, Callable[[Finished], str]] = {
 
 class UnrecoverableError(Exception):
     """Raise from a handler to fail the job at once, without its remaining attempts."""
+
+
+class JobTimeoutError(TimeoutError):
+    """A handler ran longer than the worker's `timeout_s`: the attempt failed (and is
+    retried like any failure while the job has attempts left)."""
 
 
 @dataclass(slots=True)
@@ -115,6 +120,11 @@ class WorkerBackend(Protocol):
         ...
 
 
+def _ignore_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 class Worker:
     """Runs `handler(job)` for jobs of one queue, `concurrency` at a time.
 
@@ -123,6 +133,10 @@ class Worker:
     * A job's lease (``lease_s``) is renewed every ``lease_s / 2`` while its handler runs;
       every ``stalled_interval_s`` the worker moves jobs whose lease expired back to
       waiting, and to failed after ``max_stalled`` stalls (BullMQ's maxStalledCount).
+    * ``timeout_s``: an attempt still running after this many seconds fails with
+      `JobTimeoutError` (retried like any failure while the job has attempts left) and
+      frees its slot. An async handler is cancelled; a sync one cannot be stopped in its
+      thread, so it runs on unwatched and what it returns is ignored. None: no limit.
     * ``run(burst=True)`` returns once nothing is waiting or delayed and its jobs are done;
       ``close()`` stops claiming, waits for running handlers, records them and returns.
     """
@@ -139,6 +153,7 @@ class Worker:
         max_stalled: int = 1,
         poll_s: float = 0.2,
         backoff_strategy: BackoffStrategy | None = None,
+        timeout_s: float | None = None,
     ) -> None:
         if not is_count(concurrency, 1):
             raise QueueInputError(
@@ -150,8 +165,13 @@ class Worker:
                     f"lease_s, stalled_interval_s and poll_s must be > 0 and <= {MAX_DELAY_S}"
                     f" seconds, got {value!r}"
                 )
+        if timeout_s is not None and not (is_seconds(timeout_s) and timeout_s > 0):
+            raise QueueInputError(
+                f"timeout_s must be > 0 and <= {MAX_DELAY_S} seconds, or None; got {timeout_s!r}"
+            )
         self.backend = backend
         self.handler = handler
+        self.timeout_s = timeout_s
         self.concurrency = concurrency
         self.rate = RateLimit(*rate_limit) if rate_limit is not None else None
         self.lease_s = lease_s
@@ -280,7 +300,10 @@ class Worker:
 
     async def _run_one(self, job: Job) -> None:
         try:
-            result = await self._call(job)
+            if self.timeout_s is None:
+                result = await self._call(job)
+            else:
+                result = await self._call_within(job, self.timeout_s)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -302,6 +325,25 @@ class Worker:
         if inspect.isawaitable(result):
             return await result
         return result
+
+    async def _call_within(self, job: Job, timeout_s: float) -> Any:
+        """`_call`, failing with `JobTimeoutError` after `timeout_s` of the clock."""
+        call = asyncio.ensure_future(self._call(job))
+        timer = asyncio.ensure_future(self.backend.clock.sleep(timeout_s))
+        try:
+            await asyncio.wait({call, timer}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+        finally:
+            timer.cancel()
+        if call.done():
+            return call.result()
+        call.cancel()
+        # Not awaited: a handler that ignores cancellation must not hold the slot. Whatever
+        # it ends with later is read here, so it is never reported as unretrieved.
+        call.add_done_callback(_ignore_outcome)
+        raise JobTimeoutError(f"timed out after {timeout_s:g}s")
 
     def _decide(self, job: Job, exc: BaseException) -> Finished:
         error = describe_error(exc)
