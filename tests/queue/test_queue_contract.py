@@ -341,6 +341,21 @@ async def test_a_repeatable_enqueues_its_next_occurrence_once(env: Env) -> None:
     assert not await q.remove_repeatable(key)
 
 
+async def test_removing_a_repeatable_also_removes_its_next_occurrence(env: Env) -> None:
+    # Before, the occurrence already enqueued (delayed) still ran once after the removal.
+    q = env.queue
+    key = await q.add_repeatable("tick", {}, cron="0 0 * * *")
+    other = await q.add_repeatable("tock", {}, cron="0 0 * * *", key="tick*?[x]")
+    plain = await q.add("plain", {}, delay=3600)
+    assert (await q.counts())["delayed"] == 3
+    assert await q.remove_repeatable(key)
+    assert (await q.counts())["delayed"] == 2
+    assert await q.remove_repeatable(other)
+    counts = await q.counts()
+    assert counts["delayed"] == 1 and sum(counts.values()) == 1
+    assert (await q.get(plain)) is not None
+
+
 async def test_a_repeatable_runs_at_each_fire_time(env: Env) -> None:
     q = env.queue
     await q.add_repeatable("tick", {}, cron="* * * * * *")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
@@ -388,8 +389,17 @@ class RedisQueue:
         return key
 
     async def remove_repeatable(self, key: str) -> bool:
+        from agentcron.queue.repeat import occurrence_prefix
+
+        prefix = occurrence_prefix(key)
         async with self._errors():
-            return bool(await _aw(self.client.hdel(self._repeat_key, key)))
+            removed = bool(await _aw(self.client.hdel(self._repeat_key, key)))
+            # Its next occurrence, enqueued delayed, goes too (as BullMQ's removeRepeatable).
+            pattern = re.sub(r"([\\*?\[\]])", r"\\\1", prefix) + "*"  # a glob, escaped
+            doomed = [m async for m, _ in self.client.zscan_iter(self.keys["delayed"], pattern)]
+            for job_id in doomed:
+                await self._bull.remove(job_id)
+        return removed
 
     async def tick_repeatables(self) -> float | None:
         from agentcron.queue.repeat import next_fire_ms, occurrence_id

@@ -12,7 +12,13 @@ from datetime import UTC, datetime
 
 from agentcron.queue.base import QueueInputError, validate_job
 
-__all__ = ["next_fire_ms", "occurrence_id", "repeat_key", "validate_repeatable"]
+__all__ = [
+    "next_fire_ms",
+    "occurrence_id",
+    "occurrence_prefix",
+    "repeat_key",
+    "validate_repeatable",
+]
 
 
 def repeat_key(name: str, cron: str, tz: str) -> str:
@@ -27,7 +33,12 @@ def occurrence_id(key: str, fire_ms: int) -> str:
     accepts a custom id with ``:`` only in that three-part shape); a custom `key` with ``:``
     is turned into ``-``.
     """
-    return f"repeat:{key.replace(':', '-')}:{fire_ms}"
+    return f"{occurrence_prefix(key)}{fire_ms}"
+
+
+def occurrence_prefix(key: str) -> str:
+    """What the job id of every occurrence of `key` begins with (`occurrence_id`)."""
+    return f"repeat:{key.replace(':', '-')}:"
 
 
 def next_fire_ms(cron: str, tz: str, after_ms: int) -> int | None:

@@ -417,9 +417,18 @@ class SqliteQueue:
         return key
 
     async def remove_repeatable(self, key: str) -> bool:
-        cursor = self.db.execute(
-            "DELETE FROM queue_repeatables WHERE queue=? AND key=?", (self.name, key)
-        )
+        from agentcron.queue.repeat import occurrence_prefix
+
+        prefix = occurrence_prefix(key)
+        with self._tx() as db:
+            cursor = db.execute(
+                "DELETE FROM queue_repeatables WHERE queue=? AND key=?", (self.name, key)
+            )
+            # Its next occurrence, enqueued delayed, goes too (as BullMQ's removeRepeatable).
+            db.execute(
+                "DELETE FROM queue_jobs WHERE queue=? AND state='delayed' AND substr(id, 1, ?)=?",
+                (self.name, len(prefix), prefix),
+            )
         return cursor.rowcount > 0
 
     async def tick_repeatables(self) -> float | None:
