@@ -42,6 +42,9 @@ __all__ = ["Finished", "JobTimeoutError", "UnrecoverableError", "Worker", "Worke
 
 log = logging.getLogger("agentcron.queue")
 
+#: The longest wait between two tries of a backend that keeps failing (`poll_s` doubles).
+MAX_RETRY_WAIT_S = 5.0
+
 #: A custom backoff: (attempt that failed, the error, the job) -> seconds (< 0: give up).
 BackoffStrategy = Callable[[int, BaseException, Job], float]
 
@@ -182,6 +185,8 @@ class Worker:
         self.id = f"{os.getpid()}-{os.urandom(4).hex()}"
         self.processed = 0
         self._claims = 0
+        #: Backend calls failed in a row (`_backend_failed`).
+        self._failures = 0
         self._running: dict[asyncio.Task[None], Job] = {}
         self._finished: list[Finished] = []
         self._wake = asyncio.Event()
@@ -263,10 +268,10 @@ class Worker:
         except QueueError:
             raise
         except Exception as exc:  # backend hiccup (Redis restart, locked file): retry
-            log.warning("queue %s: backend error, retrying: %s", self.backend.name, exc)
             self._finished = finished + self._finished
-            await self.backend.clock.sleep(self.poll_s)
+            await self._backend_failed(exc)
             return [], None
+        self._backend_answered()
         if self.backend.events is not None:
             for f in finished:
                 self._publish(
@@ -278,9 +283,32 @@ class Worker:
         try:
             return await self.backend.has_work()
         except Exception as exc:  # unreachable backend: assume work, retry after a pause
-            log.warning("queue %s: backend error, retrying: %s", self.backend.name, exc)
-            await self.backend.clock.sleep(self.poll_s)
+            await self._backend_failed(exc)
             return True
+
+    async def _backend_failed(self, exc: Exception) -> None:
+        """Wait before trying the backend again: `poll_s`, doubled after each failure in a
+        row up to `MAX_RETRY_WAIT_S`. An outage is logged when it begins and when it ends,
+        not at every attempt (at `poll_s` = 0.2 s that was 5 warnings a second)."""
+        self._failures += 1
+        if self._failures == 1:
+            log.warning(
+                "queue %s: backend error, retrying until it answers: %s", self.backend.name, exc
+            )
+        else:
+            log.debug("queue %s: backend error (%d in a row): %s", self.backend.name,
+                      self._failures, exc)  # fmt: skip
+        wait_s = self.poll_s * 2 ** min(self._failures - 1, 32)
+        await self.backend.clock.sleep(min(max(MAX_RETRY_WAIT_S, self.poll_s), wait_s))
+
+    def _backend_answered(self) -> None:
+        if self._failures:
+            log.warning(
+                "queue %s: backend answers again after %d failed attempt(s)",
+                self.backend.name,
+                self._failures,
+            )
+            self._failures = 0
 
     def _idle_wait(self, hint: float | None) -> float:
         if hint is None:
