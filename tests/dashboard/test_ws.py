@@ -92,6 +92,25 @@ async def test_anything_but_an_auth_message_first_closes_with_4401(
         assert await closed_code(ws) == 4401
 
 
+@pytest.mark.parametrize(
+    ("first", "code"),
+    [
+        ("[" * 100_000 + "]" * 100_000, 4401),  # json.loads raised RecursionError
+        ('{"type": "auth", "token": "\\ud800"}', 4403),  # a lone surrogate: UnicodeEncodeError
+        (b"\xff\xfe", 4401),  # a binary frame
+    ],
+    ids=["deeply-nested", "lone-surrogate-token", "binary"],
+)
+async def test_a_malformed_first_message_is_refused_with_a_close_code_not_a_crash(
+    live: LiveServer, first: str | bytes, code: int
+) -> None:
+    async with connect(live.ws_url, max_size=None) as ws:
+        await ws.send(first)
+        assert await closed_code(ws) == code  # was 1006: the handler raised
+    async with connect(live.ws_url) as ws:  # and the server still serves
+        await login(ws)
+
+
 async def test_a_silent_client_is_closed_after_the_auth_timeout(sched: Scheduler) -> None:
     settings = DashboardSettings(auth_token=TOKEN, ws_auth_timeout_s=0.2)
     async with serve(create_app(sched, settings)) as server, connect(server.ws_url) as ws:

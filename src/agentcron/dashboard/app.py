@@ -111,6 +111,9 @@ def create_app(
         "`Authorization: Bearer <token>`.",
         docs_url=None,  # the Swagger page loads scripts from a CDN; the spec is at /openapi.json
         redoc_url=None,
+        # No 307 from `/api/jobs/` (or `/api/jobs/%2F`, the id "/") to `/api/jobs`: a client
+        # that follows it would list or delete elsewhere; an unknown address is a JSON 404.
+        redirect_slashes=False,
         lifespan=lifespan,
     )
     app.state.dashboard = ctx
@@ -140,6 +143,9 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's "There was an error parsing the body": bad input like any other.
+            return JSONResponse({"detail": _unreadable_body(exc.__cause__)}, status_code=422)
         return JSONResponse(
             {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
         )
@@ -162,10 +168,24 @@ def create_app(
     return app
 
 
+def _unreadable_body(cause: BaseException) -> str:
+    """Why a request body could not be read as JSON (FastAPI only says that it could not)."""
+    if isinstance(cause, RecursionError):
+        return "the JSON body is nested too deeply"
+    if isinstance(cause, UnicodeDecodeError):
+        return "the request body is not valid UTF-8 JSON text"
+    if isinstance(cause, ValueError):  # e.g. an integer of more than 4,300 digits
+        return f"the request body could not be read as JSON: {str(cause).split(';')[0]}"
+    return f"the request body could not be read as JSON ({type(cause).__name__})"
+
+
 def _jsonable_errors(errors: Any) -> list[dict[str, Any]]:
     out = []
     for err in errors:
         item = {k: v for k, v in dict(err).items() if k in ("loc", "msg", "type")}
         item["loc"] = [str(p) for p in item.get("loc", ())]
+        reason = (err.get("ctx") or {}).get("error") if item.get("type") == "json_invalid" else None
+        if isinstance(reason, str):  # "JSON decode error" alone does not say what is wrong
+            item["msg"] = f"{item['msg']}: {reason} (at character {item['loc'][-1]})"
         out.append(item)
     return out

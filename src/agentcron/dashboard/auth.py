@@ -70,10 +70,15 @@ def ensure_token(data_dir: Path | str | None, configured: str | None) -> tuple[s
 
 
 def token_matches(expected: str, given: str | None) -> bool:
-    """Constant-time comparison (False for a missing token)."""
+    """Constant-time comparison (False for a missing token).
+
+    `given` is whatever a client sent, lone surrogates (`"\\ud800"` in JSON) included.
+    """
     if not given:
         return False
-    return hmac.compare_digest(expected.encode("utf-8"), given.encode("utf-8"))
+    return hmac.compare_digest(
+        expected.encode("utf-8", "surrogatepass"), given.encode("utf-8", "surrogatepass")
+    )
 
 
 def bearer_token(header: str | None) -> str | None:

@@ -7,7 +7,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from agentcron.handlers.http import HEADER_NAME
 from agentcron.jobs import MAX_TAG_LENGTH, MAX_TAGS, TAG_FORBIDDEN_CLASS, job_id_problem
@@ -45,8 +45,18 @@ RunStatusName = Literal[
 #: Limits of request bodies (the whole body is also capped: `DashboardSettings.max_body_bytes`).
 MAX_ARGV_BYTES = 128 * 1024
 MAX_HTTP_HEADERS = 100
+#: Deepest nesting of the JSON an HTTP job sends (`{"a": [1]}` is 2 levels).
+MAX_JSON_DEPTH = 64
 
 _CONTROL = re.compile(TAG_FORBIDDEN_CLASS)
+#: What no URL may hold: controls (a line break would reach the request line) and spaces.
+_URL_FORBIDDEN_CLASS = r"[\x00-\x20\x7f-\x9f]"
+_URL_FORBIDDEN = re.compile(_URL_FORBIDDEN_CLASS)
+
+
+def _without(forbidden_class: str) -> dict[str, Any]:
+    """The JSON-schema pattern of a string without any character of `forbidden_class`."""
+    return {"pattern": f"^[^{forbidden_class[1:-1]}]*$"}
 
 
 def _job_id(value: str) -> str:
@@ -71,45 +81,82 @@ def _header_name(value: str) -> str:
     return value
 
 
+def _name(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("a name may not contain control characters (newlines, tabs ...)")
+    return value
+
+
+def _url(value: str) -> str:
+    if _URL_FORBIDDEN.search(value):
+        raise ValueError("a URL may not contain spaces or control characters (line breaks ...)")
+    return value
+
+
 def _header_value(value: str) -> str:
     if any(c in value for c in "\r\n\0"):
         raise ValueError("a header value may not contain line breaks or NUL")
     return value
 
 
-def _finite_json(value: Any) -> Any:
-    # JSON text may carry Infinity, NaN or 1e400; none of them can be sent on as JSON.
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            raise ValueError("numbers must be finite (no Infinity or NaN)")
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+def _whole_number(value: Any) -> Any:
+    # JSON has one number type: 24.0 is the integer 24 (as JSON Schema says), while strict
+    # validation refuses every float for an int; 24.5, "24" and true stay refused.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 
+def _plain_json(value: Any) -> Any:
+    # JSON text may carry Infinity, NaN or 1e400; none of them can be sent on as JSON.
+    # Nesting is capped too: the body parser allows about 1,000 levels, more than the
+    # recursive code that stores and shows a job's definition can walk.
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("numbers must be finite (no Infinity or NaN)")
+        if isinstance(item, dict | list) and depth >= MAX_JSON_DEPTH:
+            raise ValueError(f"nested too deeply (at most {MAX_JSON_DEPTH} levels)")
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return value
+
+
+#: An integer in a request body (`_In` is strict: no strings or booleans).
+JsonInt = Annotated[int, BeforeValidator(_whole_number)]
 JobIdText = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_job_id)]
 Tag = Annotated[
     str,
     Field(
         min_length=1,
         max_length=MAX_TAG_LENGTH,
-        json_schema_extra={"pattern": f"^[^{TAG_FORBIDDEN_CLASS[1:-1]}]*$"},
+        json_schema_extra=_without(TAG_FORBIDDEN_CLASS),
     ),
     AfterValidator(_tag),
 ]
 Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS)]
 HeaderName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_header_name)]
+JobName = Annotated[
+    str,
+    Field(max_length=500, json_schema_extra=_without(TAG_FORBIDDEN_CLASS)),
+    AfterValidator(_name),
+]
+Url = Annotated[
+    str,
+    Field(min_length=1, max_length=8192, json_schema_extra=_without(_URL_FORBIDDEN_CLASS)),
+    AfterValidator(_url),
+]
 HeaderValue = Annotated[str, Field(max_length=8192), AfterValidator(_header_value)]
 
 
 class _In(BaseModel):
-    """Request bodies: unknown fields and non-finite numbers are refused (422)."""
+    """Request bodies: unknown fields, non-finite numbers and values of the wrong JSON type
+    (`"5"` or `true` for a number, `"yes"` or `1` for a boolean) are refused (422)."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class _Out(BaseModel):
@@ -206,16 +253,16 @@ class JobDetail(JobSummary):
 class HttpSpec(_In):
     """An HTTP handler (`agentcron.Http`): a request made for each attempt."""
 
-    url: str = Field(min_length=1, max_length=8192)
+    url: Url
     method: str | None = Field(default=None, max_length=20, description="Default POST")
     headers: dict[HeaderName, HeaderValue] | None = Field(default=None, max_length=MAX_HTTP_HEADERS)
     json_: Any = Field(default=None, alias="json", description="Sent as JSON")
     body: str | None = Field(default=None, description="Sent as is (not with json)")
     timeout_s: float | None = Field(default=None, gt=0, description="Default 30")
-    ok_statuses: list[int] | None = Field(default=None, min_length=1, max_length=500)
-    output_tail_bytes: int | None = Field(default=None, ge=1, le=1_048_576)
+    ok_statuses: list[JsonInt] | None = Field(default=None, min_length=1, max_length=500)
+    output_tail_bytes: JsonInt | None = Field(default=None, ge=1, le=1_048_576)
 
-    _finite = field_validator("json_")(_finite_json)
+    _plain = field_validator("json_")(_plain_json)
 
 
 class JobCreate(_In):
@@ -224,7 +271,7 @@ class JobCreate(_In):
     id: JobIdText = Field(
         description="Any text up to 200 characters without / or control characters"
     )
-    name: str | None = Field(default=None, max_length=500)
+    name: JobName | None = None
     trigger: str = Field(min_length=1, max_length=500, description="Cron text or @reboot")
     timezone: str | None = Field(default=None, max_length=100)
     command: list[str] | None = Field(
@@ -258,7 +305,7 @@ class JobCreate(_In):
 class JobPatch(_In):
     """Fields to change; absent fields stay as they are."""
 
-    name: str | None = Field(default=None, max_length=500)
+    name: JobName | None = None
     trigger: str | None = Field(default=None, min_length=1, max_length=500)
     timezone: str | None = Field(default=None, max_length=100)
     tags: Tags | None = None
@@ -322,7 +369,7 @@ class CleanRequest(_In):
     grace: float = Field(
         default=0.0, ge=0, allow_inf_nan=False, description="Only jobs older than this many seconds"
     )
-    limit: int = Field(default=1000, ge=1, le=100_000)
+    limit: JsonInt = Field(default=1000, ge=1, le=100_000)
     state: Literal["completed", "failed", "waiting", "delayed"] = "completed"
 
 
@@ -335,7 +382,7 @@ class CleanResult(_Out):
 class CronValidateRequest(_In):
     expression: str = Field(max_length=500)
     timezone: str = Field(default="UTC", max_length=100)
-    count: int = Field(default=10, ge=1, le=50)
+    count: JsonInt = Field(default=10, ge=1, le=50)
 
 
 class CronValidateResult(_Out):

@@ -167,7 +167,7 @@ class EventHub:
             return False
         try:
             message = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             message = None
         token = message.get("token") if isinstance(message, dict) else None
         if (
