@@ -13,6 +13,7 @@ import math
 import operator
 import re
 from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,14 @@ from agentcron.handlers.base import (
     RunContext,
 )
 from agentcron.policies.circuit import CircuitBreaker
-from agentcron.policies.errors import JobConfigError, non_negative, positive, require
+from agentcron.policies.errors import (
+    JobConfigError,
+    non_negative,
+    positive,
+    require,
+    shown,
+    within_max_duration,
+)
 from agentcron.policies.misfire import Misfire
 from agentcron.policies.overlap import Overlap
 from agentcron.policies.retry import Retry
@@ -353,16 +361,27 @@ def handler_from_stored(data: dict[str, Any]) -> Handler:
 
 # -- building ------------------------------------------------------------------------
 def _seconds(value: object, field_name: str) -> float | None:
+    """Seconds from a number or a timedelta, finite and at most 100 years (longer ones
+    overflow `datetime` arithmetic at fire time: `now + timedelta(seconds=1e300)`)."""
     if value is None:
         return None
     if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int such as 10**400
+            seconds = math.inf
         if not math.isfinite(seconds):  # inf passed `positive` and meant "never"
-            raise JobConfigError(field_name, f"expected a finite number of seconds, got {value!r}")
-        return seconds
-    raise JobConfigError(field_name, f"expected seconds (number) or timedelta, got {value!r}")
+            raise JobConfigError(
+                field_name, f"expected a finite number of seconds, got {shown(value)}"
+            )
+    else:
+        raise JobConfigError(
+            field_name, f"expected seconds (number) or timedelta, got {shown(value)}"
+        )
+    within_max_duration(seconds, field_name)
+    return seconds
 
 
 def _aware(value: object, field_name: str) -> datetime | None:
@@ -381,14 +400,66 @@ def _aware(value: object, field_name: str) -> datetime | None:
         raise JobConfigError(field_name, str(exc)) from exc
 
 
-def _concurrency_group(options: dict[str, Any]) -> str | None:
-    group = options.get("concurrency_group")
+#: The longest job name (as the HTTP API's), and description.
+MAX_NAME_LENGTH = 500
+MAX_DESCRIPTION_LENGTH = 10_000
+#: The longest queue or concurrency group name.
+MAX_LABEL_LENGTH = 200
+
+
+def _text(options: dict[str, Any], key: str, limit: int, bounded: AbstractSet[str]) -> str:
+    """The text option `key` ("" when left out): a str (not `str()` of whatever was given:
+    `name=["x"]` was named "['x']"), of at most `limit` characters when `key` is in
+    `bounded` (the options given now: a job stored before the limit still loads).
+    Control characters are allowed: every listing shows them escaped."""
+    value = options.get(key)
+    if value is None:
+        return ""
+    require(isinstance(value, str), key, f"expected text, got {shown(value)}")
     require(
-        group is None or (isinstance(group, str) and group.strip() != ""),
-        "concurrency_group",
-        f"expected a group name, got {group!r}",
+        key not in bounded or len(value) <= limit,
+        key,
+        f"{shown(value)} is {len(value)} characters long (at most {limit})",
     )
-    return group
+    return str(value)
+
+
+def _label(options: dict[str, Any], key: str, what: str, bounded: AbstractSet[str]) -> str | None:
+    """A queue or concurrency group name: None, or text that is not blank; when `key` is in
+    `bounded`, of at most `MAX_LABEL_LENGTH` characters and without control characters
+    (it is shown on one line in logs, events and the dashboard's filters)."""
+    value = options.get(key)
+    if value is None:
+        return None
+    require(
+        isinstance(value, str) and value.strip() != "", key, f"expected {what}, got {shown(value)}"
+    )
+    if key in bounded:
+        require(
+            len(value) <= MAX_LABEL_LENGTH,
+            key,
+            f"{shown(value)} is {len(value)} characters long (at most {MAX_LABEL_LENGTH})",
+        )
+        require(
+            _TAG_CONTROL.search(value) is None,
+            key,
+            f"{shown(value)} may not contain control characters (newlines, tabs ...)",
+        )
+    return str(value)
+
+
+def _tags(options: dict[str, Any], bounded: AbstractSet[str]) -> tuple[str, ...]:
+    """The tags: strings, within `tags_problem`'s limits when "tags" is in `bounded`."""
+    tags = options.get("tags") or ()
+    require(
+        isinstance(tags, list | tuple | set | frozenset) and all(isinstance(t, str) for t in tags),
+        "tags",
+        f"expected a list of strings, got {shown(tags)}",
+    )
+    if "tags" in bounded:
+        problem = tags_problem(list(tags))
+        require(problem is None, "tags", str(problem))
+    return tuple(tags)
 
 
 def _enabled(options: dict[str, Any]) -> bool:
@@ -479,9 +550,14 @@ def build_job(
     trigger: object,
     handler: object,
     default_timezone: str | tzinfo = "UTC",
+    bounded: AbstractSet[str] = JOB_OPTIONS,
     **options: Any,
 ) -> Job:
-    """Validate everything and build a `Job`; raises `JobConfigError` naming the field."""
+    """Validate everything and build a `Job`; raises `JobConfigError` naming the field.
+
+    `bounded`: the text options (name, description, tags, queue, concurrency_group) held
+    to their length and character limits; all by default, the changed ones on `update`,
+    none for a stored definition (a job stored before a limit existed still loads)."""
     require(
         isinstance(job_id, str) and job_id.strip() != "", "id", "a non-empty string is required"
     )
@@ -512,24 +588,21 @@ def build_job(
     start = _aware(options.get("start"), "start")
     end = _aware(options.get("end"), "end")
     require(start is None or end is None or end > start, "end", "must be after start")
-    tags = options.get("tags") or ()
+    tags = _tags(options, bounded)
+    queue = _label(options, "queue", "a queue name", bounded)
     require(
-        not isinstance(tags, str) and all(isinstance(t, str) for t in tags),
-        "tags",
-        "expected a list of strings",
-    )
-    queue = options.get("queue")
-    require(
-        queue is None or (isinstance(queue, str) and queue != ""), "queue", "expected a queue name"
+        queue is None or (":" not in queue and queue not in (".", "..")),
+        "queue",
+        f"a queue name may not contain ':' nor be '.' or '..', got {shown(queue)}",
     )
     return Job(
         id=job_id,
         trigger=trig,
         handler=handler_obj,
-        name=str(options.get("name") or ""),
+        name=_text(options, "name", MAX_NAME_LENGTH, bounded),
         timezone=tz_name(tz),
         enabled=_enabled(options),
-        tags=tuple(tags),
+        tags=tags,
         timeout_s=timeout_s,
         overlap=Overlap.from_value(options.get("overlap", "skip")),
         retry=Retry.from_value(options.get("retry")),
@@ -541,9 +614,9 @@ def build_job(
         end=end,
         max_runs=max_runs,
         expect_every_s=expect_every_s,
-        description=str(options.get("description") or ""),
+        description=_text(options, "description", MAX_DESCRIPTION_LENGTH, bounded),
         disabled_reason=_disabled_reason(options),
-        concurrency_group=_concurrency_group(options),
+        concurrency_group=_label(options, "concurrency_group", "a group name", bounded),
     )
 
 
@@ -560,7 +633,12 @@ def update_job(job: Job, default_timezone: str | tzinfo = "UTC", **changes: Any)
     if "timezone" in changes and "trigger" not in changes and isinstance(trigger, CronTrigger):
         trigger = trigger.expr  # re-evaluate the same expression in the new zone
     return build_job(
-        job.id, trigger=trigger, handler=handler, default_timezone=default_timezone, **current
+        job.id,
+        trigger=trigger,
+        handler=handler,
+        default_timezone=default_timezone,
+        bounded=frozenset(changes),
+        **current,
     )
 
 
@@ -665,4 +743,4 @@ def job_from_definition(job_id: str, definition: dict[str, Any]) -> Job:
     known: Iterable[str] = JOB_OPTIONS
     options = {k: v for k, v in options.items() if k in known}
     handler = handler_from_stored(handler_data)
-    return build_job(job_id, trigger=trigger, handler=handler, **options)
+    return build_job(job_id, trigger=trigger, handler=handler, bounded=frozenset(), **options)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agentcron.clock import utc
-from agentcron.policies.errors import JobConfigError, require
+from agentcron.policies.errors import MAX_DURATION_S, JobConfigError, require, shown
 
 if TYPE_CHECKING:
     from agentcron.cron import CronExpression
@@ -60,9 +60,19 @@ def resolve_tz(tz: str | tzinfo | None, field: str = "timezone") -> tzinfo:
     if tz is None:
         return UTC
     if isinstance(tz, tzinfo):
+        if tz is UTC:
+            return tz
         key = getattr(tz, "key", None)
-        if isinstance(key, str):
-            _require_iana(key, field)
+        if not isinstance(key, str):
+            # A fixed offset (`timezone(timedelta(hours=2))`) or another library's zone:
+            # its name ("UTC+02:00") is stored with the job and does not load back, so the
+            # job could not be updated or restored. (Nor does a fixed offset follow DST.)
+            raise JobConfigError(
+                field,
+                f"{shown(tz)} is not an IANA time zone; use a name such as 'Europe/Berlin'"
+                " (or ZoneInfo('Europe/Berlin'), or 'UTC')",
+            )
+        _require_iana(key, field)
         return tz
     if not isinstance(tz, str):
         raise JobConfigError(field, f"expected an IANA time zone name or a tzinfo, got {tz!r}")
@@ -199,15 +209,29 @@ class Interval:
         seconds: float = 0,
         start: datetime | None = None,
     ) -> None:
+        parts = {"weeks": weeks, "days": days, "hours": hours, "minutes": minutes}
+        parts["seconds"] = seconds
+        for unit, amount in parts.items():
+            number = isinstance(amount, int | float) and not isinstance(amount, bool)
+            require(
+                number and (isinstance(amount, int) or math.isfinite(amount)),
+                "trigger",
+                f"an interval's {unit} must be a finite number, got {shown(amount)}",
+            )
         try:
             period = timedelta(
                 weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds
             ).total_seconds()
-        except (TypeError, ValueError, OverflowError) as exc:  # nan, inf, 1e300, "5"
-            raise JobConfigError(
-                "trigger", f"an interval must be a finite duration: {exc}"
-            ) from None
+        except OverflowError:  # over timedelta's 999,999,999 days
+            period = math.inf
         require(period > 0, "trigger", f"an interval must be > 0 seconds, got {period}")
+        require(
+            period <= MAX_DURATION_S,
+            "trigger",
+            f"an interval of {period:g} s is longer than 100 years ({MAX_DURATION_S:.0f} s)"
+            if math.isfinite(period)
+            else "an interval is longer than 100 years",
+        )
         require(
             period >= MIN_INTERVAL_S,
             "trigger",
@@ -215,6 +239,11 @@ class Interval:
             "(a tighter loop belongs inside one long-running job)",
         )
         if start is not None:
+            require(
+                isinstance(start, datetime),
+                "trigger.start",
+                f"expected an aware datetime, got {shown(start)}",
+            )
             try:
                 start = utc(start)
             except ValueError as exc:
@@ -228,10 +257,13 @@ class Interval:
             return anchor
         elapsed = (after - anchor).total_seconds()
         k = math.floor(elapsed / self.period_s) + 1
-        candidate = anchor + timedelta(seconds=k * self.period_s)
-        while candidate <= after:  # float rounding on very long spans
-            k += 1
+        try:
             candidate = anchor + timedelta(seconds=k * self.period_s)
+            while candidate <= after:  # float rounding on very long spans
+                k += 1
+                candidate = anchor + timedelta(seconds=k * self.period_s)
+        except OverflowError:  # past the year 9999: there is no next fire
+            return None
         return candidate
 
     def to_dict(self) -> dict[str, Any]:
@@ -259,6 +291,9 @@ class Date:
     __slots__ = ("at",)
 
     def __init__(self, at: datetime) -> None:
+        require(
+            isinstance(at, datetime), "trigger", f"Date needs an aware datetime, got {shown(at)}"
+        )
         try:
             self.at = utc(at)
         except (ValueError, AttributeError) as exc:
@@ -358,7 +393,19 @@ def coerce_trigger(value: object, tz: str | tzinfo | None = "UTC") -> Trigger:
 
 
 def trigger_from_dict(data: dict[str, Any]) -> Trigger:
-    """Rebuild a trigger from `to_dict()` output."""
+    """Rebuild a trigger from `to_dict()` output; a malformed dict raises `JobConfigError`
+    naming the trigger (a missing key, a value of the wrong type)."""
+    try:
+        return _trigger_from_dict(data)
+    except JobConfigError:
+        raise
+    except KeyError as exc:
+        raise JobConfigError("trigger", f"{shown(data)} lacks the key {exc}") from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise JobConfigError("trigger", f"invalid trigger {shown(data)}: {exc}") from None
+
+
+def _trigger_from_dict(data: dict[str, Any]) -> Trigger:
     kind = data.get("type")
     if kind == "cron":
         return cron_trigger(str(data["expr"]), resolve_tz(data.get("tz", "UTC")))

@@ -60,8 +60,24 @@ _JOB_LOG = logging.getLogger("agentcron.job")
 def _tail(text: Any) -> str | None:
     if text is None:
         return None
-    s = text if isinstance(text, str) else str(text)
+    if isinstance(text, str):
+        s = text
+    else:
+        try:
+            s = str(text)
+        except Exception:  # the handler's object: its __str__ may raise
+            s = f"<{type(text).__name__} object: str() raised>"
     return storable(s[-_TAIL_CHARS:])
+
+
+def _error_tail(error: BaseException) -> str | None:
+    """The `output_tail` an error carries (a `HandlerError`'s), if it can be read: a
+    handler's own exception may have one that raises (a property) or cannot be shown."""
+    try:
+        tail = getattr(error, "output_tail", None)
+    except Exception:
+        return None
+    return _tail(tail)
 
 
 def _escaped(exc: BaseException) -> HandlerError:
@@ -243,7 +259,7 @@ class Runner:
                 error = result.error
                 assert error is not None
                 message = describe_error(error)
-                tail = _tail(getattr(error, "output_tail", None))
+                tail = _error_tail(error)
                 delay = job.retry.next_delay(attempt, error, rng=self.rng)
                 if delay is None:
                     return await self._failed(

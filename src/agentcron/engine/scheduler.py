@@ -73,7 +73,7 @@ from agentcron.models import (
     new_run_id,
 )
 from agentcron.policies.circuit import Circuit
-from agentcron.policies.errors import require
+from agentcron.policies.errors import require, shown
 from agentcron.policies.jitter import jitter_delay
 from agentcron.policies.misfire import decide_misfire
 from agentcron.store.base import JobConflictError, Store, open_store
@@ -89,6 +89,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 CLOCK_JUMP_S = 2.0
 #: The loop yields to the event loop after this many late jobs in a row (see `_loop`).
 LATE_BATCH = 16
+#: The longest pause note (as the HTTP API's): it is stored and shown with the job.
+MAX_NOTE_LENGTH = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,8 +342,15 @@ class Scheduler(Firing):
         self.events.publish(JobRemoved(at=self.clock.now(), job_id=job_id))
 
     def pause(self, job_id: str, note: str | None = None) -> None:
-        """Stop firing the job (a run in progress finishes); `note` says why."""
+        """Stop firing the job (a run in progress finishes); `note` says why (text of at
+        most `MAX_NOTE_LENGTH` characters, else `JobConfigError` naming `note`)."""
         entry = self._entry(job_id)
+        require(
+            note is None or (isinstance(note, str) and len(note) <= MAX_NOTE_LENGTH),
+            "note",
+            f"expected text of at most {MAX_NOTE_LENGTH} characters, got {shown(note)}"
+            + (f" ({len(note)} characters)" if isinstance(note, str) else ""),
+        )
         entry.paused, entry.pause_note = True, note
         self._timeline.drop(entry)
         entry.next_fire = None
@@ -913,6 +922,8 @@ class Scheduler(Firing):
 
     # == helpers ========================================================================
     def _entry(self, job_id: str) -> JobEntry:
+        if not isinstance(job_id, str):  # (`pause(["j"])` would raise "unhashable type")
+            raise JobNotFoundError(job_id)
         entry = self._entries.get(job_id)
         if entry is None:
             raise JobNotFoundError(job_id)

@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from agentcron.error_text import describe_error
+
 __all__ = ["HandlerReferenceError", "parse_reference", "reference_of", "resolve"]
 
 _DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
@@ -28,12 +30,21 @@ class HandlerReferenceError(ValueError):
     """
 
 
+def _shown(ref: object) -> str:
+    """`repr(ref)` cut to 100 characters, for error messages (a reference may be huge)."""
+    try:
+        text = repr(ref)
+    except Exception:  # an object's own __repr__ may raise
+        text = f"<{type(ref).__name__} object>"
+    return text if len(text) <= 100 else f"{text[:97]}..."
+
+
 def parse_reference(ref: str) -> tuple[str, str]:
     """Split `"pkg.mod:attr.sub"` into `("pkg.mod", "attr.sub")`, or raise HandlerReferenceError."""
     match = _REFERENCE.match(ref) if isinstance(ref, str) else None
     if match is None:
         raise HandlerReferenceError(
-            f"handler reference {ref!r} is not of the form 'package.module:attribute'"
+            f"handler reference {_shown(ref)} is not of the form 'package.module:attribute'"
         )
     return match["module"], match["attr"]
 
@@ -49,16 +60,18 @@ def resolve(ref: str) -> Callable[..., Any]:
         obj: Any = importlib.import_module(module_name)
     except Exception as exc:  # a broken module can raise anything at import time
         raise HandlerReferenceError(
-            f"cannot import handler reference {ref!r}: {type(exc).__name__}: {exc}"
+            f"cannot import handler reference {_shown(ref)}: {describe_error(exc)}"
         ) from exc
     for name in attr_path.split("."):
         try:
             obj = getattr(obj, name)
         except AttributeError as exc:
-            raise HandlerReferenceError(f"cannot resolve handler reference {ref!r}: {exc}") from exc
+            raise HandlerReferenceError(
+                f"cannot resolve handler reference {_shown(ref)}: {exc}"
+            ) from exc
     if not callable(obj):
         raise HandlerReferenceError(
-            f"handler reference {ref!r} names a {type(obj).__name__}, which is not callable"
+            f"handler reference {_shown(ref)} names a {type(obj).__name__}, which is not callable"
         )
     return obj  # type: ignore[no-any-return]
 

@@ -87,11 +87,25 @@ class DaemonThreadPool:
                 try:
                     result = call()
                 except BaseException as exc:  # handed to the caller, as an executor does
+                    if isinstance(exc, StopIteration):
+                        # An asyncio future refuses StopIteration (`wrap_future` would fail
+                        # in a loop callback and its caller wait forever): as a coroutine
+                        # raising it does, it becomes a RuntimeError.
+                        error = RuntimeError(f"{_name(call)} raised StopIteration")
+                        error.__cause__ = exc
+                        exc = error
                     future.set_exception(exc)
                 else:
                     future.set_result(result)
             del future, call  # not kept alive while idle
             self._idle.release()
+
+
+def _name(call: Callable[[], Any]) -> str:
+    """The name of the function `SyncThreads.run` wrapped in `call`, for messages."""
+    args = getattr(call, "args", ())
+    func = args[0] if args else call
+    return str(getattr(func, "__qualname__", None) or type(func).__qualname__)
 
 
 class SyncThreads:

@@ -16,7 +16,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from agentcron.policies.errors import JobConfigError, from_dict, positive, require
+from agentcron.policies.errors import (
+    JobConfigError,
+    check_settings,
+    from_dict,
+    positive,
+    require,
+    within_max_duration,
+)
 
 __all__ = ["Circuit", "CircuitBreaker", "CircuitState"]
 
@@ -40,12 +47,14 @@ class CircuitBreaker:
     name: str | None = None
 
     def __post_init__(self) -> None:
+        check_settings(self, "circuit")
         require(
             self.failure_threshold >= 1,
             "circuit.failure_threshold",
             f"must be >= 1, got {self.failure_threshold}",
         )
         positive(self.reset_timeout, "circuit.reset_timeout")
+        within_max_duration(self.reset_timeout, "circuit.reset_timeout")
         require(
             self.half_open_max_calls >= 1,
             "circuit.half_open_max_calls",

@@ -10,7 +10,16 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from agentcron.policies.errors import JobConfigError, from_dict, non_negative, positive, require
+from agentcron.policies.errors import (
+    JobConfigError,
+    check_settings,
+    from_dict,
+    non_negative,
+    positive,
+    require,
+    shown,
+    within_max_duration,
+)
 
 __all__ = ["MISFIRE_POLICIES", "Misfire", "MisfireDecision", "decide_misfire"]
 
@@ -33,10 +42,13 @@ class Misfire:
         require(
             self.policy in MISFIRE_POLICIES,
             "misfire",
-            f"unknown policy {self.policy!r}; use one of {', '.join(MISFIRE_POLICIES)}",
+            f"unknown policy {shown(self.policy)}; use one of {', '.join(MISFIRE_POLICIES)}",
         )
+        check_settings(self, "misfire", {"grace_s": "grace", "catchup_window_s": "catchup_window"})
         non_negative(self.grace_s, "misfire.grace")
+        within_max_duration(self.grace_s, "misfire.grace")
         positive(self.catchup_window_s, "misfire.catchup_window")
+        within_max_duration(self.catchup_window_s, "misfire.catchup_window")
         require(
             self.max_catchup >= 1, "misfire.max_catchup", f"must be >= 1, got {self.max_catchup}"
         )

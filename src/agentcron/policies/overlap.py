@@ -11,7 +11,15 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from agentcron.policies.errors import JobConfigError, from_dict, positive, require
+from agentcron.policies.errors import (
+    JobConfigError,
+    check_settings,
+    from_dict,
+    positive,
+    require,
+    shown,
+    within_max_duration,
+)
 
 __all__ = ["OVERLAP_POLICIES", "Overlap", "OverlapAction"]
 
@@ -57,10 +65,12 @@ class Overlap:
         require(
             self.policy in OVERLAP_POLICIES,
             "overlap",
-            f"unknown policy {self.policy!r}; use one of {', '.join(OVERLAP_POLICIES)}",
+            f"unknown policy {shown(self.policy)}; use one of {', '.join(OVERLAP_POLICIES)}",
         )
+        check_settings(self, "overlap", {"delay_s": "delay"})
         require(self.max_queue >= 1, "overlap.max_queue", f"must be >= 1, got {self.max_queue}")
         positive(self.delay_s, "overlap.delay")
+        within_max_duration(self.delay_s, "overlap.delay")
         require(self.max_skips >= 1, "overlap.max_skips", f"must be >= 1, got {self.max_skips}")
         require(
             self.max_concurrent >= 1,

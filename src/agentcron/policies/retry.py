@@ -7,17 +7,31 @@ Exactly one layer retries: the engine's runner, driven by `Retry.next_delay`, wh
 from __future__ import annotations
 
 import importlib
+import logging
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentcron.policies.errors import JobConfigError, from_dict, non_negative, positive, require
+from agentcron.error_text import message_of
+from agentcron.policies.errors import (
+    JobConfigError,
+    check_settings,
+    from_dict,
+    non_negative,
+    positive,
+    require,
+    shown,
+    within_max_duration,
+)
 
 __all__ = ["RETRY_JITTERS", "RETRY_STRATEGIES", "Retry"]
 
 RETRY_STRATEGIES = ("fixed", "linear", "exponential", "custom")
 RETRY_JITTERS = ("none", "full", "equal")
+
+log = logging.getLogger("agentcron.policies")
 
 ErrorMatcher = type[BaseException] | str
 DelayFn = Callable[[int], float]
@@ -82,22 +96,26 @@ class Retry:
 
     def __post_init__(self) -> None:
         require(
-            isinstance(self.max_attempts, int) and self.max_attempts >= 1,
+            isinstance(self.max_attempts, int)
+            and not isinstance(self.max_attempts, bool)
+            and self.max_attempts >= 1,
             "retry.max_attempts",
             f"must be an integer >= 1, got {self.max_attempts!r}",
         )
         require(
             self.strategy in RETRY_STRATEGIES,
             "retry.strategy",
-            f"unknown strategy {self.strategy!r}; use one of {', '.join(RETRY_STRATEGIES)}",
+            f"unknown strategy {shown(self.strategy)}; use one of {', '.join(RETRY_STRATEGIES)}",
         )
         require(
             self.jitter in RETRY_JITTERS,
             "retry.jitter",
-            f"unknown jitter {self.jitter!r}; use one of {', '.join(RETRY_JITTERS)}",
+            f"unknown jitter {shown(self.jitter)}; use one of {', '.join(RETRY_JITTERS)}",
         )
+        check_settings(self, "retry")
         non_negative(self.base_delay, "retry.base_delay")
         non_negative(self.max_delay, "retry.max_delay")
+        within_max_duration(self.max_delay, "retry.max_delay")
         positive(self.multiplier, "retry.multiplier")
         require(
             self.max_delay >= self.base_delay,
@@ -138,11 +156,37 @@ class Retry:
         elif self.strategy == "linear":
             delay = self.base_delay * attempt
         elif self.strategy == "exponential":
-            delay = self.base_delay * self.multiplier ** (attempt - 1)
+            try:
+                delay = self.base_delay * self.multiplier ** (attempt - 1)
+            except OverflowError:  # 2.0 ** 1024: far past any cap
+                delay = self.max_delay
         else:
-            assert self.delay_fn is not None
-            delay = float(self.delay_fn(attempt))
+            delay = self._custom_delay(attempt)
         return max(0.0, min(delay, self.max_delay))
+
+    def _custom_delay(self, attempt: int) -> float:
+        """`delay_fn(attempt)`; user code, so a call that raises or returns no number of
+        seconds (None, "5", NaN) waits `max_delay` (logged) instead of failing the run's
+        task at fire time, which would leave the run `running` until its lease expired."""
+        assert self.delay_fn is not None
+        try:
+            delay = self.delay_fn(attempt)
+            if isinstance(delay, bool) or not isinstance(delay, int | float):
+                raise TypeError(f"it returned {shown(delay)}, not a number of seconds")
+            seconds = float(delay)
+            if math.isnan(seconds):
+                raise ValueError("it returned NaN")
+        except Exception as exc:
+            log.warning(
+                "retry delay_fn %s failed for attempt %d (%s: %s); waiting max_delay %gs",
+                shown(self.delay_fn),
+                attempt,
+                type(exc).__name__,
+                message_of(exc),
+                self.max_delay,
+            )
+            return self.max_delay
+        return seconds
 
     def next_delay(
         self, attempt: int, error: BaseException, *, rng: random.Random | None = None
