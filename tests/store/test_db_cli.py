@@ -161,3 +161,91 @@ def test_prune_with_an_age_reaching_before_year_1_exits_2_with_one_line(
     asyncio.run(seed(db))
     result = agentcron("db", "prune", "--older-than", age, "--data-dir", str(tmp_path))
     assert_one_line_error(result, "--older-than", "too long ago")
+
+
+def test_prune_keeping_more_runs_per_job_than_sqlite_can_count_keeps_them_all(
+    tmp_path: Path,
+) -> None:
+    asyncio.run(seed(tmp_path / "scheduler.db"))
+    huge = str(10**30)
+    result = agentcron("db", "prune", "--data-dir", str(tmp_path), "--keep-per-job", huge)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"deleted 0 runs from {tmp_path / 'scheduler.db'}"
+
+
+def test_an_empty_age_is_bad_input_and_prunes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "scheduler.db"
+    asyncio.run(seed(db))
+    result = agentcron("db", "prune", "--data-dir", str(tmp_path), "--older-than", "")
+    assert_one_line_error(result, "--older-than ''", "30d")
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 5
+    conn.close()
+
+
+@pytest.mark.parametrize("age", ["-1d", "1e300d", "inf d", "nan d", "0", "30 days", "--"])
+def test_an_unparseable_or_negative_age_is_one_line_with_exit_2_and_prunes_nothing(
+    tmp_path: Path, age: str
+) -> None:
+    db = tmp_path / "scheduler.db"
+    asyncio.run(seed(db))
+    result = agentcron("db", "prune", "--data-dir", str(tmp_path), f"--older-than={age}")
+    assert_one_line_error(result, "--older-than")
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 5
+    conn.close()
+
+
+def test_prune_older_than_zero_deletes_every_finished_run_but_never_a_running_one(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "scheduler.db"
+    asyncio.run(seed(db))
+    result = agentcron("db", "prune", "--data-dir", str(tmp_path), "--older-than", "0s")
+    assert result.exit_code == 0, result.output
+    conn = sqlite3.connect(db)
+    assert [r[0] for r in conn.execute("SELECT run_id FROM runs")] == ["live"]
+    conn.close()
+
+
+@pytest.mark.parametrize("name", ["with space.db", "new\nline.db", "ünïcødé ✓.db"])
+def test_restore_from_a_path_with_spaces_newlines_or_unicode_works(
+    tmp_path: Path, name: str
+) -> None:
+    source = tmp_path / "src"
+    asyncio.run(seed(source / "scheduler.db"))
+    odd = tmp_path / name
+    odd.write_bytes((source / "scheduler.db").read_bytes())
+    data = tmp_path / name.replace(".db", " data")
+    result = agentcron("db", "restore", str(odd), "--data-dir", str(data), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["restored_from"] == str(odd)
+    checked = agentcron("db", "check", "--data-dir", str(data), "--json")
+    assert json.loads(checked.stdout)["runs"] == 5
+
+
+@pytest.mark.parametrize("kind", ["empty", "directory", "truncated", "live", "newline text"])
+def test_restoring_from_an_unusable_source_is_one_line_and_changes_nothing(
+    tmp_path: Path, kind: str
+) -> None:
+    db = tmp_path / "scheduler.db"
+    asyncio.run(seed(db))
+    before = db.read_bytes()
+    source = tmp_path / f"{kind}.db"
+    if kind == "empty":
+        source.write_bytes(b"")
+    elif kind == "directory":
+        source.mkdir()
+    elif kind == "truncated":
+        source.write_bytes(before[: len(before) // 2])
+    elif kind == "live":
+        source = tmp_path / "." / "scheduler.db"
+    else:
+        source = tmp_path / "bad\nname.db"
+        source.write_text("not a database\n")
+    result = agentcron("db", "restore", str(source), "--data-dir", str(tmp_path))
+    assert_one_line_error(result, "refusing to restore", "not touched")
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["scheduler.db", *([] if kind == "live" else [source.name])]
+    )

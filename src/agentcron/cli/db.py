@@ -46,6 +46,7 @@ _BACKUP_FILE = typer.Argument(..., help="The backup file to restore.")
 _JSON = typer.Option(False, "--json", help="Print JSON for scripts.")
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_MAX_SQLITE_INT = 2**63 - 1
 _PHASE_TEXT = {
     "copy": "copying (SQLite online backup)",
     "verify": "verifying (PRAGMA integrity_check)",
@@ -278,7 +279,7 @@ def prune(
     if not path.is_file():
         fail(f"no database at {path}; check --data-dir or --store")
     try:
-        age = parse_age(older_than) if older_than else None
+        age = parse_age(older_than) if older_than is not None else None
         if age is None and keep_per_job is None:
             age = timedelta(days=30)
         cutoff = _now() - age if age is not None else None
@@ -286,9 +287,11 @@ def prune(
         fail(str(exc))
     except OverflowError:
         fail(f"--older-than {older_than!r}: too long ago (before year 1)")
+    # Keeping more runs than SQLite can count keeps them all (the store takes 64-bit ints).
+    keep = None if keep_per_job is None else min(keep_per_job, _MAX_SQLITE_INT)
     try:
         with _spinner(f"pruning runs in {path}", quiet=json):
-            deleted = asyncio.run(_prune(path, cutoff, keep_per_job))
+            deleted = asyncio.run(_prune(path, cutoff, keep))
     except StoreError as exc:
         fail(str(exc))
     if json:

@@ -8,8 +8,10 @@
   the time of the newest backup file is the schedule's memory, so a restart does not back
   up again at once. `backup_due(last, now, interval)` is the pure decision.
 * `restore_database` refuses anything that is not an intact agentcron database with a schema
-  this code understands, leaving the live database untouched; otherwise it swaps the file
-  in atomically and keeps the replaced database beside it as `scheduler.db.replaced-<stamp>`.
+  this code understands, leaving the live database untouched; otherwise it keeps a copy of
+  the replaced database beside it as `scheduler.db.replaced-<stamp>[-n]` (never over an
+  older one) and copies the backup into the live file in one SQLite transaction, so a
+  process that opens the database meanwhile sees the old content or the new, never a mix.
 
 No SQL here is built from values: file names reach SQLite only as connection paths.
 """
@@ -181,10 +183,44 @@ def _verify_file(path: Path, label: str) -> migrations.DatabaseIdentity:
 
 
 def _unlink_quietly(path: Path) -> None:
+    # Cleanup after a failure: never let it hide the failure (a read-only file system
+    # refuses even the unlink of a file that was never made).
     try:
         path.unlink()
-    except FileNotFoundError:
+    except OSError:
         pass
+
+
+def _sync_dir(directory: Path) -> None:
+    """Make renames and links in `directory` durable (POSIX; a no-op where unsupported)."""
+    if os.name != "posix":  # pragma: no cover - Windows has no directory handles
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _reserve(directory: Path, name: Callable[[int], str]) -> Path:
+    """Create the first free `name(1)`, `name(2)`, ... exclusively (empty) and return it:
+    two processes never get the same file, and nothing existing is overwritten."""
+    attempt = 1
+    while True:
+        path = directory / name(attempt)
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except (FileExistsError, IsADirectoryError):
+            attempt += 1
+            continue
+        except OSError as exc:
+            raise StoreError(f"cannot create {path}: {exc}") from exc
+        return path
 
 
 # -- backup ----------------------------------------------------------------------------------
@@ -211,17 +247,17 @@ def backup_database(
         backups_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create the backup directory {backups_dir}: {exc}") from exc
-    target = _free_target(backups_dir, now)
-    partial = target.with_name(target.name + ".partial")
+    partial = _free_partial(backups_dir, now)
     try:
         _copy(db_path, partial, progress)
         _report(progress, "verify", 0)
         _verify_file(partial, f"the new backup {partial}")
         _report(progress, "verify", 1)
-        os.replace(partial, target)
+        target = _publish(partial, backups_dir, now)
     except BaseException:
-        _unlink_quietly(partial)
+        _remove_trio(partial)
         raise
+    _sync_dir(backups_dir)
     _report(progress, "retention", 0)
     _apply_retention(backups_dir, keep)
     _report(progress, "retention", 1)
@@ -233,11 +269,36 @@ def _report(progress: Progress | None, phase: str, done: int) -> None:
         progress(phase, done, 1)
 
 
-def _free_target(backups_dir: Path, now: datetime) -> Path:
+def _free_partial(backups_dir: Path, now: datetime) -> Path:
+    """A fresh `<backup name>.partial` of this process alone: what is written there is
+    never taken for a backup until it is verified and linked to its final name."""
+
+    def name(attempt: int) -> str:
+        while (backups_dir / backup_file_name(now, attempt)).exists():
+            attempt += 1  # keeps partial and final names paired where it can
+        return backup_file_name(now, attempt) + ".partial"
+
+    return _reserve(backups_dir, name)
+
+
+def _publish(partial: Path, backups_dir: Path, now: datetime) -> Path:
+    """Give the verified `partial` the first free final name; never replaces a backup."""
     attempt = 1
-    while (backups_dir / backup_file_name(now, attempt)).exists():
-        attempt += 1
-    return backups_dir / backup_file_name(now, attempt)
+    while True:
+        target = backups_dir / backup_file_name(now, attempt)
+        try:
+            os.link(partial, target)
+        except FileExistsError:
+            attempt += 1
+            continue
+        except OSError:
+            if target.exists():
+                attempt += 1
+                continue
+            os.replace(partial, target)  # no hard links here: the name was free just now
+            return target
+        _unlink_quietly(partial)
+        return target
 
 
 def _copy(source: Path, target: Path, progress: Progress | None) -> None:
@@ -351,7 +412,7 @@ def restore_database(
     return RestoreResult(db_path, replaced, identity.user_version)
 
 
-_TRIO = ("", "-wal", "-shm")
+_TRIO = ("", "-wal", "-shm", "-journal")
 
 
 def _copy_trio(source: Path, target: Path) -> None:
@@ -372,27 +433,76 @@ def _remove_trio(path: Path) -> None:
 
 def _swap_in(db_path: Path, incoming: Path, now: datetime) -> Path | None:
     if not db_path.exists():
-        os.replace(incoming, db_path)
-        return None
-    stamp = now.astimezone(UTC).strftime(_STAMP)
-    replaced = db_path.with_name(f"{db_path.name}.replaced-{stamp}")
-    if _fold_wal(db_path):
-        # The live file is self-contained now: keep a copy, then swap atomically, so a
-        # valid database sits at db_path at every moment.
         try:
-            os.link(db_path, replaced)
+            os.link(incoming, db_path)  # atomic, and never over a database made meanwhile
+        except FileExistsError:
+            pass
         except OSError:
-            shutil.copy2(db_path, replaced)
-        os.replace(incoming, db_path)
+            os.replace(incoming, db_path)  # no hard links on this file system
+            _sync_dir(db_path.parent)
+            return None
+        else:
+            _remove_trio(incoming)
+            _sync_dir(db_path.parent)
+            return None
+    unused_and_readable = _fold_wal(db_path)  # StoreError while another process uses it
+    stamp = now.astimezone(UTC).strftime(_STAMP)
+    replaced = _reserve(
+        db_path.parent,
+        lambda n: f"{db_path.name}.replaced-{stamp}" + ("" if n == 1 else f"-{n}"),
+    )
+    if unused_and_readable:
+        try:
+            _write_through_sqlite(db_path, incoming, replaced)
+        except BaseException:
+            _remove_trio(replaced)  # the live database is as it was
+            raise
+        _remove_trio(incoming)
     else:
-        # Unreadable live database: move it with its WAL and shared-memory files together
-        # (SQLite finds `<name>-wal` beside `<name>`, so the kept copy stays complete).
-        for suffix in _TRIO:
-            live = Path(f"{db_path}{suffix}")
-            if live.exists():
-                os.replace(live, Path(f"{replaced}{suffix}"))
-        os.replace(incoming, db_path)
+        _move_damaged(db_path, incoming, replaced)
+    _sync_dir(db_path.parent)
     return replaced
+
+
+def _write_through_sqlite(db_path: Path, incoming: Path, replaced: Path) -> None:
+    """Keep a copy of the live database at `replaced`, then copy `incoming` into it.
+
+    Both copies go through SQLite's backup API, never by renaming files: a process that
+    opened the live file after the in-use check finds the restored content under SQLite's
+    own locks, instead of writing on into a file that is no longer the database (with a WAL
+    named after the new one). A kill at any moment leaves the old database or the new one:
+    the copy into it is one transaction.
+    """
+    label = f"the live database {db_path}"
+    try:
+        live = sqlite3.connect(db_path, timeout=30.0, isolation_level=None)
+        try:
+            kept = sqlite3.connect(replaced, isolation_level=None)
+            try:
+                live.backup(kept, pages=-1)
+                kept.execute("PRAGMA journal_mode = DELETE")
+            finally:
+                kept.close()
+            source = _connect_read_only(incoming)
+            try:
+                source.backup(live, pages=-1)
+            finally:
+                source.close()
+        finally:
+            live.close()
+    except sqlite3.Error as exc:
+        raise describe_sqlite_error(exc, label, "restore into") from exc
+
+
+def _move_damaged(db_path: Path, incoming: Path, replaced: Path) -> None:
+    # Unreadable live database: move it with its WAL, shared-memory and journal files
+    # together (SQLite finds `<name>-wal` beside `<name>`, so the kept copy stays complete);
+    # its companions go first, so a fresh database never meets a stale WAL.
+    for suffix in reversed(_TRIO):
+        live = Path(f"{db_path}{suffix}")
+        if live.exists():
+            os.replace(live, Path(f"{replaced}{suffix}"))
+    os.replace(incoming, db_path)
 
 
 def _fold_wal(db_path: Path) -> bool:
