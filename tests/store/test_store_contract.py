@@ -449,6 +449,16 @@ async def test_pruning_keeps_the_newest_final_runs_of_each_job(store: Store) -> 
     assert left == ["a-live", "a3", "a4", "b3", "b4"]
 
 
+async def test_keeping_more_runs_per_job_than_any_database_counts_keeps_them_all(
+    store: Store,
+) -> None:
+    # SQLite raised OverflowError ("Python int too large to convert to SQLite INTEGER").
+    for i in range(3):
+        await store.record_run(a_run(f"a{i}", minute=i))
+    assert await store.prune_runs(keep_per_job=10**30) == 0
+    assert len(await store.list_runs(RunQuery())) == 3
+
+
 async def test_pruning_by_age_and_count_deletes_the_union(store: Store) -> None:
     for i in range(6):
         await store.record_run(a_run(f"r{i}", minute=i * 10))

@@ -119,13 +119,18 @@ def get_run(conn: sqlite3.Connection, run_id: str) -> RunRecord | None:
     return None if row is None else run_from_row(row)
 
 
+_MAX_SQLITE_INT = 2**63 - 1
+
+
 def prune_runs(conn: sqlite3.Connection, keep_per_job: int | None, cutoff_us: int | None) -> int:
     """Delete final runs beyond the newest `keep_per_job` of each job, then those (and the
     claims) scheduled before `cutoff_us`; the number of runs deleted."""
     deleted = 0
     # Beyond-the-newest first: deleting old rows after it cannot change those ranks.
     if keep_per_job is not None:
-        deleted += conn.execute(_PRUNE_BEYOND, (keep_per_job,)).rowcount
+        # SQLite's integers stop at 2**63 - 1; keeping that many runs already keeps all.
+        keep = min(keep_per_job, _MAX_SQLITE_INT)
+        deleted += conn.execute(_PRUNE_BEYOND, (keep,)).rowcount
     if cutoff_us is not None:
         deleted += conn.execute(
             f"DELETE FROM runs WHERE status NOT IN {_ACTIVE_SQL} AND scheduled_for_us < ?",
