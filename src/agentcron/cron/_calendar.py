@@ -21,6 +21,9 @@ _MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 #: calendar repeats every 400 years, so a calendar that matches at all matches within that.
 SEARCH_YEARS = 401
 MIN_YEAR, MAX_YEAR = 1, 9999
+#: The first and last second that `datetime` can hold (0001-01-01 00:00:00 and
+#: 9999-12-31 23:59:59), as instants (UTC) or as wall times ("local seconds").
+MIN_SECOND, MAX_SECOND = -62135596800, 253402300799
 
 
 def is_leap(y: int) -> bool:

@@ -4,6 +4,12 @@ Any `tzinfo` works: the transitions of a year are found by sampling the UTC offs
 and bisecting each change to the second (so two transitions less than a day apart would be
 missed; no zone in the tz database has those after 1970). Years are computed on first use and
 cached per zone. UTC and fixed-offset zones skip all of this.
+
+`datetime` cannot hold a local time before year 1 or after year 9999, so the offset of an
+instant within two days of either end is read at that distance from the end (`_EDGE_LO`,
+`_EDGE_HI`): offsets there are those of the zone's first and last days (no zone changes its
+offset on the first two or the last two days of the range), not a 0 that depends on which
+instant happened to be asked about first.
 """
 
 from __future__ import annotations
@@ -13,7 +19,14 @@ from bisect import bisect_left, bisect_right
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
-from agentcron.cron._calendar import civil_from_days, days_from_civil
+from agentcron.cron._calendar import (
+    MAX_SECOND,
+    MAX_YEAR,
+    MIN_SECOND,
+    MIN_YEAR,
+    civil_from_days,
+    days_from_civil,
+)
 from agentcron.cron.errors import CronError
 
 __all__ = ["Segment", "Zone", "not_iana_problem", "resolve_zone", "zone_for"]
@@ -78,7 +91,13 @@ def resolve_zone(tz: object) -> tuple[tzinfo, str]:
         raise CronError(f"time zone: {name!r} is not a known IANA time zone") from None
 
 
+# No UTC offset reaches two days, so local times of instants inside these bounds exist.
+_EDGE_LO = MIN_SECOND + 2 * 86400
+_EDGE_HI = MAX_SECOND - 2 * 86400
+
+
 def _offset_seconds(tz: tzinfo, t: int) -> int:
+    t = _EDGE_LO if t < _EDGE_LO else _EDGE_HI if t > _EDGE_HI else t
     try:
         off = datetime.fromtimestamp(t, tz).utcoffset()
     except (OverflowError, OSError, ValueError):
@@ -118,6 +137,7 @@ class Zone:
             if offset == 0 and self.fixed == 0:
                 found = UTC
             else:
+                t = min(max(t, _EDGE_LO), _EDGE_HI)
                 try:
                     name = datetime.fromtimestamp(t, self.tz).tzname()
                 except (OverflowError, OSError, ValueError):
@@ -137,7 +157,7 @@ class Zone:
         if found is not None:
             return found
         out: list[tuple[int, int, int]] = []
-        if 2 <= y <= 9997:
+        if MIN_YEAR <= y <= MAX_YEAR:
             tz = self.tz
             t0 = days_from_civil(y, 1, 1) * 86400 - 1
             t1 = days_from_civil(y + 1, 1, 1) * 86400 - 1

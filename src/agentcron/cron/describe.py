@@ -77,11 +77,22 @@ def _values(values: tuple[int, ...], name: object = str, through: str = "through
     return _join(parts)
 
 
+#: Values in one turn of each field that wraps around (the day of the month does not: its
+#: months have different lengths).
+_CYCLE = {"second": 60, "minute": 60, "hour": 24, "month": 12, "day-of-week": 7}
+
+
 def _step(spec: FieldSpec) -> int | None:
-    """n for a field written exactly ``*/n``."""
+    """n for a field written exactly ``*/n`` that really repeats every n: n must divide the
+    field's cycle (``*/7`` minutes fires at minute 56 and then 0, 4 minutes later;
+    ``*/45`` at 0 and 45) and select more than one value (``*/31`` days is just the 1st).
+    Other steps are described by the values they select."""
     text = spec.text
     if text.startswith("*/") and text[2:].isdigit():
-        return int(text[2:])
+        n = int(text[2:])
+        cycle = _CYCLE.get(spec.name)
+        if len(spec.values) > 1 and (cycle is None or cycle % n == 0):
+            return n
     return None
 
 
@@ -186,7 +197,8 @@ def _dom_phrase(dom: FieldSpec) -> str:
         items.append("the last weekday of the month")
     for k in dom.last_minus:
         if k == 0:
-            items.append("the last day of the month")
+            if not dom.last:  # L-0 is L: say it once
+                items.append("the last day of the month")
         else:
             word = "day" if k == 1 else "days"
             items.append(f"{k} {word} before the last day of the month")

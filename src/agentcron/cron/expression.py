@@ -48,9 +48,9 @@ from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 
 from agentcron.cron import fields as f
-from agentcron.cron._calendar import MAX_YEAR, Matcher, civil_from_days
+from agentcron.cron._calendar import MAX_SECOND, MIN_SECOND, Matcher, civil_from_days
 from agentcron.cron._zones import Zone, resolve_zone, zone_for
-from agentcron.cron.errors import CronError
+from agentcron.cron.errors import CronError, shown
 from agentcron.cron.presets import MACROS, PRESETS, REBOOT
 
 if TYPE_CHECKING:
@@ -86,9 +86,19 @@ def _expand(text: str) -> str:
     s = text.strip(" \t")
     if not s:
         raise CronError("expression: is empty (expected 5, 6 or 7 fields)")
+    if not s.isprintable():
+        bad = next((c for c in s if c != "\t" and not c.isprintable()), None)
+        if bad is not None:
+            # a line break, NUL, no-break space ...: reported as such, not as a wrong number
+            # of fields or a bad token (and never repeated raw in the message)
+            hint = " (only spaces and tabs separate fields)" if bad.isspace() else ""
+            raise CronError(
+                f"expression: contains the character {bad!r} at position "
+                f"{text.index(bad) + 1}, which is not allowed{hint}"
+            )
     if s.startswith("@"):
         if _SPLIT.search(s):
-            raise CronError(f"expression: {s.split()[0][:24]} takes no fields after it")
+            raise CronError(f"expression: {shown(s.split()[0])} takes no fields after it")
         name = s.lower()
         if name == REBOOT:
             raise CronError(
@@ -98,7 +108,7 @@ def _expand(text: str) -> str:
         macro = MACROS.get(name)
         if macro is None:
             raise CronError(
-                f"expression: {s[:24]} is not a known macro (known: {', '.join(MACROS)}, @reboot)"
+                f"expression: {shown(s)} is not a known macro (known: {', '.join(MACROS)}, @reboot)"
             )
         return macro
     preset = PRESETS.get(s.upper()) if s[0].isalpha() and "_" in s else None
@@ -286,12 +296,18 @@ class CronExpression:
     def next(self, after: datetime) -> datetime | None:
         """The first fire time strictly after `after` (aware), or None if there is none."""
         u = _timestamp(after, "after")
-        return self._build(self._next_ts(math.floor(u) + 1))
+        lo = math.floor(u) + 1
+        if lo < MIN_SECOND:  # `after` is an instant before 0001-01-01 UTC
+            lo = MIN_SECOND
+        return self._build(self._next_ts(lo))
 
     def prev(self, before: datetime) -> datetime | None:
         """The last fire time strictly before `before` (aware), or None if there is none."""
         u = _timestamp(before, "before")
-        return self._build(self._prev_ts(math.ceil(u) - 1))
+        hi = math.ceil(u) - 1
+        if hi > MAX_SECOND:  # `before` is an instant after 9999-12-31 UTC
+            hi = MAX_SECOND
+        return self._build(self._prev_ts(hi))
 
     def matches(self, dt: datetime) -> bool:
         """True if `dt` (aware) is a fire time of this expression."""
@@ -341,7 +357,12 @@ class CronExpression:
         if hit is None:
             return None
         ts, o = hit
-        return datetime.fromtimestamp(ts, self._zone.fixed_tz(o, ts))
+        try:
+            return datetime.fromtimestamp(ts, self._zone.fixed_tz(o, ts))
+        except (OverflowError, ValueError):
+            # in UTC before year 1 or after 9999: no `datetime` holds it, and every other
+            # fire in the direction searched is further out
+            return None
 
     def _gap_fires(self, start: int, o_before: int, o_after: int) -> tuple[int, ...]:
         """Instants at which a fixed-time expression fires for wall times skipped by the
@@ -373,7 +394,10 @@ class CronExpression:
         m = self._m
         if zone.fixed is not None:
             o = zone.fixed
-            hit = m.next_wall(lo + o)
+            local = lo + o
+            if local < MIN_SECOND:  # a wall time before year 1 (a negative offset near it)
+                local = MIN_SECOND
+            hit = m.next_wall(local)
             return None if hit is None else (hit[0] - o, o)
         fixed_time = self._fixed_time
         skipped = 0
@@ -388,6 +412,8 @@ class CronExpression:
             local = lo + o
             if fixed_time and o_before > o:
                 local = max(local, start + o_before)
+            if local < MIN_SECOND:
+                local = MIN_SECOND
             hit = m.next_wall(local)
             if hit is not None and hit[0] < end + o:
                 t = hit[0] - o
@@ -406,7 +432,7 @@ class CronExpression:
                 lo = far - 2 * _DAY
             else:
                 lo = end
-            if civil_year(lo) > MAX_YEAR - 1:
+            if lo > MAX_SECOND:
                 return None
         return None
 
@@ -416,7 +442,10 @@ class CronExpression:
         m = self._m
         if zone.fixed is not None:
             o = zone.fixed
-            hit = m.prev_wall(hi + o)
+            local = hi + o
+            if local > MAX_SECOND:  # a wall time after year 9999 (a positive offset near it)
+                local = MAX_SECOND
+            hit = m.prev_wall(local)
             return None if hit is None else (hit[0] - o, o)
         fixed_time = self._fixed_time
         skipped = 0
@@ -431,7 +460,10 @@ class CronExpression:
             low_local = start + o
             if fixed_time and o_before > o:
                 low_local = start + o_before
-            hit = m.prev_wall(hi + o)
+            local = hi + o
+            if local > MAX_SECOND:
+                local = MAX_SECOND
+            hit = m.prev_wall(local)
             if hit is not None and hit[0] >= low_local:
                 t = hit[0] - o
                 if best is None or t > best:
@@ -449,7 +481,7 @@ class CronExpression:
                 hi = far + 2 * _DAY
             else:
                 hi = start - 1
-            if civil_year(hi) < 2:
+            if hi < MIN_SECOND:
                 return None
         return None
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from agentcron.cron.errors import CronError
+from agentcron.cron.errors import CronError, shown
 
 __all__ = ["FIELD_NAMES", "CronFields", "FieldSpec", "parse_field"]
 
@@ -101,7 +101,7 @@ class CronFields(NamedTuple):
 
 
 def _show(token: str) -> str:
-    return token if len(token) <= _MAX_TOKEN else token[:_MAX_TOKEN] + "..."
+    return shown(token, _MAX_TOKEN)
 
 
 def _fail(field: int, token: str, problem: str) -> CronError:
