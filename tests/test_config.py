@@ -101,9 +101,10 @@ def test_a_bad_value_names_the_key_and_the_value(key: str, value: str, fragment:
     with pytest.raises(ConfigError) as info:
         load_settings(environ={key: value}, env_file=None)
     message = str(info.value)
-    assert f"{key}={value!r}" in message
+    assert f"{key}={repr(value)[:40]}" in message  # a long value is shortened
     assert fragment in message
     assert "\n" not in message
+    assert len(message) < 300
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,10 @@ that looks like ours (`HEARTBEAT_INTERVALL=...`) becomes a warning with a "did y
 from __future__ import annotations
 
 import difflib
+import logging
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -77,8 +79,10 @@ class Settings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
+        # None: pydantic-settings would otherwise read ./.env itself on every `Settings()`,
+        # whatever `load_settings` was told (a FIFO named .env hung it, a Latin-1 one raised
+        # UnicodeDecodeError); `load_settings` reads the env file it is given, once.
+        env_file=None,
         extra="ignore",
         case_sensitive=True,
         validate_default=True,
@@ -207,9 +211,50 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
             # OSError: a folder of the zone database ("America") or a name too long for a file
+            # (The value itself is quoted by `_first_error`, shortened.)
+            raise ValueError("unknown time zone (use an IANA name such as Europe/Berlin)") from exc
+        return value
+
+    @field_validator("SCHEDULER_DATA_DIR", mode="before")
+    @classmethod
+    def _usable_path(cls, value: object) -> object:
+        # An empty value would be Path(".") (the database in the working directory); a NUL
+        # made `agentcron run` fail with a traceback when it created the directory.
+        if isinstance(value, str | Path):
+            if not str(value).strip():
+                raise ValueError("is empty; name a directory, or remove it for the default ./data")
+            if _has_control(str(value)):
+                raise ValueError("contains a control character (newline, tab, NUL ...)")
+        return value
+
+    @field_validator("DASHBOARD_HOST", "REDIS_HOST")
+    @classmethod
+    def _host_name(cls, value: str) -> str:
+        # An empty DASHBOARD_HOST made the dashboard listen on every interface.
+        if not value.strip():
             raise ValueError(
-                f"unknown time zone {value!r} (use an IANA name such as Europe/Berlin)"
-            ) from exc
+                "is empty; give a host name or address (127.0.0.1 for this machine only, "
+                "0.0.0.0 for every interface)"
+            )
+        if any(c.isspace() for c in value) or _has_control(value):
+            raise ValueError("may not contain spaces or control characters")
+        return value
+
+    @field_validator("SCHEDULER_STORE")
+    @classmethod
+    def _store_text(cls, value: str | None) -> str | None:
+        if value is not None and _has_control(value):
+            raise ValueError("contains a control character (newline, tab, NUL ...)")
+        return value
+
+    @field_validator("WINDOWS_TASK_NAME")
+    @classmethod
+    def _task_name(cls, value: str) -> str:
+        # The task is \agentcron\<name>: a separator would put it in another folder.
+        if not value.strip() or _has_control(value) or any(c in value for c in '\\/:*?"<>|'):
+            raise ValueError(
+                'must be a non-empty name without control characters or \\ / : * ? " < > |'
+            )
         return value
 
     @field_validator("HEARTBEAT_TIMEOUT")
@@ -283,14 +328,30 @@ class Settings(BaseSettings):
         return out
 
 
+def _has_control(text: str) -> bool:
+    """True when `text` holds a control character (newline, tab, NUL, ESC ...)."""
+    return any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
+
+
+#: Query parameters that carry a credential (`redis://host/0?password=...` is honoured by
+#: redis-py, so it must be hidden like the password before the `@`).
+_SECRET_QUERY = re.compile(
+    r"([?&](?:password|passwd|pwd|pass|secret|token|auth|api_?key)=)[^&#]*", re.IGNORECASE
+)
+
+
 def mask_url(url: str) -> str:
-    """Hide the password of `scheme://user:password@host` URLs."""
+    """Hide the password of `scheme://user:password@host` URLs and of `?password=` (and
+    `token=`, `secret=` ...) query parameters."""
     scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
+    if not sep:
         return url
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:********@{host}"
+    rest = _SECRET_QUERY.sub(r"\1********", rest)
+    if "@" in rest:
+        creds, _, host = rest.rpartition("@")
+        user = creds.split(":", 1)[0]
+        rest = f"{user}:********@{host}"
+    return f"{scheme}://{rest}"
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
@@ -311,15 +372,25 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     env_file: Path | str | None = ".env",
     overrides: Mapping[str, Any] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> Settings:
     """Read settings from `environ` (default `os.environ`), `env_file` and `overrides`.
 
-    Raises `ConfigError` naming the key and the value of the first bad setting.
+    Raises `ConfigError` naming the key and the value of the first bad setting, or the
+    file and line of an env file line that cannot be parsed. Variables of the env file that
+    look like ours but are not settings (`SCHEDULER_TIMEZNE`) are passed to `warn` (default:
+    logged as warnings of `agentcron.config`), so a typo there is never silently ignored.
+    An `env_file` that is not a regular file (a directory, a FIFO) is not read.
     """
     env = dict(os.environ if environ is None else environ)
     values: dict[str, Any] = {}
     if env_file is not None and Path(env_file).is_file():
-        values.update(_read_env_file(Path(env_file)))
+        from_file = read_env_file(Path(env_file))
+        for warning in unknown_variables(dict.fromkeys(from_file, "")):
+            (warn or _log_warning)(f"{warning} (in {env_file})")
+        values.update(
+            {k: v for k, v in from_file.items() if v is not None and k in Settings.model_fields}
+        )
     values.update({k: v for k, v in env.items() if k in Settings.model_fields})
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
@@ -328,16 +399,58 @@ def load_settings(
         raise ConfigError(_first_error(exc, values)) from None
 
 
-def _read_env_file(path: Path) -> dict[str, str]:
+def _log_warning(message: str) -> None:
+    logging.getLogger("agentcron.config").warning("%s", message)
+
+
+def read_env_file(path: Path) -> dict[str, str | None]:
+    """Every variable of the env file `path` (a line `NAME` without `=` gives None).
+
+    Raises `ConfigError` when the file cannot be read, is not UTF-8 text (a UTF-8 BOM is
+    fine) or has a line that is not `NAME=value` (python-dotenv would only log "could not
+    parse statement" without naming the file, and drop the line: a setting that was meant
+    would be silently left at its default).
+    """
+    import io
+
     from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
 
     try:
-        values = dotenv_values(path, encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"env file {path} is not UTF-8 text; save it as UTF-8") from None
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"env file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read env file {path}: {exc.strerror or exc}") from None
-    return {k: v for k, v in values.items() if v is not None and k in Settings.model_fields}
+    if "\x00" in text:
+        raise ConfigError(f"env file {path} contains NUL bytes (UTF-16?); save it as UTF-8")
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            line = binding.original.string.strip()
+            shown = line if len(line) <= 60 else line[:57] + "..."
+            raise ConfigError(
+                f"env file {path}, line {binding.original.line}: cannot parse {shown!r}; "
+                "write NAME=value (quote values with spaces, close every quote)"
+            )
+    return dict(dotenv_values(stream=io.StringIO(text)))
+
+
+#: Settings whose value an error message never shows.
+_SECRETS = ("DASHBOARD_AUTH_TOKEN", "REDIS_PASSWORD")
+#: The longest value an error message quotes (a 10**400-digit value stays one short line).
+_MAX_SHOWN = 60
+
+
+def _shown_value(key: str, value: object) -> str:
+    if key in _SECRETS:
+        return "'********'"
+    text = mask_url(value) if isinstance(value, str) else value
+    shown = repr(text)
+    if len(shown) > _MAX_SHOWN:
+        shown = f"{shown[: _MAX_SHOWN - 5]}...{shown[0]} ({len(str(value))} characters)"
+    return shown
 
 
 def _first_error(exc: ValidationError, values: Mapping[str, Any]) -> str:
@@ -348,10 +461,7 @@ def _first_error(exc: ValidationError, values: Mapping[str, Any]) -> str:
         # A default that another setting made invalid: say so, and what to set.
         default = Settings.model_fields[key].default
         return f"setting {key} (unset, default {default!r}) is invalid: {msg}; set {key} too"
-    shown = values.get(key, "<unset>")
-    if key in ("DASHBOARD_AUTH_TOKEN", "REDIS_PASSWORD"):
-        shown = "********"
-    return f"setting {key}={shown!r} is invalid: {msg}"
+    return f"setting {key}={_shown_value(key, values.get(key, '<unset>'))} is invalid: {msg}"
 
 
 def _type_text(annotation: Any) -> str:

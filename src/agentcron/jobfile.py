@@ -27,6 +27,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
+import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -75,6 +78,26 @@ _NESTED_DURATIONS = {
     "misfire": ("grace", "catchup_window"),
     "circuit": ("reset_timeout",),
 }
+#: The largest job file read (a job file is a few kilobytes; this stops a runaway one).
+MAX_FILE_BYTES = 16 * 1024 * 1024
+#: The longest command argument: Linux refuses longer ones (MAX_ARG_STRLEN, 128 KiB) with
+#: E2BIG at every run, so the file is refused instead.
+MAX_ARG_BYTES = 128 * 1024
+#: The longest error line (a 1 MB value must not become a 1 MB message).
+_MAX_ERROR_CHARS = 300
+#: `scheme://user:password@` and `?password=`/`token=`/`secret=` ... in messages.
+_URL_PASSWORD = re.compile(r"(://[^/\s:@'\"]*):[^@\s'\"]*@")
+_SECRET_QUERY = re.compile(
+    r"([?&](?:password|passwd|pwd|pass|secret|token|auth|api_?key)=)[^&#\s'\"]*", re.IGNORECASE
+)
+
+
+def _safe_line(error: str) -> str:
+    """One error as a short line with URL credentials hidden."""
+    error = _SECRET_QUERY.sub(r"\1********", _URL_PASSWORD.sub(r"\1:********@", error))
+    if len(error) > _MAX_ERROR_CHARS:
+        error = f"{error[: _MAX_ERROR_CHARS - 30]}... ({len(error)} characters)"
+    return error
 
 
 class JobFileError(ValueError):
@@ -82,7 +105,7 @@ class JobFileError(ValueError):
 
     def __init__(self, source: str, errors: list[str]) -> None:
         self.source = source
-        self.errors = errors
+        self.errors = errors = [_safe_line(e) for e in errors]
         listed = "; ".join(errors[:5]) + (
             f"; ... and {len(errors) - 5} more" if len(errors) > 5 else ""
         )
@@ -128,16 +151,41 @@ def load_job_file(path: Path | str, *, default_timezone: str = "UTC") -> JobFile
     """Read and validate `path`; raises `JobFileError` (all problems listed)."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        raw = _read_regular_file(path)
     except OSError as exc:
         raise JobFileError(str(path), [f"cannot read the file: {exc.strerror or exc}"]) from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise JobFileError(str(path), ["the file is not UTF-8 text"]) from None
+        # utf-8-sig: a BOM (Windows Notepad writes one) is not a TOML syntax error.
+        data = tomllib.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise JobFileError(
+            str(path), [f"the file is not UTF-8 text (byte {exc.start}); save it as UTF-8"]
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise JobFileError(str(path), [f"TOML syntax: {exc}"]) from None
-    return parse_job_file(data, source=str(path), default_timezone=default_timezone)
+    except RecursionError:
+        raise JobFileError(str(path), ["arrays or tables are nested too deeply"]) from None
+    try:
+        return parse_job_file(data, source=str(path), default_timezone=default_timezone)
+    except RecursionError:
+        raise JobFileError(str(path), ["arrays or tables are nested too deeply"]) from None
+
+
+def _read_regular_file(path: Path) -> bytes:
+    """The bytes of `path`; OSError unless it is a regular file of at most MAX_FILE_BYTES.
+
+    A FIFO or a device would block `agentcron run` (and a SIGHUP reload, inside the event
+    loop) forever, or never end."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(0, "it is a directory; name the agentcron.toml file in it")
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(0, "not a regular file (a FIFO, socket or device)")
+        if info.st_size > MAX_FILE_BYTES:
+            raise OSError(0, f"{info.st_size} bytes; a job file is at most {MAX_FILE_BYTES}")
+        return file.read(MAX_FILE_BYTES + 1)
 
 
 def parse_job_file(
@@ -171,11 +219,29 @@ def parse_job_file(
     if alerts is not None and not isinstance(alerts, dict):
         errors.append("alerts: expected a table")
         alerts = None
+    elif alerts is not None:
+        errors.extend(_alerting_problems(alerts))
     if errors:
         raise JobFileError(source, errors)
     return JobFile(
         source=source, jobs=tuple(entries), preset_handlers=presets, alerts=alerts, health=health
     )
+
+
+def _alerting_problems(alerts: Mapping[str, Any]) -> list[str]:
+    """The `[alerts]` table checked now, as the jobs are: `agentcron run` would otherwise
+    find a bad sink only after opening the store, and a SIGHUP reload never."""
+    from agentcron.alerts.config import load_alerting
+    from agentcron.clock import SystemClock
+
+    try:
+        load_alerting(alerts, SystemClock())
+    except ValueError as exc:
+        message = str(exc)
+        prefix, sep, rest = message.partition(": ")
+        # load_alerting sometimes repeats the location: "alerts.x: alerts.x: ..."
+        return [f"{prefix}{sep}{rest.removeprefix(prefix + sep)}"]
+    return []
 
 
 def _unknown_keys(table: Mapping[str, Any], known: set[str], where: str, errors: list[str]) -> None:
@@ -323,13 +389,17 @@ def _command(table: Mapping[str, Any]) -> object:
         isinstance(argv, str) or (isinstance(argv, list) and all(isinstance(a, str) for a in argv))
     ):
         raise ValueError(f"command: expected a list of strings (argv), got {argv!r}")
+    if isinstance(argv, list):
+        _check_argv(argv)
+    elif "\x00" in argv or len(argv.encode("utf-8", "surrogatepass")) > MAX_ARG_BYTES:
+        _check_argv(["-", argv])  # the same messages as for a list
+
     kwargs: dict[str, Any] = {}
     if "cwd" in table:
-        if not isinstance(table["cwd"], str):
-            raise ValueError(f"cwd: expected a directory path (text), got {table['cwd']!r}")
-        kwargs["cwd"] = table["cwd"]
+        kwargs["cwd"] = _checked_cwd(table["cwd"])
     if "env" in table:
         kwargs["env"] = table["env"]
+        _check_env(table["env"])
     if "shell" in table:
         kwargs["shell"] = table["shell"]
     if "kill_grace" in table:
@@ -337,6 +407,45 @@ def _command(table: Mapping[str, Any]) -> object:
     if "ok_codes" in table:
         kwargs["ok_codes"] = table["ok_codes"]
     return Command(argv, **kwargs)
+
+
+def _check_argv(argv: list[str]) -> None:
+    """What the operating system would refuse at every run, refused now."""
+    if argv and not argv[0].strip():
+        raise ValueError("command: the program (first element) is empty")
+    for index, arg in enumerate(argv):
+        if "\x00" in arg:
+            raise ValueError(f"command[{index}]: contains a NUL character")
+        size = len(arg.encode("utf-8", "surrogatepass"))
+        if size > MAX_ARG_BYTES:
+            raise ValueError(
+                f"command[{index}]: {size} bytes; an argument is at most {MAX_ARG_BYTES} "
+                "(put long input in a file)"
+            )
+
+
+def _checked_cwd(cwd: object) -> str:
+    if not isinstance(cwd, str) or not cwd.strip():
+        raise ValueError(f"cwd: expected a directory path (text), got {cwd!r}")
+    if "\x00" in cwd:
+        raise ValueError("cwd: contains a NUL character")
+    # Whether it exists is a question for each run, not for the file: a directory on a
+    # drive mounted after boot must not keep the scheduler from starting (the run that
+    # finds it missing fails, saying so).
+    return cwd
+
+
+def _check_env(env: object) -> None:
+    """Names and values the OS accepts (the types are checked by `Command`)."""
+    if not isinstance(env, dict):
+        return
+    for name, value in env.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            return  # `Command` names the wrong type
+        if not name or "=" in name or "\x00" in name:
+            raise ValueError(f"env: {name!r} is not a variable name (empty, or has = or NUL)")
+        if "\x00" in value:
+            raise ValueError(f"env.{name}: the value contains a NUL character")
 
 
 def _http(spec: object) -> object:
@@ -445,14 +554,19 @@ def _health(table: Mapping[str, Any], where: str, errors: list[str]) -> JobHealt
     if isinstance(ping, str):
         base = ping.rstrip("/")
         urls = {"start": f"{base}/start", "success": base, "failure": f"{base}/fail"}
-    elif isinstance(ping, dict) and set(ping) <= {"start", "success", "failure"}:
-        urls = {k: v for k, v in ping.items() if isinstance(v, str)}
+    elif (
+        isinstance(ping, dict)
+        and set(ping) <= {"start", "success", "failure"}
+        and all(isinstance(v, str) for v in ping.values())
+    ):
+        urls = dict(ping)
     elif ping is not None:
         errors.append(f"{where}ping: expected a URL or {{ start, success, failure }} URLs")
     errors.extend(
         f"{where}ping: {url!r} is not an http(s) URL"
         for url in (urls or {}).values()
         if not url.startswith(("http://", "https://"))
+        or any(c.isspace() or not c.isprintable() for c in url)
     )
     grace_s: float | None = None
     if table.get("expect_every") == "per_schedule":

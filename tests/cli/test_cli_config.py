@@ -178,3 +178,44 @@ def test_config_show_works_as_a_real_subprocess(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "DASHBOARD_PORT='port'" in bad.stderr
+
+
+def test_show_names_the_env_file_line_it_cannot_parse(clean_environment: Path) -> None:
+    (clean_environment / ".env").write_text('SCHEDULER_TIMEZONE="Europe/Berlin\n')
+    assert_bad_input(show("--json"), ".env, line 1: cannot parse")
+
+
+def test_show_on_a_non_utf8_env_file_it_was_not_given_does_not_blame_a_flag(
+    clean_environment: Path,
+) -> None:
+    (clean_environment / ".env").write_bytes(b"REDIS_HOST=caf\xe9\n")
+    result = show("--json")
+    assert_bad_input(result, "env file .env is not UTF-8 text", "save it as UTF-8")
+    assert "--env-file" not in result.stderr
+
+
+def test_show_warns_once_about_a_misspelt_variable_of_the_env_file(
+    clean_environment: Path,
+) -> None:
+    (clean_environment / ".env").write_text("SCHEDULER_TIMEZNE=Europe/Berlin\n")
+    result = show("--json")
+    assert result.exit_code == 0
+    assert result.stderr.count("unknown setting SCHEDULER_TIMEZNE") == 1
+
+
+def test_show_says_an_env_file_flag_naming_a_directory_is_a_directory(
+    clean_environment: Path,
+) -> None:
+    assert_bad_input(show("--env-file", str(clean_environment)), "is a directory")
+
+
+def test_show_masks_a_password_given_as_a_query_parameter_of_the_store_url() -> None:
+    result = show("--store", "redis://127.0.0.1:6379/0?password=hunter2")
+    assert result.exit_code == 0, result.stderr
+    assert "hunter2" not in result.stdout + result.stderr
+    data = shown("--store", "redis://127.0.0.1:6379/0?password=hunter2")
+    assert "hunter2" not in json.dumps(data)
+
+
+def test_show_refuses_an_empty_dashboard_host_naming_it() -> None:
+    assert_bad_input(show("--json", env={"DASHBOARD_HOST": ""}), "DASHBOARD_HOST", "is empty")

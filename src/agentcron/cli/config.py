@@ -34,12 +34,12 @@ _DEFAULT_ENV_FILE = Path(".env")
 
 
 def _env_file_keys(path: Path) -> dict[str, str | None]:
-    from dotenv import dotenv_values
+    from agentcron.config import ConfigError, read_env_file
 
     try:
-        return dict(dotenv_values(path))
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"--env-file {path}: cannot read it: {exc}")
+        return read_env_file(path)
+    except ConfigError as exc:  # it names the file (and the line)
+        fail(str(exc))
 
 
 def _sources(env_keys: dict[str, str | None], env_file: Path | None) -> dict[str, str]:
@@ -58,16 +58,14 @@ def _sources(env_keys: dict[str, str | None], env_file: Path | None) -> dict[str
 
 
 def _mask_urls(values: dict[str, Any]) -> dict[str, Any]:
-    """Hide passwords in URL values (`SCHEDULER_STORE=redis://:secret@host/0`) too."""
-    out = {}
-    for name, value in values.items():
-        if isinstance(value, str) and "://" in value and "@" in value:
-            scheme, _, rest = value.partition("://")
-            creds, _, host = rest.rpartition("@")
-            if ":" in creds:
-                value = f"{scheme}://{creds.split(':', 1)[0]}:********@{host}"
-        out[name] = value
-    return out
+    """Hide passwords in URL values (`SCHEDULER_STORE=redis://:secret@host/0`, and
+    `?password=...`) too."""
+    from agentcron.config import mask_url
+
+    return {
+        name: mask_url(value) if isinstance(value, str) and "://" in value else value
+        for name, value in values.items()
+    }
 
 
 def _shown(value: Any) -> str:
@@ -103,18 +101,17 @@ def show(
     from agentcron.config import ConfigError, load_settings, unknown_variables
 
     if env_file is not None and not env_file.is_file():
-        fail(f"--env-file {env_file}: no such file")
+        what = "is a directory" if env_file.is_dir() else "does not exist"
+        fail(f"--env-file {env_file} {what}; name a settings file or leave out --env-file")
     used_env_file = env_file if env_file is not None else _DEFAULT_ENV_FILE
     env_keys = _env_file_keys(used_env_file) if used_env_file.is_file() else {}
     overrides: dict[str, Any] = {"SCHEDULER_DATA_DIR": data_dir, "SCHEDULER_STORE": store}
+    warnings = unknown_variables(os.environ)
     try:
-        settings = load_settings(env_file=used_env_file, overrides=overrides)
+        # The env file's unknown variables come back through `warn` (printed below).
+        settings = load_settings(env_file=used_env_file, overrides=overrides, warn=warnings.append)
     except ConfigError as exc:
         fail(str(exc))
-    warnings = unknown_variables(os.environ)
-    warnings += [
-        f"{w} (in {used_env_file})" for w in unknown_variables(dict.fromkeys(env_keys, ""))
-    ]
     for warning in warnings:
         typer.echo(f"agentcron: warning: {warning}", err=True)
     values = _mask_urls(settings.masked())
