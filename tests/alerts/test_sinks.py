@@ -125,6 +125,25 @@ def test_webhook_settings_are_validated_with_the_sink_name(clock: VirtualClock) 
             WebhookSink("ops", "http://127.0.0.1/", clock, **backoff)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://ops:hunter2@hooks.example.org/services/T0/B0/SECRETPATH",
+        "https://ops:hunter2@hooks.example.org:99999/services/T0/B0/SECRETPATH",
+        "https:///services/T0/B0/SECRETPATH?token=hunter2",
+        "https://hooks.example.org:x/services/SECRETPATH",
+    ],
+)
+def test_a_refused_webhook_url_is_named_without_its_path_query_or_password(
+    clock: VirtualClock, url: str
+) -> None:
+    # Before, the whole URL was quoted: a Slack or Teams hook's path is its secret.
+    with pytest.raises(ValueError, match="webhook sink 'ops'") as info:
+        WebhookSink("ops", url, clock)
+    message = str(info.value)
+    assert "SECRETPATH" not in message and "hunter2" not in message
+
+
 def test_the_webhook_backoff_doubles_up_to_its_cap_at_any_attempt(clock: VirtualClock) -> None:
     sink = WebhookSink("ops", "http://127.0.0.1/", clock, backoff_s=1.0, max_backoff_s=60.0)
     assert [sink.backoff(n) for n in (1, 2, 3, 7, 100, 5000)] == [1, 2, 4, 60, 60, 60]

@@ -269,6 +269,9 @@ def test_bad_input_stops_start_up_with_one_line_and_exit_2(
         (["--env-file", "missing.env"], "--env-file missing.env does not exist"),
         (["--env-file", "bad.env"], "env file bad.env is not UTF-8 text"),
         (["--config", "conf.d"], "config file conf.d is a directory"),
+        # Before: "does not exist" for a file that is there.
+        (["--config", "jobs.fifo"], "config file jobs.fifo is not a regular file"),
+        (["--config", "loop.toml"], "config file loop.toml is not a regular file"),
         (["--once", "--config", "far.toml"], "is out of range once converted to UTC"),
     ],
 )
@@ -277,6 +280,8 @@ def test_a_bad_env_file_or_config_path_stops_start_up_with_one_line_and_exit_2(
 ) -> None:
     (tmp_path / "bad.env").write_bytes(b"\xff\xfe\x00x")
     (tmp_path / "conf.d").mkdir()
+    os.mkfifo(tmp_path / "jobs.fifo")
+    (tmp_path / "loop.toml").symlink_to(tmp_path / "loop.toml")
     (tmp_path / "far.toml").write_text(
         '[[jobs]]\nid = "far"\ntrigger = { at = "9999-12-31T23:59:59-12:00" }\ncommand = ["true"]\n'
     )
@@ -285,6 +290,23 @@ def test_a_bad_env_file_or_config_path_stops_start_up_with_one_line_and_exit_2(
     assert result.stderr.startswith("agentcron: ") and fragment in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "data" / "scheduler.db").exists()
+
+
+def test_a_misspelt_setting_in_the_env_file_is_logged_as_a_warning_of_the_daemon(
+    tmp_path: Path,
+) -> None:
+    # Before, it was printed before logging was set up: a bare line without the log's
+    # prefix (and outside a JSON log).
+    (tmp_path / ".env").write_text("SCHEDULER_TIMEZNE=Europe/Berlin\n")
+    result = run_to_end("run", "--once", "--no-dashboard", "--log-format", "json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    warned = [line for line in result.stderr.splitlines() if "SCHEDULER_TIMEZNE" in line]
+    assert len(warned) == 1
+    record = json.loads(warned[0])
+    assert (record["level"], record["logger"]) == ("warning", "agentcron.config")
+    assert record["message"] == (
+        "unknown setting SCHEDULER_TIMEZNE; did you mean SCHEDULER_TIMEZONE? (in .env)"
+    )
 
 
 def test_a_file_with_errors_is_rejected_whole_with_every_error_listed(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -81,8 +82,13 @@ def run_command(
     if env_file is not None and not env_file.is_file():
         what = "is a directory" if env_file.is_dir() else "does not exist"
         fail(f"--env-file {env_file} {what}; name a settings file or leave out --env-file")
+    # Warnings about the env file wait for the log (configured below), as those about the
+    # environment do: printed now they would lack its prefix and format.
+    env_warnings: list[str] = []
     try:
-        settings = load_settings(env_file=env_file or DEFAULT_ENV_FILE, overrides=overrides)
+        settings = load_settings(
+            env_file=env_file or DEFAULT_ENV_FILE, overrides=overrides, warn=env_warnings.append
+        )
     except ConfigError as exc:
         fail(str(exc))
     if config is None and DEFAULT_CONFIG.is_file():
@@ -90,6 +96,8 @@ def run_command(
     if config is not None and config.is_dir():
         fail(f"config file {config} is a directory; name the agentcron.toml file in it")
     if config is not None and not config.is_file():
+        if os.path.lexists(config):  # a FIFO, a device, a broken or looping symlink
+            fail(f"config file {config} is not a regular file; name the agentcron.toml file")
         fail(f"config file {config} does not exist; create it or leave out --config")
 
     from agentcron.logs import configure_logging
@@ -106,9 +114,8 @@ def run_command(
         log_file=settings.data_dir / "logs" / "agentcron.log" if log_file else None,
     )
     import logging
-    import os
 
-    for warning in unknown_variables(os.environ):
+    for warning in [*unknown_variables(os.environ), *env_warnings]:
         logging.getLogger("agentcron.config").warning("%s", warning)
 
     system = AgentcronSystem(
