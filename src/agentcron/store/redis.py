@@ -31,11 +31,11 @@ Lua scripts in `redis_lua/`.
 
 from __future__ import annotations
 
-import json
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from agentcron.clock import Clock
 from agentcron.models import (
@@ -63,6 +63,19 @@ from agentcron.store.run_stats import stats_from_runs
 __all__ = ["SCHEMA_VERSION", "RedisStore", "StoreUnavailableError", "mask_url"]
 
 _FINAL_SKIP = ("running", "scheduled")
+log = logging.getLogger("agentcron.store.redis")
+R = TypeVar("R")
+
+
+def _readable(what: str, read: Callable[..., R], *args: Any) -> R | None:
+    """`read(*args)`, or None (logged) when the value it reads is unreadable: a record
+    edited by hand or written by something else is skipped by reads, never an error of the
+    caller."""
+    try:
+        return read(*args)
+    except codec.BadRecord as exc:
+        log.error("Redis store: %s is unreadable and skipped: %s", what, exc)
+        return None
 
 
 class RedisStore(RedisConnection):
@@ -164,7 +177,9 @@ class RedisStore(RedisConnection):
             )
         if found is None:
             return new_job
-        old = codec.job_from(job.id, found[0], found[1])
+        old = _readable(f"job {job.id!r}", codec.job_from, job.id, found[0], found[1])
+        if old is None:  # unreadable: what is saved now replaces it, whatever `conflict`
+            return await self._overwrite_job(new_job, actor)
         if conflict == "keep" or (conflict == "replace" and old.definition == job.definition):
             return old
         if conflict == "error":
@@ -178,7 +193,9 @@ class RedisStore(RedisConnection):
             if raw is None:  # deleted since the script looked: insert it after all
                 return None
             now = self.clock.now()
-            old = codec.job_from(job.id, raw, state)
+            old = _readable(f"job {job.id!r}", codec.job_from, job.id, raw, state)
+            if old is None:
+                return await self._overwrite_job(new_job, actor)
             if old.definition == job.definition:
                 return old
             new = old.evolve(definition=job.definition, updated_at=now, version=old.version + 1)
@@ -190,22 +207,38 @@ class RedisStore(RedisConnection):
         replaced = cast("StoredJob | None", await self._transaction([self._jobs], replace))
         return replaced or await self.save_job(job, actor=actor, conflict=conflict)
 
+    async def _overwrite_job(self, job: StoredJob, actor: str) -> StoredJob:
+        """Store `job` over an unreadable record of its id (its state and history kept)."""
+        async with self._op() as client:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.hset(self._jobs, job.id, codec.job_data(job))
+                self._audit_into(pipe, job.id, "updated", actor, None, job.definition)
+                await pipe.execute()
+        log.warning("Redis store: unreadable job %r replaced by the one saved now", job.id)
+        return job
+
     async def get_job(self, job_id: str) -> StoredJob | None:
+        """None also for a job whose record is unreadable (logged)."""
         async with self._op() as client:
             async with client.pipeline(transaction=False) as pipe:
                 pipe.hget(self._jobs, job_id).hget(self._jobstate, job_id)
                 raw, state = await pipe.execute()
-        return None if raw is None else codec.job_from(job_id, raw, state)
+        if raw is None:
+            return None
+        return _readable(f"job {job_id!r}", codec.job_from, job_id, raw, state)
 
     async def list_jobs(self) -> list[StoredJob]:
+        """Every readable job, by id; unreadable ones are skipped (logged)."""
         async with self._op() as client:
             async with client.pipeline(transaction=False) as pipe:
                 pipe.hgetall(self._jobs).hgetall(self._jobstate)
                 jobs, states = await pipe.execute()
-        return [
-            codec.job_from(k.decode(), jobs[k], states.get(k))
-            for k in sorted(jobs, key=bytes.decode)
-        ]
+        out = []
+        for key in sorted(jobs):  # UTF-8 bytes sort as their code points: the order of ids
+            job = _readable(_named("job", key), _job_at, key, jobs[key], states.get(key))
+            if job is not None:
+                out.append(job)
+        return out
 
     async def delete_job(self, job_id: str, *, actor: str) -> bool:
         runs_key, claims_key = self._job_runs(job_id), self._claims(job_id)
@@ -214,7 +247,8 @@ class RedisStore(RedisConnection):
             raw = await pipe.hget(self._jobs, job_id)
             if raw is None:
                 return False
-            definition = json.loads(raw)["definition"]
+            stored = _readable(f"job {job_id!r}", codec.job_from, job_id, raw, None)
+            definition = None if stored is None else stored.definition
             run_ids = [i.decode() for i in await pipe.zrange(runs_key, 0, -1)]
             claims = await pipe.zrange(claims_key, 0, -1)
             pipe.multi()
@@ -240,7 +274,13 @@ class RedisStore(RedisConnection):
             )
             if raw is None:
                 return None
-            new = codec.job_from(job_id, raw, state).evolve(
+            try:
+                old = codec.job_from(job_id, raw, state)
+            except codec.BadRecord as exc:
+                raise codec.BadRecord(
+                    f"job {job_id!r} in {self.url} is unreadable ({exc}); save it again"
+                ) from None
+            new = old.evolve(
                 paused=paused, pause_note=note if paused else None, updated_at=self.clock.now()
             )
             pipe.multi()
@@ -361,7 +401,11 @@ class RedisStore(RedisConnection):
     async def get_run(self, run_id: str) -> RunRecord | None:
         async with self._op() as client:
             data, lease = await client.hmget(self._run_key(run_id), ["d", "l"])
-        return None if data is None else codec.run_from(data, lease)
+        return None if data is None else self._run_or_none(data, lease)
+
+    @staticmethod
+    def _run_or_none(data: bytes, lease: bytes | None) -> RunRecord | None:
+        return _readable("a run", codec.run_from, data, lease)
 
     def _range(self, query: RunQuery) -> tuple[str, str, str]:
         key = self._runs if query.job_id is None else self._job_runs(query.job_id)
@@ -387,7 +431,8 @@ class RedisStore(RedisConnection):
                     for run_id in ids:
                         pipe.hmget(self._run_key(run_id.decode()), ["d", "l"])
                     pairs = [tuple(p) for p in await pipe.execute()]
-        return [codec.run_from(d, lease) for d, lease in pairs if d is not None]
+        runs = (self._run_or_none(d, lease) for d, lease in pairs if d is not None)
+        return [run for run in runs if run is not None]
 
     async def count_runs(self, query: RunQuery) -> int:
         key, high, low = self._range(query)
@@ -417,7 +462,7 @@ class RedisStore(RedisConnection):
                 final = [
                     (run_id.decode(), score)
                     for (run_id, score), status in zip(entries, statuses, strict=True)
-                    if status is not None and status.decode() not in _FINAL_SKIP
+                    if status is not None and status.decode(errors="replace") not in _FINAL_SKIP
                 ]
                 doomed = set()
                 if cutoff is not None:
@@ -455,7 +500,10 @@ class RedisStore(RedisConnection):
                 if data is None:
                     await client.zrem(self._leases, run_id)
                     continue
-                run = codec.run_from(data, lease)
+                run = self._run_or_none(data, lease)
+                if run is None:  # nothing to take over: no longer offered (logged once)
+                    await client.zrem(self._leases, run_id)
+                    continue
                 new = run.evolve(
                     status=RunStatus.interrupted,
                     fence=run.fence + 1,
@@ -480,7 +528,7 @@ class RedisStore(RedisConnection):
     async def get_state(self, key: str) -> str | None:
         async with self._op() as client:
             value = await client.hget(self._state, key)
-        return None if value is None else cast(bytes, value).decode()
+        return None if value is None else cast(bytes, value).decode(errors="replace")
 
     async def set_state(self, key: str, value: str) -> None:
         async with self._op() as client:
@@ -488,14 +536,21 @@ class RedisStore(RedisConnection):
 
     # -- nodes ---------------------------------------------------------------------------
     async def write_heartbeat(self, heartbeat: NodeHeartbeat) -> None:
+        """Also marks the prefix again (and says so) when Redis lost its data meanwhile, so
+        that nodes starting later recognise it; one more command per heartbeat."""
         data = codec.heartbeat_data(heartbeat)
         async with self._op() as client:
             await client.hset(self._nodes, heartbeat.node_id, data)
+            await self._mark(client)
 
     async def list_heartbeats(self) -> list[NodeHeartbeat]:
         async with self._op() as client:
             raw = await client.hgetall(self._nodes)
-        return [codec.heartbeat_from(raw[key]) for key in sorted(raw, key=bytes.decode)]
+        beats = (
+            _readable(_named("heartbeat of node", key), codec.heartbeat_from, raw[key])
+            for key in sorted(raw)
+        )
+        return [beat for beat in beats if beat is not None]
 
     async def delete_node(self, node_id: str) -> bool:
         async with self._op() as client:
@@ -506,4 +561,21 @@ class RedisStore(RedisConnection):
         key = self._audit if job_id is None else self._job_audit(job_id)
         async with self._op() as client:
             raw = await client.lrange(key, 0, limit - 1) if limit > 0 else []
-        return [codec.audit_from(item) for item in raw]
+        entries = (_readable("an audit entry", codec.audit_from, item) for item in raw)
+        return [entry for entry in entries if entry is not None]
+
+
+def _named(what: str, key: bytes) -> str:
+    return f"{what} {key[:80].decode(errors='replace')!r}"
+
+
+def _job_at(key: bytes, data: bytes, state: bytes | None) -> StoredJob:
+    return codec.job_from(_text(key), data, state)
+
+
+def _text(value: bytes) -> str:
+    """Text Redis holds; bytes that are not UTF-8 (a hand edit) as `BadRecord`."""
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        raise codec.BadRecord(f"not UTF-8 text: {value[:80]!r}") from None

@@ -3,16 +3,25 @@
 A run's lease lives beside its document (hash field ``l``), so `run_from` takes both; a job's
 schedule state (``{next_run, last_fire}``) lives in its own hash, so `job_from` does too.
 Scores of sorted sets are microseconds since the epoch (`us`).
+
+The readers (`*_from`) check what they read: a value that is not JSON, lacks a field or
+holds a field of the wrong type (edited by hand, or written by something else) raises
+`BadRecord` naming the problem, never another exception, so that the store can skip it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from agentcron.clock import utc
 from agentcron.models import AuditEntry, NodeHeartbeat, RunRecord, RunStatus, StoredJob
+
+__all__ = ["BadRecord"]
+
+log = logging.getLogger("agentcron.store.redis")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -31,8 +40,56 @@ def iso(dt: datetime | None) -> str | None:
     return dt.isoformat()
 
 
+class BadRecord(ValueError):
+    """A stored value this agentcron cannot read back (see the module docstring)."""
+
+
 def dt(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+    """An aware datetime from its ISO-8601 text; None for none; `BadRecord` otherwise."""
+    if value is None or value == "":
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+        utc(parsed)
+    except (TypeError, ValueError, OverflowError):
+        raise BadRecord(f"not an aware ISO-8601 time: {str(value)[:80]!r}") from None
+    return parsed
+
+
+def _doc(data: bytes | str | None) -> dict[str, Any]:
+    """A stored JSON object; `BadRecord` for anything else."""
+    try:
+        value = json.loads(data) if data is not None else None
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError included
+        raise BadRecord(f"not JSON: {_preview(data)}") from None
+    if not isinstance(value, dict):
+        raise BadRecord(f"not a JSON object: {_preview(data)}")
+    return value
+
+
+def _preview(data: bytes | str | None) -> str:
+    text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+    return repr(text[:80] + ("..." if len(text) > 80 else ""))
+
+
+def _get(d: dict[str, Any], name: str, *kinds: type, optional: bool = False) -> Any:
+    """`d[name]`, checked to be one of `kinds` (None allowed when `optional`)."""
+    if name not in d:
+        raise BadRecord(f"field {name!r} is missing")
+    value = d[name]
+    if value is None and optional:
+        return None
+    # bool is an int to Python; a stored true/false is no count.
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise BadRecord(f"field {name!r} holds {type(value).__name__}: {str(value)[:80]!r}")
+    return value
+
+
+def _time(d: dict[str, Any], name: str, *, optional: bool = True) -> datetime | None:
+    value = dt(_get(d, name, str, optional=optional))
+    if value is None and not optional:
+        raise BadRecord(f"field {name!r} is empty")
+    return value
 
 
 def dumps(value: object) -> str:
@@ -60,23 +117,27 @@ def run_data(run: RunRecord) -> str:
 
 
 def run_from(data: bytes | str, lease: bytes | str | None) -> RunRecord:
-    d = json.loads(data)
-    lease_text = lease.decode() if isinstance(lease, bytes) else lease
+    d = _doc(data)
+    try:
+        lease_text = lease.decode() if isinstance(lease, bytes) else lease
+        status = RunStatus(_get(d, "status", str))
+    except ValueError as exc:  # UnicodeDecodeError included
+        raise BadRecord(str(exc)) from None
     return RunRecord(
-        run_id=d["run_id"],
-        job_id=d["job_id"],
-        scheduled_for=datetime.fromisoformat(d["scheduled_for"]),
-        status=RunStatus(d["status"]),
-        attempt=d["attempt"],
-        started_at=dt(d["started_at"]),
-        finished_at=dt(d["finished_at"]),
-        error=d["error"],
-        output_tail=d["output_tail"],
-        node_id=d["node_id"],
-        skip_reason=d["skip_reason"],
+        run_id=_get(d, "run_id", str),
+        job_id=_get(d, "job_id", str),
+        scheduled_for=cast(datetime, _time(d, "scheduled_for", optional=False)),
+        status=status,
+        attempt=_get(d, "attempt", int),
+        started_at=_time(d, "started_at"),
+        finished_at=_time(d, "finished_at"),
+        error=_get(d, "error", str, optional=True),
+        output_tail=_get(d, "output_tail", str, optional=True),
+        node_id=_get(d, "node_id", str, optional=True),
+        skip_reason=_get(d, "skip_reason", str, optional=True),
         lease_expires_at=dt(lease_text),
-        fence=d["fence"],
-        queue_job_id=d["queue_job_id"],
+        fence=_get(d, "fence", int),
+        queue_job_id=_get(d, "queue_job_id", str, optional=True),
     )
 
 
@@ -99,19 +160,29 @@ def job_state(job: StoredJob) -> str:
 
 
 def job_from(job_id: str, data: bytes | str, state: bytes | str | None) -> StoredJob:
-    d = json.loads(data)
-    s = json.loads(state) if state else {}
-    return StoredJob(
+    """A stored job; `BadRecord` when its definition is unreadable. Unreadable scheduling
+    state alone reads as none (the scheduler computes it again from the definition)."""
+    d = _doc(data)
+    job = StoredJob(
         id=job_id,
-        definition=d["definition"],
-        paused=d["paused"],
-        pause_note=d["pause_note"],
-        next_run=dt(s.get("next_run")),
-        last_fire=dt(s.get("last_fire")),
-        created_at=dt(d["created_at"]),
-        updated_at=dt(d["updated_at"]),
-        version=d["version"],
+        definition=_get(d, "definition", dict),
+        paused=_get(d, "paused", bool),
+        pause_note=_get(d, "pause_note", str, optional=True),
+        created_at=_time(d, "created_at"),
+        updated_at=_time(d, "updated_at"),
+        version=_get(d, "version", int),
     )
+    if not state:
+        return job
+    try:
+        s = _doc(state)
+        return job.evolve(
+            next_run=_time(s, "next_run"),
+            last_fire=_time(s, "last_fire"),
+        )
+    except BadRecord as exc:
+        log.error("Redis store: scheduling state of job %r ignored: %s", job_id, exc)
+        return job
 
 
 def heartbeat_data(heartbeat: NodeHeartbeat) -> str:
@@ -133,10 +204,20 @@ def heartbeat_data(heartbeat: NodeHeartbeat) -> str:
 
 
 def heartbeat_from(data: bytes | str) -> NodeHeartbeat:
-    d = json.loads(data)
-    d["sent_at"] = datetime.fromisoformat(d["sent_at"])
-    d["started_at"] = dt(d["started_at"])
-    return NodeHeartbeat(**d)
+    d = _doc(data)
+    return NodeHeartbeat(
+        node_id=_get(d, "node_id", str),
+        sequence=_get(d, "sequence", int),
+        sent_at=cast(datetime, _time(d, "sent_at", optional=False)),
+        status=_get(d, "status", str),
+        host=_get(d, "host", str),
+        pid=_get(d, "pid", int),
+        version=_get(d, "version", str),
+        platform=_get(d, "platform", str),
+        started_at=_time(d, "started_at"),
+        interval_s=_get(d, "interval_s", int, float),
+        details=_get(d, "details", dict),
+    )
 
 
 def audit_data(entry: AuditEntry) -> str:
@@ -153,6 +234,12 @@ def audit_data(entry: AuditEntry) -> str:
 
 
 def audit_from(data: bytes | str) -> AuditEntry:
-    d = json.loads(data)
-    d["at"] = datetime.fromisoformat(d["at"])
-    return AuditEntry(**d)
+    d = _doc(data)
+    return AuditEntry(
+        job_id=_get(d, "job_id", str),
+        action=_get(d, "action", str),
+        actor=_get(d, "actor", str),
+        at=cast(datetime, _time(d, "at", optional=False)),
+        before=_get(d, "before", dict, optional=True),
+        after=_get(d, "after", dict, optional=True),
+    )

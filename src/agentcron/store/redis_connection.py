@@ -34,6 +34,19 @@ log = logging.getLogger("agentcron.store.redis")
 SCHEMA_VERSION = 1
 _APP = "agentcron-store"
 _DOWN = (rex.ConnectionError, rex.TimeoutError)  # BusyLoadingError is a ConnectionError
+#: The names under the prefix that only agentcron's store writes (see `agentcron.store.redis`).
+_OUR_NAMES = ("meta", "jobs", "jobstate", "runs", "runjobs", "leases", "audit", "state", "nodes")
+_OUR_PREFIXES = ("run:", "runs:", "claim:", "claims:", "audit:")
+#: What a server's refusal means, by the first word of its error.
+_REFUSALS = {
+    "OOM": "Redis is out of memory (maxmemory) and refused the write (a refused script or "
+    "transaction writes nothing); give it more memory or prune runs (agentcron db prune)",
+    "WRONGTYPE": "a key under the prefix holds another type than agentcron writes there "
+    "(edited by hand?)",
+    "READONLY": "the server is a read-only replica; point the store at the primary",
+    "MISCONF": "Redis cannot persist (see its log) and refuses writes",
+    "NOPERM": "the Redis user lacks a permission agentcron needs",
+}
 T = TypeVar("T")
 
 #: The Lua scripts (`redis_lua/<name>.lua`): claims, fencing, takeover, queries.
@@ -44,6 +57,19 @@ _SCRIPTS = {
         "add_job",
     )
 }
+
+
+def _refusal(exc: rex.ResponseError) -> str:
+    """What a server's refusal means, from its error (redis-py strips some error codes and
+    gives a class instead)."""
+    if isinstance(exc, rex.OutOfMemoryError) or "maxmemory" in str(exc):
+        return _REFUSALS["OOM"]
+    if isinstance(exc, rex.ReadOnlyError):
+        return _REFUSALS["READONLY"]
+    if isinstance(exc, rex.NoPermissionError):
+        return _REFUSALS["NOPERM"]
+    code = str(exc).split(" ", 1)[0]
+    return _REFUSALS.get(code, "the server refused")
 
 
 def mask_url(url: str) -> str:
@@ -180,6 +206,9 @@ class RedisConnection:
                     meta = await self._read_meta(client)
                     if meta.get("app") == _APP:
                         break
+                    if self._ours(key):  # agentcron wrote it, the marker is gone: lost data
+                        await self._mark(client)
+                        return
                     raise StoreError(
                         f"{where} already holds keys that are not agentcron's (e.g. "
                         f"{key.decode(errors='replace')!r}); choose another prefix (?prefix=...) "
@@ -189,6 +218,12 @@ class RedisConnection:
                     await client.hsetnx(self._meta, "app", _APP)
                     await client.hsetnx(self._meta, "schema", str(SCHEMA_VERSION))
                     return
+            schema_text = meta.get("schema", "0")
+            if not schema_text.isdigit():
+                raise StoreError(
+                    f"{where} holds a schema version agentcron cannot read ({schema_text!r}) "
+                    f"in {self._meta}; was it edited by hand?"
+                )
         except StoreError:
             raise
         except rex.AuthenticationError as exc:
@@ -210,12 +245,34 @@ class RedisConnection:
             raise StoreError(f"{where}: the server does not speak Redis ({exc!r})") from exc
         if meta.get("app") != _APP:
             raise StoreError(f"{where} holds a marker of another application: {meta}")
-        schema = int(meta.get("schema", "0"))
+        schema = int(schema_text)
         if schema > SCHEMA_VERSION:
             raise StoreError(
                 f"{where} has schema {schema}, newer than this agentcron's ({SCHEMA_VERSION}); "
                 "upgrade agentcron on this machine"
             )
+
+    def _ours(self, key: bytes) -> bool:
+        """Whether `key` (under the prefix) is one of the names agentcron's store writes."""
+        name = key.decode(errors="replace")[len(self.prefix) + 1 :]
+        return name in _OUR_NAMES or name.startswith(_OUR_PREFIXES)
+
+    async def _mark(self, client: Any) -> bool:
+        """Mark the prefix as agentcron's if its marker is gone; True (and an error logged)
+        when it was: Redis lost what it held (restarted without persistence, flushed, or
+        failed over to a replica that had not received it)."""
+        if not await client.hsetnx(self._meta, "app", _APP):
+            return False
+        await client.hsetnx(self._meta, "schema", str(SCHEMA_VERSION))
+        log.error(
+            "Redis store %s (prefix %r) lost agentcron's data: its marker was gone, so Redis "
+            "restarted without persistence or was flushed. Jobs, runs and claims stored "
+            "before are gone (jobs come back only from code and configuration, and an "
+            "occurrence claimed before may run again); turn on AOF (appendonly yes)",
+            self.url,
+            self.prefix,
+        )
+        return True
 
     async def close(self) -> None:
         if self._probe is not None:
@@ -239,6 +296,10 @@ class RedisConnection:
                 delay = min(delay * 2, self.max_backoff_s)
                 continue
             log.warning("Redis store %s is reachable again", self.url)
+            try:
+                await self._mark(self._redis)
+            except (*_DOWN, OSError, rex.ResponseError):
+                pass  # it went away again, or refuses writes: the next command tells
             self._up.set()
             return
 
@@ -256,6 +317,15 @@ class RedisConnection:
                 self._up.clear()
             self._start_probe()
             raise StoreUnavailableError(f"Redis store {self.url} is unreachable: {exc}") from exc
+        except rex.ResponseError as exc:
+            text = str(exc)
+            if len(text) > 300:  # a pipeline's error quotes its command, definitions included
+                text = text[:300] + "..."
+            what = _refusal(exc)
+            log.error("Redis store %s: %s: %s", self.url, what, text)
+            raise StoreError(
+                f"Redis store {self.url} (prefix {self.prefix!r}): {what} ({text})"
+            ) from exc
 
     async def _retrying(self, attempt: Callable[[], Any]) -> T:
         """Run an idempotent write, waiting out an outage for up to `write_retry_s`."""

@@ -9,7 +9,7 @@ for i = 1, #ARGV - 1 do
     local job = redis.call('HGET', key, 'j')
     redis.call('DEL', key)
     redis.call('ZREM', KEYS[1], id)
-    redis.call('ZREM', KEYS[2] .. job, id)
+    if job then redis.call('ZREM', KEYS[2] .. job, id) end
     n = n + 1
   end
 end

@@ -1,8 +1,9 @@
 -- Insert or update a run unless its stored fence is higher; index it; bound the job's log.
 -- KEYS: run, runs, job runs, leases, runjobs. ARGV: id, data, fence, status, node, lease iso,
 -- lease us, score, job, bound, run key prefix.
+-- A stored fence that is not a number (a hand edit) fences nothing.
 local old = redis.call('HGET', KEYS[1], 'f')
-if old and tonumber(old) > tonumber(ARGV[3]) then return 0 end
+if old and (tonumber(old) or -1) > tonumber(ARGV[3]) then return 0 end
 redis.call('HSET', KEYS[1], 'd', ARGV[2], 'f', ARGV[3], 's', ARGV[4], 'n', ARGV[5],
            'l', ARGV[6], 'j', ARGV[9])
 redis.call('ZADD', KEYS[2], ARGV[8], ARGV[1])
