@@ -120,6 +120,8 @@ class RedisEventBridge:
     def _inject(self, raw: bytes) -> None:
         try:
             message = json.loads(raw)
+            if not isinstance(message, dict):  # `[1]` or `"x"`: valid JSON, not a message
+                raise TypeError(f"expected a JSON object, got {type(message).__name__}")
             if message.get("from") == self.bridge_id:
                 return
             event = event_from_dict(message["event"])

@@ -76,6 +76,26 @@ async def test_another_prefix_is_another_deployment_and_sees_nothing(
     assert c.seen == []
 
 
+async def test_messages_that_are_not_event_objects_are_ignored_and_the_bridge_listens_on(
+    server: RedisServer, nodes: tuple[Node, Node, Node]
+) -> None:
+    # Before, valid JSON that was not an object (`[1]`, `"x"`) raised AttributeError in the
+    # listener, which died: no later event from any node arrived.
+    import redis.asyncio as aioredis
+
+    a, b, _ = nodes
+    client = aioredis.Redis.from_url(server.url)
+    try:
+        for garbage in (b"[1]", b'"x"', b"42", b'{"event": [1]}', b"not json"):
+            await client.publish(b.bridge.channel, garbage)
+    finally:
+        await client.aclose()
+    event = started("a")
+    a.bus.publish(event)
+    await until(lambda: len(b.seen) == 1)
+    assert b.seen == [event]
+
+
 async def test_the_bridge_survives_a_redis_restart(
     server: RedisServer, nodes: tuple[Node, Node, Node]
 ) -> None:

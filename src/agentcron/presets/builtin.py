@@ -164,16 +164,25 @@ def _agentcron_log_handlers() -> list[logging.handlers.RotatingFileHandler]:
 def _rotate_logs(logs_dir: Path, cutoff_ts: float) -> dict[str, list[str]]:
     rotated = []
     for handler in _agentcron_log_handlers():
-        path = Path(handler.baseFilename)
-        if path.exists() and path.stat().st_size > 0:
-            handler.doRollover()
-            rotated.append(str(path))
+        # Under the handler's lock: the loop's thread may be writing a record right now.
+        handler.acquire()
+        try:
+            path = Path(handler.baseFilename)
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_size > 0:
+                    handler.doRollover()
+                    rotated.append(str(path))
+        finally:
+            handler.release()
     deleted = []
     if logs_dir.is_dir():
         for old in logs_dir.glob("*.log.*"):
-            if old.stat().st_mtime < cutoff_ts:
-                old.unlink(missing_ok=True)
-                deleted.append(old.name)
+            try:  # lstat: a dangling symlink, or a file deleted meanwhile, is no error
+                if old.lstat().st_mtime < cutoff_ts:
+                    old.unlink(missing_ok=True)
+                    deleted.append(old.name)
+            except FileNotFoundError:
+                continue
     return {"rotated": rotated, "deleted": sorted(deleted)}
 
 
