@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from agentcron.error_text import head_of
+
 __all__ = ["JsonFormatter", "TextFormatter", "configure_logging"]
 
 LogFormat = Literal["text", "json", "auto"]
@@ -71,9 +73,7 @@ def _safe_str(value: object) -> str:
 
 
 def _truncate(text: str) -> str:
-    if len(text) <= MAX_FIELD_CHARS:
-        return text
-    return f"{text[:MAX_FIELD_CHARS]}... [{len(text) - MAX_FIELD_CHARS} more characters]"
+    return head_of(text, MAX_FIELD_CHARS)
 
 
 def _message(record: logging.LogRecord) -> str:

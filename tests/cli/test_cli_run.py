@@ -11,10 +11,12 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from helpers.polling import wait_for
 
 TICK_JOB = """
 [[jobs]]
@@ -67,15 +69,6 @@ def runs(db: Path, job_id: str) -> list[tuple[str, str]]:
     finally:
         conn.close()
     return [(str(status), str(run_id)) for status, run_id in rows]
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)  # polling a real daemon process, bounded by timeout_s (noqa: sleep-ok)
-    raise AssertionError("condition not met in time")
 
 
 def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[int, str, str]:

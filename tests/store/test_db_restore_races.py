@@ -12,7 +12,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ from agentcron.models import StoredJob
 from agentcron.store import backup as backups
 from agentcron.store.backup import backup_database, list_backups, restore_database
 from agentcron.store.sqlite import SqliteStore
+from helpers.polling import wait_for
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SRC = str(Path(backups.__file__).resolve().parents[2])
@@ -278,15 +278,6 @@ def tick_runs(db: Path) -> int:
         return 0
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)  # polling a real daemon process, bounded by timeout_s (noqa: sleep-ok)
-    raise AssertionError("condition not met in time")
-
-
 def test_restore_while_agentcron_runs_is_refused_and_the_daemon_keeps_writing(
     tmp_path: Path,
 ) -> None:
@@ -295,7 +286,7 @@ def test_restore_while_agentcron_runs_is_refused_and_the_daemon_keeps_writing(
     asyncio.run(with_jobs(tmp_path / "backup.db", "restored"))
     daemon = agentcron_process("run", "--no-dashboard", cwd=tmp_path)
     try:
-        wait_until(lambda: tick_runs(db) >= 2)
+        wait_for(lambda: tick_runs(db) >= 2)
         out = subprocess.run(
             [sys.executable, "-m", "agentcron", "db", "restore", str(tmp_path / "backup.db")],
             cwd=tmp_path,
@@ -309,7 +300,7 @@ def test_restore_while_agentcron_runs_is_refused_and_the_daemon_keeps_writing(
         assert len(lines) == 1 and "in use" in lines[0] and "not touched" in lines[0]
         assert not list(db.parent.glob("scheduler.db.replaced-*"))
         seen = tick_runs(db)
-        wait_until(lambda: tick_runs(db) > seen)
+        wait_for(lambda: tick_runs(db) > seen)
     finally:
         daemon.send_signal(signal.SIGKILL)
         daemon.communicate(timeout=60)
