@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,8 +180,8 @@ def test_a_full_disk_drops_file_lines_without_a_traceback_on_the_console(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     full = Path("/dev/full")
-    if not full.exists():
-        pytest.skip("no /dev/full here")
+    if not full.exists() and os.environ.get("CI") != "true":  # CI runs on Linux: it must run
+        pytest.skip("no /dev/full here (Linux only)")
     out = io.StringIO()
     configure_logging(fmt="json", stream=out, log_file=full)
     for i in range(3):
