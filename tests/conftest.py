@@ -11,9 +11,10 @@ queue, alert, heartbeat and handler suites once more this way (`scripts/test-eag
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -33,3 +34,17 @@ if os.environ.get("AGENTCRON_TEST_EAGER_TASKS") == "1":
         config: pytest.Config, item: pytest.Item
     ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
         return {"eager-tasks": _eager_loop}
+
+
+@pytest.fixture
+def restore_root_logger() -> Iterator[None]:
+    """Undo what a test's `configure_logging` did to the root logger: its handlers (closed)
+    and its level."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)
