@@ -155,6 +155,25 @@ async def test_step_wall_moves_the_wall_clock_backwards_like_an_ntp_step() -> No
     assert clock.monotonic() == 1000.0
 
 
+async def test_block_moves_both_clocks_but_sleepers_run_only_once_the_loop_does() -> None:
+    clock = VirtualClock(T0, monotonic_start=100.0)
+    woke: list[float] = []
+
+    async def sleeper() -> None:
+        await clock.sleep(1)
+        woke.append(clock.monotonic())
+
+    task = asyncio.ensure_future(sleeper())
+    await clock.settle()
+    clock.block(2.5)  # as code that holds the loop for 2.5 s
+    assert clock.monotonic() == 102.5 and clock.now() == T0 + timedelta(seconds=2.5)
+    assert woke == []
+    await task
+    assert woke == [102.5]
+    with pytest.raises(ValueError, match="backwards"):
+        clock.block(-1)
+
+
 async def test_advance_cannot_go_backwards() -> None:
     with pytest.raises(ValueError, match="backwards"):
         await VirtualClock(T0).advance(-1)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import threading
 from datetime import UTC, datetime
 
 import pytest
 
+from agentcron import Scheduler
 from agentcron.events import (
     EVENT_TYPES,
+    SLOW_CALLBACK_S,
     Event,
     EventBus,
     JobPaused,
@@ -17,6 +21,8 @@ from agentcron.events import (
     RunStarted,
     event_from_dict,
 )
+from agentcron.handlers import RunContext
+from agentcron.testing import VirtualClock
 
 AT = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -139,3 +145,96 @@ def test_publishing_without_a_running_loop_delivers_to_sync_subscribers() -> Non
     bus.subscribe(lambda e: seen.append(e.type))
     bus.publish(JobPaused(at=AT, job_id="j"))
     assert seen == ["job.paused"]
+
+
+async def test_a_subscriber_blocked_in_its_thread_never_delays_firing() -> None:
+    clock = VirtualClock(AT)
+    sched = Scheduler("memory://", node_id="n", clock=clock)
+    fires: list[datetime] = []
+
+    async def job(ctx: RunContext) -> None:
+        fires.append(ctx.scheduled_for)
+
+    sched.add_job("tick", trigger="* * * * * *", handler=job)
+    gate = threading.Event()
+    seen: list[str] = []
+
+    def blocking(event: Event) -> None:
+        gate.wait(timeout=60)  # a webhook that hangs (released below)
+        seen.append(event.type)
+
+    sched.events.subscribe(blocking, types=["run.succeeded"], in_thread=True)
+    try:
+        async with sched:
+            for _ in range(3):
+                await clock.advance(1)
+                await sched.drain()
+            assert len(fires) == 3 and seen == []  # fired on time while it hung
+            gate.set()
+            await sched.events.drain()
+            assert seen == ["run.succeeded"] * 3
+    finally:
+        gate.set()
+
+
+async def test_an_in_thread_subscriber_gets_every_event_in_order_despite_a_failure() -> None:
+    bus = EventBus()
+    seen: list[str] = []
+    threads: set[int] = set()
+
+    def callback(event: Event) -> None:
+        threads.add(threading.get_ident())
+        if event.run_id == "2":  # type: ignore[attr-defined]
+            raise RuntimeError("subscriber bug")
+        seen.append(event.run_id)  # type: ignore[attr-defined]
+
+    bus.subscribe(callback, in_thread=True)
+    for n in range(5):
+        bus.publish(run_started(n))
+    await bus.drain()
+    assert seen == ["0", "1", "3", "4"]
+    assert threading.get_ident() not in threads
+
+
+async def test_an_async_callback_cannot_be_subscribed_in_a_thread() -> None:
+    async def callback(event: Event) -> None:
+        pass
+
+    with pytest.raises(ValueError, match="in_thread: .*callback is async"):
+        EventBus().subscribe(callback, in_thread=True)
+
+
+async def test_a_sync_subscriber_that_holds_the_loop_is_named_in_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = VirtualClock(AT)
+    bus = EventBus(clock=clock)
+
+    def post_to_chat(event: Event) -> None:
+        clock.block(2 * SLOW_CALLBACK_S)  # as a blocking HTTP call does
+
+    bus.subscribe(post_to_chat)
+    with caplog.at_level(logging.WARNING, logger="agentcron.events"):
+        for n in range(3):
+            bus.publish(run_started(n))
+        await bus.drain()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "post_to_chat" in warnings[0] and "in_thread=True" in warnings[0]
+
+
+async def test_a_quick_sync_subscriber_is_not_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = VirtualClock(AT)
+    bus = EventBus(clock=clock)
+    bus.subscribe(lambda event: clock.block(SLOW_CALLBACK_S / 2))
+    with caplog.at_level(logging.WARNING, logger="agentcron.events"):
+        bus.publish(run_started(1))
+        await bus.drain()
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_scheduler_times_its_subscribers_on_its_own_clock() -> None:
+    clock = VirtualClock(AT)
+    assert Scheduler("memory://", node_id="n", clock=clock).events.clock is clock

@@ -7,6 +7,11 @@ injected clock's time (`at`) and serialisable to JSON (`to_dict` / `event_from_d
 Invariant: `EventBus.publish` never blocks and never raises because of a subscriber. Each
 subscriber has its own bounded buffer drained by its own task; a subscriber that falls behind
 loses its oldest events (counted in `Subscription.dropped`) and never delays firing.
+
+A sync callback runs on the event loop, between its fires, so it must return quickly: one
+that blocks (network I/O, `time.sleep`) holds up every fire while it runs. Subscribe such a
+callback with `in_thread=True` (it then runs in a worker thread) or make it async; a sync
+callback that holds the loop for `SLOW_CALLBACK_S` or more is named in a warning, once.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
+from agentcron.clock import Clock, SystemClock
 from agentcron.tasks import yield_to_creator
 
 __all__ = [
@@ -68,6 +74,13 @@ __all__ = [
 ]
 
 log = logging.getLogger("agentcron.events")
+
+#: A sync callback run on the event loop for this long (seconds) or longer is reported in a
+#: warning (once per subscription): every fire due meanwhile waited for it.
+SLOW_CALLBACK_S = 0.1
+#: At most this many events are handed to an `in_thread` callback's thread at once (one
+#: thread hop per batch, not per event).
+THREAD_BATCH = 1_000
 
 #: Every concrete event class by its `type` name (filled by `Event.__init_subclass__`).
 EVENT_TYPES: dict[str, type[Event]] = {}
@@ -394,11 +407,19 @@ class Subscription:
     """
 
     def __init__(
-        self, bus: EventBus, callback: Callback, types: frozenset[str] | None, max_pending: int
+        self,
+        bus: EventBus,
+        callback: Callback,
+        types: frozenset[str] | None,
+        max_pending: int,
+        *,
+        in_thread: bool = False,
     ) -> None:
         self._bus = bus
         self._callback = callback
         self._types = types
+        self._in_thread = in_thread
+        self._warned_slow = False
         self._pending: collections.deque[Event] = collections.deque(maxlen=max_pending)
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -472,18 +493,64 @@ class Subscription:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            event = self._pending.popleft()
             self._busy = True
             try:
-                result = self._callback(event)
-                if inspect.isawaitable(result):
-                    await result
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("event subscriber failed on %s", event.type)
+                if self._in_thread:
+                    await asyncio.to_thread(self._call_in_thread, self._take_batch())
+                else:
+                    await self._call_on_loop(self._pending.popleft())
             finally:
                 self._busy = False
+
+    async def _call_on_loop(self, event: Event) -> None:
+        clock = self._bus.clock
+        began = clock.monotonic()
+        awaited = False
+        try:
+            result = self._callback(event)
+            if inspect.isawaitable(result):
+                awaited = True
+                await result
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("event subscriber failed on %s", event.type)
+        if awaited:
+            return  # (an async callback yields the loop while it waits)
+        held_s = clock.monotonic() - began
+        if held_s >= SLOW_CALLBACK_S and not self._warned_slow:
+            self._warned_slow = True
+            log.warning(
+                "event subscriber %s held the event loop for %.3f s on %s, and every fire"
+                " due meanwhile waited; make it async or subscribe it with in_thread=True"
+                " (reported once)",
+                _name_of(self._callback),
+                held_s,
+                event.type,
+            )
+
+    def _take_batch(self) -> list[Event]:
+        pending = self._pending
+        return [pending.popleft() for _ in range(min(len(pending), THREAD_BATCH))]
+
+    def _call_in_thread(self, events: list[Event]) -> None:
+        """Deliver `events` in order (in a worker thread: the callback may block)."""
+        for event in events:
+            if self.closed:
+                return
+            try:
+                result = self._callback(event)
+            except Exception:
+                log.exception("event subscriber failed on %s", event.type)
+                continue
+            if inspect.isawaitable(result):  # cannot be awaited in this thread
+                if inspect.iscoroutine(result):
+                    result.close()
+                log.error(
+                    "event subscriber %s returned an awaitable in its thread; subscribe an"
+                    " async callback without in_thread=True",
+                    _name_of(self._callback),
+                )
 
     async def drain(self) -> None:
         """Wait until every event offered so far has been delivered."""
@@ -507,13 +574,19 @@ async def _await(awaitable: Awaitable[None]) -> None:
     await awaitable
 
 
+def _name_of(callback: Callback) -> str:
+    return str(getattr(callback, "__qualname__", None) or type(callback).__qualname__)
+
+
 class EventBus:
     """In-process publish/subscribe for `Event`s; see the module docstring for guarantees."""
 
-    def __init__(self, *, max_pending: int = 10_000) -> None:
+    def __init__(self, *, max_pending: int = 10_000, clock: Clock | None = None) -> None:
         # A dict (insertion-ordered) so that closing one of thousands is O(1).
         self._subscriptions: dict[Subscription, None] = {}
         self._max_pending = max_pending
+        #: Times sync callbacks run on the loop (`SLOW_CALLBACK_S`).
+        self.clock: Clock = clock or SystemClock()
 
     def subscribe(
         self,
@@ -521,13 +594,26 @@ class EventBus:
         *,
         types: Iterable[str] | None = None,
         max_pending: int | None = None,
+        in_thread: bool = False,
     ) -> Subscription:
-        """Deliver every event (or only `types`) to `callback`, sync or async, in order."""
+        """Deliver every event (or only `types`) to `callback`, sync or async, in order.
+
+        A sync callback runs on the event loop and must return quickly (see the module
+        docstring). `in_thread=True` runs a sync callback that may block in a worker thread
+        instead, one call at a time and in order, so firing never waits for it; it must
+        then not touch the scheduler or other event-loop objects directly. An async
+        callback cannot be `in_thread` (`ValueError`)."""
+        if in_thread and inspect.iscoroutinefunction(callback):
+            raise ValueError(
+                f"in_thread: {_name_of(callback)} is async and runs on the event loop;"
+                " subscribe it without in_thread=True"
+            )
         sub = Subscription(
             self,
             callback,
             frozenset(types) if types is not None else None,
             max_pending or self._max_pending,
+            in_thread=in_thread,
         )
         self._subscriptions[sub] = None
         return sub

@@ -138,6 +138,15 @@ class VirtualClock:
         self._wake_due()
         await self.settle()
 
+    def block(self, seconds: float) -> None:
+        """Move both clocks forward without letting anything else run: what code that blocks
+        the event loop for `seconds` does. Sleepers whose deadline passed are woken, and run
+        once the caller lets the loop run again (an `await`)."""
+        if seconds < 0:
+            raise ValueError("VirtualClock.block() cannot go backwards; use step_wall()")
+        self._move_to(self._mono + seconds)
+        self._wake_due()
+
     async def step_wall(self, delta: timedelta) -> None:
         """Move only the wall clock by `delta`, forwards or backwards (an NTP step)."""
         self._wall += delta

@@ -174,7 +174,7 @@ class Scheduler(Firing):
         self.clock: Clock = clock or SystemClock()
         self.node_id = node_id or _default_node_id()
         self.timezone = timezone
-        self.events = events or EventBus()
+        self.events = events or EventBus(clock=self.clock)
         self.conflict: ConflictPolicy = conflict
         self.lease_s = lease_s
         self.stop_grace_s = stop_grace_s
