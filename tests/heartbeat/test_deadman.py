@@ -107,3 +107,43 @@ async def test_an_open_incident_is_not_announced_again_after_a_restart(
     restarted = DeadMansSwitch(store, clock, bus, [expectation])
     assert await restarted.check(at(90)) == ("report",)
     assert await collector.take() == []
+
+
+def test_time_asleep_after_the_last_success_moves_the_due_time() -> None:
+    assert expected_by(at(100), T0, every_s=60, grace_s=10, asleep_s=3600) == at(3770)
+    assert expected_by(at(5), T0, next_fire=next_minute, grace_s=30, asleep_s=60) == at(150)
+
+
+async def test_a_job_is_not_overdue_on_waking_from_a_night_of_suspend(
+    store: MemoryStore, clock: VirtualClock, bus: EventBus, collector: Collector
+) -> None:
+    switch = DeadMansSwitch(store, clock, bus, [Expectation(job_id="digest", every_s=3600)])
+    await store.record_run(succeeded("digest", T0))
+    async with switch:
+        await clock.advance(600)  # awake 10 minutes after its last success
+        await clock.suspend(timedelta(hours=8))  # the laptop sleeps through the night
+        await clock.advance(10)  # the first check after waking
+        assert await collector.take() == []
+        assert switch.overdue_jobs() == ()
+        await clock.advance(2980)  # 3,590 s of the hour awake
+        assert switch.overdue_jobs() == ()
+        await clock.advance(20)  # an hour awake without a success: overdue now
+        assert await collector.take() == ["job.overdue"]
+
+
+async def test_a_success_after_waking_starts_a_fresh_hour_without_the_suspend(
+    store: MemoryStore, clock: VirtualClock, bus: EventBus, collector: Collector
+) -> None:
+    switch = DeadMansSwitch(store, clock, bus, [Expectation(job_id="digest", every_s=3600)])
+    await store.record_run(succeeded("digest", T0))
+    async with switch:
+        await clock.advance(600)
+        await clock.suspend(timedelta(hours=8))
+        await clock.advance(10)
+        woke = clock.now()
+        await store.record_run(succeeded("digest", woke))  # the misfire policy's run
+        await clock.advance(3590)
+        assert switch.overdue_jobs() == ()
+        await clock.advance(20)  # an hour after that success: the suspend no longer counts
+        assert await collector.take() == ["job.overdue"]
+        assert switch.due("digest") == woke + timedelta(hours=1)

@@ -6,9 +6,16 @@ schedule" (`next_fire`: the job's trigger; the fire after the last success must 
 succeeded), plus a `grace_s` for the run's own duration. Pure::
 
     base        = last success, or when watching began (a new job is not overdue at once)
-    expected_by = base + every_s + grace_s            (duration)
-                = next_fire(base) + grace_s           (per schedule; never, if no next fire)
+    expected_by = base + every_s + grace_s + asleep_s           (duration)
+                = next_fire(base) + grace_s + asleep_s          (per schedule; never, if no
+                                                                 next fire)
     overdue     = now >= expected_by
+
+`asleep_s` is the time since `base` that the machine spent suspended (or that an NTP step
+skipped): the wall clock moved and the monotonic clock did not, so no job could run. Without
+it every watched job would be announced overdue on the first check after a long sleep,
+before the misfire policy had a chance to run it. Each check compares how far both clocks
+moved since the one before; a forward jump of more than `SUSPEND_MIN_S` is such time.
 
 `DeadMansSwitch` checks every `check_every_s` of the injected clock, reading last successes
 from the store (so runs on other nodes count) and from `run.succeeded` events (so recovery is
@@ -55,6 +62,7 @@ __all__ = [
     "Expectation",
     "JobPinger",
     "PingUrls",
+    "asleep_since",
     "expected_by",
     "is_overdue",
 ]
@@ -62,6 +70,9 @@ __all__ = [
 log = logging.getLogger("agentcron.heartbeat.deadman")
 
 STATE_KEY = "deadman.overdue"
+#: A wall-clock jump forward of more than this (seconds) against the monotonic clock between
+#: two checks is time the machine was suspended (or an NTP step): it does not count.
+SUSPEND_MIN_S = 5.0
 NextFire = Callable[[datetime], datetime | None]
 
 
@@ -92,11 +103,13 @@ def expected_by(
     every_s: float | None = None,
     next_fire: NextFire | None = None,
     grace_s: float = 0.0,
+    asleep_s: float = 0.0,
 ) -> datetime | None:
-    """When the next success is due at the latest (None: never; see the module docstring)."""
+    """When the next success is due at the latest (None: never; see the module docstring).
+    `asleep_s`: seconds the machine was suspended since the base."""
     base = last_success if last_success is not None else since
     try:
-        grace = timedelta(seconds=grace_s)
+        grace = timedelta(seconds=grace_s + asleep_s)
         if every_s is not None:
             return base + timedelta(seconds=every_s) + grace
         if next_fire is not None:
@@ -109,6 +122,12 @@ def expected_by(
 
 def is_overdue(due: datetime | None, now: datetime) -> bool:
     return due is not None and now >= due
+
+
+def asleep_since(base: datetime, suspensions: Iterable[tuple[datetime, float]]) -> float:
+    """Seconds suspended after `base`, from `(when noticed it began, seconds)` pairs: a
+    suspension noticed as beginning at or after `base` counts whole."""
+    return sum(seconds for began, seconds in suspensions if began >= base)
 
 
 class DeadMansSwitch:
@@ -133,6 +152,9 @@ class DeadMansSwitch:
         self._since: dict[str, datetime] = {}
         self._last_success: dict[str, datetime] = {}
         self._overdue: set[str] = set()
+        #: (wall clock of the check before it, seconds) of each suspension noticed.
+        self._suspensions: list[tuple[datetime, float]] = []
+        self._clocks: tuple[datetime, float] | None = None  # both clocks at the last check
         self._loaded = False
         self._task: asyncio.Task[None] | None = None
         self._subscription: Subscription | None = None
@@ -156,18 +178,37 @@ class DeadMansSwitch:
 
     def due(self, job_id: str) -> datetime | None:
         exp = self._expectations[job_id]
+        last_success, since = self._last_success.get(job_id), self._since[job_id]
+        base = last_success if last_success is not None else since
         return expected_by(
-            self._last_success.get(job_id),
-            self._since[job_id],
+            last_success,
+            since,
             every_s=exp.every_s,
             next_fire=exp.next_fire,
             grace_s=exp.grace_s,
+            asleep_s=asleep_since(base, self._suspensions),
         )
+
+    def _note_clocks(self) -> None:
+        """Record a suspension if the wall clock moved further than the monotonic one since
+        the last check; forget the suspensions before every job's base."""
+        wall, mono = self.clock.now(), self.clock.monotonic()
+        previous, self._clocks = self._clocks, (wall, mono)
+        if previous is None:
+            return
+        jump_s = (wall - previous[0]).total_seconds() - (mono - previous[1])
+        if jump_s > SUSPEND_MIN_S:
+            log.info("the machine was suspended for about %.0f s; it does not count", jump_s)
+            self._suspensions.append((previous[0], jump_s))
+        bases = [self._last_success.get(j, self._since[j]) for j in self._expectations]
+        oldest = min(bases, default=wall)
+        self._suspensions = [s for s in self._suspensions if s[0] >= oldest]
 
     # -- decisions -----------------------------------------------------------------------
     async def check(self, now: datetime | None = None) -> tuple[str, ...]:
         """Refresh last successes from the store, publish overdue/recovered; return overdue."""
         now = self.clock.now() if now is None else now
+        self._note_clocks()
         await self._load()
         changed = False
         for job_id in sorted(self._expectations):
