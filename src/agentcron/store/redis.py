@@ -9,7 +9,8 @@ server; ``{p}`` below)::
     {p}:runs, {p}:runs:<job>  zset   run ids by scheduled_for (us): paging, ranges, bounds
     {p}:runjobs               set    job ids that have runs (pruning)
     {p}:leases                zset   running run ids by lease expiry (us)
-    {p}:claim:<job>:<us>      string the node that claimed the occurrence (SET NX EX)
+    {p}:claim:<job>:<us>      string "<call token> <node>": who claimed the occurrence, in
+                                     which call (SET NX EX; see `claim_fn.lua`)
     {p}:claims:<job>          zset   that job's claim keys (so deleting a job drops them)
     {p}:audit, {p}:audit:<job> list  audit entries, newest first, trimmed
     {p}:state / {p}:nodes     hash   system state / latest heartbeat per node
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -76,6 +78,11 @@ def _readable(what: str, read: Callable[..., R], *args: Any) -> R | None:
     except codec.BadRecord as exc:
         log.error("Redis store: %s is unreadable and skipped: %s", what, exc)
         return None
+
+
+def _claim_value(node_id: str) -> str:
+    """What a claim holds: a token of this call, then the node (see `claim_fn.lua`)."""
+    return f"{secrets.token_hex(8)} {node_id}"
 
 
 class RedisStore(RedisConnection):
@@ -308,45 +315,42 @@ class RedisStore(RedisConnection):
         async with self._op():
             won = await self._scripts["claim"](
                 keys=[key, self._claims(job_id)],
-                args=[node_id, self.claim_ttl_s, codec.us(scheduled_for), forget],
+                args=[_claim_value(node_id), self.claim_ttl_s, codec.us(scheduled_for), forget],
             )
         return bool(won)
 
     async def start_fires(
         self, fires: Sequence[FireStart], node_id: str, *, now: datetime
     ) -> list[bool]:
-        """Two round trips for the whole batch: the claims, then the states (and `running`
-        records) of those won."""
+        """One script for the whole batch (`start.lua`): the claims, and the states and
+        `running` records of those won, all or nothing, in one round trip."""
         if not fires:
             return []
         forget = codec.us(now) - self.claim_ttl_s * 1_000_000
-        claim, set_state = self._scripts["claim"], self._scripts["set_state"]
-        async with self._op() as client:
-            async with client.pipeline(transaction=False) as pipe:
-                for f in fires:
-                    await claim(
-                        keys=[self._claim_key(f.job_id, f.scheduled_for), self._claims(f.job_id)],
-                        args=[node_id, self.claim_ttl_s, codec.us(f.scheduled_for), forget],
-                        client=pipe,
-                    )
-                won = [bool(reply) for reply in await pipe.execute()]
-            async with client.pipeline(transaction=False) as pipe:
-                for f, ok in zip(fires, won, strict=True):
-                    if ok:
-                        state = {
-                            "next_run": codec.iso(f.next_run),
-                            "last_fire": codec.iso(f.last_fire),
-                        }
-                        await set_state(
-                            keys=[self._jobs, self._jobstate],
-                            args=[f.job_id, codec.dumps(state)],
-                            client=pipe,
-                        )
-                        if f.run is not None:
-                            keys, args = self._record_args(f.run)
-                            await self._scripts["record"](keys=keys, args=args, client=pipe)
-                await pipe.execute()
-        return won
+        keys = [self._jobs, self._jobstate, self._runs, self._leases, self._runjobs]
+        args: list[Any] = [
+            _claim_value(node_id), self.claim_ttl_s, forget, self.max_runs_per_job,
+            self._run_prefix,
+        ]  # fmt: skip
+        for f in fires:
+            run = f.run
+            state = {"next_run": codec.iso(f.next_run), "last_fire": codec.iso(f.last_fire)}
+            keys += (self._claim_key(f.job_id, f.scheduled_for), self._claims(f.job_id))
+            args += (codec.us(f.scheduled_for), f.job_id, codec.dumps(state))
+            if run is None:
+                keys += (self._run_key(""), self._job_runs(f.job_id))
+                args += ("",) * 8
+                continue
+            lease = run.lease_expires_at
+            keys += (self._run_key(run.run_id), self._job_runs(run.job_id))
+            args += (
+                run.run_id, codec.run_data(run), run.fence, str(run.status), run.node_id or "",
+                codec.iso(lease) or "", codec.us(lease) if lease is not None else "",
+                codec.us(run.scheduled_for),
+            )  # fmt: skip
+        async with self._op():
+            won = await self._scripts["start"](keys=keys, args=args)
+        return [bool(reply) for reply in won]
 
     # -- runs ----------------------------------------------------------------------------
     async def record_run(self, run: RunRecord) -> bool:

@@ -49,12 +49,23 @@ _REFUSALS = {
 }
 T = TypeVar("T")
 
+
+def _lua(name: str) -> str:
+    return (resources.files("agentcron.store") / "redis_lua" / f"{name}.lua").read_text()
+
+
+#: The Lua functions (`redis_lua/<name>_fn.lua`) each script is given before its own text.
+_LUA_FUNCTIONS = {
+    "claim": ("claim_fn",),
+    "record": ("record_fn",),
+    "start": ("claim_fn", "record_fn"),
+}
 #: The Lua scripts (`redis_lua/<name>.lua`): claims, fencing, takeover, queries.
 _SCRIPTS = {
-    name: (resources.files("agentcron.store") / "redis_lua" / f"{name}.lua").read_text()
+    name: "".join(_lua(f) for f in (*_LUA_FUNCTIONS.get(name, ()), name))
     for name in (
         *("claim", "record", "renew", "interrupt", "query", "set_state", "delete_runs"),
-        "add_job",
+        *("add_job", "start"),
     )
 }
 
@@ -173,8 +184,8 @@ class RedisConnection:
             socket_connect_timeout=self.socket_timeout_s,
             socket_timeout=self.socket_timeout_s,
             # One quick retry on a fresh connection: a pooled connection dies with a Redis
-            # restart. Safe: scripts are idempotent and a re-sent claim only loses (never
-            # doubles) an occurrence.
+            # restart. Safe: scripts are idempotent, and a claim sent again finds its own
+            # (`claim_fn.lua`), so it neither doubles nor loses an occurrence.
             retry=Retry(ExponentialBackoff(cap=0.25, base=0.05), 1),
             retry_on_error=[rex.ConnectionError, rex.TimeoutError],
         )

@@ -1,8 +1,4 @@
--- Claim one occurrence: SET NX with expiry, indexed per job (so deleting the job drops it).
--- KEYS: claim key, the job's claim index. ARGV: node id, ttl s, scheduled_for us, forget-before us.
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
-  redis.call('ZADD', KEYS[2], ARGV[3], KEYS[1])
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
-  return 1
-end
-return 0
+-- Claim one occurrence (`claim`, in claim_fn.lua).
+-- KEYS: claim key, the job's claim index. ARGV: "<call token> <node>", ttl s, scheduled_for
+-- us, forget-before us.
+return claim(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
