@@ -7,18 +7,22 @@ empty is marked again so that nodes starting later do not refuse it as foreign.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis
 
+from agentcron import Scheduler
+from agentcron.handlers import RunContext
 from agentcron.models import FireStart, NodeHeartbeat, RunQuery, RunRecord, RunStatus, StoredJob
 from agentcron.store.base import StoreError
 from agentcron.store.redis import RedisStore
+from agentcron.testing import VirtualClock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -252,3 +256,87 @@ async def test_a_heartbeat_after_redis_restarted_empty_marks_the_prefix_again(
     assert "lost agentcron's data" in caplog.text
     with redis.Redis(host="127.0.0.1", port=server.port) as client:
         assert client.hget("agentcron:meta", "app") == b"agentcron-store"
+
+
+async def until(condition: Callable[[], object]) -> None:
+    """Wait for real Redis round trips the virtual clock set off (bounded)."""
+
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.01)  # waiting for Redis replies (noqa: sleep-ok)
+
+    await asyncio.wait_for(poll(), timeout=20)
+
+
+async def test_a_run_goes_on_and_the_jobs_come_back_when_redis_restarts_empty(
+    server: RedisServer, raw: redis.Redis
+) -> None:
+    clock = VirtualClock(T0)
+    release = asyncio.Event()
+    started: list[str] = []
+
+    async def long_job(ctx: RunContext) -> None:
+        started.append(ctx.run_id)
+        await release.wait()
+
+    store = RedisStore(server.url, clock=clock)
+    sched = Scheduler(store=store, clock=clock, node_id="n1", lease_s=30)
+    sched.add_job("digest", trigger="0 * * * * *", handler=long_job)
+    sched.add_job("report", trigger="0 0 * * *", handler=long_job)
+    sched.pause("report", note="on holiday")
+    try:
+        async with sched:
+            await sched.flush()
+            await clock.advance(60)
+            await until(lambda: started)
+            [run_id] = started
+            server.stop(kill=True)
+            server.start()  # no persistence: jobs, runs, claims and the marker are gone
+            assert raw.hgetall("agentcron:jobs") == {}
+            for _ in range(3):  # lease renewals at 10, 20 and 30 s; the lease is 30 s
+                await clock.advance(10)
+                await until(lambda: raw.hexists("agentcron:jobs", "digest"))
+            run = await store.get_run(run_id)
+            assert run is not None and run.status == RunStatus.running  # not cancelled
+            assert run.lease_expires_at is not None and run.lease_expires_at > clock.now()
+            report = await store.get_job("report")
+            assert report is not None and report.paused and report.pause_note == "on holiday"
+            release.set()
+            await sched.drain()
+            done = await store.get_run(run_id)
+            assert done is not None and done.status == RunStatus.succeeded
+    finally:
+        release.set()
+        await store.close()
+
+
+async def test_a_run_whose_record_vanished_is_written_back_not_cancelled_as_taken_over(
+    server: RedisServer, raw: redis.Redis
+) -> None:
+    clock = VirtualClock(T0)
+    release = asyncio.Event()
+    started: list[str] = []
+
+    async def long_job(ctx: RunContext) -> None:
+        started.append(ctx.run_id)
+        await release.wait()
+
+    store = RedisStore(server.url, clock=clock)
+    sched = Scheduler(store=store, clock=clock, node_id="n1", lease_s=30)
+    sched.add_job("digest", trigger="0 * * * * *", handler=long_job)
+    try:
+        async with sched:
+            await sched.flush()
+            await clock.advance(60)
+            await until(lambda: started)
+            [run_id] = started
+            raw.delete(f"agentcron:run:{run_id}")  # evicted, or deleted by hand
+            await clock.advance(10)  # the lease renewal finds no record
+            await until(lambda: raw.exists(f"agentcron:run:{run_id}"))
+            release.set()
+            await sched.drain()
+            done = await store.get_run(run_id)
+            assert done is not None and done.status == RunStatus.succeeded
+    finally:
+        release.set()
+        await store.close()

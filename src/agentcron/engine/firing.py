@@ -26,7 +26,12 @@ from typing import Any
 
 from agentcron.engine.active import ActiveRun, JobEntry, PendingFire
 from agentcron.engine.errors import RunInterruptedError
-from agentcron.engine.persistence import StoreSync, store_available, wait_store
+from agentcron.engine.persistence import (
+    StoreSync,
+    store_available,
+    store_data_losses,
+    wait_store,
+)
 from agentcron.engine.runner import Runner, describe_error
 from agentcron.events import (
     CircuitClosed,
@@ -860,34 +865,60 @@ class Firing(StoreSync):
     # == leases and interrupted runs ====================================================
     async def _maintain(self) -> None:
         interval = self.lease_s / 3
+        losses_seen = int(getattr(self.store, "data_losses", 0))
         while True:
             await self.clock.sleep(interval)
             if not store_available(self.store):
                 # Renew as soon as the store answers again, before other nodes see expiries.
                 await wait_store(self.store)
             try:
+                losses = await store_data_losses(self.store)
+                if losses != losses_seen:
+                    await self._restore_lost_data()
+                    losses_seen = losses
                 await self._renew_leases()
                 await self._recover_interrupted(self.clock.now())
             except Exception:
                 log.exception("lease maintenance failed; retrying in %.0fs", interval)
 
-    async def _renew_leases(self) -> None:
+    async def _restore_lost_data(self) -> None:
+        """The store lost what it held (`store_data_losses`): write back the jobs and the
+        `running` records of this node's runs, which go on (their claims are gone too, so
+        another node may run the same occurrence again; the store's log says so)."""
+        log.warning("the store lost its data: writing this node's jobs and running runs back")
+        await self._restore_jobs()
         until = self.clock.now() + timedelta(seconds=self.lease_s)
-        running = [
+        running = [r._replace(lease_expires_at=until) for _, r in self._running_records()]
+        if running:
+            await self.store.record_runs(running)
+
+    def _running_records(self) -> list[tuple[ActiveRun, RunRecord]]:
+        return [
             (active, active.record)
             for entry in list(self._entries.values())
             for active in list(entry.active.values())
             if active.record is not None and active.record.status == RunStatus.running
         ]
 
+    async def _renew_leases(self) -> None:
+        until = self.clock.now() + timedelta(seconds=self.lease_s)
+
         async def renew(item: tuple[ActiveRun, RunRecord]) -> None:
             active, record = item
             ok = await self.store.renew_lease(
                 record.run_id, self.node_id, record.fence, until=until
             )
-            if not ok:
-                active.disowned = True
-                active.cancel("lease lost: another node took this run over")
+            if ok or active.disowned:
+                return
+            if await self.store.get_run(record.run_id) is None:
+                # Not taken over: gone, with whatever else the store lost (before its loss
+                # was noticed). Written back, the run keeps its lease.
+                await self.store.record_run(record._replace(lease_expires_at=until))
+                return
+            active.disowned = True
+            active.cancel("lease lost: another node took this run over")
+
+        running = self._running_records()
 
         # All at once (in chunks): one by one, a loaded loop could take longer than the lease.
         await map_in_chunks(renew, running)

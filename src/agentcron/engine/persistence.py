@@ -36,7 +36,7 @@ from agentcron.policies.errors import JobConfigError
 from agentcron.store.base import JobConflictError, Store
 from agentcron.tasks import map_in_chunks
 
-__all__ = ["StoreSync", "store_available", "wait_store"]
+__all__ = ["StoreSync", "store_available", "store_data_losses", "wait_store"]
 
 log = logging.getLogger("agentcron.engine")
 
@@ -59,6 +59,16 @@ class NewJobs(list[JobEntry]):
 def store_available(store: Store) -> bool:
     """False while a store that tracks its connection (`RedisStore.available`) is down."""
     return bool(getattr(store, "available", True))
+
+
+async def store_data_losses(store: Store) -> int:
+    """How many times a store that can lose what it holds (a Redis restarted without
+    persistence, or flushed: `RedisStore.notice_data_loss`, asked here first) found that it
+    had; 0 for the others."""
+    notice = getattr(store, "notice_data_loss", None)
+    if notice is not None:
+        await notice()
+    return int(getattr(store, "data_losses", 0))
 
 
 async def wait_store(store: Store) -> None:
@@ -121,6 +131,25 @@ class StoreSync:
         for entry in self._entries.values():
             if entry.job.max_runs is not None:
                 entry.fires = await self.store.count_runs(RunQuery(job_id=entry.job.id))
+
+    async def _restore_jobs(self) -> None:
+        """Write every job back, with its pause and scheduling state, after the store lost
+        them (`store_data_losses`). `keep`: a job another node wrote back first stays."""
+
+        async def restore(entry: JobEntry) -> None:
+            if entry.removed or entry.unsaved:
+                return
+            stored = StoredJob(
+                id=entry.job.id,
+                definition=job_to_definition(entry.job),
+                paused=entry.paused,
+                pause_note=entry.pause_note,
+                next_run=entry.next_fire,
+                last_fire=entry.last_fire,
+            )
+            await self.store.save_job(stored, actor=_ACTOR, conflict="keep")
+
+        await map_in_chunks(restore, list(self._entries.values()))
 
     async def _merge(
         self, entry: JobEntry, existing: StoredJob | None, policy: ConflictPolicy

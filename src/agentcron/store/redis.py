@@ -538,6 +538,13 @@ class RedisStore(RedisConnection):
         async with self._op() as client:
             await client.hset(self._state, key, value)
 
+    async def notice_data_loss(self) -> bool:
+        """Mark the prefix again if Redis lost agentcron's data (its marker is gone); True,
+        counted in `data_losses` and logged, when it had. The engine asks every
+        `lease_s / 3`, then writes back its jobs and running runs."""
+        async with self._op() as client:
+            return await self._mark(client)
+
     # -- nodes ---------------------------------------------------------------------------
     async def write_heartbeat(self, heartbeat: NodeHeartbeat) -> None:
         """Also marks the prefix again (and says so) when Redis lost its data meanwhile, so

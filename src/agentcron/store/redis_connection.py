@@ -134,6 +134,9 @@ class RedisConnection:
         self.write_retry_s = write_retry_s
         self.max_backoff_s = max_backoff_s
         self._redis: aioredis.Redis | None = None
+        #: How many times Redis was found to have lost agentcron's data since this store
+        #: was made (`_mark`); the engine then writes back what it knows.
+        self.data_losses = 0
         self._up = asyncio.Event()
         self._probe: asyncio.Task[None] | None = None
         p = prefix
@@ -275,10 +278,11 @@ class RedisConnection:
         if not await client.hsetnx(self._meta, "app", _APP):
             return False
         await client.hsetnx(self._meta, "schema", str(SCHEMA_VERSION))
+        self.data_losses += 1
         log.error(
             "Redis store %s (prefix %r) lost agentcron's data: its marker was gone, so Redis "
-            "restarted without persistence or was flushed. Jobs, runs and claims stored "
-            "before are gone (jobs come back only from code and configuration, and an "
+            "restarted without persistence or was flushed. Runs and claims stored before "
+            "are gone (running schedulers write back their jobs and running runs; an "
             "occurrence claimed before may run again); turn on AOF (appendonly yes)",
             self.url,
             self.prefix,
