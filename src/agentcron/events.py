@@ -487,6 +487,7 @@ class Subscription:
         # Started eagerly, the first delivery would run inside `publish` (a slow subscriber
         # delaying the publisher), before `offer` has stored this task.
         await yield_to_creator()
+        monotonic = self._bus.clock.monotonic
         while not self.closed:
             if not self._pending:
                 self._wake_drainers()
@@ -494,30 +495,31 @@ class Subscription:
                 await self._wakeup.wait()
                 continue
             self._busy = True
-            try:
-                if self._in_thread:
+            if self._in_thread:
+                try:
                     await asyncio.to_thread(self._call_in_thread, self._take_batch())
-                else:
-                    await self._call_on_loop(self._pending.popleft())
+                finally:
+                    self._busy = False
+                continue
+            # On the loop (inline: this runs for every event a subscriber gets).
+            event = self._pending.popleft()
+            began = monotonic()
+            awaited = False
+            try:
+                result = self._callback(event)
+                if inspect.isawaitable(result):
+                    awaited = True  # (an async callback yields the loop while it waits)
+                    await result
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("event subscriber failed on %s", event.type)
             finally:
                 self._busy = False
+            if not awaited:
+                self._held_loop(monotonic() - began, event)
 
-    async def _call_on_loop(self, event: Event) -> None:
-        clock = self._bus.clock
-        began = clock.monotonic()
-        awaited = False
-        try:
-            result = self._callback(event)
-            if inspect.isawaitable(result):
-                awaited = True
-                await result
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("event subscriber failed on %s", event.type)
-        if awaited:
-            return  # (an async callback yields the loop while it waits)
-        held_s = clock.monotonic() - began
+    def _held_loop(self, held_s: float, event: Event) -> None:
         if held_s >= SLOW_CALLBACK_S and not self._warned_slow:
             self._warned_slow = True
             log.warning(
