@@ -4,6 +4,7 @@ circuit breakers and scale, through the engine."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -349,6 +350,21 @@ async def test_a_circuit_shared_by_name_opens_for_every_job_using_it(
         assert statuses(await all_runs(sched, "b")) == ["skipped(circuit_open)"] * 2
         assert statuses(await all_runs(sched, "a"))[2:] == ["skipped(circuit_open)"]
         assert sched.health()["circuits"] == {"gmail-api": "open"}
+
+
+async def test_a_job_sharing_a_breaker_with_other_settings_is_named_in_one_warning(
+    sched: Scheduler, clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    sched.add_job("a", trigger=Interval(seconds=10), handler=api_down, circuit={"name": "api"})
+    other = {"name": "api", "failure_threshold": 2}
+    sched.add_job("b", trigger=Interval(seconds=10), handler=noop, circuit=other)
+    async with sched:
+        with caplog.at_level(logging.WARNING, logger="agentcron.engine"):
+            await clock.advance(31)
+    warnings = [r.getMessage() for r in caplog.records if "circuit breaker" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "job b shares circuit breaker 'api'" in warnings[0]
+    assert "failure_threshold=2" in warnings[0] and "failure_threshold=5" in warnings[0]
 
 
 async def test_a_half_open_probe_replaced_by_a_newer_fire_frees_its_slot_for_that_fire(

@@ -48,6 +48,26 @@ async def test_run_once_coalesces_an_8_hour_sleep_into_one_run(
     assert sched.health()["last_clock_jump_s"] == pytest.approx(8 * 3600)
 
 
+@pytest.mark.parametrize("misfire", ["run_once", "run_all"])
+async def test_a_fire_run_late_by_the_misfire_policy_says_how_late_it_is(
+    sched: Scheduler, clock: VirtualClock, misfire: str
+) -> None:
+    late: dict[datetime, tuple[float, datetime]] = {}
+
+    async def job(ctx: RunContext) -> None:
+        late[ctx.scheduled_for] = (ctx.lateness_s, clock.now())
+
+    sched.add_job("hourly", trigger="0 * * * *", handler=job, misfire=misfire)
+    await sched.start()
+    await clock.advance(30 * 60)
+    await clock.suspend(8 * HOUR)  # asleep from 00:30 to 08:30
+    await clock.advance(1)
+    assert len(late) == (1 if misfire == "run_once" else 8)
+    for scheduled_for, (lateness_s, started) in late.items():  # read to drop stale work
+        assert started >= T0 + 8 * HOUR + timedelta(minutes=30)
+        assert lateness_s == (started - scheduled_for).total_seconds()
+
+
 async def test_skip_runs_nothing_after_an_8_hour_sleep_and_records_it(
     sched: Scheduler, clock: VirtualClock, event_log: EventLog
 ) -> None:

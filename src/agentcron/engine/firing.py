@@ -44,7 +44,7 @@ from agentcron.events import (
 )
 from agentcron.jobs import Job
 from agentcron.models import FireStart, RunRecord, RunStatus, SkipReason, new_run_id
-from agentcron.policies.circuit import Circuit
+from agentcron.policies.circuit import Circuit, CircuitBreaker
 from agentcron.policies.overlap import OverlapAction
 from agentcron.tasks import map_in_chunks, yield_to_creator
 
@@ -79,6 +79,13 @@ _new_start = tuple.__new__
 #: How many instants, 1 µs apart, a manual run tries to claim (`Firing._claim_manual`).
 _MANUAL_TRIES = 1000
 _ONE_US = timedelta(microseconds=1)
+
+
+def _breaker_settings(config: CircuitBreaker) -> str:
+    return (
+        f"failure_threshold={config.failure_threshold}, reset_timeout={config.reset_timeout:g},"
+        f" half_open_max_calls={config.half_open_max_calls}"
+    )
 
 
 def _skip_at_instant(entry: JobEntry, planned: datetime, now: datetime) -> SkipReason | None:
@@ -172,6 +179,8 @@ class Firing(StoreSync):
     rng: random.Random
     dispatch: Dispatch | None
     _circuits: dict[str, Circuit]
+    #: (breaker name, job id) pairs already warned about (`_circuit_for`).
+    _circuit_mismatches: set[tuple[str, str]]
     _runner: Runner
     concurrency_limits: dict[str, int]
     _group_active: collections.Counter[str]
@@ -195,12 +204,12 @@ class Firing(StoreSync):
         if not task.cancelled() and task.exception() is not None:
             log.error("fire task failed", exc_info=task.exception())
 
-    async def _catch_up(self, entry: JobEntry, fires: list[datetime], now: datetime) -> None:
+    async def _catch_up(self, entry: JobEntry, fires: list[datetime]) -> None:
         """`run_all`: each missed fire in order, one after another."""
         for fire in fires:
             if entry.removed or entry.paused:
                 return
-            await self._fire(entry, fire, now)
+            await self._fire(entry, fire, fire)
 
     async def _fire(
         self,
@@ -847,6 +856,18 @@ class Firing(StoreSync):
             if circuit is None or job.circuit.name is None:
                 circuit = Circuit(name, job.circuit)
                 self._circuits[name] = circuit
+            elif (name, job.id) not in self._circuit_mismatches:
+                # A shared breaker has one set of settings: the first job's.
+                self._circuit_mismatches.add((name, job.id))
+                log.warning(
+                    "job %s shares circuit breaker %r but with other settings (%s); the"
+                    " breaker keeps those it was made with (%s): give every job sharing a"
+                    " breaker the same settings",
+                    job.id,
+                    name,
+                    _breaker_settings(job.circuit),
+                    _breaker_settings(circuit.config),
+                )
         return circuit
 
     def _publish_circuit(self, circuit: Circuit, moved: str, job_id: str) -> None:

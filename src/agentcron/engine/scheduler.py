@@ -202,6 +202,7 @@ class Scheduler(Firing):
         self.health_extra: Callable[[], Mapping[str, Any]] | None = None
         self._entries: dict[str, JobEntry] = {}
         self._circuits: dict[str, Circuit] = {}
+        self._circuit_mismatches: set[tuple[str, str]] = set()
         self._timeline = Timeline()
         self._runner = Runner(
             store=self.store,
@@ -841,10 +842,11 @@ class Scheduler(Firing):
         self._schedule_next(entry, self._next_after(entry, now), now)
         if job.misfire.policy == "skip" and decision.latest is not None:
             self._spawn(self._record_skip_claimed(entry, decision.latest, SkipReason.misfire))
+        # Planned for their own time, not `now`: `ctx.lateness_s` says how late they run.
         if len(fires) == 1:  # claimed with the tick's on-time fires
-            due.append((entry, fires[0], now))
+            due.append((entry, fires[0], fires[0]))
         elif fires:
-            self._spawn(self._catch_up(entry, fires, now))
+            self._spawn(self._catch_up(entry, fires))
 
     def _next_after(self, entry: JobEntry, after: datetime) -> datetime | None:
         job = entry.job

@@ -64,6 +64,11 @@ class RunContext:
 
     `occurrence_key` is the same for every attempt of one fire (retries, and a retry on
     another node after a crash): use it to make side effects idempotent.
+
+    `lateness_s`: how long after the fire was due this attempt started, that is after
+    `scheduled_for` plus the fire's jitter (a jittered start is not late). A missed fire run
+    by the misfire policy counts all the time it was missed; a retry, the earlier attempts
+    and retry delays.
     """
 
     job_id: str
@@ -82,7 +87,7 @@ class RunContext:
 
     @property
     def lateness(self) -> timedelta:
-        """How late this attempt started after `scheduled_for` (`lateness_s` in seconds)."""
+        """`lateness_s` as a `timedelta` (see the class docstring)."""
         return timedelta(seconds=self.lateness_s)
 
     @property
