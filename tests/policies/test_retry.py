@@ -138,7 +138,14 @@ def test_retry_round_trips_through_a_dict_with_classes_stored_by_name() -> None:
     assert not again.should_retry(TimeoutError("fatal"))
 
 
-def test_a_lambda_delay_function_cannot_be_stored() -> None:
-    retry = Retry(max_attempts=2, strategy="custom", delay_fn=lambda n: 1.0)
+def test_a_lambda_delay_function_is_refused_when_the_retry_is_made() -> None:
+    # It passed `add_job`, then failed `start()` (or, added while running, was never stored).
+    with pytest.raises(JobConfigError, match="module-level") as refused:
+        Retry(max_attempts=2, strategy="custom", delay_fn=lambda n: 1.0)
+    assert refused.value.field == "retry.delay_fn"
+
+    def local_delay(attempt: int) -> float:
+        return 1.0
+
     with pytest.raises(JobConfigError, match="module-level"):
-        retry.to_dict()
+        Retry(max_attempts=2, strategy="custom", delay_fn=local_delay)

@@ -128,6 +128,13 @@ class Retry:
             "a callable delay_fn(attempt) -> seconds is required with strategy 'custom' "
             "and only then",
         )
+        # Jobs are stored with a reference to it: refused now, not when the job is saved.
+        require(
+            self.delay_fn is None or _reference(self.delay_fn) is not None,
+            "retry.delay_fn",
+            "must be a module-level function (jobs store it as a 'module:function'"
+            " reference); a lambda or a function defined inside another cannot be stored",
+        )
         for name in ("retry_on", "no_retry_on"):
             patterns = getattr(self, name)
             if isinstance(patterns, (str, type)):
