@@ -64,6 +64,7 @@ __all__ = [
     "RunFailed",
     "RunInterrupted",
     "RunMissed",
+    "RunProgress",
     "RunRetrying",
     "RunSkipped",
     "RunStarted",
@@ -212,6 +213,15 @@ class RunEvent(Event):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunStarted(RunEvent):
     type: ClassVar[str] = "run.started"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunProgress(RunEvent):
+    """A running handler reported progress (`ctx.progress(pct)`), 0-100; published when it
+    moved by a whole percent or more, or reached 100."""
+
+    type: ClassVar[str] = "run.progress"
+    progress: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -404,3 +404,56 @@ async def test_hung_sync_handlers_given_up_on_leave_threads_for_other_jobs(
         assert run.status == RunStatus.succeeded
     finally:
         gate.set()
+
+
+# -- progress ---------------------------------------------------------------------------
+async def test_progress_reported_by_a_handler_is_kept_with_the_run_and_published(
+    sched: Scheduler, clock: VirtualClock, event_log: EventLog
+) -> None:
+    async def import_mail(ctx: RunContext) -> None:
+        for pct in (10.0, 10.4, 55.0, float("nan"), 250.0):
+            ctx.progress(pct)
+            await clock.sleep(1)
+
+    sched.add_job("mail", trigger=ONCE, handler=import_mail)
+    await sched.start()
+    await clock.advance(1)
+    assert sched.job("mail").progress == 10.0
+    await clock.advance(2)
+    assert sched.job("mail").progress == 55.0
+    await clock.advance(1)  # NaN is ignored
+    assert sched.job("mail").progress == 55.0
+    await clock.advance(1)  # clamped to 100
+    assert sched.job("mail").to_dict()["progress"] == 100.0
+    await clock.advance(1)
+    await sched.drain()
+    assert sched.job("mail").progress is None  # no run active
+    await sched.events.drain()
+    # 10.4 moved by less than a whole percent: kept, not published.
+    assert [e.progress for e in event_log.of("run.progress")] == [10.0, 55.0, 100.0]
+    [started] = event_log.of("run.started")
+    assert {e.run_id for e in event_log.of("run.progress")} == {started.run_id}
+
+
+async def test_progress_reported_from_a_sync_handlers_thread_reaches_the_loop(
+    sched: Scheduler, clock: VirtualClock, event_log: EventLog
+) -> None:
+    reported = threading.Event()
+    release = threading.Event()
+
+    def crunch(ctx: RunContext) -> None:
+        ctx.progress(42)
+        reported.set()
+        release.wait(30)
+
+    sched.add_job("crunch", trigger=ONCE, handler=crunch)
+    await sched.start()
+    try:
+        await clock.advance(1)
+        await wait_real(reported.is_set)
+        await wait_real(lambda: sched.job("crunch").progress == 42.0)
+    finally:
+        release.set()
+    await wait_real(lambda: sched.job("crunch").active_runs == 0)
+    await sched.events.drain()
+    assert [e.progress for e in event_log.of("run.progress")] == [42.0]

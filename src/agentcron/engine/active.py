@@ -40,6 +40,13 @@ class ActiveRun:
     #: for a handler that ignored cancellation (`Firing._abandon`).
     disowned: bool = False
 
+    @property
+    def progress(self) -> float | None:
+        """The last `ctx.progress(pct)` of its handler, if any (kept on the context: a field
+        here would cost every fire a little)."""
+        ctx = self.ctx
+        return None if ctx is None else ctx.__dict__.get("_progress")
+
     def cancel(self, reason: str) -> None:
         """Ask the run to stop: `ctx.cancelled` first, then cancel the task running it."""
         if self.cancel_reason is None:

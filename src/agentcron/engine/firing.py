@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import random
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timedelta
 from functools import partial
@@ -40,8 +42,10 @@ from agentcron.events import (
     EventBus,
     RunCancelled,
     RunInterrupted,
+    RunProgress,
     RunSkipped,
 )
+from agentcron.handlers.base import RunContext
 from agentcron.jobs import Job
 from agentcron.models import FireStart, RunRecord, RunStatus, SkipReason, new_run_id
 from agentcron.policies.circuit import Circuit, CircuitBreaker
@@ -179,6 +183,9 @@ class Firing(StoreSync):
     rng: random.Random
     dispatch: Dispatch | None
     _circuits: dict[str, Circuit]
+    #: The event loop the scheduler runs on, and its thread (`_progress_from`).
+    _event_loop: asyncio.AbstractEventLoop | None
+    _loop_thread: int
     #: (breaker name, job id) pairs already warned about (`_circuit_for`).
     _circuit_mismatches: set[tuple[str, str]]
     _runner: Runner
@@ -845,6 +852,41 @@ class Firing(StoreSync):
             await self._saved(entry)
         if await self._claim_one(entry, fire, self.clock.now()):
             await self._record_skip(entry, fire, reason)
+
+    # == progress =======================================================================
+    def _progress_from(self, ctx: RunContext, pct: float) -> None:
+        """Where `ctx.progress(pct)` of a run this engine started goes, from the event loop
+        or from a sync handler's thread (then handed to the loop)."""
+        loop = self._event_loop
+        if loop is None:
+            return
+        if threading.get_ident() == self._loop_thread:
+            self._note_progress(ctx.job_id, ctx.run_id, pct)
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody to tell
+            loop.call_soon_threadsafe(self._note_progress, ctx.job_id, ctx.run_id, pct)
+
+    def _note_progress(self, job_id: str, run_id: str, pct: float) -> None:
+        entry = self._entries.get(job_id)
+        active = entry.active.get(run_id) if entry is not None else None
+        if active is None or active.ctx is None:
+            return  # ended meanwhile
+        before = active.progress
+        active.ctx.__dict__["_progress"] = pct
+        moved = before is None or abs(pct - before) >= 1.0 or (pct == 100.0 != before)
+        if moved and self.events.subscriber_count and active.record is not None:
+            record = active.record
+            self.events.publish(
+                RunProgress(
+                    at=self.clock.now(),
+                    job_id=job_id,
+                    run_id=run_id,
+                    scheduled_for=record.scheduled_for,
+                    attempt=record.attempt,
+                    node_id=record.node_id,
+                    progress=pct,
+                )
+            )
 
     # == circuits =======================================================================
     def _circuit_for(self, job: Job) -> Circuit | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -161,6 +161,8 @@ class Runner:
         self._lease = timedelta(seconds=lease_s)
         self.stop_grace_s = stop_grace_s
         self.rng = rng
+        #: Where the handlers' `ctx.progress(pct)` goes (set by the scheduler).
+        self.progress_reporter: Callable[[RunContext, float], None] | None = None
 
     def running_record(
         self, job: Job, run_id: str, scheduled_for: datetime, now: datetime, *, attempt: int = 1
@@ -224,6 +226,7 @@ class Runner:
                     max(0.0, (now - planned).total_seconds()),
                     self.node_id,
                     _JOB_LOG,
+                    self.progress_reporter,
                 )
                 if job.timeout_s is None:
                     # Without a timeout the handler runs in the run's own task (one task per

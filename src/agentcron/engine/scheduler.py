@@ -33,6 +33,7 @@ import random
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
@@ -105,6 +106,8 @@ class JobView:
     active_runs: int
     pending_fires: int
     unavailable: str | None
+    #: The progress (0-100) last reported by the newest active run that reported any.
+    progress: float | None = None
 
     @property
     def id(self) -> str:
@@ -128,8 +131,16 @@ class JobView:
             "active_runs": self.active_runs,
             "pending_fires": self.pending_fires,
             "unavailable": self.unavailable,
+            "progress": self.progress,
             "definition": job_to_definition(self.job),
         }
+
+
+def _progress_of(entry: JobEntry) -> float | None:
+    reported = [a for a in entry.active.values() if a.progress is not None]
+    if not reported:
+        return None
+    return max(reported, key=lambda a: a.scheduled_for).progress
 
 
 def _timing(job: Job) -> tuple[object, ...]:
@@ -213,6 +224,9 @@ class Scheduler(Firing):
             stop_grace_s=stop_grace_s,
             rng=self.rng,
         )
+        self._runner.progress_reporter = self._progress_from
+        self._event_loop: asyncio.AbstractEventLoop | None = None  # (set by `start`)
+        self._loop_thread = 0
         self._running = False
         self._stopping = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -428,6 +442,7 @@ class Scheduler(Firing):
         if self._running:
             return
         await self.store.open()
+        self._event_loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         self._wakeup = asyncio.Event()
         self._writes = asyncio.Queue()
         self._new_jobs = None
@@ -941,4 +956,5 @@ class Scheduler(Firing):
             active_runs=len(entry.active),
             pending_fires=entry.pending_count,
             unavailable=entry.dormant,
+            progress=_progress_of(entry),
         )

@@ -96,9 +96,19 @@ class RunContext:
         return self.cancelled.is_set()
 
     def progress(self, pct: float) -> None:
-        """Report progress in percent (0-100); shown on the dashboard."""
+        """Report progress in percent (clamped to 0-100; NaN is ignored), from the event
+        loop or a handler's thread. In a run of a `Scheduler` it is kept with the run
+        (`JobView.progress`) and published as `run.progress`."""
+        value = float(pct)
+        if value != value:  # NaN
+            return
+        value = max(0.0, min(100.0, value))
         if self.progress_callback is not None:
-            self.progress_callback(max(0.0, min(100.0, float(pct))))
+            self.progress_callback(value)
+            return
+        reporter = self.__dict__.get("_reporter")  # set by `engine_context`
+        if reporter is not None:
+            reporter(self, value)
 
     if not TYPE_CHECKING:  # (mypy would otherwise accept any attribute name)
 
@@ -124,9 +134,11 @@ def engine_context(
     lateness_s: float,
     node_id: str,
     logger: logging.Logger,
+    reporter: Callable[[RunContext, float], None] | None = None,
 ) -> RunContext:
-    """`RunContext(job_id=..., ...)` with no progress callback and a `cancelled` event made
-    when first read, built for the engine's hot path (one per fire).
+    """`RunContext(job_id=..., ...)` with no progress callback (`progress()` goes to
+    `reporter`) and a `cancelled` event made when first read, built for the engine's hot path
+    (one per fire).
 
     Why not the constructor: a frozen dataclass's `__init__` sets each field through
     `object.__setattr__`, which looks each one up by name. Handing the new object its whole
@@ -146,6 +158,7 @@ def engine_context(
             "node_id": node_id,
             "logger": logger,
             "progress_callback": None,  # and `cancelled` when first read (`__getattr__`)
+            "_reporter": reporter,  # where `progress()` goes (one shared callable)
         },
     )
     return ctx
