@@ -216,6 +216,50 @@ async def test_start_end_and_max_runs_bound_the_fires(
     assert len(three) == 3
 
 
+async def test_max_runs_counts_every_recorded_run_the_same_before_and_after_a_restart(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    # run_now runs did not count until a restart, which counted every recorded run: a job
+    # with max_runs=3 and one run_now ran 4 times without a restart and 3 with one.
+    first = make_scheduler()
+    first.add_job("three", trigger=Interval(seconds=10), handler=noop, max_runs=3)
+    async with first:
+        await clock.advance(15)  # fires at 10
+        await first.run_now("three")
+        await clock.advance(100)  # fires at 20; then no more
+        assert len(await all_runs(first, "three")) == 3
+        assert first.job("three").next_run is None
+    second = make_scheduler()
+    second.add_job("three", trigger=Interval(seconds=10), handler=noop, max_runs=3)
+    async with second:
+        await clock.advance(100)
+        assert len(await all_runs(second, "three")) == 3
+
+
+async def test_a_run_now_that_reaches_max_runs_cancels_the_next_scheduled_fire(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    sched.add_job("two", trigger=Interval(seconds=10), handler=noop, max_runs=2)
+    async with sched:
+        await clock.advance(15)  # fires at 10
+        await sched.run_now("two")
+        assert sched.job("two").next_run is None
+        await clock.advance(100)
+        assert len(await all_runs(sched, "two")) == 2
+
+
+async def test_a_fire_skipped_by_the_misfire_policy_counts_toward_max_runs(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    sched = make_scheduler()
+    sched.add_job("two", trigger=Interval(seconds=10), handler=noop, max_runs=2, misfire="skip")
+    async with sched:
+        await clock.advance(15)  # fires at 10
+        await clock.suspend(timedelta(minutes=5))  # missed fires: one skip record
+        await clock.advance(100)
+        assert statuses(await all_runs(sched, "two")) == ["succeeded", "skipped(misfire)"]
+
+
 async def test_jitter_delays_each_fire_within_bounds_but_keeps_the_scheduled_time(
     sched: Scheduler, clock: VirtualClock
 ) -> None:

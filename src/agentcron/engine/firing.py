@@ -234,14 +234,26 @@ class Firing(StoreSync):
             now = None
         if now is None:
             now = self.clock.now()
-        if manual:  # a manual run leaves the schedule's state alone
+        if manual:  # a manual run leaves the schedule's state alone, but for `max_runs`
             claimed = await self._claim_manual(job.id, fire, now)
             if claimed is None:
                 return None
             fire = claimed
+            self._count_manual_run(entry)
         elif not await self._claim_one(entry, fire, now):
             return None
         return await self._admit(entry, fire, planned, manual=manual)
+
+    def _schedule_next(self, entry: JobEntry, fire: datetime | None, now: datetime) -> None:
+        raise NotImplementedError  # (`Scheduler`)
+
+    def _count_manual_run(self, entry: JobEntry) -> None:
+        """A `run_now` run counts toward `max_runs` as every recorded run does after a
+        restart (`count_runs`); the one that reaches it cancels the next scheduled fire."""
+        entry.fires += 1
+        max_runs = entry.job.max_runs
+        if max_runs is not None and entry.fires >= max_runs and entry.next_fire is not None:
+            self._schedule_next(entry, None, self.clock.now())
 
     async def _claim_manual(self, job_id: str, fire: datetime, now: datetime) -> datetime | None:
         """Claim the instant of a manual run, or the first free one of the next

@@ -851,11 +851,15 @@ class Scheduler(Firing):
         if on_time and job.misfire.policy == "run_once":
             fires = []  # the on-time fire absorbs the coalesced one
         fires.extend(on_time)
+        skip_recorded = job.misfire.policy == "skip" and decision.latest is not None
+        if skip_recorded:
+            entry.fires += 1  # its record counts, as after a restart (`max_runs`)
         if job.max_runs is not None:
             fires = fires[: max(0, job.max_runs - entry.fires)]
         entry.fires += len(fires)
         self._schedule_next(entry, self._next_after(entry, now), now)
-        if job.misfire.policy == "skip" and decision.latest is not None:
+        if skip_recorded:
+            assert decision.latest is not None
             self._spawn(self._record_skip_claimed(entry, decision.latest, SkipReason.misfire))
         # Planned for their own time, not `now`: `ctx.lateness_s` says how late they run.
         if len(fires) == 1:  # claimed with the tick's on-time fires
