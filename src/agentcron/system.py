@@ -12,7 +12,8 @@ anything runs, so a bad start never leaves half a system behind):
 6. hourly verified backups (SQLite stores);
 7. the dashboard (uvicorn in the same event loop);
 8. the pid file, SIGHUP/`agentcron jobs reload` handling, and a watch on the store's
-   `jobs.changed` key (so CLI changes reach the daemon on every platform).
+   `jobs.changed` key (so CLI changes reach the daemon on every platform); after each
+   reload, its verdict in the store's `jobs.reloaded` key (see `agentcron.control`).
 
 Stopping (SIGINT/SIGTERM or `request_stop()`) unwinds the same stack in reverse.
 """
@@ -30,12 +31,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from agentcron.clock import Clock, SystemClock
 from agentcron.config import Settings
 from agentcron.config_jobs import config_job_ids
-from agentcron.control import JOBS_CHANGED_KEY, remove_pid_file, write_pid_file
+from agentcron.control import (
+    JOBS_CHANGED_KEY,
+    VERDICT_ERROR_CHARS,
+    ReloadOutcome,
+    ReloadVerdict,
+    remove_pid_file,
+    write_pid_file,
+    write_reload_verdict,
+)
+from agentcron.error_text import describe_error, head_of, storable
 from agentcron.jobfile import JobEntry, JobFile, JobFileError, load_job_file
 from agentcron.jobs import build_job, job_to_definition
 from agentcron.models import CONFIG_JOBS_KEY, StoredJob
@@ -56,6 +66,19 @@ JOBS_WATCH_S = 2.0
 
 class StartupError(RuntimeError):
     """`agentcron run` cannot start; the message says what and what to do."""
+
+
+#: `_watch_jobs` before it could read the store's `jobs.changed` token once.
+_UNREAD = object()
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """What one reload did: how many jobs changed, or why nothing was applied."""
+
+    outcome: ReloadOutcome = "reloaded"
+    changed: int = 0
+    error: str | None = None
 
 
 def ensure_data_dir(data_dir: Path) -> Path:
@@ -426,44 +449,101 @@ class AgentcronSystem:
             stack.callback(loop.remove_signal_handler, sig)
 
     async def _watch_jobs(self, store: Store) -> None:
-        """Reload on SIGHUP, and whenever the store's `jobs.changed` key changes."""
+        """Reload on SIGHUP, and whenever the store's `jobs.changed` key changes; after each
+        reload, write its verdict (`_answer_reload`)."""
         assert self._reload is not None
-        seen = await store.get_state(JOBS_CHANGED_KEY)
+        seen: str | None | object = _UNREAD  # the token last acted on (or found at start)
+        with contextlib.suppress(Exception):  # the store is down: read at the first poll
+            seen = await store.get_state(JOBS_CHANGED_KEY)
+        signalled = False
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._reload.wait(), timeout=JOBS_WATCH_S)
+            # Cleared before the token is read: `agentcron jobs reload` writes its token, then
+            # signals, so the token read after a SIGHUP is the signalling command's (or newer).
+            signalled = signalled or self._reload.is_set()
+            self._reload.clear()
             try:
                 current = await store.get_state(JOBS_CHANGED_KEY)
-                if self._reload.is_set():
-                    self._reload.clear()
-                    await self.reload(reread_file=True)
-                elif current != seen:
-                    await self.reload(reread_file=False)
-                seen = current
             except StoreError as exc:
                 log.warning("cannot watch the store for job changes: %s", exc)
+                continue  # a SIGHUP stays pending for the next poll
             except Exception:
-                log.exception("reload failed; the running schedule is kept")
+                log.exception("cannot watch the store for job changes")
+                continue
+            if seen is _UNREAD:
+                seen = current  # (the store was down at start: this is the baseline)
+            if not signalled and current == seen:
+                continue
+            via: Literal["signal", "store"] = "signal" if signalled else "store"
+            signalled = False
+            result = await self._answer_reload(store, current, via=via)
+            if result.outcome != "failed":  # a failed one is tried again at the next poll
+                seen = current
+
+    async def _answer_reload(
+        self, store: Store, token: str | None, *, via: Literal["signal", "store"]
+    ) -> ReloadResult:
+        """Reload (re-reading agentcron.toml after a SIGHUP), then write the verdict for
+        `agentcron jobs reload`: `token` is the `jobs.changed` token read just before.
+        Neither a failed reload nor a verdict the store refuses ends the caller's loop."""
+        try:
+            result = await self._reload_jobs(reread_file=via == "signal")
+        except StoreError as exc:
+            log.warning("reload failed, the running schedule is kept: %s", exc)
+            result = ReloadResult("failed", error=str(exc))
+        except Exception as exc:
+            log.exception("reload failed; the running schedule is kept")
+            result = ReloadResult("failed", error=describe_error(exc))
+        assert self.scheduler is not None
+        verdict = ReloadVerdict(
+            token=token,
+            at=self.clock.now(),
+            node_id=self.scheduler.node_id,
+            outcome=result.outcome,
+            changed=result.changed,
+            error=_one_line(result.error),
+            via=via,
+        )
+        try:
+            await write_reload_verdict(store, verdict)
+        except StoreError as exc:
+            log.warning("cannot write the reload verdict to the store: %s", exc)
+        except Exception:
+            log.exception("cannot write the reload verdict to the store")
+        return result
 
     async def reload(self, *, reread_file: bool = True) -> bool:
         """Re-read `agentcron.toml` (when asked) and apply the store's jobs to the running
         scheduler. A file with errors is rejected whole and the running schedule is kept.
-        Returns False when the file was rejected."""
+        Returns False when the file was rejected or could not be written to the store."""
+        return (await self._reload_jobs(reread_file=reread_file)).outcome == "reloaded"
+
+    async def _reload_jobs(self, *, reread_file: bool) -> ReloadResult:
+        """`reload`, saying how many jobs changed or why the file was not applied."""
         assert self.store is not None and self.scheduler is not None
         if reread_file and self.config_path is not None:
             try:
                 job_file = self._load_job_file()
             except StartupError as exc:
                 log.error("reload rejected, the running schedule is kept: %s", exc)
-                return False
+                return ReloadResult("rejected", error=str(exc))
             try:
                 await self._write_jobs(self.store, job_file)
             except (StoreError, ValueError) as exc:
                 log.error("reload failed, the running schedule is kept: %s", exc)
-                return False
+                outcome: ReloadOutcome = "failed" if isinstance(exc, StoreError) else "rejected"
+                return ReloadResult(outcome, error=str(exc))
         changed = await sync_jobs_from_store(self.scheduler, self.store)
         log.info("jobs reloaded from the store (%d changed)", changed)
-        return True
+        return ReloadResult("reloaded", changed=changed)
+
+
+def _one_line(error: str | None) -> str | None:
+    """An error for a verdict: one line, at most about `VERDICT_ERROR_CHARS` characters."""
+    if error is None:
+        return None
+    return storable(head_of(" ".join(error.split()), VERDICT_ERROR_CHARS))
 
 
 async def wait_idle(scheduler: Scheduler, clock: Clock, *, settle_s: float = 0.05) -> None:

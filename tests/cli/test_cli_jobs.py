@@ -3,10 +3,13 @@ real `python -m agentcron` subprocess."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -856,29 +859,141 @@ def test_export_to_an_unwritable_place_exits_two(data: Path, tmp_path: Path) -> 
 # == reload ====================================================================================
 def test_reload_without_a_daemon_says_so_and_sets_the_store_key(data: Path) -> None:
     assert changed_token(data) is None
-    out = ok(jobs(data, "reload"))
+    out = ok(jobs(data, "reload", "--wait", "0"))
     assert "no local daemon" in out
     assert changed_token(data) is not None
 
 
-def test_reload_signals_the_daemon_of_the_data_dir(data: Path) -> None:
-    code = (
-        "import signal, sys\n"
-        "signal.signal(signal.SIGHUP, lambda *a: (print('reloaded', flush=True), sys.exit(0)))\n"
-        "print('ready', flush=True)\n"
-        "while True: signal.pause()\n"
+def test_reload_without_a_daemon_says_after_the_wait_that_none_answered(data: Path) -> None:
+    began = time.monotonic()
+    out = ok(jobs(data, "reload", "--wait", "0.5"))
+    assert time.monotonic() - began >= 0.5
+    assert out == (
+        "reload requested in the store; no local daemon was signalled and no daemon answered "
+        "within 0.5 s (daemons sharing the store apply it at their next poll)\n"
     )
-    with subprocess.Popen([PY, "-c", code], stdout=subprocess.PIPE, text=True) as daemon:
+    answer = as_json(jobs(data, "reload", "--wait", "0.2", "--json"))
+    assert answer == {"daemon_signalled": False, "verdict": None}
+
+
+@pytest.mark.parametrize(
+    ("wait", "fragment"),
+    [
+        ("-1", "--wait -1: use a number of seconds, 0 or more (0: do not wait)"),
+        ("-0.5", "--wait -0.5: use a number of seconds, 0 or more"),
+        ("nan", "--wait nan: use a number of seconds, 0 or more"),
+        ("inf", "--wait inf: use a number of seconds, 0 or more"),
+        ("soon", "Invalid value for '--wait'"),
+    ],
+)
+def test_reload_with_a_negative_or_non_numeric_wait_exits_two_and_requests_nothing(
+    data: Path, wait: str, fragment: str
+) -> None:
+    assert_bad_input(jobs(data, "reload", "--wait", wait), fragment)
+    assert changed_token(data) is None
+
+
+@contextlib.contextmanager
+def fake_daemon(data_dir: Path, code: str, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """`python -c CODE ARGS...` recorded as the daemon of `data_dir` once it printed `ready`."""
+    with subprocess.Popen([PY, "-c", code, *args], stdout=subprocess.PIPE, text=True) as daemon:
         try:
             assert daemon.stdout is not None
             assert daemon.stdout.readline() == "ready\n"
-            (data / PID_FILE).write_text(f"{daemon.pid}\n")
-            assert as_json(jobs(data, "reload", "--json")) == {"daemon_signalled": True}
-            assert daemon.wait(timeout=30) == 0
-            assert daemon.stdout.read() == "reloaded\n"
+            (data_dir / PID_FILE).write_text(f"{daemon.pid}\n")
+            yield daemon
         finally:
             if daemon.poll() is None:
                 daemon.kill()
+
+
+#: Exits on SIGHUP without a verdict (a daemon of an older version, or one that is stuck).
+SILENT_DAEMON = (
+    "import signal, sys\n"
+    "signal.signal(signal.SIGHUP, lambda *a: (print('reloaded', flush=True), sys.exit(0)))\n"
+    "print('ready', flush=True)\n"
+    "while True: signal.pause()\n"
+)
+
+#: On SIGHUP, writes the verdict `outcome` (with the error `error`) for the token it reads.
+ANSWERING_DAEMON = """
+import asyncio, signal, sys
+from datetime import UTC, datetime
+from agentcron.control import JOBS_CHANGED_KEY, ReloadVerdict, write_reload_verdict
+from agentcron.store.sqlite import SqliteStore
+
+async def main():
+    db, outcome, error = sys.argv[1:]
+    hup = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hup.set)
+    print("ready", flush=True)
+    await hup.wait()
+    async with SqliteStore(db) as store:
+        token = await store.get_state(JOBS_CHANGED_KEY)
+        at = datetime.now(UTC)
+        verdict = ReloadVerdict(token, at, "fake-node", outcome, error=error, via="signal")
+        await write_reload_verdict(store, verdict)
+
+asyncio.run(main())
+"""
+
+
+def test_reload_signals_the_daemon_of_the_data_dir(data: Path) -> None:
+    with fake_daemon(data, SILENT_DAEMON) as daemon:
+        answer = as_json(jobs(data, "reload", "--json", "--wait", "0"))
+        assert answer == {"daemon_signalled": True, "verdict": None}
+        assert daemon.wait(timeout=30) == 0
+        assert daemon.stdout is not None and daemon.stdout.read() == "reloaded\n"
+
+
+def test_reload_of_a_signalled_daemon_that_never_answers_says_so_after_the_wait(
+    data: Path,
+) -> None:
+    with fake_daemon(data, SILENT_DAEMON) as daemon:
+        out = ok(jobs(data, "reload", "--wait", "0.5"))
+        assert daemon.wait(timeout=30) == 0
+    assert out == (
+        "reload requested; the local daemon was signalled (SIGHUP) but no daemon answered "
+        "within 0.5 s (daemons sharing the store apply it at their next poll)\n"
+    )
+
+
+def test_reload_a_daemon_failed_to_apply_exits_one_naming_the_node_and_the_error(
+    data: Path,
+) -> None:
+    args = (str(data / "scheduler.db"), "failed", "StoreError: database or disk is full")
+    with fake_daemon(data, ANSWERING_DAEMON, *args) as daemon:
+        result = jobs(data, "reload", "--wait", "30")
+        assert daemon.wait(timeout=30) == 0
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert result.stderr == (
+        "agentcron: reload failed on fake-node: StoreError: database or disk is full\n"
+    )
+
+
+def test_reload_json_prints_the_verdict_of_the_daemon_and_exits_with_its_code(
+    data: Path,
+) -> None:
+    args = (str(data / "scheduler.db"), "rejected", "agentcron.toml: jobs[0]: bad minute")
+    with fake_daemon(data, ANSWERING_DAEMON, *args) as daemon:
+        result = jobs(data, "reload", "--json")
+        assert daemon.wait(timeout=30) == 0
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    answer = json.loads(result.stdout)
+    assert answer["daemon_signalled"] is True
+    verdict = answer["verdict"]
+    assert verdict["token"] == changed_token(data)
+    assert (verdict["node_id"], verdict["outcome"], verdict["ok"]) == (
+        "fake-node",
+        "rejected",
+        False,
+    )
+    assert verdict["error"] == "agentcron.toml: jobs[0]: bad minute"
+    assert result.stderr == (
+        "agentcron: reload rejected by fake-node, the running schedule is kept: "
+        "agentcron.toml: jobs[0]: bad minute\n"
+    )
 
 
 def test_reload_without_a_database_exits_two(tmp_path: Path) -> None:

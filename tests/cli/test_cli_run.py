@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from agentcron.control import PID_FILE
 from helpers.polling import wait_for
 
 TICK_JOB = """
@@ -151,6 +154,104 @@ def test_sighup_reloads_a_good_file_and_keeps_the_schedule_on_a_bad_one(workdir:
     assert code == 0, err
     assert "reload rejected" in err
     assert "minute" in err
+
+
+def started(proc: subprocess.Popen[str], workdir: Path) -> None:
+    """Wait until the daemon fires and has written its pid file (what `jobs reload` signals)."""
+    db = workdir / "data" / "scheduler.db"
+    wait_for(lambda: proc.poll() is not None or (workdir / "data" / PID_FILE).exists())
+    wait_for(lambda: proc.poll() is not None or len(runs(db, "tick")) >= 1)
+    assert proc.poll() is None, proc.communicate(timeout=60)[1]
+
+
+def test_jobs_reload_after_a_good_edit_prints_the_daemons_verdict_and_the_new_job_fires(
+    workdir: Path,
+) -> None:
+    db = workdir / "data" / "scheduler.db"
+    proc = agentcron("run", "--no-dashboard", cwd=workdir)
+    try:
+        started(proc, workdir)
+        (workdir / "agentcron.toml").write_text(TICK_JOB + OTHER_JOB)
+        result = run_to_end("jobs", "reload", cwd=workdir)
+        assert result.returncode == 0, result.stderr
+        assert re.fullmatch(r"reloaded by \S+: 1 job changed\n", result.stdout), result.stdout
+        wait_for(lambda: len(runs(db, "tock")) >= 1)
+        again = run_to_end("jobs", "reload", "--json", cwd=workdir)
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err
+    assert again.returncode == 0, again.stderr
+    answer = json.loads(again.stdout)
+    assert answer["daemon_signalled"] is True
+    verdict = answer["verdict"]
+    assert (verdict["ok"], verdict["outcome"], verdict["changed"], verdict["error"]) == (
+        True,
+        "reloaded",
+        0,
+        None,
+    )
+    assert verdict["via"] == "signal" and verdict["node_id"] in result.stdout
+    assert datetime.fromisoformat(verdict["at"]).utcoffset() is not None
+
+
+def test_jobs_reload_of_a_bad_edit_exits_2_naming_the_problem_and_the_schedule_keeps_firing(
+    workdir: Path,
+) -> None:
+    db = workdir / "data" / "scheduler.db"
+    proc = agentcron("run", "--no-dashboard", cwd=workdir)
+    try:
+        started(proc, workdir)
+        (workdir / "agentcron.toml").write_text(
+            TICK_JOB + '\n[[jobs]]\nid = "bad"\ntrigger = "61 * * * *"\ncommand = ["true"]\n'
+        )
+        result = run_to_end("jobs", "reload", cwd=workdir)
+        before = len(runs(db, "tick"))
+        wait_for(lambda: len(runs(db, "tick")) >= before + 2)
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    assert result.stderr.startswith("agentcron: reload rejected by ")
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "the running schedule is kept: agentcron.toml: " in result.stderr
+    assert "jobs[1] ('bad'): trigger: minute field: 61 is out of range" in result.stderr
+    listed = run_to_end("jobs", "list", "--json", cwd=workdir)
+    assert [job["id"] for job in json.loads(listed.stdout)] == ["tick"]
+
+
+def test_jobs_reload_wait_0_returns_at_once_with_the_old_message(workdir: Path) -> None:
+    proc = agentcron("run", "--no-dashboard", cwd=workdir)
+    try:
+        started(proc, workdir)
+        (workdir / "agentcron.toml").write_text(TICK_JOB + OTHER_JOB)
+        result = run_to_end("jobs", "reload", "--wait", "0", cwd=workdir)
+        as_json = run_to_end("jobs", "reload", "--wait", "0", "--json", cwd=workdir)
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "reload requested; the local daemon was signalled (SIGHUP)\n"
+    assert json.loads(as_json.stdout) == {"daemon_signalled": True, "verdict": None}
+
+
+def test_a_daemon_sharing_the_store_answers_jobs_reload_at_its_next_poll(
+    workdir: Path, tmp_path: Path
+) -> None:
+    # Another data directory on the daemon's database: no pid file there, nothing signalled.
+    elsewhere = ["--data-dir", str(tmp_path / "cli-data")]
+    store = ["--store", f"sqlite:///{(workdir / 'data' / 'scheduler.db').as_posix()}"]
+    proc = agentcron("run", "--no-dashboard", cwd=workdir)
+    try:
+        started(proc, workdir)
+        result = run_to_end("jobs", "reload", "--json", *elsewhere, *store, cwd=workdir)
+    finally:
+        code, _, err = stop(proc)
+    assert code == 0, err
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["daemon_signalled"] is False
+    assert answer["verdict"]["via"] == "store" and answer["verdict"]["ok"] is True
 
 
 def test_once_runs_what_is_due_and_exits(tmp_path: Path) -> None:

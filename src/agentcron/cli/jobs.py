@@ -10,7 +10,9 @@
     agentcron jobs pause ID [--note TEXT] / agentcron jobs resume ID
     agentcron jobs history ID [--limit N] [--status S] [--json]
     agentcron jobs export [FILE] / agentcron jobs import FILE [--conflict replace|keep|error]
-    agentcron jobs reload
+    agentcron jobs reload [--wait SECONDS] [--json]
+                                            exit 0 reloaded (or no answer), 2 file rejected,
+                                            1 the daemon failed to apply it
 
 Every command takes `--data-dir DIR` (env `SCHEDULER_DATA_DIR`, default `./data`) and
 `--store URL` (env `SCHEDULER_STORE`, default `sqlite:///<data dir>/scheduler.db`). The
@@ -35,9 +37,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import math
 import os
 import shlex
 import socket
+import time
 import tomllib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, tzinfo
@@ -62,7 +66,13 @@ from agentcron.cli.common import (
 )
 from agentcron.clock import utc
 from agentcron.config_jobs import config_job_ids, config_job_problem
-from agentcron.control import notify_jobs_changed
+from agentcron.control import (
+    ReloadRequest,
+    ReloadVerdict,
+    notify_jobs_changed,
+    read_reload_verdict,
+    request_reload,
+)
 from agentcron.durations import format_duration, parse_duration
 from agentcron.handlers import handler_from_dict
 from agentcron.jobfile import JobFileError, parse_job_file, policy_problems
@@ -94,6 +104,10 @@ ACTOR = "cli"
 #: How many jobs `jobs import` writes per progress step.
 IMPORT_CHUNK = 50
 EXIT_RUN_NOT_SUCCEEDED = 1
+EXIT_RELOAD_FAILED = 1
+#: How long `jobs reload` waits for a daemon's verdict by default, and how often it looks.
+RELOAD_WAIT_S = 10.0
+VERDICT_POLL_S = 0.1
 
 T = TypeVar("T")
 
@@ -1279,20 +1293,101 @@ def _fail_listing(errors: list[str], source: str) -> NoReturn:
 
 
 @app.command()
-def reload(as_json: bool = _JSON, data_dir: Path = _DATA_DIR, store: str | None = _STORE) -> None:
-    """Tell running daemons to reload their jobs from the store (and agentcron.toml)."""
+def reload(
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            metavar="SECONDS",
+            help="How long to wait for a daemon's verdict (0: do not wait).",
+        ),
+    ] = RELOAD_WAIT_S,
+    as_json: bool = _JSON,
+    data_dir: Path = _DATA_DIR,
+    store: str | None = _STORE,
+) -> None:
+    """Tell running daemons to reload their jobs (and agentcron.toml); wait for the verdict.
 
-    async def notify(opened: Store) -> bool:
-        return await notify_jobs_changed(opened, data_dir)
+    The local daemon (of --data-dir) is signalled: it re-reads agentcron.toml.
+    Daemons sharing the store apply the store's jobs at their next poll.
 
-    signalled = _with_store(data_dir, store, notify, create=False)
+    The first daemon to answer decides the exit code:
+    0 reloaded (how many jobs changed is printed);
+    2 the file was rejected (one line naming the problem; the schedule is kept);
+    1 the daemon failed to apply it (e.g. the store failed).
+    No answer within --wait seconds is exit 0 with a note (maybe no daemon runs).
+
+    --json prints {"daemon_signalled": true|false, "verdict": {...}|null}.
+    """
+    if not (math.isfinite(wait) and wait >= 0):
+        fail(f"--wait {wait:g}: use a number of seconds, 0 or more (0: do not wait)")
+
+    async def ask(opened: Store) -> tuple[ReloadRequest, ReloadVerdict | None]:
+        request = await request_reload(opened, data_dir)
+        return request, await _await_verdict(opened, request, wait)
+
+    request, verdict = _with_store(data_dir, store, ask, create=False)
     if as_json:
-        print_json({"daemon_signalled": signalled})
+        print_json(
+            {
+                "daemon_signalled": request.daemon_signalled,
+                "verdict": verdict.to_dict() if verdict is not None else None,
+            }
+        )
+    if verdict is None:
+        if not as_json:
+            typer.echo(_no_verdict_text(request.daemon_signalled, wait))
         return
-    if signalled:
-        typer.echo("reload requested; the local daemon was signalled (SIGHUP)")
-    else:
-        typer.echo(
+    node = verdict.node_id
+    if verdict.outcome == "rejected":
+        fail(f"reload rejected by {node}, the running schedule is kept: {verdict.error}")
+    if verdict.outcome == "failed":
+        fail(f"reload failed on {node}: {verdict.error}", code=EXIT_RELOAD_FAILED)
+    if not as_json:
+        count = verdict.changed
+        typer.echo(visible(f"reloaded by {node}: {count} job{'s' if count != 1 else ''} changed"))
+
+
+async def _await_verdict(
+    store: Store, request: ReloadRequest, wait_s: float
+) -> ReloadVerdict | None:
+    """The verdict answering `request`, read every `VERDICT_POLL_S` for up to `wait_s`
+    seconds of real time (the CLI is an edge), or None.
+
+    A daemon that was signalled re-reads agentcron.toml, so its answer is a verdict with
+    `via="signal"`. One for the same token from the store path (that daemon's poll saw the
+    token before the signal arrived, or another daemon sharing the store answered first)
+    is the answer only when no signalled one comes in time. `wait_s` 0: None at once."""
+    if wait_s == 0:
+        return None
+    deadline = time.monotonic() + wait_s
+    fallback: ReloadVerdict | None = None
+    while True:
+        verdict = await read_reload_verdict(store)
+        if verdict is not None and verdict.token == request.token:
+            if not request.daemon_signalled or verdict.via == "signal":
+                return verdict
+            fallback = verdict
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return fallback
+        await asyncio.sleep(min(VERDICT_POLL_S, remaining))
+
+
+def _no_verdict_text(signalled: bool, wait_s: float) -> str:
+    if wait_s == 0:
+        if signalled:
+            return "reload requested; the local daemon was signalled (SIGHUP)"
+        return (
             "reload requested in the store; no local daemon answered the signal, so daemons "
             "sharing the store reload at their next poll"
         )
+    asked = (
+        "reload requested; the local daemon was signalled (SIGHUP) but"
+        if signalled
+        else "reload requested in the store; no local daemon was signalled and"
+    )
+    return (
+        f"{asked} no daemon answered within {wait_s:g} s (daemons sharing the store apply it "
+        "at their next poll)"
+    )
