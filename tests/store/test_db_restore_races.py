@@ -21,6 +21,7 @@ import pytest
 from agentcron.models import StoredJob
 from agentcron.store import backup as backups
 from agentcron.store.backup import backup_database, list_backups, restore_database
+from agentcron.store.base import StoreError
 from agentcron.store.sqlite import SqliteStore
 from helpers.polling import wait_for
 
@@ -306,3 +307,32 @@ def test_restore_while_agentcron_runs_is_refused_and_the_daemon_keeps_writing(
         daemon.communicate(timeout=60)
     integrity, ids = seen_by_another_process(db)
     assert integrity == "ok" and "restored" not in ids and "tick" in ids
+
+
+def test_a_restore_while_another_is_under_way_is_refused_and_touches_nothing(
+    tmp_path: Path,
+) -> None:
+    # Two restores at once shared `scheduler.db.restoring`, each copying over the other's
+    # file while it was being checked: either could swap in a mix of the two backups.
+    db = tmp_path / "scheduler.db"
+    asyncio.run(with_jobs(db, "current"))
+    asyncio.run(with_jobs(tmp_path / "backup.db", "restored"))
+    holder = child(
+        "import sys\n"
+        "from agentcron.filelock import lock_or_none\n"
+        "fd = lock_or_none(sys.argv[1])\n"
+        "print('locked' if fd is not None else 'busy', flush=True)\n"
+        "sys.stdin.readline()\n",
+        str(backups.restore_lock_path(db)),
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(StoreError, match="another restore of .* is under way") as refused:
+            restore_database(db, tmp_path / "backup.db", now=T0)
+        assert "was not touched" in str(refused.value)
+        assert seen_by_another_process(db) == ("ok", ["current"])
+    finally:
+        holder.communicate("\n", timeout=60)
+    restore_database(db, tmp_path / "backup.db", now=T0)  # the lock went with its process
+    assert seen_by_another_process(db) == ("ok", ["restored"])

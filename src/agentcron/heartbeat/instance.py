@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from pathlib import Path
+
+from agentcron.filelock import lock_or_none
 
 __all__ = ["MAX_INSTANCES", "claim_instance", "instance_node_id"]
 
@@ -32,27 +33,6 @@ _LOCK_DIR = "instances"
 #: The slots this process holds: (data directory, role) -> (slot, open lock file). Kept open
 #: until the process ends: closing a lock file releases its lock.
 _held: dict[tuple[str, str], tuple[int, int]] = {}
-
-
-def _try_lock(fd: int) -> bool:
-    """Take an exclusive lock on the open file `fd` without waiting; False if it is held."""
-    if sys.platform == "win32":  # pragma: no cover - Windows only
-        import msvcrt
-
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-    import fcntl
-
-    try:
-        # flock, not fcntl/lockf: its lock belongs to this open file, so the slots this
-        # process holds stay held whatever else it opens and closes.
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
 
 
 def claim_instance(data_dir: str | os.PathLike[str], role: str) -> int:
@@ -70,11 +50,10 @@ def claim_instance(data_dir: str | os.PathLike[str], role: str) -> int:
     locks.mkdir(parents=True, exist_ok=True)
     stem = hashlib.sha256(role.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     for slot in range(1, MAX_INSTANCES + 1):
-        fd = os.open(locks / f"{stem}-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        if _try_lock(fd):
+        fd = lock_or_none(locks / f"{stem}-{slot}.lock")
+        if fd is not None:
             _held[key] = (slot, fd)
             return slot
-        os.close(fd)
     raise RuntimeError(
         f"{MAX_INSTANCES} processes of {role!r} already run on {directory}: stop some of them"
     )

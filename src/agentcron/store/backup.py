@@ -19,11 +19,13 @@ No SQL here is built from values: file names reach SQLite only as connection pat
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import re
 import shutil
 import sqlite3
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,6 +33,7 @@ from pathlib import Path
 
 from agentcron.clock import Clock
 from agentcron.events import BackupFailed, EventBus
+from agentcron.filelock import lock_or_none
 from agentcron.store import migrations
 from agentcron.store.base import StoreError
 from agentcron.store.sqlite import describe_sqlite_error
@@ -383,6 +386,35 @@ def restore_database(
             f"refusing to restore: {backup_file} is the live database itself{untouched}"
         )
     db_path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = restore_lock_path(db_path)
+    try:
+        lock = lock_or_none(lock_path)
+    except OSError as exc:
+        raise StoreError(f"refusing to restore: cannot open {lock_path}: {exc}{untouched}") from exc
+    if lock is None:
+        raise StoreError(
+            f"refusing to restore: another restore of {db_path} is under way; wait for it to"
+            f" end{untouched} by this one"
+        )
+    try:
+        return _restore_locked(db_path, backup_file, now, progress)
+    finally:
+        os.close(lock)
+
+
+def restore_lock_path(db_path: Path) -> Path:
+    """The lock file that makes restores of `db_path` one at a time (two would share their
+    `.restoring` copy, each writing over the other's): in the temporary directory, named by
+    a hash of the database's resolved path, so that the database's directory holds nothing
+    new after a refused restore."""
+    digest = hashlib.sha256(str(db_path.resolve()).encode("utf-8", "surrogatepass"))
+    return Path(tempfile.gettempdir()) / f"agentcron-restore-{digest.hexdigest()[:24]}.lock"
+
+
+def _restore_locked(
+    db_path: Path, backup_file: Path, now: datetime, progress: Progress | None
+) -> RestoreResult:
+    untouched = f"; {db_path} was not touched"
     incoming = db_path.with_name(db_path.name + ".restoring")
     try:
         migrations.check_sqlite_header(backup_file)
