@@ -16,8 +16,9 @@ from fastapi.routing import APIRoute
 from tests.dashboard import handlers
 from tests.dashboard.conftest import TOKEN, XSS_NAME, LiveServer, add_jobs, auth
 
-from agentcron import Scheduler
-from agentcron.dashboard import DashboardSettings, create_app
+from agentcron import RunContext, Scheduler
+from agentcron.dashboard import DashboardSettings, create_app, views
+from agentcron.events import RunProgress, RunSucceeded
 from agentcron.models import CONFIG_JOBS_KEY, RunRecord, RunStatus, new_run_id
 from agentcron.store.memory import MemoryStore
 
@@ -134,6 +135,66 @@ async def test_a_job_page_has_ten_fire_times_stats_and_history(
     assert job["recent_runs"][0]["status"] == "succeeded"
     assert job["last_result"]["status"] == "succeeded"
     assert job["definition"]["trigger"]["expr"] == "0 9,17 * * *"
+
+
+async def test_a_running_jobs_progress_is_listed_until_its_run_ends(
+    client: httpx.AsyncClient, sched: Scheduler
+) -> None:
+    reported = asyncio.Event()
+    gate = asyncio.Event()
+
+    async def import_mail(ctx: RunContext) -> None:
+        ctx.progress(42)
+        reported.set()
+        await gate.wait()
+
+    sched.update("digest", handler=import_mail)
+    run = asyncio.create_task(sched.run_now("digest"))
+    try:
+        async with asyncio.timeout(10):
+            await reported.wait()
+        listed = {j["id"]: j for j in (await client.get("/api/jobs")).json()["items"]}
+        assert (listed["digest"]["status"], listed["digest"]["progress"]) == ("running", 42.0)
+        assert listed["backup"]["progress"] is None  # no run
+        assert (await client.get("/api/jobs/digest")).json()["progress"] == 42.0
+    finally:
+        gate.set()
+    async with asyncio.timeout(10):
+        assert (await run).status is RunStatus.succeeded
+    listed = {j["id"]: j for j in (await client.get("/api/jobs")).json()["items"]}
+    assert (listed["digest"]["status"], listed["digest"]["progress"]) == ("active", None)
+    assert (await client.get("/api/jobs/digest")).json()["progress"] is None
+
+
+@pytest.mark.parametrize(
+    ("reported", "shown"),
+    [(42, 42.0), (0, 0.0), (99.5, 99.5), (100.0, 100.0), (None, None), (True, None),
+     (float("nan"), None), (float("inf"), None), (100.5, None), (-1, None), ("42", None)],
+)  # fmt: skip
+def test_only_a_number_from_0_to_100_is_taken_as_a_jobs_progress(
+    reported: object, shown: float | None
+) -> None:
+    class View:
+        progress = reported
+
+    assert views.job_progress(View()) == shown
+    assert views.job_progress(object()) is None  # a view without progress
+
+
+async def test_progress_events_keep_the_cached_job_state_that_other_run_events_drop(
+    sched: Scheduler,
+) -> None:
+    # A run may report every percent: each would otherwise cost the job's next summary a
+    # store read, though progress is read from the engine's view, not from the store.
+    cache = views.JobStateCache(sched)
+    await cache.get("backup", sched.job("backup"))
+    now, run_id = sched.clock.now(), new_run_id()
+    cache.on_event(
+        RunProgress(at=now, job_id="backup", run_id=run_id, scheduled_for=now, progress=50.0)
+    )
+    assert len(cache) == 1
+    cache.on_event(RunSucceeded(at=now, job_id="backup", run_id=run_id, scheduled_for=now))
+    assert len(cache) == 0
 
 
 async def test_unknown_ids_are_404_with_a_json_message(client: httpx.AsyncClient) -> None:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from tests.dashboard import handlers
 
-from agentcron import Scheduler
+from agentcron import RunContext, Scheduler
 from agentcron.dashboard import DashboardSettings, create_app, ensure_token
 from agentcron.dashboard.auth import TOKEN_FILE, bearer_token, is_loopback, token_matches
 
@@ -71,6 +71,21 @@ async def test_metrics_count_runs_by_job_and_status_with_durations_and_lateness(
     assert 'agentcron_run_lateness_seconds_count{job_id="backup"} 2.0' in text
     assert 'agentcron_queue_jobs{queue="emails",state="waiting"} 3.0' in text
     assert "agentcron_dashboard_ws_clients 0.0" in text
+
+
+async def test_progress_reported_by_a_run_is_not_counted_as_a_run(
+    client: httpx.AsyncClient, sched: Scheduler
+) -> None:
+    async def import_mail(ctx: RunContext) -> None:
+        ctx.progress(50)
+        ctx.progress(100)
+
+    sched.update("backup", handler=import_mail)
+    await sched.run_now("backup")
+    await sched.events.drain()
+    text = (await client.get("/metrics")).text
+    assert 'agentcron_runs_total{job_id="backup",status="succeeded"} 1.0' in text
+    assert 'status="progress"' not in text
 
 
 async def test_metrics_follow_circuit_and_node_events(

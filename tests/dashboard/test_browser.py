@@ -15,7 +15,7 @@ from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 from tests.dashboard import handlers
 from tests.dashboard.conftest import TOKEN, XSS_NAME, LiveServer
 
-from agentcron import Scheduler
+from agentcron import RunContext, Scheduler
 from agentcron.models import NodeHeartbeat, RunRecord, RunStatus, new_run_id
 
 pytestmark = pytest.mark.browser
@@ -98,6 +98,47 @@ async def test_a_person_logs_in_runs_a_job_and_watches_its_row_update_live(
     await expect(row(page, "backup").locator(".job-last")).to_contain_text("succeeded")
     await expect(row(page, "backup").locator(".job-status")).to_have_text("active")
     await expect(page.locator("#event-feed")).to_contain_text("run.succeeded")
+    assert watched.problems == []
+
+
+async def test_a_running_jobs_progress_shows_live_in_its_row_and_page_until_it_ends(
+    browser: Browser, live: LiveServer, sched: Scheduler
+) -> None:
+    steps: asyncio.Queue[float | None] = asyncio.Queue()
+
+    async def import_mail(ctx: RunContext) -> None:
+        while (pct := await steps.get()) is not None:
+            ctx.progress(pct)
+
+    sched.update("backup", handler=import_mail)
+    watched = await open_logged_in(browser, live)
+    page = watched.page
+    status = row(page, "backup").locator(".job-status")
+    bar = row(page, "backup").locator("progress")
+    await expect(status).to_have_text("active")
+    steps.put_nowait(42)
+    await row(page, "backup").get_by_role("button", name="Run").click()
+    await expect(status).to_have_text("running · 42 %")
+    await expect(bar).to_have_attribute("value", "42")
+    steps.put_nowait(77.5)  # only its run.progress event tells the page
+    await expect(status).to_have_text("running · 77 %")
+    feed = page.locator("#event-feed li", has_text="run.progress")
+    await expect(feed).to_have_count(1)  # one line per run, the newest
+    await expect(feed).to_contain_text("backup · test-node · 77 %")
+
+    await row(page, "backup").locator("a.job-name").click()
+    await expect(page.locator("#job-status-badge")).to_have_text("running")
+    await expect(page.locator("#job-progress")).to_have_text("77 %")
+    steps.put_nowait(90)
+    await expect(page.locator("#job-progress")).to_have_text("90 %")
+    await expect(page.locator("#job-progress-bar")).to_have_js_property("value", 90)
+    steps.put_nowait(None)  # the run ends
+    await expect(page.locator("#job-status-badge")).to_have_text("active")
+    await expect(page.locator("#job-progress")).to_be_hidden()
+    await page.click("#back-link")
+    await expect(row(page, "backup").locator(".job-last")).to_contain_text("succeeded")
+    await expect(status).to_have_text("active")
+    await expect(bar).to_have_count(0)
     assert watched.problems == []
 
 

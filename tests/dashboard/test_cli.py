@@ -207,6 +207,29 @@ async def test_the_observer_is_served_on_an_ephemeral_port_by_dashboard_server(
     assert create_app(observer, settings) is not None
 
 
+async def test_the_read_only_dashboard_shows_no_progress_for_a_running_job(
+    observer: StoreObserver,
+) -> None:
+    # The progress lives in the scheduling process; the store does not carry it.
+    now = observer.clock.now()
+    await observer.store.record_run(RunRecord(
+        run_id=new_run_id(), job_id="backup", scheduled_for=now, status=RunStatus.running,
+        started_at=now,
+    ))  # fmt: skip
+    await observer.refresh()
+    app = create_app(observer, DashboardSettings(auth_token=TOKEN))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://127.0.0.1", headers=auth()
+        ) as client:
+            listed = {j["id"]: j for j in (await client.get("/api/jobs")).json()["items"]}
+            detail = (await client.get("/api/jobs/backup")).json()
+    assert (listed["backup"]["status"], listed["backup"]["progress"]) == ("running", None)
+    assert all(j["progress"] is None for j in listed.values())
+    assert detail["progress"] is None
+
+
 async def test_the_read_only_dashboard_refuses_to_pause_resume_or_clean_a_queue(
     observer: StoreObserver,
 ) -> None:

@@ -105,8 +105,8 @@ class DashboardMetrics:
             lateness = (event.at - event.scheduled_for).total_seconds()
             self.lateness.labels(event.job_id).observe(max(0.0, lateness))
             return
-        if event.type in ("run.retrying", "run.missed"):
-            return
+        if event.type in ("run.retrying", "run.missed", "run.progress"):
+            return  # not a run's end
         status = event.type.removeprefix("run.")
         self.runs.labels(event.job_id, status).inc()
         if isinstance(event, RunSucceeded | RunFailed):

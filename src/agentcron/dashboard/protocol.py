@@ -25,7 +25,8 @@ class JobLike(Protocol):
 
     Other attributes read when present (DESIGN 2.3): `name`, `trigger`, `timezone`,
     `enabled`, `tags`, `timeout`, `overlap`, `retry`, `misfire`, `circuit`, `queue`,
-    `handler`, `paused`, `pause_note`, `next_run`, and `to_dict()`.
+    `handler`, `paused`, `pause_note`, `next_run`, `active_runs`, `progress` (percent, of
+    the newest running run that reported any), and `to_dict()`.
     """
 
     @property

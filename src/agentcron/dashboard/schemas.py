@@ -217,6 +217,14 @@ class JobSummary(_Out):
     next_run: datetime | None = None
     last_result: LastResult | None = None
     running: int = 0
+    progress: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Progress in percent of the job's newest running run that reported any"
+        " (`ctx.progress(pct)`); null while none did, once the run ended, and on a read-only"
+        " dashboard",
+    )
     consecutive_failures: int = 0
     queue: str | None = None
     unavailable: str | None = Field(

@@ -29,6 +29,7 @@ __all__ = [
     "JobStateCache",
     "describe_schedule",
     "job_detail",
+    "job_progress",
     "job_summary",
     "next_fires",
     "plain",
@@ -212,11 +213,16 @@ class JobState:
 class JobStateCache:
     """Stored job + last final run per job id.
 
-    An entry is dropped when an event names its job (the engine records a run before it
-    publishes the run's event, so the reload sees the change), and refreshed by `sweep()`
-    (run by the app) or, without a sweeper, after `ttl_s`. The sweeper keeps a large
-    deployment's pages warm: a page of 100 rows then costs no store reads.
+    An entry is dropped when an event names its job, unless its type is `IGNORED` (the
+    engine records a run before it publishes the run's event, so the reload sees the
+    change), and refreshed by `sweep()` (run by the app) or, without a sweeper, after
+    `ttl_s`. The sweeper keeps a large deployment's pages warm: a page of 100 rows then
+    costs no store reads.
     """
+
+    #: Events that change nothing the cache holds: progress is read from the engine's view
+    #: (`job_progress`), and a run reporting every percent must not cost a store read each.
+    IGNORED = frozenset({"run.progress"})
 
     def __init__(self, scheduler: SchedulerLike, *, ttl_s: float = 120.0) -> None:
         self._scheduler = scheduler
@@ -225,6 +231,8 @@ class JobStateCache:
         self._sweeping = False
 
     def on_event(self, event: Event) -> None:
+        if event.type in self.IGNORED:
+            return
         job_id = getattr(event, "job_id", None)
         if isinstance(job_id, str):
             self._states.pop(job_id, None)
@@ -399,6 +407,17 @@ def active_runs(job: Any) -> int | None:
     return value if isinstance(value, int) else None
 
 
+def job_progress(job: Any) -> float | None:
+    """The progress in percent of the job's newest running run that reported any, as the
+    engine's view says (`JobView.progress`); None when it does not say, or says something
+    other than a number in 0-100. A `StoredJobView` (read-only dashboard) never says: the
+    progress lives in the scheduling process, not in the store."""
+    value = getattr(job, "progress", None)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 <= value <= 100 else None  # (NaN fails both comparisons)
+
+
 def job_status(job: Any, state: JobState, running: int) -> str:
     """The dashboard status of a job, without building its whole summary."""
     definition_enabled = True
@@ -539,6 +558,7 @@ def job_summary(job: Any, state: JobState, running: int, now: datetime) -> schem
         next_run=next_run,
         last_result=last_result,
         running=running,
+        progress=job_progress(job),
         consecutive_failures=state.consecutive_failures,
         queue=str(queue) if isinstance(queue, str) else None,
         unavailable=str(unavailable) if unavailable else None,

@@ -8,6 +8,9 @@
   const TOKEN_KEY = 'agentcron.token';
   const PAGE_SIZE = 50;
   const FEED_MAX = 100;
+  // A run reporting progress may send an event per percent: its job's row (or page) is
+  // fetched again at most this often (ms), and its line in the event feed is replaced.
+  const PROGRESS_REFRESH_MS = 500;
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
   const state = {
@@ -80,6 +83,14 @@
     else if (abs < 86400) text = Math.round(abs / 360) / 10 + ' h';
     else text = Math.round(abs / 8640) / 10 + ' d';
     return seconds >= 0 ? 'in ' + text : text + ' ago';
+  }
+
+  function fmtPercent(value) {
+    return Math.floor(value) + ' %'; // 99.6 is not done yet: never shown as 100
+  }
+
+  function hasProgress(job) {
+    return typeof job.progress === 'number' && Number.isFinite(job.progress);
   }
 
   function fmtDuration(seconds) {
@@ -204,6 +215,15 @@
     return el('span', { className: 'status ' + status, text: status });
   }
 
+  // "running · 42 %" and a thin bar, for a job whose newest running run reported progress.
+  function progressParts(job) {
+    if (!hasProgress(job)) return null;
+    return [
+      el('span', { className: 'job-progress', text: ' · ' + fmtPercent(job.progress) }),
+      el('progress', { className: 'bar', max: 100, value: job.progress, 'aria-label': 'Progress of ' + job.name }),
+    ];
+  }
+
   function lastResultCell(job) {
     const last = job.last_result;
     if (!last) return el('span', { className: 'muted', text: 'never ran' });
@@ -233,7 +253,7 @@
       nameCell,
       el('td', null, el('code', { text: job.schedule }), el('span', { className: 'sub', text: job.description })),
       el('td', { text: job.timezone }),
-      el('td', { className: 'job-status' }, statusCell(job.status),
+      el('td', { className: 'job-status' }, statusCell(job.status), progressParts(job),
         job.pause_note ? el('span', { className: 'sub', text: job.pause_note }) : null),
       el('td', { className: 'job-last' }, lastResultCell(job)),
       el('td', { className: 'job-next' }, job.next_run
@@ -405,6 +425,7 @@
     if (ev.queue) parts.push(ev.queue);
     if (ev.circuit) parts.push('circuit ' + ev.circuit);
     if (ev.attempt && ev.attempt > 1) parts.push('attempt ' + ev.attempt);
+    if (typeof ev.progress === 'number') parts.push(fmtPercent(ev.progress));
     if (ev.duration_s !== undefined) parts.push(fmtDuration(ev.duration_s));
     if (ev.reason) parts.push(ev.reason);
     if (ev.error) parts.push(ev.error);
@@ -416,7 +437,14 @@
   function addEvent(ev) {
     const feed = $('event-feed');
     const when = ev.at ? new Date(ev.at).toLocaleTimeString() : '';
-    feed.insertBefore(el('li', null,
+    // One line per run for its progress (the newest), or it would push everything else out.
+    const progressOf = ev.type === 'run.progress' && ev.run_id ? String(ev.run_id) : null;
+    if (progressOf) {
+      for (const item of feed.children) {
+        if (item.dataset.progressOf === progressOf) { item.remove(); break; }
+      }
+    }
+    feed.insertBefore(el('li', { dataset: progressOf ? { progressOf } : null },
       el('span', { className: 'when', text: when }),
       el('span', { className: 'type', text: ev.type }),
       el('span', { className: 'what', text: describeEvent(ev) })), feed.firstChild);
@@ -434,7 +462,12 @@
   function onEvent(ev) {
     addEvent(ev);
     const type = ev.type || '';
-    if (ev.job_id) {
+    if (type === 'run.progress' && ev.job_id) {
+      // Only the job's row or page changes (not the counts, the timeline or the history).
+      if (state.currentJob === ev.job_id) {
+        scheduleRefresh('progress:' + ev.job_id, () => loadJobProgress(ev.job_id), PROGRESS_REFRESH_MS);
+      } else scheduleRefresh('row:' + ev.job_id, () => refreshJobRow(ev.job_id), PROGRESS_REFRESH_MS);
+    } else if (ev.job_id) {
       if (type === 'job.added' || type === 'job.removed') scheduleRefresh('jobs', loadJobs, 150);
       else if (state.currentJob === ev.job_id) scheduleRefresh('job:' + ev.job_id, () => loadJob(ev.job_id), 100);
       else scheduleRefresh('row:' + ev.job_id, () => refreshJobRow(ev.job_id), 100);
@@ -544,6 +577,7 @@
     $('job-title').textContent = '';
     $('job-status-badge').textContent = '';
     $('job-status-badge').className = 'status';
+    showJobProgress(null);
     $('job-note').hidden = true;
     $('job-missing').hidden = true;
     clear($('job-facts'));
@@ -568,6 +602,31 @@
     missing.hidden = false;
   }
 
+  // The progress next to the status badge (hidden when unknown or `job` is null).
+  function showJobProgress(job) {
+    const known = job !== null && hasProgress(job);
+    $('job-progress').hidden = !known;
+    $('job-progress-text').textContent = known ? fmtPercent(job.progress) : '';
+    $('job-progress-bar').value = known ? job.progress : 0;
+  }
+
+  // On `run.progress`: only the status and progress of the page change, so the rest (the
+  // history, the chart) is not redrawn under the reader's eyes.
+  async function loadJobProgress(jobId) {
+    let job;
+    try {
+      job = await api('GET', jobPath(jobId));
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) return; // `job.removed` follows
+      throw err;
+    }
+    if (state.currentJob !== jobId) return;
+    const badge = $('job-status-badge');
+    badge.textContent = job.status;
+    badge.className = 'status ' + job.status;
+    showJobProgress(job);
+  }
+
   async function loadJob(jobId) {
     let job;
     try {
@@ -584,6 +643,7 @@
     const badge = $('job-status-badge');
     badge.textContent = job.status;
     badge.className = 'status ' + job.status;
+    showJobProgress(job);
     $('job-pause').hidden = job.paused;
     $('job-resume').hidden = !job.paused;
     $('pause-note').hidden = job.paused;
