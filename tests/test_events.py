@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
+import sys
+import textwrap
 import threading
 from datetime import UTC, datetime
 
@@ -238,3 +241,35 @@ async def test_a_quick_sync_subscriber_is_not_warned_about(
 async def test_a_scheduler_times_its_subscribers_on_its_own_clock() -> None:
     clock = VirtualClock(AT)
     assert Scheduler("memory://", node_id="n", clock=clock).events.clock is clock
+
+
+def test_a_program_whose_in_thread_subscriber_hangs_still_exits() -> None:
+    # In the event loop's default executor the hung call's thread was waited for by
+    # `asyncio.run` and by the interpreter at exit: the program never ended.
+    script = textwrap.dedent(
+        """
+        import asyncio, threading
+        from datetime import UTC, datetime
+        from agentcron.events import EventBus, JobPaused
+
+        async def main():
+            bus = EventBus()
+            started = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+
+            def hung(event):
+                loop.call_soon_threadsafe(started.set_result, None)
+                threading.Event().wait()  # a webhook call without a timeout
+
+            bus.subscribe(hung, in_thread=True)
+            bus.publish(JobPaused(at=datetime(2026, 5, 1, tzinfo=UTC), job_id="j"))
+            await started
+            print("stopping")
+
+        asyncio.run(main())
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "stopping"), done.stderr

@@ -19,16 +19,21 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import dataclasses
+import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from agentcron.clock import Clock, SystemClock
 from agentcron.tasks import yield_to_creator
+
+if TYPE_CHECKING:
+    from agentcron.handlers.threads import DaemonThreadPool
 
 __all__ = [
     "EVENT_TYPES",
@@ -429,6 +434,9 @@ class Subscription:
         self._callback = callback
         self._types = types
         self._in_thread = in_thread
+        # Its own daemon thread, not the loop's default executor: a callback that hangs
+        # would hold up `asyncio.run` and the interpreter's exit for good.
+        self._thread: DaemonThreadPool | None = None
         self._warned_slow = False
         self._pending: collections.deque[Event] = collections.deque(maxlen=max_pending)
         self._wakeup = asyncio.Event()
@@ -471,7 +479,13 @@ class Subscription:
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         self._busy = False
+        self._end_thread()  # (a delivery task started again starts a thread again)
         self._wake_drainers()
+
+    def _end_thread(self) -> None:
+        if self._thread is not None:
+            self._thread.shutdown()  # its thread ends once the call under way returns
+            self._thread = None
 
     def _wake_drainers(self) -> None:
         drainers, self._drainers = self._drainers, []
@@ -507,7 +521,7 @@ class Subscription:
             self._busy = True
             if self._in_thread:
                 try:
-                    await asyncio.to_thread(self._call_in_thread, self._take_batch())
+                    await self._in_own_thread(self._take_batch())
                 finally:
                     self._busy = False
                 continue
@@ -540,6 +554,14 @@ class Subscription:
                 held_s,
                 event.type,
             )
+
+    async def _in_own_thread(self, events: list[Event]) -> None:
+        if self._thread is None:
+            from agentcron.handlers.threads import DaemonThreadPool  # (only when used)
+
+            self._thread = DaemonThreadPool(1, thread_name_prefix="agentcron-subscriber")
+        call = functools.partial(contextvars.copy_context().run, self._call_in_thread, events)
+        await asyncio.wrap_future(self._thread.submit(call))
 
     def _take_batch(self) -> list[Event]:
         pending = self._pending
@@ -579,6 +601,7 @@ class Subscription:
         self._bus._remove(self)
         if self._task is not None:
             self._task.cancel()
+        self._end_thread()
         self._wake_drainers()
 
 

@@ -31,11 +31,21 @@ def try_lock(fd: int) -> bool:
     return True
 
 
-def lock_or_none(path: os.PathLike[str] | str) -> int | None:
-    """Open (creating it, mode 0600) and lock `path`: the open file, to `os.close` to release
-    the lock, or None when another open file holds it. OSError if it cannot be opened."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    if try_lock(fd):
+def lock_or_none(path: os.PathLike[str] | str, *, mode: int = 0o600) -> int | None:
+    """Open (creating it with `mode`) and lock `path`: the open file, to `os.close` to
+    release the lock, or None when another open file holds it. A lock file another user
+    made (and may not be written here) is opened read-only: a lock needs no write access.
+    OSError if it cannot be opened or locked."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
+    except PermissionError:
+        fd = os.open(path, os.O_RDONLY)
+    try:
+        locked = try_lock(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    if locked:
         return fd
     os.close(fd)
     return None

@@ -457,3 +457,22 @@ async def test_progress_reported_from_a_sync_handlers_thread_reaches_the_loop(
     await wait_real(lambda: sched.job("crunch").active_runs == 0)
     await sched.events.drain()
     assert [e.progress for e in event_log.of("run.progress")] == [42.0]
+
+
+async def test_progress_reported_in_small_steps_is_published_each_whole_percent(
+    sched: Scheduler, clock: VirtualClock, event_log: EventLog
+) -> None:
+    async def import_mail(ctx: RunContext) -> None:
+        for step in range(1, 13):  # a quarter of a percent per item
+            ctx.progress(step / 4)
+        await clock.sleep(1)
+
+    sched.add_job("mail", trigger=ONCE, handler=import_mail)
+    await sched.start()
+    await clock.advance(1)
+    assert sched.job("mail").progress == 3.0
+    await clock.advance(1)
+    await sched.drain()
+    await sched.events.drain()
+    # Each report moved it by less than a whole percent, but they add up.
+    assert [e.progress for e in event_log.of("run.progress")] == [0.25, 1.25, 2.25]

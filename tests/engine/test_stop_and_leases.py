@@ -9,13 +9,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from agentcron.engine import Scheduler
 from agentcron.handlers import RunContext
-from agentcron.models import RunStatus
+from agentcron.models import RunRecord, RunStatus
 from agentcron.store.memory import MemoryStore
 from agentcron.testing import VirtualClock
 from agentcron.triggers import Date, Interval
@@ -226,3 +226,129 @@ async def test_jobs_runs_and_pauses_survive_a_restart_on_a_real_sqlite_file(
         runs = await second.runs("a")
     assert [(r.scheduled_for - T0).total_seconds() for r in runs] == [40, 30, 20, 10]
     assert all(r.status == RunStatus.succeeded for r in runs)
+
+
+class LosingStore(MemoryStore):
+    """A store that loses a run's record (as a Redis restarted empty does): the run then ends
+    while the engine writes its `running` record back, and its end lands first."""
+
+    def __init__(self, release: asyncio.Event) -> None:
+        super().__init__()
+        self.release = release
+        self.data_losses = 0
+        self.vanished: str | None = None
+
+    async def _let_the_run_end(self, run_id: str) -> None:
+        self.release.set()
+        for _ in range(1000):  # bounded: the run ends within a few loop turns
+            run = await super().get_run(run_id)
+            if run is not None and run.status != RunStatus.running:
+                return
+            await asyncio.sleep(0)
+        raise AssertionError("the run never ended")
+
+    async def renew_lease(self, run_id: str, node_id: str, fence: int, *, until: datetime) -> bool:
+        if self.vanished == run_id:
+            return False  # its record is gone
+        return await super().renew_lease(run_id, node_id, fence, until=until)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        if self.vanished == run_id:
+            self.vanished = None
+            await self._let_the_run_end(run_id)
+            return None
+        return await super().get_run(run_id)
+
+    async def notice_data_loss(self) -> bool:
+        return False
+
+    async def record_runs(self, runs: Sequence[RunRecord]) -> list[bool]:
+        if self.data_losses and runs and runs[0].status == RunStatus.running:
+            await self._let_the_run_end(runs[0].run_id)  # the write-back arrives late
+        return await super().record_runs(runs)
+
+
+async def test_a_run_ending_while_its_vanished_record_is_written_back_stays_ended(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    release = asyncio.Event()
+    store = LosingStore(release)
+    sched = make_scheduler(store=store, lease_s=30)
+
+    async def long(ctx: RunContext) -> None:
+        await release.wait()
+
+    sched.add_job("j", trigger=Date(T0 + timedelta(seconds=1)), handler=long)
+    async with sched:
+        await clock.advance(2)
+        (run,) = await all_runs(sched, "j")
+        store.vanished = run.run_id
+        await clock.advance(10)  # the renewal finds no record and writes it back
+        await sched.drain()
+        (run,) = await all_runs(sched, "j")
+    assert run.status == RunStatus.succeeded  # not `running`, to be interrupted later
+
+
+async def test_a_run_ending_while_the_lost_data_is_written_back_stays_ended(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    release = asyncio.Event()
+    store = LosingStore(release)
+    sched = make_scheduler(store=store, lease_s=30)
+
+    async def long(ctx: RunContext) -> None:
+        await release.wait()
+
+    sched.add_job("j", trigger=Date(T0 + timedelta(seconds=1)), handler=long)
+    async with sched:
+        await clock.advance(2)
+        store.data_losses = 1  # Redis restarted empty (noticed by a heartbeat)
+        await clock.advance(10)  # the jobs and the running run are written back
+        await sched.drain()
+        (run,) = await all_runs(sched, "j")
+    assert run.status == RunStatus.succeeded
+
+
+class LateClaimStore(MemoryStore):
+    """A store where one renewal arrives before the run's `running` record (written with its
+    claim) has landed: refused, though nobody took the run over."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.early: str | None = None
+
+    async def renew_lease(self, run_id: str, node_id: str, fence: int, *, until: datetime) -> bool:
+        if self.early == run_id:
+            self.early = None
+            return False  # (as if it came first: the record was not there yet)
+        return await super().renew_lease(run_id, node_id, fence, until=until)
+
+
+async def test_a_renewal_that_came_before_the_runs_record_does_not_cancel_the_run(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    # A run is active from its claim; a renewal at that instant could be refused before
+    # the claim's write landed, and the run was cancelled as "taken over by another node"
+    # without a record or an event (seen in CI as a run that silently vanished).
+    store = LateClaimStore()
+    sched = make_scheduler(store=store, lease_s=30)
+    release = asyncio.Event()
+
+    async def long(ctx: RunContext) -> None:
+        await release.wait()
+
+    sched.add_job("j", trigger=Date(T0 + timedelta(seconds=1)), handler=long)
+    async with sched:
+        await clock.advance(2)
+        (run,) = await all_runs(sched, "j")
+        store.early = run.run_id
+        await clock.advance(10)  # the refused renewal
+        assert sched.job("j").active_runs == 1
+        await clock.advance(10)  # the next one renews it
+        (run,) = await all_runs(sched, "j")
+        assert run.status == RunStatus.running
+        assert run.lease_expires_at == T0 + timedelta(seconds=20 + 30)
+        release.set()
+        await sched.drain()
+        (run,) = await all_runs(sched, "j")
+    assert run.status == RunStatus.succeeded

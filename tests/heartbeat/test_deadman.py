@@ -147,3 +147,19 @@ async def test_a_success_after_waking_starts_a_fresh_hour_without_the_suspend(
         await clock.advance(20)  # an hour after that success: the suspend no longer counts
         assert await collector.take() == ["job.overdue"]
         assert switch.due("digest") == woke + timedelta(hours=1)
+
+
+async def test_a_success_just_before_the_machine_sleeps_does_not_make_the_job_overdue_on_waking(
+    store: MemoryStore, clock: VirtualClock, bus: EventBus, collector: Collector
+) -> None:
+    switch = DeadMansSwitch(store, clock, bus, [Expectation(job_id="sync", every_s=60)])
+    async with switch:
+        await clock.advance(50)  # checked at 50 s
+        await clock.advance(5)
+        await store.record_run(succeeded("sync", clock.now()))  # after that check
+        await clock.suspend(timedelta(hours=8))  # the lid closes 5 s after the success
+        await clock.advance(10)  # the first check after waking
+        assert await collector.take() == []
+        assert switch.overdue_jobs() == ()
+        await clock.advance(60)  # a minute awake without a success: overdue now
+        assert await collector.take() == ["job.overdue"]

@@ -4,6 +4,8 @@ proxy = await LossyProxy.start(server_port)   # listens on 127.0.0.1:<proxy.port
 proxy.lose_reply_to(b"EVALSHA")               # the next request holding these bytes
                                               # reaches the server, which runs it; its
                                               # reply is dropped with the connection
+proxy.before(b"EVALSHA", flush_scripts)       # call this first (the server changes
+                                              # between two requests of the client)
 await proxy.close()
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 __all__ = ["LossyProxy"]
 
@@ -23,6 +26,7 @@ class LossyProxy:
         self.port = 0
         self.replies_lost = 0
         self._marker: bytes | None = None
+        self._before: tuple[bytes, Callable[[], object]] | None = None
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._connections: set[asyncio.Task[None]] = set()
@@ -36,6 +40,10 @@ class LossyProxy:
 
     def lose_reply_to(self, marker: bytes) -> None:
         self._marker = marker
+
+    def before(self, marker: bytes, action: Callable[[], object]) -> None:
+        """Call `action` (once) just before the next request holding `marker` is passed on."""
+        self._before = (marker, action)
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -54,6 +62,9 @@ class LossyProxy:
 
         async def upstream() -> None:
             while data := await client_r.read(65536):
+                if self._before is not None and self._before[0] in data:
+                    action, self._before = self._before[1], None
+                    action()
                 if self._marker is not None and self._marker in data:
                     self._marker = None
                     doomed.set()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import random
 
 import pytest
@@ -149,3 +150,22 @@ def test_a_lambda_delay_function_is_refused_when_the_retry_is_made() -> None:
 
     with pytest.raises(JobConfigError, match="module-level"):
         Retry(max_attempts=2, strategy="custom", delay_fn=local_delay)
+
+
+class Backoff:
+    def __call__(self, attempt: int) -> float:
+        return float(attempt)
+
+    def delay(self, attempt: int) -> float:
+        return float(attempt)
+
+
+def test_a_delay_function_that_no_module_name_leads_back_to_is_refused_when_made() -> None:
+    # A partial was stored as 'functools:' and a callable object as '<module>:', which no
+    # restart could import back; a bound method as its class's function, missing `self`.
+    for unstorable in (functools.partial(doubled), Backoff(), Backoff().delay):
+        with pytest.raises(JobConfigError, match="module-level"):
+            Retry(max_attempts=2, strategy="custom", delay_fn=unstorable)
+    assert Retry(max_attempts=2, strategy="custom", delay_fn=doubled).to_dict()["delay_fn"] == (
+        f"{__name__}:doubled"
+    )

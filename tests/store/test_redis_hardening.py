@@ -8,6 +8,7 @@ empty is marked again so that nodes starting later do not refuse it as foreign.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -258,14 +259,28 @@ async def test_a_heartbeat_after_redis_restarted_empty_marks_the_prefix_again(
         assert client.hget("agentcron:meta", "app") == b"agentcron-store"
 
 
-async def until(condition: Callable[[], object]) -> None:
+async def until(condition: Callable[[], object], *, timeout_s: float = 20) -> None:
     """Wait for real Redis round trips the virtual clock set off (bounded)."""
 
     async def poll() -> None:
         while not condition():
             await asyncio.sleep(0.01)  # waiting for Redis replies (noqa: sleep-ok)
 
-    await asyncio.wait_for(poll(), timeout=20)
+    await asyncio.wait_for(poll(), timeout=timeout_s)
+
+
+async def renewals_until(clock: VirtualClock, condition: Callable[[], object]) -> None:
+    """Let the lease renewals at the next 10, 20 and 30 s (`lease_s=30`) run until
+    `condition` holds. More than one: a renewal still busy with real Redis round trips
+    when the virtual clock moves on is next due 10 s after it ends, and one that meets a
+    restarting server tries again at the next."""
+    for _ in range(3):
+        await clock.advance(10)
+        with contextlib.suppress(TimeoutError):
+            await until(condition, timeout_s=5)
+        if condition():
+            return
+    raise AssertionError("not done by three lease renewals")
 
 
 async def test_a_run_goes_on_and_the_jobs_come_back_when_redis_restarts_empty(
@@ -286,27 +301,29 @@ async def test_a_run_goes_on_and_the_jobs_come_back_when_redis_restarts_empty(
     sched.pause("report", note="on holiday")
     try:
         async with sched:
-            await sched.flush()
-            await clock.advance(60)
-            await until(lambda: started)
-            [run_id] = started
-            server.stop(kill=True)
-            server.start()  # no persistence: jobs, runs, claims and the marker are gone
-            assert raw.hgetall("agentcron:jobs") == {}
-            for _ in range(3):  # lease renewals at 10, 20 and 30 s; the lease is 30 s
-                await clock.advance(10)
-                await until(lambda: raw.hexists("agentcron:jobs", "digest"))
-            run = await store.get_run(run_id)
-            assert run is not None and run.status == RunStatus.running  # not cancelled
-            assert run.lease_expires_at is not None and run.lease_expires_at > clock.now()
-            report = await store.get_job("report")
-            assert report is not None and report.paused and report.pause_note == "on holiday"
-            release.set()
+            try:
+                await sched.flush()
+                await clock.advance(60)
+                await until(lambda: started)
+                [run_id] = started
+                server.stop(kill=True)
+                server.start()  # no persistence: jobs, runs, claims and the marker are gone
+                assert raw.hgetall("agentcron:jobs") == {}
+
+                # Jobs first, then the running runs.
+                await renewals_until(clock, lambda: raw.exists(f"agentcron:run:{run_id}"))
+                run = await store.get_run(run_id)
+                assert run is not None and run.status == RunStatus.running  # not cancelled
+                assert run.lease_expires_at is not None and run.lease_expires_at > clock.now()
+                report = await store.get_job("report")
+                assert report is not None and report.paused and report.pause_note == "on holiday"
+                assert await store.get_job("digest") is not None
+            finally:
+                release.set()  # (before the stop, which would wait for the run)
             await sched.drain()
             done = await store.get_run(run_id)
             assert done is not None and done.status == RunStatus.succeeded
     finally:
-        release.set()
         await store.close()
 
 
@@ -326,17 +343,72 @@ async def test_a_run_whose_record_vanished_is_written_back_not_cancelled_as_take
     sched.add_job("digest", trigger="0 * * * * *", handler=long_job)
     try:
         async with sched:
-            await sched.flush()
-            await clock.advance(60)
-            await until(lambda: started)
-            [run_id] = started
-            raw.delete(f"agentcron:run:{run_id}")  # evicted, or deleted by hand
-            await clock.advance(10)  # the lease renewal finds no record
-            await until(lambda: raw.exists(f"agentcron:run:{run_id}"))
-            release.set()
+            try:
+                await sched.flush()
+                await clock.advance(60)
+                await until(lambda: started)
+                [run_id] = started
+                raw.delete(f"agentcron:run:{run_id}")  # evicted, or deleted by hand
+                # The lease renewal finds no record.
+                await renewals_until(clock, lambda: raw.exists(f"agentcron:run:{run_id}"))
+            finally:
+                release.set()  # (before the stop, which would wait for the run)
             await sched.drain()
             done = await store.get_run(run_id)
             assert done is not None and done.status == RunStatus.succeeded
     finally:
-        release.set()
+        await store.close()
+
+
+async def quick(ctx: RunContext) -> None:
+    pass
+
+
+async def test_every_node_writes_back_its_jobs_when_redis_restarts_empty(
+    server: RedisServer, raw: redis.Redis
+) -> None:
+    clock = VirtualClock(T0)
+    first = RedisStore(server.url, clock=clock)
+    second = RedisStore(server.url, clock=clock)
+    # Lease renewals every 10 s on n1 and every 20 s on n2: n1 marks the prefix again first.
+    n1 = Scheduler(store=first, clock=clock, node_id="n1", lease_s=30)
+    n2 = Scheduler(store=second, clock=clock, node_id="n2", lease_s=60)
+    n1.add_job("digest", trigger="0 0 * * *", handler=quick)
+    try:
+        async with n1:
+            await n1.flush()
+            n2.add_job("report", trigger="0 0 * * *", handler=quick)  # n1 does not know it
+            async with n2:
+                await n2.flush()
+                server.stop(kill=True)
+                server.start()  # no persistence: the jobs and the marker are gone
+                await clock.advance(10)
+                await until(lambda: raw.hexists("agentcron:jobs", "digest"))
+                await clock.advance(10)
+                await until(lambda: raw.hexists("agentcron:jobs", "report"))
+                assert (first.data_losses, second.data_losses) == (1, 1)
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_scheduler_notices_the_loss_when_another_process_marked_the_prefix_first(
+    server: RedisServer, raw: redis.Redis
+) -> None:
+    clock = VirtualClock(T0)
+    store = RedisStore(server.url, clock=clock)
+    sched = Scheduler(store=store, clock=clock, node_id="n1", lease_s=30)
+    sched.add_job("digest", trigger="0 0 * * *", handler=quick)
+    try:
+        async with sched:
+            await sched.flush()
+            server.stop(kill=True)
+            server.start()
+            cli = RedisStore(server.url)  # `agentcron jobs list` run meanwhile
+            await cli.open()
+            await cli.close()
+            await clock.advance(10)
+            await until(lambda: raw.hexists("agentcron:jobs", "digest"))
+            assert store.data_losses == 1
+    finally:
         await store.close()

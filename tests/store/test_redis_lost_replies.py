@@ -97,3 +97,21 @@ async def test_one_occurrence_twice_in_one_call_is_won_once_even_when_sent_again
     twice = [FireStart("digest", T0, None, T0), FireStart("digest", T0, None, T0)]
     assert await store.start_fires(twice, "n1", now=T0) == [True, False]
     assert proxy.replies_lost == 1
+
+
+async def test_runs_recorded_in_a_batch_while_redis_lost_its_scripts_are_still_recorded(
+    proxied: tuple[RedisStore, LossyProxy], redis_server: RedisServer
+) -> None:
+    # A batch checks that its scripts are loaded, then sends them: a Redis restarted in
+    # between (seen in CI) answers NOSCRIPT, and the batch of final records was lost.
+    import redis
+
+    store, proxy = proxied
+    assert await store.record_runs([running("warm-up", "w", T0)]) == [True]
+    with redis.Redis(host="127.0.0.1", port=redis_server.port) as raw:
+        proxy.before(b"EVALSHA", raw.script_flush)  # after the check, before the batch
+        done = RunStatus.succeeded
+        finals = [running("digest", f"r{n}", T0)._replace(status=done) for n in (1, 2)]
+        assert await store.record_runs(finals) == [True, True]
+    stored = await store.get_run("r2")
+    assert stored is not None and stored.status == RunStatus.succeeded

@@ -85,6 +85,16 @@ _MANUAL_TRIES = 1000
 _ONE_US = timedelta(microseconds=1)
 
 
+def _still_ours(stored: RunRecord, record: RunRecord, node_id: str) -> bool:
+    """Whether `stored` is still this node's `running` record of the run, at its fence (no
+    other node took it over: taking over raises the fence)."""
+    return (
+        stored.status == RunStatus.running
+        and stored.node_id == node_id
+        and stored.fence == record.fence
+    )
+
+
 def _breaker_settings(config: CircuitBreaker) -> str:
     return (
         f"failure_threshold={config.failure_threshold}, reset_timeout={config.reset_timeout:g},"
@@ -883,10 +893,14 @@ class Firing(StoreSync):
         active = entry.active.get(run_id) if entry is not None else None
         if active is None or active.ctx is None:
             return  # ended meanwhile
-        before = active.progress
-        active.ctx.__dict__["_progress"] = pct
+        kept = active.ctx.__dict__
+        kept["_progress"] = pct
+        # Measured from the last value published, not the last reported: reports a fraction
+        # of a percent apart each would otherwise never be published.
+        before = kept.get("_progress_sent")
         moved = before is None or abs(pct - before) >= 1.0 or (pct == 100.0 != before)
         if moved and self.events.subscriber_count and active.record is not None:
+            kept["_progress_sent"] = pct
             record = active.record
             self.events.publish(
                 RunProgress(
@@ -963,9 +977,23 @@ class Firing(StoreSync):
         log.warning("the store lost its data: writing this node's jobs and running runs back")
         await self._restore_jobs()
         until = self.clock.now() + timedelta(seconds=self.lease_s)
-        running = [r._replace(lease_expires_at=until) for _, r in self._running_records()]
-        if running:
-            await self.store.record_runs(running)
+        pairs = self._running_records()
+        if pairs:
+            await self.store.record_runs([r._replace(lease_expires_at=until) for _, r in pairs])
+            await self._record_moved_on(pairs)
+
+    async def _record_moved_on(self, written_back: list[tuple[ActiveRun, RunRecord]]) -> None:
+        """Record again the newest record of each run that moved on (ended, say) while its
+        `running` record was being written back: its own write may have landed first, and
+        been undone by the write-back (same fence), leaving it `running` until its lease
+        expired and it was taken for interrupted (and retried)."""
+        moved = [
+            active.record
+            for active, sent in written_back
+            if active.record is not None and active.record is not sent and not active.disowned
+        ]
+        if moved:
+            await self.store.record_runs(moved)
 
     def _running_records(self) -> list[tuple[ActiveRun, RunRecord]]:
         return [
@@ -985,10 +1013,18 @@ class Firing(StoreSync):
             )
             if ok or active.disowned:
                 return
-            if await self.store.get_run(record.run_id) is None:
+            stored = await self.store.get_run(record.run_id)
+            if stored is None:
                 # Not taken over: gone, with whatever else the store lost (before its loss
                 # was noticed). Written back, the run keeps its lease.
                 await self.store.record_run(record._replace(lease_expires_at=until))
+                await self._record_moved_on([item])
+                return
+            if _still_ours(stored, record, self.node_id):
+                # Refused before the record was written (a run is active from its claim,
+                # and its `running` record lands with the claim's write, maybe after the
+                # renewal): not taken over. Its lease runs from its claim, and the next
+                # renewal, `lease_s / 3` later, finds it.
                 return
             active.disowned = True
             active.cancel("lease lost: another node took this run over")

@@ -125,8 +125,8 @@ def is_overdue(due: datetime | None, now: datetime) -> bool:
 
 
 def asleep_since(base: datetime, suspensions: Iterable[tuple[datetime, float]]) -> float:
-    """Seconds suspended after `base`, from `(when noticed it began, seconds)` pairs: a
-    suspension noticed as beginning at or after `base` counts whole."""
+    """Seconds suspended after `base`, from `(latest time it can have begun, seconds)`
+    pairs: a suspension that can have begun at or after `base` counts whole."""
     return sum(seconds for began, seconds in suspensions if began >= base)
 
 
@@ -152,7 +152,7 @@ class DeadMansSwitch:
         self._since: dict[str, datetime] = {}
         self._last_success: dict[str, datetime] = {}
         self._overdue: set[str] = set()
-        #: (wall clock of the check before it, seconds) of each suspension noticed.
+        #: (latest wall-clock time it can have begun, seconds) of each suspension noticed.
         self._suspensions: list[tuple[datetime, float]] = []
         self._clocks: tuple[datetime, float] | None = None  # both clocks at the last check
         self._loaded = False
@@ -199,7 +199,10 @@ class DeadMansSwitch:
         jump_s = (wall - previous[0]).total_seconds() - (mono - previous[1])
         if jump_s > SUSPEND_MIN_S:
             log.info("the machine was suspended for about %.0f s; it does not count", jump_s)
-            self._suspensions.append((previous[0], jump_s))
+            # Stamped with the latest moment it can have begun (the previous check plus the
+            # time awake since): a success between that check and the lid closing is
+            # before it, one after waking is later.
+            self._suspensions.append((wall - timedelta(seconds=jump_s), jump_s))
         bases = [self._last_success.get(j, self._since[j]) for j in self._expectations]
         oldest = min(bases, default=wall)
         self._suspensions = [s for s in self._suspensions if s[0] >= oldest]

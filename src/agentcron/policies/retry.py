@@ -10,6 +10,7 @@ import importlib
 import logging
 import math
 import random
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,10 +51,21 @@ def _matches(error: BaseException, pattern: ErrorMatcher) -> bool:
 
 
 def _reference(fn: Callable[..., Any]) -> str | None:
+    """`"module:qualname"` of a module-level function, or None when no such name leads back
+    to `fn` (a lambda, a nested function, a partial, a callable object, a bound method)."""
     module = getattr(fn, "__module__", None)
-    qualname = getattr(fn, "__qualname__", "")
-    if not module or "<" in qualname:
+    qualname = getattr(fn, "__qualname__", None)
+    if not isinstance(module, str) or not module or not isinstance(qualname, str):
         return None
+    if not qualname or "<" in qualname:
+        return None
+    loaded = sys.modules.get(module)
+    if loaded is not None:  # (one not imported yet is checked when the job is loaded)
+        found: Any = loaded
+        for part in qualname.split("."):
+            found = getattr(found, part, None)
+        if found is not fn and found != fn:  # (a bound classmethod is made anew each time)
+            return None
     return f"{module}:{qualname}"
 
 

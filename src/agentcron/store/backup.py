@@ -388,7 +388,7 @@ def restore_database(
     db_path.parent.mkdir(parents=True, exist_ok=True)
     lock_path = restore_lock_path(db_path)
     try:
-        lock = lock_or_none(lock_path)
+        lock = lock_or_none(lock_path, mode=0o644)  # (shared /tmp: other users lock it too)
     except OSError as exc:
         raise StoreError(f"refusing to restore: cannot open {lock_path}: {exc}{untouched}") from exc
     if lock is None:

@@ -3,7 +3,8 @@
 Keys (all under a configurable prefix, default ``agentcron``, so deployments can share a
 server; ``{p}`` below)::
 
-    {p}:meta                  hash   app + schema version (the marker checked at open)
+    {p}:meta                  hash   app + schema version (the marker checked at open), and
+                                     an epoch made anew with each marker (lost data)
     {p}:jobs / {p}:jobstate   hash   job id -> definition JSON / {next_run, last_fire}
     {p}:run:<run_id>          hash   d (record JSON), f fence, s status, n node, l lease, j job
     {p}:runs, {p}:runs:<job>  zset   run ids by scheduled_for (us): paging, ranges, bounds
@@ -38,6 +39,8 @@ import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
+
+import redis.exceptions as rex
 
 from agentcron.clock import Clock
 from agentcron.models import (
@@ -370,11 +373,20 @@ class RedisStore(RedisConnection):
 
         async def attempt() -> list[bool]:
             async with self._op() as client:
-                async with client.pipeline(transaction=False) as pipe:
-                    for run in runs:
-                        keys, args = self._record_args(run)
-                        await record(keys=keys, args=args, client=pipe)
-                    return [bool(reply) for reply in await pipe.execute()]
+                try:
+                    return await batch(client)
+                except rex.NoScriptError:
+                    # Redis lost its scripts between the batch's check that they are loaded
+                    # and the batch (it restarted, and redis-py sent the batch again): the
+                    # batch checks again. Idempotent: the same records, fenced.
+                    return await batch(client)
+
+        async def batch(client: Any) -> list[bool]:
+            async with client.pipeline(transaction=False) as pipe:
+                for run in runs:
+                    keys, args = self._record_args(run)
+                    await record(keys=keys, args=args, client=pipe)
+                return [bool(reply) for reply in await pipe.execute()]
 
         return await self._retrying(attempt)
 
@@ -539,8 +551,9 @@ class RedisStore(RedisConnection):
             await client.hset(self._state, key, value)
 
     async def notice_data_loss(self) -> bool:
-        """Mark the prefix again if Redis lost agentcron's data (its marker is gone); True,
-        counted in `data_losses` and logged, when it had. The engine asks every
+        """Mark the prefix again if Redis lost agentcron's data (its marker is gone, or was
+        made again by another process since this store looked); True, counted in
+        `data_losses` and logged, when it had. The engine asks every
         `lease_s / 3`, then writes back its jobs and running runs."""
         async with self._op() as client:
             return await self._mark(client)

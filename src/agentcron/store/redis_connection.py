@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -137,6 +138,9 @@ class RedisConnection:
         #: How many times Redis was found to have lost agentcron's data since this store
         #: was made (`_mark`); the engine then writes back what it knows.
         self.data_losses = 0
+        #: The prefix's epoch when this store last looked (`_stamp`): a new one means the
+        #: marker was lost and made again, by whichever process came first.
+        self._epoch: str | None = None
         self._up = asyncio.Event()
         self._probe: asyncio.Task[None] | None = None
         p = prefix
@@ -229,8 +233,7 @@ class RedisConnection:
                         "or database"
                     )
                 else:
-                    await client.hsetnx(self._meta, "app", _APP)
-                    await client.hsetnx(self._meta, "schema", str(SCHEMA_VERSION))
+                    _, self._epoch = await self._stamp(client)
                     return
             schema_text = meta.get("schema", "0")
             if not schema_text.isdigit():
@@ -265,6 +268,8 @@ class RedisConnection:
                 f"{where} has schema {schema}, newer than this agentcron's ({SCHEMA_VERSION}); "
                 "upgrade agentcron on this machine"
             )
+        # (None from a marker made before epochs: the first `_mark` gives it one.)
+        self._epoch = meta.get("epoch")
 
     def _ours(self, key: bytes) -> bool:
         """Whether `key` (under the prefix) is one of the names agentcron's store writes."""
@@ -273,11 +278,14 @@ class RedisConnection:
 
     async def _mark(self, client: Any) -> bool:
         """Mark the prefix as agentcron's if its marker is gone; True (and an error logged)
-        when it was: Redis lost what it held (restarted without persistence, flushed, or
-        failed over to a replica that had not received it)."""
-        if not await client.hsetnx(self._meta, "app", _APP):
+        when it was, by this call or, since this store last looked, by another process (a
+        new epoch): Redis lost what it held (restarted without persistence, flushed, or
+        failed over to a replica that had not received it). Each process that had seen the
+        marker before notices, not only the first to make it again."""
+        marked, epoch = await self._stamp(client)
+        seen, self._epoch = self._epoch, epoch
+        if not marked and (seen is None or seen == epoch):
             return False
-        await client.hsetnx(self._meta, "schema", str(SCHEMA_VERSION))
         self.data_losses += 1
         log.error(
             "Redis store %s (prefix %r) lost agentcron's data: its marker was gone, so Redis "
@@ -288,6 +296,19 @@ class RedisConnection:
             self.prefix,
         )
         return True
+
+    async def _stamp(self, client: Any) -> tuple[bool, str]:
+        """Mark the prefix if its marker is gone (True: this call did) and give it an epoch
+        if it has none; the epoch, made anew with each marker. One round trip (MULTI) when
+        the marker is there."""
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(self._meta, "app", _APP)
+            pipe.hsetnx(self._meta, "epoch", secrets.token_hex(8))
+            pipe.hget(self._meta, "epoch")
+            marked, _, epoch = await pipe.execute()
+        if marked:
+            await client.hsetnx(self._meta, "schema", str(SCHEMA_VERSION))
+        return bool(marked), epoch.decode() if isinstance(epoch, bytes) else str(epoch)
 
     async def close(self) -> None:
         if self._probe is not None:
