@@ -283,81 +283,82 @@ async def renewals_until(clock: VirtualClock, condition: Callable[[], object]) -
     raise AssertionError("not done by three lease renewals")
 
 
+class LongRun:
+    """A scheduler on a Redis store whose job "digest" (every minute) runs until released;
+    `started()` runs the clock to its first fire and returns that run's id."""
+
+    def __init__(self, server: RedisServer) -> None:
+        self.clock = VirtualClock(T0)
+        self.release = asyncio.Event()
+        self.run_ids: list[str] = []
+        self.store = RedisStore(server.url, clock=self.clock)
+        self.sched = Scheduler(store=self.store, clock=self.clock, node_id="n1", lease_s=30)
+        self.sched.add_job("digest", trigger="0 * * * * *", handler=self._long)
+
+    async def _long(self, ctx: RunContext) -> None:
+        self.run_ids.append(ctx.run_id)
+        await self.release.wait()
+
+    async def started(self) -> str:
+        await self.sched.flush()
+        await self.clock.advance(60)
+        await until(lambda: self.run_ids)
+        [run_id] = self.run_ids
+        return run_id
+
+    async def ended(self, run_id: str) -> RunRecord | None:
+        self.release.set()
+        await self.sched.drain()
+        return await self.store.get_run(run_id)
+
+
+@contextlib.asynccontextmanager
+async def long_run(server: RedisServer) -> AsyncIterator[LongRun]:
+    """`LongRun`, started; its run is released before the scheduler stops (a stop waits
+    for it on the virtual clock) and its store closed after, whatever the test did."""
+    run = LongRun(server)
+    try:
+        async with run.sched:
+            try:
+                yield run
+            finally:
+                run.release.set()
+    finally:
+        await run.store.close()
+
+
 async def test_a_run_goes_on_and_the_jobs_come_back_when_redis_restarts_empty(
     server: RedisServer, raw: redis.Redis
 ) -> None:
-    clock = VirtualClock(T0)
-    release = asyncio.Event()
-    started: list[str] = []
-
-    async def long_job(ctx: RunContext) -> None:
-        started.append(ctx.run_id)
-        await release.wait()
-
-    store = RedisStore(server.url, clock=clock)
-    sched = Scheduler(store=store, clock=clock, node_id="n1", lease_s=30)
-    sched.add_job("digest", trigger="0 * * * * *", handler=long_job)
-    sched.add_job("report", trigger="0 0 * * *", handler=long_job)
-    sched.pause("report", note="on holiday")
-    try:
-        async with sched:
-            try:
-                await sched.flush()
-                await clock.advance(60)
-                await until(lambda: started)
-                [run_id] = started
-                server.stop(kill=True)
-                server.start()  # no persistence: jobs, runs, claims and the marker are gone
-                assert raw.hgetall("agentcron:jobs") == {}
-
-                # Jobs first, then the running runs.
-                await renewals_until(clock, lambda: raw.exists(f"agentcron:run:{run_id}"))
-                run = await store.get_run(run_id)
-                assert run is not None and run.status == RunStatus.running  # not cancelled
-                assert run.lease_expires_at is not None and run.lease_expires_at > clock.now()
-                report = await store.get_job("report")
-                assert report is not None and report.paused and report.pause_note == "on holiday"
-                assert await store.get_job("digest") is not None
-            finally:
-                release.set()  # (before the stop, which would wait for the run)
-            await sched.drain()
-            done = await store.get_run(run_id)
-            assert done is not None and done.status == RunStatus.succeeded
-    finally:
-        await store.close()
+    async with long_run(server) as lr:
+        lr.sched.add_job("report", trigger="0 0 * * *", handler=quick)
+        lr.sched.pause("report", note="on holiday")
+        run_id = await lr.started()
+        server.stop(kill=True)
+        server.start()  # no persistence: jobs, runs, claims and the marker are gone
+        assert raw.hgetall("agentcron:jobs") == {}
+        # Jobs first, then the running runs.
+        await renewals_until(lr.clock, lambda: raw.exists(f"agentcron:run:{run_id}"))
+        run = await lr.store.get_run(run_id)
+        assert run is not None and run.status == RunStatus.running  # not cancelled
+        assert run.lease_expires_at is not None and run.lease_expires_at > lr.clock.now()
+        report = await lr.store.get_job("report")
+        assert report is not None and report.paused and report.pause_note == "on holiday"
+        assert await lr.store.get_job("digest") is not None
+        done = await lr.ended(run_id)
+        assert done is not None and done.status == RunStatus.succeeded
 
 
 async def test_a_run_whose_record_vanished_is_written_back_not_cancelled_as_taken_over(
     server: RedisServer, raw: redis.Redis
 ) -> None:
-    clock = VirtualClock(T0)
-    release = asyncio.Event()
-    started: list[str] = []
-
-    async def long_job(ctx: RunContext) -> None:
-        started.append(ctx.run_id)
-        await release.wait()
-
-    store = RedisStore(server.url, clock=clock)
-    sched = Scheduler(store=store, clock=clock, node_id="n1", lease_s=30)
-    sched.add_job("digest", trigger="0 * * * * *", handler=long_job)
-    try:
-        async with sched:
-            try:
-                await sched.flush()
-                await clock.advance(60)
-                await until(lambda: started)
-                [run_id] = started
-                raw.delete(f"agentcron:run:{run_id}")  # evicted, or deleted by hand
-                # The lease renewal finds no record.
-                await renewals_until(clock, lambda: raw.exists(f"agentcron:run:{run_id}"))
-            finally:
-                release.set()  # (before the stop, which would wait for the run)
-            await sched.drain()
-            done = await store.get_run(run_id)
-            assert done is not None and done.status == RunStatus.succeeded
-    finally:
-        await store.close()
+    async with long_run(server) as lr:
+        run_id = await lr.started()
+        raw.delete(f"agentcron:run:{run_id}")  # evicted, or deleted by hand
+        # The lease renewal finds no record.
+        await renewals_until(lr.clock, lambda: raw.exists(f"agentcron:run:{run_id}"))
+        done = await lr.ended(run_id)
+        assert done is not None and done.status == RunStatus.succeeded
 
 
 async def quick(ctx: RunContext) -> None:
@@ -382,10 +383,8 @@ async def test_every_node_writes_back_its_jobs_when_redis_restarts_empty(
                 await n2.flush()
                 server.stop(kill=True)
                 server.start()  # no persistence: the jobs and the marker are gone
-                await clock.advance(10)
-                await until(lambda: raw.hexists("agentcron:jobs", "digest"))
-                await clock.advance(10)
-                await until(lambda: raw.hexists("agentcron:jobs", "report"))
+                await renewals_until(clock, lambda: raw.hexists("agentcron:jobs", "digest"))
+                await renewals_until(clock, lambda: raw.hexists("agentcron:jobs", "report"))
                 assert (first.data_losses, second.data_losses) == (1, 1)
     finally:
         await first.close()
@@ -407,8 +406,7 @@ async def test_a_scheduler_notices_the_loss_when_another_process_marked_the_pref
             cli = RedisStore(server.url)  # `agentcron jobs list` run meanwhile
             await cli.open()
             await cli.close()
-            await clock.advance(10)
-            await until(lambda: raw.hexists("agentcron:jobs", "digest"))
+            await renewals_until(clock, lambda: raw.hexists("agentcron:jobs", "digest"))
             assert store.data_losses == 1
     finally:
         await store.close()
