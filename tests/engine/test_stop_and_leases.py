@@ -16,6 +16,7 @@ from pathlib import Path
 from agentcron.engine import Scheduler
 from agentcron.handlers import RunContext
 from agentcron.models import RunRecord, RunStatus
+from agentcron.store.base import StoreError
 from agentcron.store.memory import MemoryStore
 from agentcron.testing import VirtualClock
 from agentcron.triggers import Date, Interval
@@ -339,16 +340,55 @@ async def test_a_renewal_that_came_before_the_runs_record_does_not_cancel_the_ru
 
     sched.add_job("j", trigger=Date(T0 + timedelta(seconds=1)), handler=long)
     async with sched:
-        await clock.advance(2)
-        (run,) = await all_runs(sched, "j")
-        store.early = run.run_id
-        await clock.advance(10)  # the refused renewal
-        assert sched.job("j").active_runs == 1
-        await clock.advance(10)  # the next one renews it
-        (run,) = await all_runs(sched, "j")
-        assert run.status == RunStatus.running
-        assert run.lease_expires_at == T0 + timedelta(seconds=20 + 30)
-        release.set()
+        try:
+            await clock.advance(2)
+            (run,) = await all_runs(sched, "j")
+            store.early = run.run_id
+            await clock.advance(10)  # the refused renewal
+            assert sched.job("j").active_runs == 1
+            await clock.advance(10)  # the next one renews it
+            (run,) = await all_runs(sched, "j")
+            assert run.status == RunStatus.running
+            assert run.lease_expires_at == T0 + timedelta(seconds=20 + 30)
+        finally:
+            release.set()  # (before the stop, which would wait for the run)
         await sched.drain()
         (run,) = await all_runs(sched, "j")
     assert run.status == RunStatus.succeeded
+
+
+class UncheckableStore(MemoryStore):
+    """A store whose check for lost data fails once (it went away right then)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_next_check = False
+
+    async def notice_data_loss(self) -> bool:
+        if self.fail_next_check:
+            self.fail_next_check = False
+            raise StoreError("the store is unreachable")
+        return False
+
+
+async def test_a_failed_check_for_lost_data_does_not_skip_that_lease_renewal(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    store = UncheckableStore()
+    sched = make_scheduler(store=store, lease_s=30)
+    release = asyncio.Event()
+
+    async def long(ctx: RunContext) -> None:
+        await release.wait()
+
+    sched.add_job("j", trigger=Date(T0 + timedelta(seconds=1)), handler=long)
+    async with sched:
+        try:
+            await clock.advance(2)
+            store.fail_next_check = True
+            await clock.advance(10)  # the renewal at 10 s, after the failed check
+            (run,) = await all_runs(sched, "j")
+            assert run.lease_expires_at == T0 + timedelta(seconds=10 + 30)
+        finally:
+            release.set()  # (before the stop, which would wait for the run)
+        await sched.drain()

@@ -965,6 +965,9 @@ class Firing(StoreSync):
                 if losses != losses_seen:
                     await self._restore_lost_data()
                     losses_seen = losses
+            except Exception:  # (the leases are renewed all the same: they matter most)
+                log.exception("could not check the store for lost data; again in %.0fs", interval)
+            try:
                 await self._renew_leases()
                 await self._recover_interrupted(self.clock.now())
             except Exception:
