@@ -128,6 +128,14 @@ def printed(capsys: pytest.CaptureFixture[str]) -> list[str]:
     return capsys.readouterr().out.splitlines()
 
 
+def run_as_printed(name: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    """Run the example `name`, check it printed what its comments say; its namespace."""
+    code = example(name)
+    namespace = run_example(code, name)
+    assert printed(capsys) == expected_output(code)
+    return namespace
+
+
 def test_every_python_example_is_run_by_a_test() -> None:
     for block in BLOCKS:
         names = [name for name, marker in EXAMPLES.items() if marker in block]
@@ -171,28 +179,30 @@ def stored_ids(db: Path) -> list[str]:
             return []
 
 
-def test_the_lifecycle_example_runs_the_job_now_and_lists_its_run(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    code = example("lifecycle")
-    run_example(code, "lifecycle")
-    assert printed(capsys) == expected_output(code)
+#: The examples whose printed output is the whole check (what each one shows, in its test id).
+PRINT_ONLY = {
+    "lifecycle": "runs the job now and lists its run",
+    "triggers": "lists each trigger as shown",
+    "errors": "raises job config errors naming the field",
+    "run time": "pauses resumes updates and removes on a virtual clock",
+    "callables": "runs each kind of python function as described",
+    "commands": "prints the status error and output shown",
+    "events": "delivers only the failure it subscribed to",
+    "events in a thread": "posts from a worker thread",
+}
 
 
-def test_the_trigger_example_lists_each_trigger_as_shown(
-    capsys: pytest.CaptureFixture[str],
+@pytest.mark.parametrize("name", list(PRINT_ONLY), ids=list(PRINT_ONLY.values()))
+def test_the_example_prints_what_its_comments_say(
+    name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = example("triggers")
-    run_example(code, "triggers")
-    assert printed(capsys) == expected_output(code)
+    run_as_printed(name, capsys)
 
 
 def test_the_options_example_builds_the_job_it_describes(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code = example("options")
-    job = run_example(code, "options")["job"]
-    assert printed(capsys) == expected_output(code)
+    job = run_as_printed("options", capsys)["job"]
     assert job.timezone == "Europe/Berlin" and job.tags == ("mail", "integration")
     assert job.retry.retry_on == (ConnectionError, "rate limit")
     assert job.circuit == CircuitBreaker(failure_threshold=5, reset_timeout=300, name="gmail")
@@ -203,35 +213,9 @@ def test_the_options_example_builds_the_job_it_describes(
 def test_the_decorators_register_their_functions_under_the_ids_shown(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code = example("decorators")
-    namespace = run_example(code, "decorators")
-    assert printed(capsys) == expected_output(code)
+    namespace = run_as_printed("decorators", capsys)
     assert namespace["sched"].job("poll_calendar").job.overlap.policy == "queue"
     assert callable(namespace["summarise_inbox"])  # returned unchanged
-
-
-def test_bad_input_raises_job_config_error_naming_the_field(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    code = example("errors")
-    run_example(code, "errors")
-    assert printed(capsys) == expected_output(code)
-
-
-def test_the_run_time_example_pauses_resumes_updates_and_removes_on_a_virtual_clock(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    code = example("run time")
-    run_example(code, "run time")
-    assert printed(capsys) == expected_output(code)
-
-
-def test_each_kind_of_python_function_runs_as_described(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    code = example("callables")
-    run_example(code, "callables")
-    assert printed(capsys) == expected_output(code)
 
 
 @pytest.fixture
@@ -256,9 +240,7 @@ def myagent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def test_references_and_process_isolation_run_from_an_importable_package(
     myagent: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = example("references")
-    namespace = run_example(code, "references")
-    assert printed(capsys) == expected_output(code)
+    namespace = run_as_printed("references", capsys)
     sched = namespace["sched"]
     assert sched.job("digest").job.handler.describe() == "python myagent.digest:send"
     # (a memory store: still readable after the scheduler closed it)
@@ -266,14 +248,6 @@ def test_references_and_process_isolation_run_from_an_importable_package(
     # The function printed into the run's output, from a process of its own.
     words = crunch.output_tail.split()
     assert words[:3] == ["crunching", "crunch", "in"] and int(words[3]) != os.getpid()
-
-
-def test_the_command_example_prints_the_status_error_and_output_shown(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    code = example("commands")
-    run_example(code, "commands")
-    assert printed(capsys) == expected_output(code)
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -319,22 +293,6 @@ def test_the_http_example_posts_to_a_loopback_server_with_the_idempotency_key(
     assert headers["Authorization"] == "Bearer s3cret"
     assert headers["Idempotency-Key"].startswith("tick@")
     assert headers["X-Agentcron-Job-Id"] == "tick" and headers["X-Agentcron-Attempt"] == "1"
-
-
-def test_the_event_example_delivers_only_the_failure_it_subscribed_to(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    code = example("events")
-    run_example(code, "events")
-    assert printed(capsys) == expected_output(code)
-
-
-def test_the_thread_subscriber_example_posts_from_a_worker_thread(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    code = example("events in a thread")
-    run_example(code, "events in a thread")
-    assert printed(capsys) == expected_output(code)
 
 
 async def test_the_testing_example_passes() -> None:

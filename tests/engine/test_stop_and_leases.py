@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -310,6 +311,26 @@ async def test_a_run_ending_while_the_lost_data_is_written_back_stays_ended(
     assert run.status == RunStatus.succeeded
 
 
+@contextlib.asynccontextmanager
+async def one_long_run(sched: Scheduler, clock: VirtualClock) -> AsyncIterator[Scheduler]:
+    """`sched`, started, with its job "j" running from 1 s until the block ends (at 2 s on
+    `clock` when the block begins); the run is then let finish and recorded, also when the
+    block fails (a stop would wait for it on the virtual clock)."""
+    release = asyncio.Event()
+
+    async def long(ctx: RunContext) -> None:
+        await release.wait()
+
+    sched.add_job("j", trigger=Date(T0 + timedelta(seconds=1)), handler=long)
+    async with sched:
+        try:
+            await clock.advance(2)
+            yield sched
+        finally:
+            release.set()
+        await sched.drain()
+
+
 class LateClaimStore(MemoryStore):
     """A store where one renewal arrives before the run's `running` record (written with its
     claim) has landed: refused, though nobody took the run over."""
@@ -332,28 +353,16 @@ async def test_a_renewal_that_came_before_the_runs_record_does_not_cancel_the_ru
     # the claim's write landed, and the run was cancelled as "taken over by another node"
     # without a record or an event (seen in CI as a run that silently vanished).
     store = LateClaimStore()
-    sched = make_scheduler(store=store, lease_s=30)
-    release = asyncio.Event()
-
-    async def long(ctx: RunContext) -> None:
-        await release.wait()
-
-    sched.add_job("j", trigger=Date(T0 + timedelta(seconds=1)), handler=long)
-    async with sched:
-        try:
-            await clock.advance(2)
-            (run,) = await all_runs(sched, "j")
-            store.early = run.run_id
-            await clock.advance(10)  # the refused renewal
-            assert sched.job("j").active_runs == 1
-            await clock.advance(10)  # the next one renews it
-            (run,) = await all_runs(sched, "j")
-            assert run.status == RunStatus.running
-            assert run.lease_expires_at == T0 + timedelta(seconds=20 + 30)
-        finally:
-            release.set()  # (before the stop, which would wait for the run)
-        await sched.drain()
+    async with one_long_run(make_scheduler(store=store, lease_s=30), clock) as sched:
         (run,) = await all_runs(sched, "j")
+        store.early = run.run_id
+        await clock.advance(10)  # the refused renewal
+        assert sched.job("j").active_runs == 1
+        await clock.advance(10)  # the next one renews it
+        (run,) = await all_runs(sched, "j")
+        assert run.status == RunStatus.running
+        assert run.lease_expires_at == T0 + timedelta(seconds=20 + 30)
+    (run,) = await all_runs(sched, "j")
     assert run.status == RunStatus.succeeded
 
 
@@ -375,20 +384,8 @@ async def test_a_failed_check_for_lost_data_does_not_skip_that_lease_renewal(
     make_scheduler: Callable[..., Scheduler], clock: VirtualClock
 ) -> None:
     store = UncheckableStore()
-    sched = make_scheduler(store=store, lease_s=30)
-    release = asyncio.Event()
-
-    async def long(ctx: RunContext) -> None:
-        await release.wait()
-
-    sched.add_job("j", trigger=Date(T0 + timedelta(seconds=1)), handler=long)
-    async with sched:
-        try:
-            await clock.advance(2)
-            store.fail_next_check = True
-            await clock.advance(10)  # the renewal at 10 s, after the failed check
-            (run,) = await all_runs(sched, "j")
-            assert run.lease_expires_at == T0 + timedelta(seconds=10 + 30)
-        finally:
-            release.set()  # (before the stop, which would wait for the run)
-        await sched.drain()
+    async with one_long_run(make_scheduler(store=store, lease_s=30), clock) as sched:
+        store.fail_next_check = True
+        await clock.advance(10)  # the renewal at 10 s, after the failed check
+        (run,) = await all_runs(sched, "j")
+        assert run.lease_expires_at == T0 + timedelta(seconds=10 + 30)
