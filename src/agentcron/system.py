@@ -457,8 +457,7 @@ class AgentcronSystem:
             seen = await store.get_state(JOBS_CHANGED_KEY)
         signalled = False
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reload.wait(), timeout=JOBS_WATCH_S)
+            await self._next_poll()
             # Cleared before the token is read: `agentcron jobs reload` writes its token, then
             # signals, so the token read after a SIGHUP is the signalling command's (or newer).
             signalled = signalled or self._reload.is_set()
@@ -478,8 +477,23 @@ class AgentcronSystem:
             via: Literal["signal", "store"] = "signal" if signalled else "store"
             signalled = False
             result = await self._answer_reload(store, current, via=via)
-            if result.outcome != "failed":  # a failed one is tried again at the next poll
+            if result.outcome != "failed":
                 seen = current
+            elif via == "signal":
+                # Tried again at the next poll as it was asked: re-reading agentcron.toml
+                # (as a store-token reload it would apply only the store's jobs).
+                signalled = True
+
+    async def _next_poll(self) -> None:
+        """Wait until a reload is requested, or for `JOBS_WATCH_S` on the clock."""
+        assert self._reload is not None
+        asked = asyncio.ensure_future(self._reload.wait())
+        timer = asyncio.ensure_future(self.clock.sleep(JOBS_WATCH_S))
+        try:
+            await asyncio.wait({asked, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            asked.cancel()
+            timer.cancel()
 
     async def _answer_reload(
         self, store: Store, token: str | None, *, via: Literal["signal", "store"]

@@ -25,7 +25,7 @@ from agentcron.control import (
 from agentcron.models import StoredJob
 from agentcron.store.base import StoreError
 from agentcron.store.memory import MemoryStore
-from agentcron.system import AgentcronSystem
+from agentcron.system import JOBS_WATCH_S, AgentcronSystem
 from agentcron.testing import VirtualClock
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -201,3 +201,25 @@ async def test_a_store_down_when_the_watch_begins_does_not_end_the_watch(
         d.config.write_text(job("a") + job("b"))
         d.system.request_reload()
         await until(lambda: d.job_ids() == ["a", "b"])
+
+
+async def test_a_sighup_reload_the_store_failed_is_tried_again_re_reading_the_file(
+    tmp_path: Path,
+) -> None:
+    # It was tried again as a reload of the store's jobs alone (or, with no new token,
+    # not at all): the edit to agentcron.toml that the SIGHUP asked for was never applied.
+    store = FailingStore()
+    async with daemon(tmp_path, store) as d:
+        d.config.write_text(job("a") + job("b"))
+        store.fail_list = True
+        await store.set_state(JOBS_CHANGED_KEY, "token-4")
+        d.system.request_reload()
+        failed = await verdict_for(store, "token-4")
+        assert (failed.outcome, failed.via) == ("failed", "signal")
+        assert d.job_ids() == ["a"]
+        await d.clock.advance(JOBS_WATCH_S)  # the next poll, on the daemon's clock
+        async with asyncio.timeout(10):
+            while (verdict := await verdict_for(store, "token-4")).outcome == "failed":
+                await asyncio.sleep(0)
+        assert (verdict.outcome, verdict.via) == ("reloaded", "signal")
+        assert d.job_ids() == ["a", "b"]
