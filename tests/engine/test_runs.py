@@ -459,6 +459,36 @@ async def test_progress_reported_from_a_sync_handlers_thread_reaches_the_loop(
     assert [e.progress for e in event_log.of("run.progress")] == [42.0]
 
 
+async def test_progress_reported_from_a_thread_while_the_loop_is_busy_reaches_it_once(
+    sched: Scheduler, clock: VirtualClock, event_log: EventLog
+) -> None:
+    # Each report from a thread queued its own callback on the loop: a handler reporting
+    # each item of a long list flooded the loop with them, and each was published.
+    started, go, reported, release = (threading.Event() for _ in range(4))
+
+    def crunch(ctx: RunContext) -> None:
+        started.set()
+        go.wait(30)
+        for pct in range(1, 101):
+            ctx.progress(pct)
+        reported.set()
+        release.wait(30)
+
+    sched.add_job("crunch", trigger=ONCE, handler=crunch)
+    await sched.start()
+    try:
+        await clock.advance(1)
+        await wait_real(started.is_set)
+        go.set()
+        assert reported.wait(30)  # the loop is busy (here) while the thread reports
+        await wait_real(lambda: sched.job("crunch").progress == 100.0)
+    finally:
+        release.set()
+    await wait_real(lambda: sched.job("crunch").active_runs == 0)
+    await sched.events.drain()
+    assert [e.progress for e in event_log.of("run.progress")] == [100.0]
+
+
 async def test_progress_reported_in_small_steps_is_published_each_whole_percent(
     sched: Scheduler, clock: VirtualClock, event_log: EventLog
 ) -> None:

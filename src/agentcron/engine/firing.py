@@ -885,8 +885,21 @@ class Firing(StoreSync):
         if threading.get_ident() == self._loop_thread:
             self._note_progress(ctx.job_id, ctx.run_id, pct)
             return
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody to tell
-            loop.call_soon_threadsafe(self._note_progress, ctx.job_id, ctx.run_id, pct)
+        # From a thread: the loop is handed the latest value, once per turn it takes to
+        # read it (a handler reporting each of a million items would otherwise queue a
+        # million callbacks). Value first, then the flag; the loop clears the flag first,
+        # then reads the value: a report is never left unread (`_progress_handed`).
+        kept = ctx.__dict__
+        kept["_progress_queued"] = pct
+        mine = object()
+        if kept.setdefault("_progress_handing", mine) is mine:  # atomic: one hand-over
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody to tell
+                loop.call_soon_threadsafe(self._progress_handed, ctx)
+
+    def _progress_handed(self, ctx: RunContext) -> None:
+        kept = ctx.__dict__
+        del kept["_progress_handing"]
+        self._note_progress(ctx.job_id, ctx.run_id, kept["_progress_queued"])
 
     def _note_progress(self, job_id: str, run_id: str, pct: float) -> None:
         entry = self._entries.get(job_id)
