@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agentcron.engine import Scheduler
+from agentcron.engine.persistence import WRITE_RETRY_FIRST_S, WRITE_RETRY_MAX_S
 from agentcron.handlers import RunContext
-from agentcron.models import StoredJob
+from agentcron.models import RunStatus, StoredJob
+from agentcron.store.base import StoreError
 from agentcron.store.memory import MemoryStore
 from agentcron.testing import VirtualClock
 from agentcron.triggers import Interval
@@ -65,6 +67,115 @@ async def test_a_failed_write_is_logged_and_the_other_jobs_are_still_stored(capl
         stored = {job.id for job in await store.list_jobs()}
     assert stored == {"a", "b"}
     assert "store write failed" in caplog.text and "disk says no" in caplog.text
+
+
+class LockedStore(MemoryStore):
+    """Refuses every change to jobs while `locked` (another process holds the database's
+    write lock past its busy timeout), counting the refusals."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.locked = False
+        self.refusals = 0
+
+    def _check(self) -> None:
+        if self.locked:
+            self.refusals += 1
+            raise StoreError("cannot write: database is locked")
+
+    async def save_job(self, job: StoredJob, **kwargs: Any) -> StoredJob:
+        self._check()
+        return await super().save_job(job, **kwargs)
+
+    async def set_paused(self, job_id: str, paused: bool, **kwargs: Any) -> StoredJob | None:
+        self._check()
+        return await super().set_paused(job_id, paused, **kwargs)
+
+    async def delete_job(self, job_id: str, *, actor: str) -> bool:
+        self._check()
+        return await super().delete_job(job_id, actor=actor)
+
+
+async def until_done(task: asyncio.Task[None], clock: VirtualClock, seconds: float) -> None:
+    """Advance the clock a second at a time, up to `seconds`, until `task` is done."""
+    for _ in range(int(seconds)):
+        if task.done():
+            return
+        await clock.advance(1)
+
+
+async def test_changes_the_store_refuses_are_tried_again_in_order_until_it_takes_them(
+    caplog: Any,
+) -> None:
+    # They were logged once and dropped: a job added through the dashboard while another
+    # process held the database's lock was answered 201, ran, and was gone after a restart.
+    clock = VirtualClock(datetime(2026, 3, 1, tzinfo=UTC))
+    store = LockedStore()
+    ran: list[str] = []
+
+    async def job(ctx: RunContext) -> None:
+        ran.append(ctx.job_id)
+
+    async with Scheduler(store=store, clock=clock, node_id="n") as sched:
+        sched.add_job("kept", trigger=Interval(hours=1), handler=noop)
+        await sched.flush()
+        store.locked = True
+        sched.add_job("added", trigger=Interval(seconds=10), handler=job)
+        sched.pause("kept", note="while locked")
+        flushed = asyncio.create_task(sched.flush())
+        await until_done(flushed, clock, 60)
+        assert not flushed.done() and store.refusals > 1
+        assert ran == []  # its fires wait until the job is stored (runs reference it)
+        assert await store.get_job("added") is None
+        store.locked = False
+        await until_done(flushed, clock, WRITE_RETRY_MAX_S)
+        assert flushed.done()
+        added, kept = await store.get_job("added"), await store.get_job("kept")
+        assert added is not None and kept is not None
+        assert kept.paused and kept.pause_note == "while locked"
+        await sched.drain()
+        # The fires that waited for the job to be stored: each recorded, the first run and
+        # the others skipped by its overlap policy (they were all due by then).
+        runs = sorted(await sched.runs("added"), key=lambda r: r.scheduled_for)
+        assert [(r.status, r.skip_reason) for r in runs] == [(RunStatus.succeeded, None)] + [
+            (RunStatus.skipped, "overlap")
+        ] * (len(runs) - 1)
+        assert ran == ["added"] and len(runs) > 2
+    assert "the store refused a change to the jobs; trying again" in caplog.text
+    assert "store write failed" not in caplog.text
+
+
+async def test_the_first_retry_of_a_refused_change_comes_after_the_first_delay() -> None:
+    clock = VirtualClock(datetime(2026, 3, 1, tzinfo=UTC))
+    store = LockedStore()
+    async with Scheduler(store=store, clock=clock, node_id="n") as sched:
+        store.locked = True
+        sched.add_job("a", trigger=Interval(hours=1), handler=noop)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert store.refusals == 1
+        await clock.advance(WRITE_RETRY_FIRST_S / 2)
+        assert store.refusals == 1
+        await clock.advance(WRITE_RETRY_FIRST_S / 2)
+        assert store.refusals == 2
+        store.locked = False
+        await clock.advance(2 * WRITE_RETRY_FIRST_S)
+        await sched.flush()
+        assert await store.get_job("a") is not None
+
+
+async def test_a_change_still_refused_when_the_scheduler_stops_is_logged_as_not_saved(
+    caplog: Any,
+) -> None:
+    clock = VirtualClock(datetime(2026, 3, 1, tzinfo=UTC))
+    store = LockedStore()
+    sched = Scheduler(store=store, clock=clock, node_id="n")
+    async with sched:
+        store.locked = True
+        sched.add_job("late", trigger=Interval(hours=1), handler=noop)
+        await clock.advance(5)
+    assert await store.get_job("late") is None
+    assert "a change to the jobs was not saved before the stop" in caplog.text
 
 
 class FlakyStartStore(MemoryStore):

@@ -10,6 +10,12 @@ Invariants:
   per job, and a queued job costs one small tuple, not a closure).
 * A job added while running is in the store before any of its fires is recorded (stores
   may reference jobs from runs): its fires wait for the write (`JobEntry.unsaved`).
+* A write the store refuses (`StoreError`: locked, unreachable) is tried again, after a
+  delay that doubles up to `WRITE_RETRY_MAX_S`, until it lands; the writes queued after it
+  wait (call order), and `flush()` returns only once they are all in. Nothing is dropped
+  while the scheduler runs; once it is stopping, each write is tried once more, and one
+  still refused is logged as not saved. Any other error is a bug in that write: logged,
+  not retried.
 * On start, stored jobs come back through the job codec; a job from code with the same id
   is merged by the conflict policy (`replace` keeps history, pause state and last fire).
 """
@@ -19,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from agentcron.clock import Clock
@@ -33,7 +39,7 @@ from agentcron.jobs import (
 )
 from agentcron.models import ConflictPolicy, RunQuery, StoredJob
 from agentcron.policies.errors import JobConfigError
-from agentcron.store.base import JobConflictError, Store
+from agentcron.store.base import JobConflictError, Store, StoreError
 from agentcron.tasks import map_in_chunks
 
 __all__ = ["StoreSync", "store_available", "store_data_losses", "wait_store"]
@@ -43,6 +49,10 @@ log = logging.getLogger("agentcron.engine")
 _ACTOR = "code"
 #: From this many new jobs at once, `_persist_new_jobs` reads the stored jobs in one call.
 _READ_ALL_FROM = 1000
+#: A write the store refused is tried again after this, then after twice as long each time,
+#: up to `WRITE_RETRY_MAX_S` (on the scheduler's clock).
+WRITE_RETRY_FIRST_S = 1.0
+WRITE_RETRY_MAX_S = 30.0
 
 
 class NewJobs(list[JobEntry]):
@@ -93,6 +103,10 @@ class StoreSync:
     #: pause/resume/remove called before start, applied once stored jobs are loaded.
     _early_pauses: dict[str, tuple[bool, str | None]]
     _early_removed: set[str]
+    _stopping: bool
+
+    async def _sleep_unless_halted(self, until: datetime) -> None:
+        raise NotImplementedError
 
     def _schedule_from(self, entry: JobEntry, now: datetime) -> None:
         raise NotImplementedError
@@ -222,11 +236,21 @@ class StoreSync:
                 await self.store.set_job_state(
                     job_id, next_run=entry.next_fire, last_fire=entry.last_fire
                 )
-        finally:
-            entry.unsaved = False
-            for waiter in self._save_waiters.pop(entry.job.id, ()):
-                if not waiter.done():
-                    waiter.set_result(None)
+        except StoreError:
+            if self._stopping:
+                self._mark_saved(entry)
+            raise  # still unsaved: its fires wait for the write's next try
+        except BaseException:
+            self._mark_saved(entry)  # a bug, or cancelled: not tried again
+            raise
+        self._mark_saved(entry)
+
+    def _mark_saved(self, entry: JobEntry) -> None:
+        """The write of a job added while running is over: its waiting fires go on."""
+        entry.unsaved = False
+        for waiter in self._save_waiters.pop(entry.job.id, ()):
+            if not waiter.done():
+                waiter.set_result(None)
 
     async def _store_next_runs(self, entries: list[JobEntry]) -> None:
         async def store_next_run(entry: JobEntry) -> None:
@@ -319,10 +343,13 @@ class StoreSync:
         stored: dict[str, StoredJob] | None = None
         if len(batch) >= _READ_ALL_FROM:
             stored = {job.id: job for job in await self.store.list_jobs()}
+        refused: list[tuple[JobEntry, StoreError]] = []
 
         async def persist(entry: JobEntry) -> None:
             try:
                 await self._persist_new(entry, entry.conflict or batch.policy, stored)
+            except StoreError as exc:  # tried again, with the batch's other refused jobs
+                refused.append((entry, exc))
             except Exception:  # one job's failure must not keep the others out
                 log.exception("store write failed")
 
@@ -333,18 +360,50 @@ class StoreSync:
             await map_in_chunks(persist, chunk)
         if self._new_jobs is batch:  # stored: let go of it (jobs added later start a new one)
             self._new_jobs = None
-        batch.clear()  # (the writer may hold the queued write until the next one)
+        # What is left is what the store refused (the writer may hold the queued write
+        # until the next one, and tries it again with only these).
+        batch[:] = [entry for entry, _ in refused]
+        if refused:
+            raise refused[0][1]
 
     async def _writer(self) -> None:
         assert self._writes is not None
         while True:
             write = await self._writes.get()
             try:
-                await write()
-            except Exception:
-                log.exception("store write failed")
+                await self._write_until_stored(write)
             finally:
                 self._writes.task_done()
+
+    async def _write_until_stored(self, write: Callable[[], Awaitable[None]]) -> None:
+        """Run one queued write; one the store refuses is tried again until it lands (see
+        the module docstring). Every write is one the store can take twice: it sets a
+        job, its state or its pause, or deletes it."""
+        delay_s = WRITE_RETRY_FIRST_S
+        refusals = 0
+        while True:
+            try:
+                await write()
+            except StoreError as exc:
+                refusals += 1
+                if self._stopping:
+                    log.error("a change to the jobs was not saved before the stop: %s", exc)
+                    return
+                if refusals == 1:
+                    log.warning(
+                        "the store refused a change to the jobs; trying again until it takes"
+                        " it (later changes wait): %s",
+                        exc,
+                    )
+                await self._sleep_unless_halted(self.clock.now() + timedelta(seconds=delay_s))
+                delay_s = min(2 * delay_s, WRITE_RETRY_MAX_S)
+            except Exception:
+                log.exception("store write failed")
+                return
+            else:
+                if refusals:
+                    log.warning("the store took the change after %d refusal(s)", refusals)
+                return
 
     async def _flush_writes(self) -> None:
         if (
