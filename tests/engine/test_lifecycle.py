@@ -281,6 +281,55 @@ async def test_an_interrupted_run_is_retried_with_the_same_occurrence_key(
     assert log.of("run.interrupted")[0].run_id == "dead-run"
 
 
+async def test_the_retry_of_an_interrupted_run_is_skipped_while_a_newer_fire_runs(
+    make_scheduler: Callable[..., Scheduler],
+    clock: VirtualClock,
+    store: MemoryStore,
+) -> None:
+    # A restart within a dead run's lease fires the next occurrence on time; when the
+    # lease expired, the retry of the dead run started beside it whatever the overlap
+    # policy: two runs at once of an `overlap="skip"` job.
+    calls: list[tuple[datetime, int]] = []
+    release = asyncio.Event()
+
+    async def long(ctx: RunContext) -> None:
+        calls.append((ctx.scheduled_for, ctx.attempt))
+        await release.wait()
+
+    sched = make_scheduler()
+    sched.add_job(
+        "j",
+        trigger=Date(at(10)),
+        handler=long,
+        overlap="skip",
+        retry={"max_attempts": 3, "strategy": "fixed", "base_delay": 2, "max_delay": 2},
+    )
+    earlier = T0 - timedelta(minutes=10)
+    async with sched:
+        try:
+            await store.record_run(
+                RunRecord(
+                    run_id="dead-run",
+                    job_id="j",
+                    scheduled_for=earlier,
+                    status=RunStatus.running,
+                    started_at=earlier,
+                    node_id="dead-node",
+                    lease_expires_at=at(20),
+                )
+            )
+            await clock.advance(400)  # the lease expires and is found; the retry is due
+            runs = {r.run_id: r for r in await all_runs(sched, "j")}
+            assert calls == [(at(10), 1)]
+            [retry] = [r for r in runs.values() if r.scheduled_for == earlier and r.attempt == 2]
+            assert (retry.status, retry.skip_reason) == (RunStatus.skipped, "overlap")
+            assert runs["dead-run"].status == RunStatus.interrupted
+        finally:
+            release.set()
+        await sched.drain()
+    assert calls == [(at(10), 1)]
+
+
 async def test_two_schedulers_on_one_store_never_both_run_a_fire(
     make_scheduler: Callable[..., Scheduler], clock: VirtualClock
 ) -> None:

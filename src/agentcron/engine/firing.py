@@ -1096,6 +1096,31 @@ class Firing(StoreSync):
             raise
         record = active.record
         assert record is not None
+        others = entry.busy - 1  # (the retry is tracked itself)
+        if others and (
+            entry.removed
+            or entry.job.overlap.decide(active=others, pending=0, consecutive_skips=0)
+            != OverlapAction.run
+        ):
+            # A newer fire of the job runs (on this node: a restart within the dead run's
+            # lease fires on time): its overlap policy does not start a second run beside
+            # it, so neither does the retry of an older one.
+            entry.untrack(active.run_id)
+            if not entry.removed:
+                now = self.clock.now()
+                skipped = record._replace(
+                    status=RunStatus.skipped,
+                    skip_reason=str(SkipReason.overlap),
+                    started_at=now,
+                    finished_at=now,
+                    error=None,
+                    lease_expires_at=None,
+                )
+                await self._write_skip(skipped)
+                self._publish_skipped(skipped)
+            if entry.pending:
+                self._drain(entry)
+            return
         await self._start_run(
             entry,
             active.scheduled_for,
