@@ -61,8 +61,8 @@ class Watched:
         await dialog.dismiss()  # type: ignore[attr-defined]
 
 
-async def open_logged_in(browser: Browser, live: LiveServer) -> Watched:
-    page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+async def open_logged_in(browser: Browser, live: LiveServer, width: int = 1400) -> Watched:
+    page = await browser.new_page(viewport={"width": width, "height": 1000})
     watched = Watched(page)
     await page.goto(live.url)
     await page.fill("#token", TOKEN)
@@ -365,3 +365,82 @@ async def test_an_unknown_or_malformed_job_address_shows_an_unknown_job_page(
     # The browser logs the 404 itself; no script error, no toast.
     assert all("404" in p for p in watched.problems), watched.problems
     await expect(page.locator("#toast")).to_be_hidden()
+
+
+async def right_edge(page: Page, selector: str) -> float:
+    """The largest right edge (CSS px from the viewport's left) of the elements matched."""
+    edges = []
+    for element in await page.locator(selector).all():
+        box = await element.bounding_box()
+        assert box is not None, selector
+        edges.append(box["x"] + box["width"])
+    assert edges, selector
+    return max(edges)
+
+
+async def test_long_ids_names_tags_and_schedules_wrap_so_every_column_stays_on_screen(
+    browser: Browser, live: LiveServer, sched: Scheduler
+) -> None:
+    long_id, long_name, long_tag = "i" * 200, "N" * 500, "t" * 100  # the longest allowed
+    every_minute = ",".join(str(m) for m in range(60))  # one 169-character cron field
+    sched.add_job(long_id, trigger="0 0 1 1 *", handler=handlers.ok, tags=[long_tag])
+    sched.add_job("named", trigger="0 0 1 1 *", handler=handlers.ok, name=long_name)
+    sched.add_job("minutely", trigger=f"{every_minute} * * * *", handler=handlers.ok)
+    sched.pause("named", note="n" * 300)
+    width = 1280
+    watched = await open_logged_in(browser, live, width=width)
+    page = watched.page
+    await expect(page.locator("#jobs-table tbody tr")).to_have_count(6)
+    # The Name column was 1,576 px wide: Status, Last result and the buttons were off-screen.
+    assert await right_edge(page, "#jobs-table th") <= width
+    assert await right_edge(page, "#jobs-table td.job-status") <= width
+    assert await right_edge(page, "#jobs-table td.job-last") <= width
+    assert await right_edge(page, "#jobs-table td.actions button") <= width
+    await expect(row(page, long_id).get_by_role("button", name="Run")).to_be_in_viewport()
+    await expect(row(page, long_id).locator("a.job-name")).to_have_text(long_id)  # all of it
+    await expect(row(page, long_id)).to_contain_text(long_tag)
+    # The tag filter took the width of its longest option.
+    assert await right_edge(page, "#job-tag") <= width
+    assert (await page.locator("#job-tag").bounding_box() or {"width": 0})["width"] <= 320
+    assert await page.evaluate("document.documentElement.scrollWidth") <= width
+
+    await page.goto(f"{live.url}/#/job/named")
+    await expect(page.locator("#job-title")).to_have_text(long_name)
+    assert await right_edge(page, "#job-resume") <= width
+    assert await right_edge(page, "#job-facts dd") <= width
+    assert await page.evaluate("document.documentElement.scrollWidth") <= width
+    assert watched.problems == []
+
+
+async def test_an_address_with_an_id_too_long_shows_unknown_job_and_no_raw_error(
+    browser: Browser, live: LiveServer
+) -> None:
+    watched = await open_logged_in(browser, live)
+    page = watched.page
+    await page.goto(f"{live.url}/#/job/backup")
+    await expect(page.locator("#job-title")).to_have_text("Nightly backup")
+    too_long = "x" * 201  # the API refuses it with a 422 (an id has at most 200 characters)
+    await page.goto(f"{live.url}/#/job/{too_long}")
+    # Was: an empty title, no message, Run now / Pause / Resume all shown, and a toast of
+    # raw JSON ([{"type":"string_too_long",...}]).
+    await expect(page.locator("#job-title")).to_have_text("Unknown job")
+    await expect(page.locator("#job-missing")).to_have_text(
+        f'There is no job with the id "{too_long}" (not a valid job id).'
+    )
+    for hidden in ("#job-run", "#job-pause", "#job-resume", "#pause-note", "#job-details"):
+        await expect(page.locator(hidden)).to_be_hidden()
+    await expect(page.locator("#job-facts")).to_be_empty()
+    await expect(page.locator("#toast")).to_be_hidden()
+    assert all("422" in p for p in watched.problems), watched.problems  # the browser's own log
+
+
+async def test_a_422_from_the_api_is_shown_as_one_readable_line_not_json(
+    browser: Browser, live: LiveServer
+) -> None:
+    watched = await open_logged_in(browser, live)
+    page = watched.page
+    await page.fill("#cron-expr", "*" * 501)  # over the 500 characters the API takes
+    await page.click("#cron-form button")
+    toast = page.locator("#toast")
+    await expect(toast).to_have_text("expression: String should have at most 500 characters")
+    assert all("422" in p for p in watched.problems), watched.problems

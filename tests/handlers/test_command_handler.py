@@ -10,7 +10,7 @@ import psutil
 import pytest
 from handler_helpers import descendants, make_context, still_alive, wait_until
 
-from agentcron.handlers import Command, CommandExitError, HandlerError
+from agentcron.handlers import Command, CommandExitError, HandlerError, handler_from_dict
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX shell and signals")
 PY = sys.executable
@@ -221,6 +221,32 @@ def test_bad_arguments_are_rejected_when_the_command_is_created(
     argv = kwargs.pop("argv")
     with pytest.raises(ValueError, match=message):
         Command(argv, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("argv", "kwargs", "message"),
+    [
+        ([""], {}, r"the program \(first argument\) is empty"),
+        (["   ", "-l"], {}, r"the program \(first argument\) is empty"),
+        ("'' -l", {}, r"the program \(first argument\) is empty"),  # split: ['', '-l']
+        (["ls", "a\0b"], {}, r"argv\[1\]: contains a NUL character"),
+        (["\0"], {}, r"argv\[0\]: contains a NUL character"),
+        ("ls a\0b", {}, "the command string contains a NUL character"),
+        ("echo a\0b", {"shell": True}, "the command string contains a NUL character"),
+        (["ls"], {"cwd": "/tmp\0x"}, "cwd: the path contains a NUL character"),
+        (["ls"], {"env": {"A": "x\0y"}}, "env: 'A' has a NUL character"),
+    ],
+)
+def test_a_command_that_no_run_could_start_is_rejected_when_created(
+    argv: list[str] | str, kwargs: dict[str, object], message: str
+) -> None:
+    # `Command([""])` used to be accepted, and every run then failed with "program '' is not
+    # executable"; the HTTP API, `jobs import` and Python all build their commands here.
+    with pytest.raises(ValueError, match=message) as caught:
+        Command(argv, **kwargs)  # type: ignore[arg-type]
+    assert "\n" not in str(caught.value)
+    with pytest.raises(ValueError, match=message):
+        handler_from_dict({"kind": "command", "argv": argv, **kwargs})
 
 
 def test_describe_shows_the_command_line() -> None:

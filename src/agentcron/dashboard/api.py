@@ -27,7 +27,7 @@ from agentcron.dashboard.views import maybe_await
 from agentcron.dashboard.ws import EventHub
 from agentcron.models import NodeHeartbeat, RunQuery, RunStatus
 from agentcron.store.base import JobConflictError, StoreError
-from agentcron.triggers import coerce_trigger, require_fires_after
+from agentcron.triggers import CronTrigger, coerce_trigger, require_fires_after
 
 __all__ = ["DashboardContext", "build_router", "get_context"]
 
@@ -249,6 +249,20 @@ def _handler_from(body: schemas.JobCreate) -> Any:
     return http_cls(**{k: v for k, v in given_fields.items() if v is not None})
 
 
+def _patched_trigger(job: Any, changes: dict[str, Any]) -> Any:
+    """The trigger a PATCH leaves `job` with, as the engine will build it (None when the
+    PATCH changes neither the trigger nor the zone of a cron trigger): a new trigger is read
+    in the new zone if one is given, else in the job's stored zone; a new zone alone re-reads
+    the job's cron expression there."""
+    zone = changes.get("timezone") or views.job_timezone(job)
+    if "trigger" in changes:
+        return coerce_trigger(changes["trigger"], zone)
+    current = views.job_trigger(job, {})
+    if "timezone" in changes and isinstance(current, CronTrigger):
+        return coerce_trigger(current.expr, zone)
+    return None
+
+
 def build_router() -> APIRouter:
     api = APIRouter(prefix="/api", responses=_ERRORS)
 
@@ -305,7 +319,9 @@ def build_router() -> APIRouter:
             if v is not None
         }
         async with scheduler_errors(body.id):
-            trigger = coerce_trigger(body.trigger, body.timezone or "UTC")
+            # Without a timezone the job gets the scheduler's default zone: check it there.
+            zone = body.timezone or getattr(ctx.scheduler, "timezone", None) or "UTC"
+            trigger = coerce_trigger(body.trigger, zone)
             require_fires_after(trigger, ctx.scheduler.clock.now())
             handler = _handler_from(body)  # e.g. Http(**body.http): a TypeError is bad input
             await maybe_await(ctx.scheduler.add_job(body.id, handler=handler, **options))
@@ -315,16 +331,15 @@ def build_router() -> APIRouter:
 
     @api.patch("/jobs/{job_id}", response_model=schemas.JobDetail, responses=_CHANGE)
     async def patch_job(ctx: Ctx, job_id: JobId, body: schemas.JobPatch) -> schemas.JobDetail:
-        find_job(ctx, job_id)
+        job = find_job(ctx, job_id)
         await refuse_file_job(ctx, job_id, "change")
         changes = body.model_dump(exclude_unset=True)
         if any(v is None for v in changes.values()):
             raise HTTPException(422, "null is not a valid value; leave the field out instead")
         if changes:
             async with scheduler_errors(job_id):
-                if "trigger" in changes:
-                    zone = changes.get("timezone", "UTC")
-                    trigger = coerce_trigger(changes["trigger"], zone)
+                trigger = _patched_trigger(job, changes)
+                if trigger is not None:
                     require_fires_after(trigger, ctx.scheduler.clock.now())
                 await maybe_await(ctx.scheduler.update(job_id, **changes))
         ctx.cache.forget(job_id)

@@ -119,7 +119,9 @@ def create_app(
     app.state.dashboard = ctx
     app.include_router(build_router())
 
-    @app.get("/healthz", include_in_schema=False)
+    # HEAD as well as GET on the routes without a token (static files answer both): health
+    # checkers and proxies probe with HEAD; the server sends the headers without the body.
+    @app.api_route("/healthz", methods=["GET", "HEAD"], include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
@@ -131,11 +133,11 @@ def create_app(
     async def events_ws(websocket: WebSocket) -> None:
         await hub.serve(websocket)
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
 
-    @app.get("/favicon.ico", include_in_schema=False)
+    @app.api_route("/favicon.ico", methods=["GET", "HEAD"], include_in_schema=False)
     async def favicon() -> FileResponse:
         return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 

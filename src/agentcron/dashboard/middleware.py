@@ -2,7 +2,8 @@
 
 * `BodyLimit` reads a request's body before the app sees it and answers 413 once it passes
   `max_bytes`, whether the size was declared (`Content-Length`) or the body is streamed
-  (`Transfer-Encoding: chunked`): nothing bigger is ever buffered or parsed.
+  (`Transfer-Encoding: chunked`): nothing bigger is ever buffered or parsed. A client that
+  hangs up before its body ends is logged at DEBUG, not as an error.
 * `JobIdInQuery` serves `/api/job{suffix}?id=<id>` as `/api/jobs/<id>{suffix}`. Browsers
   remove the path segments `.` and `..`, even spelt `%2E%2E` (the WHATWG URL rules), so a job
   with such an id cannot be addressed as `/api/jobs/{id}` from the page; the rest of the
@@ -11,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 import urllib.parse
 
 from starlette.responses import JSONResponse
@@ -21,6 +23,8 @@ __all__ = ["DOT_ID_SUFFIXES", "BodyLimit", "JobIdInQuery"]
 #: The job routes reachable as `/api/job{suffix}?id=...` (the suffixes of `/api/jobs/{id}`).
 DOT_ID_SUFFIXES = frozenset({"", "/run", "/pause", "/resume", "/runs"})
 _PREFIX = "/api/job"
+
+log = logging.getLogger("agentcron.dashboard")
 
 
 class BodyLimit:
@@ -43,6 +47,7 @@ class BodyLimit:
         while True:
             message = await receive()
             if message["type"] != "http.request":  # the client went away
+                await self._client_gone(scope, receive, send)
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
@@ -60,6 +65,21 @@ class BodyLimit:
             return pending.pop() if pending else await receive()
 
         await self.app(scope, replay, send)
+
+    async def _client_gone(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Not an error: a client may hang up at any time. A response is still sent (the
+        # server drops it): returning without one is an error to the HTTP middleware
+        # around this one ("No response returned.").
+        log.debug(
+            "%s %s: the client closed the connection before the body ended",
+            scope.get("method"), scope.get("path"),
+        )  # fmt: skip
+        response = JSONResponse(
+            {"detail": "the client closed the connection before the body ended"},
+            status_code=400,
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse(

@@ -377,6 +377,11 @@ def job_trigger(job: Any, definition: Mapping[str, Any]) -> Any:
     return _attr(inner_job(job), "trigger") or definition.get("trigger")
 
 
+def job_timezone(job: Any) -> str:
+    """The IANA name of the zone the job's schedule is read in (`"UTC"` if it says none)."""
+    return _timezone(job, {})
+
+
 def _timezone(job: Any, definition: Mapping[str, Any]) -> str:
     tz = _attr(inner_job(job), "timezone", "tz") or definition.get("timezone")
     trig = _trigger_dict(job_trigger(job, definition) or {})

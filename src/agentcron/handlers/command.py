@@ -57,9 +57,14 @@ class Command:
         self.source: str | tuple[str, ...] = _checked_source(argv)
         self.shell = checked_bool(shell, "command shell")
         self.argv: tuple[str, ...] = () if self.shell else tuple(split_command(self.source))
+        if self.argv and not self.argv[0].strip():
+            # The OS would refuse it at every run ("program '' is not executable").
+            raise ValueError("command argv: the program (first argument) is empty")
         if cwd is not None and not isinstance(cwd, str | os.PathLike):
             raise ValueError(f"command cwd must be a directory path (text), got {cwd!r}")
         self.cwd = None if cwd is None else os.fspath(cwd)
+        if self.cwd is not None and "\0" in self.cwd:
+            raise ValueError("command cwd: the path contains a NUL character")
         self.env = _checked_env(env)
         self.output_tail_bytes = checked_positive_int(
             output_tail_bytes, "command output_tail_bytes"
@@ -191,9 +196,12 @@ def _join(argv: Sequence[str]) -> str:
 
 
 def _checked_source(argv: object) -> str | tuple[str, ...]:
+    # A NUL cannot reach a program (C strings end there): every run would fail.
     if isinstance(argv, str):
         if not argv.strip():
             raise ValueError("command argv: the command string is empty")
+        if "\0" in argv:
+            raise ValueError("command argv: the command string contains a NUL character")
         return argv
     if isinstance(argv, bytes) or not isinstance(argv, Sequence):
         raise ValueError(f"command argv must be a list of strings or a string, got {argv!r}")
@@ -202,6 +210,9 @@ def _checked_source(argv: object) -> str | tuple[str, ...]:
         raise ValueError("command argv: the argument list is empty")
     if not all(isinstance(item, str) for item in items):
         raise ValueError(f"command argv: every argument must be a string, got {list(items)!r}")
+    for index, item in enumerate(items):
+        if "\0" in item:
+            raise ValueError(f"command argv[{index}]: contains a NUL character")
     return items
 
 
@@ -212,6 +223,9 @@ def _checked_env(env: object) -> dict[str, str] | None:
         isinstance(key, str) and isinstance(value, str) for key, value in env.items()
     ):
         raise ValueError(f"command env must map strings to strings, got {env!r}")
+    for key, value in env.items():
+        if "\0" in key or "\0" in value:
+            raise ValueError(f"command env: {key[:60]!r} has a NUL character in its name or value")
     return dict(env)
 
 

@@ -112,9 +112,22 @@
   // -- HTTP ------------------------------------------------------------------------
   class ApiError extends Error {
     constructor(status, detail) {
-      super(typeof detail === 'string' ? detail : JSON.stringify(detail));
+      super(detailText(detail));
       this.status = status;
     }
+  }
+
+  // An error's `detail` as one line: a 422 lists `{loc, msg}` objects, shown as
+  // "expression: String should have at most 500 characters" (several joined with "; ").
+  function detailText(detail) {
+    if (typeof detail === 'string') return detail;
+    if (!Array.isArray(detail)) return JSON.stringify(detail);
+    return detail.map((item) => {
+      if (!item || typeof item !== 'object') return String(item);
+      const loc = Array.isArray(item.loc) ? item.loc.map(String) : [];
+      if (['body', 'path', 'query', 'header'].includes(loc[0])) loc.shift();
+      return (loc.length ? loc.join('.') + ': ' : '') + String(item.msg || item.type || 'invalid');
+    }).join('; ').replace(/\s+/g, ' ');
   }
 
   async function api(method, path, body) {
@@ -634,6 +647,8 @@
     } catch (err) {
       if (state.currentJob !== jobId) return;
       if (err instanceof ApiError && err.status === 404) { showUnknownJob(JSON.stringify(jobId)); return; }
+      // 422: the API refuses the id itself (e.g. longer than 200 characters).
+      if (err instanceof ApiError && err.status === 422) { showUnknownJob(JSON.stringify(jobId) + ' (not a valid job id)'); return; }
       throw err;
     }
     if (state.currentJob !== jobId) return;
