@@ -12,7 +12,7 @@ import pytest
 
 from agentcron.engine import Scheduler
 from agentcron.handlers import RunContext
-from agentcron.jobs import Job
+from agentcron.jobs import Job, job_to_definition
 from agentcron.models import RunRecord, RunStatus, StoredJob
 from agentcron.store.base import JobConflictError
 from agentcron.store.memory import MemoryStore
@@ -589,6 +589,31 @@ async def test_a_first_fire_missed_while_down_is_run_after_the_restart(
         await clock.advance(1)
         runs = await all_runs(second, "once")
     assert [r.scheduled_for for r in runs] == [T0 + timedelta(minutes=5)]
+
+
+async def test_a_job_stored_without_state_while_down_has_its_first_fire_missed_not_dropped(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock, store: MemoryStore
+) -> None:
+    # `agentcron jobs add` (or `jobs import`) stores a job with no scheduling state; a
+    # scheduler started after its first fire scheduled it from then on: that fire was
+    # neither run (misfire `run_once`) nor recorded, and a one-off job never ran at all.
+    engine_samples.CALLS.clear()
+    template = make_scheduler()
+    for job_id, trigger in (("daily", "0 9 * * *"), ("reminder", Date(at(600)))):
+        job = template.add_job(job_id, trigger=trigger, handler=RECORD)
+        await store.save_job(
+            StoredJob(id=job_id, definition=job_to_definition(job), created_at=T0),
+            actor="cli",
+        )
+    await clock.advance(24 * 3600)  # no scheduler ran meanwhile
+    sched = make_scheduler()
+    async with sched:
+        await clock.advance(1)
+        daily = await all_runs(sched, "daily")
+        reminder = await all_runs(sched, "reminder")
+    assert [r.scheduled_for for r in reminder] == [at(600)]
+    assert [r.scheduled_for for r in daily] == [T0 + timedelta(hours=9)]  # run_once
+    assert sorted(call[0] for call in engine_samples.CALLS) == ["daily", "reminder"]
 
 
 async def test_the_retry_of_an_interrupted_run_is_recorded_before_its_delay(

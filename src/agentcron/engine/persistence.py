@@ -108,6 +108,15 @@ class StoreSync:
     async def _sleep_unless_halted(self, until: datetime) -> None:
         raise NotImplementedError
 
+    def _next_after(self, entry: JobEntry, after: datetime) -> datetime | None:
+        raise NotImplementedError
+
+    def _first_fire_after(self, entry: JobEntry, after: datetime) -> datetime | None:
+        try:
+            return self._next_after(entry, after)
+        except Exception:  # a trigger bug: scheduled from now, where it is made dormant
+            return None
+
     def _schedule_from(self, entry: JobEntry, now: datetime) -> None:
         raise NotImplementedError
 
@@ -134,6 +143,12 @@ class StoreSync:
             if isinstance(job.handler, UnavailableHandler):
                 entry.dormant = job.handler.reason
             self._adopt_state(entry, existing)
+            if existing.next_run is None and existing.last_fire is None and existing.created_at:
+                # Stored with no scheduling state (`agentcron jobs add` or `jobs import`
+                # while no scheduler ran): its first fire is the first after it was stored,
+                # so one that fell before this start is missed (the misfire policy), not
+                # dropped by scheduling from now.
+                entry.next_fire = self._first_fire_after(entry, existing.created_at)
             self._entries[job_id] = entry
         for job_id, (paused, note) in self._early_pauses.items():
             decided = self._entries.get(job_id)
