@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from agentcron.engine import Scheduler
 from agentcron.handlers import RunContext
 from agentcron.models import RunStatus
+from agentcron.store.memory import MemoryStore
 from agentcron.testing import VirtualClock
 from agentcron.triggers import CronTrigger, Interval
 
@@ -87,6 +89,58 @@ async def test_run_all_runs_each_fire_missed_in_an_8_hour_sleep_in_order(
 ) -> None:
     started = await suspended_hourly_job(sched, clock, "run_all")
     assert started == [T0 + h * HOUR for h in range(1, 9)]
+
+
+class SlowClaimStore(MemoryStore):
+    """Claims of fires missed long ago (a catch-up's) wait for `gate` while it is closed:
+    the time a real store's round trip takes, made as long as a test needs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.waiting = 0
+
+    async def start_fires(self, fires: Any, node_id: str, *, now: datetime) -> list[bool]:
+        if all(now - fire.scheduled_for > timedelta(seconds=5) for fire in fires):
+            self.waiting += 1
+            await self.gate.wait()
+            self.waiting -= 1
+        return await super().start_fires(fires, node_id, now=now)
+
+
+async def test_run_all_runs_its_missed_fires_in_order_though_on_time_fires_come_between(
+    clock: VirtualClock,
+) -> None:
+    # A fire that came between two catch-up runs (while the next one was being claimed)
+    # found the job idle and started, so the next catch-up fire met the job busy and was
+    # skipped for overlap, and an on-time fire ran before older missed ones.
+    store = SlowClaimStore()
+    started: list[datetime] = []
+
+    async def job(ctx: RunContext) -> None:
+        started.append(ctx.scheduled_for)
+
+    sched = Scheduler(store=store, clock=clock, node_id="n")
+    sched.add_job("j", trigger=Interval(seconds=10), handler=job, misfire="run_all")
+    async with sched:
+        await clock.advance(5)
+        store.gate.clear()
+        await clock.suspend(60)  # asleep from 5 s to 65 s: fires at 10, ..., 60 s missed
+        async with asyncio.timeout(5):
+            while not store.waiting:
+                await asyncio.sleep(0)
+        await clock.advance(5)  # the on-time fire of 70 s comes while it waits
+        store.gate.set()
+        await clock.advance(1)
+        await sched.drain()
+        runs = await all_runs(sched, "j")
+    missed = [T0 + timedelta(seconds=s) for s in range(10, 61, 10)]
+    assert started == missed
+    # The fire that came during the catch-up met the job busy: its overlap policy skipped it.
+    assert statuses(sorted(runs, key=lambda r: r.scheduled_for)) == ["succeeded"] * 6 + [
+        "skipped(overlap)"
+    ]
 
 
 async def test_run_all_is_bounded_by_max_catchup(sched: Scheduler, clock: VirtualClock) -> None:

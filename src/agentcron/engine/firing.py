@@ -221,12 +221,37 @@ class Firing(StoreSync):
         if not task.cancelled() and task.exception() is not None:
             log.error("fire task failed", exc_info=task.exception())
 
+    def _begin_catch_up(self, entry: JobEntry, fires: list[datetime]) -> None:
+        """`run_all`: each missed fire in order, one after another, as one chain.
+
+        The job counts as busy (`starting`) from now until the chain's last run begins,
+        between its runs too: a fire that comes meanwhile meets the job's overlap policy
+        (skipped, queued after the chain, ...). Without that, a fire coming while the next
+        missed one was being claimed found the job idle and started, and the missed one
+        then met it busy (skipped for overlap), or ran after it."""
+        entry.starting += 1
+        self._spawn(self._catch_up(entry, fires))
+
     async def _catch_up(self, entry: JobEntry, fires: list[datetime]) -> None:
-        """`run_all`: each missed fire in order, one after another."""
-        for fire in fires:
-            if entry.removed or entry.paused:
-                return
-            await self._fire(entry, fire, fire)
+        held = True  # the `starting` count `_begin_catch_up` took
+        try:
+            for fire in fires:
+                if entry.removed or entry.paused:
+                    return
+                if entry.unsaved:
+                    await self._saved(entry)
+                if not await self._claim_one(entry, fire, self.clock.now()):
+                    continue
+                entry.starting -= 1  # its own run is admitted as the job's only one
+                held = False
+                await self._admit(entry, fire, fire)
+                entry.starting += 1
+                held = True
+        finally:
+            if held:
+                entry.starting -= 1
+            if entry.pending:
+                self._drain(entry)
 
     async def _fire(
         self,

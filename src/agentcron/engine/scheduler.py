@@ -865,7 +865,7 @@ class Scheduler(Firing):
         if len(fires) == 1:  # claimed with the tick's on-time fires
             due.append((entry, fires[0], fires[0]))
         elif fires:
-            self._spawn(self._catch_up(entry, fires))
+            self._begin_catch_up(entry, fires)
 
     def _next_after(self, entry: JobEntry, after: datetime) -> datetime | None:
         job = entry.job
