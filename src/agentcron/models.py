@@ -62,6 +62,16 @@ class SkipReason(StrEnum):
 ConflictPolicy = Literal["replace", "keep", "error"]
 
 
+def interrupted_error(node_id: str | None) -> str:
+    """The `error` of a run a store found `interrupted` (its lease expired): why it ended,
+    as far as the store can tell."""
+    node = node_id or "unknown"
+    return (
+        f"interrupted: its node ({node}) stopped renewing the run's lease"
+        " (the process died or hung, or lost the store)"
+    )
+
+
 def occurrence_key(job_id: str, scheduled_for: datetime) -> str:
     """`"<job_id>@<scheduled_for ISO, UTC>"`: the same for every attempt of one fire.
 

@@ -14,6 +14,7 @@ from agentcron.models import (
     RunRecord,
     RunStatus,
     StoredJob,
+    interrupted_error,
 )
 from agentcron.store.base import JobConflictError, Store
 
@@ -479,7 +480,9 @@ async def test_only_the_owner_with_the_current_fence_renews_a_lease(store: Store
 
 
 async def test_expired_leases_are_interrupted_once_with_a_higher_fence(store: Store) -> None:
-    await store.record_run(a_run("gone", status=RunStatus.running, lease_expires_at=at(1)))
+    await store.record_run(
+        a_run("gone", status=RunStatus.running, lease_expires_at=at(1), node_id="node-a")
+    )
     await store.record_run(a_run("alive", status=RunStatus.running, lease_expires_at=at(10)))
     await store.record_run(a_run("done", status=RunStatus.succeeded, lease_expires_at=at(1)))
     taken = await store.interrupt_expired(at(5))
@@ -487,6 +490,9 @@ async def test_expired_leases_are_interrupted_once_with_a_higher_fence(store: St
     run = taken[0]
     assert run.status == RunStatus.interrupted and run.fence == 1
     assert run.finished_at == at(5) and run.lease_expires_at is None
+    # It says why it ended (it was `null`: a run that simply stopped, with no reason given).
+    assert run.error == interrupted_error(run.node_id)
+    assert "node-a" in (run.error or "")
     assert await store.get_run("gone") == run
     assert await store.interrupt_expired(at(5)) == []
 

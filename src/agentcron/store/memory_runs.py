@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from itertools import pairwise
 
-from agentcron.models import RunQuery, RunRecord, RunStatus
+from agentcron.models import RunQuery, RunRecord, RunStatus, interrupted_error
 
 __all__ = ["RunTable"]
 
@@ -316,6 +316,7 @@ class RunTable:
                     fence=run.fence + 1,
                     finished_at=now,
                     lease_expires_at=None,
+                    error=interrupted_error(run.node_id),
                 )
                 self._rows[run_id] = _row(new)
                 out.append(new)

@@ -53,6 +53,7 @@ from agentcron.models import (
     RunStats,
     RunStatus,
     StoredJob,
+    interrupted_error,
 )
 from agentcron.store import redis_codec as codec
 from agentcron.store.base import JobConflictError
@@ -525,6 +526,7 @@ class RedisStore(RedisConnection):
                     fence=run.fence + 1,
                     finished_at=now,
                     lease_expires_at=None,
+                    error=interrupted_error(run.node_id),
                 )
                 won = await self._scripts["interrupt"](
                     keys=[self._run_key(run_id), self._leases],
