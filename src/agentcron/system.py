@@ -327,6 +327,7 @@ class AgentcronSystem:
             dispatch=self._queues.dispatch(),
             concurrency_limits={"agent-loops": self.settings.AGENT_LOOP_CONCURRENCY},
             job_defaults=self._job_defaults(),  # for jobs added through the dashboard's API
+            watch_jobs_s=None,  # `_watch_jobs` here watches, and answers `jobs reload`
         )
 
     async def _start_health(
@@ -576,35 +577,9 @@ async def wait_idle(scheduler: Scheduler, clock: Clock, *, settle_s: float = 0.0
 async def sync_jobs_from_store(scheduler: Scheduler, store: Store) -> int:
     """Apply the store's job definitions and pause states to a running scheduler (jobs the
     CLI, the API or another node added, changed, paused or removed). Returns how many jobs
-    changed."""
-    from agentcron.jobs import job_from_definition, job_options
-
-    stored = {s.id: s for s in await store.list_jobs()}
-    current = {view.id: view for view in scheduler.jobs()}
-    changed = 0
-    for job_id in current.keys() - stored.keys():
-        scheduler.remove(job_id)
-        changed += 1
-    for job_id, record in stored.items():
-        view = current.get(job_id)
-        try:
-            job = job_from_definition(job_id, record.definition)
-        except ValueError as exc:
-            log.error("stored job %s is invalid and stays unscheduled: %s", job_id, exc)
-            continue
-        options = job_options(job)
-        if view is None:
-            scheduler.add_job(job_id, **options)
-            changed += 1
-        elif job_to_definition(view.job) != record.definition:
-            scheduler.update(job_id, **options)
-            changed += 1
-        if view is None or view.paused != record.paused:
-            if record.paused:
-                scheduler.pause(job_id, note=record.pause_note)
-            elif view is not None:
-                scheduler.resume(job_id)
-    return changed
+    changed. `store` is the scheduler's own (`Scheduler.reload_jobs`)."""
+    assert store is scheduler.store
+    return await scheduler.reload_jobs()
 
 
 class QueueRegistry:

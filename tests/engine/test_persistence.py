@@ -6,12 +6,15 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+from agentcron.control import JOBS_CHANGED_KEY
 from agentcron.engine import Scheduler
-from agentcron.engine.persistence import WRITE_RETRY_FIRST_S, WRITE_RETRY_MAX_S
+from agentcron.engine.persistence import WATCH_JOBS_S, WRITE_RETRY_FIRST_S, WRITE_RETRY_MAX_S
 from agentcron.handlers import RunContext
+from agentcron.jobs import job_to_definition
 from agentcron.models import RunStatus, StoredJob
 from agentcron.store.base import StoreError
 from agentcron.store.memory import MemoryStore
+from agentcron.store.sqlite import SqliteStore
 from agentcron.testing import VirtualClock
 from agentcron.triggers import Interval
 
@@ -274,3 +277,65 @@ async def test_a_job_another_node_stored_after_the_batch_read_is_kept_when_told_
         stored = {job.id: job for job in await store.list_jobs()}
         assert stored["job-3"].definition == {"other": "node"}
         assert stored["job-4"].definition["trigger"]["seconds"] == 300
+
+
+# -- changes other processes make to the store's jobs --------------------------------------
+async def until(condition: Any) -> None:
+    """Let the loop (and the SQLite store's threads) run until `condition()` holds."""
+    async with asyncio.timeout(10):
+        while not condition():
+            await asyncio.sleep(0)
+
+
+async def test_a_scheduler_applies_the_job_changes_another_process_made_to_its_store(
+    tmp_path: Any,
+) -> None:
+    # Only `agentcron run` watched the store: a Scheduler of one's own kept firing a job
+    # `agentcron jobs pause` had paused (the CLI said "paused"), and one it had removed.
+    clock = VirtualClock(datetime(2026, 3, 1, tzinfo=UTC))
+    db = tmp_path / "scheduler.db"
+    sched = Scheduler(f"sqlite:///{db}", clock=clock, node_id="n")
+    for job_id in ("a", "b"):
+        sched.add_job(job_id, trigger=Interval(hours=1), handler="os:getcwd")
+    template = Scheduler(node_id="t").add_job("c", trigger=Interval(hours=2), handler="os:getcwd")
+    async with sched, SqliteStore(db) as cli:
+        await sched.flush()
+        await cli.set_paused("a", True, note="from the CLI", actor="cli")
+        await cli.delete_job("b", actor="cli")
+        await cli.save_job(StoredJob(id="c", definition=job_to_definition(template)), actor="cli")
+        await cli.set_state(JOBS_CHANGED_KEY, "token-1")
+        await clock.advance(WATCH_JOBS_S)
+        await until(lambda: "b" not in {v.id for v in sched.jobs()})
+        await until(lambda: "c" in {v.id for v in sched.jobs()})
+        assert sched.job("a").paused and sched.job("a").pause_note == "from the CLI"
+        assert sched.job("c").job.trigger == Interval(hours=2)
+
+
+async def test_a_reload_never_undoes_a_change_of_the_scheduler_not_yet_in_the_store() -> None:
+    # The reload read the store's jobs while the scheduler's own new job was still queued
+    # for writing, took it for one removed from the store, and removed it.
+    clock = VirtualClock(datetime(2026, 3, 1, tzinfo=UTC))
+    store = LockedStore()
+    async with Scheduler(store=store, clock=clock, node_id="n") as sched:
+        store.locked = True
+        sched.add_job("mine", trigger=Interval(hours=1), handler=noop)
+        reloading = asyncio.create_task(sched.reload_jobs())
+        await until_done(reloading, clock, 5)
+        assert not reloading.done()  # it waits for the write
+        store.locked = False
+        await until_done(reloading, clock, WRITE_RETRY_MAX_S)
+        assert reloading.result() == 0
+        assert "mine" in {v.id for v in sched.jobs()}
+        assert await store.get_job("mine") is not None
+
+
+async def test_a_memory_store_is_not_watched_and_the_watch_can_be_turned_off() -> None:
+    assert MemoryStore.shared is False
+    for bad in (0, -1, float("nan"), "2s"):
+        try:
+            Scheduler(watch_jobs_s=bad)  # type: ignore[arg-type]
+        except ValueError as exc:
+            assert "watch_jobs_s" in str(exc)
+        else:
+            raise AssertionError(f"watch_jobs_s={bad!r} was accepted")
+    assert Scheduler(watch_jobs_s=None).watch_jobs_s is None

@@ -18,6 +18,10 @@ Invariants:
   not retried.
 * On start, stored jobs come back through the job codec; a job from code with the same id
   is merged by the conflict policy (`replace` keeps history, pause state and last fire).
+* While running on a store other processes can change (SQLite, Redis), the scheduler reads
+  the store's `jobs.changed` token every `watch_jobs_s` and, when it moved (`agentcron jobs
+  add/pause/resume/remove/import/reload` set it), applies the store's jobs (`reload_jobs`).
+  Its own changes are in the store before it reads the jobs, so a reload never undoes one.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ log = logging.getLogger("agentcron.engine")
 _ACTOR = "code"
 #: From this many new jobs at once, `_persist_new_jobs` reads the stored jobs in one call.
 _READ_ALL_FROM = 1000
+#: How often a running scheduler reads the store's `jobs.changed` token (`watch_jobs_s`).
+WATCH_JOBS_S = 2.0
 #: A write the store refused is tried again after this, then after twice as long each time,
 #: up to `WRITE_RETRY_MAX_S` (on the scheduler's clock).
 WRITE_RETRY_FIRST_S = 1.0
@@ -104,6 +110,8 @@ class StoreSync:
     _early_pauses: dict[str, tuple[bool, str | None]]
     _early_removed: set[str]
     _stopping: bool
+    #: How many writes were queued so far (`reload_jobs` reads the jobs between two).
+    _writes_queued: int
 
     async def _sleep_unless_halted(self, until: datetime) -> None:
         raise NotImplementedError
@@ -118,6 +126,9 @@ class StoreSync:
             return None
 
     def _schedule_from(self, entry: JobEntry, now: datetime) -> None:
+        raise NotImplementedError
+
+    async def reload_jobs(self) -> int:
         raise NotImplementedError
 
     async def _cancel_active(self, entry: JobEntry, reason: str) -> None:
@@ -312,11 +323,13 @@ class StoreSync:
     def _enqueue_write(self, write: Callable[[], Awaitable[None]]) -> None:
         assert self._writes is not None
         self._new_jobs = None  # jobs added from now on are stored after this write
+        self._writes_queued += 1
         self._writes.put_nowait(write)
 
     def _enqueue_new_job(self, entry: JobEntry) -> None:
         """Store `entry` with its conflict policy (`entry.conflict`, else the scheduler's)."""
         assert self._writes is not None
+        self._writes_queued += 1
         batch = self._new_jobs
         if batch is None or batch.policy != self.conflict:
             new = NewJobs(self.conflict)
@@ -380,6 +393,39 @@ class StoreSync:
         batch[:] = [entry for entry, _ in refused]
         if refused:
             raise refused[0][1]
+
+    async def _stored_jobs_settled(self) -> dict[str, StoredJob]:
+        """The store's jobs, read after this scheduler's own changes are written, and read
+        again if one was made while they were being read (`Scheduler.reload_jobs`): a change
+        not in the store yet is never taken for one the store undid."""
+        while True:
+            await self._flush_writes()
+            queued = self._writes_queued
+            stored = {s.id: s for s in await self.store.list_jobs()}
+            if queued == self._writes_queued:
+                return stored
+
+    async def _watch_jobs(self, every_s: float) -> None:
+        """Reload the jobs (`reload_jobs`) whenever the store's `jobs.changed` token moves,
+        read every `every_s` on the clock; a store that cannot be read is tried at the next
+        read (logged once per outage)."""
+        from agentcron.control import JOBS_CHANGED_KEY
+
+        seen: str | None = None
+        known = False  # (the token at start is the baseline, read when the store answers)
+        failing = False
+        while True:
+            try:
+                token = await self.store.get_state(JOBS_CHANGED_KEY)
+                if known and token != seen:
+                    changed = await self.reload_jobs()
+                    log.info("jobs reloaded from the store (%d changed)", changed)
+                seen, known, failing = token, True, False
+            except Exception as exc:
+                if not failing:
+                    log.warning("cannot read the store's job changes; trying again: %s", exc)
+                failing = True
+            await self.clock.sleep(every_s)
 
     async def _writer(self) -> None:
         assert self._writes is not None

@@ -28,6 +28,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import os
 import random
 import signal
@@ -45,7 +46,7 @@ from agentcron.engine.active import JobEntry
 from agentcron.engine.catchup import missed_fires
 from agentcron.engine.errors import JobNotFoundError, SchedulerNotRunningError
 from agentcron.engine.firing import Claimed, Dispatch, DueFire, Firing
-from agentcron.engine.persistence import NewJobs, store_available, wait_store
+from agentcron.engine.persistence import WATCH_JOBS_S, NewJobs, store_available, wait_store
 from agentcron.engine.runner import Runner
 from agentcron.engine.timeline import Timeline
 from agentcron.events import (
@@ -60,6 +61,8 @@ from agentcron.events import (
 from agentcron.jobs import (
     Job,
     build_job,
+    job_from_definition,
+    job_options,
     job_to_definition,
     next_nominal_fire,
     update_job,
@@ -177,9 +180,23 @@ class Scheduler(Firing):
         dispatch: Dispatch | None = None,
         concurrency_limits: Mapping[str, int] | None = None,
         job_defaults: Mapping[str, Any] | None = None,
+        watch_jobs_s: float | None = WATCH_JOBS_S,
     ) -> None:
         require(conflict in ("replace", "keep", "error"), "conflict", "use replace, keep or error")
         require(lease_s > 0, "lease_s", "must be > 0")
+        require(
+            watch_jobs_s is None
+            or (
+                isinstance(watch_jobs_s, int | float)
+                and math.isfinite(watch_jobs_s)
+                and watch_jobs_s > 0
+            ),
+            "watch_jobs_s",
+            f"must be a number of seconds > 0, or None not to watch; got {watch_jobs_s!r}",
+        )
+        #: How often to look for changes other processes made to the store's jobs (None:
+        #: never; a `MemoryStore`, which no other process can change, is not watched).
+        self.watch_jobs_s = watch_jobs_s
         self._owns_store = isinstance(store, str)
         self.store: Store = open_store(store) if isinstance(store, str) else store
         self.clock: Clock = clock or SystemClock()
@@ -242,6 +259,8 @@ class Scheduler(Firing):
         self._ahead: asyncio.Task[None] | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._maintenance_task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self._writes_queued = 0
         self._writer_task: asyncio.Task[None] | None = None
         self._writes: asyncio.Queue[Callable[[], Awaitable[None]]] | None = None
         self._new_jobs: NewJobs | None = None
@@ -356,6 +375,39 @@ class Scheduler(Firing):
             self._early_removed.add(job_id)
         self.events.publish(JobRemoved(at=self.clock.now(), job_id=job_id))
 
+    async def reload_jobs(self) -> int:
+        """Apply the store's jobs to this running scheduler: those another process (the
+        CLI, another node) added, changed, paused, resumed or removed; returns how many jobs
+        changed. This scheduler's own changes are written first, so none is undone. On a
+        store other processes can change, a running scheduler does this by itself when the
+        store's `jobs.changed` token moves (`watch_jobs_s`)."""
+        return self._apply_stored(await self._stored_jobs_settled())
+
+    def _apply_stored(self, stored: dict[str, StoredJob]) -> int:
+        changed = 0
+        for job_id in [i for i in self._entries if i not in stored]:
+            self.remove(job_id)
+            changed += 1
+        for job_id, record in stored.items():
+            entry = self._entries.get(job_id)
+            try:
+                job = job_from_definition(job_id, record.definition)
+            except ValueError as exc:
+                log.error("stored job %s is invalid and stays unscheduled: %s", job_id, exc)
+                continue
+            if entry is None:
+                self.add_job(job_id, **job_options(job))
+                changed += 1
+            elif job_to_definition(entry.job) != record.definition:
+                self.update(job_id, **job_options(job))
+                changed += 1
+            if entry is None or entry.paused != record.paused:
+                if record.paused:
+                    self.pause(job_id, note=record.pause_note)
+                elif entry is not None:
+                    self.resume(job_id)
+        return changed
+
     def pause(self, job_id: str, note: str | None = None) -> None:
         """Stop firing the job (a run in progress finishes); `note` says why (text of at
         most `MAX_NOTE_LENGTH` characters, else `JobConfigError` naming `note`)."""
@@ -466,6 +518,10 @@ class Scheduler(Firing):
         await self._recover_interrupted(now)
         self._loop_task = asyncio.create_task(self._loop(), name="agentcron-scheduler")
         self._maintenance_task = asyncio.create_task(self._maintain(), name="agentcron-leases")
+        if self.watch_jobs_s is not None and getattr(self.store, "shared", True):
+            self._watch_task = asyncio.create_task(
+                self._watch_jobs(self.watch_jobs_s), name="agentcron-jobs-watch"
+            )
         self._writer_task = asyncio.create_task(self._writer(), name="agentcron-store-writer")
         if never_fired:
             # So that a first fire missed while down is found after a restart.
@@ -483,7 +539,7 @@ class Scheduler(Firing):
         if self._halting is not None:
             self._halting.set()
         grace = 0.0 if self._grace_ended else self.stop_grace_s if grace_s is None else grace_s
-        for task in (self._loop_task, self._maintenance_task):
+        for task in (self._loop_task, self._maintenance_task, self._watch_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -130,6 +130,9 @@ class MemoryStore:
     """
 
     url = "memory://"
+    #: No other process can change it: a `Scheduler` on it does not watch it for job
+    #: changes (`watch_jobs_s`).
+    shared = False
     #: A fire in flight holds about 15 objects the garbage collector tracks (task,
     #: coroutines, records, context ...); 32 fires stay under its first threshold (700 new
     #: objects), so most of a batch dies before a collection sees it. At 64 or more every
