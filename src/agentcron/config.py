@@ -61,7 +61,16 @@ _MAX_COUNT = 1_000_000_000
 
 
 class ConfigError(ValueError):
-    """A setting has a bad value; the message names the key and the value."""
+    """A setting has a bad value; the message names the key and the value.
+
+    `key` is the setting at fault and `problem` what is wrong with its value (both None
+    for an env file that cannot be read), so that a command can name its own flag when
+    the value came from one (`--port -5`, not `DASHBOARD_PORT=-5`)."""
+
+    def __init__(self, message: str, *, key: str | None = None, problem: str | None = None):
+        super().__init__(message)
+        self.key = key
+        self.problem = problem
 
 
 def _not_below(value: int, info: Any, other: str) -> int:
@@ -396,7 +405,8 @@ def load_settings(
     try:
         return Settings(**values)
     except ValidationError as exc:
-        raise ConfigError(_first_error(exc, values)) from None
+        key, problem = _error_key(exc)
+        raise ConfigError(_first_error(exc, values), key=key, problem=problem) from None
 
 
 def _log_warning(message: str) -> None:
@@ -453,10 +463,15 @@ def _shown_value(key: str, value: object) -> str:
     return shown
 
 
-def _first_error(exc: ValidationError, values: Mapping[str, Any]) -> str:
+def _error_key(exc: ValidationError) -> tuple[str, str]:
+    """The setting of the first error and what is wrong with its value."""
     err = exc.errors()[0]
     key = str(err["loc"][0]) if err["loc"] else "settings"
-    msg = str(err["msg"]).removeprefix("Value error, ")
+    return key, str(err["msg"]).removeprefix("Value error, ")
+
+
+def _first_error(exc: ValidationError, values: Mapping[str, Any]) -> str:
+    key, msg = _error_key(exc)
     if key not in values and key in Settings.model_fields:
         # A default that another setting made invalid: say so, and what to set.
         default = Settings.model_fields[key].default
@@ -489,8 +504,12 @@ def reference_markdown() -> str:
         "docs/configuration.md`); a test keeps it current.",
         "",
         "Settings come from, highest first: command-line flags, the environment, `.env` in "
-        "the working directory, defaults. Durations named like the spec's are milliseconds. "
-        "`agentcron config show` prints the effective values with secrets masked.",
+        "the working directory, defaults; every command (`run`, `jobs`, `db`, `queue`, "
+        "`worker`, `nodes`, `health`, `dashboard`) resolves them this way, so it "
+        "works on the database of the daemon started in the same directory, and refuses a "
+        "bad value (one line naming it, exit 2). Durations named like the spec's are "
+        "milliseconds. `agentcron config show` prints the effective values with secrets "
+        "masked.",
         "",
         "| variable | type | default | meaning |",
         "|---|---|---|---|",

@@ -448,6 +448,26 @@ def _label(options: dict[str, Any], key: str, what: str, bounded: AbstractSet[st
     return str(value)
 
 
+def _queue(options: dict[str, Any], bounded: AbstractSet[str]) -> str | None:
+    """The queue name: None, or a name `queue_name_problem` (the rule of every queue entry
+    point) accepts. A stored definition (queue not in `bounded`) is held only to the older
+    rule (no ':', not '.' or '..'), so that a job stored before still loads."""
+    from agentcron.queue.base import queue_name_problem
+
+    queue = _label(options, "queue", "a queue name", frozenset())
+    if queue is None:
+        return None
+    if "queue" in bounded:
+        problem = queue_name_problem(queue)
+        require(problem is None, "queue", f"{shown(queue)} {problem}")
+    require(
+        ":" not in queue and queue not in (".", ".."),
+        "queue",
+        f"a queue name may not contain ':' nor be '.' or '..', got {shown(queue)}",
+    )
+    return queue
+
+
 def _tags(options: dict[str, Any], bounded: AbstractSet[str]) -> tuple[str, ...]:
     """The tags: strings, within `tags_problem`'s limits when "tags" is in `bounded`."""
     tags = options.get("tags") or ()
@@ -589,12 +609,7 @@ def build_job(
     end = _aware(options.get("end"), "end")
     require(start is None or end is None or end > start, "end", "must be after start")
     tags = _tags(options, bounded)
-    queue = _label(options, "queue", "a queue name", bounded)
-    require(
-        queue is None or (":" not in queue and queue not in (".", "..")),
-        "queue",
-        f"a queue name may not contain ':' nor be '.' or '..', got {shown(queue)}",
-    )
+    queue = _queue(options, bounded)
     return Job(
         id=job_id,
         trigger=trig,

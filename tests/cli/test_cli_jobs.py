@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from cli_helpers import (
     as_json,
@@ -30,6 +32,7 @@ from agentcron.control import JOBS_CHANGED_KEY, PID_FILE
 from agentcron.cron import CronExpression
 from agentcron.models import AuditEntry, RunQuery, StoredJob
 from agentcron.store.sqlite import SqliteStore
+from helpers.polling import wait_for
 
 PY = sys.executable
 
@@ -588,6 +591,106 @@ def test_run_of_a_job_disabled_with_a_reason_exits_two_without_running(data: Pat
     )
     assert_bad_input(jobs(data, "run", "gmail"), "no handler configured")
     assert as_json(jobs(data, "history", "gmail", "--json")) == []
+
+
+#: A job whose child starts a grandchild (its pid written to argv[1]) and waits for it.
+_TREE_JOB = (
+    "import pathlib, subprocess, sys\n"
+    "grandchild = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+    "pathlib.Path(sys.argv[1]).write_text(str(grandchild.pid))\n"
+    "grandchild.wait()\n"
+)
+
+
+def _gone(pid: int) -> bool:
+    """True when `pid` has exited (a zombie waiting for a reaper counts as gone)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_jobs_run_kills_the_process_tree_and_records_the_run_cancelled(
+    data: Path, tmp_path: Path, sig: signal.Signals
+) -> None:
+    # QA: SIGTERM (`timeout 3 agentcron jobs run slow`) killed the CLI at once (rc -15),
+    # orphaned the job's processes and left the run `running` until a daemon's lease check.
+    pid_file = tmp_path / "grandchild.pid"
+    ok(jobs(data, "add", "slow", "--every", "1h", "--", PY, "-c", _TREE_JOB, str(pid_file)))
+    with subprocess.Popen(
+        [PY, "-m", "agentcron", "jobs", "run", "slow", "--data-dir", str(data)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as cli:
+        started = lambda: pid_file.is_file() and pid_file.read_text() != ""  # noqa: E731
+        wait_for(lambda: started() or cli.poll() is not None)
+        assert started(), cli.communicate(timeout=60)
+        grandchild = int(pid_file.read_text())
+        cli.send_signal(sig)
+        out, err = cli.communicate(timeout=60)
+    assert cli.returncode == 1, (cli.returncode, out, err)
+    assert "cancelled" in out and "Traceback" not in err
+    wait_for(lambda: _gone(grandchild), timeout_s=10)
+    (run,) = as_json(jobs(data, "history", "slow", "--json"))
+    assert run["status"] == "cancelled"
+
+
+@pytest.mark.slow
+def test_a_locked_database_is_reported_with_advice_the_user_can_follow(data: Path) -> None:
+    # QA: "stop the other agentcron or raise busy_timeout_s", a knob no flag, setting or
+    # page offers. The commands wait the store's busy timeout (10 s), so all run at once.
+    add_script(data, "a", "print(1)")
+    writer = sqlite3.connect(data / "scheduler.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        commands = [
+            ["jobs", "pause", "a", "--data-dir", str(data)],
+            ["jobs", "run", "a", "--data-dir", str(data)],
+            ["db", "migrate", "--data-dir", str(data)],
+        ]
+        procs = [
+            subprocess.Popen(
+                [PY, "-m", "agentcron", *command],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for command in commands
+        ]
+        finished = [proc.communicate(timeout=60) for proc in procs]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    for command, proc, (_, err) in zip(commands, procs, finished, strict=True):
+        assert proc.returncode == 2, (command, err)
+        assert err.startswith("agentcron: ") and err.count("\n") == 1, (command, err)
+        assert "locked by another process" in err and "try again when it is done" in err, err
+        assert "busy_timeout" not in err, err
+
+
+def test_show_of_a_row_sqlite_cannot_decode_names_the_error_and_db_check(data: Path) -> None:
+    # QA: "... see the SQLite error above", with nothing above.
+    add_script(data, "a", "print(1)")
+    conn = sqlite3.connect(data / "scheduler.db")
+    conn.execute("UPDATE jobs SET definition = CAST(x'ff7b7d' AS TEXT)")
+    conn.commit()
+    conn.close()
+    result = jobs(data, "show", "a")
+    assert_bad_input(result, "Could not decode to UTF-8", "`agentcron db check`")
+    assert "above" not in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--cron", "--every", "--at", "--command", "--http"])
+def test_an_empty_schedule_or_handler_option_is_named_as_empty(data: Path, option: str) -> None:
+    # QA: `--every ""` (an unset shell variable) said "got none".
+    schedule = [] if option in ("--cron", "--every", "--at") else ["--every", "1h"]
+    handler = [] if option in ("--command", "--http") else ["--command", "true"]
+    result = jobs(data, "add", "a", *schedule, *handler, option, "")
+    assert_bad_input(result, f"{option} is empty; give ")
+    assert "none" not in result.stderr
+    assert listed(data) == []
 
 
 # == history ===================================================================================

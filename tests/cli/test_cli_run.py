@@ -386,6 +386,26 @@ def test_a_bad_env_file_or_config_path_stops_start_up_with_one_line_and_exit_2(
     assert not (tmp_path / "data" / "scheduler.db").exists()
 
 
+@pytest.mark.parametrize("kind", ["directory", "fifo", "broken symlink"])
+def test_a_default_agentcron_toml_that_is_not_a_file_is_refused_as_config_would_be(
+    tmp_path: Path, kind: str
+) -> None:
+    # QA: a directory named ./agentcron.toml was silently skipped (rc 0, no jobs loaded),
+    # while `--config` naming a directory was refused.
+    default = tmp_path / "agentcron.toml"
+    if kind == "directory":
+        default.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(default)
+    else:
+        default.symlink_to(tmp_path / "gone.toml")
+    result = run_to_end("run", "--once", "--no-dashboard", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("agentcron: ./agentcron.toml (the jobs file read by default)")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "data" / "scheduler.db").exists()
+
+
 def test_a_misspelt_setting_in_the_env_file_is_logged_as_a_warning_of_the_daemon(
     tmp_path: Path,
 ) -> None:

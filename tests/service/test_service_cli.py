@@ -344,3 +344,50 @@ def test_export_timers_reads_the_cron_jobs_of_the_store_by_default(tmp_path: Pat
     assert sorted(timers) == ["backup", "eom"]  # the interval job has no cron expression
     assert timers["backup"]["on_calendar"] == "*-*-* 02:00:00 Europe/Berlin"
     assert timers["eom"]["on_calendar"] is None
+
+
+@pytest.mark.parametrize("what", ["missing", "directory"])
+def test_install_refuses_a_config_that_is_not_a_file_as_run_would(
+    tmp_path: Path, what: str
+) -> None:
+    # QA: `install --dry-run --config /nonexistent.toml` (or a directory) exited 0 with a
+    # unit whose ExecStart fails at every start: an endless restart loop (Restart=always).
+    config = tmp_path / ("nonexistent.toml" if what == "missing" else "configs")
+    if what == "directory":
+        config.mkdir()
+    for command in (["install", "--dry-run"], ["install"], ["show"]):
+        runner = RecordingRunner()
+        result = _invoke(_env(tmp_path, runner=runner), *command, "--config", str(config))
+        assert result.exit_code == 2, (command, result.output)
+        assert result.stderr.startswith(f"agentcron: --config {config} ")
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+        assert runner.calls == []
+
+
+def test_install_refuses_a_directory_named_agentcron_toml_in_the_working_directory(
+    tmp_path: Path,
+) -> None:
+    env = _env(tmp_path)
+    (env.cwd / "agentcron.toml").mkdir()
+    result = _invoke(env, "install", "--dry-run")
+    assert result.exit_code == 2, result.output
+    assert "agentcron.toml (the jobs file read by default) is a directory" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_install_passes_an_existing_config_file_to_run(tmp_path: Path) -> None:
+    config = tmp_path / "agentcron.toml"
+    config.write_text("")
+    result = _invoke(_env(tmp_path), "install", "--dry-run", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    assert f"--config {config}" in result.stdout
+
+
+def test_install_takes_the_data_dir_of_the_working_directorys_env_file(tmp_path: Path) -> None:
+    # `agentcron run` in the service's working directory reads its .env; the unit must not
+    # pass it another --data-dir.
+    env = _env(tmp_path)
+    (env.cwd / ".env").write_text("SCHEDULER_DATA_DIR=state\n")
+    result = _invoke(env, "install", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert f"--data-dir {env.cwd / 'state'}" in result.stdout

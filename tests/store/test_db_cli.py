@@ -216,7 +216,9 @@ def test_restore_from_a_path_with_spaces_newlines_or_unicode_works(
     asyncio.run(seed(source / "scheduler.db"))
     odd = tmp_path / name
     odd.write_bytes((source / "scheduler.db").read_bytes())
-    data = tmp_path / name.replace(".db", " data")
+    # (A data dir with a newline is refused, as by `agentcron run`: SCHEDULER_DATA_DIR
+    # may not hold control characters.)
+    data = tmp_path / name.replace(".db", " data").replace("\n", " ")
     result = agentcron("db", "restore", str(odd), "--data-dir", str(data), "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["restored_from"] == str(odd)
@@ -249,3 +251,29 @@ def test_restoring_from_an_unusable_source_is_one_line_and_changes_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["scheduler.db", *([] if kind == "live" else [source.name])]
     )
+
+
+def test_a_restore_that_cannot_move_the_live_database_is_one_line_and_leaves_it_whole(
+    tmp_path: Path,
+) -> None:
+    # QA (`chattr +i scheduler.db`): a PermissionError traceback, exit 1, and the live
+    # database's -wal and -shm moved away from it. Stand-in for the immutable file: a
+    # directory in its place (handled as a damaged database, which cannot be renamed over
+    # the file reserved for the kept copy).
+    source = tmp_path / "source" / "scheduler.db"
+    source.parent.mkdir()
+    asyncio.run(seed(source))
+    taken = agentcron("db", "backup", "--data-dir", str(source.parent), "--json")
+    backup = json.loads(taken.stdout)["path"]
+    data = tmp_path / "data"
+    (data / "scheduler.db").mkdir(parents=True)
+    (data / "scheduler.db-wal").write_bytes(b"committed transactions")
+    (data / "scheduler.db-shm").write_bytes(b"shared memory")
+    result = agentcron("db", "restore", backup, "--data-dir", str(data))
+    assert_one_line_error(result, "refusing to restore: cannot move", "was not touched")
+    assert sorted(p.name for p in data.iterdir()) == [
+        "scheduler.db",
+        "scheduler.db-shm",
+        "scheduler.db-wal",
+    ]
+    assert (data / "scheduler.db-wal").read_bytes() == b"committed transactions"

@@ -329,6 +329,40 @@ def test_a_corrupt_live_database_is_replaced_and_kept_with_its_wal(tmp_path: Pat
     assert asyncio.run(job_ids(db)) == ["digest"]
 
 
+def test_a_live_database_that_cannot_be_moved_aside_is_left_whole_with_its_wal(
+    tmp_path: Path,
+) -> None:
+    # QA: with `chattr +i scheduler.db` the move of the live file failed after its -wal and
+    # -shm had been moved to the kept copy's names: a traceback, an empty kept copy, and
+    # the committed transactions in the WAL parted from their database. A portable
+    # stand-in for a file that cannot be moved (root ignores permissions): a directory in
+    # its place, which SQLite cannot open (so it is handled as damaged, and moved) and
+    # which cannot be renamed over the regular file reserved for the kept copy.
+    db = tmp_path / "scheduler.db"
+    source = tmp_path / "source.db"
+    asyncio.run(populated(source))
+    backup = backup_database(source, tmp_path / "backups", now=T0)
+    db.mkdir()
+    (db / "pages").write_text("stands for an immutable database file")
+    Path(f"{db}-wal").write_bytes(b"committed transactions")
+    Path(f"{db}-shm").write_bytes(b"shared memory")
+    before = {p.name: digest(p) for p in tmp_path.iterdir() if p.is_file()}
+    with pytest.raises(StoreError) as err:
+        restore_database(db, backup.path, now=T0)
+    message = str(err.value)
+    assert message.startswith(f"refusing to restore: cannot move {db} to "), message
+    assert message.endswith(f"{db} was not touched") and "\n" not in message
+    assert {p.name: digest(p) for p in tmp_path.iterdir() if p.is_file()} == before
+    assert (db / "pages").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "backups",
+        "scheduler.db",
+        "scheduler.db-shm",
+        "scheduler.db-wal",
+        "source.db",
+    ]
+
+
 async def test_restored_history_is_queryable(tmp_path: Path) -> None:
     db = tmp_path / "scheduler.db"
     await populated(db, runs=7)

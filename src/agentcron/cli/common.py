@@ -7,10 +7,10 @@ import contextlib
 import json
 import math
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -59,30 +59,92 @@ def _finite(value: Any) -> Any:
 
 
 # -- the data directory and the store, shared by the command groups ----------------------
-DATA_DIR_HELP = "Data directory holding scheduler.db (default: $SCHEDULER_DATA_DIR or ./data)."
-STORE_HELP = "Store URL (default: $SCHEDULER_STORE or sqlite:///<data-dir>/scheduler.db)."
+DATA_DIR_HELP = (
+    "Data directory holding scheduler.db (default: $SCHEDULER_DATA_DIR, then .env, or ./data)."
+)
+STORE_HELP = (
+    "Store URL (default: $SCHEDULER_STORE, then .env, or sqlite:///<data-dir>/scheduler.db)."
+)
+#: The settings file every command reads, as `agentcron run` does (when it exists).
+DEFAULT_ENV_FILE = Path(".env")
 
 
 def data_dir_option() -> Any:
-    """`--data-dir DIR` (env `SCHEDULER_DATA_DIR`, default `./data`) for a command."""
-    return typer.Option(Path("data"), "--data-dir", envvar="SCHEDULER_DATA_DIR", help=DATA_DIR_HELP)
+    """`--data-dir DIR` for a command; unset, `cli_settings` resolves it as `agentcron run`
+    does (`SCHEDULER_DATA_DIR` from the environment, then `.env`, then `./data`)."""
+    return typer.Option(None, "--data-dir", help=DATA_DIR_HELP)
 
 
 def store_option() -> Any:
-    """`--store URL` (env `SCHEDULER_STORE`, default: SQLite in the data directory)."""
-    return typer.Option(None, "--store", envvar="SCHEDULER_STORE", help=STORE_HELP)
+    """`--store URL` for a command; unset, `cli_settings` resolves it (`SCHEDULER_STORE`
+    from the environment, then `.env`, then SQLite in the data directory)."""
+    return typer.Option(None, "--store", help=STORE_HELP)
+
+
+if TYPE_CHECKING:
+    from agentcron.config import Settings
+
+
+#: The flag of each setting a command can take from its command line.
+_FLAGS = {
+    "SCHEDULER_DATA_DIR": "--data-dir",
+    "SCHEDULER_STORE": "--store",
+    "DASHBOARD_HOST": "--host",
+    "DASHBOARD_PORT": "--port",
+}
+
+
+def cli_settings(
+    *,
+    data_dir: Path | None = None,
+    store: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    env_file: Path = DEFAULT_ENV_FILE,
+    warn: Callable[[str], None] | None = None,
+) -> Settings:
+    """The settings as `agentcron run` resolves them: the flags given here, then the
+    environment, then the env file (`./.env` when it exists), then the defaults. So every
+    command works on the database the daemon of this directory uses.
+
+    A bad value ends the command with one line and exit 2, naming the flag when it came
+    from one (`--port -5`) and else the setting (`SCHEDULER_TIMEZONE='Mars/X'`). A
+    variable of the env file that looks like ours but is no setting goes to `warn`
+    (default: a warning line on stderr)."""
+    from agentcron.config import ConfigError, load_settings
+
+    flags: dict[str, Any] = {
+        "SCHEDULER_DATA_DIR": data_dir,
+        "SCHEDULER_STORE": store,
+        "DASHBOARD_HOST": host,
+        "DASHBOARD_PORT": port,
+    }
+    try:
+        return load_settings(env_file=env_file, overrides=flags, warn=warn or _warn)
+    except ConfigError as exc:
+        value = flags.get(exc.key or "")
+        if value is not None:
+            shown = str(value) if isinstance(value, Path) else value
+            fail(f"{_FLAGS[str(exc.key)]} {shown!r} is invalid: {exc.problem}")
+        fail(str(exc))
+
+
+def _warn(warning: str) -> None:
+    typer.echo(visible(f"agentcron: warning: {warning}"), err=True)
+
+
+def resolve_store(data_dir: Path | None, store: str | None) -> tuple[Path, str]:
+    """The data directory and the store URL of a command's `--data-dir` and `--store` (see
+    `cli_settings`)."""
+    settings = cli_settings(data_dir=data_dir, store=store)
+    return settings.data_dir, settings.store_url
 
 
 def store_url(data_dir: Path, store: str | None) -> str:
     """`store` if given, else `sqlite:///<data_dir>/scheduler.db`; `redis` (the bare word,
     as in `SCHEDULER_STORE=redis`) is the Redis that the REDIS_* variables describe."""
     if store == "redis":
-        from agentcron.config import ConfigError, load_settings
-
-        try:
-            return load_settings().redis_url
-        except ConfigError as exc:
-            fail(str(exc))
+        return cli_settings().redis_url
     if store:
         return store
     return f"sqlite:///{(data_dir / 'scheduler.db').as_posix()}"

@@ -19,7 +19,7 @@ from typing import Annotated
 
 import typer
 
-from agentcron.cli.common import fail, sqlite_path
+from agentcron.cli.common import cli_settings, fail, sqlite_path
 
 __all__ = ["dashboard"]
 
@@ -52,15 +52,12 @@ def dashboard(
     ] = 2.0,
 ) -> None:
     """Serve the web dashboard for an existing store (read-only, on 127.0.0.1 by default)."""
-    from agentcron.config import ConfigError, load_settings
-
-    try:
-        settings = load_settings(overrides={"SCHEDULER_DATA_DIR": data_dir})
-    except ConfigError as exc:
-        fail(str(exc))
+    # As every command: the flags, then the environment, then .env (a bad --host is refused
+    # here, naming it, before anything is written or printed).
+    settings = cli_settings(data_dir=data_dir, store=store, host=host, port=port)
     configured = settings.DASHBOARD_AUTH_TOKEN
     token_text = configured.get_secret_value() if configured is not None else None
-    url = store or settings.store_url
+    url = settings.store_url
     database = sqlite_path(url)
     if database is not None and not database.is_file():
         # It observes an existing store: a mistyped --data-dir must not create a directory,
@@ -73,8 +70,8 @@ def dashboard(
             _serve(
                 url=url,
                 data_dir=settings.data_dir,
-                host=host or settings.DASHBOARD_HOST,
-                port=settings.DASHBOARD_PORT if port is None else port,
+                host=settings.DASHBOARD_HOST,
+                port=settings.DASHBOARD_PORT,
                 configured_token=token_text,
                 queues=queue or [],
                 poll_s=poll,
@@ -100,25 +97,30 @@ async def _serve(
     from agentcron.dashboard.server import DashboardServer, exposure_warning
     from agentcron.store.base import StoreError, open_store
 
-    token, generated = ensure_token(data_dir, configured_token)
-    if generated:
-        typer.echo(f"dashboard token (generated, saved in {data_dir / 'dashboard.token'}):")
-        typer.echo(f"  {token}")
-    warning = exposure_warning(host, token_configured=configured_token is not None)
-    if warning:
-        typer.secho(warning, err=True, fg=typer.colors.RED, bold=True)
-    # Read-only: it must not wait for (or take) the write lock `agentcron run` holds.
+    # Read-only: it must not wait for (or take) the write lock `agentcron run` holds. Opened
+    # first: a database it cannot read is refused before a token is written for it.
     observer = StoreObserver(open_store(url, read_only=True), poll_s=poll_s)
     try:
         await observer.__aenter__()
     except StoreError as exc:
         raise ValueError(str(exc)) from None
+    try:
+        token, generated = ensure_token(data_dir, configured_token)
+    except BaseException:
+        await observer.__aexit__(None, None, None)
+        raise
+    if generated:
+        typer.echo(f"dashboard token (generated, saved in {data_dir / 'dashboard.token'}):")
+        typer.echo(f"  {token}")
     queue_url = url if url.startswith(("sqlite:", "redis:", "rediss:")) else "memory://"
     queue_set = QueueSet(queue_url, queues, scheduler=observer)
     settings = DashboardSettings(auth_token=token, host=host, port=port, data_dir=data_dir)
     server = DashboardServer(observer, settings, queues=queue_set)
     try:
         await server.start()
+        # Only once it listens: an address it cannot bind is an error, not an exposure.
+        if exposure_warning(host, token_configured=configured_token is not None):
+            typer.secho(_read_only_exposure(host), err=True, fg=typer.colors.RED, bold=True)
         typer.echo(f"agentcron dashboard on {server.url} (read-only view of {observer.store.url})")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -134,3 +136,16 @@ async def _serve(
         await server.stop()
         await queue_set.close()
         await observer.__aexit__(None, None, None)
+
+
+def _read_only_exposure(host: str) -> str:
+    """The warning for this read-only dashboard bound beyond loopback without a configured
+    token (`exposure_warning` of `agentcron run` speaks of running and changing jobs,
+    which this one cannot)."""
+    return (
+        f"WARNING: the dashboard listens on {host}, reachable from other machines, and "
+        "DASHBOARD_AUTH_TOKEN is not set: anyone who reads the generated token (printed "
+        "above, stored in the data dir) can see every job, its runs and their output. Set "
+        "DASHBOARD_AUTH_TOKEN, bind 127.0.0.1 (the default), and put TLS in front (the "
+        "dashboard speaks plain HTTP)."
+    )

@@ -1,8 +1,9 @@
 """`agentcron db`: migrate, back up, restore, check and prune the SQLite database.
 
-The database is `<data-dir>/scheduler.db` (`--data-dir`, env `SCHEDULER_DATA_DIR`, default
-`./data`) unless `--store sqlite:///path` names another; backups live in `backups/` beside
-it. A bad option or a bad database prints one line and exits with code 2.
+The database is `<data-dir>/scheduler.db` unless `--store sqlite:///path` names another,
+found as `agentcron run` finds it (`--data-dir`/`--store`, then `SCHEDULER_DATA_DIR`/
+`SCHEDULER_STORE` from the environment, then `./.env`; default `./data`); backups live in
+`backups/` beside it. A bad option or a bad database prints one line and exits with code 2.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from agentcron.cli.common import fail, print_json
+from agentcron.cli.common import (
+    data_dir_option,
+    fail,
+    print_json,
+    resolve_store,
+    store_option,
+)
 from agentcron.store import backup as backups
 from agentcron.store import migrations
 from agentcron.store.base import StoreError
@@ -33,15 +40,8 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-_DATA_DIR = typer.Option(
-    Path("data"),
-    "--data-dir",
-    envvar="SCHEDULER_DATA_DIR",
-    help="Data directory holding scheduler.db and backups/.",
-)
-_STORE = typer.Option(
-    None, "--store", help="Store URL (default: sqlite:///<data-dir>/scheduler.db)."
-)
+_DATA_DIR = data_dir_option()
+_STORE = store_option()
 _BACKUP_FILE = typer.Argument(..., help="The backup file to restore.")
 _JSON = typer.Option(False, "--json", help="Print JSON for scripts.")
 _UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -67,14 +67,20 @@ def parse_age(text: str) -> timedelta:
         raise ValueError(f"--older-than {text!r}: too long ago") from None
 
 
-def database_path(data_dir: Path, store: str | None) -> Path:
-    """The SQLite file the command works on (fails for non-SQLite stores)."""
-    if store is None:
-        return data_dir / "scheduler.db"
-    if not store.startswith("sqlite:"):
-        fail(f"--store {store!r}: agentcron db works on SQLite stores (sqlite:///path/file.db)")
+def database_path(data_dir: Path | None, store: str | None) -> Path:
+    """The SQLite file the command works on, resolved as every command resolves the store
+    (`resolve_store`: the flags, the environment, `.env`); fails for other stores."""
+    _, url = resolve_store(data_dir, store)
+    if not url.startswith("sqlite:"):
+        from agentcron.config import mask_url
+
+        where = "--store" if store else "SCHEDULER_STORE"
+        fail(
+            f"{where} is {mask_url(url)!r}: agentcron db works on SQLite stores "
+            "(pass --store sqlite:///path/file.db)"
+        )
     try:
-        return SqliteStore.from_url(store).path
+        return SqliteStore.from_url(url).path
     except ValueError as exc:
         fail(str(exc))
 
@@ -151,7 +157,9 @@ async def _open(path: Path) -> tuple[int, int]:
 
 
 @app.command()
-def migrate(data_dir: Path = _DATA_DIR, store: str | None = _STORE, json: bool = _JSON) -> None:
+def migrate(
+    data_dir: Path | None = _DATA_DIR, store: str | None = _STORE, json: bool = _JSON
+) -> None:
     """Create the database or bring its schema up to date (backed up first if it changes)."""
     path = database_path(data_dir, store)
     try:
@@ -177,7 +185,7 @@ def migrate(data_dir: Path = _DATA_DIR, store: str | None = _STORE, json: bool =
 
 @app.command()
 def backup(
-    data_dir: Path = _DATA_DIR,
+    data_dir: Path | None = _DATA_DIR,
     store: str | None = _STORE,
     keep: int = typer.Option(backups.DEFAULT_BACKUP_KEEP, "--keep", min=1, help="Backups kept."),
     json: bool = _JSON,
@@ -199,7 +207,7 @@ def backup(
 
 @app.command("backups")
 def list_backups(
-    data_dir: Path = _DATA_DIR, store: str | None = _STORE, json: bool = _JSON
+    data_dir: Path | None = _DATA_DIR, store: str | None = _STORE, json: bool = _JSON
 ) -> None:
     """List the backups, newest first."""
     path = database_path(data_dir, store)
@@ -219,7 +227,7 @@ def list_backups(
 @app.command()
 def restore(
     file: Path = _BACKUP_FILE,
-    data_dir: Path = _DATA_DIR,
+    data_dir: Path | None = _DATA_DIR,
     store: str | None = _STORE,
     json: bool = _JSON,
 ) -> None:
@@ -245,7 +253,9 @@ def restore(
 
 
 @app.command()
-def check(data_dir: Path = _DATA_DIR, store: str | None = _STORE, json: bool = _JSON) -> None:
+def check(
+    data_dir: Path | None = _DATA_DIR, store: str | None = _STORE, json: bool = _JSON
+) -> None:
     """Run PRAGMA integrity_check and report the schema version and counts."""
     path = database_path(data_dir, store)
     try:
@@ -270,7 +280,7 @@ def prune(
     keep_per_job: int | None = typer.Option(
         None, "--keep-per-job", min=0, help="Keep only the newest N finished runs of each job."
     ),
-    data_dir: Path = _DATA_DIR,
+    data_dir: Path | None = _DATA_DIR,
     store: str | None = _STORE,
     json: bool = _JSON,
 ) -> None:

@@ -14,8 +14,10 @@
                                             exit 0 reloaded (or no answer), 2 file rejected,
                                             1 the daemon failed to apply it
 
-Every command takes `--data-dir DIR` (env `SCHEDULER_DATA_DIR`, default `./data`) and
-`--store URL` (env `SCHEDULER_STORE`, default `sqlite:///<data dir>/scheduler.db`). The
+Every command takes `--data-dir DIR` and `--store URL`; without them the store is found as
+`agentcron run` finds it (`SCHEDULER_STORE`, `SCHEDULER_DATA_DIR` from the environment, then
+`./.env`; default `sqlite:///./data/scheduler.db`), and `jobs add` takes its default time zone
+from `SCHEDULER_TIMEZONE` the same way (`agentcron.cli.common.cli_settings`). The
 commands talk to the store directly, so they work while the daemon is down; after changing
 jobs they tell running daemons to reload (`agentcron.control.notify_jobs_changed`).
 
@@ -40,6 +42,7 @@ import json
 import math
 import os
 import shlex
+import signal
 import socket
 import time
 import tomllib
@@ -56,12 +59,13 @@ from rich.table import Table
 
 from agentcron.cli.common import (
     OneLineUsageErrors,
+    cli_settings,
     data_dir_option,
     fail,
     opened_store,
     print_json,
+    resolve_store,
     store_option,
-    store_url,
     visible,
 )
 from agentcron.clock import utc
@@ -135,18 +139,16 @@ def _iso(dt: datetime | None) -> str | None:
 
 
 def _with_store(
-    data_dir: Path,
-    store: str | None,
+    url: str,
     action: Callable[[Store], Awaitable[T]],
     *,
     create: bool,
     read_only: bool = False,
 ) -> T:
-    """Open the store, run `action`, close it. Store problems: one line, exit 2.
-    `read_only`: `action` only reads (see `opened_store`)."""
+    """Open the store at `url` (from `resolve_store`), run `action`, close it. Store
+    problems: one line, exit 2. `read_only`: `action` only reads (see `opened_store`)."""
 
     async def main() -> T:
-        url = store_url(data_dir, store)
         async with opened_store(url, create=create, read_only=read_only) as opened:
             try:
                 return await action(opened)
@@ -349,10 +351,11 @@ def list_jobs(
     tag: Annotated[
         list[str] | None, typer.Option("--tag", help="Only jobs with this tag (repeat).")
     ] = None,
-    data_dir: Path = _DATA_DIR,
+    data_dir: Path | None = _DATA_DIR,
     store: str | None = _STORE,
 ) -> None:
     """List the jobs: schedule (and in words), time zone, status, next run."""
+    _, url = resolve_store(data_dir, store)
     now = _now()
 
     async def read(opened: Store) -> list[tuple[StoredJob, Job | None, dict[str, Any]]]:
@@ -364,7 +367,7 @@ def list_jobs(
             rows.append((stored, _load_job(stored)[0], summary))
         return rows
 
-    rows = _with_store(data_dir, store, read, create=False, read_only=True)
+    rows = _with_store(url, read, create=False, read_only=True)
     if as_json:
         print_json([summary for _, _, summary in rows])
         return
@@ -400,10 +403,11 @@ def list_jobs(
 def show(
     job_id: str = _ID,
     as_json: bool = _JSON,
-    data_dir: Path = _DATA_DIR,
+    data_dir: Path | None = _DATA_DIR,
     store: str | None = _STORE,
 ) -> None:
     """Show a job: definition, state, the next 5 fire times, the last runs, statistics."""
+    _, url = resolve_store(data_dir, store)
     now = _now()
 
     async def read(opened: Store) -> tuple[dict[str, Any], list[RunRecord], RunStats]:
@@ -429,7 +433,7 @@ def show(
         )
         return summary, runs, stats
 
-    summary, runs, stats = _with_store(data_dir, store, read, create=False, read_only=True)
+    summary, runs, stats = _with_store(url, read, create=False, read_only=True)
     if as_json:
         print_json(
             {**summary, "last_runs": [r.to_dict() for r in runs], "stats": _stats_dict(stats)}
@@ -541,10 +545,27 @@ def _pairs(option: str, items: Sequence[str], sep: str) -> dict[str, str]:
     return out
 
 
-def _trigger(
-    cron: str | None, every: str | None, at: str | None, reboot: bool, tz: str | None
-) -> object:
-    given = [name for name, value in (("--cron", cron), ("--every", every), ("--at", at)) if value]
+_EXAMPLES = {
+    "--cron": "an expression such as '0 2 * * *' or @daily",
+    "--every": "an interval such as 30s, 5m or 1h30m",
+    "--at": "an ISO-8601 time such as 2026-12-01T09:00:00+01:00",
+    "--command": "a command line such as 'rsync -a src/ dst/'",
+    "--callable": "a reference such as pkg.mod:func",
+    "--http": "a URL such as https://example.org/ping",
+}
+
+
+def _given(options: tuple[tuple[str, str | None], ...]) -> list[str]:
+    """The options given (an empty value is given, and refused: `--every ""` from an unset
+    shell variable must not read as "no schedule")."""
+    for name, value in options:
+        if value is not None and not value.strip():
+            fail(f"{name} is empty; give {_EXAMPLES[name]}")
+    return [name for name, value in options if value is not None]
+
+
+def _trigger(cron: str | None, every: str | None, at: str | None, reboot: bool, tz: str) -> object:
+    given = _given((("--cron", cron), ("--every", every), ("--at", at)))
     if reboot:
         given.append("--reboot")
     if len(given) != 1:
@@ -561,8 +582,8 @@ def _trigger(
     return "@reboot"
 
 
-def _aware_iso(option: str, text: str, tz: str | None) -> str:
-    """An ISO-8601 time with its offset; a naive one is read in `tz` (or the default zone)."""
+def _aware_iso(option: str, text: str, tz: str) -> str:
+    """An ISO-8601 time with its offset; a naive one is read in `tz`."""
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
@@ -571,14 +592,10 @@ def _aware_iso(option: str, text: str, tz: str | None) -> str:
         from agentcron.triggers import resolve_tz
 
         try:
-            when = when.replace(tzinfo=resolve_tz(tz or _default_tz()))
+            when = when.replace(tzinfo=resolve_tz(tz))
         except ValueError as exc:
             fail(str(exc))
     return when.isoformat()
-
-
-def _default_tz() -> str:
-    return os.environ.get("SCHEDULER_TIMEZONE") or "UTC"
 
 
 def _handler_keys(
@@ -590,16 +607,9 @@ def _handler_keys(
     headers: list[str] | None,
     body: str | None,
 ) -> dict[str, Any]:
-    given = [
-        name
-        for name, value in (
-            ("--command", command),
-            ("-- PROGRAM ARGS", argv),
-            ("--callable", callable_ref),
-            ("--http", http),
-        )
-        if value
-    ]
+    given = _given((("--command", command), ("--callable", callable_ref), ("--http", http)))
+    if argv:
+        given.insert(1, "-- PROGRAM ARGS")
     if len(given) != 1:
         fail(
             "give exactly one handler: --command 'PROGRAM ARGS', -- PROGRAM ARGS..., "
@@ -782,16 +792,18 @@ def add(
         bool, typer.Option("--replace", help="Replace a job with the same id (history kept).")
     ] = False,
     as_json: bool = _JSON,
-    data_dir: Path = _DATA_DIR,
+    data_dir: Path | None = _DATA_DIR,
     store: str | None = _STORE,
 ) -> None:
     """Add a job to the store, with the options of a jobs table in agentcron.toml."""
+    settings = cli_settings(data_dir=data_dir, store=store)
+    directory, url, default_tz = settings.data_dir, settings.store_url, settings.SCHEDULER_TIMEZONE
     if (cwd or env or shell) and not (command or argv):
         fail("--cwd, --env and --shell go with a command (--command or -- PROGRAM ARGS)")
     tag_problem = tags_problem(tag or [])
     if tag_problem is not None:
         fail(f"job {job_id!r}: --tag: {tag_problem}")
-    trigger = _trigger(cron, every, at, reboot, tz)
+    trigger = _trigger(cron, every, at, reboot, tz or default_tz)
     handler = _handler_keys(command, argv, callable_ref, http, method, header, body)
     if "command" in handler:
         if cwd:
@@ -826,14 +838,14 @@ def add(
         "tags": list(tag) if tag else None,
         "queue": queue,
         "expect_every": _number_or_text(expect_every) if expect_every else None,
-        "start": _aware_iso("--start", start, tz) if start else None,
-        "end": _aware_iso("--end", end, tz) if end else None,
+        "start": _aware_iso("--start", start, tz or default_tz) if start else None,
+        "end": _aware_iso("--end", end, tz or default_tz) if end else None,
         "max_runs": max_runs,
         "isolation": isolation,
         "enabled": False if disabled else None,
     }
     table = build_table(job_id, trigger=trigger, handler=handler, options=options)
-    job = validated_job(table, _default_tz())
+    job = validated_job(table, default_tz)
     definition = job_to_definition(job)
     now = _now()
 
@@ -845,10 +857,10 @@ def add(
         saved = await opened.save_job(
             StoredJob(id=job_id, definition=definition), actor=ACTOR, conflict="replace"
         )
-        signalled = await notify_jobs_changed(opened, data_dir)
+        signalled = await notify_jobs_changed(opened, directory)
         return await job_summary(opened, saved, now), existing is not None, signalled
 
-    summary, replaced, signalled = _with_store(data_dir, store, save, create=True)
+    summary, replaced, signalled = _with_store(url, save, create=True)
     if as_json:
         print_json({**summary, "replaced": replaced, "daemon_signalled": signalled})
         return
@@ -868,17 +880,21 @@ def _echo_reload(signalled: bool) -> None:
 # == remove / pause / resume ===================================================================
 @app.command()
 def remove(
-    job_id: str = _ID, as_json: bool = _JSON, data_dir: Path = _DATA_DIR, store: str | None = _STORE
+    job_id: str = _ID,
+    as_json: bool = _JSON,
+    data_dir: Path | None = _DATA_DIR,
+    store: str | None = _STORE,
 ) -> None:
     """Remove a job and its run history."""
+    directory, url = resolve_store(data_dir, store)
 
     async def delete(opened: Store) -> bool:
         await _stored(opened, job_id)
         await _refuse_file_job(opened, job_id, "remove")
         await opened.delete_job(job_id, actor=ACTOR)
-        return await notify_jobs_changed(opened, data_dir)
+        return await notify_jobs_changed(opened, directory)
 
-    signalled = _with_store(data_dir, store, delete, create=False)
+    signalled = _with_store(url, delete, create=False)
     if as_json:
         print_json({"id": job_id, "removed": True, "daemon_signalled": signalled})
         return
@@ -887,16 +903,23 @@ def remove(
 
 
 def _set_paused(
-    job_id: str, paused: bool, note: str | None, as_json: bool, data_dir: Path, store: str | None
+    job_id: str,
+    paused: bool,
+    note: str | None,
+    as_json: bool,
+    data_dir: Path | None,
+    store: str | None,
 ) -> None:
+    directory, url = resolve_store(data_dir, store)
+
     async def change(opened: Store) -> tuple[StoredJob, bool]:
         await _stored(opened, job_id)
         saved = await opened.set_paused(job_id, paused, note=note, actor=ACTOR)
         if saved is None:
             fail(f"no job with id {job_id!r}; `agentcron jobs list` shows the ids")
-        return saved, await notify_jobs_changed(opened, data_dir)
+        return saved, await notify_jobs_changed(opened, directory)
 
-    saved, signalled = _with_store(data_dir, store, change, create=False)
+    saved, signalled = _with_store(url, change, create=False)
     if as_json:
         print_json(
             {
@@ -919,7 +942,7 @@ def pause(
     job_id: str = _ID,
     note: Annotated[str | None, typer.Option("--note", help="Why (shown in lists).")] = None,
     as_json: bool = _JSON,
-    data_dir: Path = _DATA_DIR,
+    data_dir: Path | None = _DATA_DIR,
     store: str | None = _STORE,
 ) -> None:
     """Stop firing a job (a run in progress finishes)."""
@@ -928,7 +951,10 @@ def pause(
 
 @app.command()
 def resume(
-    job_id: str = _ID, as_json: bool = _JSON, data_dir: Path = _DATA_DIR, store: str | None = _STORE
+    job_id: str = _ID,
+    as_json: bool = _JSON,
+    data_dir: Path | None = _DATA_DIR,
+    store: str | None = _STORE,
 ) -> None:
     """Fire a paused job again (fires missed while paused are not run)."""
     _set_paused(job_id, False, None, as_json, data_dir, store)
@@ -980,20 +1006,45 @@ async def run_job_now(store: Store, job_id: str) -> RunRecord:
 
 @app.command()
 def run(
-    job_id: str = _ID, as_json: bool = _JSON, data_dir: Path = _DATA_DIR, store: str | None = _STORE
+    job_id: str = _ID,
+    as_json: bool = _JSON,
+    data_dir: Path | None = _DATA_DIR,
+    store: str | None = _STORE,
 ) -> None:
     """Run a job now, through its policies, and print the finished run.
 
     Exit 0 when the run succeeded, 1 for any other outcome (failed, timed out, skipped),
     2 for bad input. This is what exported OS timers call.
     """
-    record = _with_store(data_dir, store, lambda s: run_job_now(s, job_id), create=False)
+    _, url = resolve_store(data_dir, store)
+    try:
+        record = _with_store(url, lambda s: _stoppable(run_job_now(s, job_id)), create=False)
+    except asyncio.CancelledError:  # SIGTERM before the run started: nothing was recorded
+        fail(f"stopped by SIGTERM before job {job_id!r} started", code=EXIT_RUN_NOT_SUCCEEDED)
     if as_json:
         print_json(record.to_dict())
     else:
         _print_run(record)
     if record.status != RunStatus.succeeded:
         raise typer.Exit(EXIT_RUN_NOT_SUCCEEDED)
+
+
+async def _stoppable(work: Awaitable[T]) -> T:
+    """`await work`, with SIGTERM handled as asyncio handles SIGINT (Ctrl+C): it cancels
+    the command, so the run in progress is cancelled through the engine (its process tree
+    killed, the run recorded cancelled) instead of the CLI dying at once and leaving both
+    behind (the run `running` until a daemon's lease check)."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    except (NotImplementedError, RuntimeError, ValueError):  # Windows; not the main thread
+        return await work
+    try:
+        return await work
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _print_run(record: RunRecord) -> None:
@@ -1020,10 +1071,11 @@ def history(
         list[str] | None, typer.Option("--status", help="Only runs with this status (repeat).")
     ] = None,
     as_json: bool = _JSON,
-    data_dir: Path = _DATA_DIR,
+    data_dir: Path | None = _DATA_DIR,
     store: str | None = _STORE,
 ) -> None:
     """A job's runs, newest first (--json: the run fields with ISO-8601 times)."""
+    _, url = resolve_store(data_dir, store)
     if not 1 <= limit <= 10_000:
         fail(f"--limit {limit}: use a number from 1 to 10000")
     statuses: list[RunStatus] = []
@@ -1039,7 +1091,7 @@ def history(
         query = RunQuery(job_id=job_id, statuses=tuple(statuses), limit=limit)
         return await opened.list_runs(query), job.timezone if job is not None else "UTC"
 
-    runs, tz = _with_store(data_dir, store, read, create=False, read_only=True)
+    runs, tz = _with_store(url, read, create=False, read_only=True)
     if as_json:
         print_json([r.to_dict() for r in runs])
         return
@@ -1053,11 +1105,12 @@ def history(
 @app.command("export")
 def export_command(
     file: Annotated[Path | None, typer.Argument(help="Write here (default: stdout).")] = None,
-    data_dir: Path = _DATA_DIR,
+    data_dir: Path | None = _DATA_DIR,
     store: str | None = _STORE,
 ) -> None:
     """Export every job definition as JSON (for `agentcron jobs import`)."""
-    data = _with_store(data_dir, store, export_jobs, create=False, read_only=True)
+    _, url = resolve_store(data_dir, store)
+    data = _with_store(url, export_jobs, create=False, read_only=True)
     for item in data["jobs"]:
         try:
             json.dumps(item["definition"], allow_nan=False)
@@ -1196,10 +1249,11 @@ def import_command(
         ),
     ] = "replace",
     as_json: bool = _JSON,
-    data_dir: Path = _DATA_DIR,
+    data_dir: Path | None = _DATA_DIR,
     store: str | None = _STORE,
 ) -> None:
     """Import job definitions; nothing is imported if anything in the file is wrong."""
+    directory, url = resolve_store(data_dir, store)
     if conflict not in ("replace", "keep", "error"):
         fail(f"--conflict {conflict!r}: use replace, keep or error")
     try:
@@ -1245,12 +1299,12 @@ def import_command(
             if progress is not None:
                 progress.stop()
         signalled = (
-            await notify_jobs_changed(opened, data_dir) if total.added or total.updated else False
+            await notify_jobs_changed(opened, directory) if total.added or total.updated else False
         )
         return total, signalled
 
     try:
-        result, signalled = _with_store(data_dir, store, write, create=True)
+        result, signalled = _with_store(url, write, create=True)
     except ImportValidationError as exc:  # pragma: no cover - validated above
         fail(str(exc))
     if as_json:
@@ -1303,7 +1357,7 @@ def reload(
         ),
     ] = RELOAD_WAIT_S,
     as_json: bool = _JSON,
-    data_dir: Path = _DATA_DIR,
+    data_dir: Path | None = _DATA_DIR,
     store: str | None = _STORE,
 ) -> None:
     """Tell running daemons to reload their jobs (and agentcron.toml); wait for the verdict.
@@ -1319,14 +1373,15 @@ def reload(
 
     --json prints {"daemon_signalled": true|false, "verdict": {...}|null}.
     """
+    directory, url = resolve_store(data_dir, store)
     if not (math.isfinite(wait) and wait >= 0):
         fail(f"--wait {wait:g}: use a number of seconds, 0 or more (0: do not wait)")
 
     async def ask(opened: Store) -> tuple[ReloadRequest, ReloadVerdict | None]:
-        request = await request_reload(opened, data_dir)
+        request = await request_reload(opened, directory)
         return request, await _await_verdict(opened, request, wait)
 
-    request, verdict = _with_store(data_dir, store, ask, create=False)
+    request, verdict = _with_store(url, ask, create=False)
     if as_json:
         print_json(
             {

@@ -12,14 +12,22 @@ is offline, reports itself unhealthy, or never sent a heartbeat; exit 2 for bad 
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from agentcron.cli.common import fail, print_json, visible
+from agentcron.cli.common import (
+    cli_settings,
+    data_dir_option,
+    fail,
+    print_json,
+    resolve_store,
+    sqlite_path,
+    store_option,
+    visible,
+)
 from agentcron.heartbeat.monitor import DEFAULT_MISSED_THRESHOLD, NodeView, view_node
 from agentcron.heartbeat.sender import read_node_id
 from agentcron.models import NODE_STOPPED, NodeHeartbeat
@@ -28,21 +36,8 @@ from agentcron.store.base import StoreError, open_store
 __all__ = ["health_command", "is_healthy", "nodes_command"]
 
 EXIT_UNHEALTHY = 1
-
-_DATA_DIR_HELP = "Data directory (default: $SCHEDULER_DATA_DIR or ./data)."
-_STORE_HELP = "Store URL (default: $SCHEDULER_STORE or sqlite:///<data dir>/scheduler.db)."
-
-
-def _data_dir(data_dir: str | None) -> Path:
-    return Path(data_dir or os.environ.get("SCHEDULER_DATA_DIR") or "data")
-
-
-def _store_url(data_dir: Path, store: str | None) -> str:
-    if store:
-        return store
-    if os.environ.get("SCHEDULER_STORE"):
-        return os.environ["SCHEDULER_STORE"]
-    return f"sqlite:///{(data_dir / 'scheduler.db').as_posix()}"
+_DATA_DIR = data_dir_option()
+_STORE = store_option()
 
 
 async def _read_heartbeats(url: str) -> list[NodeHeartbeat]:
@@ -56,10 +51,9 @@ async def _read_heartbeats(url: str) -> list[NodeHeartbeat]:
         await store.close()
 
 
-def _load(data_dir: Path, store: str | None) -> list[NodeHeartbeat]:
-    url = _store_url(data_dir, store)
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
+def _load(url: str) -> list[NodeHeartbeat]:
+    path = sqlite_path(url)
+    if path is not None:
         if not path.exists():
             fail(
                 f"no database at {path}; pass --data-dir or --store where `agentcron run` keeps it"
@@ -87,16 +81,17 @@ def is_healthy(view: NodeView | None) -> bool:
 
 def nodes_command(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
-    data_dir: str | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
-    store: str | None = typer.Option(None, "--store", help=_STORE_HELP),
+    data_dir: Path | None = _DATA_DIR,
+    store: str | None = _STORE,
     missed_threshold: int = typer.Option(
         DEFAULT_MISSED_THRESHOLD, "--missed-threshold", min=1, help="Missed beats until offline."
     ),
 ) -> None:
     """List the nodes that sent heartbeats: online, suspect or offline, with a health score."""
+    _, url = resolve_store(data_dir, store)
     now = datetime.now(UTC)
     views = []
-    for hb in _load(_data_dir(data_dir), store):
+    for hb in _load(url):
         try:
             views.append(view_node(hb, now, missed_threshold=missed_threshold))
         except ValueError as exc:  # a malformed row from another node, as the monitor does
@@ -130,15 +125,16 @@ def nodes_command(
 
 def health_command(
     as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
-    data_dir: str | None = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
-    store: str | None = typer.Option(None, "--store", help=_STORE_HELP),
+    data_dir: Path | None = _DATA_DIR,
+    store: str | None = _STORE,
     node_id: str | None = typer.Option(
         None, "--node-id", help="Node to check (default: this host's node in the data dir)."
     ),
 ) -> None:
     """Exit 0 when this node is healthy, 1 when it is not (a health probe for containers/OSes)."""
-    directory = _data_dir(data_dir)
-    node = node_id or read_node_id(directory)
+    settings = cli_settings(data_dir=data_dir, store=store)
+    directory = settings.data_dir
+    node = node_id or settings.SCHEDULER_NODE_ID or read_node_id(directory)
     if node is None:
         message = f"no node id in {directory / 'node-id'}: has `agentcron run` started here?"
         if as_json:
@@ -147,7 +143,7 @@ def health_command(
             typer.echo(f"unhealthy: {message}")
         raise typer.Exit(EXIT_UNHEALTHY)
     now = datetime.now(UTC)
-    beat = next((hb for hb in _load(directory, store) if hb.node_id == node), None)
+    beat = next((hb for hb in _load(settings.store_url) if hb.node_id == node), None)
     malformed = None
     try:
         view = view_node(beat, now) if beat is not None else None

@@ -2,9 +2,11 @@
 retry-failed).
 
 The queue lives in the store's database unless told otherwise: ``--store URL``
-(``sqlite:///path`` or ``redis://host:port/db``; env ``SCHEDULER_STORE``), else
-``sqlite:///<data-dir>/scheduler.db`` (``--data-dir``, env ``SCHEDULER_DATA_DIR``, default
-``./data``). Bad input prints one line and exits with code 2.
+(``sqlite:///path`` or ``redis://host:port/db``), else where `agentcron run` keeps its store
+(``SCHEDULER_STORE``, ``SCHEDULER_DATA_DIR`` from the environment, then ``./.env``; default
+``./data/scheduler.db``). ``add`` creates a missing SQLite database; the other commands refuse
+one. A queue name follows `agentcron.queue.base.queue_name_problem`. Bad input prints one line
+and exits with code 2.
 """
 
 from __future__ import annotations
@@ -17,11 +19,20 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from agentcron.cli.common import fail, print_json
+from agentcron.cli.common import (
+    data_dir_option,
+    fail,
+    opened_store,
+    print_json,
+    resolve_store,
+    sqlite_path,
+    store_option,
+)
 from agentcron.queue import Queue, QueueError, open_queue
-from agentcron.queue.base import STATES
+from agentcron.queue.base import STATES, check_queue_name
 
 app = typer.Typer(
     name="queue",
@@ -32,27 +43,16 @@ app = typer.Typer(
 T = TypeVar("T")
 
 _NAME = typer.Argument(..., help="The queue's name.")
-_DATA_DIR = typer.Option(
-    Path("data"),
-    "--data-dir",
-    envvar="SCHEDULER_DATA_DIR",
-    help="Data directory holding scheduler.db.",
-)
-_STORE = typer.Option(
-    None,
-    "--store",
-    envvar="SCHEDULER_STORE",
-    help="Queue backend URL: sqlite:///path or redis://host:port/db (default: the data dir's database).",
-)
+_DATA_DIR = data_dir_option()
+_STORE = store_option()
 _JSON = typer.Option(False, "--json", help="Print JSON for scripts.")
 _UNITS_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-def queue_url(store: str | None, data_dir: Path) -> str:
-    """The queue backend URL the options name."""
-    if store:
-        return store
-    return f"sqlite:///{(data_dir / 'scheduler.db').as_posix()}"
+def queue_url(store: str | None, data_dir: Path | None) -> str:
+    """The queue backend URL the options name, resolved as every command resolves the
+    store (the flags, the environment, `.env`: `agentcron.cli.common.cli_settings`)."""
+    return resolve_store(data_dir, store)[1]
 
 
 def parse_duration_s(text: str) -> float:
@@ -69,8 +69,27 @@ def parse_duration_s(text: str) -> float:
     return number * _UNITS_S[unit]
 
 
-def with_queue(url: str, name: str, action: Callable[[Queue], Awaitable[T]]) -> T:
-    """Open the queue, run `action` on it, close it; queue errors exit with one line."""
+def with_queue(
+    url: str, name: str, action: Callable[[Queue], Awaitable[T]], *, create: bool = False
+) -> T:
+    """Open the queue, run `action` on it, close it; queue errors exit with one line.
+
+    A missing SQLite database is refused (one line, exit 2) unless `create`: a mistyped
+    --data-dir must not leave a database behind and report an empty queue. With `create`
+    (`queue add`, as `jobs add`) a missing database is made a complete agentcron database
+    first, so that every other command can open it too."""
+    try:
+        check_queue_name(name)
+    except QueueError as exc:
+        fail(str(exc))
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        if not create:
+            fail(
+                f"no database at {path}; pass --data-dir or --store where agentcron keeps its "
+                "data (`agentcron queue add` or `agentcron run` creates it)"
+            )
+        ensure_database(url)
 
     async def run() -> T:
         queue = open_queue(url, name)
@@ -85,6 +104,21 @@ def with_queue(url: str, name: str, action: Callable[[Queue], Awaitable[T]]) -> 
         fail(str(exc))
 
 
+def ensure_database(url: str) -> None:
+    """Create a missing SQLite database of `url` as a complete agentcron database (as
+    `jobs add` does), not one holding only the queue's tables that the other commands
+    would ask to `db migrate`. Problems: one line, exit 2."""
+    path = sqlite_path(url)
+    if path is None or path.is_file():
+        return
+
+    async def create() -> None:
+        async with opened_store(url, create=True):
+            pass
+
+    asyncio.run(create())
+
+
 @app.command("add")
 def add(
     name: str = _NAME,
@@ -95,7 +129,7 @@ def add(
     attempts: int = typer.Option(1, "--attempts", help="Attempts before it is dead-lettered."),
     job_id: str | None = typer.Option(None, "--job-id", help="Custom id (de-duplicates)."),
     store: str | None = _STORE,
-    data_dir: Path = _DATA_DIR,
+    data_dir: Path | None = _DATA_DIR,
     as_json: bool = _JSON,
 ) -> None:
     """Add one job to queue NAME and print its id."""
@@ -110,6 +144,7 @@ def add(
         lambda q: q.add(
             job_name, payload, priority=priority, delay=delay_s, attempts=attempts, job_id=job_id
         ),
+        create=True,
     )
     if as_json:
         print_json({"queue": name, "job_id": added})
@@ -119,7 +154,10 @@ def add(
 
 @app.command("status")
 def status(
-    name: str = _NAME, store: str | None = _STORE, data_dir: Path = _DATA_DIR, as_json: bool = _JSON
+    name: str = _NAME,
+    store: str | None = _STORE,
+    data_dir: Path | None = _DATA_DIR,
+    as_json: bool = _JSON,
 ) -> None:
     """Show how many jobs of queue NAME are in each state, and whether it is paused."""
 
@@ -130,7 +168,7 @@ def status(
     if as_json:
         print_json(report)
         return
-    table = Table(title=f"queue {name}" + (" (paused)" if report["paused"] else ""))
+    table = Table(title=f"queue {escape(name)}" + (" (paused)" if report["paused"] else ""))
     for state in (*STATES, "paused"):
         table.add_column(state, justify="right")
     table.add_row(*(str(report["counts"][state]) for state in (*STATES, "paused")))
@@ -139,7 +177,10 @@ def status(
 
 @app.command("pause")
 def pause(
-    name: str = _NAME, store: str | None = _STORE, data_dir: Path = _DATA_DIR, as_json: bool = _JSON
+    name: str = _NAME,
+    store: str | None = _STORE,
+    data_dir: Path | None = _DATA_DIR,
+    as_json: bool = _JSON,
 ) -> None:
     """Stop handing out jobs of queue NAME (running ones finish)."""
     with_queue(queue_url(store, data_dir), name, lambda q: q.pause())
@@ -148,7 +189,10 @@ def pause(
 
 @app.command("resume")
 def resume(
-    name: str = _NAME, store: str | None = _STORE, data_dir: Path = _DATA_DIR, as_json: bool = _JSON
+    name: str = _NAME,
+    store: str | None = _STORE,
+    data_dir: Path | None = _DATA_DIR,
+    as_json: bool = _JSON,
 ) -> None:
     """Hand out jobs of queue NAME again."""
     with_queue(queue_url(store, data_dir), name, lambda q: q.resume())
@@ -164,7 +208,7 @@ def clean(
         "completed", "--state", help="completed, failed, waiting or delayed."
     ),
     store: str | None = _STORE,
-    data_dir: Path = _DATA_DIR,
+    data_dir: Path | None = _DATA_DIR,
     as_json: bool = _JSON,
 ) -> None:
     """Remove old jobs of queue NAME in one state."""
@@ -188,7 +232,10 @@ def clean(
 
 @app.command("retry-failed")
 def retry_failed(
-    name: str = _NAME, store: str | None = _STORE, data_dir: Path = _DATA_DIR, as_json: bool = _JSON
+    name: str = _NAME,
+    store: str | None = _STORE,
+    data_dir: Path | None = _DATA_DIR,
+    as_json: bool = _JSON,
 ) -> None:
     """Move every failed (dead-letter) job of queue NAME back to waiting."""
     count = with_queue(queue_url(store, data_dir), name, lambda q: q.retry_failed())

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from agentcron import __version__
-from agentcron.cli.common import fail
+from agentcron.cli.common import cli_settings, fail
 
 __all__ = ["run_command"]
 
@@ -64,7 +64,7 @@ def run_command(
     ] = None,
 ) -> None:
     """Start the scheduler, heartbeats, backups and dashboard; stop on SIGINT/SIGTERM."""
-    from agentcron.config import ConfigError, load_settings, unknown_variables
+    from agentcron.config import unknown_variables
     from agentcron.presets import PRESETS
 
     preset = preset or []
@@ -73,32 +73,21 @@ def run_command(
             fail(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
     if log_format not in ("auto", "text", "json"):
         fail(f"--log-format must be auto, text or json, not {log_format!r}")
-    overrides: dict[str, Any] = {
-        "SCHEDULER_DATA_DIR": data_dir,
-        "SCHEDULER_STORE": store,
-        "DASHBOARD_HOST": host,
-        "DASHBOARD_PORT": port,
-    }
     if env_file is not None and not env_file.is_file():
         what = "is a directory" if env_file.is_dir() else "does not exist"
         fail(f"--env-file {env_file} {what}; name a settings file or leave out --env-file")
     # Warnings about the env file wait for the log (configured below), as those about the
     # environment do: printed now they would lack its prefix and format.
     env_warnings: list[str] = []
-    try:
-        settings = load_settings(
-            env_file=env_file or DEFAULT_ENV_FILE, overrides=overrides, warn=env_warnings.append
-        )
-    except ConfigError as exc:
-        fail(str(exc))
-    if config is None and DEFAULT_CONFIG.is_file():
-        config = DEFAULT_CONFIG
-    if config is not None and config.is_dir():
-        fail(f"config file {config} is a directory; name the agentcron.toml file in it")
-    if config is not None and not config.is_file():
-        if os.path.lexists(config):  # a FIFO, a device, a broken or looping symlink
-            fail(f"config file {config} is not a regular file; name the agentcron.toml file")
-        fail(f"config file {config} does not exist; create it or leave out --config")
+    settings = cli_settings(
+        data_dir=data_dir,
+        store=store,
+        host=host,
+        port=port,
+        env_file=env_file or DEFAULT_ENV_FILE,
+        warn=env_warnings.append,
+    )
+    config = checked_config(config)
 
     from agentcron.logs import configure_logging
     from agentcron.system import AgentcronSystem, StartupError, ensure_data_dir
@@ -133,6 +122,31 @@ def run_command(
     except KeyboardInterrupt:  # Ctrl+C before the signal handlers are installed
         pass
     typer.echo("agentcron stopped", err=True)
+
+
+def checked_config(config: Path | None) -> Path | None:
+    """The jobs file to read: `config`, else ./agentcron.toml when anything has that name.
+
+    A path that is not a regular file ends the command (one line, exit 2), the default one
+    too: a directory, a FIFO or a broken symlink named agentcron.toml was silently skipped,
+    and the daemon ran without the jobs that were meant."""
+    if config is None:
+        if not os.path.lexists(DEFAULT_CONFIG):
+            return None
+        if DEFAULT_CONFIG.is_file():
+            return DEFAULT_CONFIG
+        what = "is a directory" if DEFAULT_CONFIG.is_dir() else "is not a regular file"
+        fail(
+            f"./{DEFAULT_CONFIG} (the jobs file read by default) {what}; make it the jobs "
+            "file, or move it away, or name the jobs file with --config"
+        )
+    if config.is_dir():
+        fail(f"config file {config} is a directory; name the agentcron.toml file in it")
+    if not config.is_file():
+        if os.path.lexists(config):  # a FIFO, a device, a broken or looping symlink
+            fail(f"config file {config} is not a regular file; name the agentcron.toml file")
+        fail(f"config file {config} does not exist; create it or leave out --config")
+    return config
 
 
 def _announce(system: Any) -> None:

@@ -188,10 +188,10 @@ def _choose(
             f"--kind {chosen} is not supported on {host.platform} (supported: {supported}); "
             "--dry-run previews it anywhere"
         )
-    data = _abs(env, data_dir or Path(env.environ.get("SCHEDULER_DATA_DIR") or "data"))
-    config_file = _abs(env, config) if config else None
-    if config_file is None and (env.cwd / "agentcron.toml").is_file():
-        config_file = env.cwd / "agentcron.toml"
+    data = _abs(env, data_dir or _default_data_dir(env))
+    config_file = _config_file(
+        env, config, check=installing and chosen in supported_kinds(host.platform)
+    )
     scope: Scope = "user" if user else "system"
     resolved_account = account
     if resolved_account is None and chosen in ("systemd", "launchd") and scope == "system":
@@ -225,6 +225,50 @@ def _choose(
         typer.echo("agentcron: nssm not found on PATH; the commands show 'nssm.exe'", err=True)
         manager = NssmManager(spec, env.runner, nssm="nssm.exe")
     return _Choice(chosen, manager, env)
+
+
+def _default_data_dir(env: ServiceCliEnv) -> Path:
+    """The data directory `agentcron run` would use in `env.cwd` without --data-dir:
+    `SCHEDULER_DATA_DIR` from the environment, then from `<cwd>/.env`, else ./data."""
+    from agentcron.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings(
+            environ=env.environ, env_file=env.cwd / ".env", warn=lambda _warning: None
+        )
+    except ConfigError as exc:
+        raise ServiceError(str(exc)) from None
+    return settings.data_dir
+
+
+def _config_file(env: ServiceCliEnv, config: Path | None, *, check: bool) -> Path | None:
+    """The jobs file the service passes to `agentcron run --config`: `config`, else
+    `<cwd>/agentcron.toml` when it is a file.
+
+    With `check` (installing a service of this machine) a file that is not there is refused:
+    the service would fail at every start, and restart forever. (A preview of another
+    platform's service names paths of that machine, which cannot be checked here.)"""
+    if config is None:
+        default = env.cwd / "agentcron.toml"
+        if default.is_file():
+            return default
+        if check and os.path.lexists(default):
+            what = "is a directory" if default.is_dir() else "is not a regular file"
+            raise ServiceError(
+                f"{default} (the jobs file read by default) {what}; make it the jobs file, "
+                "move it away, or name the jobs file with --config"
+            )
+        return None
+    path = _abs(env, config)
+    if check and not path.is_file():
+        if path.is_dir():
+            what = "is a directory; name the agentcron.toml file in it"
+        elif os.path.lexists(path):
+            what = "is not a regular file; name the agentcron.toml file"
+        else:
+            what = "does not exist; create it or leave out --config"
+        raise ServiceError(f"--config {path} {what} (the service would fail at every start)")
+    return path
 
 
 # ----------------------------------------------------------------------------- output
@@ -572,7 +616,7 @@ def export_timers_command(
     """Write one systemd .timer/.service pair per job whose cron converts exactly."""
     env = _env(ctx)
     with _bad_input():
-        data = _abs(env, data_dir or Path(env.environ.get("SCHEDULER_DATA_DIR") or "data"))
+        data = _abs(env, data_dir or _default_data_dir(env))
         jobs = [] if cron else _timer_jobs_from_store(data)
         if not cron and not jobs:
             raise ServiceError(

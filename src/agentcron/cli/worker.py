@@ -20,19 +20,17 @@ from typing import Any
 
 import typer
 
-from agentcron.cli.common import fail
-from agentcron.cli.queue import queue_url
+from agentcron.cli.common import cli_settings, data_dir_option, fail, store_url
+from agentcron.cli.queue import ensure_database
 from agentcron.handlers.references import HandlerReferenceError, resolve
 from agentcron.queue import Job, QueueError, UnrecoverableError, open_queue
-from agentcron.queue.base import MAX_DELAY_S
+from agentcron.queue.base import MAX_DELAY_S, check_queue_name
 from agentcron.queue.scheduled import ScheduledJobRunner
 from agentcron.store.base import Store, StoreError, open_store
 
 log = logging.getLogger("agentcron.queue")
 
-_DATA_DIR = typer.Option(
-    Path("data"), "--data-dir", envvar="SCHEDULER_DATA_DIR", help="Data directory."
-)
+_DATA_DIR = data_dir_option()
 
 
 def make_handler(reference: str | None) -> Callable[[Job], Any]:
@@ -84,7 +82,8 @@ def worker(
     job_store: str | None = typer.Option(
         None,
         "--job-store",
-        help="Store holding the scheduled jobs (default: the data dir's database).",
+        help="Store holding the scheduled jobs (default: $SCHEDULER_STORE, then .env, or the"
+        " data dir's database: where `agentcron run` keeps them).",
     ),
     rate_limit: str | None = typer.Option(
         None, "--rate-limit", help="MAX/SECONDS: at most MAX job starts per SECONDS, queue-wide."
@@ -106,10 +105,10 @@ def worker(
     store: str | None = typer.Option(
         None,
         "--store",
-        envvar="SCHEDULER_STORE",
-        help="Queue backend URL (sqlite:///path, redis://host:port/db).",
+        help="Queue backend URL (sqlite:///path, redis://host:port/db; default: $SCHEDULER_STORE,"
+        " then .env, or the data dir's database).",
     ),
-    data_dir: Path = _DATA_DIR,
+    data_dir: Path | None = _DATA_DIR,
 ) -> None:
     """Run the jobs of a queue."""
     if scheduled and handler:
@@ -119,10 +118,22 @@ def worker(
     except HandlerReferenceError as exc:
         fail(str(exc))
     limit = _parse_rate(rate_limit) if rate_limit else None
-    url = queue_url(store, data_dir)
-    jobs_url = job_store or queue_url(None, data_dir)
     try:
-        heartbeat = None if burst else _heartbeat_options(data_dir, queue)
+        check_queue_name(queue)
+    except QueueError as exc:
+        fail(str(exc))
+    # As `agentcron run` resolves them (flags, environment, .env): the queue and the jobs
+    # are where the daemon of this directory dispatches and keeps them.
+    settings = cli_settings(data_dir=data_dir)
+    url = store_url(settings.data_dir, store) if store else settings.store_url
+    jobs_url = job_store or settings.store_url
+    ensure_database(url)
+    try:
+        heartbeat = (
+            None
+            if burst
+            else _heartbeat_options(settings.data_dir, queue, settings.heartbeat_interval_s)
+        )
         processed = asyncio.run(
             _work(
                 url,
@@ -143,19 +154,17 @@ def worker(
     typer.echo(f"worker for queue {queue} stopped after {processed} job(s)", err=True)
 
 
-def _heartbeat_options(data_dir: Path, queue: str) -> tuple[str, float]:
+def _heartbeat_options(data_dir: Path, queue: str, interval_s: float) -> tuple[str, float]:
     """The worker's node id (`<node>:worker:<queue>`, stable per host and data dir; the
     n-th worker of the queue running at once on this data dir: `...#n`) and its heartbeat
-    interval (`HEARTBEAT_INTERVAL`, ms)."""
+    interval (`HEARTBEAT_INTERVAL`, given in seconds)."""
     from agentcron.heartbeat.instance import instance_node_id
-    from agentcron.heartbeat.sender import interval_from_env, resolve_node_id
+    from agentcron.heartbeat.sender import resolve_node_id
 
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
         role = f"worker:{queue}"
-        return instance_node_id(f"{resolve_node_id(data_dir)}:{role}", data_dir, role), (
-            interval_from_env()
-        )
+        return instance_node_id(f"{resolve_node_id(data_dir)}:{role}", data_dir, role), (interval_s)
     except (OSError, RuntimeError, ValueError) as exc:
         fail(str(exc))
 

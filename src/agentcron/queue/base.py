@@ -44,6 +44,7 @@ __all__ = [
     "MAX_COUNT",
     "MAX_DELAY_S",
     "MAX_PRIORITY",
+    "MAX_QUEUE_NAME_LENGTH",
     "STATES",
     "Backoff",
     "BulkJob",
@@ -54,7 +55,9 @@ __all__ = [
     "QueueError",
     "QueueInputError",
     "Retention",
+    "check_queue_name",
     "open_queue",
+    "queue_name_problem",
 ]
 
 #: BullMQ's highest priority number (2**21); 0 means "no priority" and runs first.
@@ -107,6 +110,44 @@ class QueueError(Exception):
 
 class QueueInputError(QueueError, ValueError):
     """Bad input to a queue call (unserialisable data, priority out of range, bad URL, ...)."""
+
+
+# -- queue names -----------------------------------------------------------------------------
+#: The longest queue name (a job's `queue` option has the same limit).
+MAX_QUEUE_NAME_LENGTH = 200
+
+
+def queue_name_problem(name: object) -> str | None:
+    """Why `name` cannot name a queue, or None. The one rule of every entry point: the
+    `agentcron queue` commands, `agentcron worker`, a job's `queue` option (`jobs add
+    --queue`, agentcron.toml, the HTTP API), `open_queue` and the queue classes.
+
+    A name is 1 to 200 printable characters, not blank, without ':' (BullMQ's key
+    separator), without '/' and not '.' or '..' (the dashboard addresses a queue as
+    /api/queues/{name}), and without control characters (it is printed on terminals and
+    on one line in logs: an ESC or a newline there could rewrite the screen or forge a
+    line).
+    """
+    if not isinstance(name, str) or not name.strip():
+        return "must be a non-empty text"
+    if len(name) > MAX_QUEUE_NAME_LENGTH:
+        return f"is {len(name)} characters long (at most {MAX_QUEUE_NAME_LENGTH})"
+    if not name.isprintable():
+        return "may not contain control or invisible characters (newlines, tabs, escapes ...)"
+    if ":" in name or "/" in name:
+        return "may not contain ':' or '/'"
+    if name in (".", ".."):
+        return "may not be '.' or '..'"
+    return None
+
+
+def check_queue_name(name: object) -> str:
+    """`name`, or `QueueInputError` saying what is wrong with it (`queue_name_problem`)."""
+    problem = queue_name_problem(name)
+    if problem is not None:
+        shown = repr(name) if not isinstance(name, str) or len(name) <= 60 else repr(name[:57])
+        raise QueueInputError(f"queue name {shown} {problem}")
+    return str(name)
 
 
 class QueueConnectionError(QueueError):
@@ -449,11 +490,7 @@ def open_queue(
 
     Nothing connects until the first call; a malformed URL raises `QueueInputError` here.
     """
-    if not isinstance(name, str) or not name or ":" in name or name in (".", ".."):
-        # ("." and "..": browsers drop them from the dashboard's /api/queues/{name} URLs)
-        raise QueueInputError(
-            f"queue name must be a non-empty string without ':', and not '.' or '..', got {name!r}"
-        )
+    check_queue_name(name)
     scheme = urlsplit(url).scheme.lower() if isinstance(url, str) else ""
     if scheme == "sqlite":
         from agentcron.queue.sqlite import SqliteQueue

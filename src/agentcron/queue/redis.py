@@ -59,6 +59,7 @@ from agentcron.queue.base import (
     QueueInputError,
     RateLimit,
     Retention,
+    check_queue_name,
     clean_grace_ms,
     encode_data,
 )
@@ -120,7 +121,7 @@ class RedisQueue:
             parts.port  # noqa: B018 - validates the port
         except ValueError:
             raise QueueInputError(f"bad port in redis URL {_mask(url)}") from None
-        self.name = name
+        self.name = check_queue_name(name)
         self.url = _mask(url)
         self.prefix = prefix
         self.events = events

@@ -51,6 +51,7 @@ from agentcron.queue.base import (
     QueueInputError,
     RateLimit,
     Retention,
+    check_queue_name,
     clean_grace_ms,
     encode_data,
     keep_count,
@@ -104,7 +105,7 @@ class SqliteQueue:
         if synchronous not in ("NORMAL", "FULL", "EXTRA", "OFF"):
             raise QueueInputError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
         self.path = str(path)
-        self.name = name
+        self.name = check_queue_name(name)
         self.url = f"sqlite:///{self.path}"
         self.clock: Clock = clock or SystemClock()
         self._system_clock = type(self.clock) is SystemClock

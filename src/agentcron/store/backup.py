@@ -385,7 +385,12 @@ def restore_database(
         raise StoreError(
             f"refusing to restore: {backup_file} is the live database itself{untouched}"
         )
-    db_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"refusing to restore: cannot create {db_path.parent}: {exc.strerror or exc}"
+        ) from exc
     lock_path = restore_lock_path(db_path)
     try:
         lock = lock_or_none(lock_path, mode=0o644)  # (shared /tmp: other users lock it too)
@@ -435,6 +440,9 @@ def _restore_locked(
         raise
     try:
         replaced = _swap_in(db_path, incoming, now)
+    except _LeftMovedError as exc:
+        _remove_trio(incoming)
+        raise StoreError(f"restore failed: {exc}") from exc
     except StoreError as exc:
         _remove_trio(incoming)
         raise StoreError(f"refusing to restore: {exc}{untouched}") from exc
@@ -526,15 +534,53 @@ def _write_through_sqlite(db_path: Path, incoming: Path, replaced: Path) -> None
         raise describe_sqlite_error(exc, label, "restore into") from exc
 
 
+class _LeftMovedError(StoreError):
+    """A failed swap that could not put every file of the live database back."""
+
+
 def _move_damaged(db_path: Path, incoming: Path, replaced: Path) -> None:
-    # Unreadable live database: move it with its WAL, shared-memory and journal files
-    # together (SQLite finds `<name>-wal` beside `<name>`, so the kept copy stays complete);
-    # its companions go first, so a fresh database never meets a stale WAL.
-    for suffix in reversed(_TRIO):
-        live = Path(f"{db_path}{suffix}")
-        if live.exists():
-            os.replace(live, Path(f"{replaced}{suffix}"))
-    os.replace(incoming, db_path)
+    """Move the unreadable live database aside to `replaced` with its WAL, shared-memory
+    and journal files, then `incoming` into its place.
+
+    The files move together (SQLite finds `<name>-wal` beside `<name>`, so the kept copy
+    stays complete); the companions go first, so the restored database never meets a
+    stale WAL (SQLite would replay it into the new file). When a move fails (an immutable
+    file, a name taken by a directory), what was moved is moved back before `StoreError`
+    is raised: the live database is never left apart from its WAL, which may hold
+    committed transactions.
+    """
+    moved: list[tuple[Path, Path]] = []
+    step = (db_path, replaced)
+    try:
+        for suffix in reversed(_TRIO):
+            step = (Path(f"{db_path}{suffix}"), Path(f"{replaced}{suffix}"))
+            if step[0].exists():
+                os.replace(*step)
+                moved.append(step)
+        step = (incoming, db_path)
+        os.replace(*step)
+    except OSError as exc:
+        stuck = _move_back(moved)
+        why = f"cannot move {step[0]} to {step[1]}: {exc.strerror or exc}"
+        if stuck:
+            raise _LeftMovedError(
+                f"{why}; moving back failed too, so {', '.join(stuck)} are still at their "
+                f"new names beside {db_path}: rename them back (drop the .replaced-... part) "
+                "before starting agentcron"
+            ) from exc
+        _unlink_quietly(replaced)  # the empty file reserved for the kept copy
+        raise StoreError(why) from exc
+
+
+def _move_back(moved: list[tuple[Path, Path]]) -> list[str]:
+    """Undo the moves in `moved` (newest first); the files that could not be moved back."""
+    stuck = []
+    for source, target in reversed(moved):
+        try:
+            os.replace(target, source)
+        except OSError:
+            stuck.append(str(target))
+    return stuck
 
 
 def _fold_wal(db_path: Path) -> bool:

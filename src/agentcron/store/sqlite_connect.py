@@ -23,7 +23,11 @@ def describe_sqlite_error(exc: sqlite3.Error, path: Path | str, action: str) -> 
     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
     what = f"{action} {path}"
     if code in (_BUSY, _LOCKED):
-        hint = "it is locked by another process; stop the other agentcron or raise busy_timeout_s"
+        # (No setting makes the wait longer: the advice is what a user can do.)
+        hint = (
+            "it is locked by another process (a long write such as a VACUUM or a prune, or a"
+            " process stuck in a transaction); try again when it is done, or stop that process"
+        )
     elif code == _READONLY:
         hint = "the file is read-only; make the file and its directory writable for this user"
     elif code == _FULL:
@@ -35,7 +39,7 @@ def describe_sqlite_error(exc: sqlite3.Error, path: Path | str, action: str) -> 
     elif code == _IOERR:
         hint = "a disk I/O error occurred (disk full or failing?); free space or check the disk"
     else:
-        hint = "see the SQLite error above"
+        hint = "check the file with `agentcron db check`"
     return StoreError(f"cannot {what}: {exc}; {hint}")
 
 
