@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -114,6 +115,26 @@ def test_only_the_newest_backups_are_kept(tmp_path: Path) -> None:
     kept = [b.taken_at for b in list_backups(backups)]
     assert kept == [T0 + 4 * HOUR, T0 + 3 * HOUR, T0 + 2 * HOUR]
     assert (backups / "notes.txt").exists()
+
+
+def test_a_backup_removes_the_partial_copies_that_killed_backups_left(tmp_path: Path) -> None:
+    # A backup killed mid-copy leaves `<name>.partial` (and its journal), as large as the
+    # database; nothing removed them, so repeated crashes could fill the disk.
+    db = tmp_path / "scheduler.db"
+    asyncio.run(populated(db))
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    stale = backups / "scheduler-20260228T220000Z.db.partial"
+    fresh = backups / "scheduler-20260301T000000Z-7.db.partial"  # another backup's, writing
+    for path in (stale, Path(f"{stale}-journal"), fresh):
+        path.write_bytes(b"\0" * 4096)
+    old = (T0 - 2 * HOUR).timestamp()
+    for path in (stale, Path(f"{stale}-journal")):
+        os.utime(path, (old, old))
+    os.utime(fresh, (T0.timestamp(), T0.timestamp()))
+    info = backup_database(db, backups, now=T0)
+    assert not stale.exists() and not Path(f"{stale}-journal").exists()
+    assert fresh.exists() and info.path.exists()
 
 
 def test_backing_up_something_that_is_not_agentcron_fails_without_leftovers(

@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BACKUP_INTERVAL = timedelta(hours=1)
 DEFAULT_BACKUP_KEEP = 24
+#: A `<backup>.partial` untouched this long is the leftover of a backup whose process died
+#: (a backup still being written or verified is newer): the next backup removes it.
+STALE_PARTIAL_S = 3600.0
 _STAMP = "%Y%m%dT%H%M%SZ"
 _BACKUP_NAME = re.compile(r"^scheduler-(\d{8}T\d{6}Z)(?:-(\d+))?\.db$")
 #: Phases reported to a `progress(phase, done, total)` callback.
@@ -263,6 +266,7 @@ def backup_database(
     _sync_dir(backups_dir)
     _report(progress, "retention", 0)
     _apply_retention(backups_dir, keep)
+    _remove_stale_partials(backups_dir, now)
     _report(progress, "retention", 1)
     return BackupInfo(target, _parse_taken_at(target.name) or now, target.stat().st_size)
 
@@ -322,6 +326,18 @@ def _copy(source: Path, target: Path, progress: Progress | None) -> None:
     except sqlite3.Error as exc:
         raise describe_sqlite_error(exc, target, "back up to") from exc
     _report(progress, "copy", 1)
+
+
+def _remove_stale_partials(backups_dir: Path, now: datetime) -> None:
+    """Remove the partial copies (with their journals) of backups whose process died
+    before finishing: nothing else ever does, and each can be as large as the database."""
+    cutoff = now.timestamp() - STALE_PARTIAL_S
+    for partial in backups_dir.glob("*.partial"):
+        try:
+            if partial.stat().st_mtime < cutoff:
+                _remove_trio(partial)
+        except OSError:  # gone meanwhile, or not ours to read: left alone
+            continue
 
 
 def _apply_retention(backups_dir: Path, keep: int) -> list[Path]:
