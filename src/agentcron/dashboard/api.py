@@ -2,7 +2,14 @@
 
 Errors are JSON `{"detail": ...}`: unknown ids 404, bad input 422, conflicts 409. The
 scheduler's own exceptions are mapped by `scheduler_errors()`: `LookupError` -> 404,
-`JobConflictError` -> 409, other `ValueError`s (bad cron text, unknown time zone, ...) -> 422.
+`JobConflictError` -> 409, other `ValueError`s (bad cron text, unknown time zone, ...) -> 422,
+`StoreError` -> 503.
+
+A route that changes a job (add, edit, remove, pause, resume) answers once the change is in
+the store (`require_saved`): the scheduler applies it at once and stores it in the
+background, so an answer before the write would acknowledge a change that a stop of the
+process could still lose. If the store does not take it within `SAVE_WAIT_S`, the answer
+is a 503 that says the change is applied but not saved yet.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from agentcron.models import NodeHeartbeat, RunQuery, RunStatus
 from agentcron.store.base import JobConflictError, StoreError
 from agentcron.triggers import CronTrigger, coerce_trigger, require_fires_after
 
-__all__ = ["DashboardContext", "build_router", "get_context"]
+__all__ = ["SAVE_WAIT_S", "DashboardContext", "build_router", "get_context"]
 
 log = logging.getLogger("agentcron.dashboard")
 
@@ -44,6 +51,13 @@ StatusName = Literal[
     "scheduled", "running", "succeeded", "failed", "timed_out", "cancelled", "skipped",
     "interrupted",
 ]  # fmt: skip
+#: How long a route that changes a job waits for the change to be in the store, on the
+#: scheduler's clock, before it answers 503 (the change stays applied and the scheduler keeps
+#: trying to store it). SQLite waits up to its busy timeout (`SQLiteStore.busy_timeout_s`,
+#: 10 s by default) for another process's lock before it refuses a write, and the scheduler
+#: tries a refused write again after 1 s, then 2 s: 30 s covers about three such tries, and
+#: stays under the 60 s after which a reverse proxy (nginx's `proxy_read_timeout`) gives up.
+SAVE_WAIT_S = 30.0
 #: Newest runs read for the timeline (older ones in the window are left out).
 _TIMELINE_RUNS = 20_000
 JobStatusName = Literal["active", "paused", "running", "failing", "disabled"]
@@ -76,11 +90,15 @@ class DashboardContext:
     running: views.RunningTracker
     queues: QueueSource | None = None
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    #: Set when the server stops (`DashboardServer.stop`): a change waiting for the store is
+    #: answered at once (503) instead of holding the stop for up to `SAVE_WAIT_S`.
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def spawn(self, coro: Any, name: str) -> None:
+    def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro, name=name)
         self.background.add(task)
         task.add_done_callback(self._finished)
+        return task
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self.background.discard(task)
@@ -113,6 +131,47 @@ async def scheduler_errors(job_id: str | None = None) -> AsyncIterator[None]:
         raise HTTPException(503, f"store unavailable: {exc}") from exc
     except RuntimeError as exc:  # e.g. the scheduler is not running
         raise HTTPException(409, str(exc) or type(exc).__name__) from exc
+
+
+def unsaved_detail(what: str) -> str:
+    """The 503 `detail` for a change the scheduler applied but the store has not taken."""
+    return (
+        f"store unavailable: {what} in the running scheduler but not saved yet; it is saved"
+        " when the store is back (the scheduler keeps trying), and lost if the scheduler"
+        " stops before then"
+    )
+
+
+async def require_saved(ctx: DashboardContext, what: str) -> None:
+    """Return once every change made so far is in the store (`scheduler.flush()`), else 503
+    with `unsaved_detail(what)` after `SAVE_WAIT_S` on the scheduler's clock, or at once when
+    the server stops. The flush is not cancelled: the scheduler keeps trying the write
+    whether or not anyone waits. A scheduler without `flush()` is not waited for."""
+    flush = getattr(ctx.scheduler, "flush", None)
+    if not callable(flush):
+        return
+    saving = ctx.spawn(flush(), name="dashboard-save-wait")
+    timer = asyncio.ensure_future(ctx.scheduler.clock.sleep(SAVE_WAIT_S))
+    closing = asyncio.ensure_future(ctx.closing.wait())
+    try:
+        await asyncio.wait({saving, timer, closing}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        timer.cancel()
+        closing.cancel()
+    if not saving.done():
+        raise HTTPException(503, unsaved_detail(what))
+    saving.result()  # a flush that failed says why (mapped by `scheduler_errors`)
+
+
+async def changed(ctx: DashboardContext, job_id: str, what: str) -> None:
+    """After a change to `job_id`: drop its cached state and wait until the change is stored
+    (`require_saved`; `what` names the change in a 503). Dropped again once stored: a read
+    during the wait may have cached the store's state from before the write."""
+    ctx.cache.forget(job_id)
+    ctx.index.invalidate()
+    async with scheduler_errors(job_id):
+        await require_saved(ctx, what)
+    ctx.cache.forget(job_id)
 
 
 def _job_or_none(ctx: DashboardContext, job_id: str) -> Any:
@@ -325,8 +384,7 @@ def build_router() -> APIRouter:
             require_fires_after(trigger, ctx.scheduler.clock.now())
             handler = _handler_from(body)  # e.g. Http(**body.http): a TypeError is bad input
             await maybe_await(ctx.scheduler.add_job(body.id, handler=handler, **options))
-        ctx.cache.forget(body.id)
-        ctx.index.invalidate()
+        await changed(ctx, body.id, f"job {body.id!r} is added")
         return await get_job(ctx, body.id)
 
     @api.patch("/jobs/{job_id}", response_model=schemas.JobDetail, responses=_CHANGE)
@@ -342,6 +400,7 @@ def build_router() -> APIRouter:
                 if trigger is not None:
                     require_fires_after(trigger, ctx.scheduler.clock.now())
                 await maybe_await(ctx.scheduler.update(job_id, **changes))
+            await changed(ctx, job_id, f"the change to job {job_id!r} is applied")
         ctx.cache.forget(job_id)
         ctx.index.invalidate()
         return await get_job(ctx, job_id)
@@ -352,8 +411,7 @@ def build_router() -> APIRouter:
         await refuse_file_job(ctx, job_id, "remove")
         async with scheduler_errors(job_id):
             await maybe_await(ctx.scheduler.remove(job_id))
-        ctx.cache.forget(job_id)
-        ctx.index.invalidate()
+        await changed(ctx, job_id, f"job {job_id!r} is removed")
         return schemas.OkOut(message=f"removed {job_id}")
 
     @api.post("/jobs/{job_id}/run", response_model=schemas.RunNowOut, responses=_CHANGE)
@@ -387,6 +445,7 @@ def build_router() -> APIRouter:
         note = body.note if body is not None else None
         async with scheduler_errors(job_id):
             await maybe_await(ctx.scheduler.pause(job_id, note=note))
+        await changed(ctx, job_id, f"job {job_id!r} is paused")
         return await _summary(ctx, job_id)
 
     @api.post("/jobs/{job_id}/resume", response_model=schemas.JobSummary, responses=_CHANGE)
@@ -394,6 +453,7 @@ def build_router() -> APIRouter:
         find_job(ctx, job_id)
         async with scheduler_errors(job_id):
             await maybe_await(ctx.scheduler.resume(job_id))
+        await changed(ctx, job_id, f"job {job_id!r} is resumed")
         return await _summary(ctx, job_id)
 
     # -- runs --------------------------------------------------------------------------

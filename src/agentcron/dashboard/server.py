@@ -21,6 +21,7 @@ from types import TracebackType
 
 import uvicorn
 
+from agentcron.dashboard.api import DashboardContext
 from agentcron.dashboard.app import create_app
 from agentcron.dashboard.auth import is_loopback
 from agentcron.dashboard.protocol import QueueSource, SchedulerLike
@@ -62,6 +63,7 @@ class DashboardServer:
     ) -> None:
         self.settings = settings
         self.app = create_app(scheduler, settings, queues=queues)
+        self._context: DashboardContext = self.app.state.dashboard
         config = uvicorn.Config(
             self.app,
             host=settings.host,
@@ -109,6 +111,7 @@ class DashboardServer:
     async def start(self) -> None:
         """Bind and serve; raises `OSError` (with a message) when the port cannot be bound."""
         sock = self._bind()
+        self._context.closing.clear()
         self._task = asyncio.create_task(
             self._server.serve(sockets=[sock]), name="agentcron-dashboard"
         )
@@ -120,8 +123,11 @@ class DashboardServer:
         log.info("dashboard listening on %s", self.url)
 
     async def stop(self) -> None:
+        """Stop serving. Requests in progress are answered first; a change still waiting for
+        the store answers its 503 at once instead of after `api.SAVE_WAIT_S`."""
         if self._task is None:
             return
+        self._context.closing.set()
         self._server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
