@@ -67,6 +67,7 @@ from agentcron.store.sqlite_connect import (
     describe_sqlite_error,
     open_writer,
 )
+from agentcron.store.sqlite_file import FileId, Followed, file_id, follow_file
 from agentcron.store.sqlite_writer import Readers, Writer
 
 __all__ = ["SqliteStore", "describe_sqlite_error"]
@@ -145,6 +146,11 @@ class SqliteStore:
         self._open_lock: asyncio.Lock | None = None
         #: `(before, after)` schema versions of the last `open()`.
         self.migrated: tuple[int, int] | None = None
+        #: The file the writer has open (`notice_data_loss` compares the path's with it).
+        self._file: FileId | None = None
+        #: How many times the file at `path` was found replaced by another one and the store
+        #: moved to it (`notice_data_loss`): the scheduler then writes its jobs back.
+        self.data_losses = 0
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> SqliteStore:
@@ -188,9 +194,34 @@ class SqliteStore:
             write_conn, self.migrated = await asyncio.to_thread(
                 open_writer, self.path, self.busy_timeout_s, self.synchronous
             )
+            self._file = file_id(self.path)
             self._readers = Readers(self._connect_reader, self.reader_threads)
             self._writer = Writer(write_conn, self.path, self.max_batch)
             self._writer.start()
+
+    async def notice_data_loss(self) -> None:
+        """Check that `path` still names the file this store has open; if it was deleted
+        or replaced meanwhile, write it back or move to the new one (`sqlite_file`).
+        The scheduler asks at each lease renewal."""
+        writer, readers = self._writer, self._readers
+        if writer is None or readers is None or self._file is None:
+            return
+        if await asyncio.to_thread(file_id, self.path) == self._file:
+            return
+        now = self._clock.now()
+
+        def follow(conn: sqlite3.Connection) -> tuple[sqlite3.Connection, Followed]:
+            return follow_file(conn, self.path, self._reopen_writer, now)
+
+        followed = await writer.submit_switch(follow)
+        self._file = await asyncio.to_thread(file_id, self.path)
+        readers.reconnect()
+        if followed == "replaced":
+            self.data_losses += 1
+
+    def _reopen_writer(self) -> sqlite3.Connection:
+        conn, _ = open_writer(self.path, self.busy_timeout_s, self.synchronous)
+        return conn
 
     async def close(self) -> None:
         writer, readers = self._writer, self._readers

@@ -45,6 +45,8 @@ class _Op:
     #: Running the statement again changes nothing more and reports the same rowcount, so
     #: consecutive ones may be sent with one `executemany`.
     idempotent: bool = False
+    #: Run outside any transaction, alone (`Writer.submit_switch`).
+    alone: bool = False
     ok: bool = True
     value: Any = None
 
@@ -94,16 +96,33 @@ class Writer(threading.Thread):
         )
         return future
 
+    def submit_switch(
+        self, switch: Callable[[sqlite3.Connection], tuple[sqlite3.Connection | None, T]]
+    ) -> asyncio.Future[T]:
+        """Run `switch(conn)` alone, between two transactions (the writes queued before it
+        are committed, those after it wait): it returns a connection to write through from
+        then on (the old one is closed), or None to keep it, and its result."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Op(switch, future, loop, alone=True))
+        return future
+
     def stop(self) -> None:
         """Finish every queued write, then end the thread (call `join()` after)."""
         self._queue.put(None)
 
     def run(self) -> None:
         stopping = False
+        carried: _Op | None = None
         while not stopping:
-            first = self._queue.get()
+            first = carried if carried is not None else self._queue.get()
+            carried = None
             if first is None:
                 break
+            if first.alone:
+                self._switch(first)
+                self._resolve([first])
+                continue
             batch = [first]
             while len(batch) < self._max_batch:
                 try:
@@ -113,10 +132,27 @@ class Writer(threading.Thread):
                 if nxt is None:
                     stopping = True
                     break
+                if nxt.alone:  # after this batch's commit
+                    carried = nxt
+                    break
                 batch.append(nxt)
             self._run_batch(batch)
             self._resolve(batch)
         self._conn.close()
+
+    def _switch(self, op: _Op) -> None:
+        assert op.fn is not None
+        try:
+            new_conn, op.value = op.fn(self._conn)
+        except sqlite3.Error as exc:
+            op.ok, op.value = False, describe_sqlite_error(exc, self._path, "switch")
+            return
+        except Exception as exc:
+            op.ok, op.value = False, exc
+            return
+        if new_conn is not None:
+            self._conn.close()
+            self._conn = new_conn
 
     def _run_batch(self, batch: list[_Op]) -> None:
         """Run `batch` in one transaction, leaving each op's outcome in `ok`/`value`."""
@@ -228,14 +264,26 @@ class Readers:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        #: Raised by `reconnect()`: each reader connects again before its next read.
+        self._generation = 0
 
     def connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.generation != self._generation:
+            with self._lock:
+                self._all.remove(conn)
+            conn.close()
+            conn = None
         if conn is None:
             conn = self._local.conn = self._connect()
+            self._local.generation = self._generation
             with self._lock:
                 self._all.append(conn)
         return conn
+
+    def reconnect(self) -> None:
+        """Make every reader open the file again (it was replaced) before its next read."""
+        self._generation += 1
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
