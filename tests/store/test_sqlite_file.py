@@ -4,7 +4,6 @@ written back, or moved to with the old database kept beside it; real files throu
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,6 +31,10 @@ def a_run(run_id: str, job_id: str, minute: int) -> RunRecord:
         started_at=at,
         finished_at=at,
     )
+
+
+def names(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
 
 
 def delete_database(db: Path) -> None:
@@ -67,7 +70,7 @@ async def test_a_database_deleted_while_open_is_written_back_with_nothing_lost(
             "after",
             "before",
         ]
-    assert sorted(p.name for p in tmp_path.iterdir() if "restoring" in p.name) == []
+    assert [name for name in names(tmp_path) if "restoring" in name] == []
 
 
 async def test_a_database_replaced_while_open_is_kept_beside_it_and_the_new_one_used(
@@ -85,8 +88,10 @@ async def test_a_database_replaced_while_open_is_kept_beside_it_and_the_new_one_
         assert [job.id for job in await store.list_jobs()] == ["from-the-cli"]
         await store.record_run(a_run("next", "from-the-cli", 1))
         assert await run_ids(db) == {"next"}
-    [orphan] = [p for p in tmp_path.iterdir() if ".orphaned-" in p.name]
-    assert orphan.name == "scheduler.db.orphaned-20260301T120000Z"
+    assert [name for name in names(tmp_path) if ".orphaned-" in name] == [
+        "scheduler.db.orphaned-20260301T120000Z"
+    ]
+    orphan = tmp_path / "scheduler.db.orphaned-20260301T120000Z"
     assert await run_ids(orphan) == {"mine"}  # the history it had open, kept
 
 
@@ -94,10 +99,10 @@ async def test_a_database_still_in_place_is_left_alone(tmp_path: Path) -> None:
     db = tmp_path / "scheduler.db"
     async with SqliteStore(db) as store:
         await store.record_run(a_run("kept", "digest", 0))
-        before = sorted(p.name for p in tmp_path.iterdir())
+        before = names(tmp_path)
         await store.notice_data_loss()
         assert store.data_losses == 0
-        assert sorted(p.name for p in tmp_path.iterdir()) == before
+        assert names(tmp_path) == before
 
 
 @pytest.mark.parametrize("replaced", [False, True], ids=["deleted", "replaced"])
@@ -128,4 +133,3 @@ async def test_a_scheduler_whose_database_goes_away_keeps_its_jobs_in_the_file(
                         break
                     await asyncio.sleep(0.005)  # the write-back (noqa: sleep-ok)
     assert ("from-the-cli" in ids) is replaced
-    assert os.path.exists(db)
