@@ -12,8 +12,11 @@ from agentcron.alerts.rules import Rule
 from agentcron.alerts.sinks import Alert, LogSink, Sink, WebhookSink
 from agentcron.events import (
     EventBus,
+    JobOverdue,
+    JobRecovered,
     JobResumed,
     NodeOffline,
+    NodeRecovered,
     RunFailed,
     RunStarted,
     RunSucceeded,
@@ -236,3 +239,102 @@ async def test_two_managers_sharing_a_store_alert_once_for_one_incident(
     await node_a.drain()
     await node_b.drain()
     assert (len(first.alerts), len(second.alerts)) == (1, 0)
+
+
+def webhook_alerts(http: LocalHTTP) -> list[tuple[str, str, bool]]:
+    return [
+        (b["kind"], b["key"], b["resolved"]) for b in (json.loads(r.body) for r in http.requests)
+    ]
+
+
+async def test_an_undelivered_alert_starts_no_cooldown_and_is_sent_again_until_delivered(
+    http: LocalHTTP, store: MemoryStore, clock: VirtualClock, bus: EventBus
+) -> None:
+    http.script = Script(statuses=[503, 503])  # the receiver is down, then back
+    hook = WebhookSink("ops", http.url, clock, retries=0)
+    rule = Rule(name="overdue", kind="job_overdue", sinks=("ops",))
+    async with manager(store, clock, bus, rule, sink=hook) as alerts:
+        bus.publish(JobOverdue(at=T0, job_id="backup"))
+        await alerts.drain()
+        assert json.loads(await store.get_state("alerts.cooldown") or "{}") == {}
+        bus.publish(JobOverdue(at=T0, job_id="backup"))  # pending: not a second delivery
+        await alerts.drain()
+        assert len(http.requests) == 1
+        await clock.advance(60)  # the first retry, still refused
+        await alerts.drain()
+        assert len(http.requests) == 2
+        await clock.advance(60)  # backing off: the next one is 120 s after that
+        await alerts.drain()
+        assert len(http.requests) == 2
+        await clock.advance(60)
+        await alerts.drain()
+        assert len(http.requests) == 3
+        await clock.advance(3600)
+        await alerts.drain()
+    assert webhook_alerts(http) == [("job_overdue", "backup", False)] * 3
+    assert "overdue|backup" in json.loads(await store.get_state("alerts.cooldown") or "{}")
+
+
+async def test_a_recovery_ends_the_incident_so_the_next_one_alerts_within_the_cooldown(
+    http: LocalHTTP, store: MemoryStore, clock: VirtualClock, bus: EventBus
+) -> None:
+    hook = WebhookSink("ops", http.url, clock, retries=0)
+    rules = (
+        Rule(name="overdue", kind="job_overdue", sinks=("ops",)),
+        Rule(name="offline", kind="node_offline", sinks=("ops",)),
+        Rule(name="streak", kind="consecutive_failures", threshold=2, sinks=("ops",)),
+    )
+    async with manager(store, clock, bus, *rules, sink=hook) as alerts:
+        for _ in range(2):
+            bus.publish(JobOverdue(at=T0, job_id="j"))
+            bus.publish(JobOverdue(at=T0, job_id="j"))  # the same incident: once
+            bus.publish(NodeOffline(at=T0, node_id="n1"))
+            await alerts.drain()
+            await clock.advance(600)
+            bus.publish(JobRecovered(at=T0, job_id="j"))
+            bus.publish(NodeRecovered(at=T0, node_id="n1"))
+            await alerts.drain()
+            await clock.advance(600)
+        for run in ("a", "b", "c"):
+            bus.publish(failed(run))
+        bus.publish(RunSucceeded(at=T0, job_id="j", run_id="d", scheduled_for=T0))
+        for run in ("e", "f"):
+            bus.publish(failed(run))
+        await alerts.drain()
+    assert sorted(webhook_alerts(http)) == sorted(
+        [
+            ("job_overdue", "j", False),
+            ("node_offline", "n1", False),
+            ("job_overdue", "j", True),
+            ("node_offline", "n1", True),
+        ]
+        * 2
+        + [
+            ("consecutive_failures", "j", False),
+            ("consecutive_failures", "j", True),
+            ("consecutive_failures", "j", False),
+        ]
+    )
+    resolves = [json.loads(r.body) for r in http.requests if json.loads(r.body)["resolved"]]
+    assert {r["message"] for r in resolves} == {
+        "job j is no longer overdue",
+        "node n1 is online again",
+        "job j succeeded again",
+    }
+
+
+async def test_no_resolve_is_sent_for_an_incident_that_was_never_alerted(
+    http: LocalHTTP, store: MemoryStore, clock: VirtualClock, bus: EventBus
+) -> None:
+    http.script = Script(statuses=[503])
+    hook = WebhookSink("ops", http.url, clock, retries=0)
+    rule = Rule(name="offline", kind="node_offline", sinks=("ops",))
+    async with manager(store, clock, bus, rule, sink=hook) as alerts:
+        bus.publish(NodeRecovered(at=T0, node_id="n0"))  # never offline
+        bus.publish(NodeOffline(at=T0, node_id="n1"))  # not delivered ...
+        await alerts.drain()
+        bus.publish(NodeRecovered(at=T0, node_id="n1"))  # ... and over before its retry
+        await alerts.drain()
+        await clock.advance(3600)
+        await alerts.drain()
+    assert webhook_alerts(http) == [("node_offline", "n1", False)]

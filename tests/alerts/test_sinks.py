@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import os
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -175,9 +178,65 @@ async def test_a_hanging_command_is_killed_at_its_timeout() -> None:
         await CommandSink("page", [sys.executable, "-c", code], timeout_s=0.3).send(an_alert())
 
 
-async def test_a_missing_program_is_a_delivery_failure() -> None:
+async def test_a_program_removed_after_start_is_a_delivery_failure(tmp_path: Path) -> None:
+    program = tmp_path / "notify"
+    program.write_text("#!/bin/sh\nexit 0\n")
+    program.chmod(0o755)
+    sink = CommandSink("page", [str(program)])
+    program.unlink()
     with pytest.raises(SinkError, match="could not start"):
-        await CommandSink("page", ["/nonexistent/agentcron-notify"]).send(an_alert())
+        await sink.send(an_alert())
+
+
+def test_a_command_sink_whose_program_does_not_exist_is_refused_when_made() -> None:
+    with pytest.raises(ValueError, match="'page': program '/nonexistent/notify' not found"):
+        CommandSink("page", ["/nonexistent/notify"])
+    with pytest.raises(
+        ValueError, match="'page': program 'agentcron-no-such-notify' not found on PATH"
+    ):
+        CommandSink("page", ["agentcron-no-such-notify"])
+    assert CommandSink("page", ["sh", "-c", "true"]).argv[0] == "sh"  # found on PATH
+
+
+def test_agentcron_run_refuses_a_command_sink_without_its_program_with_one_line_and_exit_2(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "agentcron.toml").write_text(
+        '[[alerts.sinks]]\nname = "page"\ntype = "command"\ncommand = ["/nonexistent/notify"]\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCHEDULER_", "DASHBOARD_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "agentcron", "run", "--no-dashboard", "--config", "agentcron.toml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "alerts.sinks[0] ('page')" in result.stderr
+    assert "/nonexistent/notify" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+async def test_a_resolve_alert_says_so_in_the_json_and_the_environment(tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    script = (
+        "import json, os, sys; data = json.load(sys.stdin); "
+        "data['env'] = os.environ['AGENTCRON_ALERT_RESOLVED']; "
+        f"open({str(out)!r}, 'w').write(json.dumps(data))"
+    )
+    sink = CommandSink("page", [sys.executable, "-c", script])
+    await sink.send(an_alert())
+    assert (json.loads(out.read_text())["resolved"], json.loads(out.read_text())["env"]) == (
+        False,
+        "false",
+    )
+    await sink.send(dataclasses.replace(an_alert(), resolved=True))
+    assert (json.loads(out.read_text())["resolved"], json.loads(out.read_text())["env"]) == (
+        True,
+        "true",
+    )
 
 
 def test_a_command_must_be_an_argv_list_never_a_shell_string() -> None:

@@ -12,7 +12,19 @@
 | `job_auto_disabled` | a job paused by auto-disable (`AlertManager.fire`) | job id | critical |
 
 A rule may restrict itself to jobs whose id matches one of `jobs` (shell-style patterns).
-Decisions here are pure: `match(rule, event, streak)` and `in_cooldown(last, cooldown, now)`.
+
+Four kinds have an event that ends their incident (`resolve(rule, event)` returns the resolve
+alert, `resolved=True`, for it):
+
+| kind | ended by |
+|---|---|
+| `consecutive_failures` | `run.succeeded` of the job |
+| `circuit_opened` | `circuit.closed` |
+| `job_overdue` | `job.recovered` |
+| `node_offline` | `node.recovered` / `node.online` |
+
+Decisions here are pure: `match(rule, event, streak)`, `resolve(rule, event)`,
+`in_cooldown(last, cooldown, now)` and `retry_delay(attempts, base, cap)`.
 """
 
 from __future__ import annotations
@@ -27,11 +39,15 @@ from typing import Any
 from agentcron.alerts.sinks import Alert
 from agentcron.events import (
     BackupFailed,
+    CircuitClosed,
     CircuitOpened,
     DiskSpaceLow,
     Event,
     JobOverdue,
+    JobRecovered,
     NodeOffline,
+    NodeOnline,
+    NodeRecovered,
     RunFailed,
     RunInterrupted,
     RunSucceeded,
@@ -40,12 +56,15 @@ from agentcron.events import (
 
 __all__ = [
     "DEFAULT_SEVERITY",
+    "RESOLVABLE_KINDS",
     "RULE_KINDS",
     "FailureStreaks",
     "Rule",
     "default_rules",
     "in_cooldown",
     "match",
+    "resolve",
+    "retry_delay",
 ]
 
 RULE_KINDS = (
@@ -69,6 +88,10 @@ DEFAULT_SEVERITY = {
     "disk_nearly_full": "warning",
     "job_auto_disabled": "critical",
 }
+#: kinds whose incidents end with an event (see `resolve`)
+RESOLVABLE_KINDS = frozenset(
+    {"consecutive_failures", "circuit_opened", "job_overdue", "node_offline"}
+)
 DEFAULT_THRESHOLD = {"consecutive_failures": 3.0, "disk_nearly_full": 90.0}
 SEVERITIES = ("info", "warning", "critical")
 DEFAULT_COOLDOWN_S = 3600.0
@@ -134,6 +157,12 @@ def in_cooldown(last_sent: datetime | None, cooldown_s: float, now: datetime) ->
     return last_sent is not None and (now - last_sent).total_seconds() < cooldown_s
 
 
+def retry_delay(attempts: int, base_s: float, cap_s: float) -> float:
+    """Seconds before retrying an alert no sink delivered after `attempts` tries: `base_s`,
+    then twice that, ... capped at `cap_s`."""
+    return float(min(cap_s, base_s * 2 ** min(max(attempts, 1) - 1, 62)))
+
+
 class FailureStreaks:
     """Consecutive final failures per job, from run events.
 
@@ -166,7 +195,9 @@ class FailureStreaks:
         return self._streak.get(job_id, 0)
 
 
-def _alert(rule: Rule, event: Event, key: str, message: str, **details: Any) -> Alert:
+def _alert(
+    rule: Rule, event: Event, key: str, message: str, *, resolved: bool = False, **details: Any
+) -> Alert:
     return Alert(
         rule=rule.name,
         kind=rule.kind,
@@ -175,7 +206,30 @@ def _alert(rule: Rule, event: Event, key: str, message: str, **details: Any) -> 
         message=message,
         at=event.at,
         details={"event": event.to_dict(), **details},
+        resolved=resolved,
     )
+
+
+def resolve(rule: Rule, event: Event) -> Alert | None:
+    """The resolve alert (`resolved=True`) for the incident of `rule` that `event` ends, or
+    None when it ends none. Whether that incident was alerted is the caller's business. Pure."""
+    job_id = getattr(event, "job_id", None)
+    if not rule.wants_job(job_id if isinstance(job_id, str) else None):
+        return None
+    kind = rule.kind
+    if kind == "consecutive_failures" and isinstance(event, RunSucceeded):
+        message = f"job {event.job_id} succeeded again"
+        return _alert(rule, event, event.job_id, message, resolved=True)
+    if kind == "circuit_opened" and isinstance(event, CircuitClosed):
+        message = f"circuit {event.circuit} closed again"
+        return _alert(rule, event, event.circuit, message, resolved=True)
+    if kind == "job_overdue" and isinstance(event, JobRecovered):
+        message = f"job {event.job_id} is no longer overdue"
+        return _alert(rule, event, event.job_id, message, resolved=True)
+    if kind == "node_offline" and isinstance(event, NodeRecovered | NodeOnline):
+        message = f"node {event.node_id} is online again"
+        return _alert(rule, event, event.node_id, message, resolved=True)
+    return None
 
 
 def match(rule: Rule, event: Event, streak: int | None = None) -> Alert | None:

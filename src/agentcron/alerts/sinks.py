@@ -12,8 +12,10 @@ that, ... (capped at `max_backoff_s`) on the injected clock; other non-2xx answe
 retried.
 
 Command: `argv` is run directly (no shell) with the alert JSON on stdin and
-`AGENTCRON_ALERT_RULE`, `_KIND`, `_KEY`, `_SEVERITY`, `_MESSAGE` in its environment; it must
-exit 0 within `timeout_s` (else it is killed and the delivery fails).
+`AGENTCRON_ALERT_RULE`, `_KIND`, `_KEY`, `_SEVERITY`, `_MESSAGE` and `_RESOLVED` (`true` for
+the message that an incident ended, else `false`) in its environment; it must exit 0 within
+`timeout_s` (else it is killed and the delivery fails). The program must exist when the sink
+is made (a name without a slash is looked up on `PATH`): a missing one is a `ValueError`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import json
 import logging
 import math
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -73,6 +76,8 @@ class Alert:
     message: str
     at: datetime
     details: dict[str, Any] = field(default_factory=dict)
+    #: True for the message that an alerted incident ended (same rule, kind, key and sinks)
+    resolved: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +88,7 @@ class Alert:
             "message": self.message,
             "at": self.at.isoformat(),
             "details": self.details,
+            "resolved": self.resolved,
             "source": "agentcron",
         }
 
@@ -115,10 +121,14 @@ class LogSink:
         self.name = name
 
     async def send(self, alert: Alert) -> None:
-        level = logging.ERROR if alert.severity == "critical" else logging.WARNING
+        if alert.resolved:
+            level = logging.INFO
+        else:
+            level = logging.ERROR if alert.severity == "critical" else logging.WARNING
         log.log(
             level,
-            "ALERT [%s] %s: %s",
+            "%s [%s] %s: %s",
+            "RESOLVED" if alert.resolved else "ALERT",
             alert.rule,
             alert.key,
             alert.message,
@@ -258,6 +268,12 @@ class CommandSink:
             )
         if timeout_s <= 0:
             raise ValueError(f"command sink {name!r}: timeout must be positive")
+        if shutil.which(argv[0]) is None:
+            raise ValueError(
+                f"command sink {name!r}: program {head_of(argv[0], 200)!r} not found"
+                + ("" if os.sep in argv[0] else " on PATH")
+                + " or not executable"
+            )
         self.name = name
         self.argv = list(argv)
         self.timeout_s = timeout_s
@@ -270,6 +286,7 @@ class CommandSink:
             "AGENTCRON_ALERT_KEY": _env_value(alert.key),
             "AGENTCRON_ALERT_SEVERITY": _env_value(alert.severity),
             "AGENTCRON_ALERT_MESSAGE": _env_value(alert.message),
+            "AGENTCRON_ALERT_RESOLVED": "true" if alert.resolved else "false",
         }
         try:
             proc = await asyncio.create_subprocess_exec(
