@@ -1,8 +1,10 @@
-"""Pieces of `agentcron run` that need no process: the preset's jobs and policies, and how
-store changes reach a running scheduler."""
+"""Pieces of `agentcron run`: the preset's jobs and policies, how store changes reach a
+running scheduler, and (with real daemons) start-up."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import subprocess
 import sys
 import textwrap
@@ -10,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from agentcron.config import load_settings
@@ -26,6 +29,7 @@ from agentcron.system import (
     sync_jobs_from_store,
 )
 from agentcron.testing import VirtualClock
+from helpers.polling import wait_for
 
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -182,3 +186,80 @@ def test_a_job_of_the_file_with_the_id_of_a_preset_job_is_refused(tmp_path: Path
     assert "jobs[1] ('loop-heartbeat')" in message and "agent-loops" in message
     assert "\n" not in message
     assert AgentcronSystem(settings=settings, config_path=config)._load_job_file().jobs
+
+
+AGENTCRON_RUN = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from agentcron.config import load_settings
+    from agentcron.system import AgentcronSystem
+
+    settings = load_settings(environ={"SCHEDULER_DATA_DIR": sys.argv[1]}, env_file=None)
+    system = AgentcronSystem(
+        settings, config_path=Path(sys.argv[2]), dashboard=False, once=sys.argv[3] == "once"
+    )
+    asyncio.run(system.serve())
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups")
+def test_a_command_left_running_by_a_killed_daemon_is_killed_when_it_starts_again(
+    tmp_path: Path,
+) -> None:
+    # Before, the command lived on after the daemon's SIGKILL (re-parented to init), and
+    # the restarted daemon retried its run while it still ran: the occurrence ran twice.
+    data, pids = tmp_path / "data", tmp_path / "pids"
+    # The first run starts `sh` and a background `sleep`; later runs have nothing to do.
+    script = (
+        '[ -e "$0.done" ] && exit 0; : > "$0.done"; sleep 1000 &'
+        ' echo "$$ $!" > "$0.tmp" && mv "$0.tmp" "$0"; wait'
+    )
+    config = tmp_path / "agentcron.toml"
+    config.write_text(
+        '[[jobs]]\nid = "slow"\ntrigger = "@reboot"\n'
+        f"command = {json.dumps(['sh', '-c', script, str(pids)])}\n"
+    )
+    first = subprocess.Popen(
+        [sys.executable, "-c", AGENTCRON_RUN, str(data), str(config), "serve"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    tree: list[psutil.Process] = []
+    try:
+        wait_for(pids.exists, timeout_s=60)
+        tree = [psutil.Process(int(pid)) for pid in pids.read_text().split()]
+        # Recorded as soon as the spawn returns (the command may be quicker than that).
+        wait_for(lambda: _one_whole_record(data / "children"), timeout_s=60)
+        first.kill()
+        first.wait()
+        assert all(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in tree)
+
+        second = subprocess.run(
+            [sys.executable, "-c", AGENTCRON_RUN, str(data), str(config), "once"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+        assert second.returncode == 0, second.stderr
+        assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in tree)
+        assert "of job slow: its daemon died" in second.stderr
+        assert list((data / "children").glob("*.json")) == []
+    finally:
+        first.kill()
+        first.wait()
+        for proc in tree:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+
+
+def _one_whole_record(directory: Path) -> bool:
+    try:
+        (path,) = directory.glob("*.json")
+        json.loads(path.read_text())
+    except (ValueError, OSError):
+        return False
+    return True

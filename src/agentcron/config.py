@@ -140,7 +140,14 @@ class Settings(BaseSettings):
         30_000, ge=MIN_HEARTBEAT_MS, le=_MAX_MS, description="Heartbeat interval, ms."
     )
     HEARTBEAT_TIMEOUT: int = Field(
-        60_000, gt=0, le=_MAX_MS, description="A node is suspect after this silence, ms."
+        60_000,
+        gt=0,
+        le=_MAX_MS,
+        description=(
+            "Kept for the spec's `.env`, ms; must be >= HEARTBEAT_INTERVAL and sets no"
+            " threshold: every node is suspect after 1 missed beat and offline after 3 of"
+            " its own interval, in the daemon and every tool alike (docs/health.md)."
+        ),
     )
 
     # Dashboard

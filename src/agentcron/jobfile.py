@@ -562,8 +562,10 @@ def _health(table: Mapping[str, Any], where: str, errors: list[str]) -> JobHealt
         urls = dict(ping)
     elif ping is not None:
         errors.append(f"{where}ping: expected a URL or {{ start, success, failure }} URLs")
-    errors.extend(
-        f"{where}ping: {url!r} is not an http(s) URL"
+    from agentcron.alerts.sinks import _where as shown_url  # the webhook sinks' masking
+
+    errors.extend(  # scheme and host only: the path is often the secret (healthchecks.io)
+        f"{where}ping: {shown_url(url)} is not an http(s) URL"
         for url in (urls or {}).values()
         if not url.startswith(("http://", "https://"))
         or any(c.isspace() or not c.isprintable() for c in url)

@@ -6,8 +6,10 @@ anything runs, so a bad start never leaves half a system behind):
 1. settings (already loaded by the CLI) and a writable data directory;
 2. `agentcron.toml` and the preset, validated whole;
 3. the store (opened, migrated);
-4. jobs from the file and the preset written to the store (actor `config` / `preset`),
-   then the scheduler started: it re-creates every stored job;
+4. jobs from the file and the preset written to the store (actor `config` / `preset`);
+   the commands a daemon that died on this data directory left running killed, and the
+   process groups of this one's recorded from now on (`agentcron.handlers.child_records`);
+   then the scheduler started: it re-creates every stored job and retries interrupted runs;
 5. heartbeats, monitor, dead-man's switches, alerts and the systemd watchdog;
 6. hourly verified backups (SQLite stores);
 7. the dashboard (uvicorn in the same event loop);
@@ -24,7 +26,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -266,6 +267,9 @@ class AgentcronSystem:
                     prefix=str(getattr(store, "prefix", "agentcron")),
                 )
                 await stack.enter_async_context(bridge)
+            # Before the scheduler starts, and so before it takes the dead daemon's runs for
+            # interrupted and retries them.
+            await self._own_children(stack, data_dir)
             await stack.enter_async_context(scheduler)
             await self._start_health(stack, scheduler, data_dir, job_file)
             if self.once:
@@ -306,6 +310,20 @@ class AgentcronSystem:
         if self._reload is not None:
             self._reload.set()
 
+    async def _own_children(self, stack: contextlib.AsyncExitStack, data_dir: Path) -> None:
+        """Kill what the commands of a daemon that died on this data directory left running,
+        then record the process groups of this daemon's commands in `<data dir>/children/`
+        until it stops (`agentcron.handlers.child_records`)."""
+        from agentcron.handlers import child_records
+
+        directory = data_dir / child_records.DIRECTORY_NAME
+        try:
+            await child_records.kill_leftovers(directory)
+        except Exception:  # a bug here must not keep the daemon from starting
+            log.exception("could not check %s for commands a dead daemon left running", directory)
+        previous = child_records.install(child_records.ChildRecords(directory))
+        stack.callback(child_records.install, previous)
+
     def _build_scheduler(self, store: Store, data_dir: Path) -> Scheduler:
         from agentcron.engine.scheduler import Scheduler
         from agentcron.heartbeat.instance import instance_node_id
@@ -339,10 +357,9 @@ class AgentcronSystem:
     ) -> None:
         from agentcron.heartbeat.supervisor import HealthSupervisor
 
+        # Suspect and offline follow one rule, the one `agentcron nodes`, `agentcron health`,
+        # `/api/nodes` and `/metrics` use (`heartbeat.monitor.node_status`).
         interval_s = self.settings.heartbeat_interval_s
-        missed = max(
-            1, math.ceil(self.settings.HEARTBEAT_TIMEOUT / self.settings.HEARTBEAT_INTERVAL)
-        )
         try:
             from agentcron.heartbeat.deadman import PingUrls
 
@@ -351,7 +368,6 @@ class AgentcronSystem:
                 scheduler,
                 data_dir=data_dir,
                 interval_s=interval_s,
-                missed_threshold=missed,
                 alerting=job_file.alerts,
                 auto_disable={j: h.auto_disable for j, h in health.items() if h.auto_disable},
                 pings={j: PingUrls(**h.ping) for j, h in health.items() if h.ping},

@@ -30,7 +30,7 @@ from cli_helpers import (
 from agentcron.cli.main import build_app
 from agentcron.control import JOBS_CHANGED_KEY, PID_FILE
 from agentcron.cron import CronExpression
-from agentcron.models import AuditEntry, RunQuery, StoredJob
+from agentcron.models import AuditEntry, RunQuery, RunRecord, RunStatus, StoredJob, new_run_id
 from agentcron.store.sqlite import SqliteStore
 from helpers.polling import wait_for
 
@@ -108,6 +108,7 @@ def test_list_json_gives_each_field_of_a_cron_job(data: Path) -> None:
         "timezone",
         "enabled",
         "paused",
+        "status",
         "pause_note",
         "disabled_reason",
         "next_run",
@@ -117,6 +118,7 @@ def test_list_json_gives_each_field_of_a_cron_job(data: Path) -> None:
     assert job["trigger"] == "0 2 * * *"
     assert job["timezone"] == "Europe/Berlin"
     assert (job["enabled"], job["paused"], job["pause_note"]) == (True, False, None)
+    assert job["status"] == "active"
     assert job["disabled_reason"] is None and job["tags"] == []
     next_run = datetime.fromisoformat(job["next_run"])
     assert next_run.utcoffset() is not None
@@ -165,6 +167,35 @@ def test_list_shows_the_reason_of_a_job_disabled_with_one(data: Path) -> None:
     assert job["disabled_reason"] == "no handler configured"
     assert job["next_run"] is None
     assert "no handler configured" in ok(jobs(data, "list"))
+
+
+def _record(data_dir: Path, job_id: str, status: RunStatus) -> None:
+    now = datetime.now(UTC)
+    run = RunRecord(
+        run_id=new_run_id(),
+        job_id=job_id,
+        scheduled_for=now,
+        status=status,
+        started_at=now,
+        finished_at=None if status == RunStatus.running else now,
+        error="boom" if status == RunStatus.failed else None,
+    )
+    store_call(data_dir, lambda s: s.record_run(run))
+
+
+def test_list_says_failing_and_running_as_the_dashboard_does(data: Path) -> None:
+    for job_id in ("fine", "broken", "busy"):
+        add(data, job_id, "--every", "1h", "--command", "true")
+    _record(data, "fine", RunStatus.succeeded)
+    for _ in range(3):  # a failure streak (an open circuit comes after one)
+        _record(data, "broken", RunStatus.failed)
+    _record(data, "busy", RunStatus.running)
+    statuses = {job["id"]: job["status"] for job in listed(data)}
+    assert statuses == {"fine": "active", "broken": "failing", "busy": "running"}
+    rows = {line.split()[1]: line for line in ok(jobs(data, "list")).splitlines() if "│" in line}
+    assert "failing" in rows["broken"] and "running" in rows["busy"]
+    assert "active" in rows["fine"]
+    assert as_json(jobs(data, "show", "broken", "--json"))["status"] == "failing"
 
 
 def test_control_characters_in_stored_text_are_shown_escaped_and_kept_exact_in_json(

@@ -683,3 +683,29 @@ async def test_ids_the_readme_forbids_are_refused_with_the_reason(
     assert (await client.get("/api/job")).status_code == 422
     assert (await client.get("/api/job", params={"id": "a/b"})).status_code == 404
     assert (await client.get("/api/job", params={"id": "nope"})).status_code == 404
+
+
+def _add_unconfigured_loop(sched: Scheduler) -> str:
+    """The agent-loops preset's first integration loop, as the daemon adds it without a
+    handler configured: disabled, with the reason "no handler configured"."""
+    from agentcron.config import load_settings
+    from agentcron.system import preset_entries
+
+    settings = load_settings(environ={}, env_file=None)
+    for job_id, trigger, handler, options in preset_entries(settings, {}):
+        if options.get("enabled") is False:
+            sched.add_job(job_id, trigger=trigger, handler=handler, **options)
+            return job_id
+    raise AssertionError("the preset has no integration loop")
+
+
+async def test_a_disabled_job_says_why_in_the_list_and_its_page(
+    client: httpx.AsyncClient, sched: Scheduler
+) -> None:
+    loop = _add_unconfigured_loop(sched)
+    listed = {j["id"]: j for j in (await client.get("/api/jobs")).json()["items"]}
+    assert listed[loop]["status"] == "disabled"
+    assert listed[loop]["disabled_reason"] == "no handler configured"
+    assert listed["backup"]["disabled_reason"] is None
+    detail = (await client.get(f"/api/jobs/{loop}")).json()
+    assert detail["disabled_reason"] == "no handler configured"

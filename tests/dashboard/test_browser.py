@@ -444,3 +444,20 @@ async def test_a_422_from_the_api_is_shown_as_one_readable_line_not_json(
     toast = page.locator("#toast")
     await expect(toast).to_have_text("expression: String should have at most 500 characters")
     assert all("422" in p for p in watched.problems), watched.problems
+
+
+async def test_a_disabled_integration_loop_shows_why_in_its_row_and_page(
+    browser: Browser, live: LiveServer, sched: Scheduler
+) -> None:
+    from tests.dashboard.test_api import _add_unconfigured_loop
+
+    loop = _add_unconfigured_loop(sched)
+    watched = await open_logged_in(browser, live)
+    page = watched.page
+    status = row(page, loop).locator(".job-status")
+    await expect(status).to_contain_text("disabled")
+    await expect(status).to_contain_text("no handler configured")
+    await row(page, loop).locator("a.job-name").click()
+    await expect(page.locator("#job-status-badge")).to_have_text("disabled")
+    await expect(page.locator("#job-note")).to_have_text("Disabled: no handler configured")
+    assert watched.problems == []

@@ -5,7 +5,13 @@ from datetime import datetime, timedelta
 import pytest
 
 from agentcron.events import EventBus, RunSucceeded
-from agentcron.heartbeat.deadman import DeadMansSwitch, Expectation, expected_by, is_overdue
+from agentcron.heartbeat.deadman import (
+    DeadMansSwitch,
+    Expectation,
+    check_interval,
+    expected_by,
+    is_overdue,
+)
 from agentcron.models import RunRecord, RunStatus
 from agentcron.store.memory import MemoryStore
 from agentcron.testing import VirtualClock
@@ -163,3 +169,43 @@ async def test_a_success_just_before_the_machine_sleeps_does_not_make_the_job_ov
         assert switch.overdue_jobs() == ()
         await clock.advance(60)  # a minute awake without a success: overdue now
         assert await collector.take() == ["job.overdue"]
+
+
+def test_checks_come_at_a_quarter_of_the_shortest_expectation_between_1_and_10_s() -> None:
+    hourly = Expectation(job_id="h", every_s=3600)
+    assert check_interval([], 10) == 10
+    assert check_interval([hourly], 10) == 10
+    assert check_interval([hourly, Expectation(job_id="t", every_s=10)], 10) == 2.5
+    assert check_interval([Expectation(job_id="s", every_s=2)], 10) == 1  # the floor
+    per_schedule = Expectation(job_id="p", next_fire=next_minute, grace_s=20)
+    assert check_interval([per_schedule], 10) == 5  # its grace is the span that counts
+    assert check_interval([Expectation(job_id="p0", next_fire=next_minute)], 10) == 10
+
+
+async def _first_overdue_at(clock: VirtualClock, collector: Collector, until_s: float) -> float:
+    """Advance in 0.25 s steps; the offset from T0 of the first `job.overdue`."""
+    while (clock.now() - T0).total_seconds() < until_s:
+        await clock.advance(0.25)
+        if "job.overdue" in await collector.take():
+            return (clock.now() - T0).total_seconds()
+    raise AssertionError(f"no job.overdue by {until_s} s")
+
+
+async def test_a_job_expected_every_6_s_is_noticed_when_due_not_at_the_next_10_s_check(
+    store: MemoryStore, clock: VirtualClock, bus: EventBus, collector: Collector
+) -> None:
+    switch = DeadMansSwitch(store, clock, bus, [Expectation(job_id="fast", every_s=6)])
+    async with switch:
+        assert await _first_overdue_at(clock, collector, 30) <= 6 + 1.5
+
+
+async def test_a_short_expectation_added_while_running_shortens_the_wait_at_once(
+    store: MemoryStore, clock: VirtualClock, bus: EventBus, collector: Collector
+) -> None:
+    switch = DeadMansSwitch(store, clock, bus, [Expectation(job_id="slow", every_s=3600)])
+    async with switch:
+        await clock.advance(3)  # mid-way through a 10 s wait
+        switch.watch(Expectation(job_id="fast", every_s=10))  # due at 13 s
+        assert await _first_overdue_at(clock, collector, 40) <= 13 + 2.5
+        switch.unwatch("fast")
+        assert switch.check_interval_s() == 10

@@ -271,6 +271,23 @@ async def _next_run(
     return next_nominal_fire(job, now)
 
 
+async def _live_status(store: Store, stored: StoredJob, job: Job | None) -> str:
+    """The status word the dashboard shows (`dashboard.views.job_status`, same order):
+    disabled, paused, running (a run in progress), failing (its last run failed, so after
+    an open circuit or a failure streak), else active; `invalid` when it cannot be built."""
+    status = _status(stored, job)
+    if status != "active":
+        return status
+    running = await store.count_runs(
+        RunQuery(job_id=stored.id, statuses=(RunStatus.running,), limit=1)
+    )
+    if running:
+        return "running"
+    if (await store.run_stats(stored.id)).consecutive_failures:
+        return "failing"
+    return "active"
+
+
 async def job_summary(store: Store, stored: StoredJob, now: datetime) -> dict[str, Any]:
     """What `jobs list --json` prints for one job."""
     job, invalid = _load_job(stored)
@@ -283,6 +300,7 @@ async def job_summary(store: Store, stored: StoredJob, now: datetime) -> dict[st
         "timezone": timezone,
         "enabled": job.enabled if job is not None else False,
         "paused": stored.paused,
+        "status": await _live_status(store, stored, job),
         "pause_note": stored.pause_note,
         "disabled_reason": _disabled_reason(job, definition, invalid),
         "next_run": _iso(await _next_run(store, stored, job, now)),
@@ -382,7 +400,7 @@ def list_jobs(
         schedule = _shown(_schedule_text(trigger)) + (
             f"\n[dim]{_shown(words)}[/dim]" if words else ""
         )
-        status = _status(stored, job)
+        status = str(summary["status"])
         if summary["disabled_reason"]:
             status += f"\n[dim]{_shown(summary['disabled_reason'])}[/dim]"
         elif stored.paused and stored.pause_note:
@@ -421,7 +439,6 @@ def show(
                 "description": job.description if job is not None else "",
                 "schedule_description": _schedule_words(job, stored.definition.get("trigger")),
                 "handler": job.handler.describe() if job is not None else None,
-                "status": _status(stored, job),
                 "invalid": invalid,
                 "next_fires": [_iso(t) for t in _next_fires(job, now, 5)],
                 "last_fire": _iso(stored.last_fire),

@@ -230,6 +230,11 @@ class JobSummary(_Out):
     unavailable: str | None = Field(
         default=None, description="Why the job cannot run (e.g. its handler cannot be imported)"
     )
+    disabled_reason: str | None = Field(
+        default=None,
+        description="Why a disabled job is disabled, when it says (e.g. the agent-loops"
+        " preset's `no handler configured`); null for a plain `enabled = false`",
+    )
 
 
 class JobPage(_Out):

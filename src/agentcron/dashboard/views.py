@@ -567,7 +567,14 @@ def job_summary(job: Any, state: JobState, running: int, now: datetime) -> schem
         consecutive_failures=state.consecutive_failures,
         queue=str(queue) if isinstance(queue, str) else None,
         unavailable=str(unavailable) if unavailable else None,
+        disabled_reason=_disabled_reason(job, definition) if not enabled else None,
     )
+
+
+def _disabled_reason(job: Any, definition: Mapping[str, Any]) -> str | None:
+    """The job's own `disabled_reason` (as `agentcron jobs list` shows it), if any."""
+    reason = _attr(inner_job(job), "disabled_reason") or definition.get("disabled_reason")
+    return reason if isinstance(reason, str) and reason else None
 
 
 async def job_detail(

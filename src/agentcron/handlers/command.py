@@ -75,6 +75,7 @@ class Command:
     async def run(self, ctx: RunContext) -> HandlerOutcome:
         # Imported here: the supervisor needs psutil, which a scheduler of Python callables
         # never has to load.
+        from agentcron.handlers.child_records import ChildLabel
         from agentcron.handlers.supervisor import run_child
 
         environment = {**os.environ, **context_environment(ctx), **(self.env or {})}
@@ -86,6 +87,7 @@ class Command:
                 env=environment,
                 output_limit_bytes=self.output_tail_bytes,
                 kill_grace_s=self.kill_grace_s,
+                label=ChildLabel(job_id=ctx.job_id, run_id=ctx.run_id, what=self.describe()),
             )
         except OSError as exc:
             raise HandlerError(self._start_failure(exc)) from exc

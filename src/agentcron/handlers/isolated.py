@@ -42,6 +42,7 @@ async def run_isolated(
     ref: str, ctx: RunContext, *, kill_grace_s: float, output_tail_bytes: int
 ) -> HandlerOutcome:
     """Call `ref` in a child process for this attempt; raise on failure or death."""
+    from agentcron.handlers.child_records import ChildLabel
     from agentcron.handlers.supervisor import run_child  # psutil: only when used
 
     payload = {"ref": ref, "sys_path": list(sys.path), "context": _plain_context(ctx)}
@@ -50,6 +51,7 @@ async def run_isolated(
         output_limit_bytes=output_tail_bytes,
         separate_stdout_limit_bytes=_REPORT_LIMIT_BYTES,
         kill_grace_s=kill_grace_s,
+        label=ChildLabel(job_id=ctx.job_id, run_id=ctx.run_id, what=f"python {ref}"),
     )
     tail = result.output.text() or None
     assert result.stdout is not None

@@ -29,7 +29,14 @@ from typing import Any
 
 import psutil
 
-__all__ = ["alive", "group_spawn_options", "leftover_group_members", "terminate_tree"]
+__all__ = [
+    "alive",
+    "group_spawn_options",
+    "leftover_group_members",
+    "terminate_processes",
+    "terminate_tree",
+    "tree_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -81,14 +88,35 @@ async def terminate_tree(leader: psutil.Process, *, grace_s: float) -> None:
     is gone, or after a bounded wait (a process that survives SIGKILL is logged, not awaited).
     Never raises for processes that are already gone.
     """
-    targets = _snapshot(leader)
+    targets = tree_of(leader)
     if sys.platform == "win32":
         await _terminate_windows(leader, targets, grace_s)
     else:
         await _terminate_posix(leader.pid, targets, grace_s)
 
 
-def _snapshot(leader: psutil.Process) -> list[psutil.Process]:
+async def terminate_processes(targets: list[psutil.Process], *, grace_s: float) -> None:
+    """Terminate `targets` and their descendants, each by itself (POSIX): SIGTERM, then
+    SIGKILL after `grace_s` seconds.
+
+    For the members of a group whose leader is gone: no group is signalled, since only the
+    processes checked to be its own may be. psutil refuses to signal a process whose pid was
+    reused meanwhile."""
+    found = {proc.pid: proc for proc in targets}
+    for proc in targets:
+        with contextlib.suppress(psutil.Error):
+            found.update((child.pid, child) for child in proc.children(recursive=True))
+    tree = list(found.values())
+    _signal_each(tree, signal.SIGTERM)
+    if await _wait_gone(tree, grace_s):
+        return
+    _signal_each(tree, signal.SIGKILL)
+    if not await _wait_gone(tree, _KILL_WAIT_S):
+        logger.warning("processes %s survived SIGKILL", ", ".join(str(p.pid) for p in tree))
+
+
+def tree_of(leader: psutil.Process) -> list[psutil.Process]:
+    """`leader`, its descendants, and (POSIX) what is left in the group it leads: now."""
     found = [leader]
     with contextlib.suppress(psutil.Error):
         found.extend(leader.children(recursive=True))

@@ -9,6 +9,10 @@ must not hang the run, so once the leader exits, what is left of its group is te
 If the awaiting task is cancelled (engine timeout or cancel), the whole tree is terminated,
 then killed after `kill_grace_s`, and the cancellation is re-raised. A second cancel during
 that clean-up does not interrupt it.
+
+With a `ChildLabel` and records installed (`agentcron.handlers.child_records`, what
+`agentcron run` does), the child's group is recorded from right after the spawn until it is
+gone, so that if this process dies meanwhile, its next start kills what it left running.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from typing import Any
 
 import psutil
 
+from agentcron.handlers import child_records
+from agentcron.handlers.child_records import ChildLabel
 from agentcron.handlers.output import OutputTail
 from agentcron.handlers.process_tree import (
     group_spawn_options,
@@ -74,9 +80,11 @@ async def run_child(
     output_limit_bytes: int,
     separate_stdout_limit_bytes: int | None = None,
     kill_grace_s: float,
+    label: ChildLabel | None = None,
 ) -> ChildResult:
     """Run `argv` (or, with `shell=True`, the string through the system shell).
 
+    `label` names the run the child serves, for the record of its group (module docstring).
     Output: stdout and stderr go to one tail (`output`), unless `separate_stdout_limit_bytes`
     is given, in which case stdout gets its own tail (`stdout`) and `output` holds stderr.
     Raises OSError if the program cannot be started (missing, not executable, bad cwd).
@@ -101,14 +109,23 @@ async def run_child(
     else:
         spawning = loop.subprocess_exec(lambda: _Collector(sinks), *argv, **options)
     (transport, protocol), cancelled = await _spawn_to_the_end(spawning)
+    pid = transport.get_pid()
+    records = child_records.installed()
+    record = None
+    if records is not None and label is not None:
+        record = records.add(pid, label, kill_grace_s=kill_grace_s)
     try:
-        leader = psutil.Process(transport.get_pid())
-    except psutil.Error:
-        leader = None  # it already exited and was reaped: nothing to supervise
-    try:
-        await _supervise(protocol, leader, kill_grace_s, cancelled=cancelled)
+        try:
+            leader = psutil.Process(pid)
+        except psutil.Error:
+            leader = None  # it already exited and was reaped: nothing to supervise
+        try:
+            await _supervise(protocol, leader, kill_grace_s, cancelled=cancelled)
+        finally:
+            transport.close()
     finally:
-        transport.close()
+        if records is not None and record is not None:
+            records.release(record, pid)
     returncode = transport.get_returncode()
     assert returncode is not None
     return ChildResult(returncode=returncode, output=output, stdout=stdout)

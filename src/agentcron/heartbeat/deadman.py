@@ -17,7 +17,11 @@ it every watched job would be announced overdue on the first check after a long 
 before the misfire policy had a chance to run it. Each check compares how far both clocks
 moved since the one before; a forward jump of more than `SUSPEND_MIN_S` is such time.
 
-`DeadMansSwitch` checks every `check_every_s` of the injected clock, reading last successes
+`DeadMansSwitch` checks every `check_interval_s()` of the injected clock: a quarter of the
+shortest expectation (`every_s`, or the grace of a per-schedule one), at most `check_every_s`
+(10 s) and at least `MIN_CHECK_S` (1 s), so a job expected every 10 s is noticed within 2.5 s
+of being due, not up to 10 s late. It is recomputed, and the wait cut short, whenever a job
+is watched or unwatched. Each check reads last successes
 from the store (so runs on other nodes count) and from `run.succeeded` events (so recovery is
 immediate). It publishes `job.overdue` once per incident and `job.recovered` on the next
 success. Open incidents are kept in the store's state (`deadman.overdue`), so a restart does
@@ -26,7 +30,8 @@ not announce them again.
 `JobPinger` calls per-job URLs on `run.started`, `run.succeeded` and `run.failed` /
 `run.timed_out` (healthchecks.io style: `PingUrls.healthchecks(base)` gives `base/start`,
 `base` and `base/fail`). Pings run as background tasks with a timeout and never block the
-engine or the event bus; failures are logged.
+engine or the event bus; failures are logged with the URL's scheme and host only (its path
+is often the secret, its user info a password).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from types import TracebackType
 
 import httpx
 
+from agentcron.alerts.sinks import _where as shown_url  # the webhook sinks' masking
 from agentcron.clock import Clock
 from agentcron.events import (
     Event,
@@ -63,6 +69,7 @@ __all__ = [
     "JobPinger",
     "PingUrls",
     "asleep_since",
+    "check_interval",
     "expected_by",
     "is_overdue",
 ]
@@ -73,6 +80,10 @@ STATE_KEY = "deadman.overdue"
 #: A wall-clock jump forward of more than this (seconds) against the monotonic clock between
 #: two checks is time the machine was suspended (or an NTP step): it does not count.
 SUSPEND_MIN_S = 5.0
+#: Checks are never closer together than this (seconds), however short the expectations.
+MIN_CHECK_S = 1.0
+#: ... and at most this fraction of the shortest expectation apart.
+CHECK_FRACTION = 0.25
 NextFire = Callable[[datetime], datetime | None]
 
 
@@ -124,6 +135,16 @@ def is_overdue(due: datetime | None, now: datetime) -> bool:
     return due is not None and now >= due
 
 
+def check_interval(
+    expectations: Iterable[Expectation], most_s: float, *, least_s: float = MIN_CHECK_S
+) -> float:
+    """Seconds between checks: `CHECK_FRACTION` of the shortest expectation (`every_s`, or
+    the grace of a per-schedule one), within `[least_s, most_s]` (pure)."""
+    spans = [e.every_s if e.every_s is not None else e.grace_s for e in expectations]
+    shortest = min((s for s in spans if s > 0), default=math.inf)
+    return max(min(least_s, most_s), min(most_s, shortest * CHECK_FRACTION))
+
+
 def asleep_since(base: datetime, suspensions: Iterable[tuple[datetime, float]]) -> float:
     """Seconds suspended after `base`, from `(latest time it can have begun, seconds)`
     pairs: a suspension that can have begun at or after `base` counts whole."""
@@ -158,6 +179,7 @@ class DeadMansSwitch:
         self._loaded = False
         self._task: asyncio.Task[None] | None = None
         self._subscription: Subscription | None = None
+        self._changed = asyncio.Event()  # the expectations changed: recompute the wait
         for expectation in expectations:
             self.watch(expectation)
 
@@ -166,11 +188,17 @@ class DeadMansSwitch:
         """Start (or change) watching a job; its clock starts now if it never succeeded."""
         self._expectations[expectation.job_id] = expectation
         self._since.setdefault(expectation.job_id, self.clock.now())
+        self._changed.set()
 
     def unwatch(self, job_id: str) -> None:
         self._expectations.pop(job_id, None)
         self._since.pop(job_id, None)
         self._overdue.discard(job_id)
+        self._changed.set()
+
+    def check_interval_s(self) -> float:
+        """Seconds until the next check (see the module docstring)."""
+        return check_interval(self._expectations.values(), self.check_every_s)
 
     def overdue_jobs(self) -> tuple[str, ...]:
         """Jobs currently overdue (for the heartbeat's `runs overdue` probe)."""
@@ -293,7 +321,26 @@ class DeadMansSwitch:
                 raise
             except Exception:
                 log.exception("dead-man's switch check failed")
-            await self.clock.sleep(self.check_every_s)
+            await self._wait()
+
+    async def _wait(self) -> None:
+        """Sleep `check_interval_s()`; when the jobs watched change meanwhile, sleep only
+        what is left of the new (maybe shorter) interval since the last check."""
+        started = self.clock.monotonic()
+        while True:
+            self._changed.clear()
+            left = self.check_interval_s() - (self.clock.monotonic() - started)
+            if left <= 0:
+                return
+            sleep = asyncio.ensure_future(self.clock.sleep(left))
+            changed = asyncio.ensure_future(self._changed.wait())
+            try:
+                await asyncio.wait({sleep, changed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleep.cancel()
+                changed.cancel()
+            if sleep.done() and not sleep.cancelled():
+                return
 
     async def __aenter__(self) -> DeadMansSwitch:
         self._subscription = self.events.subscribe(self._on_success, types=[RunSucceeded.type])
@@ -331,7 +378,20 @@ class PingUrls:
         for name in ("start", "success", "failure"):
             url = getattr(self, name)
             if url is not None and not url.startswith(("http://", "https://")):
-                raise ValueError(f"ping URL for {name} must be http(s)://..., got {url!r}")
+                raise ValueError(f"ping URL for {name} must be http(s)://..., got {shown_url(url)}")
+
+
+def _without(text: str, url: str) -> str:
+    """`text` with `url` (and its parts that are secrets) replaced by what may be shown."""
+    text = text.replace(url, shown_url(url))
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return text
+    for secret in (parsed.password, parsed.path if parsed.path not in ("", "/") else None):
+        if secret:
+            text = text.replace(secret, "...")
+    return text
 
 
 class JobPinger:
@@ -397,13 +457,15 @@ class JobPinger:
             )
         except httpx.HTTPError as exc:
             self.failed += 1
-            log.warning("ping %s failed: %s", url, exc)
+            # The URL's path is often the secret (a healthchecks.io UUID), its user info a
+            # password: only scheme and host are shown, in the error's text too.
+            log.warning("ping %s failed: %s", shown_url(url), _without(str(exc), url))
             return
         if response.is_success:
             self.sent += 1
         else:
             self.failed += 1
-            log.warning("ping %s answered %d", url, response.status_code)
+            log.warning("ping %s answered %d", shown_url(url), response.status_code)
 
     async def drain(self) -> None:
         """Wait for pings in flight (tests, shutdown)."""

@@ -258,6 +258,14 @@
     return [run, toggle];
   }
 
+  // Why a job is not running as usual, as `agentcron jobs list` says it: the reason it is
+  // disabled (the agent-loops preset's "no handler configured"), why it cannot run, or the
+  // note it was paused with.
+  function statusNote(job) {
+    if (job.status === 'disabled') return job.disabled_reason || job.unavailable || null;
+    return job.paused ? job.pause_note || null : null;
+  }
+
   function jobRow(job) {
     const name = el('a', { href: '#/job/' + encodeURIComponent(job.id), className: 'job-name', text: job.name });
     const nameCell = el('td', null, name, job.name !== job.id ? el('span', { className: 'sub', text: job.id }) : null,
@@ -267,7 +275,7 @@
       el('td', null, el('code', { text: job.schedule }), el('span', { className: 'sub', text: job.description })),
       el('td', { text: job.timezone }),
       el('td', { className: 'job-status' }, statusCell(job.status), progressParts(job),
-        job.pause_note ? el('span', { className: 'sub', text: job.pause_note }) : null),
+        statusNote(job) ? el('span', { className: 'sub status-note', text: statusNote(job) }) : null),
       el('td', { className: 'job-last' }, lastResultCell(job)),
       el('td', { className: 'job-next' }, job.next_run
         ? [el('span', { text: fmtRelative(job.next_run) }), el('span', { className: 'sub', text: fmtTime(job.next_run) })]
@@ -663,8 +671,10 @@
     $('job-resume').hidden = !job.paused;
     $('pause-note').hidden = job.paused;
     const note = $('job-note');
-    note.hidden = !job.paused;
-    note.textContent = job.paused ? 'Paused' + (job.pause_note ? ': ' + job.pause_note : '') : '';
+    const why = statusNote(job);
+    note.hidden = !job.paused && job.status !== 'disabled';
+    note.textContent = job.status === 'disabled' ? 'Disabled' + (why ? ': ' + why : '')
+      : job.paused ? 'Paused' + (why ? ': ' + why : '') : '';
     const facts = $('job-facts');
     clear(facts);
     fact(facts, 'Id', el('code', { text: job.id }));
