@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ERROR_CHARS", "describe_error", "head_of", "message_of", "storable"]
+__all__ = ["ERROR_CHARS", "describe_error", "head_of", "message_of", "shown_url", "storable"]
 
 #: The longest error text kept (the start of it): a run record's or a queue job's. Events,
 #: alerts and the log repeat it, and a handler's error may carry megabytes (a whole argv).
@@ -41,3 +41,14 @@ def storable(text: str) -> str:
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
+
+
+def shown_url(url: str) -> str:
+    """`url` as messages and logs show it: scheme and host only, quoted. Its path and query
+    are often the secret itself (a Slack or Teams incoming webhook, a healthchecks.io ping
+    UUID), its user info a password."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return repr(scheme[:20] + ("..." if len(scheme) > 20 else ""))
+    host = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
+    return repr(f"{scheme[:20]}://{host[:80]}/...")

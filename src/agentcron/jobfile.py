@@ -39,6 +39,7 @@ from typing import Any
 
 from agentcron.clock import utc
 from agentcron.durations import parse_duration
+from agentcron.error_text import shown_url
 from agentcron.jobs import JOB_OPTIONS, build_job, coerce_handler, job_id_problem, tags_problem
 from agentcron.policies.circuit import CircuitBreaker
 from agentcron.policies.errors import setting_problem
@@ -562,8 +563,6 @@ def _health(table: Mapping[str, Any], where: str, errors: list[str]) -> JobHealt
         urls = dict(ping)
     elif ping is not None:
         errors.append(f"{where}ping: expected a URL or {{ start, success, failure }} URLs")
-    from agentcron.alerts.sinks import _where as shown_url  # the webhook sinks' masking
-
     errors.extend(  # scheme and host only: the path is often the secret (healthchecks.io)
         f"{where}ping: {shown_url(url)} is not an http(s) URL"
         for url in (urls or {}).values()

@@ -38,7 +38,7 @@ import httpx
 
 from agentcron import __version__
 from agentcron.clock import Clock
-from agentcron.error_text import head_of, storable
+from agentcron.error_text import head_of, shown_url, storable
 from agentcron.handlers.http import HEADER_NAME
 
 __all__ = [
@@ -136,16 +136,6 @@ class LogSink:
         )
 
 
-def _where(url: str) -> str:
-    """`url` as messages show it: scheme and host only. Its path and query are often the
-    secret itself (a Slack or Teams incoming webhook), its user info a password."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return repr(scheme[:20] + ("..." if len(scheme) > 20 else ""))
-    host = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rpartition("@")[2]
-    return repr(f"{scheme[:20]}://{host[:80]}/...")
-
-
 class WebhookSink:
     """POSTs the alert as JSON; see the module docstring for signing and retries."""
 
@@ -164,17 +154,19 @@ class WebhookSink:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"webhook sink {name!r}: url must be http(s)://..., got {_where(url)}")
+            raise ValueError(
+                f"webhook sink {name!r}: url must be http(s)://..., got {shown_url(url)}"
+            )
         # what httpx would refuse only when the first alert is sent, refused now
         try:
             parsed = httpx.URL(url)
             port = parsed.port
         except httpx.InvalidURL as exc:
-            raise ValueError(f"webhook sink {name!r}: bad url {_where(url)}: {exc}") from None
+            raise ValueError(f"webhook sink {name!r}: bad url {shown_url(url)}: {exc}") from None
         if not parsed.host:
-            raise ValueError(f"webhook sink {name!r}: url {_where(url)} has no host")
+            raise ValueError(f"webhook sink {name!r}: url {shown_url(url)} has no host")
         if port is not None and not 0 < port < 65536:
-            raise ValueError(f"webhook sink {name!r}: url {_where(url)} has a bad port")
+            raise ValueError(f"webhook sink {name!r}: url {shown_url(url)} has a bad port")
         for key, value in (headers or {}).items():
             if not HEADER_NAME.fullmatch(key) or not all(
                 c == "\t" or " " <= c <= "~" for c in value

@@ -47,8 +47,8 @@ from types import TracebackType
 
 import httpx
 
-from agentcron.alerts.sinks import _where as shown_url  # the webhook sinks' masking
 from agentcron.clock import Clock
+from agentcron.error_text import shown_url
 from agentcron.events import (
     Event,
     EventBus,
