@@ -3,6 +3,7 @@ real `python -m agentcron` subprocess."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import signal
@@ -30,6 +31,7 @@ from cli_helpers import (
 from agentcron.cli.main import build_app
 from agentcron.control import JOBS_CHANGED_KEY, PID_FILE
 from agentcron.cron import CronExpression
+from agentcron.handlers import child_records
 from agentcron.models import AuditEntry, RunQuery, RunRecord, RunStatus, StoredJob, new_run_id
 from agentcron.store.sqlite import SqliteStore
 from helpers.polling import wait_for
@@ -666,6 +668,64 @@ def test_a_signal_to_jobs_run_kills_the_process_tree_and_records_the_run_cancell
     wait_for(lambda: _gone(grandchild), timeout_s=10)
     (run,) = as_json(jobs(data, "history", "slow", "--json"))
     assert run["status"] == "cancelled"
+
+
+def _orphan_of_a_killed_jobs_run(data: Path, tmp_path: Path) -> int:
+    """The pid of what `agentcron jobs run` SIGKILLed mid-run left running."""
+    pid_file = tmp_path / "grandchild.pid"
+    ok(jobs(data, "add", "slow", "--every", "1h", "--", PY, "-c", _TREE_JOB, str(pid_file)))
+    with subprocess.Popen(
+        [PY, "-m", "agentcron", "jobs", "run", "slow", "--data-dir", str(data)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as cli:
+        started = lambda: pid_file.is_file() and pid_file.read_text() != ""  # noqa: E731
+        wait_for(lambda: started() or cli.poll() is not None)
+        assert started()
+        grandchild = int(pid_file.read_text())
+        try:
+            wait_for(lambda: len(list((data / "children").glob("*.json"))) == 1)
+        finally:
+            cli.kill()
+            cli.wait(timeout=60)
+    assert not _gone(grandchild)
+    return grandchild
+
+
+def test_a_jobs_run_killed_with_sigkill_leaves_a_record_the_next_daemon_kills_by(
+    data: Path, tmp_path: Path
+) -> None:
+    # Only `agentcron run` recorded its commands' process groups: the tree of a `jobs run`
+    # SIGKILLed mid-run (no handler can run) lived on, and a retry could run beside it.
+    grandchild = _orphan_of_a_killed_jobs_run(data, tmp_path)
+    try:
+        # What the next `agentcron run` on the data directory does first.
+        [leftover] = asyncio.run(child_records.kill_leftovers(data / "children"))
+        assert leftover.verdict == "killed" and leftover.job_id == "slow"
+        wait_for(lambda: _gone(grandchild), timeout_s=10)
+    finally:
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(grandchild).kill()
+
+
+def test_a_scheduled_worker_kills_what_a_dead_process_left_running_before_it_works(
+    data: Path, tmp_path: Path
+) -> None:
+    # `agentcron worker --scheduled` runs stored commands too: it kept no records and
+    # killed no leftovers, so what a killed worker (or `jobs run`) left ran on.
+    grandchild = _orphan_of_a_killed_jobs_run(data, tmp_path)
+    try:
+        done = subprocess.run(
+            [PY, "-m", "agentcron", "worker", "--queue", "q", "--scheduled", "--burst",
+             "--data-dir", str(data)],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        wait_for(lambda: _gone(grandchild), timeout_s=10)
+        assert "of job slow" in done.stderr
+    finally:
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(grandchild).kill()
 
 
 @pytest.mark.slow

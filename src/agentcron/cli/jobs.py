@@ -78,7 +78,7 @@ from agentcron.control import (
     request_reload,
 )
 from agentcron.durations import format_duration, parse_duration
-from agentcron.handlers import handler_from_dict
+from agentcron.handlers import child_records, handler_from_dict
 from agentcron.jobfile import JobFileError, parse_job_file, policy_problems
 from agentcron.jobs import (
     JOB_OPTIONS,
@@ -1033,11 +1033,17 @@ def run(
     Exit 0 when the run succeeded, 1 for any other outcome (failed, timed out, skipped),
     2 for bad input. This is what exported OS timers call.
     """
-    _, url = resolve_store(data_dir, store)
+    data, url = resolve_store(data_dir, store)
+    # The command's process group is recorded as `agentcron run` records its own: if this
+    # CLI is SIGKILLed mid-run, the next `agentcron run` on the data directory kills what
+    # it left running before retrying the run.
+    records = child_records.install(child_records.ChildRecords(data / child_records.DIRECTORY_NAME))
     try:
         record = _with_store(url, lambda s: _stoppable(run_job_now(s, job_id)), create=False)
     except asyncio.CancelledError:  # SIGTERM before the run started: nothing was recorded
         fail(f"stopped by SIGTERM before job {job_id!r} started", code=EXIT_RUN_NOT_SUCCEEDED)
+    finally:
+        child_records.install(records)
     if as_json:
         print_json(record.to_dict())
     else:

@@ -22,6 +22,8 @@ import typer
 
 from agentcron.cli.common import cli_settings, data_dir_option, fail, store_url
 from agentcron.cli.queue import ensure_database
+from agentcron.handlers import child_records
+from agentcron.handlers.child_records import DIRECTORY_NAME
 from agentcron.handlers.references import HandlerReferenceError, resolve
 from agentcron.queue import Job, QueueError, UnrecoverableError, open_queue
 from agentcron.queue.base import MAX_DELAY_S, check_queue_name
@@ -147,6 +149,7 @@ def worker(
                 stalled_interval,
                 heartbeat,
                 timeout_s=timeout,
+                children=settings.data_dir / DIRECTORY_NAME if scheduled else None,
             )
         )
     except (QueueError, StoreError, ValueError) as exc:
@@ -190,9 +193,16 @@ async def _work(
     heartbeat: tuple[str, float] | None = None,
     *,
     timeout_s: float | None = None,
+    children: Path | None = None,
 ) -> int:
+    """`children`: where the commands of scheduled jobs record their process groups (as
+    `agentcron run` does): what a worker that died there left running is killed first."""
     q = open_queue(url, name)
     job_store: Store | None = None
+    previous_records = child_records.installed()
+    if children is not None:
+        await child_records.kill_leftovers(children)
+        child_records.install(child_records.ChildRecords(children))
     try:
         # Reach the backend once before working: a Redis that refuses the password or the
         # database index (or is not there) is a start-up error (exit 2), not a worker that
@@ -232,6 +242,7 @@ async def _work(
             await w.run(burst=burst)
         return w.processed
     finally:
+        child_records.install(previous_records)
         await q.close()
         if job_store is not None:
             await job_store.close()
