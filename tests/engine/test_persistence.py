@@ -339,3 +339,43 @@ async def test_a_memory_store_is_not_watched_and_the_watch_can_be_turned_off() -
         else:
             raise AssertionError(f"watch_jobs_s={bad!r} was accepted")
     assert Scheduler(watch_jobs_s=None).watch_jobs_s is None
+
+
+class EmptiedStore(MemoryStore):
+    """A store other processes share (`shared`) that can come back empty, as a Redis
+    restarted without persistence does, and notices it when asked (`notice_data_loss`)."""
+
+    shared = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data_losses = 0
+        self._lost = False
+
+    def empty(self) -> None:
+        MemoryStore.__init__(self)
+        self._lost = True
+
+    async def notice_data_loss(self) -> None:
+        if self._lost:
+            self._lost = False
+            self.data_losses += 1
+
+
+async def test_a_store_that_came_back_empty_is_written_back_to_not_taken_as_jobs_removed() -> None:
+    # The job watch (every 2 s) saw the change token gone and reloaded from the empty store
+    # before the lease renewal (every `lease_s / 3`) noticed the loss: every job of every
+    # node was removed, the write-back had nothing left to write, and nothing fired again.
+    clock = VirtualClock(datetime(2026, 3, 1, tzinfo=UTC))
+    store = EmptiedStore()
+    async with Scheduler(store=store, clock=clock, node_id="n", lease_s=600) as sched:
+        for job_id in ("a", "b"):
+            sched.add_job(job_id, trigger=Interval(hours=1), handler="os:getcwd")
+        await sched.flush()
+        await store.set_state(JOBS_CHANGED_KEY, "token-1")
+        await clock.advance(WATCH_JOBS_S)  # reloaded: nothing changed
+        store.empty()
+        await clock.advance(WATCH_JOBS_S)  # the token is gone: the watch reloads
+        await sched.flush()
+        assert {v.id for v in sched.jobs()} == {"a", "b"}
+        assert {job.id for job in await store.list_jobs()} == {"a", "b"}

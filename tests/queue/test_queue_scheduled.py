@@ -116,7 +116,13 @@ async def test_a_fire_whose_attempts_run_out_is_recorded_failed(
     assert (await env.queue.counts())["failed"] == 1
 
 
-async def test_the_worker_command_runs_dispatched_fires_with_scheduled(tmp_path: Path) -> None:
+@pytest.mark.parametrize("job_store", [True, False], ids=["job-store", "store-alone"])
+async def test_the_worker_command_runs_dispatched_fires_with_scheduled(
+    tmp_path: Path, job_store: bool
+) -> None:
+    # Without --job-store the worker looked for the jobs in the data directory's database
+    # (not where `--store` says the daemon keeps its queues and jobs) and dead-lettered
+    # every occurrence as "no longer exists", leaving its run `scheduled` for ever.
     import os
     import subprocess
     import sys
@@ -131,6 +137,7 @@ async def test_the_worker_command_runs_dispatched_fires_with_scheduled(tmp_path:
     async with sched:
         await clock.advance(10)
     await queue.close()
+    (tmp_path / "elsewhere").mkdir()  # (its ./data is not the daemon's)
     env = os.environ | {"PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
     result = await asyncio.to_thread(
         subprocess.run,
@@ -145,9 +152,9 @@ async def test_the_worker_command_runs_dispatched_fires_with_scheduled(tmp_path:
             "--burst",
             "--store",
             db,
-            "--job-store",
-            db,
+            *(["--job-store", db] if job_store else []),
         ],
+        cwd=tmp_path / "elsewhere",
         env=env,
         capture_output=True,
         text=True,

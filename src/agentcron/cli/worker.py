@@ -84,8 +84,9 @@ def worker(
     job_store: str | None = typer.Option(
         None,
         "--job-store",
-        help="Store holding the scheduled jobs (default: $SCHEDULER_STORE, then .env, or the"
-        " data dir's database: where `agentcron run` keeps them).",
+        help="Store holding the scheduled jobs (default: the queue's store, --store, where"
+        " `agentcron run` keeps both; without --store, $SCHEDULER_STORE, then .env, or the data"
+        " dir's database).",
     ),
     rate_limit: str | None = typer.Option(
         None, "--rate-limit", help="MAX/SECONDS: at most MAX job starts per SECONDS, queue-wide."
@@ -128,7 +129,7 @@ def worker(
     # are where the daemon of this directory dispatches and keeps them.
     settings = cli_settings(data_dir=data_dir)
     url = store_url(settings.data_dir, store) if store else settings.store_url
-    jobs_url = job_store or settings.store_url
+    jobs_url = job_store or url  # `agentcron run` keeps its queues in its store
     ensure_database(url)
     try:
         heartbeat = (

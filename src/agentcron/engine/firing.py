@@ -201,6 +201,8 @@ class Firing(StoreSync):
     _runner: Runner
     concurrency_limits: dict[str, int]
     _group_active: collections.Counter[str]
+    #: The store's `data_losses` when this scheduler last wrote its data back.
+    _losses_seen: int
     #: Admitted runs that succeeded in this turn of the loop, to be recorded together.
     _succeeded: list[tuple[JobEntry, ActiveRun]]
     #: The tasks recording them, also in `_tasks` (`stop()` waits for these instead of
@@ -992,17 +994,13 @@ class Firing(StoreSync):
     # == leases and interrupted runs ====================================================
     async def _maintain(self) -> None:
         interval = self.lease_s / 3
-        losses_seen = int(getattr(self.store, "data_losses", 0))
         while True:
             await self.clock.sleep(interval)
             if not store_available(self.store):
                 # Renew as soon as the store answers again, before other nodes see expiries.
                 await wait_store(self.store)
             try:
-                losses = await store_data_losses(self.store)
-                if losses != losses_seen:
-                    await self._restore_lost_data()
-                    losses_seen = losses
+                await self._restore_if_data_lost()
             except Exception:  # (the leases are renewed all the same: they matter most)
                 log.exception("could not check the store for lost data; again in %.0fs", interval)
             try:
@@ -1010,6 +1008,20 @@ class Firing(StoreSync):
                 await self._recover_interrupted(self.clock.now())
             except Exception:
                 log.exception("lease maintenance failed; retrying in %.0fs", interval)
+
+    async def _restore_if_data_lost(self) -> None:
+        """Ask the store whether it lost its data since last asked (`store_data_losses`)
+        and, if it did, write this node's jobs and running runs back (`_restore_lost_data`).
+
+        Asked at each lease renewal, and before any reload of the jobs from the store
+        (`Scheduler.reload_jobs`): a store that came back empty has no jobs, and a reload
+        from it (the job-change token is gone too, so it looks changed) removed every job of
+        every node before the next renewal noticed the loss; the write-back then had nothing
+        left to write, and the whole cluster stopped firing."""
+        losses = await store_data_losses(self.store)
+        if losses != self._losses_seen:
+            await self._restore_lost_data()
+            self._losses_seen = losses
 
     async def _restore_lost_data(self) -> None:
         """The store lost what it held (`store_data_losses`): write back the jobs and the

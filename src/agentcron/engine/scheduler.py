@@ -261,6 +261,8 @@ class Scheduler(Firing):
         self._maintenance_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._writes_queued = 0
+        #: The store's `data_losses` when this scheduler last wrote its data back.
+        self._losses_seen = 0
         self._writer_task: asyncio.Task[None] | None = None
         self._writes: asyncio.Queue[Callable[[], Awaitable[None]]] | None = None
         self._new_jobs: NewJobs | None = None
@@ -378,9 +380,13 @@ class Scheduler(Firing):
     async def reload_jobs(self) -> int:
         """Apply the store's jobs to this running scheduler: those another process (the
         CLI, another node) added, changed, paused, resumed or removed; returns how many jobs
-        changed. This scheduler's own changes are written first, so none is undone. On a
-        store other processes can change, a running scheduler does this by itself when the
-        store's `jobs.changed` token moves (`watch_jobs_s`)."""
+        changed. This scheduler's own changes are written first, so none is undone; a store
+        that lost its data (a Redis restarted empty) gets this scheduler's jobs back first,
+        so its emptiness is not taken for jobs removed. On a store other processes can
+        change, a running scheduler does this by itself when the store's `jobs.changed`
+        token moves (`watch_jobs_s`)."""
+        if self._running:
+            await self._restore_if_data_lost()
         return self._apply_stored(await self._stored_jobs_settled())
 
     def _apply_stored(self, stored: dict[str, StoredJob]) -> int:
@@ -494,6 +500,7 @@ class Scheduler(Firing):
         if self._running:
             return
         await self.store.open()
+        self._losses_seen = int(getattr(self.store, "data_losses", 0))
         self._event_loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         self._wakeup = asyncio.Event()
         self._writes = asyncio.Queue()
