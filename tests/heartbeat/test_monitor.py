@@ -14,6 +14,7 @@ from agentcron.heartbeat.monitor import (
     view_node,
 )
 from agentcron.models import NodeHeartbeat
+from agentcron.store.base import StoreError
 from agentcron.store.memory import MemoryStore
 from agentcron.testing import VirtualClock
 
@@ -186,3 +187,42 @@ async def test_a_malformed_heartbeat_row_is_skipped_not_fatal(
     await store.write_heartbeat(broken)
     views = await HeartbeatMonitor(store, clock, bus).check()
     assert [v.node_id for v in views] == ["n1"]
+
+
+class OutageStore(MemoryStore):
+    """Heartbeats cannot be read (nor written) while `down`: Redis restarting, or SQLite
+    locked past its busy timeout."""
+
+    down = False
+
+    async def list_heartbeats(self) -> list[NodeHeartbeat]:
+        if self.down:
+            raise StoreError("cannot talk to Redis at 127.0.0.1:6380")
+        return await super().list_heartbeats()
+
+
+async def test_a_store_outage_is_not_taken_for_every_node_going_silent(
+    clock: VirtualClock, bus: EventBus, collector: Collector
+) -> None:
+    # After a 40 s Redis outage every node marked every node offline, itself included, and
+    # paged `node_offline`: their heartbeats were old because none could be written.
+    store = OutageStore()
+    monitor = HeartbeatMonitor(store, clock, bus, remove_after_s=None)
+    await store.write_heartbeat(beat())
+    await monitor.check()
+    assert await collector.take() == ["node.online"]
+    store.down = True
+    await clock.advance(60)  # 6 beats could not be written
+    with pytest.raises(StoreError):
+        await monitor.check()
+    store.down = False
+    [view] = await monitor.check()
+    assert (view.status, view.last_seen) == ("online", T0)  # judged from the store's return
+    assert await collector.take() == []
+    # A node that died meanwhile: suspect, then offline, counted from the store's return.
+    await clock.advance(12.5)
+    await monitor.check()
+    assert await collector.take() == ["node.suspect"]
+    await clock.advance(20)
+    await monitor.check()
+    assert await collector.take() == ["node.offline"]

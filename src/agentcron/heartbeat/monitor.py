@@ -33,6 +33,7 @@ need synchronised clocks (NTP); skew of a few seconds only shifts the thresholds
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -271,22 +272,31 @@ class HeartbeatMonitor:
         self._known: dict[str, NodeStatus] = {}
         self._views: dict[str, NodeView] = {}
         self._task: asyncio.Task[None] | None = None
+        #: The last check could not read the store (it was down, or locked).
+        self._blind = False
+        #: When the store answered again after the last such outage: a node's silence is
+        #: counted from then at the earliest (`check`).
+        self._back_at: datetime | None = None
 
     # -- one pass ------------------------------------------------------------------------
     async def check(self, now: datetime | None = None) -> list[NodeView]:
         """Read all heartbeats, publish transitions, remove long-dead nodes; return views."""
         now = self.clock.now() if now is None else now
-        heartbeats = await self.store.list_heartbeats()
+        try:
+            heartbeats = await self.store.list_heartbeats()
+        except Exception:
+            self._blind = True
+            raise
+        if self._blind:
+            # No node could write a heartbeat while the store was down, this one included:
+            # the silence is the store's, not theirs. Counted from now, a node that did die
+            # meanwhile is offline `missed_threshold` beats later.
+            self._blind, self._back_at = False, now
         views: list[NodeView] = []
         seen: set[str] = set()
         for hb in heartbeats:
             try:
-                view = view_node(
-                    hb,
-                    now,
-                    missed_threshold=self.missed_threshold,
-                    grace_fraction=self.grace_fraction,
-                )
+                view = self._view(hb, now)
             except ValueError as exc:  # a malformed row from another node must not stop us
                 log.warning("ignoring heartbeat of node %s: %s", hb.node_id, exc)
                 continue
@@ -317,6 +327,20 @@ class HeartbeatMonitor:
             del self._known[gone]
         self._views = {v.node_id: v for v in views}
         return views
+
+    def _view(self, hb: NodeHeartbeat, now: datetime) -> NodeView:
+        """`view_node`, with a heartbeat sent before the store's last outage ended judged as
+        if sent when it ended (`last_seen` stays the real one)."""
+        back_at = self._back_at
+        if back_at is not None and hb.sent_at < back_at and hb.status != NODE_STOPPED:
+            judged = self._judge(dataclasses.replace(hb, sent_at=back_at), now)
+            return dataclasses.replace(judged, last_seen=hb.sent_at)
+        return self._judge(hb, now)
+
+    def _judge(self, hb: NodeHeartbeat, now: datetime) -> NodeView:
+        return view_node(
+            hb, now, missed_threshold=self.missed_threshold, grace_fraction=self.grace_fraction
+        )
 
     def nodes(self) -> list[NodeView]:
         """The views of the last `check()`, ordered by node id."""
