@@ -473,6 +473,7 @@ class AgentcronSystem:
         with contextlib.suppress(Exception):  # the store is down: read at the first poll
             seen = await store.get_state(JOBS_CHANGED_KEY)
         signalled = False
+        unreadable = False  # (logged once per outage, not at every poll)
         while True:
             await self._next_poll()
             # Cleared before the token is read: `agentcron jobs reload` writes its token, then
@@ -482,11 +483,16 @@ class AgentcronSystem:
             try:
                 current = await store.get_state(JOBS_CHANGED_KEY)
             except StoreError as exc:
-                log.warning("cannot watch the store for job changes: %s", exc)
+                if not unreadable:
+                    log.warning("cannot watch the store for job changes: %s", exc)
+                unreadable = True
                 continue  # a SIGHUP stays pending for the next poll
             except Exception:
                 log.exception("cannot watch the store for job changes")
                 continue
+            if unreadable:
+                log.info("watching the store for job changes again")
+                unreadable = False
             if seen is _UNREAD:
                 seen = current  # (the store was down at start: this is the baseline)
             if not signalled and current == seen:

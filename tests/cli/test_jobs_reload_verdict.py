@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -223,3 +224,21 @@ async def test_a_sighup_reload_the_store_failed_is_tried_again_re_reading_the_fi
                 await asyncio.sleep(0)
         assert (verdict.outcome, verdict.via) == ("reloaded", "signal")
         assert d.job_ids() == ["a", "b"]
+
+
+async def test_a_store_down_for_many_polls_is_logged_once_and_its_return_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A 41 s Redis outage wrote "cannot watch the store for job changes" every 2 s.
+    caplog.set_level(logging.INFO, logger="agentcron.system")
+    store = FailingStore()
+    async with daemon(tmp_path, store) as d:
+        store.fail_reads = 10
+        async with asyncio.timeout(10):
+            while store.fail_reads:
+                await d.clock.advance(JOBS_WATCH_S)
+        await d.clock.advance(JOBS_WATCH_S)
+        async with asyncio.timeout(10):
+            while "watching the store for job changes again" not in caplog.text:
+                await asyncio.sleep(0)
+    assert caplog.text.count("cannot watch the store for job changes") == 1
