@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -668,6 +669,37 @@ def test_a_signal_to_jobs_run_kills_the_process_tree_and_records_the_run_cancell
     wait_for(lambda: _gone(grandchild), timeout_s=10)
     (run,) = as_json(jobs(data, "history", "slow", "--json"))
     assert run["status"] == "cancelled"
+
+
+def test_jobs_run_holds_its_lease_for_scheduler_lease_as_run_does(
+    data: Path, tmp_path: Path
+) -> None:
+    # It held a 60 s lease whatever SCHEDULER_LEASE said: a killed `jobs run` was taken for
+    # interrupted a minute later, not when the daemons' lease said.
+    pid_file = tmp_path / "grandchild.pid"
+    ok(jobs(data, "add", "slow", "--every", "1h", "--", PY, "-c", _TREE_JOB, str(pid_file)))
+    env = {**os.environ, "SCHEDULER_LEASE": "7000"}
+    with subprocess.Popen(
+        [PY, "-m", "agentcron", "jobs", "run", "slow", "--data-dir", str(data)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    ) as cli:
+        try:
+            started = lambda: pid_file.is_file() and pid_file.read_text() != ""  # noqa: E731
+            wait_for(lambda: started() or cli.poll() is not None)
+            assert started()
+            (run,) = asyncio.run(_runs_of(data, "slow"))
+        finally:
+            cli.send_signal(signal.SIGTERM)
+            cli.wait(timeout=60)
+    assert run.lease_expires_at is not None and run.started_at is not None
+    assert (run.lease_expires_at - run.started_at).total_seconds() == 7.0
+
+
+async def _runs_of(data: Path, job_id: str) -> list[RunRecord]:
+    async with SqliteStore(data / "scheduler.db", read_only=True) as store:
+        return await store.list_runs(RunQuery(job_id=job_id))
 
 
 def _orphan_of_a_killed_jobs_run(data: Path, tmp_path: Path) -> int:

@@ -1002,8 +1002,9 @@ class _OneJobStore:
         return []
 
 
-async def run_job_now(store: Store, job_id: str) -> RunRecord:
-    """Run `job_id` once now through its policies (retries, timeout) and return the run."""
+async def run_job_now(store: Store, job_id: str, *, lease_s: float = 60.0) -> RunRecord:
+    """Run `job_id` once now through its policies (retries, timeout) and return the run,
+    holding its lease for `lease_s` (`SCHEDULER_LEASE`, as `agentcron run` does)."""
     from agentcron.engine.scheduler import Scheduler
 
     stored = await _stored(store, job_id)
@@ -1016,7 +1017,9 @@ async def run_job_now(store: Store, job_id: str) -> RunRecord:
     if isinstance(job.handler, UnavailableHandler):
         fail(f"job {job_id!r} cannot run in this process: {job.handler.reason}")
     node_id = f"{socket.gethostname()}-cli-{os.getpid()}"
-    scheduler = Scheduler(store=cast(Store, _OneJobStore(store, job_id)), node_id=node_id)
+    scheduler = Scheduler(
+        store=cast(Store, _OneJobStore(store, job_id)), node_id=node_id, lease_s=lease_s
+    )
     async with scheduler:
         return await scheduler.run_now(job_id)
 
@@ -1033,13 +1036,17 @@ def run(
     Exit 0 when the run succeeded, 1 for any other outcome (failed, timed out, skipped),
     2 for bad input. This is what exported OS timers call.
     """
-    data, url = resolve_store(data_dir, store)
+    settings = cli_settings(data_dir=data_dir, store=store)
+    data, url = settings.data_dir, settings.store_url
     # The command's process group is recorded as `agentcron run` records its own: if this
     # CLI is SIGKILLed mid-run, the next `agentcron run` on the data directory kills what
     # it left running before retrying the run.
     records = child_records.install(child_records.ChildRecords(data / child_records.DIRECTORY_NAME))
     try:
-        record = _with_store(url, lambda s: _stoppable(run_job_now(s, job_id)), create=False)
+        lease_s = settings.SCHEDULER_LEASE / 1000
+        record = _with_store(
+            url, lambda s: _stoppable(run_job_now(s, job_id, lease_s=lease_s)), create=False
+        )
     except asyncio.CancelledError:  # SIGTERM before the run started: nothing was recorded
         fail(f"stopped by SIGTERM before job {job_id!r} started", code=EXIT_RUN_NOT_SUCCEEDED)
     finally:
