@@ -30,7 +30,8 @@ import redis.asyncio as aioredis
 import redis.exceptions as rex
 
 from agentcron.events import Event, EventBus, Subscription, event_from_dict
-from agentcron.store.redis import mask_url
+from agentcron.store.base import StoreError
+from agentcron.store.redis_connection import parse_redis_url
 
 __all__ = ["RedisEventBridge"]
 
@@ -43,7 +44,9 @@ class RedisEventBridge:
     """Bridge `bus` and the other nodes' buses through Redis pub/sub (see module docstring).
 
     `types`: only these event types cross (default: all). `prefix` should match the store's
-    key prefix so that deployments sharing a Redis do not see each other's events.
+    key prefix so that deployments sharing a Redis do not see each other's events; a
+    ``?prefix=`` in `url` (as the store reads it) takes precedence, and is not passed to
+    redis-py. A malformed `url` raises ValueError here, before anything connects.
     """
 
     def __init__(
@@ -56,11 +59,13 @@ class RedisEventBridge:
         types: frozenset[str] | None = None,
         max_backoff_s: float = 2.0,
     ) -> None:
+        parsed = parse_redis_url(url, default_prefix=prefix)
         self.bus = bus
-        self.url = mask_url(url)
-        self._client_url = url
+        self.url = parsed.masked
+        self._client_url = parsed.client_url
         self.node_id = node_id
-        self.channel = f"{prefix}:events"
+        self.prefix = parsed.prefix
+        self.channel = f"{parsed.prefix}:events"
         self.types = types
         self.max_backoff_s = max_backoff_s
         #: This bridge's identity on the channel (node ids may repeat across restarts).
@@ -82,14 +87,31 @@ class RedisEventBridge:
         await self.stop()
 
     async def start(self) -> None:
-        """Connect, start listening (returns once subscribed) and start forwarding."""
+        """Connect, start listening (returns once subscribed, or once Redis was found away:
+        the listener then reconnects with backoff) and start forwarding.
+
+        Raises `StoreError` (one line, the listener stopped) when the listener cannot run at
+        all, e.g. the server does not speak Redis."""
         if self._client is not None:
             return
         self._client = aioredis.Redis.from_url(
             self._client_url, socket_connect_timeout=5.0, socket_timeout=5.0
         )
-        self._listener = asyncio.create_task(self._listen(), name="agentcron-event-bridge")
-        await self._listening.wait()
+        listener = asyncio.create_task(self._listen(), name="agentcron-event-bridge")
+        self._listener = listener
+        listening = asyncio.create_task(self._listening.wait())
+        try:
+            await asyncio.wait({listener, listening}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            listening.cancel()
+        if not self._listening.is_set():
+            problem = listener.exception() if not listener.cancelled() else None
+            self._listener = None  # done: `stop` must not await (and re-raise) it
+            await self.stop()
+            raise StoreError(
+                f"event bridge on {self.url} (channel {self.channel!r}) could not start "
+                f"listening: {problem!r}"
+            )
         self._subscription = self.bus.subscribe(self._forward, types=self.types)
 
     async def stop(self) -> None:

@@ -6,7 +6,9 @@
 Both read the heartbeats from the store, so they work from any process or machine that can
 open it. `health` is meant as a container / OS health probe: exit 0 when this node's last
 heartbeat is recent (online, or suspect: one beat late) and not `unhealthy`; exit 1 when it
-is offline, reports itself unhealthy, or never sent a heartbeat; exit 2 for bad input.
+is offline, reports itself unhealthy, never sent a heartbeat, or its store cannot be read
+(unreachable Redis, missing database); exit 2 only for bad usage (bad flags, a malformed
+--store URL).
 """
 
 from __future__ import annotations
@@ -62,6 +64,26 @@ def _load(url: str) -> list[NodeHeartbeat]:
         return asyncio.run(_read_heartbeats(url))
     except (StoreError, ValueError, OSError) as exc:
         fail(str(exc))
+
+
+class _Unreadable(Exception):
+    """`health` could not read the heartbeats (the store is unreachable or missing)."""
+
+
+def _read_for_health(url: str) -> list[NodeHeartbeat]:
+    """The heartbeats, for `health`: a malformed URL is bad usage (one line, exit 2); a
+    store that cannot be read raises `_Unreadable` (the node is then unhealthy, exit 1)."""
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise _Unreadable(f"no database at {path}")
+    try:
+        open_store(url, read_only=True)  # only checks the URL: connects nowhere
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        return asyncio.run(_read_heartbeats(url))
+    except (StoreError, ValueError, OSError) as exc:
+        raise _Unreadable(str(exc)) from None
 
 
 def _ago(seconds: float) -> str:
@@ -143,7 +165,16 @@ def health_command(
             typer.echo(f"unhealthy: {message}")
         raise typer.Exit(EXIT_UNHEALTHY)
     now = datetime.now(UTC)
-    beat = next((hb for hb in _load(settings.store_url) if hb.node_id == node), None)
+    try:
+        beats = _read_for_health(settings.store_url)
+    except _Unreadable as exc:  # an unreachable or missing store: a verdict, not bad usage
+        message = f"cannot read heartbeats: {exc}"
+        if as_json:
+            print_json({"healthy": False, "node_id": node, "reason": message})
+        else:
+            typer.echo(visible(f"unhealthy: {' '.join(message.split())}"))
+        raise typer.Exit(EXIT_UNHEALTHY) from None
+    beat = next((hb for hb in beats if hb.node_id == node), None)
     malformed = None
     try:
         view = view_node(beat, now) if beat is not None else None

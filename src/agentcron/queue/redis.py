@@ -15,7 +15,14 @@ What we add on top, without forking the package:
   the worker honouring the returned wait, which the package's worker does not do;
 * adds without building a `bullmq.Job` per job (each builds its own `Scripts`);
 * repeatables driven by `agentcron.cron` (specs in ``bull:<queue>:agentcron:repeatables``);
-* reconnection: connection errors are retried; scripts are reloaded after a Redis restart.
+* reconnection: connection errors are retried; scripts are reloaded after a Redis restart;
+* a first-contact check: a server that does not speak Redis, or does not answer within
+  5 s, is refused with one line (`QueueConnectionError`) instead of retried for minutes.
+
+The BullMQ prefix is ``bull`` (BullMQ's default) unless the URL says ``?prefix=P`` (the
+store's key prefix, docs/multi-node.md): then it is ``P:bull``, so that deployments sharing
+a Redis do not share queues and a queue's keys never mix with the store's under ``P:``. A
+Node.js BullMQ worker of that deployment uses ``prefix: "P:bull"``.
 
 Times on Redis are the wall clock of the machines (BullMQ passes client timestamps), so
 this backend always uses the system clock.
@@ -31,13 +38,13 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 import redis.exceptions as rex
 from bullmq import Queue as BullQueue
 from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 
 from agentcron.clock import Clock, SystemClock
 from agentcron.events import (
@@ -65,6 +72,7 @@ from agentcron.queue.base import (
 )
 from agentcron.queue.bullmq_calls import BullCalls, Call
 from agentcron.queue.worker import Finished, Worker
+from agentcron.store.redis_connection import parse_redis_url
 
 __all__ = ["RedisQueue"]
 
@@ -94,16 +102,16 @@ class _Retry(Retry):
         return await super().call_with_retry(do, on_error)
 
 
-def _mask(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+#: Seconds to connect, and to wait for a reply (a blocking wait for work stays below it).
+_SOCKET_TIMEOUT_S = 10.0
+_MAX_BLOCK_S = 5.0
+#: Seconds the first-contact check waits to connect and for the PING's reply.
+_GREET_TIMEOUT_S = 5.0
 
 
 class RedisQueue:
-    """A `Queue` on Redis in BullMQ's format (prefix ``bull`` unless told otherwise)."""
+    """A `Queue` on Redis in BullMQ's format (prefix ``bull`` unless told otherwise: the
+    URL's ``?prefix=P`` gives ``P:bull``, see the module docstring)."""
 
     def __init__(
         self,
@@ -114,25 +122,29 @@ class RedisQueue:
         prefix: str = "bull",
         clock: Clock | None = None,
     ) -> None:
-        parts = urlsplit(url)
-        if not parts.hostname:
-            raise QueueInputError(f"redis URL needs a host: {_mask(url)}")
         try:
-            parts.port  # noqa: B018 - validates the port
-        except ValueError:
-            raise QueueInputError(f"bad port in redis URL {_mask(url)}") from None
+            parsed = parse_redis_url(url, default_prefix=prefix)
+        except ValueError as exc:
+            raise QueueInputError(str(exc)) from None
+        if not urlsplit(parsed.client_url).hostname:
+            raise QueueInputError(f"redis URL needs a host: {parsed.masked}")
+        if parsed.prefix_given:
+            prefix = f"{parsed.prefix}:bull"
         self.name = check_queue_name(name)
-        self.url = _mask(url)
+        self.url = parsed.masked
         self.prefix = prefix
+        self._client_url = parsed.client_url
+        self._greeted = False
         self.events = events
         self.clock: Clock = clock or SystemClock()
         retry = _Retry(ExponentialBackoff(cap=1.0, base=0.05), 20)
         self.client: aioredis.Redis = aioredis.Redis.from_url(
-            url,
+            parsed.client_url,
             decode_responses=True,
             retry=retry,
             retry_on_error=[rex.ConnectionError, rex.TimeoutError, rex.BusyLoadingError],
-            socket_connect_timeout=5,
+            socket_connect_timeout=_SOCKET_TIMEOUT_S,
+            socket_timeout=_SOCKET_TIMEOUT_S,
         )
         self._bull = BullQueue(name, {"connection": self.client, "prefix": prefix})
         self.scripts = self._bull.scripts
@@ -143,9 +155,41 @@ class RedisQueue:
         self._repeat_key = f"{prefix}:{name}:agentcron:repeatables"
 
     # -- plumbing ---------------------------------------------------------------------
+    async def _greet(self) -> None:
+        """Once: PING without retries, so that a server that does not speak Redis, or never
+        answers, is refused in seconds. A refused connection (Redis restarting) is left to
+        the client's retries."""
+        if self._greeted:
+            return
+        client = aioredis.Redis.from_url(
+            self._client_url,
+            socket_connect_timeout=_GREET_TIMEOUT_S,
+            socket_timeout=_GREET_TIMEOUT_S,
+            retry=Retry(NoBackoff(), 0),
+        )
+        try:
+            await client.ping()
+        except rex.TimeoutError as exc:
+            raise QueueConnectionError(
+                f"redis at {self.url}: cannot talk to Redis (no reply within "
+                f"{_GREET_TIMEOUT_S:g}s: {exc}); is it running, and is it Redis?"
+            ) from None
+        except (rex.ConnectionError, OSError):  # (refused credentials too: the command says)
+            return  # not reachable now: the client's retries wait for it
+        except rex.ResponseError:
+            pass  # it speaks Redis: the command itself reports the refusal
+        except rex.RedisError as exc:
+            raise QueueConnectionError(
+                f"redis at {self.url}: the server does not speak Redis ({exc!r})"
+            ) from None
+        finally:
+            await client.aclose()
+        self._greeted = True
+
     @asynccontextmanager
     async def _errors(self) -> AsyncIterator[None]:
         try:
+            await self._greet()
             yield
         except rex.AuthenticationError as exc:
             raise QueueConnectionError(
@@ -159,6 +203,10 @@ class RedisQueue:
             raise QueueError(f"redis at {self.url}: {exc}") from exc
         except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
             raise QueueConnectionError(f"cannot reach redis at {self.url}: {exc}") from None
+        except rex.RedisError as exc:
+            raise QueueConnectionError(
+                f"redis at {self.url}: the server does not speak Redis ({exc!r})"
+            ) from None
 
     async def _sha(self, name: str) -> str:
         sha = self._shas.get(name)
@@ -518,7 +566,9 @@ class RedisQueue:
 
     async def wait_for_work(self, timeout_s: float) -> None:
         # BullMQ's marker: producers add it when a job becomes ready; blocking on it wakes us.
-        await _aw(self.client.bzpopmin(self.keys["marker"], max(round(timeout_s, 3), 0.01)))
+        # (At most `_MAX_BLOCK_S` at a time: the socket's read timeout must not fire first.)
+        block_s = min(max(round(timeout_s, 3), 0.01), _MAX_BLOCK_S)
+        await _aw(self.client.bzpopmin(self.keys["marker"], block_s))
 
 
 def _aw(value: Any) -> Awaitable[Any]:

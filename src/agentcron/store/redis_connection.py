@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from importlib import resources
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
@@ -28,7 +28,14 @@ from agentcron.clock import Clock, SystemClock
 from agentcron.store import redis_codec as codec
 from agentcron.store.base import StoreError
 
-__all__ = ["SCHEMA_VERSION", "RedisConnection", "StoreUnavailableError", "mask_url"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "RedisConnection",
+    "RedisURL",
+    "StoreUnavailableError",
+    "mask_url",
+    "parse_redis_url",
+]
 
 log = logging.getLogger("agentcron.store.redis")
 
@@ -87,12 +94,56 @@ def _refusal(exc: rex.ResponseError) -> str:
 def mask_url(url: str) -> str:
     """`url` with its password (if any) replaced by ``***``."""
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    if not at or not colon:  # no password (and `parts.port` may not parse: not read here)
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+
+
+class RedisURL(NamedTuple):
+    """An agentcron Redis URL, checked (see `parse_redis_url`)."""
+
+    #: What goes to redis-py: the URL without agentcron's own options (``prefix``).
+    client_url: str
+    #: The key prefix (``?prefix=``, else the caller's default).
+    prefix: str
+    #: The URL with its password replaced by ``***``, for messages.
+    masked: str
+    #: Whether the URL named the prefix (``?prefix=``), rather than the default.
+    prefix_given: bool
+
+
+def parse_redis_url(url: str, *, default_prefix: str) -> RedisURL:
+    """Check an agentcron Redis URL (``redis[s]://[:password@]host[:port][/db][?prefix=p]``)
+    and split off agentcron's own option, ``prefix``, which redis-py does not know.
+
+    Raises ValueError (one line, naming the URL with its password masked) for another
+    scheme, a port that is not a number in 1..65535 (redis-py would silently use 6379 for
+    0), a database index that is not a number, or a bad prefix. Connects nowhere.
+    """
+    if not isinstance(url, str):
+        raise ValueError(f"not a Redis URL: {url!r}")
+    masked = mask_url(url)
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("redis", "rediss"):
+        raise ValueError(f"not a Redis URL: {masked!r} (use redis:// or rediss://)")
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"bad port in Redis URL {masked!r} (use a number in 1..65535)")
+    query = dict(parse_qsl(parts.query))
+    given = "prefix" in query
+    prefix = unquote(query.pop("prefix", default_prefix))
+    if not prefix or any(c in prefix for c in "*?[]\\ "):
+        raise ValueError(f"bad key prefix {prefix!r} in {masked!r}")
+    db = parts.path.lstrip("/") or "0"
+    if not db.isdigit():
+        raise ValueError(f"bad database index {db!r} in {masked!r} (use /0 .. /15)")
+    client_url = urlunsplit(parts._replace(query=urlencode(query)))
+    return RedisURL(client_url, prefix, masked, given)
 
 
 class StoreUnavailableError(StoreError):
@@ -117,19 +168,10 @@ class RedisConnection:
         write_retry_s: float,
         max_backoff_s: float,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("redis", "rediss"):
-            raise ValueError(f"not a Redis URL: {mask_url(url)!r} (use redis:// or rediss://)")
-        query = dict(parse_qsl(parts.query))
-        prefix = unquote(query.pop("prefix", prefix))
-        if not prefix or any(c in prefix for c in "*?[]\\ "):
-            raise ValueError(f"bad key prefix {prefix!r} in {mask_url(url)!r}")
-        db = parts.path.lstrip("/") or "0"
-        if not db.isdigit():
-            raise ValueError(f"bad database index {db!r} in {mask_url(url)!r} (use /0 .. /15)")
-        self._client_url = urlunsplit(parts._replace(query=urlencode(query)))
-        self.url = mask_url(url)
-        self.prefix = prefix
+        parsed = parse_redis_url(url, default_prefix=prefix)
+        self._client_url = parsed.client_url
+        self.url = parsed.masked
+        self.prefix = parsed.prefix
         self.clock: Clock = clock or SystemClock()
         self.socket_timeout_s = socket_timeout_s
         self.write_retry_s = write_retry_s
@@ -143,7 +185,7 @@ class RedisConnection:
         self._epoch: str | None = None
         self._up = asyncio.Event()
         self._probe: asyncio.Task[None] | None = None
-        p = prefix
+        p = self.prefix
         self._meta, self._jobs, self._jobstate = f"{p}:meta", f"{p}:jobs", f"{p}:jobstate"
         self._run_prefix, self._runs = f"{p}:run:", f"{p}:runs"
         self._runjobs, self._leases = f"{p}:runjobs", f"{p}:leases"
