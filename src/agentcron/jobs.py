@@ -645,8 +645,15 @@ def update_job(job: Job, default_timezone: str | tzinfo = "UTC", **changes: Any)
         current["disabled_reason"] = ""  # enabling a job clears why it was disabled
     trigger = current.pop("trigger")
     handler = current.pop("handler")
-    if "timezone" in changes and "trigger" not in changes and isinstance(trigger, CronTrigger):
-        trigger = trigger.expr  # re-evaluate the same expression in the new zone
+    if (
+        "timezone" in changes
+        and "trigger" not in changes
+        and isinstance(trigger, CronTrigger)
+        and tz_name(trigger.tz) == job.timezone
+    ):
+        # Cron text in the job's zone: re-read in the new zone. A `CronTrigger(expr, tz)`
+        # whose zone differs from the job's has a zone of its own and keeps it.
+        trigger = trigger.expr
     return build_job(
         job.id,
         trigger=trigger,

@@ -33,6 +33,11 @@ class CallShape:
         The context is passed when the first positional parameter is required (or `*args`),
         or is optional but named `ctx`/`context`/`run_context`; otherwise nothing is passed.
         """
+        if _is_generator_function(func):
+            raise HandlerReferenceError(
+                f"handler {name} is a generator function (it has a 'yield'): a generator"
+                " function cannot be a handler, calling it would never run its body"
+            )
         is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
             getattr(func, "__call__", None)  # noqa: B004 - async callable objects
         )
@@ -52,6 +57,15 @@ class CallShape:
                 f" only ({exc}); it must take zero arguments or one (the run context)"
             ) from exc
         return cls(is_async=is_async, takes_context=takes_context)
+
+
+def _is_generator_function(func: Callable[..., Any]) -> bool:
+    """A sync or async generator function (or a callable object whose `__call__` is one):
+    calling it only creates a generator, so its body would never run."""
+    call = getattr(func, "__call__", None)  # noqa: B004 - generator callable objects
+    return any(
+        inspect.isgeneratorfunction(f) or inspect.isasyncgenfunction(f) for f in (func, call)
+    )
 
 
 def _wants_context(signature: inspect.Signature) -> bool:

@@ -12,7 +12,7 @@ import math
 import random
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from agentcron.error_text import message_of
@@ -104,7 +104,9 @@ class Retry:
     jitter: str = "none"
     retry_on: tuple[ErrorMatcher, ...] = ()
     no_retry_on: tuple[ErrorMatcher, ...] = ()
-    delay_fn: DelayFn | None = field(default=None, compare=False)
+    #: Part of equality and hash: two policies with different functions are different
+    #: policies (jobs with equal options share one options object).
+    delay_fn: DelayFn | None = None
 
     def __post_init__(self) -> None:
         require(
