@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-__all__ = ["ERROR_CHARS", "describe_error", "head_of", "message_of", "shown_url", "storable"]
+__all__ = [
+    "ERROR_CHARS",
+    "describe_error",
+    "head_of",
+    "head_within",
+    "message_of",
+    "shown_url",
+    "storable",
+]
 
 #: The longest error text kept (the start of it): a run record's or a queue job's. Events,
 #: alerts and the log repeat it, and a handler's error may carry megabytes (a whole argv).
@@ -21,7 +29,7 @@ def describe_error(error: BaseException) -> str:
     """`"<type>: <message>"` (or the type alone), cut to `ERROR_CHARS` characters."""
     text = message_of(error)
     described = f"{type(error).__name__}: {text}" if text else type(error).__name__
-    return storable(head_of(described, ERROR_CHARS))
+    return storable(head_within(described, ERROR_CHARS))
 
 
 def head_of(text: str, limit_chars: int) -> str:
@@ -29,6 +37,21 @@ def head_of(text: str, limit_chars: int) -> str:
     if len(text) <= limit_chars:
         return text
     return f"{text[:limit_chars]}... [{len(text) - limit_chars:,} more characters]"
+
+
+def head_within(text: str, limit_chars: int) -> str:
+    """As `head_of`, but at most `limit_chars` characters in all, the marker included (a
+    run's `error`: documented as at most `ERROR_CHARS`)."""
+    if len(text) <= limit_chars:
+        return text
+    keep = limit_chars
+    while True:  # (the marker's length depends on the count it shows: at most two turns)
+        marker = f"... [{len(text) - keep:,} more characters]"
+        fits = max(0, limit_chars - len(marker))
+        if fits == keep:
+            break
+        keep = fits
+    return (text[:keep] + marker)[:limit_chars]
 
 
 def storable(text: str) -> str:

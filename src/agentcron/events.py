@@ -27,7 +27,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from agentcron.clock import Clock, SystemClock
 from agentcron.tasks import yield_to_creator
@@ -411,6 +411,9 @@ class DiskSpaceLow(Event):
 
 # -- the bus ---------------------------------------------------------------------------
 Callback = Callable[[Event], Awaitable[None] | None]
+#: The event type a callback takes: `subscribe(on_ok, types=["run.succeeded"])` type-checks
+#: with `async def on_ok(e: RunSucceeded) -> None` (that it only gets those is the caller's).
+E = TypeVar("E", bound=Event)
 
 
 class Subscription:
@@ -515,6 +518,8 @@ class Subscription:
         while not self.closed:
             if not self._pending:
                 self._wake_drainers()
+                if self._bus.parked:  # (the next event offered starts this task again)
+                    return
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
@@ -609,7 +614,42 @@ async def _await(awaitable: Awaitable[None]) -> None:
     await awaitable
 
 
-def _name_of(callback: Callback) -> str:
+def _shown(value: object) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # its own __repr__ may raise
+        text = f"<{type(value).__name__} object>"
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _checked_types(types: object) -> frozenset[str] | None:
+    if types is None:
+        return None
+    if isinstance(types, str | bytes):
+        raise TypeError(
+            f"types: expected a list of event type names, got the string {_shown(types)};"
+            f" write types=[{_shown(types)}]"
+        )
+    if not isinstance(types, Iterable):
+        raise TypeError(f"types: expected a list of event type names, got {_shown(types)}")
+    names = list(types)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"types: expected event type names (str), got {_shown(name)}")
+        if name not in EVENT_TYPES:
+            raise ValueError(
+                f"types: unknown event type {_shown(name)}; known: {', '.join(sorted(EVENT_TYPES))}"
+            )
+    return frozenset(names)
+
+
+def _checked_max_pending(max_pending: object) -> int:
+    if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
+        raise ValueError(f"max_pending: expected a whole number >= 1, got {_shown(max_pending)}")
+    return max_pending
+
+
+def _name_of(callback: object) -> str:
     return str(getattr(callback, "__qualname__", None) or type(callback).__qualname__)
 
 
@@ -619,13 +659,15 @@ class EventBus:
     def __init__(self, *, max_pending: int = 10_000, clock: Clock | None = None) -> None:
         # A dict (insertion-ordered) so that closing one of thousands is O(1).
         self._subscriptions: dict[Subscription, None] = {}
-        self._max_pending = max_pending
+        self._max_pending = _checked_max_pending(max_pending)
+        #: Set by `park()` (the scheduler stopped): idle delivery tasks end.
+        self.parked = False
         #: Times sync callbacks run on the loop (`SLOW_CALLBACK_S`).
         self.clock: Clock = clock or SystemClock()
 
     def subscribe(
         self,
-        callback: Callback,
+        callback: Callable[[E], Awaitable[None] | None],
         *,
         types: Iterable[str] | None = None,
         max_pending: int | None = None,
@@ -637,7 +679,19 @@ class EventBus:
         docstring). `in_thread=True` runs a sync callback that may block in a worker thread
         instead, one call at a time and in order, so firing never waits for it; it must
         then not touch the scheduler or other event-loop objects directly. An async
-        callback cannot be `in_thread` (`ValueError`)."""
+        callback cannot be `in_thread` (`ValueError`).
+
+        `types`: a list of event type names (`["run.failed"]`, see `EVENT_TYPES`); a
+        callback that is not callable, an unknown type name, a single string for `types` or
+        a `max_pending` that is not a whole number >= 1 raise `TypeError` / `ValueError`
+        naming the argument."""
+        if not callable(callback):
+            raise TypeError(
+                f"callback: expected a function taking an Event, got {_shown(callback)}"
+            )
+        wanted = _checked_types(types)
+        if max_pending is not None:
+            max_pending = _checked_max_pending(max_pending)
         if in_thread and inspect.iscoroutinefunction(callback):
             raise ValueError(
                 f"in_thread: {_name_of(callback)} is async and runs on the event loop;"
@@ -645,8 +699,8 @@ class EventBus:
             )
         sub = Subscription(
             self,
-            callback,
-            frozenset(types) if types is not None else None,
+            cast(Callback, callback),
+            wanted,
             max_pending or self._max_pending,
             in_thread=in_thread,
         )
@@ -667,6 +721,24 @@ class EventBus:
     def close(self) -> None:
         for sub in tuple(self._subscriptions):
             sub.close()
+
+    async def park(self, patience_s: float = 1.0) -> None:
+        """End the subscribers' delivery tasks once they have delivered what they hold
+        (waiting at most `patience_s`, real time, for a slow callback): nothing is left
+        pending after the scheduler stops. The next event published starts them again."""
+        self.parked = True
+        tasks: set[asyncio.Task[None]] = set()
+        for sub in tuple(self._subscriptions):
+            task = sub._task
+            if task is not None and not task.done() and not task.get_loop().is_closed():
+                sub._wakeup.set()
+                tasks.add(task)
+        if tasks:
+            await asyncio.wait(tasks, timeout=patience_s)
+
+    def unpark(self) -> None:
+        """Keep delivery tasks waiting for events again (a scheduler started)."""
+        self.parked = False
 
     def _remove(self, sub: Subscription) -> None:
         self._subscriptions.pop(sub, None)

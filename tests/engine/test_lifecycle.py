@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from agentcron.engine import Scheduler
+from agentcron.events import Event
 from agentcron.handlers import RunContext
 from agentcron.jobs import Job, job_to_definition
 from agentcron.models import RunRecord, RunStatus, StoredJob
@@ -663,3 +664,84 @@ async def test_the_retry_of_an_interrupted_run_is_recorded_before_its_delay(
         (2, "interrupted"),
         (3, "succeeded"),
     ]
+
+
+class SlowOpenStore(MemoryStore):
+    """A store whose `open()` waits until the test lets it finish (a slow SQLite open)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opening = asyncio.Event()
+        self.may_open = asyncio.Event()
+
+    async def open(self) -> None:
+        self.opening.set()
+        await self.may_open.wait()
+        await super().open()
+
+
+async def test_a_stop_requested_before_serve_makes_serve_return_once_started() -> None:
+    sched = Scheduler(clock=VirtualClock(T0))
+    sched.add_job("tick", trigger="* * * * *", handler=noop)
+    sched.request_stop()
+    await asyncio.wait_for(sched.serve(), 5)  # (a real bound: it must not wait for a stop)
+    assert sched.health()["status"] == "stopped"
+
+
+async def test_a_stop_requested_while_serve_starts_wins() -> None:
+    store = SlowOpenStore()
+    sched = Scheduler(store, clock=VirtualClock(T0))
+    serving = asyncio.ensure_future(sched.serve())
+    await store.opening.wait()
+    sched.request_stop()
+    store.may_open.set()
+    await asyncio.wait_for(serving, 5)
+    assert sched.health()["status"] == "stopped"
+
+
+async def test_stop_during_a_slow_start_leaves_the_scheduler_stopped() -> None:
+    store = SlowOpenStore()
+    sched = Scheduler(store, clock=VirtualClock(T0))
+    starting = asyncio.ensure_future(sched.start())
+    await store.opening.wait()
+    stopping = asyncio.ensure_future(sched.stop())
+    await asyncio.sleep(0)
+    assert not stopping.done()  # it waits for the start
+    store.may_open.set()
+    await asyncio.wait_for(asyncio.gather(starting, stopping), 5)
+    assert sched.health()["status"] == "stopped"
+    assert sched._loop_task is not None and sched._loop_task.done()
+
+
+async def test_no_task_is_left_behind_after_the_scheduler_stops() -> None:
+    received: list[str] = []
+
+    async def on_event(event: Event) -> None:
+        received.append(event.type)
+
+    for _ in range(3):
+        clock = VirtualClock(T0)
+        sched = Scheduler(clock=clock)
+        sched.add_job("tick", trigger="* * * * * *", handler=noop)
+        sched.events.subscribe(on_event)
+        async with sched:
+            await clock.advance(1)
+            await sched.drain()
+        left = asyncio.all_tasks() - {asyncio.current_task()}
+        assert not left, [t.get_coro() for t in left]
+    assert "run.succeeded" in received  # delivered before the delivery task ended
+
+
+async def test_a_subscriber_still_gets_events_after_its_scheduler_stopped_and_started() -> None:
+    clock = VirtualClock(T0)
+    sched = Scheduler(clock=clock)
+    received: list[str] = []
+    sched.events.subscribe(lambda e: received.append(e.type))
+    async with sched:
+        pass
+    sched.add_job("later", trigger="* * * * *", handler=noop)  # published while stopped
+    await sched.events.drain()
+    async with sched:
+        sched.pause("later")
+        await sched.events.drain()
+    assert received.count("job.added") == 1 and "job.paused" in received

@@ -3,8 +3,11 @@ they are stored with their own conflict policy, and jobs on one schedule share i
 
 from __future__ import annotations
 
+import functools
 import random
 from datetime import timedelta
+
+import pytest
 
 from agentcron.engine import Scheduler
 from agentcron.engine.active import NO_RUNS, ActiveRun, JobEntry
@@ -12,6 +15,7 @@ from agentcron.engine.timeline import Timeline
 from agentcron.handlers import RunContext
 from agentcron.jobs import build_job
 from agentcron.models import StoredJob
+from agentcron.policies.errors import JobConfigError
 from agentcron.store.memory import MemoryStore
 from agentcron.testing import VirtualClock
 from agentcron.triggers import CronTrigger
@@ -136,3 +140,31 @@ async def test_a_job_lets_go_of_its_dict_of_active_runs_when_its_last_run_ends(
     assert len(first_copy) == len(second_copy) == 1  # each run was tracked while it ran
     assert first is not second and first is not NO_RUNS
     assert NO_RUNS == {}
+
+
+def test_bad_job_defaults_are_refused_by_the_scheduler_naming_job_defaults() -> None:
+    with pytest.raises(JobConfigError, match=r"job_defaults: .*retyr") as caught:
+        Scheduler(job_defaults={"retyr": 3})
+    assert caught.value.field == "job_defaults"
+    with pytest.raises(JobConfigError, match=r"job_defaults: timeout"):
+        Scheduler(job_defaults={"timeout": -1})
+    sched = Scheduler(job_defaults={"timeout": 30, "retry": 2})  # good ones still work
+    assert sched.add_job("a", trigger="@hourly", handler=noop).timeout_s == 30
+
+
+async def fetch(source: str) -> None:
+    pass
+
+
+def test_the_decorators_take_a_partial_given_an_id_and_ask_for_one_without() -> None:
+    sched = Scheduler()
+    gmail = functools.partial(fetch, source="gmail")
+    assert sched.cron("@hourly", id="fetch-gmail")(gmail) is gmail
+    assert sched.interval(minutes=5, id="fetch-gmail-often")(gmail) is gmail
+    assert {v.id for v in sched.jobs()} == {"fetch-gmail", "fetch-gmail-often"}
+    for decorator in (sched.cron("@hourly"), sched.interval(minutes=5)):
+        with pytest.raises(JobConfigError, match=r"^id: .*id=") as caught:
+            decorator(gmail)
+        assert caught.value.field == "id"
+    sched.cron("@hourly")(fetch)  # a function: its name, as before
+    assert sched.job("fetch").job.id == "fetch"

@@ -5,12 +5,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from handler_helpers import WAIT_LIMIT_S, make_context
 
+from agentcron.engine import Scheduler
 from agentcron.handlers import HandlerError, Http, HttpStatusError
+from agentcron.testing import VirtualClock
 
 
 @dataclass
@@ -125,3 +128,28 @@ def test_bad_arguments_are_rejected_at_creation(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         Http(url, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_the_status_line_stays_first_with_a_long_body(server: Server) -> None:
+    # /fail answers 10,004 bytes: more than the 4,000 characters a run keeps.
+    for tail_bytes in (4096, 100_000):
+        with pytest.raises(HttpStatusError) as caught:
+            await Http(f"{server.base_url}/fail", output_tail_bytes=tail_bytes).run(make_context())
+        tail = caught.value.output_tail
+        assert tail is not None and len(tail) <= 4000
+        first, marker, *_ = tail.splitlines()
+        assert first == "HTTP 500 Internal Server Error"
+        assert marker.startswith("[... ") and marker.endswith(" earlier bytes omitted ...]")
+        omitted = int(marker.split()[1])
+        assert omitted + len(tail.split("\n", 2)[2]) == 10_004
+        assert tail.endswith("xboom")
+
+
+async def test_a_run_keeps_the_status_line_of_a_long_answer(server: Server) -> None:
+    sched = Scheduler(clock=VirtualClock(datetime(2026, 3, 8, 6, tzinfo=UTC)))
+    sched.add_job("hook", trigger="@hourly", handler=Http(f"{server.base_url}/fail"))
+    async with sched:
+        run = await sched.run_now("hook")
+    assert run.output_tail is not None
+    assert run.output_tail.splitlines()[0] == "HTTP 500 Internal Server Error"
+    assert run.output_tail.endswith("xboom")

@@ -77,7 +77,7 @@ from agentcron.models import (
     new_run_id,
 )
 from agentcron.policies.circuit import Circuit
-from agentcron.policies.errors import require, shown
+from agentcron.policies.errors import JobConfigError, require, shown
 from agentcron.policies.jitter import jitter_delay
 from agentcron.policies.misfire import decide_misfire
 from agentcron.store.base import JobConflictError, Store, open_store
@@ -151,6 +151,40 @@ def _timing(job: Job) -> tuple[object, ...]:
     return (job.trigger, job.start, job.end, job.max_runs, job.jitter_s, job.enabled)
 
 
+def _defaults_probe() -> None:
+    """The handler of the throwaway job `job_defaults` are checked with."""
+
+
+def _check_job_defaults(defaults: Mapping[str, Any], timezone: str | tzinfo) -> None:
+    """Raise `JobConfigError` naming `job_defaults` (and the option) when a job given only
+    these options would be refused: a typo or a bad value is reported by `Scheduler(...)`,
+    not pinned on whichever job `add_job` defines first."""
+    try:
+        build_job(
+            "job-defaults",
+            trigger="@hourly",
+            handler=_defaults_probe,
+            default_timezone=timezone,
+            **defaults,
+        )
+    except JobConfigError as exc:
+        raise JobConfigError("job_defaults", str(exc)) from None
+
+
+def _job_id_of(fn: object, id: str | None, decorator: str) -> str:
+    """The id a decorator registers `fn` under: `id`, else the function's `__name__`."""
+    if id is not None:
+        return id
+    name = getattr(fn, "__name__", None)
+    if not isinstance(name, str) or not name or name == "<lambda>":
+        raise JobConfigError(
+            "id",
+            f"{shown(fn)} has no name to use as the job id; pass one: "
+            f'@sched.{decorator}(..., id="my-job")',
+        )
+    return name
+
+
 def _default_node_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -221,6 +255,8 @@ class Scheduler(Firing):
         self.job_defaults: dict[str, Any] = dict(job_defaults or {})
         for key in ("id", "trigger", "handler", "conflict"):
             require(key not in self.job_defaults, "job_defaults", f"{key!r} has no default")
+        if self.job_defaults:
+            _check_job_defaults(self.job_defaults, timezone)
         self._group_active: collections.Counter[str] = collections.Counter()
         #: Called at every loop iteration (the systemd watchdog's proof of progress).
         self.on_tick: Callable[[], None] | None = None
@@ -270,6 +306,10 @@ class Scheduler(Firing):
         self._last_jump_s = 0.0
         self._started_at: datetime | None = None
         self._stop_requested: asyncio.Event | None = None
+        #: `request_stop()` came before or during `start()`: `serve()` stops at once.
+        self._stop_early = False
+        #: Resolved when the `start()` under way ends (`stop()` meanwhile waits for it).
+        self._starting: asyncio.Future[None] | None = None
         #: `end_grace()` was called: the stop under way (or the next) waits for no run.
         self._grace_ended = False
         self._grace_timer: asyncio.Future[None] | None = None
@@ -327,7 +367,7 @@ class Scheduler(Firing):
         """Decorator: run the function on a cron schedule (`id` defaults to its name)."""
 
         def register(fn: F) -> F:
-            self.add_job(id or fn.__name__, trigger=expr, handler=fn, **options)
+            self.add_job(_job_id_of(fn, id, "cron"), trigger=expr, handler=fn, **options)
             return fn
 
         return register
@@ -350,7 +390,7 @@ class Scheduler(Firing):
         )
 
         def register(fn: F) -> F:
-            self.add_job(id or fn.__name__, trigger=trigger, handler=fn, **options)
+            self.add_job(_job_id_of(fn, id, "interval"), trigger=trigger, handler=fn, **options)
             return fn
 
         return register
@@ -499,7 +539,23 @@ class Scheduler(Firing):
         fires missed while down, and start firing."""
         if self._running:
             return
+        if self._starting is not None:  # started twice at once: the second waits
+            await asyncio.wait({self._starting})
+            return
+        starting = self._starting = asyncio.get_running_loop().create_future()
+        try:
+            await self._start()
+        finally:
+            self._starting = None
+            starting.set_result(None)
+        if self._stop_early:  # `request_stop()` before or during `start()`: it wins
+            self._stop_early = False
+            assert self._stop_requested is not None
+            self._stop_requested.set()
+
+    async def _start(self) -> None:
         await self.store.open()
+        self.events.unpark()
         self._losses_seen = int(getattr(self.store, "data_losses", 0))
         self._event_loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         self._wakeup = asyncio.Event()
@@ -539,7 +595,12 @@ class Scheduler(Firing):
         cancel them (recorded `cancelled`), flush writes and close an owned store.
 
         The grace period is measured on the scheduler's clock: with a `VirtualClock`, advance
-        it (or pass `grace_s=0`) while runs are still active, or `stop()` keeps waiting."""
+        it (or pass `grace_s=0`) while runs are still active, or `stop()` keeps waiting.
+
+        Called while `start()` is under way, it waits for the start to end, then stops: the
+        scheduler is stopped when both have returned."""
+        if self._starting is not None:
+            await asyncio.wait({self._starting})  # (its error, if any, is `start()`'s)
         if not self._running:
             return
         self._stopping = True
@@ -592,16 +653,22 @@ class Scheduler(Firing):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer_task
         self._running = False
+        # Subscribers' delivery tasks end once they have delivered what they hold; the
+        # next event starts them again.
+        await self.events.park()
         if self._owns_store:
             await self.store.close()
 
     def request_stop(self) -> None:
         """Ask `serve()` / `run()` to stop gracefully (what SIGINT/SIGTERM do); asked again
-        while stopping, stop without waiting for running jobs (`end_grace`)."""
-        if self._stop_requested is not None:
-            if self._stop_requested.is_set():
-                self.end_grace()
-            self._stop_requested.set()
+        while stopping, stop without waiting for running jobs (`end_grace`). Asked before
+        `serve()` or while it starts, `serve()` stops as soon as the scheduler has started."""
+        if self._stop_requested is None or not self._running or self._starting is not None:
+            self._stop_early = True
+            return
+        if self._stop_requested.is_set():
+            self.end_grace()
+        self._stop_requested.set()
 
     def end_grace(self) -> None:
         """End the grace period of the stop under way, or skip the next one: running jobs
@@ -677,82 +744,86 @@ class Scheduler(Firing):
         fire_batch = self.store.fire_batch
         prev_wall, prev_mono = clock.now(), clock.monotonic()
         waiter: asyncio.Task[Any] | None = None
-        while not self._stopping:
-            if self._admitting:
-                # Backpressure: a tick begins once the claims of the last one are written.
-                # A store that cannot keep up (SQLite at its write ceiling) then makes the
-                # loop late instead of its queue longer, and each job's misfire policy
-                # folds the fires it fell behind on into one, so that overload means fewer
-                # writes per second, not more.
-                await asyncio.wait(set(self._admitting))
-            self._wakeup.clear()
-            if self.on_tick is not None:
-                self.on_tick()
-            now, mono = clock.now(), clock.monotonic()
-            jump = (now - prev_wall).total_seconds() - (mono - prev_mono)
-            if abs(jump) > CLOCK_JUMP_S:
-                self._last_jump_s = jump
-                log.warning(
-                    "wall clock jumped %+.1fs against the monotonic clock (%s); "
-                    "missed fires go through each job's misfire policy",
-                    jump,
-                    "suspend or NTP step" if jump > 0 else "stepped back",
-                )
-            prev_wall, prev_mono = now, mono
-            if not store_available(self.store):
-                # Keep our place and claim nothing until the store answers again; fires
-                # that came due meanwhile are then late, so each job's misfire policy
-                # decides (never a burst).
-                await wait_store(self.store)
-                continue
-            due: list[DueFire] = []
-            late = 0  # late jobs handled since the loop last yielded
-            for entry in self._timeline.pop_due(now):
-                if entry.slot is not None:  # rescheduled while an earlier chunk ran
+        try:
+            while not self._stopping:
+                if self._admitting:
+                    # Backpressure: a tick begins once the claims of the last one are written.
+                    # A store that cannot keep up (SQLite at its write ceiling) then makes the
+                    # loop late instead of its queue longer, and each job's misfire policy
+                    # folds the fires it fell behind on into one, so that overload means fewer
+                    # writes per second, not more.
+                    await asyncio.wait(set(self._admitting))
+                self._wakeup.clear()
+                if self.on_tick is not None:
+                    self.on_tick()
+                now, mono = clock.now(), clock.monotonic()
+                jump = (now - prev_wall).total_seconds() - (mono - prev_mono)
+                if abs(jump) > CLOCK_JUMP_S:
+                    self._last_jump_s = jump
+                    log.warning(
+                        "wall clock jumped %+.1fs against the monotonic clock (%s); "
+                        "missed fires go through each job's misfire policy",
+                        jump,
+                        "suspend or NTP step" if jump > 0 else "stepped back",
+                    )
+                prev_wall, prev_mono = now, mono
+                if not store_available(self.store):
+                    # Keep our place and claim nothing until the store answers again; fires
+                    # that came due meanwhile are then late, so each job's misfire policy
+                    # decides (never a burst).
+                    await wait_store(self.store)
                     continue
-                late += self._due_guarded(entry, now, due)
-                if len(due) == fire_batch:
-                    self._admit_due(due, now)
-                    due, late = [], 0
-                    # Let the fires just started run before admitting more: a tick's
-                    # objects then die young instead of all living until the tick ends.
-                    await asyncio.sleep(0)
-                elif late == LATE_BATCH:
-                    # Walking a late job's missed fires takes up to a few ms (`catchup`);
-                    # after a long sleep every job is late, and the rest of the process
-                    # (dashboard, heartbeats, running handlers) must not wait for them all.
-                    late = 0
-                    await asyncio.sleep(0)
-            if due:
-                self._admit_due(due, now)
-            wake = self._timeline.next_wake()
-            if wake is not None:
-                lead = ahead.lead_s(self._timeline.count_at(wake), self._ahead_s_per_fire)
-                if lead > 0:
-                    until_s = (wake - clock.now()).total_seconds()
-                    if until_s <= lead:
-                        if until_s > 0:  # else it is due already: the next turn pops it
-                            self._claim_ahead(wake)
+                due: list[DueFire] = []
+                late = 0  # late jobs handled since the loop last yielded
+                for entry in self._timeline.pop_due(now):
+                    if entry.slot is not None:  # rescheduled while an earlier chunk ran
                         continue
-                    wake -= timedelta(seconds=lead)
-            if self.max_idle_s is not None:
-                idle_until = now + timedelta(seconds=self.max_idle_s)
-                wake = idle_until if wake is None else min(wake, idle_until)
-            if waiter is None or waiter.done():
-                waiter = asyncio.ensure_future(self._wakeup.wait())
-            sleeper = None
-            if wake is not None:
-                sleeper = asyncio.ensure_future(clock.sleep_until(wake))
-            try:
-                await asyncio.wait(
-                    {waiter} if sleeper is None else {waiter, sleeper},
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-            finally:
-                if sleeper is not None and not sleeper.done():
-                    sleeper.cancel()
-        if waiter is not None:
-            waiter.cancel()
+                    late += self._due_guarded(entry, now, due)
+                    if len(due) == fire_batch:
+                        self._admit_due(due, now)
+                        due, late = [], 0
+                        # Let the fires just started run before admitting more: a tick's
+                        # objects then die young instead of all living until the tick ends.
+                        await asyncio.sleep(0)
+                    elif late == LATE_BATCH:
+                        # Walking a late job's missed fires takes up to a few ms (`catchup`);
+                        # after a long sleep every job is late, and the rest of the process
+                        # (dashboard, heartbeats, running handlers) must not wait for them all.
+                        late = 0
+                        await asyncio.sleep(0)
+                if due:
+                    self._admit_due(due, now)
+                wake = self._timeline.next_wake()
+                if wake is not None:
+                    lead = ahead.lead_s(self._timeline.count_at(wake), self._ahead_s_per_fire)
+                    if lead > 0:
+                        until_s = (wake - clock.now()).total_seconds()
+                        if until_s <= lead:
+                            if until_s > 0:  # else it is due already: the next turn pops it
+                                self._claim_ahead(wake)
+                            continue
+                        wake -= timedelta(seconds=lead)
+                if self.max_idle_s is not None:
+                    idle_until = now + timedelta(seconds=self.max_idle_s)
+                    wake = idle_until if wake is None else min(wake, idle_until)
+                if waiter is None or waiter.done():
+                    waiter = asyncio.ensure_future(self._wakeup.wait())
+                sleeper = None
+                if wake is not None:
+                    sleeper = asyncio.ensure_future(clock.sleep_until(wake))
+                try:
+                    await asyncio.wait(
+                        {waiter} if sleeper is None else {waiter, sleeper},
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    if sleeper is not None and not sleeper.done():
+                        sleeper.cancel()
+        finally:
+            # Also when this task is cancelled (`stop()`): a waiter left pending outlives
+            # the scheduler ("Task was destroyed but it is pending!" at exit).
+            if waiter is not None:
+                waiter.cancel()
 
     def _due_guarded(self, entry: JobEntry, now: datetime, due: list[DueFire]) -> bool:
         """`_due`, with a trigger that raises making its job dormant; True when late."""

@@ -95,7 +95,7 @@ class Http:
         except httpx.HTTPError as exc:
             raise HandlerError(f"{self.describe()}: {type(exc).__name__}: {exc}") from exc
         status = response.status_code
-        output = f"HTTP {status} {response.reason_phrase}\n{tail.text()}"
+        output = _status_and_tail(f"HTTP {status} {response.reason_phrase}", tail)
         if status not in self.ok_statuses:
             raise HttpStatusError(
                 f"{self.describe()}: HTTP status {status}", status=status, output_tail=output
@@ -194,6 +194,29 @@ def _checked_headers(headers: object) -> dict[str, str]:
         if any(c in value for c in "\r\n\0"):
             raise ValueError(f"http header {name!r} has a line break or NUL in its value")
     return dict(headers)
+
+
+#: The longest `output_tail` a run keeps (the engine keeps the end of a longer one).
+OUTPUT_TAIL_CHARS = 4000
+
+
+def _status_and_tail(status_line: str, tail: OutputTail) -> str:
+    """`status_line`, then the end of the body: at most `OUTPUT_TAIL_CHARS` characters in
+    all, so that the status line, first, is never the part cut."""
+    status_line = status_line[:200]
+    room = OUTPUT_TAIL_CHARS - len(status_line) - 1
+    body = tail.raw().decode("utf-8", errors="replace")
+    dropped = tail.dropped_bytes
+    if not dropped and len(body) <= room:
+        return f"{status_line}\n{body}"
+    keep = room
+    while True:  # (the marker's length depends on the count it shows: a few turns)
+        kept = body[len(body) - keep :] if keep > 0 else ""
+        omitted = dropped + len(body[: len(body) - len(kept)].encode("utf-8", "replace"))
+        marker = f"[... {omitted} earlier bytes omitted ...]\n"
+        if len(marker) + len(kept) <= room or keep == 0:
+            return f"{status_line}\n{marker}{kept}"
+        keep = max(0, room - len(marker))
 
 
 def _checked_statuses(statuses: object) -> frozenset[int]:
