@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from datetime import timedelta
@@ -338,3 +339,22 @@ async def test_no_resolve_is_sent_for_an_incident_that_was_never_alerted(
         await clock.advance(3600)
         await alerts.drain()
     assert webhook_alerts(http) == [("node_offline", "n1", False)]
+
+
+async def test_drain_returns_while_an_ended_delivery_has_not_left_its_set_yet(
+    store: MemoryStore, clock: VirtualClock, bus: EventBus
+) -> None:
+    # A delivery task leaves `_tasks` through its done callback, a turn of the loop after
+    # it ended; `drain()` looped until the set was empty, awaiting tasks that had ended,
+    # which never yields a turn: it spun for ever (CI, with eager tasks on Python 3.13).
+    rule = Rule(name="overdue", kind="job_overdue", sinks=("rec",))
+    async with manager(store, clock, bus, rule) as alerts:
+
+        async def delivered() -> None:
+            return None
+
+        ended = asyncio.get_running_loop().create_task(delivered())
+        await asyncio.wait({ended})
+        alerts._tasks.add(ended)  # as it is between its end and its done callback
+        await alerts.drain()  # returns (before: never, and nothing could time it out)
+        alerts._tasks.discard(ended)

@@ -204,7 +204,9 @@ def test_agentcron_run_refuses_a_command_sink_without_its_program_with_one_line_
     (tmp_path / "agentcron.toml").write_text(
         '[[alerts.sinks]]\nname = "page"\ntype = "command"\ncommand = ["/nonexistent/notify"]\n'
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SCHEDULER_", "DASHBOARD_"))}
+    # (Not the test run's own AGENTCRON_* switches: `run` warns about names it does not know.)
+    ours = ("SCHEDULER_", "DASHBOARD_", "AGENTCRON_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ours)}
     result = subprocess.run(
         [sys.executable, "-m", "agentcron", "run", "--no-dashboard", "--config", "agentcron.toml"],
         cwd=tmp_path,

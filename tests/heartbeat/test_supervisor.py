@@ -47,7 +47,9 @@ async def test_the_supervisor_wires_heartbeats_deadman_alerts_and_auto_disable_t
         environ={},
     )
     async with sched, supervisor:
-        await clock.advance(61)
+        # To 66 s: the job is found overdue at 60 s, the instant of the 13th heartbeat (which
+        # goes first depends on the loop's task order), so the 14th, at 65 s, carries it.
+        await clock.advance(66)
         await supervisor.alerts.drain()
         view = sched.job("flaky")
         assert view.paused
@@ -61,7 +63,7 @@ async def test_the_supervisor_wires_heartbeats_deadman_alerts_and_auto_disable_t
         health = supervisor.health()
         assert (health["node_id"], health["overdue_jobs"]) == ("node-a", ["weekly"])
         [beat] = await store.list_heartbeats()
-        assert beat.node_id == "node-a" and beat.sequence == 13
+        assert beat.node_id == "node-a" and beat.sequence == 14
         assert beat.details["overdue_jobs"] == ["weekly"]
         assert beat.status == "degraded"  # one job overdue
     assert sched.health()["status"] == "stopped"

@@ -336,8 +336,11 @@ class AlertManager:
         """Wait until events published so far are handled and their alerts delivered."""
         for _ in range(3):
             await self.events.drain()
-            while self._tasks:
-                await asyncio.gather(*tuple(self._tasks), return_exceptions=True)
+            # Only the tasks still running: one that has ended leaves `_tasks` in a later turn
+            # of the loop (its done callback), and awaiting ended tasks never yields one, so
+            # looping until `_tasks` is empty spun for ever (seen with eager tasks).
+            while pending := {task for task in self._tasks if not task.done()}:
+                await asyncio.wait(pending)
 
     # -- state ---------------------------------------------------------------------------
     async def _load(self) -> None:
