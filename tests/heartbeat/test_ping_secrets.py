@@ -3,6 +3,7 @@ password) is never logged or echoed whole: scheme and host only, as webhook sink
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import threading
@@ -101,3 +102,18 @@ def test_a_bad_ping_url_in_the_job_file_is_refused_without_its_secrets(
         load_job_file(path)
     assert "ping: 'ftp://example.org/...' is not an http(s) URL" in str(error.value)
     assert not [s for s in SECRETS if s in str(error.value)]
+
+
+async def test_drain_returns_while_an_ended_ping_has_not_left_its_set_yet(bus: EventBus) -> None:
+    # As `AlertManager.drain`: looping until the set was empty, over pings that had ended
+    # but whose done callback had not run yet, never yielded a turn and spun for ever.
+    async with JobPinger(bus, {}, timeout_s=5) as pinger:
+
+        async def ping() -> None:
+            return None
+
+        ended = asyncio.get_running_loop().create_task(ping())
+        await asyncio.wait({ended})
+        pinger._tasks.add(ended)  # as it is between its end and its done callback
+        await pinger.drain()
+        pinger._tasks.discard(ended)

@@ -470,8 +470,10 @@ class JobPinger:
     async def drain(self) -> None:
         """Wait for pings in flight (tests, shutdown)."""
         await self.events.drain()
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Only pings still in flight: an ended one leaves `_tasks` a turn later (its done
+        # callback), and awaiting ended tasks never yields that turn (`AlertManager.drain`).
+        while pending := {task for task in self._tasks if not task.done()}:
+            await asyncio.wait(pending)
 
     async def __aenter__(self) -> JobPinger:
         self._subscription = self.events.subscribe(
