@@ -630,10 +630,31 @@ def test_run_of_a_job_disabled_with_a_reason_exits_two_without_running(data: Pat
 #: A job whose child starts a grandchild (its pid written to argv[1]) and waits for it.
 _TREE_JOB = (
     "import pathlib, subprocess, sys\n"
-    "grandchild = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+    # (the grandchild only has to live while the test looks at it)
+    "grandchild = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"  # noqa: sleep-ok
     "pathlib.Path(sys.argv[1]).write_text(str(grandchild.pid))\n"
     "grandchild.wait()\n"
 )
+
+
+def _start_jobs_run(
+    data: Path, tmp_path: Path, *, env: dict[str, str] | None = None, piped: bool = False
+) -> tuple[subprocess.Popen[str], int]:
+    """`agentcron jobs run` of a job running `_TREE_JOB`, once its grandchild runs: the
+    CLI's process (its output piped if `piped`) and the grandchild's pid."""
+    pid_file = tmp_path / "grandchild.pid"
+    ok(jobs(data, "add", "slow", "--every", "1h", "--", PY, "-c", _TREE_JOB, str(pid_file)))
+    out = subprocess.PIPE if piped else subprocess.DEVNULL
+    cli = subprocess.Popen(
+        [PY, "-m", "agentcron", "jobs", "run", "slow", "--data-dir", str(data)],
+        stdout=out, stderr=out, text=True, env=env,
+    )  # fmt: skip
+    started = lambda: pid_file.is_file() and pid_file.read_text() != ""  # noqa: E731
+    wait_for(lambda: started() or cli.poll() is not None)
+    if not started():
+        out_text, err_text = cli.communicate(timeout=60)
+        raise AssertionError(f"the job never started: {out_text} {err_text}")
+    return cli, int(pid_file.read_text())
 
 
 def _gone(pid: int) -> bool:
@@ -650,18 +671,8 @@ def test_a_signal_to_jobs_run_kills_the_process_tree_and_records_the_run_cancell
 ) -> None:
     # QA: SIGTERM (`timeout 3 agentcron jobs run slow`) killed the CLI at once (rc -15),
     # orphaned the job's processes and left the run `running` until a daemon's lease check.
-    pid_file = tmp_path / "grandchild.pid"
-    ok(jobs(data, "add", "slow", "--every", "1h", "--", PY, "-c", _TREE_JOB, str(pid_file)))
-    with subprocess.Popen(
-        [PY, "-m", "agentcron", "jobs", "run", "slow", "--data-dir", str(data)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as cli:
-        started = lambda: pid_file.is_file() and pid_file.read_text() != ""  # noqa: E731
-        wait_for(lambda: started() or cli.poll() is not None)
-        assert started(), cli.communicate(timeout=60)
-        grandchild = int(pid_file.read_text())
+    cli, grandchild = _start_jobs_run(data, tmp_path, piped=True)
+    with cli:
         cli.send_signal(sig)
         out, err = cli.communicate(timeout=60)
     assert cli.returncode == 1, (cli.returncode, out, err)
@@ -676,19 +687,9 @@ def test_jobs_run_holds_its_lease_for_scheduler_lease_as_run_does(
 ) -> None:
     # It held a 60 s lease whatever SCHEDULER_LEASE said: a killed `jobs run` was taken for
     # interrupted a minute later, not when the daemons' lease said.
-    pid_file = tmp_path / "grandchild.pid"
-    ok(jobs(data, "add", "slow", "--every", "1h", "--", PY, "-c", _TREE_JOB, str(pid_file)))
-    env = {**os.environ, "SCHEDULER_LEASE": "7000"}
-    with subprocess.Popen(
-        [PY, "-m", "agentcron", "jobs", "run", "slow", "--data-dir", str(data)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    ) as cli:
+    cli, _ = _start_jobs_run(data, tmp_path, env={**os.environ, "SCHEDULER_LEASE": "7000"})
+    with cli:
         try:
-            started = lambda: pid_file.is_file() and pid_file.read_text() != ""  # noqa: E731
-            wait_for(lambda: started() or cli.poll() is not None)
-            assert started()
             (run,) = asyncio.run(_runs_of(data, "slow"))
         finally:
             cli.send_signal(signal.SIGTERM)
@@ -704,17 +705,8 @@ async def _runs_of(data: Path, job_id: str) -> list[RunRecord]:
 
 def _orphan_of_a_killed_jobs_run(data: Path, tmp_path: Path) -> int:
     """The pid of what `agentcron jobs run` SIGKILLed mid-run left running."""
-    pid_file = tmp_path / "grandchild.pid"
-    ok(jobs(data, "add", "slow", "--every", "1h", "--", PY, "-c", _TREE_JOB, str(pid_file)))
-    with subprocess.Popen(
-        [PY, "-m", "agentcron", "jobs", "run", "slow", "--data-dir", str(data)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    ) as cli:
-        started = lambda: pid_file.is_file() and pid_file.read_text() != ""  # noqa: E731
-        wait_for(lambda: started() or cli.poll() is not None)
-        assert started()
-        grandchild = int(pid_file.read_text())
+    cli, grandchild = _start_jobs_run(data, tmp_path)
+    with cli:
         try:
             wait_for(lambda: len(list((data / "children").glob("*.json"))) == 1)
         finally:
