@@ -380,12 +380,16 @@ class QueueJobProgress(QueueEvent):
 # -- alerts ----------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlertSent(Event):
+    """An alert delivered to `sink`; `resolved`: it is the resolve alert that ends the
+    incident, not the alert that raised it."""
+
     type: ClassVar[str] = "alert.sent"
     rule: str
     key: str
     sink: str
     message: str
     severity: str = "warning"
+    resolved: bool = False
 
 
 # -- system ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from agentcron.alerts.manager import AlertManager
 from agentcron.alerts.rules import Rule
 from agentcron.alerts.sinks import Alert, LogSink, Sink, WebhookSink
 from agentcron.events import (
+    AlertSent,
     EventBus,
     JobOverdue,
     JobRecovered,
@@ -322,6 +323,20 @@ async def test_a_recovery_ends_the_incident_so_the_next_one_alerts_within_the_co
         "node n1 is online again",
         "job j succeeded again",
     }
+
+
+async def test_the_alert_sent_events_say_which_delivery_resolved_the_incident(
+    store: MemoryStore, clock: VirtualClock, bus: EventBus, collector: Collector
+) -> None:
+    rule = Rule(name="offline", kind="node_offline", sinks=("rec",))
+    async with manager(store, clock, bus, rule) as alerts:
+        bus.publish(NodeOffline(at=T0, node_id="n1"))
+        await alerts.drain()
+        bus.publish(NodeRecovered(at=T0, node_id="n1"))
+        await alerts.drain()
+    await collector.types()
+    sent = [e for e in collector.events if isinstance(e, AlertSent)]
+    assert [(e.key, e.resolved) for e in sent] == [("n1", False), ("n1", True)]
 
 
 async def test_no_resolve_is_sent_for_an_incident_that_was_never_alerted(

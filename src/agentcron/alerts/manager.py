@@ -328,6 +328,7 @@ class AlertManager:
                 sink=sink.name,
                 message=alert.message,
                 severity=alert.severity,
+                resolved=alert.resolved,
             )
         )
         return "sent"

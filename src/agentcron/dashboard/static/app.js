@@ -452,6 +452,7 @@
     if (ev.error) parts.push(ev.error);
     if (ev.note) parts.push('note: ' + ev.note);
     if (ev.message) parts.push(ev.message);
+    if (ev.resolved === true) parts.push('resolved');
     return parts.join(' · ');
   }
 
