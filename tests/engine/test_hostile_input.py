@@ -296,3 +296,25 @@ async def test_an_exponential_retry_delay_past_float_range_waits_max_delay(
         (run,) = await all_runs(sched, "j")
     assert run.status == RunStatus.failed and run.attempt == 4
     assert calls == [1, 2, 4, 6]
+
+
+async def cancels_its_own_task() -> None:
+    task = asyncio.current_task()
+    assert task is not None
+    task.cancel()
+    await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("timeout_s", [None, 5])
+async def test_a_handler_that_cancels_its_own_task_fails_its_run_and_the_job_fires_again(
+    sched: Scheduler, clock: VirtualClock, timeout_s: float | None
+) -> None:
+    # Without a timeout it was recorded `cancelled: stopped`, as if the scheduler had stopped.
+    sched.add_job("j", trigger=Interval(seconds=10), handler=cancels_its_own_task,
+                  timeout=timeout_s)  # fmt: skip
+    async with sched:
+        await clock.advance(20)
+        runs = await all_runs(sched, "j")
+    assert [(r.status, r.error) for r in runs] == [
+        (RunStatus.failed, "HandlerError: the handler cancelled itself")
+    ] * 2

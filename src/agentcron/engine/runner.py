@@ -100,6 +100,15 @@ def _cancelling() -> bool:
     return task is not None and task.cancelling() > 0
 
 
+def _uncancel() -> None:
+    """Withdraw the current task's pending cancellation requests (those of a handler that
+    cancelled its own task), so that they do not disturb what the run does next."""
+    task = asyncio.current_task()
+    if task is not None:
+        while task.cancelling():
+            task.uncancel()
+
+
 def _retrieve(task: asyncio.Task[Any]) -> None:
     if not task.cancelled():
         task.exception()
@@ -235,9 +244,12 @@ class Runner:
                     try:
                         outcome = await job.handler.run(ctx)
                     except asyncio.CancelledError:
-                        if _cancelling():
+                        # The engine sets `cancel_reason` before it cancels a run's task.
+                        if active.cancel_reason is not None and _cancelling():
                             raise
-                        # The handler cancelled itself; nobody asked it to.
+                        # The handler cancelled itself (raised it, or cancelled its own
+                        # task); nobody asked it to.
+                        _uncancel()
                         result = _Attempt(
                             RunStatus.failed, error=HandlerError("the handler cancelled itself")
                         )
