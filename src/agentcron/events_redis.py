@@ -73,6 +73,8 @@ class RedisEventBridge:
         self.sent = 0
         self.received = 0
         self.dropped = 0
+        #: Failed attempts to (re)subscribe since the bridge started.
+        self.connect_failures = 0
         self._injected: set[int] = set()
         self._client: Any = None
         self._subscription: Subscription | None = None
@@ -158,19 +160,32 @@ class RedisEventBridge:
         self.bus.publish(event)
 
     async def _listen(self) -> None:
+        """Subscribe and inject what arrives; reconnect with backoff when Redis goes away.
+
+        An outage is logged once when it starts and once when it ends, not once per
+        reconnect attempt (a Redis away for an hour would write thousands of lines)."""
         delay = 0.05
+        lost = False
         while True:
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
                 self._listening.set()
                 delay = 0.05
+                if lost:
+                    lost = False
+                    log.warning("event bridge reconnected to %s", self.url)
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message.get("type") == "message":
                         self._inject(message["data"])
             except _DOWN as exc:
-                log.warning("event bridge lost %s (%s); reconnecting", self.url, exc)
+                self.connect_failures += 1
+                if not lost:
+                    lost = True
+                    log.warning("event bridge lost %s (%s); reconnecting", self.url, exc)
+                else:
+                    log.debug("event bridge still cannot reach %s (%s)", self.url, exc)
                 self._listening.set()  # start() must not hang on a Redis that is away
             finally:
                 with contextlib.suppress(*_DOWN):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -110,8 +111,30 @@ async def test_the_bridge_survives_a_redis_restart(
     assert b.seen and b.seen[-1].type == "run.started"
 
 
-def _resubscribed(server: RedisServer) -> bool:
+async def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
+    server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every reconnect attempt logged "event bridge lost": a Redis away for an hour wrote
+    # thousands of warnings.
+    node = Node(server, "a", prefix="outage")
+    caplog.set_level(logging.DEBUG, logger="agentcron.events.redis")
+    await node.bridge.start()
+    try:
+        server.stop(kill=True)
+        await until(lambda: node.bridge.connect_failures >= 4, 30)
+        server.start()
+        await until(lambda: _resubscribed(server, "outage:events", 1), 30)
+    finally:
+        await node.bridge.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert [m.split(" (")[0] for m in warnings] == [
+        f"event bridge lost {node.bridge.url}",
+        f"event bridge reconnected to {node.bridge.url}",
+    ]
+
+
+def _resubscribed(server: RedisServer, channel: str = "agentcron:events", least: int = 2) -> bool:
     import redis
 
     with redis.Redis(host="127.0.0.1", port=server.port) as client:
-        return int(client.pubsub_numsub("agentcron:events")[0][1]) >= 2
+        return int(client.pubsub_numsub(channel)[0][1]) >= least
