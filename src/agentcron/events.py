@@ -335,7 +335,12 @@ class NodeSuspect(NodeEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NodeOffline(NodeEvent):
+    """The node is offline. `stopped`: it said so itself, stopping cleanly (its last
+    heartbeat reports `stopped`), rather than falling silent; the `node_offline` alert
+    ignores such a stop."""
+
     type: ClassVar[str] = "node.offline"
+    stopped: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -29,6 +29,7 @@ from typing import Any
 import redis.asyncio as aioredis
 import redis.exceptions as rex
 
+from agentcron.error_text import describe_error
 from agentcron.events import Event, EventBus, Subscription, event_from_dict
 from agentcron.store.base import StoreError
 from agentcron.store.redis_connection import parse_redis_url
@@ -38,6 +39,8 @@ __all__ = ["RedisEventBridge"]
 log = logging.getLogger("agentcron.events.redis")
 
 _DOWN = (rex.ConnectionError, rex.TimeoutError, OSError)
+#: How long Redis has to confirm a subscription before the connection is taken as down.
+_SUBSCRIBE_TIMEOUT_S = 10.0
 
 
 class RedisEventBridge:
@@ -110,9 +113,11 @@ class RedisEventBridge:
             problem = listener.exception() if not listener.cancelled() else None
             self._listener = None  # done: `stop` must not await (and re-raise) it
             await self.stop()
+            why = "cancelled" if problem is None else describe_error(problem).rstrip()
             raise StoreError(
-                f"event bridge on {self.url} (channel {self.channel!r}) could not start "
-                f"listening: {problem!r}"
+                f"event bridge on {self.url} could not subscribe to channel {self.channel!r}: "
+                f"{why}; the bridge needs Redis pub/sub (SUBSCRIBE and PUBLISH allowed on "
+                "that channel)"
             )
         self._subscription = self.bus.subscribe(self._forward, types=self.types)
 
@@ -159,6 +164,16 @@ class RedisEventBridge:
             self._injected.add(id(event))
         self.bus.publish(event)
 
+    async def _subscribe(self, pubsub: Any) -> None:
+        """Subscribe to the channel and wait for Redis to confirm it: a refusal arrives as
+        the answer, and must fail here rather than in the listening loop."""
+        await pubsub.subscribe(self.channel)
+        async with asyncio.timeout(_SUBSCRIBE_TIMEOUT_S):  # TimeoutError: an OSError, _DOWN
+            while True:
+                message = await pubsub.get_message(timeout=_SUBSCRIBE_TIMEOUT_S)
+                if message is not None and message.get("type") == "subscribe":
+                    return
+
     async def _listen(self) -> None:
         """Subscribe and inject what arrives; reconnect with backoff when Redis goes away.
 
@@ -167,9 +182,9 @@ class RedisEventBridge:
         delay = 0.05
         lost = False
         while True:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._client.pubsub()
             try:
-                await pubsub.subscribe(self.channel)
+                await self._subscribe(pubsub)
                 self._listening.set()
                 delay = 0.05
                 if lost:
@@ -187,6 +202,20 @@ class RedisEventBridge:
                 else:
                     log.debug("event bridge still cannot reach %s (%s)", self.url, exc)
                 self._listening.set()  # start() must not hang on a Redis that is away
+            except Exception as exc:
+                # Redis answered, and refused (SUBSCRIBE disabled, or not allowed by an ACL):
+                # retrying cannot help. Before `start()` returned, it raises this; later, the
+                # listener ends (events from this node are still sent) instead of dying
+                # silently and crashing `stop()`.
+                if not self._listening.is_set():
+                    raise
+                log.error(
+                    "event bridge on %s stopped listening (events of other nodes no longer "
+                    "arrive here): %s",
+                    self.url,
+                    describe_error(exc),
+                )
+                return
             finally:
                 with contextlib.suppress(*_DOWN):
                     await pubsub.aclose()

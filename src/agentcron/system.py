@@ -266,7 +266,10 @@ class AgentcronSystem:
                     node_id=scheduler.node_id,
                     prefix=str(getattr(store, "prefix", "agentcron")),
                 )
-                await stack.enter_async_context(bridge)
+                try:
+                    await stack.enter_async_context(bridge)
+                except StoreError as exc:
+                    raise StartupError(str(exc)) from None
             # Before the scheduler starts, and so before it takes the dead daemon's runs for
             # interrupted and retries them.
             await self._own_children(stack, data_dir)

@@ -76,6 +76,12 @@ def test_each_rule_kind_turns_its_event_into_an_alert(
     assert alert.details["event"]["type"] == event.type
 
 
+def test_a_node_that_stopped_cleanly_is_no_incident() -> None:
+    rule = Rule(name="offline", kind="node_offline")
+    assert match(rule, NodeOffline(at=T0, node_id="n1", stopped=True)) is None
+    assert match(rule, NodeOffline(at=T0, node_id="n1", stopped=False)) is not None
+
+
 def test_rules_ignore_events_of_other_kinds() -> None:
     assert match(Rule(name="x", kind="node_offline"), NodeSuspect(at=T0, node_id="n")) is None
     assert match(Rule(name="x", kind="run_failed"), NodeOffline(at=T0, node_id="n")) is None

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from agentcron.events import Event, EventBus, RunStarted, RunSucceeded
 from agentcron.events_redis import RedisEventBridge
+from agentcron.store.base import StoreError
 from helpers.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
@@ -131,6 +133,52 @@ async def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
         f"event bridge lost {node.bridge.url}",
         f"event bridge reconnected to {node.bridge.url}",
     ]
+
+
+@pytest.fixture
+def no_pubsub_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis with SUBSCRIBE disabled, as some managed Redis services ship."""
+    srv = RedisServer(tmp_path / "redis", extra_args=("--rename-command", "SUBSCRIBE", ""))
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+async def test_a_redis_that_refuses_subscribe_fails_start_in_one_line_naming_the_channel(
+    no_pubsub_server: RedisServer,
+) -> None:
+    # Redis answers SUBSCRIBE asynchronously: start() returned, the listener died silently,
+    # and stop() re-raised its ResponseError (a traceback when the daemon stopped).
+    node = Node(no_pubsub_server, "a")
+    with pytest.raises(StoreError) as info:
+        await node.bridge.start()
+    message = str(info.value)
+    assert "'agentcron:events'" in message and "SUBSCRIBE" in message
+    assert "\n" not in message
+    await node.bridge.stop()
+
+
+async def test_a_subscription_refused_after_start_ends_the_listener_with_one_error(
+    server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis.asyncio as aioredis
+
+    node = Node(server, "a")
+    await node.bridge.start()
+    try:
+        admin = aioredis.Redis.from_url(server.url)
+        try:
+            await admin.execute_command("ACL", "SETUSER", "default", "-subscribe")
+            await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        finally:
+            await admin.aclose()
+        await until(lambda: any("stopped listening" in r.getMessage() for r in caplog.records))
+    finally:
+        await node.bridge.stop()  # raised the listener's ResponseError
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "NoPermissionError" in errors[0].getMessage()
 
 
 def _resubscribed(server: RedisServer, channel: str = "agentcron:events", least: int = 2) -> bool:

@@ -30,7 +30,9 @@ jitter = "300ms"  # a random claim delay per node: the work spreads over both
 """
 
 
-def start_node(tmp_path: Path, name: str, url: str) -> subprocess.Popen[bytes]:
+def start_node(
+    tmp_path: Path, name: str, url: str, *, stderr: int = subprocess.DEVNULL
+) -> subprocess.Popen[bytes]:
     home = tmp_path / name
     home.mkdir()
     (home / "agentcron.toml").write_text(JOBS)
@@ -52,7 +54,7 @@ def start_node(tmp_path: Path, name: str, url: str) -> subprocess.Popen[bytes]:
         cwd=home,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
     )
 
 
@@ -87,3 +89,19 @@ async def test_two_agentcron_run_processes_share_one_schedule_and_one_event_stre
         assert keys and len(keys) == len(set(keys))  # each second ran once, across both nodes
     finally:
         await store.close()
+
+
+def test_run_on_a_redis_without_pub_sub_stops_at_start_with_one_line_and_exit_code_2(
+    tmp_path: Path,
+) -> None:
+    # It ran without the other nodes' events, then printed a traceback when stopped.
+    server = RedisServer(tmp_path / "redis", extra_args=("--rename-command", "SUBSCRIBE", ""))
+    server.start()
+    try:
+        node = start_node(tmp_path, "alpha", server.url, stderr=subprocess.PIPE)
+        _, err = node.communicate(timeout=60)
+    finally:
+        server.stop()
+    lines = err.decode().strip().splitlines()
+    assert node.returncode == 2, lines
+    assert len(lines) == 1 and "could not subscribe to channel 'agentcron:events'" in lines[0]

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from agentcron.events import EventBus
+from agentcron.events import EventBus, NodeOffline
 from agentcron.heartbeat.monitor import (
     HeartbeatMonitor,
     health_score,
@@ -158,6 +158,25 @@ async def test_a_node_first_seen_late_is_reported_as_it_is(
     await store.write_heartbeat(beat(at_s=-100))
     await HeartbeatMonitor(store, clock, bus).check()
     assert await collector.take() == ["node.offline"]
+
+
+async def test_a_clean_stop_is_offline_at_once_and_says_it_stopped_a_silence_does_not(
+    store: MemoryStore, clock: VirtualClock, bus: EventBus, collector: Collector
+) -> None:
+    monitor = HeartbeatMonitor(store, clock, bus, remove_after_s=None)
+    await store.write_heartbeat(beat())
+    await monitor.check()
+    await store.write_heartbeat(beat(seq=2, at_s=1, status="stopped"))
+    await clock.advance(1)
+    await monitor.check()
+    await store.write_heartbeat(beat(seq=3, at_s=2))  # started again
+    await clock.advance(1)
+    await monitor.check()
+    await clock.advance(40)  # then silent: three beats missed
+    await monitor.check()
+    await collector.bus.drain()
+    offline = [e for e in collector.events if isinstance(e, NodeOffline)]
+    assert [e.stopped for e in offline] == [True, False]
 
 
 async def test_a_failing_store_does_not_stop_the_monitor_loop(

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["RedisServer", "free_port", "redis_server_binary"]
@@ -55,6 +56,7 @@ class RedisServer:
         port: int | None = None,
         password: str | None = None,
         durable: bool = True,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -62,6 +64,8 @@ class RedisServer:
         self.password = password
         #: AOF with fsync on every write (survives restarts); False = Redis defaults, no AOF.
         self.durable = durable
+        #: More `redis-server` options, e.g. ``("--rename-command", "SUBSCRIBE", "")``.
+        self.extra_args = tuple(extra_args)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -93,6 +97,7 @@ class RedisServer:
         ]
         if self.password:
             args += ["--requirepass", self.password]
+        args += self.extra_args
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._wait_until_ready()
         return self

@@ -6,7 +6,7 @@
 | `consecutive_failures` | the job's failure streak reaches `threshold` (default 3) | job id | critical |
 | `circuit_opened` | `circuit.opened` | circuit name | warning |
 | `job_overdue` | `job.overdue` (dead-man's switch) | job id | critical |
-| `node_offline` | `node.offline` | node id | critical |
+| `node_offline` | `node.offline`, unless the node stopped cleanly (`stopped`) | node id | critical |
 | `backup_failed` | `backup.failed` | backup path | critical |
 | `disk_nearly_full` | `disk.low` with `used_pct >= threshold` (default 90) | node:path | warning |
 | `job_auto_disabled` | a job paused by auto-disable (`AlertManager.fire`) | job id | critical |
@@ -281,7 +281,8 @@ def match(rule: Rule, event: Event, streak: int | None = None) -> Alert | None:
             event.job_id,
             f"job {event.job_id} is overdue: last success {since}",
         )
-    if kind == "node_offline" and isinstance(event, NodeOffline):
+    if kind == "node_offline" and isinstance(event, NodeOffline) and not event.stopped:
+        # A clean stop (`systemctl stop`, Ctrl+C) is someone's decision, not an incident.
         return _alert(rule, event, event.node_id, f"node {event.node_id} is offline")
     if kind == "backup_failed" and isinstance(event, BackupFailed):
         return _alert(

@@ -311,9 +311,16 @@ class HeartbeatMonitor:
                     view.health_score,
                     extra={"event": event_cls.type, "node_id": hb.node_id},
                 )
-                self.events.publish(
-                    event_cls(at=now, node_id=hb.node_id, health_score=view.health_score)
-                )
+                if event_cls is NodeOffline:
+                    event: NodeEvent = NodeOffline(
+                        at=now,
+                        node_id=hb.node_id,
+                        health_score=view.health_score,
+                        stopped=hb.status == NODE_STOPPED,
+                    )
+                else:
+                    event = event_cls(at=now, node_id=hb.node_id, health_score=view.health_score)
+                self.events.publish(event)
             if self.remove_after_s is not None and should_remove(
                 view.status, view.last_seen, self.remove_after_s, now
             ):
