@@ -244,8 +244,13 @@ class Runner:
                     try:
                         outcome = await job.handler.run(ctx)
                     except asyncio.CancelledError:
-                        # The engine sets `cancel_reason` before it cancels a run's task.
-                        if active.cancel_reason is not None and _cancelling():
+                        # A cancel request, not the handler's own doing, when the engine
+                        # asked (it sets `cancel_reason` first) or, in a task that is not the
+                        # run's own (`run_now` runs in its caller's: `defer_success` is only
+                        # for runs in their own task), whoever holds that task did.
+                        if _cancelling() and (
+                            active.cancel_reason is not None or not defer_success
+                        ):
                             raise
                         # The handler cancelled itself (raised it, or cancelled its own
                         # task); nobody asked it to.
