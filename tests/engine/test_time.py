@@ -172,6 +172,46 @@ async def test_an_every_second_job_after_a_week_asleep_runs_once_not_a_burst(
     assert missed.missed == pytest.approx(7 * 86400, rel=0.01)
 
 
+@pytest.mark.parametrize(
+    ("misfire", "expected"),
+    [
+        ("run_once", ["succeeded"]),
+        ("skip", ["skipped(misfire)", "succeeded"]),
+        ("run_all", ["succeeded"] * 4),
+    ],
+)
+async def test_a_sleep_shorter_than_a_long_grace_runs_one_fire_not_a_burst_unless_run_all(
+    sched: Scheduler, clock: VirtualClock, event_log: EventLog, misfire: str, expected: list[str]
+) -> None:
+    # Asleep 270 s with a grace of 300 s, every minute: the fires of 00:02-00:05 were all
+    # within grace, and all four ran back to back at 00:05:30, whatever the policy.
+    sched.add_job("m", trigger="* * * * *", handler=noop,
+                  misfire={"policy": misfire, "grace": 300})  # fmt: skip
+    await sched.start()
+    await clock.advance(60)
+    await clock.suspend(270)
+    await clock.advance(1)
+    runs = await all_runs(sched, "m")
+    assert statuses(runs[1:]) == expected
+    assert runs[-1].scheduled_for == T0 + timedelta(minutes=5)
+    await sched.events.drain()
+    if misfire != "run_all":
+        (missed,) = event_log.of("run.missed")
+        assert (missed.missed, missed.scheduled_for) == (3, T0 + timedelta(minutes=4))
+
+
+async def test_an_every_second_job_woken_on_a_whole_second_runs_once_with_the_default_grace(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    sched.add_job("fast", trigger="* * * * * *", handler=noop)
+    await sched.start()
+    await clock.advance(2)
+    await clock.suspend(8 * HOUR)  # wakes on a whole second: two fires within 1 s of it
+    await clock.advance(0)
+    runs = await all_runs(sched, "fast")
+    assert len(runs) == 3
+
+
 async def test_a_backward_clock_step_never_reruns_a_fire_that_already_ran(
     sched: Scheduler, clock: VirtualClock
 ) -> None:

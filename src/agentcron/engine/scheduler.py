@@ -966,6 +966,13 @@ class Scheduler(Firing):
             keep=job.misfire.max_catchup,
         )
         late, count, on_time = list(walked.late), walked.count, list(walked.on_time)
+        if len(on_time) > 1 and job.misfire.policy != "run_all":
+            # Several fires within grace at once (a sleep shorter than a grace longer than
+            # the job's period, or an every-second job woken mid-second): they are missed
+            # like the later ones, and only the newest runs. Never a burst.
+            late.extend(on_time[:-1])
+            count += len(on_time) - 1
+            on_time = on_time[-1:]
         decision = decide_misfire(late, now, job.misfire, missed_count=count)
         latest = max([*late, *on_time]) if (late or on_time) else first
         entry.last_fire = latest
