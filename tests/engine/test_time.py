@@ -303,3 +303,36 @@ async def test_a_tick_of_many_late_jobs_lets_the_rest_of_the_process_run_between
     await clock.suspend(HOUR)  # every job wakes an hour late: 3,600 missed fires each
     await asyncio.wait_for(watching, timeout=30)
     assert any(0 < count < jobs for count in seen)
+
+
+async def test_a_run_all_catch_up_cut_short_by_a_stop_goes_on_after_the_restart(
+    make_scheduler: Any, clock: VirtualClock
+) -> None:
+    # The chain's first claim wrote the newest missed fire as the job's last fire: after a
+    # stop (or a crash) in the middle, the restart found nothing missed and the rest of
+    # the catch-up was lost without a record.
+    ran: list[int] = []
+    held = asyncio.Event()
+
+    async def job(ctx: RunContext) -> None:
+        minute = int((ctx.scheduled_for - T0).total_seconds() // 60)
+        ran.append(minute)
+        if minute == 30 and len(ran) < 4:
+            await held.wait()  # never set: the first process stops during this run
+
+    first = make_scheduler()
+    first.add_job("j", trigger="*/10 * * * *", handler=job, misfire="run_all")
+    await first.start()
+    await clock.advance(10 * 60)
+    await clock.suspend(50 * 60 + 5)  # 00:20 to 01:00 missed
+    await clock.advance(0)
+    await first.stop(grace_s=0)
+    assert ran == [10, 20, 30]
+    second = make_scheduler()
+    second.add_job("j", trigger="*/10 * * * *", handler=job, misfire="run_all")
+    async with second:
+        await clock.advance(0)
+        await second.drain()
+        runs = await all_runs(second, "j")
+    assert ran == [10, 20, 30, 40, 50, 60]
+    assert statuses(runs) == ["succeeded"] * 2 + ["cancelled"] + ["succeeded"] * 3

@@ -212,6 +212,8 @@ class Firing(StoreSync):
     _skips: _SkipBatch | None
     #: The tasks of abandoned runs (`_abandon`), kept here until their handlers return.
     _abandoned: set[asyncio.Task[Any]]
+    #: `stop()` has begun: no new fire starts.
+    _stopping: bool
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -235,14 +237,23 @@ class Firing(StoreSync):
         self._spawn(self._catch_up(entry, fires))
 
     async def _catch_up(self, entry: JobEntry, fires: list[datetime]) -> None:
+        """The chain of `_begin_catch_up`. Each claim writes the fire it claims as the job's
+        last fire (`last_fire` moved to the newest missed one when the misfire was found),
+        unless an on-time fire of the job was claimed since: a stop or a crash in the
+        middle leaves the fires not yet begun to be found missed again at the restart,
+        instead of lost. A stop ends the chain (the runner absorbs the cancellation of the
+        run it cancels, so the chain would go on to the next fire)."""
         held = True  # the `starting` count `_begin_catch_up` took
+        newest = fires[-1]
         try:
             for fire in fires:
-                if entry.removed or entry.paused:
+                if entry.removed or entry.paused or self._stopping:
                     return
                 if entry.unsaved:
                     await self._saved(entry)
-                if not await self._claim_one(entry, fire, self.clock.now()):
+                last = entry.last_fire
+                progress = fire if last is None or last <= newest else last
+                if not await self._claim_one(entry, fire, self.clock.now(), last_fire=progress):
                     continue
                 entry.starting -= 1  # its own run is admitted as the job's only one
                 held = False
@@ -302,9 +313,13 @@ class Firing(StoreSync):
             fire += _ONE_US
         return None
 
-    async def _claim_one(self, entry: JobEntry, fire: datetime, now: datetime) -> bool:
-        """Claim one scheduled fire and write its job's state, as a tick's batch does."""
-        start = FireStart(entry.job.id, fire, entry.next_fire, entry.last_fire)
+    async def _claim_one(
+        self, entry: JobEntry, fire: datetime, now: datetime, *, last_fire: datetime | None = None
+    ) -> bool:
+        """Claim one scheduled fire and write its job's state, as a tick's batch does
+        (`last_fire`: the last fire to write, when not the job's own)."""
+        stored_last = entry.last_fire if last_fire is None else last_fire
+        start = FireStart(entry.job.id, fire, entry.next_fire, stored_last)
         [won] = await self.store.start_fires([start], self.node_id, now=now)
         return won
 
