@@ -4,8 +4,9 @@ circuit breakers and scale, through the engine."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import pytest
@@ -617,13 +618,69 @@ async def test_a_job_stored_without_state_while_down_has_its_first_fire_missed_n
     assert sorted(call[0] for call in engine_samples.CALLS) == ["daily", "reminder"]
 
 
+class DyingStore(MemoryStore):
+    """A shared store whose node "dies" at `dead = True`: the run records it writes from
+    then on never arrive (as a SIGKILLed process's)."""
+
+    dead = False
+
+    async def record_run(self, run: RunRecord) -> bool:
+        return True if self.dead else await super().record_run(run)
+
+    async def record_runs(self, runs: Sequence[RunRecord]) -> list[bool]:
+        return [True] * len(runs) if self.dead else await super().record_runs(runs)
+
+
+def dead_run(fire: datetime) -> RunRecord:
+    """A run of job `j` left `running` by a node that died, its lease expired at T0 - 5 min."""
+    return RunRecord(
+        run_id="dead-run",
+        job_id="j",
+        scheduled_for=fire,
+        status=RunStatus.running,
+        attempt=1,
+        started_at=fire,
+        node_id="dead-node",
+        lease_expires_at=T0 - timedelta(minutes=5),
+    )
+
+
+async def test_a_stop_during_the_retry_delay_of_an_interrupted_run_records_it_cancelled(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock, store: MemoryStore
+) -> None:
+    # The retry stayed `running`: the next node took it for interrupted by a dead node
+    # ("stopped renewing the run's lease") and spent another attempt on it.
+    engine_samples.CALLS.clear()
+    fire = T0 - timedelta(minutes=10)
+    retry = {"max_attempts": 3, "strategy": "fixed", "base_delay": 60, "max_delay": 60}
+    first = make_scheduler()
+    first.add_job("j", trigger="0 0 1 1 *", handler=RECORD, retry=retry)
+    async with first:
+        pass
+    await store.record_run(dead_run(fire))
+    taker = make_scheduler(node_id="taker")
+    await taker.start()
+    await taker.stop(grace_s=0)  # during the retry delay
+    await clock.advance(700)
+    async with make_scheduler(node_id="heir") as heir:
+        await clock.advance(61)
+        runs = await all_runs(heir, "j")
+    assert engine_samples.CALLS == []
+    runs.sort(key=lambda r: r.attempt)
+    assert [(r.attempt, str(r.status), r.node_id) for r in runs] == [
+        (1, "interrupted", "dead-node"),
+        (2, "cancelled", "taker"),
+    ]
+    assert runs[1].error == "cancelled: scheduler stopped"
+
+
 async def test_the_retry_of_an_interrupted_run_is_recorded_before_its_delay(
-    make_scheduler: Callable[..., Scheduler],
-    clock: VirtualClock,
-    store: MemoryStore,
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
 ) -> None:
     """So that a node dying between takeover and retry loses nothing: the retry is itself
     a leased running run that the next node takes over."""
+    store = DyingStore()
+    make_scheduler = functools.partial(make_scheduler, store=store)
     engine_samples.CALLS.clear()
     fire = T0 - timedelta(minutes=10)
     first = make_scheduler()
@@ -635,23 +692,14 @@ async def test_the_retry_of_an_interrupted_run_is_recorded_before_its_delay(
     )
     async with first:
         pass
-    await store.record_run(
-        RunRecord(
-            run_id="dead-run",
-            job_id="j",
-            scheduled_for=fire,
-            status=RunStatus.running,
-            attempt=1,
-            started_at=fire,
-            node_id="dead-node",
-            lease_expires_at=T0 - timedelta(minutes=5),
-        )
-    )
+    await store.record_run(dead_run(fire))
     taker = make_scheduler(node_id="taker")
     await taker.start()
     running = [r for r in await all_runs(taker, "j") if r.status == RunStatus.running]
     assert [(r.attempt, r.node_id) for r in running] == [(2, "taker")]
-    await taker.stop(grace_s=0)  # dies during the retry delay
+    store.dead = True  # the taker dies during the retry delay
+    await taker.stop(grace_s=0)
+    store.dead = False
     await clock.advance(700)  # its lease (600 s) expires
     heir = make_scheduler(node_id="heir")
     async with heir:

@@ -1144,8 +1144,16 @@ class Firing(StoreSync):
         try:
             await self.clock.sleep(delay)
         except asyncio.CancelledError:
-            entry.untrack(active.run_id)
-            raise
+            # Recorded `running` with this node's lease: left so, the next node would take
+            # it for interrupted by a dead node, and spend another attempt on it.
+            try:
+                assert active.record is not None
+                if active.cancel_reason is None:
+                    active.cancel_reason = "scheduler stopped"
+                await self._runner.record_cancelled(active, active.record)
+            finally:
+                entry.untrack(active.run_id)
+            return
         record = active.record
         assert record is not None
         others = entry.busy - 1  # (the retry is tracked itself)

@@ -200,7 +200,7 @@ class Runner:
         try:
             await self.store.record_run(record)
         except asyncio.CancelledError:
-            return await self._cancelled(active, record)
+            return await self.record_cancelled(active, record)
         self.publish_started(record)
         return await self.run(job, active, planned)
 
@@ -296,11 +296,13 @@ class Runner:
                 await self.store.record_run(record)
                 now = clock.now()
         except asyncio.CancelledError:
-            return await self._cancelled(active, active.record or record, started)
+            return await self.record_cancelled(active, active.record or record, started)
 
-    async def _cancelled(
+    async def record_cancelled(
         self, active: ActiveRun, record: RunRecord, started: datetime | None = None
     ) -> RunRecord:
+        """Record `active` (its last record `record`) ended `cancelled`, with its
+        `cancel_reason`, and publish it; the current task's cancellation is absorbed."""
         task = asyncio.current_task()
         if task is not None:
             task.uncancel()
