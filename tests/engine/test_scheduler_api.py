@@ -304,6 +304,34 @@ def test_bad_options_fail_at_add_job_naming_the_field(
 
 
 @pytest.mark.parametrize(
+    ("arguments", "field"),
+    [
+        # Each was accepted: the zone failed every later `add_job` (naming the job's own
+        # `timezone`), the store failed `start()` with an AttributeError, and the rest
+        # were kept as given.
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"timezone": 5}, "timezone"),
+        ({"store": 5}, "store"),
+        ({"node_id": 5}, "node_id"),
+        ({"node_id": ""}, "node_id"),
+        ({"node_id": "a\nb"}, "node_id"),
+        ({"stop_grace_s": -1}, "stop_grace_s"),
+        ({"stop_grace_s": float("nan")}, "stop_grace_s"),
+        ({"stop_grace_s": 1e300}, "stop_grace_s"),
+        ({"lease_s": float("inf")}, "lease_s"),
+        ({"lease_s": "60"}, "lease_s"),
+    ],
+)
+def test_bad_scheduler_arguments_fail_at_construction_naming_the_argument(
+    make_scheduler: Callable[..., Scheduler], arguments: dict[str, object], field: str
+) -> None:
+    with pytest.raises(JobConfigError) as info:
+        make_scheduler(**arguments)
+    assert info.value.field == field
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
     ("trigger", "handler"),
     [
         ("61 * * * *", "engine.engine_samples:record"),

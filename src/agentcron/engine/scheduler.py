@@ -77,11 +77,11 @@ from agentcron.models import (
     new_run_id,
 )
 from agentcron.policies.circuit import Circuit
-from agentcron.policies.errors import JobConfigError, require, shown
+from agentcron.policies.errors import JobConfigError, require, shown, within_max_duration
 from agentcron.policies.jitter import jitter_delay
 from agentcron.policies.misfire import decide_misfire
 from agentcron.store.base import JobConflictError, Store, open_store
-from agentcron.triggers import Interval
+from agentcron.triggers import Interval, resolve_tz
 
 __all__ = ["Dispatch", "JobView", "Scheduler"]
 
@@ -155,6 +155,44 @@ def _defaults_probe() -> None:
     """The handler of the throwaway job `job_defaults` are checked with."""
 
 
+def _seconds(value: object) -> float | None:
+    """`value` as a finite number of seconds, or None when it is not one."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _check_arguments(
+    store: object, node_id: object, timezone: object, lease_s: object, stop_grace_s: object
+) -> None:
+    """Raise `JobConfigError` naming the `Scheduler(...)` argument that is wrong: at
+    construction, not at `start()` nor pinned on the first job added."""
+    require(
+        isinstance(store, str | Store),
+        "store",
+        f"expected a store URL (e.g. 'sqlite:///agentcron.db') or a Store, got {shown(store)}",
+    )
+    require(
+        node_id is None or (isinstance(node_id, str) and 0 < len(node_id) <= 200
+                            and node_id.isprintable()),
+        "node_id",
+        f"must be 1-200 printable characters (no newlines or tabs), got {shown(node_id)}",
+    )  # fmt: skip
+    resolve_tz(timezone, "timezone")  # type: ignore[arg-type]
+    lease = _seconds(lease_s)
+    require(
+        lease is not None and lease > 0, "lease_s", f"must be > 0 seconds, got {shown(lease_s)}"
+    )
+    within_max_duration(lease, "lease_s")
+    grace = _seconds(stop_grace_s)
+    require(
+        grace is not None and grace >= 0,
+        "stop_grace_s",
+        f"must be >= 0 seconds, got {shown(stop_grace_s)}",
+    )
+    within_max_duration(grace, "stop_grace_s")
+
+
 def _check_job_defaults(defaults: Mapping[str, Any], timezone: str | tzinfo) -> None:
     """Raise `JobConfigError` naming `job_defaults` (and the option) when a job given only
     these options would be refused: a typo or a bad value is reported by `Scheduler(...)`,
@@ -217,7 +255,7 @@ class Scheduler(Firing):
         watch_jobs_s: float | None = WATCH_JOBS_S,
     ) -> None:
         require(conflict in ("replace", "keep", "error"), "conflict", "use replace, keep or error")
-        require(lease_s > 0, "lease_s", "must be > 0")
+        _check_arguments(store, node_id, timezone, lease_s, stop_grace_s)
         require(
             watch_jobs_s is None
             or (
