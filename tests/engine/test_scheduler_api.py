@@ -422,3 +422,48 @@ def test_job_defaults_fill_the_options_a_job_leaves_out() -> None:
 def test_job_defaults_cannot_give_what_each_job_must_give_itself() -> None:
     with pytest.raises(JobConfigError, match="job_defaults"):
         Scheduler(job_defaults={"trigger": "* * * * *"})
+
+
+@pytest.mark.parametrize(("misfire", "expected"), [("run_once", "succeeded"),
+                                                    ("skip", "skipped(misfire)")])  # fmt: skip
+async def test_a_one_off_whose_instant_passes_before_the_start_is_missed_not_dropped(
+    sched: Scheduler, clock: VirtualClock, misfire: str, expected: str
+) -> None:
+    # It was scheduled from the start, after its only fire: never run, never recorded.
+    sched.add_job("once", trigger=Date(T0 + timedelta(seconds=5)), handler=noop, misfire=misfire)
+    await clock.advance(60)
+    async with sched:
+        await clock.advance(0)
+        await sched.drain()
+        runs = await all_runs(sched, "once")
+    assert statuses(runs) == [expected]
+    assert runs[0].scheduled_for == T0 + timedelta(seconds=5)
+
+
+async def test_a_one_off_added_for_now_while_running_fires(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    async with sched:
+        sched.add_job("now", trigger=Date(clock.now()), handler=noop)
+        sched.add_job("just-gone", trigger=Date(clock.now() - timedelta(seconds=0.5)),
+                      handler=noop)  # fmt: skip
+        await clock.advance(0)
+        await sched.drain()
+        assert statuses(await all_runs(sched, "now")) == ["succeeded"]
+        assert statuses(await all_runs(sched, "just-gone")) == ["succeeded"]
+
+
+async def test_a_one_off_past_its_end_or_paused_past_its_instant_does_not_fire(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    at = T0 + timedelta(seconds=5)
+    sched.add_job("ended", trigger=Date(at), handler=noop, end=at - timedelta(seconds=1))
+    sched.add_job("paused", trigger=Date(at), handler=noop)
+    async with sched:
+        sched.pause("paused")
+        await clock.advance(60)
+        sched.resume("paused")  # fires missed while paused are not run
+        await clock.advance(1)
+        await sched.drain()
+        assert await all_runs(sched, "ended") == []
+        assert await all_runs(sched, "paused") == []

@@ -81,9 +81,11 @@ from agentcron.policies.errors import JobConfigError, require, shown, within_max
 from agentcron.policies.jitter import jitter_delay
 from agentcron.policies.misfire import decide_misfire
 from agentcron.store.base import JobConflictError, Store, open_store
-from agentcron.triggers import Interval, resolve_tz
+from agentcron.triggers import Date, Interval, resolve_tz
 
 __all__ = ["Dispatch", "JobView", "Scheduler"]
+
+_ONE_US = timedelta(microseconds=1)
 
 log = logging.getLogger("agentcron.engine")
 
@@ -395,7 +397,7 @@ class Scheduler(Firing):
         self._early_removed.discard(id)
         if self._running:
             entry.unsaved = True  # its fires wait until the store has it
-            self._schedule_from(entry, self.clock.now())  # @reboot: at the next start
+            self._schedule_new(entry, self.clock.now())  # @reboot: at the next start
             self._enqueue_new_job(entry)
         if self.events.subscriber_count:
             self.events.publish(JobAdded(at=self.clock.now(), job_id=id))
@@ -1090,6 +1092,24 @@ class Scheduler(Firing):
             # It was due while we were down and never fired.
             self._schedule_next(entry, entry.next_fire, now)
         else:
+            self._schedule_new(entry, now)
+
+    def _schedule_new(self, entry: JobEntry, now: datetime) -> None:
+        """`_schedule_from` for a job scheduled anew (added, defined in code, or given a new
+        trigger), except that a one-off (`Date`) whose instant has come already, and that
+        has not fired since, is due at once: within its grace it runs, later its misfire
+        policy decides. Scheduled from now, it would never fire, without a record."""
+        trigger = entry.job.trigger
+        if (
+            isinstance(trigger, Date)
+            and trigger.at <= now
+            and (entry.last_fire is None or trigger.at > entry.last_fire)
+            and not (entry.paused or entry.dormant or not entry.job.enabled)
+            # (its `start`, `end` and `max_runs` allow it)
+            and self._next_after(entry, trigger.at - _ONE_US) == trigger.at
+        ):
+            self._schedule_next(entry, trigger.at, now)
+        else:
             self._schedule_from(entry, now)
 
     # == job changes ====================================================================
@@ -1108,7 +1128,7 @@ class Scheduler(Firing):
             del self._circuits[name]
         if self._running:
             if was_dormant or _timing(old) != _timing(job):
-                self._schedule_from(entry, self.clock.now())
+                self._schedule_new(entry, self.clock.now())
             definition = job_to_definition(job)
             self._enqueue_write(lambda: self._save(StoredJob(id=job.id, definition=definition)))
 
