@@ -6,7 +6,8 @@ anything runs, so a bad start never leaves half a system behind):
 1. settings (already loaded by the CLI) and a writable data directory;
 2. `agentcron.toml` and the preset, validated whole;
 3. the store (opened, migrated);
-4. jobs from the file and the preset written to the store (actor `config` / `preset`);
+4. jobs from the file and the presets written to the store (actor `config` / `preset`),
+   those an earlier file or preset added and this start no longer defines removed;
    the commands a daemon that died on this data directory left running killed, and the
    process groups of this one's recorded from now on (`agentcron.handlers.child_records`);
    then the scheduler started: it re-creates every stored job and retries interrupted runs;
@@ -57,12 +58,23 @@ from agentcron.store.base import Store, StoreError, open_store
 if TYPE_CHECKING:
     from agentcron.engine.scheduler import Scheduler
 
-__all__ = ["AgentcronSystem", "StartupError", "ensure_data_dir", "preset_entries"]
+__all__ = [
+    "PRESET_JOBS_KEY",
+    "AgentcronSystem",
+    "StartupError",
+    "ensure_data_dir",
+    "preset_entries",
+    "preset_job_ids",
+]
 
 log = logging.getLogger("agentcron.system")
 
 #: How often the daemon looks at the store's `jobs.changed` key (seconds).
 JOBS_WATCH_S = 2.0
+
+#: Store state key: the ids of the jobs the presets of the last start wrote (a JSON list),
+#: as `CONFIG_JOBS_KEY` holds agentcron.toml's.
+PRESET_JOBS_KEY = "preset.jobs"
 
 
 class StartupError(RuntimeError):
@@ -139,10 +151,20 @@ class AgentcronSystem:
                     f"{job_file.source}: jobs[{index}] ({entry.id!r}): id is a job of the"
                     " agent-loops preset (--preset agent-loops); choose another id"
                 )
+        # Ignored, they would leave the loops the user meant to run unregistered (and a
+        # start without the preset removes the loops an earlier one registered).
+        for name, handlers in sorted(job_file.preset_handlers.items()):
+            if handlers and name not in self.presets:
+                raise StartupError(
+                    f"{job_file.source}: [presets.{name}.handlers] sets handlers for the"
+                    f" {name} preset, which is not enabled; start with --preset {name}"
+                    " (or remove the table)"
+                )
         return job_file
 
     def _job_defaults(self) -> dict[str, Any]:
-        """Settings' RETRY_* and OVERLAP_*, for jobs that do not set their own."""
+        """Settings' RETRY_* and OVERLAP_*, for jobs that do not set their own (with
+        `OVERLAP_STRATEGY=timeout`, `OVERLAP_TIMEOUT` is their `timeout`)."""
         s = self.settings
         return {
             "retry": {
@@ -151,7 +173,7 @@ class AgentcronSystem:
                 "base_delay": s.RETRY_BASE_DELAY / 1000,
                 "max_delay": s.RETRY_MAX_DELAY / 1000,
             },
-            "overlap": _overlap_default(s),
+            **_overlap_defaults(s),
         }
 
     def _defaults(self, entry: JobEntry) -> dict[str, Any]:
@@ -209,8 +231,27 @@ class AgentcronSystem:
         write (a preset job that cannot be built must not leave the file half applied)."""
         presets = self._preset_jobs(job_file)
         await self._write_config_jobs(store, job_file)
-        for stored in presets:
+        await self._write_preset_jobs(store, presets)
+
+    async def _write_preset_jobs(self, store: Store, jobs: list[StoredJob]) -> None:
+        """Make the store hold exactly the enabled presets' jobs, audited as `preset`: the
+        jobs of a preset an earlier start enabled and this one does not are removed, as a
+        job dropped from agentcron.toml is (an id agentcron.toml now defines is kept)."""
+        previous = await preset_job_ids(store)
+        for stored in jobs:
             await store.save_job(stored, actor="preset", conflict="replace")
+        wanted = {stored.id for stored in jobs}
+        dropped = sorted(previous - wanted - await config_job_ids(store))
+        for job_id in dropped:
+            await store.delete_job(job_id, actor="preset")
+        if dropped:
+            log.warning(
+                "removed the %d job(s) of a preset this start does not enable (%s ...);"
+                " start with --preset agent-loops to keep them",
+                len(dropped),
+                ", ".join(dropped[:3]),
+            )
+        await store.set_state(PRESET_JOBS_KEY, json.dumps(sorted(wanted)))
 
     def _stored(
         self, job_id: str, trigger: object, handler: object, options: dict[str, Any]
@@ -637,10 +678,40 @@ class QueueRegistry:
         self._open.clear()
 
 
-def _overlap_default(s: Settings) -> object:
+def _overlap_defaults(s: Settings) -> dict[str, Any]:
+    """`OVERLAP_STRATEGY` and `OVERLAP_TIMEOUT` as job options.
+
+    `OVERLAP_TIMEOUT` is the delay of the `delay` policy; with `timeout` it is the run's
+    timeout, as in the spec, whose `timeout` strategy races each run against it: the
+    overlap policy itself has no duration, only `max_skips` (fires skipped before the
+    hung run is replaced). Other policies take no duration and ignore it."""
     if s.OVERLAP_STRATEGY == "delay":
-        return {"policy": "delay", "delay": s.OVERLAP_TIMEOUT / 1000}
-    return s.OVERLAP_STRATEGY
+        return {"overlap": {"policy": "delay", "delay": s.OVERLAP_TIMEOUT / 1000}}
+    if s.OVERLAP_STRATEGY == "timeout":
+        return {"overlap": "timeout", "timeout": s.OVERLAP_TIMEOUT / 1000}
+    return {"overlap": s.OVERLAP_STRATEGY}
+
+
+async def preset_job_ids(store: Store) -> frozenset[str]:
+    """The ids recorded under `PRESET_JOBS_KEY`. A store written before that key existed:
+    the agent loops in it that carry the preset's tag and concurrency group."""
+    text = await store.get_state(PRESET_JOBS_KEY)
+    if text is None:
+        loop_ids = {loop.id for loop in AGENT_LOOPS}
+        return frozenset(
+            job.id
+            for job in await store.list_jobs()
+            if job.id in loop_ids
+            and job.definition.get("concurrency_group") == "agent-loops"
+            and "agent-loop" in (job.definition.get("tags") or ())
+        )
+    try:
+        listed = json.loads(text)
+    except ValueError:
+        return frozenset()
+    if not isinstance(listed, list):
+        return frozenset()
+    return frozenset(item for item in listed if isinstance(item, str))
 
 
 def preset_entries(

@@ -306,6 +306,7 @@ def test_the_agent_loops_preset_registers_fifteen_loops_with_integrations_disabl
         "loop-soul-update",
         "loop-notification-digest",
         "loop-presence-check",
+        "loop-rate-limit",
     }
     assert all(jobs[j]["disabled_reason"] == "no handler configured" for j in disabled)
 

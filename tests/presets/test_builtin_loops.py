@@ -112,16 +112,6 @@ async def test_context_cleanup_prunes_runs_past_the_retention(store: SqliteStore
     assert await store.count_runs(RunQuery(job_id="j")) == 1
 
 
-async def test_the_rate_limit_loop_counts_failures_and_429s_per_job(store: SqliteStore) -> None:
-    await record(
-        store, "api", NOW - timedelta(minutes=5), RunStatus.failed, "HTTP 429 Too Many Requests"
-    )
-    await record(store, "api", NOW - timedelta(minutes=6), RunStatus.failed, "exit status 1")
-    await record(store, "api", NOW - timedelta(hours=2), RunStatus.failed, "HTTP 429")
-    out = json.loads(await builtin.rate_limit(ctx()))
-    assert out["jobs"] == {"api": {"failures": 2, "http_429": 1}}
-
-
 async def test_daily_maintenance_backs_up_checks_prunes_and_vacuums(
     store: SqliteStore, tmp_path: Path
 ) -> None:

@@ -2,7 +2,8 @@
 
 Loops the scheduler can do itself have a `builtin` handler (see
 `agentcron.presets.builtin`). Integration loops (Gmail, Twilio, browser, voice, identity, soul
-state, presence, notification digest) run the handler the user configures::
+state, presence, notification digest, API rate limits: only the user's code knows the APIs
+and their quotas) run the handler the user configures::
 
     [presets.agent-loops.handlers]
     loop-gmail-sync = "myagent.gmail:sync"
@@ -22,7 +23,11 @@ NO_HANDLER_REASON = "no handler configured"
 
 @dataclass(frozen=True, slots=True)
 class LoopSpec:
-    """One agent loop: the spec's id, name, schedule and tags, and how it runs."""
+    """One agent loop: the spec's id, name, schedule and tags, and how it runs.
+
+    `builtin` names the loop's handler in `agentcron.presets.builtin.BUILTIN_HANDLERS`;
+    None marks an integration loop, which runs only the handler the user configures.
+    """
 
     id: str
     name: str
@@ -75,7 +80,7 @@ AGENT_LOOPS: tuple[LoopSpec, ...] = (
         "*/30 * * * * *",
         ("system", "monitoring"),
         builtin="resource_monitor",
-        description="Records CPU, memory and disk use; degrades the node over thresholds.",
+        description="Records CPU, memory and disk use; fails over a threshold.",
     ),
     LoopSpec(
         "loop-identity-sync",
@@ -97,7 +102,7 @@ AGENT_LOOPS: tuple[LoopSpec, ...] = (
         "*/10 * * * *",
         ("maintenance",),
         builtin="context_cleanup",
-        description="Prunes old runs and finished queue jobs.",
+        description="Prunes runs past the retention (by age and per job).",
     ),
     LoopSpec(
         "loop-notification-digest",
@@ -127,8 +132,7 @@ AGENT_LOOPS: tuple[LoopSpec, ...] = (
         "API Rate Limit Check",
         "* * * * *",
         ("system",),
-        builtin="rate_limit",
-        description="Reports per-job failures and HTTP 429 answers from the run log.",
+        description="Monitors and adjusts API call rates (your handler).",
     ),
     LoopSpec(
         "loop-presence-check",

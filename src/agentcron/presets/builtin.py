@@ -1,13 +1,17 @@
 """Real handlers for the agent loops the scheduler can do itself.
 
-Each is an async callable taking the `RunContext`, referenced as
-`"agentcron.presets.builtin:<name>"` so the job persists like any other. They need the
-daemon's services (store, data dir, settings): `agentcron run` binds them with `bind()`;
-in any other process (for example `agentcron jobs run loop-backup-check`) a handler opens
-what it needs from the settings of the environment itself.
+Each loop is a report function (`heartbeat`, `resource_monitor`, ...: an async callable
+taking the `RunContext` and returning its report as JSON text) and the handler the preset
+registers for it, `<name>_loop`, referenced as `"agentcron.presets.builtin:<name>_loop"`
+so the job persists like any other. The handler records the report, bounded to
+`REPORT_CHARS`, as the run's `output_tail` (the engine does not record return values).
 
-A handler reports what it did as its return value (the run log's output) and fails — so
-alerts fire — when what it checks is wrong; none of them ever fakes a success.
+They need the daemon's services (store, data dir, settings): `agentcron run` binds them
+with `bind()`; in any other process (for example `agentcron jobs run loop-backup-check`) a
+handler opens what it needs from the settings of the environment itself.
+
+A loop fails — so alerts fire — when what it checks is wrong, with its report as the
+failed run's `output_tail` where it has one; none of them ever fakes a success.
 """
 
 from __future__ import annotations
@@ -18,29 +22,35 @@ import json
 import logging
 import logging.handlers
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from agentcron.config import Settings, load_settings
-from agentcron.handlers.base import HandlerError, RunContext
-from agentcron.models import RunQuery, RunStatus
+from agentcron.error_text import head_of
+from agentcron.handlers.base import HandlerError, HandlerOutcome, RunContext
 from agentcron.store.base import Store, open_store
 
 __all__ = [
     "BUILTIN_HANDLERS",
+    "REPORT_CHARS",
     "Services",
     "backup_check",
+    "backup_check_loop",
     "bind",
     "context_cleanup",
+    "context_cleanup_loop",
     "daily_maintenance",
+    "daily_maintenance_loop",
     "heartbeat",
+    "heartbeat_loop",
     "log_rotation",
+    "log_rotation_loop",
     "not_configured",
-    "rate_limit",
     "resource_monitor",
+    "resource_monitor_loop",
     "unbind",
 ]
 
@@ -52,6 +62,8 @@ MEMORY_LIMIT_PCT = 90.0
 DISK_LIMIT_PCT = 90.0
 #: Rotated log files older than this are deleted by `log_rotation`.
 LOG_KEEP_DAYS = 14
+#: Bound on the report a loop records as its run's `output_tail` (characters).
+REPORT_CHARS = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +75,12 @@ class Services:
 
     @property
     def data_dir(self) -> Path:
+        """The daemon's data directory."""
         return self.settings.data_dir
 
     @property
     def db_path(self) -> Path | None:
+        """The SQLite database file, or None for a store without one (Redis)."""
         path = getattr(self.store, "path", None)
         return Path(path) if path is not None else None
 
@@ -81,6 +95,7 @@ def bind(services: Services) -> None:
 
 
 def unbind() -> None:
+    """Forget the services `bind()` gave: handlers open their own again."""
     global _bound
     _bound = None
 
@@ -216,7 +231,8 @@ async def backup_check(ctx: RunContext) -> str:
 
 
 async def context_cleanup(ctx: RunContext) -> str:
-    """Prune old runs (by age and per job) and finished queue jobs past retention."""
+    """Prune runs past the retention: older than `SCHEDULER_RUN_RETENTION_DAYS`, and
+    beyond `SCHEDULER_RUNS_PER_JOB` per job."""
     async with _services() as services:
         settings = services.settings
         older_than = ctx.scheduled_for - timedelta(days=settings.SCHEDULER_RUN_RETENTION_DAYS)
@@ -265,23 +281,6 @@ async def daily_maintenance(ctx: RunContext) -> str:
     return _report(report)
 
 
-async def rate_limit(ctx: RunContext) -> str:
-    """Per-job failures and HTTP 429 answers in the last hour, from the run log."""
-    since = ctx.scheduled_for - timedelta(hours=1)
-    failed = (RunStatus.failed, RunStatus.timed_out)
-    async with _services() as services:
-        runs = await services.store.list_runs(
-            RunQuery(statuses=failed, since=since, until=ctx.scheduled_for, limit=10_000)
-        )
-    per_job: dict[str, dict[str, int]] = {}
-    for run in runs:
-        counts = per_job.setdefault(run.job_id, {"failures": 0, "http_429": 0})
-        counts["failures"] += 1
-        if "429" in (run.error or ""):
-            counts["http_429"] += 1
-    return _report({"since": since.isoformat(), "jobs": per_job})
-
-
 async def not_configured(ctx: RunContext) -> str:
     """Stands in for an integration loop that has no handler yet: always fails, honestly."""
     raise HandlerError(
@@ -290,9 +289,40 @@ async def not_configured(ctx: RunContext) -> str:
     )
 
 
+def _bounded(report: str) -> str:
+    return head_of(report, REPORT_CHARS)
+
+
+def _recorded(
+    report: Callable[[RunContext], Awaitable[str]],
+) -> Callable[[RunContext], Awaitable[HandlerOutcome]]:
+    """The handler of a loop: runs `report` and records what it returns, bounded, as the
+    run's `output_tail` (a failure's report is bounded the same way)."""
+
+    async def loop(ctx: RunContext) -> HandlerOutcome:
+        try:
+            text = await report(ctx)
+        except HandlerError as exc:
+            if exc.output_tail is not None:
+                exc.output_tail = _bounded(exc.output_tail)
+            raise
+        return HandlerOutcome(output_tail=_bounded(text))
+
+    loop.__name__ = loop.__qualname__ = f"{report.__name__}_loop"
+    loop.__doc__ = f"`{report.__name__}`, its report recorded as the run's output."
+    return loop
+
+
+heartbeat_loop = _recorded(heartbeat)
+resource_monitor_loop = _recorded(resource_monitor)
+log_rotation_loop = _recorded(log_rotation)
+backup_check_loop = _recorded(backup_check)
+context_cleanup_loop = _recorded(context_cleanup)
+daily_maintenance_loop = _recorded(daily_maintenance)
+
 #: Built-in loop name (as in `LoopSpec.builtin`) -> handler reference.
 BUILTIN_HANDLERS: dict[str, str] = {
-    name: f"agentcron.presets.builtin:{name}"
+    name: f"agentcron.presets.builtin:{name}_loop"
     for name in (
         "heartbeat",
         "resource_monitor",
@@ -300,6 +330,5 @@ BUILTIN_HANDLERS: dict[str, str] = {
         "backup_check",
         "context_cleanup",
         "daily_maintenance",
-        "rate_limit",
     )
 }
