@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -36,9 +36,21 @@ from agentcron.service import (
     default_kind,
     supported_kinds,
 )
-from agentcron.service.base import MakeDir, RemoveFile, RunCommand, Scope, WriteFile
-from agentcron.service.nssm import NssmManager
+from agentcron.service.base import (
+    MAX_WATCHDOG_S,
+    MakeDir,
+    RemoveFile,
+    RunCommand,
+    Scope,
+    WriteFile,
+    validate_name,
+)
+from agentcron.service.nssm import NssmManager, require_run_as_system
 from agentcron.service.timers import TimerJob, export_timers
+from agentcron.service.windows_task import reserved_name_problem
+
+if TYPE_CHECKING:
+    from agentcron.config import Settings
 
 app = typer.Typer(
     name="service",
@@ -97,7 +109,11 @@ def _bad_input() -> Iterator[None]:
 KindOpt = typer.Option(
     None, "--kind", help="systemd | windows-task | nssm | launchd (default: this platform's)"
 )
-NameOpt = typer.Option("agentcron", "--name", help="Service / task name.")
+NameOpt = typer.Option(
+    None,
+    "--name",
+    help="Service / task name (default: agentcron; windows-task: $WINDOWS_TASK_NAME).",
+)
 UserOpt = typer.Option(
     False, "--user", help="Per-user service (systemd --user unit, launchd LaunchAgent)."
 )
@@ -125,7 +141,9 @@ WritableOpt = typer.Option(
     [], "--writable", help="systemd: another path the service may write (repeatable)."
 )
 DailyOpt = typer.Option(None, "--daily-at", help="Windows: also start daily at HH:MM.")
-WatchdogOpt = typer.Option(60, "--watchdog-sec", help="systemd WatchdogSec (0 = off).")
+WatchdogOpt = typer.Option(
+    60, "--watchdog-sec", help=f"systemd WatchdogSec, 0 (off) to {MAX_WATCHDOG_S} (24 h)."
+)
 NotifyOpt = typer.Option(
     True,
     "--notify/--no-notify",
@@ -158,7 +176,7 @@ def _choose(
     ctx: typer.Context,
     *,
     kind: str | None,
-    name: str,
+    name: str | None,
     user: bool,
     data_dir: Path | None,
     config: Path | None,
@@ -188,7 +206,22 @@ def _choose(
             f"--kind {chosen} is not supported on {host.platform} (supported: {supported}); "
             "--dry-run previews it anywhere"
         )
-    data = _abs(env, data_dir or _default_data_dir(env))
+    if not 0 <= watchdog_sec <= MAX_WATCHDOG_S:
+        raise ServiceError(
+            f"--watchdog-sec {watchdog_sec} is out of range; use 0 (off) to {MAX_WATCHDOG_S} (24 h)"
+        )
+    settings = _LazySettings(env)
+    if chosen == "windows-task":
+        if installing and not settings.get().WINDOWS_TASK_ENABLED:
+            raise ServiceError(
+                "WINDOWS_TASK_ENABLED is false (environment or .env), which turns Task "
+                "Scheduler off for agentcron; set it to true, or use --kind nssm"
+            )
+        if name is None:
+            name = _task_name_setting(settings.get())
+    if installing and chosen == "nssm":
+        require_run_as_system(run_as_system)
+    data = _abs(env, data_dir or settings.get().data_dir)
     config_file = _config_file(
         env, config, check=installing and chosen in supported_kinds(host.platform)
     )
@@ -205,7 +238,7 @@ def _choose(
         data_dir=data,
         working_dir=env.cwd,
         python=env.python,
-        name=name,
+        name=name or "agentcron",
         config_file=config_file,
         environment=_parse_env(env_items or []),
         scope=scope,
@@ -227,18 +260,52 @@ def _choose(
     return _Choice(chosen, manager, env)
 
 
-def _default_data_dir(env: ServiceCliEnv) -> Path:
-    """The data directory `agentcron run` would use in `env.cwd` without --data-dir:
-    `SCHEDULER_DATA_DIR` from the environment, then from `<cwd>/.env`, else ./data."""
+def _load_settings(env: ServiceCliEnv) -> Settings:
+    """The settings `agentcron run` would read in `env.cwd`: the environment, `<cwd>/.env`."""
     from agentcron.config import ConfigError, load_settings
 
     try:
-        settings = load_settings(
+        return load_settings(
             environ=env.environ, env_file=env.cwd / ".env", warn=lambda _warning: None
         )
     except ConfigError as exc:
         raise ServiceError(str(exc)) from None
-    return settings.data_dir
+
+
+class _LazySettings:
+    """Settings read once, and only when needed (an unused bad setting stops nothing)."""
+
+    def __init__(self, env: ServiceCliEnv) -> None:
+        self._env = env
+        self._settings: Settings | None = None
+
+    def get(self) -> Settings:
+        if self._settings is None:
+            self._settings = _load_settings(self._env)
+        return self._settings
+
+
+def _default_data_dir(env: ServiceCliEnv) -> Path:
+    """The data directory `agentcron run` would use in `env.cwd` without --data-dir:
+    `SCHEDULER_DATA_DIR` from the environment, then from `<cwd>/.env`, else ./data."""
+    return _load_settings(env).data_dir
+
+
+def _task_name_setting(settings: Settings) -> str:
+    """`WINDOWS_TASK_NAME`, the default `--name` of the windows-task kind, checked so that a
+    bad one is refused naming the setting."""
+    name = settings.WINDOWS_TASK_NAME
+    try:
+        validate_name(name)
+    except ServiceError as exc:
+        raise ServiceError(f"WINDOWS_TASK_NAME: {exc}; or pass --name") from None
+    problem = reserved_name_problem(name)
+    if problem is not None:
+        raise ServiceError(
+            f"WINDOWS_TASK_NAME {name!r} {problem}; set another name (environment or .env) "
+            "or pass --name"
+        )
+    return name
 
 
 def _config_file(env: ServiceCliEnv, config: Path | None, *, check: bool) -> Path | None:
@@ -321,7 +388,7 @@ def _apply(choice: _Choice, plan: Plan) -> None:
 def install(
     ctx: typer.Context,
     kind: str | None = KindOpt,
-    name: str = NameOpt,
+    name: str | None = NameOpt,
     user: bool = UserOpt,
     data_dir: Path | None = DataDirOpt,
     config: Path | None = ConfigOpt,
@@ -384,7 +451,7 @@ def _simple(
     action: str,
     *,
     kind: str | None,
-    name: str,
+    name: str | None,
     user: bool,
     data_dir: Path | None,
     nssm: str | None,
@@ -414,7 +481,7 @@ def _simple(
             return
         if not manager.exists():
             raise ServiceError(
-                f"no {choice.kind} service named {name!r} is installed; "
+                f"no {choice.kind} service named {manager.spec.name!r} is installed; "
                 "check --name, --kind and --user"
             )
         _apply(choice, plan)
@@ -429,7 +496,7 @@ def _simple_command(action: str, doc: str) -> None:
     def command(
         ctx: typer.Context,
         kind: str | None = KindOpt,
-        name: str = NameOpt,
+        name: str | None = NameOpt,
         user: bool = UserOpt,
         data_dir: Path | None = DataDirOpt,
         dry_run: bool = DryRunOpt,
@@ -461,7 +528,7 @@ _simple_command("stop", "Stop the service (it starts again at the next boot or l
 def status(
     ctx: typer.Context,
     kind: str | None = KindOpt,
-    name: str = NameOpt,
+    name: str | None = NameOpt,
     user: bool = UserOpt,
     as_json: bool = JsonOpt,
     nssm: str | None = NssmOpt,
@@ -484,7 +551,7 @@ def status(
 def show(
     ctx: typer.Context,
     kind: str | None = KindOpt,
-    name: str = NameOpt,
+    name: str | None = NameOpt,
     user: bool = UserOpt,
     data_dir: Path | None = DataDirOpt,
     config: Path | None = ConfigOpt,

@@ -28,6 +28,9 @@ KINDS: tuple[Kind, ...] = ("systemd", "windows-task", "nssm", "launchd")
 #: Characters the Windows Task Scheduler (and Windows file names) reject in a name.
 FORBIDDEN_NAME_CHARS = '<>:"/\\|?*'
 MAX_NAME_LENGTH = 200
+#: The longest watchdog (24 h): systemd silently ignores a `WatchdogSec=` it cannot parse
+#: (turning the watchdog off), and a hang noticed after more than a day is not noticed.
+MAX_WATCHDOG_S = 86_400
 
 
 class ServiceError(Exception):
@@ -260,6 +263,11 @@ class ServiceSpec:
                 validate_text(label, text)
         if self.restart_delay_s < 1 or self.restart_count < 0 or self.watchdog_s < 0:
             raise ServiceError("restart delay must be >= 1 s, restart count and watchdog >= 0")
+        if self.watchdog_s > MAX_WATCHDOG_S:
+            raise ServiceError(
+                f"watchdog {self.watchdog_s} s is more than {MAX_WATCHDOG_S} s (24 h); "
+                "use a shorter watchdog, or 0 to turn it off"
+            )
         if self.daily_at is not None:
             parse_hh_mm(self.daily_at)
 
@@ -333,6 +341,23 @@ def validate_env(key: str, value: str) -> None:
     problem = _text_problem(value)
     if problem is not None:  # the value is not shown: it may be a secret
         raise ServiceError(f"environment variable {key} {problem}")
+
+
+def expansion_problem(field: str, manager: str, sources: Sequence[tuple[str, str]]) -> None:
+    """Refuse values that `manager` would expand as `%VAR%` in `field`.
+
+    `sources` are the (label, value) pairs that make up the field. Windows expands an
+    environment variable only between two `%`, so one `%` in the whole field is safe; two or
+    more may expand (`%PATH%`) and there is no escape for `%`, so that is refused.
+    """
+    total = sum(value.count("%") for _label, value in sources)
+    if total < 2:
+        return
+    labels = [f"{label} {value!r}" for label, value in sources if "%" in value]
+    raise ServiceError(
+        f"{' and '.join(labels)}: two '%' in the {field}, which {manager} expands as %VAR% "
+        "(with no escape for '%'); use a path without '%'"
+    )
 
 
 def parse_hh_mm(text: str) -> tuple[int, int]:

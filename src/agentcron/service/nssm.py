@@ -22,7 +22,7 @@ from agentcron.service.base import (
     Step,
     cmd,
 )
-from agentcron.service.windows_task import windows_cmdline
+from agentcron.service.windows_task import check_no_expansion, windows_cmdline
 
 _STATES = {
     "SERVICE_RUNNING": "running",
@@ -47,6 +47,17 @@ def find_nssm(explicit: str | None, which: Callable[[str], str | None]) -> str:
     )
 
 
+def require_run_as_system(run_as_system: bool) -> None:
+    """Refuse an NSSM install without the `run_as_system` opt-in (the service is LocalSystem).
+
+    Checked by `plan_install` too, so a dry run refuses what the real install refuses."""
+    if not run_as_system:
+        raise ServiceError(
+            "NSSM services run as LocalSystem; pass --run-as-system to accept that, or use "
+            "--kind windows-task to run as your own account"
+        )
+
+
 class NssmManager:
     """Installs `agentcron run` as a Windows service managed by NSSM."""
 
@@ -62,6 +73,8 @@ class NssmManager:
 
     def plan_install(self, *, replace: bool = False) -> Plan:
         spec = self.spec
+        require_run_as_system(spec.run_as_system)
+        check_no_expansion(spec, "NSSM")
         name = spec.name
         argv = spec.run_argv()
         dirs = dict.fromkeys((spec.data_dir, spec.stdout_path.parent, spec.stderr_path.parent))
@@ -126,11 +139,8 @@ class NssmManager:
         return self._status()[0] == 0
 
     def check_install(self, *, force: bool) -> None:
-        if not self.spec.run_as_system:
-            raise ServiceError(
-                "NSSM services run as LocalSystem; pass --run-as-system to accept that, or use "
-                "--kind windows-task to run as your own account"
-            )
+        require_run_as_system(self.spec.run_as_system)
+        check_no_expansion(self.spec, "NSSM")
         code, _ = self._status()
         if code == 127:
             raise ServiceError(f"cannot run {self.nssm}; check --nssm PATH")

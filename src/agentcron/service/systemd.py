@@ -8,9 +8,10 @@ spaces, quotes, `;` or `$(...)` stays one argument and is never expanded.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 from collections.abc import Callable, Iterable
-from pathlib import Path, PurePath
+from pathlib import Path, PurePath, PurePosixPath
 
 from agentcron.service.base import (
     CommandRunner,
@@ -29,6 +30,8 @@ SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
 _UNIT_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _ACCOUNT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*\$?$")
 _SAFE_WORD = re.compile(r"^[A-Za-z0-9_./:,+=@-]+$")
+#: the directories `PrivateTmp=yes` replaces with empty private ones
+TMP_DIRS = (PurePosixPath("/tmp"), PurePosixPath("/var/tmp"))
 
 
 def escape_specifiers(text: str) -> str:
@@ -97,6 +100,26 @@ def _posix(label: str, path: PurePath) -> str:
     return text
 
 
+def _in_tmp(path: PurePath) -> bool:
+    normal = PurePosixPath(posixpath.normpath(str(path)))
+    return any(normal == tmp or tmp in normal.parents for tmp in TMP_DIRS)
+
+
+def paths_in_tmp(spec: ServiceSpec) -> list[tuple[str, PurePath]]:
+    """The paths the service uses that lie in /tmp or /var/tmp, with their labels.
+
+    `PrivateTmp=yes` would hide them behind an empty private /tmp: the service would fail at
+    every start (and restart forever), so the unit leaves PrivateTmp out when there are any."""
+    candidates: list[tuple[str, PurePath | None]] = [
+        ("python executable", spec.python),
+        ("working directory", spec.working_dir),
+        ("data dir", spec.data_dir),
+        ("config file", spec.config_file),
+        *(("writable path", p) for p in spec.writable_paths),
+    ]
+    return [(label, path) for label, path in candidates if path is not None and _in_tmp(path)]
+
+
 def render_unit(spec: ServiceSpec) -> str:
     """The text of the `.service` unit for `spec`."""
     unit_name(spec.name)
@@ -134,19 +157,47 @@ def render_unit(spec: ServiceSpec) -> str:
     ]
     if spec.watchdog_s and spec.notify:
         lines.append(f"WatchdogSec={spec.watchdog_s}")
-    writable = [spec.data_dir, *spec.writable_paths]
+    writable: list[PurePath] = [spec.data_dir, *spec.writable_paths]
+    in_tmp = paths_in_tmp(spec)
+    if in_tmp:
+        # the real /tmp and /var/tmp, writable (ProtectSystem=strict would make them read-only)
+        writable += [tmp for tmp in TMP_DIRS if tmp not in writable]
     lines += [
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "ReadWritePaths="
         + " ".join(quote_word(_posix("writable path", p), expand_dollar=False) for p in writable),
-        "PrivateTmp=yes",
+    ]
+    if in_tmp:
+        label, path = in_tmp[0]
+        lines.append(f"# no PrivateTmp=: the {label} {path} is in {_tmp_dir(path)}")
+    else:
+        lines.append("PrivateTmp=yes")
+    lines += [
         "",
         "[Install]",
         f"WantedBy={'multi-user.target' if spec.scope == 'system' else 'default.target'}",
         "",
     ]
     return "\n".join(lines)
+
+
+def _tmp_dir(path: PurePath) -> PurePosixPath:
+    normal = PurePosixPath(posixpath.normpath(str(path)))
+    return next(tmp for tmp in TMP_DIRS if normal == tmp or tmp in normal.parents)
+
+
+def tmp_note(spec: ServiceSpec) -> str | None:
+    """What to tell the user when the service uses paths in /tmp or /var/tmp (else None)."""
+    in_tmp = paths_in_tmp(spec)
+    if not in_tmp:
+        return None
+    named = ", ".join(f"{label} {path}" for label, path in in_tmp)
+    return (
+        f"{named} in /tmp or /var/tmp: the unit shares the machine's /tmp (no PrivateTmp=); "
+        "files there can be deleted at reboot or by systemd-tmpfiles, so a directory "
+        "outside them is safer"
+    )
 
 
 class SystemdManager:
@@ -187,6 +238,9 @@ class SystemdManager:
         notes: list[str] = []
         if self.spec.run_as_system and self.spec.scope == "system":
             notes.append("warning: the service runs as root (--run-as-system)")
+        tmp = tmp_note(self.spec)
+        if tmp is not None:
+            notes.append(tmp)
         return Plan(
             steps=(
                 MakeDir(

@@ -26,6 +26,7 @@ from agentcron.service.base import (
     ServiceStatus,
     WriteFile,
     cmd,
+    expansion_problem,
     parse_hh_mm,
 )
 
@@ -38,6 +39,43 @@ DAILY_START_DATE = "2024-01-01"
 MIN_RESTART_INTERVAL_S = 60
 #: RestartOnFailure/Count is an unsignedByte in the schema
 MAX_RESTART_COUNT = 255
+#: Windows device names: a file named so (with any extension: `CON.task.xml`) is the device
+_RESERVED_NAMES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"}
+    | {f"{port}{n}" for port in ("COM", "LPT") for n in "0123456789\u00b9\u00b2\u00b3"}
+)
+
+
+def reserved_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a file on Windows (a reserved device name), or None.
+
+    The part before the first dot counts, in any case, trailing spaces ignored, so `con`,
+    `Nul.txt` and `COM1.task` are all devices."""
+    if name.split(".", 1)[0].rstrip(" ").upper() in _RESERVED_NAMES:
+        return (
+            "is a reserved Windows device name (CON, PRN, AUX, NUL, COM0-9, LPT0-9, "
+            "also with an extension)"
+        )
+    return None
+
+
+def check_task_name(name: str) -> None:
+    """Refuse a task name whose XML file (`<name>.task.xml`) Windows would take for a device."""
+    problem = reserved_name_problem(name)
+    if problem is not None:
+        raise ServiceError(f"task name {name!r} {problem}; pass another --name")
+
+
+def check_no_expansion(spec: ServiceSpec, manager: str) -> None:
+    """Refuse paths that Windows would expand as `%VAR%` in the command, its arguments or its
+    working directory (Task Scheduler and NSSM both expand them, with no escape for '%')."""
+    argv = spec.run_argv()
+    expansion_problem("command", manager, [("python executable", argv[0])])
+    arguments = [("data dir", str(spec.data_dir))]
+    if spec.config_file is not None:
+        arguments.append(("config file", str(spec.config_file)))
+    expansion_problem("arguments", manager, arguments)
+    expansion_problem("working directory", manager, [("working directory", str(spec.working_dir))])
 
 
 def windows_cmdline(argv: list[str] | tuple[str, ...]) -> str:
@@ -84,6 +122,8 @@ def render_task_xml(spec: ServiceSpec, *, user: str) -> str:
         )
     if not user and not spec.run_as_system:
         raise ServiceError("cannot tell the installing user; pass --account DOMAIN\\user")
+    check_task_name(spec.name)
+    check_no_expansion(spec, "Task Scheduler")
     # unqualified tags under a default xmlns: the parsed document is in TASK_NS
     task = ET.Element("Task", {"version": "1.2", "xmlns": TASK_NS})
     info = _sub(task, "RegistrationInfo")
@@ -194,6 +234,7 @@ class WindowsTaskManager:
     def __init__(self, spec: ServiceSpec, runner: CommandRunner, *, user: str) -> None:
         self.spec = spec
         self.runner = runner
+        check_task_name(spec.name)
         self.user = spec.account or user
         self.task = task_path(spec.name)
 
