@@ -381,3 +381,28 @@ def test_names_that_only_look_like_devices_are_accepted(tmp_path: Path, name: st
     result = _invoke(_env(tmp_path, "win32"), "install", "--dry-run", "--json", "--name", name)
     assert result.exit_code == 0, result.output
     assert Path(json.loads(result.stdout)["files"][0]["path"]).name == f"{name}.task.xml"
+
+
+# --------------------------------------------------------------- presets
+
+
+@pytest.mark.parametrize("kind", ["systemd", "launchd", "windows-task"])
+def test_a_service_installed_with_a_preset_runs_agentcron_run_with_it(
+    tmp_path: Path, kind: str
+) -> None:
+    # Without it, a service started after `agentcron run --preset agent-loops` ran without
+    # the preset, and so removed its loops (docs/presets.md).
+    result = _invoke(_env(tmp_path), "show", "--kind", kind, "--preset", "agent-loops")
+    assert result.exit_code == 0, result.output
+    assert "--preset" in result.stdout and "agent-loops" in result.stdout
+
+
+def test_the_run_argv_of_a_spec_with_a_preset_ends_with_it(make_spec: SpecFactory) -> None:
+    argv = make_spec(presets=("agent-loops",)).run_argv()
+    assert argv[-2:] == ("--preset", "agent-loops")
+    assert "--preset" not in make_spec().run_argv()
+
+
+def test_an_unknown_preset_is_refused_in_one_line(tmp_path: Path) -> None:
+    result = _invoke(_env(tmp_path), "show", "--kind", "systemd", "--preset", "nope")
+    _refused(result, "unknown preset 'nope'", "agent-loops")

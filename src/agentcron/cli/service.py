@@ -137,6 +137,12 @@ AccountOpt = typer.Option(
     None, "--account", help="Account the service runs as (default: the installing user)."
 )
 EnvOpt = typer.Option([], "--env", help="KEY=VALUE environment for the service (repeatable).")
+PresetOpt = typer.Option(
+    [],
+    "--preset",
+    help="Run the service with this preset of jobs (agent-loops), as `agentcron run --preset`."
+    " Repeatable.",
+)
 WritableOpt = typer.Option(
     [], "--writable", help="systemd: another path the service may write (repeatable)."
 )
@@ -189,6 +195,7 @@ def _choose(
     daily_at: str | None = None,
     watchdog_sec: int = 60,
     notify: bool = True,
+    presets: list[str] | None = None,
     dry_run: bool = False,
     installing: bool = False,
 ) -> _Choice:
@@ -249,6 +256,7 @@ def _choose(
         watchdog_s=watchdog_sec,
         notify=notify,
         writable_paths=tuple(_abs(env, p) for p in writable or []),
+        presets=tuple(presets or ()),
     )
     try:
         manager = create_manager(chosen, spec, env.runner, host, nssm=nssm)
@@ -404,6 +412,7 @@ def install(
     daily_at: str | None = DailyOpt,
     watchdog_sec: int = WatchdogOpt,
     notify: bool = NotifyOpt,
+    preset: list[str] = PresetOpt,
 ) -> None:
     """Install `agentcron run` as a service that starts at boot and restarts on failure."""
     with _bad_input():
@@ -423,6 +432,7 @@ def install(
             daily_at=daily_at,
             watchdog_sec=watchdog_sec,
             notify=notify,
+            presets=preset,
             dry_run=dry_run,
             installing=True,
         )
@@ -565,6 +575,7 @@ def show(
     daily_at: str | None = DailyOpt,
     watchdog_sec: int = WatchdogOpt,
     notify: bool = NotifyOpt,
+    preset: list[str] = PresetOpt,
 ) -> None:
     """Print the files `install` would write (unit, task XML or plist), on any platform."""
     with _bad_input():
@@ -584,6 +595,7 @@ def show(
             daily_at=daily_at,
             watchdog_sec=watchdog_sec,
             notify=notify,
+            presets=preset,
             dry_run=True,
             installing=True,
         )

@@ -216,7 +216,7 @@ class ServiceSpec:
     """Typed settings of one installed agentcron service.
 
     Paths are absolute. The service runs `<python> -m agentcron run --data-dir <data_dir>
-    [--config <config_file>]` in `working_dir`.
+    [--config <config_file>] [--preset NAME ...]` in `working_dir`.
     """
 
     data_dir: PurePath
@@ -242,9 +242,17 @@ class ServiceSpec:
     stderr_log: PurePath | None = None
     rotate_bytes: int = 10 * 1024 * 1024
     writable_paths: tuple[PurePath, ...] = ()
+    #: presets the service runs with (`agentcron run --preset NAME`): a start without one
+    #: removes the jobs an earlier start with it registered (docs/presets.md)
+    presets: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         validate_name(self.name)
+        from agentcron.presets import PRESETS
+
+        for preset in self.presets:
+            if preset not in PRESETS:
+                raise ServiceError(f"unknown preset {preset!r}; available: {', '.join(PRESETS)}")
         for label, path in (
             ("python executable", self.python),
             ("data dir", self.data_dir),
@@ -284,6 +292,8 @@ class ServiceSpec:
         argv = [str(self.python), "-m", "agentcron", "run", "--data-dir", str(self.data_dir)]
         if self.config_file is not None:
             argv += ["--config", str(self.config_file)]
+        for preset in self.presets:
+            argv += ["--preset", preset]
         return tuple(argv)
 
 
