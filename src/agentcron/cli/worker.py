@@ -4,7 +4,14 @@ The handler is ``--handler package.module:function`` (sync or async, called with
 without it each job's *name* is taken as such a reference, so producers choose what runs.
 With ``--scheduled`` the worker runs the fires the engine dispatched to the queue (jobs added
 with ``queue="name"``), loading each job from ``--job-store`` and keeping its run record.
-SIGINT/SIGTERM stop claiming, let running jobs finish and record them, then exit.
+SIGINT/SIGTERM stop claiming and let running jobs finish (``--grace`` seconds, default 30)
+and record them, then exit; a second signal, or the end of the grace, cancels them (their
+jobs go back to waiting, or return through stalled-job recovery: `Worker`).
+
+A missing SQLite database is refused with ``--burst`` (as `agentcron queue status` refuses
+it: there is nothing to drain, and a mistyped --data-dir must not leave a database behind);
+a long-running worker creates it, as documented, since it may start before any producer,
+and says so on stderr so that a mistyped --data-dir shows.
 """
 
 from __future__ import annotations
@@ -14,13 +21,14 @@ import contextlib
 import inspect
 import logging
 import signal
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from agentcron.cli.common import cli_settings, data_dir_option, fail, store_url
+from agentcron.cli.common import cli_settings, data_dir_option, fail, sqlite_path, store_url
 from agentcron.cli.queue import ensure_database
 from agentcron.handlers import child_records
 from agentcron.handlers.child_records import DIRECTORY_NAME
@@ -28,6 +36,7 @@ from agentcron.handlers.references import HandlerReferenceError, resolve
 from agentcron.queue import Job, QueueError, UnrecoverableError, open_queue
 from agentcron.queue.base import MAX_DELAY_S, check_queue_name
 from agentcron.queue.scheduled import ScheduledJobRunner
+from agentcron.queue.worker import DEFAULT_GRACE_S, run_sync
 from agentcron.store.base import Store, StoreError, open_store
 
 log = logging.getLogger("agentcron.queue")
@@ -61,7 +70,9 @@ def make_handler(reference: str | None) -> Callable[[Job], Any]:
 async def _call(target: Callable[..., Any], job: Job) -> Any:
     if inspect.iscoroutinefunction(target):
         return await target(job)
-    result = await asyncio.to_thread(target, job)
+    # The worker's daemon threads, not asyncio's: a hung sync handler must not keep the
+    # process from exiting once the worker stopped, and a forced stop must know it runs on.
+    result = await run_sync(target, job)
     if inspect.isawaitable(result):
         return await result
     return result
@@ -105,6 +116,14 @@ def worker(
         help="Seconds an attempt may run; then it fails as timed out (and is retried while"
         " the job has attempts left). Default: no limit.",
     ),
+    grace: float = typer.Option(
+        DEFAULT_GRACE_S,
+        "--grace",
+        min=0,
+        max=MAX_DELAY_S,
+        help="Seconds running jobs get to finish after SIGINT/SIGTERM; then (or at a second"
+        " signal) they are cancelled and go back to the queue.",
+    ),
     store: str | None = typer.Option(
         None,
         "--store",
@@ -130,7 +149,7 @@ def worker(
     settings = cli_settings(data_dir=data_dir)
     url = store_url(settings.data_dir, store) if store else settings.store_url
     jobs_url = job_store or url  # `agentcron run` keeps its queues in its store
-    ensure_database(url)
+    _ensure_database(url, burst)
     try:
         heartbeat = (
             None
@@ -150,12 +169,34 @@ def worker(
                 stalled_interval,
                 heartbeat,
                 timeout_s=timeout,
+                grace_s=grace,
                 children=settings.data_dir / DIRECTORY_NAME if scheduled else None,
             )
         )
     except (QueueError, StoreError, ValueError) as exc:
         fail(str(exc))
+    except sqlite3.Error as exc:  # a corrupt file the backend did not name
+        fail(f"queue database {url}: {exc}; check it with `agentcron db check`")
     typer.echo(f"worker for queue {queue} stopped after {processed} job(s)", err=True)
+
+
+def _ensure_database(url: str, burst: bool) -> None:
+    """Refuse a missing SQLite database with `burst` (in the words of `agentcron queue
+    status`), else create it (`ensure_database`) and say so."""
+    path = sqlite_path(url)
+    if path is None or path.is_file():
+        return
+    if burst:
+        fail(
+            f"no database at {path}; pass --data-dir or --store where agentcron keeps its "
+            "data (`agentcron queue add` or `agentcron run` creates it)"
+        )
+    ensure_database(url)
+    typer.echo(
+        f"agentcron: no database at {path}: created it; the worker waits there for jobs"
+        " (pass --data-dir or --store if they are added elsewhere)",
+        err=True,
+    )
 
 
 def _heartbeat_options(data_dir: Path, queue: str, interval_s: float) -> tuple[str, float]:
@@ -194,6 +235,7 @@ async def _work(
     heartbeat: tuple[str, float] | None = None,
     *,
     timeout_s: float | None = None,
+    grace_s: float | None = DEFAULT_GRACE_S,
     children: Path | None = None,
 ) -> int:
     """`children`: where the commands of scheduled jobs record their process groups (as
@@ -209,7 +251,7 @@ async def _work(
         # database index (or is not there) is a start-up error (exit 2), not a worker that
         # logs "retrying" forever (and never returns, even with --burst).
         await q.counts()
-        options: dict[str, Any] = {"timeout_s": timeout_s}
+        options: dict[str, Any] = {"timeout_s": timeout_s, "grace_s": grace_s}
         if handler is None or heartbeat is not None:
             job_store = open_store(jobs_url)
             await job_store.open()
@@ -225,10 +267,16 @@ async def _work(
             stalled_interval_s=stalled_interval_s,
             **options,
         )
+        closing: list[asyncio.Future[None]] = []
+
+        def stop() -> None:
+            # The first signal stops gracefully; the next one cancels the running jobs.
+            closing.append(asyncio.ensure_future(w.close(force=bool(closing))))
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, lambda: asyncio.ensure_future(w.close()))
+                loop.add_signal_handler(sig, stop)
         async with contextlib.AsyncExitStack() as stack:
             if heartbeat is not None and job_store is not None:
                 from agentcron.clock import SystemClock

@@ -38,12 +38,27 @@ from agentcron.queue.base import (
     json_safe,
 )
 
-__all__ = ["Finished", "JobTimeoutError", "UnrecoverableError", "Worker", "WorkerBackend"]
+__all__ = [
+    "Finished",
+    "JobTimeoutError",
+    "UnrecoverableError",
+    "Worker",
+    "WorkerBackend",
+    "run_sync",
+]
 
 log = logging.getLogger("agentcron.queue")
 
 #: The longest wait between two tries of a backend that keeps failing (`poll_s` doubles).
 MAX_RETRY_WAIT_S = 5.0
+
+#: How long `Worker.close` lets running handlers finish before it cancels them, by default.
+DEFAULT_GRACE_S = 30.0
+#: How long handlers cancelled at a stop get to unwind (a command's process tree is
+#: terminated, then killed after its kill grace) before the worker stops without them.
+CANCEL_WAIT_S = 10.0
+#: The error recorded on a job released at a forced stop (it goes back to waiting).
+STOPPED_ERROR = "the worker stopped before the job finished; it runs again"
 
 #: A custom backoff: (attempt that failed, the error, the job) -> seconds (< 0: give up).
 BackoffStrategy = Callable[[int, BaseException, Job], float]
@@ -128,20 +143,55 @@ def _ignore_outcome(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
+#: `id()` of the jobs whose sync handler runs in a thread right now (`run_sync`).
+_IN_THREAD: set[int] = set()
+
+
+async def run_sync(func: Callable[[Job], Any], job: Job) -> Any:
+    """`func(job)` in the engine's sync-handler threads, as `Worker` runs a sync handler.
+
+    A thread cannot be stopped: when the worker is stopped by force while `func` runs, the
+    job is not put back at once (another worker would run it beside the thread) but left to
+    stalled-job recovery. Handlers that wrap a sync function run it through here for that.
+    """
+    _IN_THREAD.add(id(job))
+    try:
+        result = await SYNC_THREADS.run(func, job)
+    except asyncio.CancelledError:
+        raise  # still marked: the thread runs on (`Worker._run_one` reads the mark)
+    except BaseException:
+        _IN_THREAD.discard(id(job))
+        raise
+    _IN_THREAD.discard(id(job))
+    return result
+
+
 class Worker:
     """Runs `handler(job)` for jobs of one queue, `concurrency` at a time.
 
     * ``rate_limit=(max, per_s)``: at most `max` jobs start per `per_s` seconds, counted
       across every worker of the queue (SQLite: a window row; Redis: BullMQ's limiter key).
-    * A job's lease (``lease_s``) is renewed every ``lease_s / 2`` while its handler runs;
-      every ``stalled_interval_s`` the worker moves jobs whose lease expired back to
-      waiting, and to failed after ``max_stalled`` stalls (BullMQ's maxStalledCount).
+    * A job's lease (``lease_s``) is renewed every ``lease_s / 2`` while the worker holds
+      it: while its handler runs and until its outcome is recorded (through a backend
+      outage too). Every ``stalled_interval_s`` the worker renews its own leases, then moves
+      jobs whose lease expired back to waiting, and to failed after ``max_stalled`` stalls
+      (BullMQ's maxStalledCount; 0 fails a job at its first stall).
     * ``timeout_s``: an attempt still running after this many seconds fails with
       `JobTimeoutError` (retried like any failure while the job has attempts left) and
       frees its slot. An async handler is cancelled; a sync one cannot be stopped in its
       thread, so it runs on unwatched and what it returns is ignored. None: no limit.
-    * ``run(burst=True)`` returns once nothing is waiting or delayed and its jobs are done;
-      ``close()`` stops claiming, waits for running handlers, records them and returns.
+    * ``run(burst=True)`` returns once nothing is waiting or delayed (after one stalled-job
+      check, so the jobs of a dead worker whose lease expired are run too) and its jobs are
+      done.
+    * ``close()`` stops claiming and waits up to ``grace_s`` (None: no limit) for running
+      handlers, recording what they end with; ``close(force=True)`` (or the end of the
+      grace) cancels them, as BullMQ's ``close(force)`` and rq's second Ctrl-C do. A
+      cancelled async handler's job is released: back to waiting at once, the attempt
+      counted as made but not as failed (a job on its last attempt still runs again), its
+      error "the worker stopped ...". A sync handler's thread cannot be stopped: its job
+      keeps its lease, no longer renewed, and returns through stalled-job recovery. A
+      handler that ignores cancellation for ``CANCEL_WAIT_S`` is left running the same way.
+      A command (scheduled jobs) has its process tree terminated when cancelled.
     """
 
     def __init__(
@@ -157,24 +207,50 @@ class Worker:
         poll_s: float = 0.2,
         backoff_strategy: BackoffStrategy | None = None,
         timeout_s: float | None = None,
+        grace_s: float | None = DEFAULT_GRACE_S,
     ) -> None:
+        if not callable(handler):
+            raise QueueInputError(f"handler must be callable (job) -> result, got {handler!r}")
         if not is_count(concurrency, 1):
             raise QueueInputError(
                 f"concurrency must be an integer from 1 to {MAX_COUNT}, got {concurrency!r}"
             )
-        for value in (lease_s, stalled_interval_s, poll_s):
+        if rate_limit is not None and (
+            not isinstance(rate_limit, tuple | list) or len(rate_limit) != 2
+        ):
+            raise QueueInputError(
+                f"rate_limit must be a pair (max_jobs, per_seconds) or None, got {rate_limit!r}"
+            )
+        for label, value in (
+            ("lease_s", lease_s),
+            ("stalled_interval_s", stalled_interval_s),
+            ("poll_s", poll_s),
+        ):
             if not is_seconds(value) or not value > 0:
                 raise QueueInputError(
-                    f"lease_s, stalled_interval_s and poll_s must be > 0 and <= {MAX_DELAY_S}"
-                    f" seconds, got {value!r}"
+                    f"{label} must be > 0 and <= {MAX_DELAY_S} seconds, got {value!r}"
                 )
+        if not is_count(max_stalled, 0):
+            raise QueueInputError(
+                f"max_stalled must be an integer from 0 to {MAX_COUNT}, got {max_stalled!r}"
+            )
+        if backoff_strategy is not None and not callable(backoff_strategy):
+            raise QueueInputError(
+                "backoff_strategy must be a callable (attempt, error, job) -> seconds, or None;"
+                f" got {backoff_strategy!r}"
+            )
         if timeout_s is not None and not (is_seconds(timeout_s) and timeout_s > 0):
             raise QueueInputError(
                 f"timeout_s must be > 0 and <= {MAX_DELAY_S} seconds, or None; got {timeout_s!r}"
             )
+        if grace_s is not None and not (is_seconds(grace_s) and grace_s >= 0):
+            raise QueueInputError(
+                f"grace_s must be >= 0 and <= {MAX_DELAY_S} seconds, or None; got {grace_s!r}"
+            )
         self.backend = backend
         self.handler = handler
         self.timeout_s = timeout_s
+        self.grace_s = grace_s
         self.concurrency = concurrency
         self.rate = RateLimit(*rate_limit) if rate_limit is not None else None
         self.lease_s = lease_s
@@ -187,12 +263,25 @@ class Worker:
         self._claims = 0
         #: Backend calls failed in a row (`_backend_failed`).
         self._failures = 0
+        #: Side loops' failures in a row, by what they do (`_side_failed`).
+        self._side_failures: dict[str, int] = {}
         self._running: dict[asyncio.Task[None], Job] = {}
         self._finished: list[Finished] = []
+        #: Outcomes handed to the backend by the `exchange` under way (leases still held).
+        self._settling: list[Finished] = []
         self._wake = asyncio.Event()
         self._closing = False
+        #: Set once running handlers are being cancelled (forced stop or grace over).
+        self._cancelling = False
+        self._force = asyncio.Event()
+        self._stopper: asyncio.Task[None] | None = None
         self._done = asyncio.Event()
         self._active = False
+
+    @property
+    def running(self) -> int:
+        """How many handlers are running now."""
+        return len(self._running)
 
     # -- lifecycle --------------------------------------------------------------------
     async def run(self, burst: bool = False) -> None:
@@ -202,7 +291,7 @@ class Worker:
         self._active = True
         self._done.clear()
         side = [
-            asyncio.create_task(self._every(self.lease_s / 2, self._renew), name="queue-lease"),
+            asyncio.create_task(self._renew_loop(), name="queue-lease"),
             asyncio.create_task(self._stall_loop(), name="queue-stalled"),
             asyncio.create_task(self._repeat_loop(), name="queue-repeat"),
         ]
@@ -218,12 +307,79 @@ class Worker:
             self._active = False
             self._done.set()
 
-    async def close(self) -> None:
-        """Stop claiming, let running handlers finish, record them, and return."""
+    async def close(self, *, force: bool = False) -> None:
+        """Stop claiming and return once the worker stopped.
+
+        Running handlers get ``grace_s`` seconds to finish (their outcomes are recorded);
+        then, or at once with `force` (a second close, e.g. a second SIGINT), they are
+        cancelled and their jobs released or left to stalled recovery (see the class).
+        """
+        first = not self._closing
         self._closing = True
         self._wake.set()
-        if self._active:
-            await self._done.wait()
+        if force:
+            self._force.set()
+        if not self._active:
+            return
+        if first:
+            self._log_stopping(force)
+            self._stopper = asyncio.create_task(self._stop(), name="queue-stop")
+        await self._done.wait()
+
+    def _log_stopping(self, force: bool) -> None:
+        if not self._running:
+            log.warning("queue %s: stopping: no new jobs", self.backend.name)
+            return
+        if force:
+            within = "cancelling them"
+        elif self.grace_s is None:
+            within = "waiting for them to finish"
+        else:
+            within = f"waiting up to {self.grace_s:g}s for them to finish, then cancelling them"
+        log.warning(
+            "queue %s: stopping: no new jobs; %d running job(s): %s",
+            self.backend.name,
+            len(self._running),
+            within,
+        )
+
+    async def _stop(self) -> None:
+        """Wait for the grace (or a forced close), cancel what still runs, and give the
+        cancelled handlers `CANCEL_WAIT_S` before stopping without them."""
+        clock = self.backend.clock
+        waits: list[Any] = [self._done.wait(), self._force.wait()]
+        if self.grace_s is not None:
+            waits.append(clock.sleep(self.grace_s))
+        await self._race(*waits)
+        if self._done.is_set():
+            return
+        self._cancelling = True
+        tasks = list(self._running)
+        if tasks:
+            log.warning(
+                "queue %s: cancelling %d running job(s)%s",
+                self.backend.name,
+                len(tasks),
+                "" if self._force.is_set() else f" after the grace of {self.grace_s:g}s",
+            )
+        for task in tasks:
+            task.cancel()
+        await self._race(self._done.wait(), clock.sleep(CANCEL_WAIT_S))
+        if self._done.is_set():
+            return
+        left = list(self._running)
+        if left:
+            log.warning(
+                "queue %s: %d job(s) ignored cancellation for %gs: left running, their jobs"
+                " return through stalled-job recovery",
+                self.backend.name,
+                len(left),
+                CANCEL_WAIT_S,
+            )
+        for task in left:
+            task.add_done_callback(_ignore_outcome)
+        self._running.clear()
+        self._wake.set()
 
     async def __aenter__(self) -> Worker:
         return self
@@ -252,7 +408,7 @@ class Worker:
             if self._running:
                 await self._wait_for_slot(timeout_s=self._idle_wait(hint))
                 continue
-            if burst and not await self._has_work():
+            if burst and not await self._has_work() and not await self._recovered_work():
                 return
             await self._wait_idle(self._idle_wait(hint))
 
@@ -261,6 +417,7 @@ class Worker:
     ) -> tuple[list[Job], float | None]:
         self._claims += 1
         token = f"{self.id}:{self._claims}"
+        self._settling = finished
         try:
             claimed = await self.backend.exchange(
                 finished, free, token=token, lease_s=self.lease_s, rate=self.rate
@@ -271,6 +428,8 @@ class Worker:
             self._finished = finished + self._finished
             await self._backend_failed(exc)
             return [], None
+        finally:
+            self._settling = []
         self._backend_answered()
         if self.backend.events is not None:
             for f in finished:
@@ -278,6 +437,10 @@ class Worker:
                     f.job, _STATE_AFTER[f.outcome](f), f.value if f.outcome != "completed" else None
                 )
         return claimed
+
+    async def _recovered_work(self) -> bool:
+        """Whether a stalled-job check (jobs of a dead worker, lease expired) made work."""
+        return await self._check_stalled() and await self._has_work()
 
     async def _has_work(self) -> bool:
         try:
@@ -327,17 +490,26 @@ class Worker:
         self._wake.set()
 
     async def _run_one(self, job: Job) -> None:
+        task = asyncio.current_task()
         try:
             if self.timeout_s is None:
                 result = await self._call(job)
             else:
                 result = await self._call_within(job, self.timeout_s)
         except asyncio.CancelledError:
+            # A sync handler's thread runs on: its job is not released (see the class).
+            if self._cancelling and id(job) not in _IN_THREAD and task in self._running:
+                self._finished.append(Finished(job, "retry", STOPPED_ERROR))
             raise
         except Exception as exc:
-            self._finished.append(self._decide(job, exc))
+            outcome = self._decide(job, exc)
         else:
-            self._finished.append(Finished(job, "completed", json_safe(result)))
+            outcome = Finished(job, "completed", json_safe(result))
+        finally:
+            _IN_THREAD.discard(id(job))
+        if task not in self._running:
+            return  # given up at a forced stop: its job is left to stalled-job recovery
+        self._finished.append(outcome)
         self.processed += 1
 
     async def _call(self, job: Job) -> Any:
@@ -349,7 +521,7 @@ class Worker:
             return await handler(job)
         # The engine's sync-handler threads: daemon threads (a hung handler cannot keep
         # the process from exiting) that hung calls cannot all take.
-        result = await SYNC_THREADS.run(handler, job)
+        result = await run_sync(handler, job)
         if inspect.isawaitable(result):
             return await result
         return result
@@ -431,28 +603,52 @@ class Worker:
                 )
 
     # -- side loops -------------------------------------------------------------------
-    async def _every(self, interval_s: float, action: Callable[[], Any]) -> None:
+    def _held(self) -> list[Job]:
+        """The jobs this worker holds a lease on: running, or finished and not yet recorded."""
+        return [
+            *self._running.values(),
+            *(f.job for f in self._settling),
+            *(f.job for f in self._finished),
+        ]
+
+    async def _renew_loop(self) -> None:
         while True:
-            await self.backend.clock.sleep(interval_s)
+            await self.backend.clock.sleep(self.lease_s / 2)
             try:
-                await action()
+                await self._renew()
             except Exception as exc:
-                log.warning("queue %s: %s failed: %s", self.backend.name, action, exc)
+                self._side_failed("renewing leases", exc)
+            else:
+                self._side_answered("renewing leases")
 
     async def _renew(self) -> None:
-        jobs = list(self._running.values())
+        jobs = self._held()
         if not jobs:
             return
-        for job_id in await self.backend.extend(jobs, self.lease_s):
-            log.warning("queue %s: lost the lease of job %s", self.backend.name, job_id)
+        lost = await self.backend.extend(jobs, self.lease_s)
+        # A job recorded while the renewal was under way (Redis) is not lost.
+        held = {id(job) for job in self._held()}
+        for job in jobs:
+            if job.id in lost and id(job) in held:
+                log.warning("queue %s: lost the lease of job %s", self.backend.name, job.id)
 
     async def _stall_loop(self) -> None:
         while True:
-            try:
-                await self.backend.recover_stalled(self.max_stalled, self.stalled_interval_s)
-            except Exception as exc:
-                log.warning("queue %s: stalled check failed: %s", self.backend.name, exc)
+            await self._check_stalled()
             await self.backend.clock.sleep(self.stalled_interval_s)
+
+    async def _check_stalled(self) -> bool:
+        """Renew this worker's own leases, then recover stalled jobs; False when the backend
+        failed. Renewing first matters after an outage longer than the lease: the worker's
+        own jobs (running, or finished and waiting to be recorded) are not stalled."""
+        try:
+            await self._renew()
+            await self.backend.recover_stalled(self.max_stalled, self.stalled_interval_s)
+        except Exception as exc:
+            self._side_failed("stalled check", exc)
+            return False
+        self._side_answered("stalled check")
+        return True
 
     async def _repeat_loop(self) -> None:
         while True:
@@ -460,8 +656,32 @@ class Worker:
             try:
                 wait_s = await self.backend.tick_repeatables()
             except Exception as exc:
-                log.warning("queue %s: repeatable jobs failed: %s", self.backend.name, exc)
+                self._side_failed("repeatable jobs", exc)
+            else:
+                self._side_answered("repeatable jobs")
             await self.backend.clock.sleep(min(wait_s if wait_s is not None else 5.0, 5.0))
+
+    def _side_failed(self, what: str, exc: Exception) -> None:
+        """Log a side loop's failure when an outage begins; later ones only at debug level."""
+        failures = self._side_failures.get(what, 0) + 1
+        self._side_failures[what] = failures
+        if failures == 1:
+            log.warning(
+                "queue %s: %s failed, retrying until it works: %s", self.backend.name, what, exc
+            )
+        else:
+            log.debug("queue %s: %s failed (%d in a row): %s", self.backend.name, what,
+                      failures, exc)  # fmt: skip
+
+    def _side_answered(self, what: str) -> None:
+        failures = self._side_failures.pop(what, 0)
+        if failures:
+            log.warning(
+                "queue %s: %s works again after %d failed attempt(s)",
+                self.backend.name,
+                what,
+                failures,
+            )
 
     def _publish(self, job: Job, state: str, error: str | None = None) -> None:
         bus = self.backend.events
