@@ -13,6 +13,7 @@ import pytest
 
 from agentcron.queue import QueueConnectionError, QueueInputError, dispatch_to_queue, open_queue
 from agentcron.queue.sqlite import SCHEMA_VERSION, SqliteQueue
+from agentcron.store.sqlite import SqliteStore
 from helpers.redis_server import RedisServer
 
 
@@ -77,14 +78,16 @@ async def test_the_queue_shares_the_store_file_without_touching_user_version(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "scheduler.db"
-    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
-        conn.execute("PRAGMA user_version=7")
-        conn.execute("CREATE TABLE store_things (id INTEGER)")
+    store = SqliteStore(path)
+    await store.open()
+    await store.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        store_version = conn.execute("PRAGMA user_version").fetchone()[0]
     q = SqliteQueue(path, "jobs")
     await q.add("x", {})
     await q.close()
     with contextlib.closing(sqlite3.connect(path)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == store_version
         assert (
             conn.execute("SELECT max(version) FROM queue_schema_version").fetchone()[0]
             == SCHEMA_VERSION

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -32,7 +33,8 @@ from agentcron.cli.common import (
     store_option,
 )
 from agentcron.queue import Queue, QueueError, open_queue
-from agentcron.queue.base import STATES, check_queue_name
+from agentcron.queue.base import STATES, QueueInputError, check_queue_name, validate_job
+from agentcron.queue.sqlite import SqliteQueue
 
 app = typer.Typer(
     name="queue",
@@ -94,13 +96,18 @@ def with_queue(
     async def run() -> T:
         queue = open_queue(url, name)
         try:
+            if isinstance(queue, SqliteQueue):
+                # A damaged page the command does not happen to touch would let it
+                # "succeed" on a corrupt file; a worker's next claim would then fail.
+                await queue.check_integrity()
             return await action(queue)
         finally:
             await queue.close()
 
     try:
         return asyncio.run(run())
-    except QueueError as exc:
+    except (QueueError, sqlite3.Error) as exc:
+        # SqliteQueue's driver errors already name the file and what to do.
         fail(str(exc))
 
 
@@ -138,6 +145,19 @@ def add(
         delay_s = parse_duration_s(delay)
     except (ValueError, RecursionError) as exc:
         fail(f"bad --data or --delay: {exc}")
+    try:
+        # Before a missing database is made for it.
+        validate_job(
+            name=job_name,
+            priority=priority,
+            delay=delay_s,
+            attempts=attempts,
+            job_id=job_id,
+            remove_on_complete=False,
+            remove_on_fail=False,
+        )
+    except QueueInputError as exc:
+        fail(str(exc))
     added = with_queue(
         queue_url(store, data_dir),
         name,

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_COUNT",
     "MAX_DELAY_S",
+    "MAX_JOB_ID_LENGTH",
+    "MAX_JOB_NAME_LENGTH",
     "MAX_PRIORITY",
     "MAX_QUEUE_NAME_LENGTH",
     "STATES",
@@ -86,12 +88,16 @@ def clean_grace_ms(grace: float, limit: int, state: str) -> int:
         raise QueueInputError(
             f"clean state must be completed, failed, waiting or delayed, got {state!r}"
         )
-    if (
-        not (grace >= 0 and math.isfinite(grace))
-        or isinstance(limit, bool)
-        or not isinstance(limit, int)
-        or not 0 <= limit <= MAX_CLEAN_LIMIT
-    ):
+    if isinstance(grace, bool) or not isinstance(grace, int | float):
+        raise QueueInputError(
+            f"clean grace must be a number of seconds >= 0, got {type(grace).__name__} {grace!r}"
+        )
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise QueueInputError(
+            f"clean limit must be an integer from 0 to {MAX_CLEAN_LIMIT} (0 = all),"
+            f" got {type(limit).__name__} {limit!r}"
+        )
+    if not (grace >= 0 and math.isfinite(grace)) or not 0 <= limit <= MAX_CLEAN_LIMIT:
         raise QueueInputError(
             f"clean needs a finite grace >= 0 seconds and a limit from 0 to {MAX_CLEAN_LIMIT},"
             f" got {grace!r} and {limit!r}"
@@ -417,6 +423,42 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+#: The longest job name: the store's longest job name (a scheduled job's fires are named
+#: after its id; a handler reference `package.module:function` fits).
+MAX_JOB_NAME_LENGTH = 500
+#: The longest custom job id: a scheduled fire's occurrence key (a job id of up to 200
+#: characters, '@' and the fire time) and a repeatable's occurrence id fit.
+MAX_JOB_ID_LENGTH = 300
+#: The longest custom repeat key (as the store's job ids).
+MAX_REPEAT_KEY_LENGTH = 200
+
+
+def check_text(value: object, field: str, max_length: int) -> str:
+    """`value` when it is a non-empty string of at most `max_length` characters that UTF-8
+    can encode, else `QueueInputError` naming `field`. A lone surrogate (what Python makes of
+    bytes that are not UTF-8 in a command line or a file name, such as ``"\\udcff"``) can be
+    neither stored nor sent."""
+    if not isinstance(value, str) or not value:
+        raise QueueInputError(f"{field} must be a non-empty string, got {value!r}")
+    if len(value) > max_length:
+        raise QueueInputError(
+            f"{field} is {len(value)} characters long (at most {max_length}): {value[:40]!r}..."
+        )
+    check_utf8(value, field)
+    return value
+
+
+def check_utf8(value: str, field: str) -> None:
+    """`QueueInputError` naming `field` when `value` is not text UTF-8 can encode."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise QueueInputError(
+            f"{field} must be valid UTF-8 text, got {value[:60]!r} (character"
+            f" {value[exc.start]!r} at position {exc.start}: bytes that are not UTF-8?)"
+        ) from None
+
+
 def validate_job(
     *,
     name: str,
@@ -428,8 +470,7 @@ def validate_job(
     remove_on_fail: Retention,
 ) -> None:
     """Raise `QueueInputError` for anything `add` must refuse (before writing anything)."""
-    if not isinstance(name, str) or not name:
-        raise QueueInputError("job name must be a non-empty string")
+    check_text(name, "job name", MAX_JOB_NAME_LENGTH)
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise QueueInputError(f"priority must be an integer, got {priority!r}")
     if not 0 <= priority <= MAX_PRIORITY:
@@ -442,8 +483,8 @@ def validate_job(
         raise QueueInputError(
             f"attempts must be an integer from 1 to {MAX_COUNT}, got {attempts!r}"
         )
-    if job_id is not None and (not isinstance(job_id, str) or not job_id):
-        raise QueueInputError("job_id must be a non-empty string")
+    if job_id is not None:
+        check_text(job_id, "job_id", MAX_JOB_ID_LENGTH)
     if job_id is not None and job_id.isdigit():
         # BullMQ reserves integer ids for its own counter.
         raise QueueInputError(f"job_id must not be an integer string, got {job_id!r}")
@@ -483,8 +524,9 @@ def open_queue(
 ) -> Queue:
     """Open queue `name` on the backend named by `url`.
 
-    * ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (query options
-      ``synchronous=NORMAL|FULL``, ``busy_timeout_ms=5000``);
+    * ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` (query option
+      ``synchronous=NORMAL|FULL``, as the store's URL; `SqliteQueue`'s ``busy_timeout_ms``
+      is an `options` keyword);
     * ``redis://[:password@]host:port/db`` or ``rediss://...`` (extra ``redis``);
     * ``memory://`` (one process, for tests and experiments).
 
@@ -519,18 +561,20 @@ def sqlite_path(url: str) -> tuple[str, dict[str, Any]]:
     if not path:
         raise QueueInputError(f"sqlite URL has no file path: {url!r}")
     query: dict[str, Any] = {}
-    for key, values in parse_qs(parts.query).items():
-        if key == "synchronous":
+    # The URL is the store's too (`--store`, SCHEDULER_STORE): an option the store refuses
+    # would work here and fail there, so only the store's options are taken.
+    for key, values in parse_qs(parts.query, keep_blank_values=True).items():
+        if key == "synchronous" and values[-1].upper() in ("NORMAL", "FULL"):
             query["synchronous"] = values[-1].upper()
-        elif key == "busy_timeout_ms":
-            try:
-                query["busy_timeout_ms"] = int(values[-1])
-            except ValueError:
-                raise QueueInputError(
-                    f"sqlite option busy_timeout_ms must be an integer, got {values[-1]!r}"
-                ) from None
+        elif key == "synchronous":
+            raise QueueInputError(
+                f"sqlite option synchronous must be NORMAL or FULL, got {values[-1]!r}"
+            )
         else:
-            raise QueueInputError(f"unknown sqlite queue option {key!r}")
+            raise QueueInputError(
+                f"unknown sqlite queue option {key!r} in {url!r}: the only one is"
+                " ?synchronous=NORMAL|FULL (in Python, pass busy_timeout_ms= to open_queue)"
+            )
     return path, query
 
 

@@ -20,16 +20,18 @@ loop thread: each is one short transaction (a writer waits at most ``busy_timeou
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
+import re
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from agentcron.clock import Clock, SystemClock
 from agentcron.events import (
@@ -41,6 +43,8 @@ from agentcron.events import (
 )
 from agentcron.queue import sqlite_sql as sql
 from agentcron.queue.base import (
+    MAX_COUNT,
+    MAX_REPEAT_KEY_LENGTH,
     Backoff,
     BulkJob,
     CleanState,
@@ -52,6 +56,8 @@ from agentcron.queue.base import (
     RateLimit,
     Retention,
     check_queue_name,
+    check_text,
+    check_utf8,
     clean_grace_ms,
     encode_data,
     keep_count,
@@ -60,10 +66,44 @@ from agentcron.queue.base import (
 )
 from agentcron.queue.sqlite_sql import SCHEMA_VERSION
 from agentcron.queue.worker import Finished, Worker
+from agentcron.store.base import StoreError
+from agentcron.store.migrations import check_identity, check_sqlite_header, read_identity
+from agentcron.store.sqlite_connect import describe_sqlite_error
+from agentcron.store.sqlite_file import FileId, file_id, follow_file
 
 __all__ = ["SqliteQueue"]
 
 log = logging.getLogger("agentcron.queue")
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _translated(
+    action: str,
+) -> Callable[
+    [Callable[Concatenate[SqliteQueue, P], Coroutine[Any, Any, R]]],
+    Callable[Concatenate[SqliteQueue, P], Coroutine[Any, Any, R]],
+]:
+    """Driver errors of the decorated method become `SqliteQueue._error`s (`action`: what
+    the method does to the file, for the message)."""
+
+    def decorate(
+        method: Callable[Concatenate[SqliteQueue, P], Coroutine[Any, Any, R]],
+    ) -> Callable[Concatenate[SqliteQueue, P], Coroutine[Any, Any, R]]:
+        @functools.wraps(method)
+        async def wrapper(self: SqliteQueue, /, *args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return await method(self, *args, **kwargs)
+            except _DescribedError:
+                raise
+            except sqlite3.Error as exc:
+                raise self._error(exc, action) from exc
+
+        return wrapper
+
+    return decorate
 
 
 def _ms(dt: datetime) -> int:
@@ -104,6 +144,14 @@ class SqliteQueue:
     ) -> None:
         if synchronous not in ("NORMAL", "FULL", "EXTRA", "OFF"):
             raise QueueInputError(f"synchronous must be NORMAL or FULL, got {synchronous!r}")
+        if (
+            isinstance(busy_timeout_ms, bool)
+            or not isinstance(busy_timeout_ms, int)
+            or not 0 <= busy_timeout_ms <= MAX_COUNT
+        ):
+            raise QueueInputError(
+                f"busy_timeout_ms must be an integer from 0 to {MAX_COUNT}, got {busy_timeout_ms!r}"
+            )
         self.path = str(path)
         self.name = check_queue_name(name)
         self.url = f"sqlite:///{self.path}"
@@ -113,6 +161,8 @@ class SqliteQueue:
         self.synchronous = synchronous
         self.busy_timeout_ms = busy_timeout_ms
         self._conn: sqlite3.Connection | None = None
+        #: The file `_conn` has open (`_follow_file` compares the path's with it).
+        self._file: FileId | None = None
         self._added = asyncio.Event()
         # Generated ids: time first so the unique index grows at its end (random ids make
         # every insert touch a random page), then this object's random tag and a counter.
@@ -120,23 +170,33 @@ class SqliteQueue:
     # -- connection -------------------------------------------------------------------
     @property
     def db(self) -> sqlite3.Connection:
+        """The open connection (opened, and the queue's tables made, on first use)."""
         if self._conn is None:
             self._conn = self._connect()
+            self._file = None if self.path == ":memory:" else file_id(Path(self.path))
         return self._conn
 
     def _connect(self) -> sqlite3.Connection:
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                check_sqlite_header(Path(self.path))
         except OSError as exc:
-            raise QueueError(f"cannot open queue database {self.path}: {exc}") from exc
+            raise QueueError(
+                f"cannot open queue database {self.path}: {exc}; choose a writable directory"
+            ) from exc
+        except StoreError as exc:
+            raise QueueError(str(exc)) from None
         try:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
-            raise QueueError(f"cannot open queue database {self.path}: {exc}") from exc
+            raise self._error(exc, "open") from exc
         try:
             conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
-            conn.execute("PRAGMA journal_mode=WAL")
+            # Another agentcron's or a foreign file is refused before anything is written.
+            check_identity(read_identity(conn), self.path)
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             self._migrate(conn)
         except BaseException as exc:
@@ -144,18 +204,23 @@ class SqliteQueue:
             # file of a newer agentcron, refused, held its descriptor).
             conn.close()
             if isinstance(exc, sqlite3.Error):
-                raise QueueError(f"cannot open queue database {self.path}: {exc}") from exc
+                raise self._error(exc, "open") from exc
+            if isinstance(exc, StoreError):
+                raise QueueError(str(exc)) from None
             raise
         return conn
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:
+        if _schema_version(conn) == SCHEMA_VERSION:
+            # Current: no write lock, so a read works on read-only media and while another
+            # process writes.
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in sql.SCHEMA:
                 conn.execute(statement)
-            row = conn.execute("SELECT max(version) FROM queue_schema_version").fetchone()
-            version = row[0] if row and row[0] is not None else 0
+            version = _schema_version(conn) or 0
             if version > SCHEMA_VERSION:
                 raise QueueError(
                     f"queue schema version {version} is newer than this agentcron ({SCHEMA_VERSION})"
@@ -168,6 +233,54 @@ class SqliteQueue:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def _error(self, exc: sqlite3.Error, action: str) -> Exception:
+        """`exc` as the error to raise, its message naming the file and what to do: a
+        `QueueError` when retrying cannot help (a corrupt file) or the file cannot be opened,
+        else an `sqlite3.OperationalError` (locked, disk full, I/O error: a worker retries
+        those)."""
+        message = str(describe_sqlite_error(exc, self.path, f"{action} queue database"))
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        if (
+            action != "open"
+            and isinstance(exc, sqlite3.OperationalError)
+            and code not in _CORRUPT_CODES
+        ):
+            return _DescribedError(message)
+        return QueueError(message)
+
+    def _follow_file(self) -> None:
+        """When `path` no longer names the file open (deleted, or replaced by a new database
+        such as the one `agentcron queue add` makes after an `rm`), go on with the file at
+        `path` as the store does (`agentcron.store.sqlite_file`): a deleted file is written
+        back; a replaced one is kept beside it (``.orphaned-<time>``) and the new one used.
+        One os.stat: called where a worker polls, not on every add."""
+        conn, known = self._conn, self._file
+        if conn is None or known is None:
+            return
+        path = Path(self.path)
+        if file_id(path) == known:
+            return
+        new_conn, _ = follow_file(conn, path, self._connect, self.clock.now())
+        conn.close()
+        self._conn, self._file = new_conn, file_id(path)
+        self._added.set()
+
+    @_translated("check")
+    async def check_integrity(self) -> None:
+        """Raise `QueueError` when the queue's tables or indexes are damaged (SQLite's
+        ``PRAGMA quick_check`` of them: it reads every page of the queue's tables, not the
+        rest of the file). The `agentcron queue` commands ask before they read or write."""
+        for table in ("queue_jobs", "queue_meta", "queue_repeatables"):
+            problems = [
+                " ".join(str(row[0]).split())  # one line: rows may hold newlines
+                for row in self.db.execute(f"PRAGMA quick_check({table})")
+            ]
+            if problems != ["ok"]:
+                raise QueueError(
+                    f"{self.path} is corrupt ({'; '.join(problems[:2])}); restore a backup"
+                    " with `agentcron db restore FILE` (`agentcron db check` shows the damage)"
+                )
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -245,6 +358,7 @@ class SqliteQueue:
             now_ms,
         )
 
+    @_translated("write")
     async def add(
         self,
         name: str,
@@ -275,6 +389,7 @@ class SqliteQueue:
         self._publish_added(added, row[4])
         return added
 
+    @_translated("write")
     async def add_bulk(self, jobs: Sequence[BulkJob]) -> list[str]:
         now_ms = self._now_ms()
         rows = [self._row(job, now_ms) for job in jobs]
@@ -294,10 +409,14 @@ class SqliteQueue:
             )
 
     # -- reading ----------------------------------------------------------------------
+    @_translated("read")
     async def get(self, job_id: str) -> JobInfo | None:
         if not isinstance(job_id, str):
             raise QueueInputError(f"job id must be a string, got {job_id!r}")
-        if job_id.isdigit():
+        check_utf8(job_id, "job id")
+        # Ids are compared as text: only the canonical decimal of a row number ("1", not
+        # "01", "١" or "²", which int() also reads) names a job without a custom id.
+        if _ROW_NUMBER.fullmatch(job_id):
             if int(job_id) > _MAX_SEQ:
                 return None  # beyond SQLite's integers: no row can have it
             where, key = "seq=? AND id IS NULL", int(job_id)
@@ -339,6 +458,7 @@ class SqliteQueue:
             finished_at=_dt(fin),
         )
 
+    @_translated("read")
     async def counts(self) -> dict[str, int]:
         out = dict.fromkeys(("waiting", "active", "completed", "failed", "delayed", "paused"), 0)
         for state, count in self.db.execute(
@@ -349,6 +469,7 @@ class SqliteQueue:
             out["paused"], out["waiting"] = out["waiting"], 0
         return out
 
+    @_translated("read")
     async def is_paused(self) -> bool:
         row = self.db.execute(
             "SELECT paused FROM queue_meta WHERE queue=?", (self.name,)
@@ -356,11 +477,13 @@ class SqliteQueue:
         return bool(row and row[0])
 
     # -- managing ---------------------------------------------------------------------
+    @_translated("write")
     async def pause(self) -> None:
         self._set_paused(True)
         if self.events is not None:
             self.events.publish(QueuePaused(at=self.clock.now(), queue=self.name))
 
+    @_translated("write")
     async def resume(self) -> None:
         self._set_paused(False)
         self._added.set()
@@ -374,6 +497,7 @@ class SqliteQueue:
             (self.name, int(paused)),
         )
 
+    @_translated("write")
     async def clean(
         self, grace: float, limit: int = 0, state: CleanState = "completed"
     ) -> list[str]:
@@ -388,22 +512,27 @@ class SqliteQueue:
             ).fetchall()
         return [row[0] for row in rows]
 
+    @_translated("write")
     async def retry_failed(self) -> int:
         with self._tx() as db:
             cursor = db.execute(
-                "UPDATE queue_jobs SET state='waiting', rank=priority, at_ms=?, attempts_made=0, stalled=0,"
-                " finished_ms=NULL WHERE queue=? AND state='failed'",
+                "UPDATE queue_jobs SET state='waiting', rank=priority, at_ms=?, attempts_made=0,"
+                " stalled=0, finished_ms=NULL, error=NULL, result=NULL, progress=0, token=NULL"
+                " WHERE queue=? AND state='failed'",
                 (self._now_ms(), self.name),
             )
         self._added.set()
         return cursor.rowcount
 
     # -- repeatables ------------------------------------------------------------------
+    @_translated("write")
     async def add_repeatable(
         self, name: str, data: Any = None, *, cron: str, tz: str = "UTC", key: str | None = None
     ) -> str:
         from agentcron.queue.repeat import next_fire_ms, repeat_key, validate_repeatable
 
+        if key is not None:
+            check_text(key, "repeat key", MAX_REPEAT_KEY_LENGTH)
         key = key or repeat_key(name, cron, tz)
         next_fire_ms(cron, tz, self._now_ms())  # validates before anything is written
         validate_repeatable(name)
@@ -417,9 +546,13 @@ class SqliteQueue:
         await self.tick_repeatables()
         return key
 
+    @_translated("write")
     async def remove_repeatable(self, key: str) -> bool:
         from agentcron.queue.repeat import occurrence_prefix
 
+        if not isinstance(key, str):
+            raise QueueInputError(f"repeat key must be a string, got {key!r}")
+        check_utf8(key, "repeat key")
         prefix = occurrence_prefix(key)
         with self._tx() as db:
             cursor = db.execute(
@@ -432,6 +565,7 @@ class SqliteQueue:
             )
         return cursor.rowcount > 0
 
+    @_translated("write")
     async def tick_repeatables(self) -> float | None:
         from agentcron.queue.repeat import next_fire_ms, occurrence_id
 
@@ -465,6 +599,7 @@ class SqliteQueue:
     ) -> Worker:
         return Worker(self, handler, concurrency=concurrency, rate_limit=rate_limit, **options)
 
+    @_translated("write")
     async def exchange(
         self,
         finished: Sequence[Finished],
@@ -474,6 +609,7 @@ class SqliteQueue:
         lease_s: float,
         rate: RateLimit | None,
     ) -> tuple[list[Job], float | None]:
+        self._follow_file()
         now_ms = self._now_ms()
         with self._tx() as db:
             if finished:
@@ -582,6 +718,7 @@ class SqliteQueue:
         ).fetchone()
         return None if row is None or row[0] is None else max(row[0] - now_ms, 0) / 1000
 
+    @_translated("write")
     async def extend(self, jobs: Sequence[Job], lease_s: float) -> list[str]:
         until_ms = self._now_ms() + round(lease_s * 1000)
         lost: list[str] = []
@@ -595,6 +732,7 @@ class SqliteQueue:
                     lost.append(job.id)
         return lost
 
+    @_translated("write")
     async def recover_stalled(self, max_stalled: int, stalled_interval_s: float) -> None:
         now_ms = self._now_ms()
         with self._tx() as db:
@@ -633,6 +771,7 @@ class SqliteQueue:
                     )
                 )
 
+    @_translated("write")
     async def report_progress(self, job: Job, pct: float) -> None:
         self.db.execute("UPDATE queue_jobs SET progress=? WHERE seq=?", (pct, job.raw))
         if self.events is not None:
@@ -640,6 +779,7 @@ class SqliteQueue:
                 QueueJobProgress(at=self.clock.now(), queue=self.name, job_id=job.id, progress=pct)
             )
 
+    @_translated("read")
     async def has_work(self) -> bool:
         if await self.is_paused():
             row = self.db.execute(
@@ -664,6 +804,27 @@ class SqliteQueue:
             waker.cancel()
 
 
+class _DescribedError(sqlite3.OperationalError):
+    """A driver error whose message names the file and what to do (`SqliteQueue._error`)."""
+
+
+#: SQLite's result codes of a file that is damaged or not a database.
+_CORRUPT_CODES = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def _schema_version(conn: sqlite3.Connection) -> int | None:
+    """The queue schema version of the file, None when it has no queue tables yet."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='queue_schema_version'"
+    ).fetchone()
+    if exists is None:
+        return None
+    row = conn.execute("SELECT max(version) FROM queue_schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+#: The text of a generated id (a row number) and nothing else.
+_ROW_NUMBER = re.compile(r"[1-9][0-9]*")
 #: SQLite's largest integer: no row number is larger.
 _MAX_SEQ = 2**63 - 1
 
