@@ -793,3 +793,20 @@ async def test_a_subscriber_still_gets_events_after_its_scheduler_stopped_and_st
         sched.pause("later")
         await sched.events.drain()
     assert received.count("job.added") == 1 and "job.paused" in received
+
+
+async def test_an_interrupted_run_of_a_queue_is_left_to_its_queue_to_retry(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock, store: MemoryStore
+) -> None:
+    # The engine retried it as well: a second run recorded for a fire its queue still held
+    # (exactly one layer retries; for a queue's run, the queue's `ScheduledJobRunner`).
+    retry = {"max_attempts": 3, "strategy": "fixed", "base_delay": 60, "max_delay": 60}
+    first = make_scheduler()
+    first.add_job("j", trigger="0 0 1 1 *", handler=RECORD, retry=retry, queue="agent")
+    async with first:
+        pass
+    await store.record_run(dead_run(T0 - timedelta(minutes=10))._replace(queue_job_id="7"))
+    async with make_scheduler(node_id="taker") as taker:
+        await clock.advance(61)
+        runs = await all_runs(taker, "j")
+    assert [(r.attempt, str(r.status)) for r in runs] == [(1, "interrupted")]

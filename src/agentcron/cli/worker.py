@@ -257,7 +257,7 @@ async def _work(
             await job_store.open()
         if handler is None:
             assert job_store is not None
-            runner = ScheduledJobRunner(job_store)
+            runner = ScheduledJobRunner(job_store, lease_s=lease_s)
             handler, options["backoff_strategy"] = runner, runner.backoff_strategy
         w = q.worker(
             handler,

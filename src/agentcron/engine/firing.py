@@ -1117,6 +1117,8 @@ class Firing(StoreSync):
             entry = self._entries.get(run.job_id)
             if entry is None or entry.dormant or entry.removed:
                 continue
+            if run.queue_job_id is not None:
+                continue  # a queue's run: its queue retries it (`ScheduledJobRunner`), once
             error = RunInterruptedError(f"run {run.run_id} was interrupted (node {run.node_id})")
             delay = entry.job.retry.next_delay(run.attempt, error, rng=self.rng)
             if delay is None:
