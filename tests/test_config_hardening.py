@@ -28,13 +28,17 @@ def test_a_stray_env_file_in_the_working_directory_is_not_read_when_another_is_n
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
-def test_a_fifo_named_env_in_the_working_directory_does_not_block_loading(in_tmp: Path) -> None:
+def test_a_fifo_named_env_in_the_working_directory_is_refused_without_blocking(
+    in_tmp: Path,
+) -> None:
     os.mkfifo(in_tmp / ".env")
-    assert load_settings(environ={}).SCHEDULER_TIMEZONE == "UTC"  # returns: nothing read
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        load_settings(environ={})
 
 
-def test_a_directory_named_env_is_not_a_settings_file(in_tmp: Path) -> None:
+def test_a_virtualenv_named_env_is_not_a_settings_file(in_tmp: Path) -> None:
     (in_tmp / ".env").mkdir()  # a virtualenv called .env is common
+    (in_tmp / ".env" / "pyvenv.cfg").write_text("home = /usr/bin\n")
     assert load_settings(environ={}).DASHBOARD_PORT == 3000
 
 

@@ -180,7 +180,11 @@ class Settings(BaseSettings):
     # Overlap
     OVERLAP_STRATEGY: OverlapName = Field("skip", description="Default overlap policy.")
     OVERLAP_TIMEOUT: int = Field(
-        300_000, gt=0, le=_MAX_MS, description="Delay/timeout of the overlap policy, ms."
+        300_000,
+        gt=0,
+        le=_MAX_MS,
+        description="Delay of the `delay` overlap policy; with `timeout`, the run timeout of "
+        "jobs that set none, ms.",
     )
 
     # Retry
@@ -392,28 +396,60 @@ def load_settings(
 ) -> Settings:
     """Read settings from `environ` (default `os.environ`), `env_file` and `overrides`.
 
-    Raises `ConfigError` naming the key and the value of the first bad setting, or the
-    file and line of an env file line that cannot be parsed. Variables of the env file that
-    look like ours but are not settings (`SCHEDULER_TIMEZNE`) are passed to `warn` (default:
-    logged as warnings of `agentcron.config`), so a typo there is never silently ignored.
-    An `env_file` that is not a regular file (a directory, a FIFO) is not read.
+    Raises `ConfigError` naming the key and the value of the first bad setting (and the
+    file and line when the value came from the env file), or the file and line of an env
+    file line that cannot be parsed or names a setting without a value (`HEARTBEAT_INTERVAL`
+    with no `=`). Variables of the env file that look like ours but are not settings
+    (`SCHEDULER_TIMEZNE`) are passed to `warn` (default: logged as warnings of
+    `agentcron.config`), so a typo there is never silently ignored.
+
+    An `env_file` that does not exist is not read. One that exists but is not a regular file
+    (a directory, a FIFO, a broken symlink) is refused, as `agentcron.toml` is: a settings
+    file that was meant must not be silently skipped. A virtualenv named `.env` (a directory
+    holding `pyvenv.cfg`) is no settings file and is not read.
     """
     env = dict(os.environ if environ is None else environ)
     values: dict[str, Any] = {}
-    if env_file is not None and Path(env_file).is_file():
-        from_file = read_env_file(Path(env_file))
+    #: Where each value taken from the env file is: its line number.
+    file_lines: dict[str, int] = {}
+    path = None if env_file is None else Path(env_file)
+    if path is not None and os.path.lexists(path) and not _is_virtualenv(path):
+        from_file, lines = _parse_env_file(path)
         for warning in unknown_variables(dict.fromkeys(from_file, "")):
             (warn or _log_warning)(f"{warning} (in {env_file})")
-        values.update(
-            {k: v for k, v in from_file.items() if v is not None and k in Settings.model_fields}
-        )
-    values.update({k: v for k, v in env.items() if k in Settings.model_fields})
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        for key, value in from_file.items():
+            if key not in Settings.model_fields:
+                continue
+            if value is None:  # `NAME` alone: python-dotenv drops it without a word
+                raise ConfigError(
+                    f"env file {path}, line {lines[key]}: {key} has no value; write "
+                    f"{key}=value, or remove the line for the default",
+                    key=key,
+                    problem="has no value",
+                )
+            values[key] = value
+            file_lines[key] = lines[key]
+    for key, value in env.items():
+        if key in Settings.model_fields:
+            values[key] = value
+            file_lines.pop(key, None)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+            file_lines.pop(key, None)
     try:
         return Settings(**values)
     except ValidationError as exc:
         key, problem = _error_key(exc)
-        raise ConfigError(_first_error(exc, values), key=key, problem=problem) from None
+        message = _first_error(exc, values)
+        if key in file_lines:
+            message = f"env file {path}, line {file_lines[key]}: {message}"
+        raise ConfigError(message, key=key, problem=problem) from None
+
+
+def _is_virtualenv(path: Path) -> bool:
+    """True for a directory that is a Python virtualenv (`python -m venv .env` is common)."""
+    return path.is_dir() and (path / "pyvenv.cfg").is_file()
 
 
 def _log_warning(message: str) -> None:
@@ -423,26 +459,24 @@ def _log_warning(message: str) -> None:
 def read_env_file(path: Path) -> dict[str, str | None]:
     """Every variable of the env file `path` (a line `NAME` without `=` gives None).
 
-    Raises `ConfigError` when the file cannot be read, is not UTF-8 text (a UTF-8 BOM is
-    fine) or has a line that is not `NAME=value` (python-dotenv would only log "could not
-    parse statement" without naming the file, and drop the line: a setting that was meant
-    would be silently left at its default).
+    Raises `ConfigError` when the file cannot be read, is not a regular file (a directory,
+    a FIFO, a broken symlink: refused as `agentcron.toml` is, by the same reader), is not
+    UTF-8 text (a UTF-8 BOM is fine) or has a line that is not `NAME=value` (python-dotenv
+    would only log "could not parse statement" without naming the file, and drop the line:
+    a setting that was meant would be silently left at its default).
     """
+    return _parse_env_file(path)[0]
+
+
+def _parse_env_file(path: Path) -> tuple[dict[str, str | None], dict[str, int]]:
+    """`read_env_file`, and the line of each variable (the last one, which counts)."""
     import io
 
     from dotenv import dotenv_values
     from dotenv.parser import parse_stream
 
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"env file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read env file {path}: {exc.strerror or exc}") from None
-    if "\x00" in text:
-        raise ConfigError(f"env file {path} contains NUL bytes (UTF-16?); save it as UTF-8")
+    text = _env_file_text(path)
+    lines: dict[str, int] = {}
     for binding in parse_stream(io.StringIO(text)):
         if binding.error:
             line = binding.original.string.strip()
@@ -451,7 +485,46 @@ def read_env_file(path: Path) -> dict[str, str | None]:
                 f"env file {path}, line {binding.original.line}: cannot parse {shown!r}; "
                 "write NAME=value (quote values with spaces, close every quote)"
             )
-    return dict(dotenv_values(stream=io.StringIO(text)))
+        if binding.key is not None:
+            lines[binding.key] = binding.original.line
+    return dict(dotenv_values(stream=io.StringIO(text))), lines
+
+
+def _env_file_text(path: Path) -> str:
+    """The text of the env file `path`, read as `agentcron.toml` is (`read_regular_file`:
+    never blocking on a FIFO); `ConfigError` saying what is wrong and what to do."""
+    from agentcron.jobfile import read_regular_file
+
+    try:
+        raw = read_regular_file(path, what="settings file", inside="the settings file")
+    except IsADirectoryError:
+        raise ConfigError(
+            f"env file {path} is a directory, not a settings file (NAME=value lines); "
+            "move or rename it"
+        ) from None
+    except OSError as exc:
+        if path.is_symlink() and not path.exists():
+            raise ConfigError(
+                f"env file {path} is a broken symbolic link (its target does not exist); "
+                "fix or remove the link"
+            ) from None
+        if isinstance(exc, FileNotFoundError):  # removed meanwhile
+            raise ConfigError(f"env file {path} does not exist") from None
+        reason = exc.strerror or str(exc)
+        if exc.errno == 0 and reason.startswith("not a regular file"):
+            raise ConfigError(
+                f"env file {path} is {reason}; make it a file of NAME=value lines, or move it away"
+            ) from None
+        raise ConfigError(f"cannot read env file {path}: {reason}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"env file {path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
+    if "\x00" in text:
+        raise ConfigError(f"env file {path} contains NUL bytes (UTF-16?); save it as UTF-8")
+    return text
 
 
 #: Settings whose value an error message never shows.
@@ -517,6 +590,13 @@ def reference_markdown() -> str:
         "bad value (one line naming it, exit 2). Durations named like the spec's are "
         "milliseconds. `agentcron config show` prints the effective values with secrets "
         "masked.",
+        "",
+        "`.env` (or the file of `--env-file`) holds `NAME=value` lines, read as "
+        "`agentcron.toml` is: when it exists but is not a regular file (a directory, a FIFO, "
+        "a broken symlink) it is refused, not skipped; a virtualenv named `.env` (a "
+        "directory with `pyvenv.cfg`) is no settings file and is not read. A line that "
+        "cannot be parsed, or names a setting without `=value`, is refused naming the file "
+        "and the line, and so is a bad value read from the file.",
         "",
         "| variable | type | default | meaning |",
         "|---|---|---|---|",

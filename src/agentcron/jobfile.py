@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import logging
 import os
 import re
 import stat
@@ -46,7 +47,9 @@ from agentcron.policies.errors import setting_problem
 from agentcron.policies.misfire import Misfire
 from agentcron.policies.overlap import Overlap
 from agentcron.policies.retry import Retry
-from agentcron.triggers import Date, Interval
+from agentcron.triggers import CronTrigger, Date, Interval
+
+log = logging.getLogger("agentcron.jobfile")
 
 __all__ = [
     "JobEntry",
@@ -148,8 +151,11 @@ class JobFile:
     health: dict[str, JobHealth] = field(default_factory=dict)
 
 
-def load_job_file(path: Path | str, *, default_timezone: str = "UTC") -> JobFile:
-    """Read and validate `path`; raises `JobFileError` (all problems listed)."""
+def load_job_file(
+    path: Path | str, *, default_timezone: str = "UTC", now: datetime | None = None
+) -> JobFile:
+    """Read and validate `path`; raises `JobFileError` (all problems listed). `now`: see
+    `parse_job_file`."""
     path = Path(path)
     try:
         raw = _read_regular_file(path)
@@ -167,7 +173,7 @@ def load_job_file(path: Path | str, *, default_timezone: str = "UTC") -> JobFile
     except RecursionError:
         raise JobFileError(str(path), ["arrays or tables are nested too deeply"]) from None
     try:
-        return parse_job_file(data, source=str(path), default_timezone=default_timezone)
+        return parse_job_file(data, source=str(path), default_timezone=default_timezone, now=now)
     except RecursionError:
         raise JobFileError(str(path), ["arrays or tables are nested too deeply"]) from None
 
@@ -177,22 +183,42 @@ def _read_regular_file(path: Path) -> bytes:
 
     A FIFO or a device would block `agentcron run` (and a SIGHUP reload, inside the event
     loop) forever, or never end."""
+    return read_regular_file(path, what="job file", inside="the agentcron.toml file")
+
+
+def read_regular_file(path: Path, *, what: str, inside: str) -> bytes:
+    """The bytes of `path`, read without blocking; OSError (with a `strerror` fit for a
+    message) unless it is a regular file of at most MAX_FILE_BYTES. `what` names such a
+    file (`job file`, `settings file`) and `inside` what to name in a directory given
+    instead. The one reader of `agentcron.toml` and `.env`, so both refuse the same things."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(fd, "rb") as file:
         info = os.fstat(file.fileno())
         if stat.S_ISDIR(info.st_mode):
-            raise IsADirectoryError(0, "it is a directory; name the agentcron.toml file in it")
+            raise IsADirectoryError(0, f"it is a directory; name {inside} in it")
         if not stat.S_ISREG(info.st_mode):
             raise OSError(0, "not a regular file (a FIFO, socket or device)")
         if info.st_size > MAX_FILE_BYTES:
-            raise OSError(0, f"{info.st_size} bytes; a job file is at most {MAX_FILE_BYTES}")
+            raise OSError(0, f"{info.st_size} bytes; a {what} is at most {MAX_FILE_BYTES}")
         return file.read(MAX_FILE_BYTES + 1)
 
 
 def parse_job_file(
-    data: Mapping[str, Any], *, source: str = "agentcron.toml", default_timezone: str = "UTC"
+    data: Mapping[str, Any],
+    *,
+    source: str = "agentcron.toml",
+    default_timezone: str = "UTC",
+    now: datetime | None = None,
 ) -> JobFile:
-    """Validate already-parsed TOML data (see `load_job_file`)."""
+    """Validate already-parsed TOML data (see `load_job_file`).
+
+    `now` (default: the wall clock; a caller with a clock passes its time): a cron
+    trigger must fire after it, so `0 0 * * * * 2020` is refused as `0 0 30 2 *` is
+    (an `{ at = ... }` date in the past is not: a one-off job that ran stays in the file)."""
+    if now is None:
+        from agentcron.clock import SystemClock
+
+        now = SystemClock().now()
     errors: list[str] = []
     _unknown_keys(data, _TOP_LEVEL, "", errors)
     jobs_data = data.get("jobs", [])
@@ -209,7 +235,7 @@ def parse_job_file(
             continue
         if isinstance(job_id, str):
             seen[job_id] = index
-        entry = _job_entry(table, index, default_timezone, errors)
+        entry = _job_entry(table, index, default_timezone, now, errors)
         if entry is not None:
             entries.append(entry)
             job_health = _health(table, f"jobs[{index}] ({entry.id!r}): ", errors)
@@ -253,7 +279,7 @@ def _unknown_keys(table: Mapping[str, Any], known: set[str], where: str, errors:
 
 
 def _job_entry(
-    table: object, index: int, default_timezone: str, errors: list[str]
+    table: object, index: int, default_timezone: str, now: datetime, errors: list[str]
 ) -> JobEntry | None:
     where = f"jobs[{index}]"
     if not isinstance(table, dict):
@@ -282,12 +308,22 @@ def _job_entry(
         return None
     # Validate through the engine's own builder so the file and the API follow one set of rules.
     try:
-        build_job(
+        job = build_job(
             job_id, trigger=trigger, handler=handler, default_timezone=default_timezone, **options
         )
     except ValueError as exc:
         errors.append(f"{where}{exc}")
         return None
+    if isinstance(job.trigger, CronTrigger) and job.trigger.next_fire(now) is None:
+        # Warned, not refused: a file that was valid must not stop a later start (a reboot
+        # in the next year) because one of its schedules ran out.
+        log.warning(
+            "%strigger %r never fires after %s: the years it allows are past; change its"
+            " year field, or remove the job",
+            where,
+            job.trigger.expr,
+            now.isoformat(timespec="seconds"),
+        )
     return JobEntry(id=job_id, trigger=trigger, handler=handler, options=options)
 
 
@@ -532,9 +568,10 @@ def policy_problems(key: str, value: object) -> list[str]:
     types = {f.name: str(f.type) for f in dataclasses.fields(_POLICIES[key])}
     aliases = _POLICY_ALIASES.get(key, {})
     known = set(types) | set(aliases)
+    # The documented names (`grace`, not `grace_s`; both are accepted).
+    documented = ", ".join(sorted((set(types) - set(aliases.values())) | set(aliases)))
     problems = [
-        f"{key}.{name}: unknown key; use one of {', '.join(sorted(known))}"
-        for name in sorted(set(value) - known)
+        f"{key}.{name}: unknown key; use one of {documented}" for name in sorted(set(value) - known)
     ]
     for name, item in value.items():
         problem = setting_problem(types.get(aliases.get(str(name), str(name)), ""), item)
@@ -563,11 +600,13 @@ def _health(table: Mapping[str, Any], where: str, errors: list[str]) -> JobHealt
         urls = dict(ping)
     elif ping is not None:
         errors.append(f"{where}ping: expected a URL or {{ start, success, failure }} URLs")
-    errors.extend(  # scheme and host only: the path is often the secret (healthchecks.io)
-        f"{where}ping: {shown_url(url)} is not an http(s) URL"
-        for url in (urls or {}).values()
-        if not url.startswith(("http://", "https://"))
-        or any(c.isspace() or not c.isprintable() for c in url)
+    # Each URL as written, once: a `ping` text is one URL, not the three made from it.
+    # (Scheme and host only: the path is often the secret, as with healthchecks.io.)
+    written = {"": ping} if isinstance(ping, str) else (urls or {})
+    errors.extend(
+        f"{where}ping{'.' if name else ''}{name}: {shown_url(url)} is not an http(s) URL"
+        for name, url in written.items()
+        if not _is_http_url(url)
     )
     grace_s: float | None = None
     if table.get("expect_every") == "per_schedule":
@@ -578,6 +617,12 @@ def _health(table: Mapping[str, Any], where: str, errors: list[str]) -> JobHealt
     elif "expect_grace" in table:
         errors.append(f'{where}expect_grace: only with expect_every = "per_schedule"')
     return JobHealth(auto_disable=auto_disable, ping=urls, per_schedule_grace_s=grace_s)
+
+
+def _is_http_url(url: str) -> bool:
+    return url.startswith(("http://", "https://")) and not any(
+        c.isspace() or not c.isprintable() for c in url
+    )
 
 
 def _preset_handlers(presets: object, errors: list[str]) -> dict[str, dict[str, str]]:

@@ -587,7 +587,16 @@ def build_job(
     if options and not JOB_OPTIONS.issuperset(options):
         name = sorted(set(options) - JOB_OPTIONS)[0]
         raise JobConfigError(name, f"unknown job option; known: {', '.join(sorted(JOB_OPTIONS))}")
-    tz = resolve_tz(options.get("timezone") or default_timezone)
+    zone = options.get("timezone")
+    if zone is None:  # (None, not any falsy value: "" was taken for the default zone)
+        zone = default_timezone
+    elif type(zone) is str and not zone.strip():
+        raise JobConfigError(
+            "timezone",
+            f"{zone!r} is empty; give an IANA name such as 'Europe/Berlin', or leave the "
+            "option out for the default zone",
+        )
+    tz = resolve_tz(zone)
     trig = _trigger(trigger, tz)
     handler_obj = coerce_handler(handler, isolation=options.get("isolation"))
     if not options or (len(options) == 1 and "timezone" in options):  # nothing else to check

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -211,3 +212,25 @@ class OneLineUsageErrors(TyperGroup):
 _USAGE_ERROR: type[Exception] = next(
     c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
 )
+
+
+def checked_env_file(env_file: Path | None) -> None:
+    """End the command (one line, exit 2) when `--env-file` names no regular file, as
+    `checked_config` does for `--config`: a FIFO was reported as "does not exist". (What is
+    wrong with the default ./.env, or inside a file, `load_settings` reports.)"""
+    if env_file is None:
+        return
+    if env_file.is_dir():
+        fail(f"--env-file {env_file} is a directory; name a settings file or leave out --env-file")
+    if not env_file.is_file():
+        if env_file.is_symlink() and not env_file.exists():
+            fail(
+                f"--env-file {env_file} is a broken symbolic link (its target does not "
+                "exist); fix the link or name another settings file"
+            )
+        if os.path.lexists(env_file):  # a FIFO, a socket, a device, a looping symlink
+            fail(
+                f"--env-file {env_file} is not a regular file (a FIFO, socket or device); "
+                "name a settings file or leave out --env-file"
+            )
+        fail(f"--env-file {env_file} does not exist; name a settings file or leave out --env-file")

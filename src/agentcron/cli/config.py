@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agentcron.cli.common import OneLineUsageErrors, fail, print_json
+from agentcron.cli.common import OneLineUsageErrors, checked_env_file, fail, print_json
 
 __all__ = ["app", "show"]
 
@@ -100,9 +100,7 @@ def show(
     # pydantic-settings is imported only by this command, not by every `agentcron` start.
     from agentcron.config import ConfigError, load_settings, unknown_variables
 
-    if env_file is not None and not env_file.is_file():
-        what = "is a directory" if env_file.is_dir() else "does not exist"
-        fail(f"--env-file {env_file} {what}; name a settings file or leave out --env-file")
+    checked_env_file(env_file)
     used_env_file = env_file if env_file is not None else _DEFAULT_ENV_FILE
     env_keys = _env_file_keys(used_env_file) if used_env_file.is_file() else {}
     overrides: dict[str, Any] = {"SCHEDULER_DATA_DIR": data_dir, "SCHEDULER_STORE": store}

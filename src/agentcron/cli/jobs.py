@@ -9,7 +9,7 @@
     agentcron jobs run ID [--json]          exit 0 succeeded, 1 any other outcome, 2 bad input
     agentcron jobs pause ID [--note TEXT] / agentcron jobs resume ID
     agentcron jobs history ID [--limit N] [--status S] [--json]
-    agentcron jobs export [FILE] / agentcron jobs import FILE [--conflict replace|keep|error]
+    agentcron jobs export [FILE | -] / agentcron jobs import FILE [--conflict replace|keep|error]
     agentcron jobs reload [--wait SECONDS] [--json]
                                             exit 0 reloaded (or no answer), 2 file rejected,
                                             1 the daemon failed to apply it
@@ -44,12 +44,15 @@ import os
 import shlex
 import signal
 import socket
+import stat
+import sys
+import tempfile
 import time
 import tomllib
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -86,6 +89,7 @@ from agentcron.jobs import (
     UnavailableHandler,
     build_job,
     job_from_definition,
+    job_options,
     job_to_definition,
     next_nominal_fire,
     tags_problem,
@@ -100,6 +104,9 @@ from agentcron.store.export import (
     load_export,
     validate_export,
 )
+
+if TYPE_CHECKING:
+    from agentcron.config import Settings
 
 __all__ = ["ACTOR", "app", "definition_problems", "job_summary", "trigger_json"]
 
@@ -1002,10 +1009,17 @@ class _OneJobStore:
         return []
 
 
-async def run_job_now(store: Store, job_id: str, *, lease_s: float = 60.0) -> RunRecord:
+async def run_job_now(
+    store: Store, job_id: str, *, lease_s: float = 60.0, settings: Settings | None = None
+) -> RunRecord:
     """Run `job_id` once now through its policies (retries, timeout) and return the run,
-    holding its lease for `lease_s` (`SCHEDULER_LEASE`, as `agentcron run` does)."""
+    holding its lease for `lease_s` (`SCHEDULER_LEASE`, as `agentcron run` does).
+
+    With `settings` (the command's: `--data-dir`, `--store`), the built-in loops
+    (`agentcron.presets.builtin`) use `store` and those settings, as under `agentcron run`,
+    instead of settings read again from the current directory."""
     from agentcron.engine.scheduler import Scheduler
+    from agentcron.presets import builtin
 
     stored = await _stored(store, job_id)
     job, invalid = _load_job(stored)
@@ -1020,8 +1034,14 @@ async def run_job_now(store: Store, job_id: str, *, lease_s: float = 60.0) -> Ru
     scheduler = Scheduler(
         store=cast(Store, _OneJobStore(store, job_id)), node_id=node_id, lease_s=lease_s
     )
-    async with scheduler:
-        return await scheduler.run_now(job_id)
+    if settings is not None:
+        builtin.bind(builtin.Services(store=store, settings=settings))
+    try:
+        async with scheduler:
+            return await scheduler.run_now(job_id)
+    finally:
+        if settings is not None:
+            builtin.unbind()
 
 
 @app.command()
@@ -1045,7 +1065,9 @@ def run(
     try:
         lease_s = settings.SCHEDULER_LEASE / 1000
         record = _with_store(
-            url, lambda s: _stoppable(run_job_now(s, job_id, lease_s=lease_s)), create=False
+            url,
+            lambda s: _stoppable(run_job_now(s, job_id, lease_s=lease_s, settings=settings)),
+            create=False,
         )
     except asyncio.CancelledError:  # SIGTERM before the run started: nothing was recorded
         fail(f"stopped by SIGTERM before job {job_id!r} started", code=EXIT_RUN_NOT_SUCCEEDED)
@@ -1134,11 +1156,16 @@ def history(
 # == export / import / reload ==================================================================
 @app.command("export")
 def export_command(
-    file: Annotated[Path | None, typer.Argument(help="Write here (default: stdout).")] = None,
+    file: Annotated[Path | None, typer.Argument(help="Write here; `-` or nothing: stdout.")] = None,
     data_dir: Path | None = _DATA_DIR,
     store: str | None = _STORE,
 ) -> None:
-    """Export every job definition as JSON (for `agentcron jobs import`)."""
+    """Export every job definition as JSON (for `agentcron jobs import`).
+
+    FILE is replaced whole (a reader never sees half an export) and keeps its mode; a
+    symlink is written through to its target. A FIFO, device, socket or directory is
+    refused: use `-` (stdout) and a shell redirection for those.
+    """
     _, url = resolve_store(data_dir, store)
     data = _with_store(url, export_jobs, create=False, read_only=True)
     for item in data["jobs"]:
@@ -1150,19 +1177,75 @@ def export_command(
                 "definition, which JSON cannot hold; fix it with `agentcron jobs add "
                 f"{shlex.quote(item['id'])} --replace ...`, then export again"
             )
-    if file is None:
-        print_json(data)
-        return
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    partial = file.with_name(file.name + ".partial")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(file)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        fail(f"cannot write {file}: {exc.strerror or exc}")
+    if file is None or str(file) == "-":
+        try:
+            _write_stdout(text)
+        except OSError as exc:
+            fail(f"cannot write the export to stdout: {exc.strerror or exc}")
+        return
+    _write_export_file(file, text)
     count = len(data["jobs"])
     typer.echo(f"exported {count} job{'s' if count != 1 else ''} to {file}", err=True)
+
+
+def _write_stdout(text: str) -> None:
+    """`text` on stdout as UTF-8 (what JSON is), unbuffered when stdout is a real file
+    descriptor: a write error (a full disk) is raised here, not again when the interpreter
+    flushes stdout at exit (which would print a traceback-like notice and exit 120)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (tests, embedding)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    sys.stdout.flush()
+    view = memoryview(text.encode("utf-8"))
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _write_export_file(file: Path, text: str) -> None:
+    """Replace the regular file at `file` (through symlinks) with `text`, atomically.
+
+    Only a regular file (or nothing) is replaced: a rename over a FIFO or a device node
+    (as root, `/dev/null`) would put a regular file in its place. A new file gets the
+    mode a shell redirection would give it; an existing one keeps its mode."""
+    try:  # (the kernel follows the links: `/dev/stdout` is a terminal or a pipe, refused)
+        info: os.stat_result | None = os.stat(file)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        fail(f"cannot write {file}: {exc.strerror or exc}")
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        fail(f"cannot write {file}: it is a directory; name a file in it")
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        fail(
+            f"cannot write {file}: not a regular file (a FIFO, socket or device); name a "
+            "regular file, or use `-` for stdout and redirect it"
+        )
+    if info is not None:
+        mode = stat.S_IMODE(info.st_mode)
+    else:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    target = Path(os.path.realpath(file))
+    temporary: str | None = None
+    try:
+        fd, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".partial"
+        )
+        with os.fdopen(fd, "wb") as out:
+            out.write(text.encode("utf-8"))
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except OSError as exc:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
+        fail(f"cannot write {file}: {exc.strerror or exc}")
 
 
 _KNOWN_DEFINITION_KEYS = frozenset(
@@ -1215,7 +1298,10 @@ def definition_problems(definition: dict[str, Any]) -> list[str]:
     except ValueError:
         return ["numbers must be finite (Infinity and NaN are not JSON)"]
     try:
-        job_from_definition("import-check", definition)
+        job = job_from_definition("import-check", definition)
+        # Rebuilt with the text limits (name, description, tags, queue ...) that `jobs add`
+        # and agentcron.toml apply; loading a stored definition skips them.
+        build_job(job.id, **job_options(job))
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         problems.append(str(exc) or type(exc).__name__)
     return problems

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from agentcron import __version__
-from agentcron.cli.common import cli_settings, fail
+from agentcron.cli.common import checked_env_file, cli_settings, fail
 
 __all__ = ["run_command"]
 
@@ -73,9 +73,7 @@ def run_command(
             fail(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
     if log_format not in ("auto", "text", "json"):
         fail(f"--log-format must be auto, text or json, not {log_format!r}")
-    if env_file is not None and not env_file.is_file():
-        what = "is a directory" if env_file.is_dir() else "does not exist"
-        fail(f"--env-file {env_file} {what}; name a settings file or leave out --env-file")
+    checked_env_file(env_file)
     # Warnings about the env file wait for the log (configured below), as those about the
     # environment do: printed now they would lack its prefix and format.
     env_warnings: list[str] = []

@@ -19,10 +19,15 @@ from typing import Any
 from agentcron.handlers.base import HandlerError, HandlerOutcome, RunContext
 from agentcron.handlers.checks import checked_bool, checked_duration_s, checked_positive_int
 from agentcron.handlers.persisted import checked_fields
+from agentcron.policies.errors import shown, within_max_duration
 
 __all__ = ["Command", "CommandExitError", "context_environment", "split_command"]
 
 _OPTIONAL_FIELDS = ("cwd", "env", "shell", "output_tail_bytes", "kill_grace_s", "ok_codes")
+#: The largest `output_tail_bytes` (1 MiB; the default keeps 4 KiB). The tail is held in
+#: memory while the command runs and stored with every run, so a typo such as 10**12 would
+#: make each run's record (and the dashboard's view of it) enormous.
+MAX_OUTPUT_TAIL_BYTES = 1024 * 1024
 
 
 class CommandExitError(HandlerError):
@@ -61,7 +66,7 @@ class Command:
             # The OS would refuse it at every run ("program '' is not executable").
             raise ValueError("command argv: the program (first argument) is empty")
         if cwd is not None and not isinstance(cwd, str | os.PathLike):
-            raise ValueError(f"command cwd must be a directory path (text), got {cwd!r}")
+            raise ValueError(f"command cwd must be a directory path (text), got {shown(cwd)}")
         self.cwd = None if cwd is None else os.fspath(cwd)
         if self.cwd is not None and "\0" in self.cwd:
             raise ValueError("command cwd: the path contains a NUL character")
@@ -69,7 +74,13 @@ class Command:
         self.output_tail_bytes = checked_positive_int(
             output_tail_bytes, "command output_tail_bytes"
         )
+        if self.output_tail_bytes > MAX_OUTPUT_TAIL_BYTES:
+            raise ValueError(
+                f"command output_tail_bytes: at most {MAX_OUTPUT_TAIL_BYTES} (1 MiB), "
+                f"got {self.output_tail_bytes}"
+            )
         self.kill_grace_s = checked_duration_s(kill_grace_s, "command kill_grace_s")
+        within_max_duration(self.kill_grace_s, "command kill_grace_s")
         self.ok_codes = _checked_codes(ok_codes)
 
     async def run(self, ctx: RunContext) -> HandlerOutcome:
@@ -116,8 +127,8 @@ class Command:
         return cls(fields.pop("argv"), **fields)
 
     def describe(self) -> str:
-        shown = self.source if isinstance(self.source, str) else _join(self.source)
-        return f"{'shell' if self.shell else 'command'} {shown}"
+        text = self.source if isinstance(self.source, str) else _join(self.source)
+        return f"{'shell' if self.shell else 'command'} {text}"
 
     def __repr__(self) -> str:
         return f"Command({self.source!r}, shell={self.shell!r}, cwd={self.cwd!r})"
@@ -165,9 +176,9 @@ def split_command(command: str | Sequence[str]) -> list[str]:
     try:
         argv = _split_windows(command) if sys.platform == "win32" else shlex.split(command)
     except ValueError as exc:
-        raise ValueError(f"cannot split command {command!r}: {exc}") from exc
+        raise ValueError(f"cannot split command {shown(command)}: {exc}") from exc
     if not argv:
-        raise ValueError(f"command {command!r} is empty")
+        raise ValueError(f"command {shown(command)} is empty")
     return argv
 
 
@@ -206,12 +217,12 @@ def _checked_source(argv: object) -> str | tuple[str, ...]:
             raise ValueError("command argv: the command string contains a NUL character")
         return argv
     if isinstance(argv, bytes) or not isinstance(argv, Sequence):
-        raise ValueError(f"command argv must be a list of strings or a string, got {argv!r}")
+        raise ValueError(f"command argv must be a list of strings or a string, got {shown(argv)}")
     items = tuple(argv)
     if not items:
         raise ValueError("command argv: the argument list is empty")
     if not all(isinstance(item, str) for item in items):
-        raise ValueError(f"command argv: every argument must be a string, got {list(items)!r}")
+        raise ValueError(f"command argv: every argument must be a string, got {shown(list(items))}")
     for index, item in enumerate(items):
         if "\0" in item:
             raise ValueError(f"command argv[{index}]: contains a NUL character")
@@ -224,17 +235,24 @@ def _checked_env(env: object) -> dict[str, str] | None:
     if not isinstance(env, Mapping) or not all(
         isinstance(key, str) and isinstance(value, str) for key, value in env.items()
     ):
-        raise ValueError(f"command env must map strings to strings, got {env!r}")
+        raise ValueError(f"command env must map strings to strings, got {shown(env)}")
     for key, value in env.items():
-        if "\0" in key or "\0" in value:
-            raise ValueError(f"command env: {key[:60]!r} has a NUL character in its name or value")
+        # What the OS would refuse at every run ("illegal environment variable name").
+        if not key or "=" in key or "\0" in key:
+            raise ValueError(
+                f"command env: {key[:60]!r} is not a variable name (empty, or has = or NUL)"
+            )
+        if "\0" in value:
+            raise ValueError(f"command env: {key[:60]!r} has a NUL character in its value")
     return dict(env)
 
 
 def _checked_codes(codes: object) -> tuple[int, ...]:
     if isinstance(codes, str | bytes) or not isinstance(codes, Iterable):
-        raise ValueError(f"command ok_codes must be a list of integers, got {codes!r}")
+        raise ValueError(f"command ok_codes must be a list of integers, got {shown(codes)}")
     items = tuple(codes)
     if not items or not all(isinstance(c, int) and not isinstance(c, bool) for c in items):
-        raise ValueError(f"command ok_codes must be a non-empty list of integers, got {codes!r}")
+        raise ValueError(
+            f"command ok_codes must be a non-empty list of integers, got {shown(codes)}"
+        )
     return items

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "JobConfigError",
     "check_settings",
     "from_dict",
+    "inapplicable_setting",
     "setting_problem",
     "shown",
     "within_max_duration",
@@ -110,16 +112,39 @@ def check_settings(obj: object, field: str, names: dict[str, str] | None = None)
             raise JobConfigError(f"{field}.{name}", problem)
 
 
-def from_dict(cls: type[P], data: dict[str, Any], field: str) -> P:
+def inapplicable_setting(
+    field: str, policy: str, needs: dict[str, str], given: Iterable[str]
+) -> None:
+    """Raise `JobConfigError` naming `field.<name>` for the first setting in `given` (names
+    as users write them) that only applies to another policy than `policy`: `needs` maps
+    such a setting to the policy it belongs to (`max_concurrent` -> `concurrent`). A setting
+    the policy ignores would otherwise be dropped without a word (`{ max_concurrent = 3 }`
+    ran as `skip`)."""
+    for name in given:
+        needed = needs.get(name)
+        if needed is not None and needed != policy:
+            raise JobConfigError(
+                f"{field}.{name}",
+                f"only applies to the policy {needed!r}, not {policy!r}; set policy to"
+                f" {needed!r}, or remove {name}",
+            )
+
+
+def from_dict(
+    cls: type[P], data: dict[str, Any], field: str, names: dict[str, str] | None = None
+) -> P:
     """`cls(**data)` for the dict form of a policy (a frozen dataclass), with each mistake
     named `field.key`: an unknown key, or a value of the wrong type (`setting_problem`),
     which the checks in `__post_init__` would otherwise report as a Python comparison
-    error ("'>=' not supported between instances of 'str' and 'int'")."""
+    error ("'>=' not supported between instances of 'str' and 'int'"). `names` maps a
+    field to the documented name users give it (`grace_s` -> `grace`): the unknown-key
+    error lists the documented names."""
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for key, value in data.items():
         spec = fields.get(key)
         if spec is None:
-            raise JobConfigError(f"{field}.{key}", f"unknown key; use one of {', '.join(fields)}")
+            known = ", ".join((names or {}).get(name, name) for name in fields)
+            raise JobConfigError(f"{field}.{key}", f"unknown key; use one of {known}")
         problem = setting_problem(str(spec.type), value)
         if problem is not None:
             raise JobConfigError(f"{field}.{key}", problem)

@@ -4,6 +4,7 @@ late beyond `grace` (DESIGN 2.3). `decide_misfire` is pure.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -14,6 +15,7 @@ from agentcron.policies.errors import (
     JobConfigError,
     check_settings,
     from_dict,
+    inapplicable_setting,
     non_negative,
     positive,
     require,
@@ -52,6 +54,8 @@ class Misfire:
         require(
             self.max_catchup >= 1, "misfire.max_catchup", f"must be >= 1, got {self.max_catchup}"
         )
+        if self.max_catchup != _DEFAULT_MAX_CATCHUP:  # would be ignored by another policy
+            inapplicable_setting("misfire", self.policy, _NEEDS, ("max_catchup",))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"policy": self.policy, "grace": self.grace_s}
@@ -74,8 +78,20 @@ class Misfire:
             for short, full in (("grace", "grace_s"), ("catchup_window", "catchup_window_s")):
                 if short in data:
                     data[full] = data.pop(short)
-            return from_dict(cls, data, "misfire")
+            misfire = from_dict(cls, data, "misfire", _NAMES)
+            inapplicable_setting("misfire", misfire.policy, _NEEDS, data)
+            return misfire
         raise JobConfigError("misfire", f"expected a policy name or dict, got {value!r}")
+
+
+#: The settings that apply to one policy only, and that policy (grace and catchup_window
+#: apply to all).
+_NEEDS = {"max_catchup": "run_all"}
+_DEFAULT_MAX_CATCHUP = next(
+    f.default for f in dataclasses.fields(Misfire) if f.name == "max_catchup"
+)
+#: The documented names of fields (both are accepted in a dict).
+_NAMES = {"grace_s": "grace", "catchup_window_s": "catchup_window"}
 
 
 @lru_cache(maxsize=8)

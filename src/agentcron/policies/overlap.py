@@ -6,6 +6,7 @@ the returned `OverlapAction`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -15,6 +16,7 @@ from agentcron.policies.errors import (
     JobConfigError,
     check_settings,
     from_dict,
+    inapplicable_setting,
     positive,
     require,
     shown,
@@ -77,6 +79,17 @@ class Overlap:
             "overlap.max_concurrent",
             f"must be >= 1, got {self.max_concurrent}",
         )
+        # A setting of another policy, given a value of its own, would be ignored.
+        inapplicable_setting(
+            "overlap",
+            self.policy,
+            _NEEDS,
+            (
+                _NAMES.get(name, name)
+                for name, default in _DEFAULTS.items()
+                if getattr(self, name) != default
+            ),
+        )
 
     def decide(self, *, active: int, pending: int, consecutive_skips: int) -> OverlapAction:
         """What to do with a new fire given `active` runs, `pending` waiting fires and the
@@ -132,8 +145,28 @@ class Overlap:
             require(not extra, "overlap", f"unknown option(s) {sorted(extra)}")
             if "delay" in data:
                 data["delay_s"] = data.pop("delay")
-            return from_dict(cls, data, "overlap")
+            overlap = from_dict(cls, data, "overlap", _NAMES)
+            # (given at its default value too: `{ max_concurrent = 2 }` is no `skip` either)
+            inapplicable_setting(
+                "overlap", overlap.policy, _NEEDS, (_NAMES.get(k, k) for k in data)
+            )
+            return overlap
         raise JobConfigError("overlap", f"expected a policy name or dict, got {value!r}")
+
+
+#: The settings that apply to one policy only (as users name them), and that policy.
+_NEEDS = {
+    "max_queue": "queue",
+    "delay": "delay",
+    "max_skips": "timeout",
+    "max_concurrent": "concurrent",
+}
+#: Fields users name otherwise.
+_NAMES = {"delay_s": "delay"}
+#: The default of each setting of `_NEEDS` (field name -> default).
+_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(Overlap) if f.name != "policy"
+}
 
 
 @lru_cache(maxsize=16)

@@ -15,12 +15,14 @@ optional `validate_definition` hook reports) is collected and raised together as
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from agentcron.jobfile import _read_regular_file
 from agentcron.jobs import job_id_problem
 from agentcron.models import ConflictPolicy, StoredJob
 from agentcron.store.base import Store
@@ -86,16 +88,46 @@ async def export_jobs(store: Store, *, now: datetime | None = None) -> dict[str,
 
 
 def load_export(path: Path) -> Any:
-    """Parse an export file; a missing file or bad JSON raises `ImportValidationError`."""
+    """Parse an export file; anything but a readable JSON document raises
+    `ImportValidationError` with one problem: a missing file, one that is not a regular file
+    (a FIFO would block, a device never end) or is over `MAX_FILE_BYTES` (the limit of
+    agentcron.toml), text that is not UTF-8 or not JSON, a number of more digits than
+    Python converts (`sys.get_int_max_str_digits()`), or arrays nested too deeply."""
     try:
-        text = path.read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ImportValidationError([f"cannot read the file: {exc}"], str(path)) from exc
+        raw = _read_regular_file(path)
+    except IsADirectoryError:
+        raise ImportValidationError(
+            [
+                "cannot read the file: it is a directory; name a file written by "
+                "`agentcron jobs export`"
+            ],
+            str(path),
+        ) from None
+    except OSError as exc:
+        raise ImportValidationError(
+            [f"cannot read the file: {exc.strerror or exc}"], str(path)
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ImportValidationError(
+            [f"the file is not UTF-8 text (byte {exc.start}); save it as UTF-8"], str(path)
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno}"
-        raise ImportValidationError([f"not JSON ({where}: {exc.msg})"], str(path)) from exc
+        raise ImportValidationError([f"not JSON ({where}: {exc.msg})"], str(path)) from None
+    except ValueError:  # int("1" * 5000): Python's guard against slow conversions
+        limit = sys.get_int_max_str_digits()
+        raise ImportValidationError(
+            [f"a number has more than {limit} digits; no job option needs one that long"],
+            str(path),
+        ) from None
+    except RecursionError:
+        raise ImportValidationError(
+            ["arrays or objects are nested too deeply"], str(path)
+        ) from None
 
 
 def _describe(value: Any) -> str:
