@@ -5,12 +5,13 @@ over `MAX_OUTPUT_TAIL_BYTES`, a kill grace over the 100-year cap of every durati
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import pytest
 from handler_helpers import make_context
 
 from agentcron.handlers import Command, handler_from_dict
-from agentcron.handlers.command import MAX_OUTPUT_TAIL_BYTES
+from agentcron.handlers.checks import MAX_OUTPUT_TAIL_BYTES
 from agentcron.policies.errors import MAX_DURATION_S
 
 PY = sys.executable
@@ -80,3 +81,20 @@ def test_a_huge_wrong_value_is_cut_in_the_message(kwargs: dict[str, object]) -> 
     with pytest.raises(ValueError) as caught:
         handler_from_dict({"kind": "command", "argv": ["true"], **kwargs})
     assert len(str(caught.value)) < 300
+
+
+@pytest.mark.parametrize("make", ["callable", "http"])
+def test_the_other_handlers_bound_their_tail_and_kill_grace_as_command_does(make: str) -> None:
+    # Callable and Http handlers took `output_tail_bytes=10**12` and `kill_grace_s=1e300`.
+    from agentcron.handlers import CallableHandler, Http
+
+    def build(**options: Any) -> object:
+        if make == "callable":
+            return CallableHandler("os:getcwd", **options)
+        return Http("http://127.0.0.1:9/", **options)
+
+    with pytest.raises(ValueError, match="at most 1048576"):
+        build(output_tail_bytes=10**12)
+    if make == "callable":
+        with pytest.raises(ValueError, match="100 years"):
+            build(kill_grace_s=1e300)

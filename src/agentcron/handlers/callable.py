@@ -24,7 +24,10 @@ from types import CoroutineType
 from typing import Any, Literal, get_args
 
 from agentcron.handlers.base import HandlerNotPersistableError, HandlerOutcome, RunContext
-from agentcron.handlers.checks import checked_duration_s, checked_positive_int
+from agentcron.handlers.checks import (
+    checked_kill_grace_s,
+    checked_tail_bytes,
+)
 from agentcron.handlers.isolated import run_isolated
 from agentcron.handlers.output import bound_text, plain_value
 from agentcron.handlers.persisted import checked_fields
@@ -57,8 +60,8 @@ class CallableHandler:
                 f"isolation must be 'thread' or 'process', got {isolation!r}"
             )
         self.isolation: Isolation = isolation
-        self.kill_grace_s = checked_duration_s(kill_grace_s, "kill_grace_s")
-        self.output_tail_bytes = checked_positive_int(output_tail_bytes, "output_tail_bytes")
+        self.kill_grace_s = checked_kill_grace_s(kill_grace_s, "kill_grace_s")
+        self.output_tail_bytes = checked_tail_bytes(output_tail_bytes, "output_tail_bytes")
         self._by_reference = isinstance(target, str)
         if isinstance(target, str):
             self.ref: str | None = target

@@ -17,17 +17,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from agentcron.handlers.base import HandlerError, HandlerOutcome, RunContext
-from agentcron.handlers.checks import checked_bool, checked_duration_s, checked_positive_int
+from agentcron.handlers.checks import (
+    checked_bool,
+    checked_kill_grace_s,
+    checked_tail_bytes,
+)
 from agentcron.handlers.persisted import checked_fields
-from agentcron.policies.errors import shown, within_max_duration
+from agentcron.policies.errors import shown
 
 __all__ = ["Command", "CommandExitError", "context_environment", "split_command"]
 
 _OPTIONAL_FIELDS = ("cwd", "env", "shell", "output_tail_bytes", "kill_grace_s", "ok_codes")
-#: The largest `output_tail_bytes` (1 MiB; the default keeps 4 KiB). The tail is held in
-#: memory while the command runs and stored with every run, so a typo such as 10**12 would
-#: make each run's record (and the dashboard's view of it) enormous.
-MAX_OUTPUT_TAIL_BYTES = 1024 * 1024
 
 
 class CommandExitError(HandlerError):
@@ -71,16 +71,8 @@ class Command:
         if self.cwd is not None and "\0" in self.cwd:
             raise ValueError("command cwd: the path contains a NUL character")
         self.env = _checked_env(env)
-        self.output_tail_bytes = checked_positive_int(
-            output_tail_bytes, "command output_tail_bytes"
-        )
-        if self.output_tail_bytes > MAX_OUTPUT_TAIL_BYTES:
-            raise ValueError(
-                f"command output_tail_bytes: at most {MAX_OUTPUT_TAIL_BYTES} (1 MiB), "
-                f"got {self.output_tail_bytes}"
-            )
-        self.kill_grace_s = checked_duration_s(kill_grace_s, "command kill_grace_s")
-        within_max_duration(self.kill_grace_s, "command kill_grace_s")
+        self.output_tail_bytes = checked_tail_bytes(output_tail_bytes, "command output_tail_bytes")
+        self.kill_grace_s = checked_kill_grace_s(kill_grace_s, "command kill_grace_s")
         self.ok_codes = _checked_codes(ok_codes)
 
     async def run(self, ctx: RunContext) -> HandlerOutcome:

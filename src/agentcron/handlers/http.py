@@ -16,7 +16,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from agentcron.handlers.base import HandlerError, HandlerOutcome, RunContext
-from agentcron.handlers.checks import checked_duration_s, checked_positive_int
+from agentcron.handlers.checks import (
+    checked_duration_s,
+    checked_tail_bytes,
+)
 from agentcron.handlers.output import OutputTail
 from agentcron.handlers.persisted import checked_fields
 
@@ -70,7 +73,7 @@ class Http:
         self.body = body
         self.timeout_s = checked_duration_s(timeout_s, "http timeout_s", allow_zero=False)
         self.ok_statuses = _checked_statuses(ok_statuses)
-        self.output_tail_bytes = checked_positive_int(output_tail_bytes, "http output_tail_bytes")
+        self.output_tail_bytes = checked_tail_bytes(output_tail_bytes, "http output_tail_bytes")
 
     async def run(self, ctx: RunContext) -> HandlerOutcome:
         import httpx  # imported on first use: it is heavy, and most processes never need it
