@@ -151,6 +151,18 @@ class RunRecord(NamedTuple):
         """A copy with `changes` applied."""
         return self._replace(**changes)
 
+    def interrupted(self, now: datetime) -> RunRecord:
+        """This `running` run taken over as `interrupted` at `now`: its fence raised (so its
+        node, if it lives on, cannot record a result over it), its lease gone, and the
+        error saying whose it was (`interrupted_error`)."""
+        return self._replace(
+            status=RunStatus.interrupted,
+            fence=self.fence + 1,
+            finished_at=now,
+            lease_expires_at=None,
+            error=interrupted_error(self.node_id),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict with the run fields of DESIGN 2.3 (times ISO-8601 with offsets)."""
 

@@ -54,7 +54,7 @@ from agentcron.events import (
 from agentcron.handlers.base import HandlerOutcome, RunContext
 from agentcron.jobs import Job as ScheduledJob
 from agentcron.jobs import job_from_definition
-from agentcron.models import RunQuery, RunRecord, RunStatus, interrupted_error, new_run_id
+from agentcron.models import RunQuery, RunRecord, RunStatus, new_run_id
 from agentcron.queue.base import Backoff, Job, Queue, QueueError
 from agentcron.queue.dispatch import dispatch_to_queue
 from agentcron.queue.worker import UnrecoverableError
@@ -297,13 +297,7 @@ class ScheduledJobRunner:
         """Record the attempt of a worker that lost its queue job `interrupted`, raising the
         fence (so that worker, if it lives on, cannot record its result), as the scheduler's
         lease sweep does."""
-        taken = run.evolve(
-            status=RunStatus.interrupted,
-            fence=run.fence + 1,
-            finished_at=now,
-            lease_expires_at=None,
-            error=interrupted_error(run.node_id),
-        )
+        taken = run.interrupted(now)
         if await self.store.record_run(taken):
             log.warning(
                 "run %s (attempt %d) of job %s was interrupted: its worker (%s) lost its queue job",

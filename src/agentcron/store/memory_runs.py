@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from itertools import pairwise
 
-from agentcron.models import RunQuery, RunRecord, RunStatus, interrupted_error
+from agentcron.models import RunQuery, RunRecord, RunStatus
 
 __all__ = ["RunTable"]
 
@@ -311,13 +311,7 @@ class RunTable:
             run = _run(self._rows[run_id])
             if run.lease_expires_at is not None and run.lease_expires_at <= now:
                 self.leased.pop(run_id, None)
-                new = run.evolve(
-                    status=RunStatus.interrupted,
-                    fence=run.fence + 1,
-                    finished_at=now,
-                    lease_expires_at=None,
-                    error=interrupted_error(run.node_id),
-                )
+                new = run.interrupted(now)
                 self._rows[run_id] = _row(new)
                 out.append(new)
                 self._count_final(run.job_id, self._history[run.job_id], 1)

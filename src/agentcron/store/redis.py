@@ -51,9 +51,7 @@ from agentcron.models import (
     RunQuery,
     RunRecord,
     RunStats,
-    RunStatus,
     StoredJob,
-    interrupted_error,
 )
 from agentcron.store import redis_codec as codec
 from agentcron.store.base import JobConflictError
@@ -521,13 +519,7 @@ class RedisStore(RedisConnection):
                 if run is None:  # nothing to take over: no longer offered (logged once)
                     await client.zrem(self._leases, run_id)
                     continue
-                new = run.evolve(
-                    status=RunStatus.interrupted,
-                    fence=run.fence + 1,
-                    finished_at=now,
-                    lease_expires_at=None,
-                    error=interrupted_error(run.node_id),
-                )
+                new = run.interrupted(now)
                 won = await self._scripts["interrupt"](
                     keys=[self._run_key(run_id), self._leases],
                     args=[

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from agentcron.models import RunQuery, RunRecord, RunStats, RunStatus, interrupted_error
+from agentcron.models import RunQuery, RunRecord, RunStats, RunStatus
 from agentcron.store.sqlite_codec import (
     RUN_COLUMNS,
     from_us,
@@ -152,22 +152,13 @@ def interrupt_expired(conn: sqlite3.Connection, now_us: int) -> list[RunRecord]:
     rows.sort(key=lambda row: (row[2], row[0]))
     taken = []
     for row in rows:
-        run = run_from_row(row)
-        error = interrupted_error(run.node_id)
+        run = run_from_row(row).interrupted(req_dt(now_us))
         conn.execute(
             "UPDATE runs SET status = 'interrupted', fence = fence + 1, finished_us = ?, "
             "lease_expires_us = NULL, error = ? WHERE run_id = ?",
-            (now_us, error, row[0]),
+            (now_us, run.error, row[0]),
         )
-        taken.append(
-            run.evolve(
-                status=RunStatus.interrupted,
-                fence=run.fence + 1,
-                finished_at=req_dt(now_us),
-                lease_expires_at=None,
-                error=error,
-            )
-        )
+        taken.append(run)
     return taken
 
 
