@@ -11,7 +11,15 @@ import pytest
 from queue_testlib import Env
 
 from agentcron.events import QueueJobProgress, QueueJobStateChanged, QueuePaused, QueueResumed
-from agentcron.queue import Backoff, BulkJob, Job, QueueInputError, UnrecoverableError
+from agentcron.queue import (
+    Backoff,
+    BulkJob,
+    Job,
+    QueueInputError,
+    UnrecoverableError,
+    open_queue,
+)
+from agentcron.queue.base import MAX_JOBS_LIMIT
 
 #: BullMQ (and so RedisQueue) stores times in whole milliseconds.
 MS_TRUNCATION = 0.001
@@ -465,3 +473,136 @@ async def test_a_handler_within_the_timeout_is_unaffected(env: Env) -> None:
     await env.drain(q.worker(Recorder(env), timeout_s=5))
     info = await q.get(job_id)
     assert info is not None and info.state == "completed" and info.result == {"ok": "quick"}
+
+
+# -- listing jobs by state (Queue.jobs) -------------------------------------------------
+async def _advance_virtual(env: Env, seconds: float) -> None:
+    """Let virtual time pass on SQLite (Redis orders by its lists, not by time)."""
+    if env.clock is not None:
+        await env.clock.advance(seconds)
+
+
+async def test_jobs_lists_waiting_jobs_in_the_order_they_will_run(env: Env) -> None:
+    q = env.queue
+    for name, priority in [("a", 0), ("b", 5), ("c", 1), ("d", 0), ("e", 1), ("f", 2**21)]:
+        await q.add(name, {"n": name}, priority=priority)
+        await _advance_virtual(env, 0.001)
+    listed = await q.jobs("waiting")
+    assert [j.name for j in listed] == ["a", "d", "c", "e", "b", "f"]
+    assert {j.state for j in listed} == {"waiting"}
+    assert [(j.priority, j.data) for j in listed[:3]] == [(0, {"n": "a"}), (0, {"n": "d"}),
+                                                          (1, {"n": "c"})]  # fmt: skip
+    # Pages cut anywhere, across Redis's wait list and prioritized set alike.
+    assert [j.name for j in await q.jobs("waiting", offset=1, limit=2)] == ["d", "c"]
+    assert [j.name for j in await q.jobs("waiting", offset=4, limit=50)] == ["b", "f"]
+    assert await q.jobs("waiting", offset=6) == []
+    # Each listed job is what `get` returns for it.
+    assert [await q.get(j.id) for j in listed] == listed
+    handler = Recorder(env)
+    await env.drain(q.worker(handler, concurrency=1))
+    assert handler.names == [j.name for j in listed]
+    assert await q.jobs("waiting") == []
+
+
+async def test_jobs_lists_delayed_jobs_by_due_time(env: Env) -> None:
+    q = env.queue
+    for name, delay in [("hour", 3600), ("minute", 60), ("ten", 600)]:
+        await q.add(name, {}, delay=delay)
+    assert [j.name for j in await q.jobs("delayed")] == ["minute", "ten", "hour"]
+    assert [j.name for j in await q.jobs("delayed", offset=2)] == ["hour"]
+    assert {j.state for j in await q.jobs("delayed")} == {"delayed"}
+
+
+async def test_jobs_lists_active_jobs_by_start_oldest_first(env: Env) -> None:
+    q = env.queue
+    await q.add("late", {}, priority=5)
+    await q.add("first", {})
+    await q.add("second", {})
+    backend: Any = q
+    started = []
+    for i in range(3):  # one claim at a time: "first", "second", then "late"
+        claimed, _ = await backend.exchange([], 1, token=f"t{i}", lease_s=60, rate=None)
+        started += [job.name for job in claimed]
+        await _advance_virtual(env, 1)
+    assert started == ["first", "second", "late"]
+    active = await q.jobs("active")
+    assert [j.name for j in active] == started
+    assert {j.state for j in active} == {"active"}
+    assert [j.name for j in await q.jobs("active", offset=1, limit=1)] == ["second"]
+
+
+async def test_jobs_lists_finished_jobs_newest_first_with_their_result_or_error(
+    env: Env,
+) -> None:
+    q = env.queue
+    for name in ["one", "two", "three", "ok"]:
+        await q.add(name, {}, attempts=1)
+
+    async def handler(job: Job) -> Any:
+        if job.name == "ok":
+            return {"done": True}
+        raise RuntimeError(f"{job.name} broke\nTraceback line")
+
+    await env.drain(q.worker(handler, concurrency=1))
+    failed = await q.jobs("failed")
+    assert [j.name for j in failed] == ["three", "two", "one"]
+    assert failed[0].state == "failed" and failed[0].finished_at is not None
+    assert failed[0].error is not None and "three broke" in failed[0].error
+    assert [j.name for j in await q.jobs("failed", offset=1, limit=1)] == ["two"]
+    (completed,) = await q.jobs("completed")
+    assert (completed.name, completed.result, completed.error) == ("ok", {"done": True}, None)
+    assert [await q.get(j.id) for j in failed] == failed
+
+
+async def test_jobs_of_a_paused_queue_are_listed_as_waiting_with_state_paused(env: Env) -> None:
+    q = env.queue
+    await q.add("before", {})
+    await q.pause()
+    await q.add("after", {})
+    await q.add("urgent", {}, priority=1)
+    listed = await q.jobs("waiting")
+    assert [(j.name, j.state) for j in listed] == [
+        ("before", "paused"), ("after", "paused"), ("urgent", "paused"),
+    ]  # fmt: skip
+    await q.resume()
+    assert [j.state for j in await q.jobs("waiting")] == ["waiting"] * 3
+
+
+async def test_jobs_lists_only_this_queues_jobs(env: Env) -> None:
+    other = open_queue(env.url, "other", clock=env.clock)
+    try:
+        await other.add("theirs", {})
+        await env.queue.add("ours", {})
+        assert [j.name for j in await env.queue.jobs("waiting")] == ["ours"]
+        assert [j.name for j in await other.jobs("waiting")] == ["theirs"]
+    finally:
+        await other.close()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"state": "paused"}, "state"),
+        ({"state": "everything"}, "state"),
+        ({"state": 1}, "state"),
+        ({"state": "failed", "offset": -1}, "offset"),
+        ({"state": "failed", "offset": True}, "offset"),
+        ({"state": "failed", "offset": 2**31}, "offset"),
+        ({"state": "failed", "limit": 0}, "limit"),
+        ({"state": "failed", "limit": 1001}, "limit"),
+        ({"state": "failed", "limit": 2.5}, "limit"),
+        ({"state": "failed", "limit": "10"}, "limit"),
+    ],
+)
+async def test_jobs_refuses_bad_arguments_naming_them(
+    env: Env, kwargs: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(QueueInputError, match=named):
+        await env.queue.jobs(**kwargs)
+
+
+async def test_jobs_takes_the_largest_page(env: Env) -> None:
+    await env.queue.add_bulk([BulkJob(f"j{i}") for i in range(1001)])
+    assert len(await env.queue.jobs("waiting", limit=MAX_JOBS_LIMIT)) == MAX_JOBS_LIMIT
+    (last,) = await env.queue.jobs("waiting", offset=MAX_JOBS_LIMIT, limit=MAX_JOBS_LIMIT)
+    assert last.name == "j1000"

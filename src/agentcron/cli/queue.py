@@ -1,12 +1,13 @@
-"""`agentcron queue`: add jobs to a queue and manage it (status, pause, resume, clean,
-retry-failed).
+"""`agentcron queue`: add jobs to a queue, look at them (status, jobs, show) and manage it
+(pause, resume, clean, retry-failed).
 
 The queue lives in the store's database unless told otherwise: ``--store URL``
 (``sqlite:///path`` or ``redis://host:port/db``), else where `agentcron run` keeps its store
 (``SCHEDULER_STORE``, ``SCHEDULER_DATA_DIR`` from the environment, then ``./.env``; default
 ``./data/scheduler.db``). ``add`` creates a missing SQLite database; the other commands refuse
 one. A queue name follows `agentcron.queue.base.queue_name_problem`. Bad input prints one line
-and exits with code 2.
+and exits with code 2. Job names, data and errors are shown with their control characters
+escaped (`agentcron.cli.common.visible`); ``--json`` prints them exactly.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,14 +33,25 @@ from agentcron.cli.common import (
     resolve_store,
     sqlite_path,
     store_option,
+    visible,
 )
-from agentcron.queue import Queue, QueueError, open_queue
-from agentcron.queue.base import STATES, QueueInputError, check_queue_name, validate_job
+from agentcron.queue import JobInfo, Queue, QueueError, open_queue
+from agentcron.queue.base import (
+    MAX_COUNT,
+    MAX_JOBS_LIMIT,
+    STATES,
+    QueueInputError,
+    check_queue_name,
+    validate_job,
+)
 from agentcron.queue.sqlite import SqliteQueue
 
 app = typer.Typer(
     name="queue",
-    help="Add jobs to a queue and manage it: add, status, pause, resume, clean, retry-failed.",
+    help=(
+        "Add jobs to a queue, look at them and manage it: add, status, jobs, show, pause,"
+        " resume, clean, retry-failed."
+    ),
     no_args_is_help=True,
 )
 
@@ -193,6 +206,116 @@ def status(
         table.add_column(state, justify="right")
     table.add_row(*(str(report["counts"][state]) for state in (*STATES, "paused")))
     Console().print(table)
+
+
+@app.command("jobs")
+def jobs(
+    name: str = _NAME,
+    state: str = typer.Option(
+        "waiting", "--state", help="waiting, delayed, active, completed or failed."
+    ),
+    limit: int = typer.Option(50, "--limit", help=f"At most this many (1 to {MAX_JOBS_LIMIT})."),
+    offset: int = typer.Option(0, "--offset", help="Skip this many first (to page on)."),
+    store: str | None = _STORE,
+    data_dir: Path | None = _DATA_DIR,
+    as_json: bool = _JSON,
+) -> None:
+    """List the jobs of queue NAME in one state: waiting in the order they will run, delayed
+    by due time, active by start, completed and failed newest first."""
+    if state not in STATES:
+        fail(f"--state must be one of {', '.join(STATES)}, got {state!r}")
+    if not 1 <= limit <= MAX_JOBS_LIMIT:
+        fail(f"--limit must be from 1 to {MAX_JOBS_LIMIT}, got {limit}")
+    if not 0 <= offset <= MAX_COUNT:
+        fail(f"--offset must be from 0 to {MAX_COUNT}, got {offset}")
+    listed = with_queue(
+        queue_url(store, data_dir),
+        name,
+        lambda q: q.jobs(state, offset=offset, limit=limit),
+    )
+    if as_json:
+        print_json([info.to_dict() for info in listed])
+        return
+    if not listed:
+        more = f" from offset {offset}" if offset else ""
+        typer.echo(f"no {state} jobs in queue {name}{more}")
+        return
+    finished = state in ("completed", "failed")
+    table = Table(title=f"{state} jobs of queue {escape(name)}")
+    for column in ("id", "name", "state", "attempts", "priority"):
+        table.add_column(column, overflow="fold")
+    table.add_column("finished (UTC)" if finished else "added (UTC)", no_wrap=True)
+    table.add_column("error", overflow="fold")
+    for info in listed:
+        table.add_row(
+            _shown(info.id),
+            _shown(info.name),
+            info.state,
+            f"{info.attempts_made}/{info.attempts}",
+            str(info.priority),
+            _time(info.finished_at if finished else info.created_at),
+            _shown(_first_line(info.error)),
+        )
+    console = Console(highlight=False)
+    console.print(table)
+    if len(listed) == limit:
+        console.print(f"more may follow: --offset {offset + limit}")
+
+
+@app.command("show")
+def show(
+    name: str = _NAME,
+    job_id: str = typer.Argument(..., help="The job's id (`agentcron queue jobs` lists them)."),
+    store: str | None = _STORE,
+    data_dir: Path | None = _DATA_DIR,
+    as_json: bool = _JSON,
+) -> None:
+    """Show one job of queue NAME: state, attempts, progress, data, result and full error."""
+    info = with_queue(queue_url(store, data_dir), name, lambda q: q.get(job_id))
+    if info is None:
+        fail(f"no job with id {job_id!r} in queue {name}; `agentcron queue jobs {name}` lists them")
+    if as_json:
+        print_json(info.to_dict())
+        return
+    _print_job(info)
+
+
+def _print_job(info: JobInfo) -> None:
+    console = Console(highlight=False)
+    grid = Table.grid(padding=(0, 2))
+    for key, value in (
+        ("id", info.id),
+        ("name", info.name),
+        ("state", info.state),
+        ("priority", str(info.priority)),
+        ("attempts", f"{info.attempts_made} made of {info.attempts}"),
+        ("progress", f"{info.progress:g}%"),
+        ("added", _time(info.created_at, " UTC")),
+        ("finished", _time(info.finished_at, " UTC")),
+    ):
+        grid.add_row(f"[bold]{key}[/bold]", _shown(value))
+    console.print(grid)
+    for key, value in (("data", info.data), ("result", info.result)):
+        console.print(f"[bold]{key}[/bold]")
+        text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
+        console.print(escape(visible(text, keep="\n")))
+    console.print("[bold]error[/bold]")
+    console.print(escape(visible(info.error, keep="\n")) if info.error else "-")
+
+
+def _shown(value: object) -> str:
+    """A stored value for a rich table: control characters made visible, markup escaped."""
+    return escape(visible(str(value)))
+
+
+def _first_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    first = lines[0] if lines else ""
+    return first if len(first) <= 80 else first[:79] + "…"
+
+
+def _time(at: datetime | None, suffix: str = "") -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") + suffix if at else "-"
 
 
 @app.command("pause")

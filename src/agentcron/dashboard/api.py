@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
 
 from agentcron.config_jobs import config_job_ids, config_job_problem
-from agentcron.dashboard import schemas, views
+from agentcron.dashboard import queues, schemas, views
 from agentcron.dashboard.metrics import CONTENT_TYPE, DashboardMetrics
 from agentcron.dashboard.protocol import QueueLike, QueueSource, SchedulerLike
 from agentcron.dashboard.settings import DashboardSettings
@@ -68,6 +68,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     **_ERRORS, 404: {"model": schemas.ErrorOut, "description": "Unknown id"},
+}  # fmt: skip
+#: Routes that read a queue's jobs: also 503 (the queue's backend cannot be reached).
+_QUEUE_READ: dict[int | str, dict[str, Any]] = {
+    **_NOT_FOUND, 503: {"model": schemas.ErrorOut, "description": "The queue is unavailable"},
 }  # fmt: skip
 #: Routes that change something: also 409 (stopped scheduler, read-only dashboard) and 503.
 _CHANGE: dict[int | str, dict[str, Any]] = {
@@ -626,6 +630,33 @@ def build_router() -> APIRouter:
     @api.get("/queues/{name}", response_model=schemas.QueueOut, responses=_NOT_FOUND)
     async def get_queue(ctx: Ctx, name: QueueName) -> schemas.QueueOut:
         return await queue_out(ctx, name, find_queue(ctx, name))
+
+    @api.get("/queues/{name}/jobs", response_model=schemas.QueueJobPage, responses=_QUEUE_READ)
+    async def list_queue_jobs(
+        ctx: Ctx,
+        name: QueueName,
+        state: schemas.QueueJobState = "waiting",
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> schemas.QueueJobPage:
+        """A page of the queue's jobs in one state: waiting in the order they will run,
+        delayed by due time, active by start, completed and failed newest first."""
+        return await queues.queue_jobs(find_queue(ctx, name), name, state, offset, limit)
+
+    @api.get(
+        "/queues/{name}/jobs/{job_id}", response_model=schemas.QueueJobOut, responses=_QUEUE_READ
+    )
+    # Queue job ids may hold '/' (sent as %2F): the same route for them, left out of the schema.
+    @api.get(
+        "/queues/{name}/jobs/{job_id:path}",
+        response_model=schemas.QueueJobOut,
+        include_in_schema=False,
+    )
+    async def get_queue_job(
+        ctx: Ctx, name: QueueName, job_id: Annotated[str, Path(min_length=1, max_length=300)]
+    ) -> schemas.QueueJobOut:
+        """One job of the queue, with its data, result, progress and full error."""
+        return await queues.queue_job(find_queue(ctx, name), name, job_id)
 
     @api.post("/queues/{name}/pause", response_model=schemas.QueueOut, responses=_NOT_FOUND)
     async def pause_queue(ctx: Ctx, name: QueueName) -> schemas.QueueOut:

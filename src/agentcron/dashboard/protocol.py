@@ -92,6 +92,14 @@ class QueueLike(Protocol):
         """Remove up to `limit` jobs in `state` older than `grace` seconds."""
         ...
 
+    async def jobs(self, state: str, *, offset: int = 0, limit: int = 50) -> Sequence[Any]:
+        """A page of the jobs in `state` (`agentcron.queue.JobInfo`s)."""
+        ...
+
+    async def get(self, job_id: str) -> Any:
+        """One job (`agentcron.queue.JobInfo`), or None."""
+        ...
+
 
 @runtime_checkable
 class QueueSource(Protocol):

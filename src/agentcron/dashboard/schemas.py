@@ -29,6 +29,8 @@ __all__ = [
     "NodesOut",
     "OkOut",
     "PauseRequest",
+    "QueueJobOut",
+    "QueueJobPage",
     "QueueOut",
     "QueuesOut",
     "RunOut",
@@ -376,6 +378,35 @@ class QueueOut(_Out):
 class QueuesOut(_Out):
     available: bool = Field(description="False while no queue backend is wired in")
     items: list[QueueOut]
+
+
+QueueJobState = Literal["waiting", "delayed", "active", "completed", "failed"]
+
+
+class QueueJobOut(_Out):
+    """One job of a queue (`agentcron.queue.JobInfo`)."""
+
+    id: str
+    name: str
+    state: str = Field(description="waiting, delayed, active, completed, failed or paused")
+    priority: int
+    attempts: int = Field(description="Attempts it may take")
+    attempts_made: int
+    progress: float
+    data: Any
+    result: Any
+    error: str | None = Field(description="The last attempt's error (failed jobs: why)")
+    created_at: datetime | None
+    finished_at: datetime | None
+
+
+class QueueJobPage(_Out):
+    queue: str
+    state: QueueJobState
+    items: list[QueueJobOut]
+    has_more: bool = Field(description="Whether a next page exists")
+    limit: int
+    offset: int
 
 
 class CleanRequest(_In):

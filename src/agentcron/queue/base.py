@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_COUNT",
     "MAX_DELAY_S",
+    "MAX_JOBS_LIMIT",
     "MAX_JOB_ID_LENGTH",
     "MAX_JOB_NAME_LENGTH",
     "MAX_PRIORITY",
@@ -57,6 +58,7 @@ __all__ = [
     "QueueError",
     "QueueInputError",
     "Retention",
+    "check_jobs_page",
     "check_queue_name",
     "open_queue",
     "queue_name_problem",
@@ -338,6 +340,22 @@ class Queue(Protocol):
         """``{"waiting", "active", "completed", "failed", "delayed", "paused"}`` counts."""
         ...
 
+    async def jobs(self, state: str, *, offset: int = 0, limit: int = 50) -> list[JobInfo]:
+        """Up to `limit` (1 to `MAX_JOBS_LIMIT`) jobs in `state` (one of `STATES`), skipping
+        the first `offset`, as `get` would return them. The order:
+
+        * ``waiting``: the order they will run (priority, then FIFO). While the queue is
+          paused its waiting jobs are listed here too, with state ``paused`` (as `get`);
+        * ``delayed``: by due time, soonest first;
+        * ``active``: by start, oldest first (SQLite orders by lease expiry, which is the
+          start order while leases are of one length and not yet renewed);
+        * ``completed``, ``failed``: newest first (by finish time).
+
+        A snapshot, like BullMQ's ``getJobs``: jobs that change state between two pages
+        may be skipped or shown twice. Bad arguments raise `QueueInputError`.
+        """
+        ...
+
     async def pause(self) -> None:
         """Stop handing out jobs (running ones finish); publishes `QueuePaused`."""
         ...
@@ -409,6 +427,22 @@ def is_seconds(value: Any) -> bool:
 def is_count(value: Any, least: int) -> bool:
     """True for an integer (not a bool) from `least` to `MAX_COUNT`."""
     return isinstance(value, int) and not isinstance(value, bool) and least <= value <= MAX_COUNT
+
+
+#: The most jobs one `Queue.jobs` call returns (a page: page on with `offset`).
+MAX_JOBS_LIMIT = 1000
+
+
+def check_jobs_page(state: object, offset: object, limit: object) -> str:
+    """Check the arguments of `Queue.jobs` (`QueueInputError` naming the bad one) and
+    return `state`."""
+    if not isinstance(state, str) or state not in STATES:
+        raise QueueInputError(f"state must be one of {', '.join(STATES)}, got {state!r}")
+    if not is_count(offset, 0):
+        raise QueueInputError(f"offset must be an integer from 0 to {MAX_COUNT}, got {offset!r}")
+    if not is_count(limit, 1) or int(limit) > MAX_JOBS_LIMIT:  # type: ignore[call-overload]
+        raise QueueInputError(f"limit must be an integer from 1 to {MAX_JOBS_LIMIT}, got {limit!r}")
+    return state
 
 
 def json_safe(value: Any) -> Any:

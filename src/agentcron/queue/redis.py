@@ -45,6 +45,7 @@ import redis.exceptions as rex
 from bullmq import Queue as BullQueue
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff, NoBackoff
+from redis.commands.core import AsyncScript
 
 from agentcron.clock import Clock, SystemClock
 from agentcron.events import (
@@ -66,7 +67,9 @@ from agentcron.queue.base import (
     QueueInputError,
     RateLimit,
     Retention,
+    check_jobs_page,
     check_queue_name,
+    check_utf8,
     clean_grace_ms,
     encode_data,
 )
@@ -87,6 +90,34 @@ _COUNT_CALLS = (
     ("zcard", "failed"),
     ("zcard", "delayed"),
 )
+#: `RedisQueue.jobs`: a page (ARGV[1] offset, ARGV[2] limit) of job ids in run order from the
+#: lists in KEYS, each read from its tail (BullMQ pushes at the head and takes from the
+#: tail), then, when ARGV[3] is "1", from the last key, a sorted set, in ascending order.
+#: One script, so that the page is one snapshot.
+_PAGE_SCRIPT = """
+local offset, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local lists = #KEYS
+if ARGV[3] == "1" then lists = lists - 1 end
+local out = {}
+for k = 1, lists do
+  local n = redis.call("LLEN", KEYS[k])
+  if offset >= n then
+    offset = offset - n
+  else
+    local ids = redis.call("LRANGE", KEYS[k], -(offset + limit), -(offset + 1))
+    for i = #ids, 1, -1 do out[#out + 1] = ids[i] end
+    limit = limit - #ids
+    offset = 0
+    if limit <= 0 then return out end
+  end
+end
+if lists < #KEYS then
+  for _, id in ipairs(redis.call("ZRANGE", KEYS[#KEYS], offset, offset + limit - 1)) do
+    out[#out + 1] = id
+  end
+end
+return out
+"""
 _STATE_NAMES = {"wait": "waiting", "prioritized": "waiting", "waiting-children": "waiting"}
 
 
@@ -153,6 +184,7 @@ class RedisQueue:
         self.calls = BullCalls(self.keys)
         self._shas: dict[str, str] = {}
         self._repeat_key = f"{prefix}:{name}:agentcron:repeatables"
+        self._page: AsyncScript | None = None
 
     # -- plumbing ---------------------------------------------------------------------
     async def _greet(self) -> None:
@@ -322,6 +354,9 @@ class RedisQueue:
 
     # -- reading ----------------------------------------------------------------------
     async def get(self, job_id: str) -> JobInfo | None:
+        if not isinstance(job_id, str):
+            raise QueueInputError(f"job id must be a string, got {job_id!r}")
+        check_utf8(job_id, "job id")
         async with self._errors():
             raw = await _aw(self.client.hgetall(self._key(job_id)))
             if not raw:
@@ -329,22 +364,39 @@ class RedisQueue:
             state = await self.scripts.getState(job_id)
             if state in ("wait", "prioritized") and await self.is_paused():
                 state = "paused"
-        opts = json.loads(raw.get("opts", "{}"))
-        result = raw.get("returnvalue")
-        return JobInfo(
-            id=job_id,
-            name=raw.get("name", ""),
-            data=json.loads(raw.get("data", "null")),
-            state=_STATE_NAMES.get(state, state),
-            priority=int(raw.get("priority", 0)),
-            attempts=int(opts.get("attempts") or 1),
-            attempts_made=int(raw.get("atm", 0)),
-            progress=float(json.loads(raw.get("progress", "0")) or 0),
-            result=json.loads(result) if result else None,
-            error=raw.get("failedReason"),
-            created_at=_dt(raw.get("timestamp")),
-            finished_at=_dt(raw.get("finishedOn")),
-        )
+        return _info(job_id, raw, _STATE_NAMES.get(state, state))
+
+    async def jobs(self, state: str, *, offset: int = 0, limit: int = 50) -> list[JobInfo]:
+        check_jobs_page(state, offset, limit)
+        k = self.keys
+        async with self._errors():
+            if state == "waiting":
+                # BullMQ runs its wait list (or, paused, the list it was renamed to), then
+                # its prioritized set by score.
+                keys = [k["wait"], k["paused"], k["prioritized"]]
+                ids = await self._page_ids(keys, offset, limit, with_set=True)
+            elif state == "active":  # pushed at the head as they start
+                ids = await self._page_ids([k["active"]], offset, limit, with_set=False)
+            elif state == "delayed":  # scored by due time
+                ids = await self.client.zrange(k["delayed"], offset, offset + limit - 1)
+            else:  # completed, failed: scored by finish time
+                ids = await self.client.zrevrange(k[state], offset, offset + limit - 1)
+            async with self.client.pipeline(transaction=False) as pipe:
+                for job_id in ids:
+                    pipe.hgetall(self._key(job_id))
+                hashes = await pipe.execute()
+            paused = state == "waiting" and bool(ids) and await self.is_paused()
+        shown = "paused" if paused else state
+        # A job removed between the two reads (cleaned, or trimmed by retention) is left out.
+        return [_info(i, raw, shown) for i, raw in zip(ids, hashes, strict=True) if raw]
+
+    async def _page_ids(
+        self, keys: list[str], offset: int, limit: int, *, with_set: bool
+    ) -> list[str]:
+        if self._page is None:
+            self._page = self.client.register_script(_PAGE_SCRIPT)
+        ids = await self._page(keys=keys, args=[offset, limit, "1" if with_set else "0"])
+        return [str(i) for i in ids]
 
     async def counts(self) -> dict[str, int]:
         k = self.keys
@@ -574,6 +626,26 @@ class RedisQueue:
 def _aw(value: Any) -> Awaitable[Any]:
     """redis-py types commands as `Awaitable[T] | T`; on the asyncio client they are awaitable."""
     return cast(Awaitable[Any], value)
+
+
+def _info(job_id: str, raw: dict[str, str], state: str) -> JobInfo:
+    """A BullMQ job hash as a `JobInfo`."""
+    opts = json.loads(raw.get("opts", "{}"))
+    result = raw.get("returnvalue")
+    return JobInfo(
+        id=job_id,
+        name=raw.get("name", ""),
+        data=json.loads(raw.get("data", "null")),
+        state=state,
+        priority=int(raw.get("priority", 0)),
+        attempts=int(opts.get("attempts") or 1),
+        attempts_made=int(raw.get("atm", 0)),
+        progress=float(json.loads(raw.get("progress", "0")) or 0),
+        result=json.loads(result) if result else None,
+        error=raw.get("failedReason"),
+        created_at=_dt(raw.get("timestamp")),
+        finished_at=_dt(raw.get("finishedOn")),
+    )
 
 
 def _dt(ms: str | None) -> datetime | None:

@@ -55,6 +55,7 @@ from agentcron.queue.base import (
     QueueInputError,
     RateLimit,
     Retention,
+    check_jobs_page,
     check_queue_name,
     check_text,
     check_utf8,
@@ -427,36 +428,18 @@ class SqliteQueue:
         ).fetchone()
         if row is None:
             return None
-        (
-            id_,
-            name,
-            data,
-            state,
-            priority,
-            attempts,
-            made,
-            progress,
-            result,
-            error,
-            created,
-            fin,
-        ) = row
-        if state == "waiting" and await self.is_paused():
-            state = "paused"
-        return JobInfo(
-            id=id_,
-            name=name,
-            data=json.loads(data),
-            state=state,
-            priority=priority,
-            attempts=attempts,
-            attempts_made=made,
-            progress=progress,
-            result=json.loads(result) if result is not None else None,
-            error=error,
-            created_at=_dt(created),
-            finished_at=_dt(fin),
+        return _info(row, paused=row[3] == "waiting" and await self.is_paused())
+
+    @_translated("read")
+    async def jobs(self, state: str, *, offset: int = 0, limit: int = 50) -> list[JobInfo]:
+        check_jobs_page(state, offset, limit)
+        # `rank=0` outside waiting lets the index serve the order (as the other scans do).
+        query = sql.LIST.format(
+            rank="" if state == "waiting" else " AND rank=0", order=sql.LIST_ORDER[state]
         )
+        rows = self.db.execute(query, (self.name, state, limit, offset)).fetchall()
+        paused = state == "waiting" and bool(rows) and await self.is_paused()
+        return [_info(row, paused=paused) for row in rows]
 
     @_translated("read")
     async def counts(self) -> dict[str, int]:
@@ -833,6 +816,25 @@ def _insert(db: sqlite3.Connection, row: tuple[Any, ...]) -> str:
     """Insert one job row; its id (the custom id, or the new row number)."""
     cursor = db.execute(sql.INSERT, row)
     return str(row[1]) if row[1] is not None else str(cursor.lastrowid)
+
+
+def _info(row: tuple[Any, ...], *, paused: bool) -> JobInfo:
+    """A `sql.COLUMNS` row as a `JobInfo` (a waiting job of a paused queue is "paused")."""
+    id_, name, data, state, priority, attempts, made, progress, result, error, created, fin = row
+    return JobInfo(
+        id=id_,
+        name=name,
+        data=json.loads(data),
+        state="paused" if paused else state,
+        priority=priority,
+        attempts=attempts,
+        attempts_made=made,
+        progress=progress,
+        result=json.loads(result) if result is not None else None,
+        error=error,
+        created_at=_dt(created),
+        finished_at=_dt(fin),
+    )
 
 
 def _encode_result(value: Any) -> str | None:

@@ -89,3 +89,16 @@ COLUMNS = (
     f"{ID}, name, data, state, priority, attempts, attempts_made, progress, result, error,"
     " created_ms, finished_ms"
 )
+#: `SqliteQueue.jobs`: the order of each state, each served by the index ``queue_jobs_next``
+#: (its last key is the rowid, ``seq``). Jobs out of the waiting state have ``rank`` 0.
+LIST_ORDER = {
+    "waiting": "rank, at_ms, seq",  # the claim order
+    "delayed": "at_ms, seq",  # due time
+    "active": "at_ms, seq",  # lease expiry
+    "completed": "at_ms DESC, seq DESC",  # finish time, newest first
+    "failed": "at_ms DESC, seq DESC",
+}
+LIST = (
+    f"SELECT {COLUMNS} FROM queue_jobs WHERE queue=? AND state=?{{rank}}"
+    " ORDER BY {order} LIMIT ? OFFSET ?"
+)
