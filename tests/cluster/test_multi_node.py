@@ -46,7 +46,12 @@ async def test_three_nodes_run_each_of_60_per_second_occurrences_exactly_once(
     store = RedisStore(server.url)
     await store.open()
     try:
-        assert await store.count_runs(RunQuery(job_id="tick")) == 60
+        stored = await store.list_runs(RunQuery(job_id="tick", limit=1000))
+        assert len(stored) == 60, sorted(
+            (r.scheduled_for.isoformat(), str(r.status), r.skip_reason, r.node_id, r.error)
+            for r in stored
+            if r.status != RunStatus.succeeded
+        )
         done = await store.count_runs(RunQuery(job_id="tick", statuses=(RunStatus.succeeded,)))
         assert done == 60
     finally:

@@ -74,7 +74,7 @@ async def test_a_bridge_on_a_prefixed_url_starts_and_keeps_to_its_prefix(redis_u
 async def test_a_bridge_whose_listener_cannot_run_fails_start_instead_of_hanging() -> None:
     with http_server() as port:
         bridge = RedisEventBridge(EventBus(), f"redis://127.0.0.1:{port}/0", node_id="a")
-        with pytest.raises(StoreError, match="could not start listening"):
+        with pytest.raises(StoreError, match="could not subscribe"):
             await asyncio.wait_for(bridge.start(), 10)
         await bridge.stop()
 

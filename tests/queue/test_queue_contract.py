@@ -19,7 +19,12 @@ from agentcron.queue import (
     UnrecoverableError,
     open_queue,
 )
-from agentcron.queue.base import MAX_JOBS_LIMIT
+from agentcron.queue.base import (
+    MAX_JOB_ID_LENGTH,
+    MAX_JOB_NAME_LENGTH,
+    MAX_JOBS_LIMIT,
+    MAX_REPEAT_KEY_LENGTH,
+)
 
 #: BullMQ (and so RedisQueue) stores times in whole milliseconds.
 MS_TRUNCATION = 0.001
@@ -606,3 +611,186 @@ async def test_jobs_takes_the_largest_page(env: Env) -> None:
     assert len(await env.queue.jobs("waiting", limit=MAX_JOBS_LIMIT)) == MAX_JOBS_LIMIT
     (last,) = await env.queue.jobs("waiting", offset=MAX_JOBS_LIMIT, limit=MAX_JOBS_LIMIT)
     assert last.name == "j1000"
+
+
+# -- input hardening shared by the backends (moved from test_sqlite_hardening_s26.py) ----
+_NOT_UTF8 = "\udcff"  # what Python makes of the byte 0xff in a command line or file name
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        pytest.param(lambda q: q.add(_NOT_UTF8), "job name", id="add-name"),
+        pytest.param(lambda q: q.add("n", job_id=_NOT_UTF8), "job_id", id="add-job_id"),
+        pytest.param(
+            lambda q: q.add_bulk([BulkJob("ok"), BulkJob(f"x{_NOT_UTF8}")]),
+            "job name",
+            id="add_bulk-name",
+        ),
+        pytest.param(
+            lambda q: q.add_bulk([BulkJob("ok"), BulkJob("n", job_id=_NOT_UTF8)]),
+            "job_id",
+            id="add_bulk-job_id",
+        ),
+        pytest.param(lambda q: q.get(_NOT_UTF8), "job id", id="get"),
+        pytest.param(
+            lambda q: q.add_repeatable("n", cron="* * * * *", key=_NOT_UTF8),
+            "repeat key",
+            id="add_repeatable-key",
+        ),
+        pytest.param(
+            lambda q: q.add_repeatable(_NOT_UTF8, cron="* * * * *"),
+            "job name",
+            id="add_repeatable-name",
+        ),
+        pytest.param(
+            lambda q: q.remove_repeatable(_NOT_UTF8), "repeat key", id="remove_repeatable"
+        ),
+    ],
+)
+async def test_text_that_is_not_utf8_is_bad_input_naming_the_field(
+    env: Env, call: Any, field: str
+) -> None:
+    # (SqliteQueue.add_repeatable hashed the name into its key before checking it:
+    # UnicodeEncodeError.)
+    with pytest.raises(QueueInputError, match=f"{field} must be valid UTF-8"):
+        await call(env.queue)
+    assert sum((await env.queue.counts()).values()) == 0
+
+
+async def test_job_names_ids_and_repeat_keys_are_capped(env: Env) -> None:
+    q = env.queue
+    assert await q.add("n" * MAX_JOB_NAME_LENGTH)
+    assert await q.add("n", job_id="i" * MAX_JOB_ID_LENGTH) == "i" * MAX_JOB_ID_LENGTH
+    key = "k" * MAX_REPEAT_KEY_LENGTH
+    assert await q.add_repeatable("n", cron="0 0 * * *", key=key) == key
+    assert await q.remove_repeatable(key)
+    with pytest.raises(QueueInputError, match="job name is 501 characters long"):
+        await q.add("n" * (MAX_JOB_NAME_LENGTH + 1))
+    with pytest.raises(QueueInputError, match="job_id is 301 characters long"):
+        await q.add("n", job_id="i" * (MAX_JOB_ID_LENGTH + 1))
+    with pytest.raises(QueueInputError, match="repeat key is 201 characters long"):
+        await q.add_repeatable("n", cron="0 0 * * *", key="k" * (MAX_REPEAT_KEY_LENGTH + 1))
+    assert (await q.counts())["delayed"] == 0  # the refused repeatable enqueued nothing
+
+
+@pytest.mark.parametrize("key", ["", 5, b"k"])
+async def test_a_repeat_key_that_is_not_a_non_empty_string_is_refused(
+    env: Env, key: object
+) -> None:
+    # Redis took "" as "derive the key" and stored 5 as "5"; SQLite refused both.
+    with pytest.raises(QueueInputError, match="repeat key must be a non-empty string"):
+        await env.queue.add_repeatable("n", cron="0 0 * * *", key=key)  # type: ignore[arg-type]
+    assert sum((await env.queue.counts()).values()) == 0
+
+
+@pytest.mark.parametrize("key", [5, None, b"k"])
+async def test_remove_repeatable_refuses_a_key_that_is_not_a_string(env: Env, key: object) -> None:
+    # Redis failed with AttributeError (key.replace) instead of bad input.
+    with pytest.raises(QueueInputError, match="repeat key must be a string"):
+        await env.queue.remove_repeatable(key)  # type: ignore[arg-type]
+
+
+async def test_get_matches_ids_exactly(env: Env) -> None:
+    q = env.queue
+    job_id = await q.add("one")
+    assert job_id == "1"
+    for alias in ("01", "\u0661", "\u00b2", "+1", " 1", "1 ", "1.0"):
+        assert await q.get(alias) is None, alias
+    info = await q.get("1")
+    assert info is not None and info.name == "one"
+
+
+async def test_get_of_an_id_that_names_no_job_is_none(env: Env) -> None:
+    # On Redis these are BullMQ's own keys next to the job hashes (bull:<queue>:<id>): "meta"
+    # and the repeatables' hash were read as bogus jobs, the others failed with WRONGTYPE.
+    q = env.queue
+    job_id = await q.add("x", attempts=2)
+    await q.add_repeatable("tick", cron="0 0 * * *")
+    claimed, _ = await q.exchange([], 1, token="t", lease_s=60, rate=None)  # type: ignore[attr-defined]
+    assert [job.id for job in claimed] == [job_id]
+    await q.pause()
+    for other in ("meta", "id", "events", "wait", "active", "delayed", "marker", "stalled-check",
+                  f"{job_id}:lock", "agentcron:repeatables", "repeat", ""):  # fmt: skip
+        assert await q.get(other) is None, other
+    assert (await q.get(job_id)) is not None
+
+
+async def test_retry_failed_clears_the_error_result_and_progress(env: Env) -> None:
+    q = env.queue
+
+    async def half_then_fail(job: Job) -> None:
+        await job.progress(50)
+        raise RuntimeError("boom")
+
+    job_id = await q.add("x")
+    await env.drain(q.worker(half_then_fail))
+    failed = await q.get(job_id)
+    assert failed is not None and failed.error and failed.progress == 50
+    assert failed.finished_at is not None and failed.attempts_made == 1
+    assert await q.retry_failed() == 1
+    info = await q.get(job_id)
+    assert info is not None and info.state == "waiting"
+    assert (info.error, info.progress, info.result, info.attempts_made, info.finished_at) == (
+        None, 0, None, 0, None,
+    )  # fmt: skip
+    handler = Recorder(env)
+    await env.drain(q.worker(handler))
+    assert [attempt for _, _, attempt, _ in handler.runs] == [1]
+    done = await q.get(job_id)
+    assert done is not None and (done.state, done.error) == ("completed", None)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("5",), "grace"),
+        ((None,), "grace"),
+        ((True,), "grace"),
+        ((1, "2"), "limit"),
+        ((1, 2.0), "limit"),
+        ((1, False), "limit"),
+    ],  # fmt: skip
+)
+async def test_clean_refuses_arguments_of_the_wrong_type(
+    env: Env, args: tuple[object, ...], named: str
+) -> None:
+    await env.queue.add("kept")
+    with pytest.raises(QueueInputError, match=f"clean {named} must be"):
+        await env.queue.clean(*args)  # type: ignore[arg-type]
+    assert (await env.queue.counts())["waiting"] == 1
+
+
+async def test_a_retried_job_keeps_its_priority(env: Env) -> None:
+    # Redis put retried jobs on BullMQ's wait list (its `retryJobs` ignores priorities), so
+    # a retried priority-5 job ran before priority-0 and priority-1 jobs added after it.
+    q = env.queue
+    await q.add("p5", {}, priority=5)
+    await env.drain(q.worker(Recorder(env, fail=1)))
+    assert (await q.counts())["failed"] == 1
+    assert await q.retry_failed() == 1
+    await _advance_virtual(env, 0.001)
+    await q.add("p1", {}, priority=1)
+    await q.add("p0", {})
+    assert [j.name for j in await q.jobs("waiting")] == ["p0", "p1", "p5"]
+    handler = Recorder(env)
+    await env.drain(q.worker(handler))
+    assert handler.names == ["p0", "p1", "p5"]
+
+
+async def test_retry_failed_on_a_paused_queue_keeps_the_jobs_until_resumed(env: Env) -> None:
+    q = env.queue
+    await q.add("plain", {})
+    await q.add("urgent", {}, priority=1)
+    await env.drain(q.worker(Recorder(env, fail=2)))
+    await q.pause()
+    assert await q.retry_failed() == 2
+    counts = await q.counts()
+    assert (counts["failed"], counts["waiting"], counts["paused"]) == (0, 0, 2)
+    handler = Recorder(env)
+    await env.drain(q.worker(handler))
+    assert handler.runs == []
+    await q.resume()
+    await env.drain(q.worker(handler))
+    assert handler.names == ["plain", "urgent"]
+    assert await q.retry_failed() == 0

@@ -1,7 +1,10 @@
 """The SQLite queue after a QA pass: a corrupt, foreign, locked, full or unreachable file is
-one line saying what to do; text that is not UTF-8 and over-long names are bad input; ids
-match exactly; `retry_failed` starts jobs afresh; `clean` refuses bad arguments; URL options
-are the store's; a worker follows a database file that was deleted or replaced."""
+one line saying what to do; the CLI refuses bytes that are not UTF-8; URL options are the
+store's; a worker follows a database file that was deleted or replaced.
+
+What holds for every backend (text that is not UTF-8 and over-long names are bad input, ids
+match exactly, `retry_failed` starts jobs afresh, `clean` refuses bad arguments) moved to
+the contract suite, test_queue_contract.py, which runs it on Redis too."""
 
 from __future__ import annotations
 
@@ -12,17 +15,15 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from queue_testlib import T0, Env
+from queue_testlib import T0
 from typer.testing import CliRunner
 
 from agentcron.cli.main import build_app
-from agentcron.events import EventBus
-from agentcron.queue import BulkJob, Job, QueueError, QueueInputError, open_queue
-from agentcron.queue.base import MAX_JOB_ID_LENGTH, MAX_JOB_NAME_LENGTH
+from agentcron.queue import BulkJob, QueueError, QueueInputError, open_queue
 from agentcron.queue.sqlite import SqliteQueue
 from agentcron.testing import VirtualClock
 
@@ -137,40 +138,7 @@ def test_every_queue_command_refuses_a_corrupt_file_in_one_line(
     one_line(code, err, "corrupt", "agentcron db restore FILE")
 
 
-# -- 2. text that is not UTF-8; lengths --------------------------------------------------------
-async def test_text_that_is_not_utf8_is_bad_input_naming_the_field(tmp_path: Path) -> None:
-    q = queue_at(tmp_path / "q.db")
-    try:
-        calls: list[tuple[Callable[[], Awaitable[object]], str]] = [
-            (lambda: q.add("\udcff"), "job name"),
-            (lambda: q.add("n", job_id="\udcff"), "job_id"),
-            (lambda: q.get("\udcff"), "job id"),
-            (lambda: q.add_repeatable("n", cron="* * * * *", key="\udcff"), "repeat key"),
-            (lambda: q.remove_repeatable("\udcff"), "repeat key"),
-        ]
-        for call, field in calls:
-            with pytest.raises(QueueInputError, match=f"{field} must be valid UTF-8"):
-                await call()
-        assert (await q.counts())["waiting"] == 0
-    finally:
-        await q.close()
-
-
-async def test_job_names_and_ids_are_capped(tmp_path: Path) -> None:
-    q = queue_at(tmp_path / "q.db")
-    try:
-        assert await q.add("n" * MAX_JOB_NAME_LENGTH)
-        assert await q.add("n", job_id="i" * MAX_JOB_ID_LENGTH) == "i" * MAX_JOB_ID_LENGTH
-        with pytest.raises(QueueInputError, match="job name is 501 characters long"):
-            await q.add("n" * (MAX_JOB_NAME_LENGTH + 1))
-        with pytest.raises(QueueInputError, match="job_id is 301 characters long"):
-            await q.add("n", job_id="i" * (MAX_JOB_ID_LENGTH + 1))
-        with pytest.raises(QueueInputError, match="repeat key is 201 characters long"):
-            await q.add_repeatable("n", cron="* * * * *", key="k" * 201)
-    finally:
-        await q.close()
-
-
+# -- 2. text that is not UTF-8 on the command line (the Queue's checks: contract suite) --
 def test_cli_add_of_bytes_that_are_not_utf8_exits_2_naming_the_field(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path}/q.db"
     base: list[str | bytes] = [sys.executable, "-m", "agentcron", "queue", "add"]
@@ -288,61 +256,6 @@ def test_status_reads_while_another_process_holds_the_write_lock(tmp_path: Path)
         assert code == 0, err
         assert '"waiting": 1' in out
         assert time.monotonic() - started < 4  # did not wait for the lock (5 s)
-
-
-# -- 5. ids match exactly ------------------------------------------------------------------
-async def test_get_matches_ids_exactly(tmp_path: Path) -> None:
-    q = queue_at(tmp_path / "q.db")
-    try:
-        job_id = await q.add("one")
-        assert job_id == "1"
-        for alias in ("01", "\u0661", "\u00b2", "+1", " 1", "1 "):
-            assert await q.get(alias) is None, alias
-        info = await q.get("1")
-        assert info is not None and info.name == "one"
-    finally:
-        await q.close()
-
-
-# -- 6. retry_failed starts afresh -----------------------------------------------------------
-async def test_retry_failed_clears_the_error_and_progress(tmp_path: Path) -> None:
-    clock = VirtualClock(T0)
-    q = SqliteQueue(tmp_path / "q.db", "jobs", clock=clock)
-    bus = EventBus()
-    env = Env("sqlite", q, q.url, clock, bus)
-
-    async def half_then_fail(job: Job) -> None:
-        await job.progress(50)
-        raise RuntimeError("boom")
-
-    try:
-        job_id = await q.add("x")
-        await env.drain(q.worker(half_then_fail))
-        failed = await q.get(job_id)
-        assert failed is not None and failed.error and failed.progress == 50
-        assert await q.retry_failed() == 1
-        info = await q.get(job_id)
-        assert info is not None and info.state == "waiting"
-        assert (info.error, info.progress, info.result, info.attempts_made) == (None, 0, None, 0)
-    finally:
-        await q.close()
-        bus.close()
-
-
-# -- 7. clean's arguments ------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("args", "named"),
-    [(("5",), "grace"), ((None,), "grace"), ((True,), "grace"), ((1, "2"), "limit")],
-)
-async def test_clean_refuses_arguments_of_the_wrong_type(
-    tmp_path: Path, args: tuple[object, ...], named: str
-) -> None:
-    q = queue_at(tmp_path / "q.db")
-    try:
-        with pytest.raises(QueueInputError, match=f"clean {named} must be"):
-            await q.clean(*args)  # type: ignore[arg-type]
-    finally:
-        await q.close()
 
 
 # -- 8. URL options are the store's -----------------------------------------------------------

@@ -56,6 +56,7 @@ from agentcron.events import (
     QueueResumed,
 )
 from agentcron.queue.base import (
+    MAX_REPEAT_KEY_LENGTH,
     Backoff,
     BulkJob,
     CleanState,
@@ -69,6 +70,7 @@ from agentcron.queue.base import (
     Retention,
     check_jobs_page,
     check_queue_name,
+    check_text,
     check_utf8,
     clean_grace_ms,
     encode_data,
@@ -118,6 +120,64 @@ if lists < #KEYS then
 end
 return out
 """
+#: `RedisQueue.get`: the hash at KEYS[1] when it is a job's (BullMQ writes ``timestamp`` in
+#: every job hash), else nothing. Keys next to the job hashes (``bull:<queue>:meta``, ``:id``,
+#: ``:events``, ``<id>:lock``, our repeatables' hash ...) are then no job, whatever their type.
+_JOB_HASH_SCRIPT = """
+if redis.call("TYPE", KEYS[1])["ok"] ~= "hash" then return {} end
+if redis.call("HEXISTS", KEYS[1], "timestamp") == 0 then return {} end
+return redis.call("HGETALL", KEYS[1])
+"""
+#: `RedisQueue.retry_failed`: move up to ARGV[2] failed jobs back to waiting, atomically;
+#: returns {ids taken from the failed set, jobs moved}. As BullMQ's ``moveJobsToWait``
+#: (``Queue.retryJobs``: the same target list, marker and ``waiting`` event), but
+#:
+#: * a job starts afresh: its error, result, progress, stack trace, finish and attempt
+#:   counters are cleared (``retryJobs`` keeps all but the error and the finish time);
+#: * a job with a priority goes back to the prioritized set, scored as BullMQ's
+#:   ``addJobWithPriority`` does (``retryJobs`` put it on the wait list, ahead of every
+#:   prioritized job);
+#: * a failed-set entry without its job hash is dropped, not enqueued.
+#:
+#: KEYS: failed, wait, paused, meta, active, prioritized, pc, marker, events.
+_RETRY_SCRIPT = """
+local rcall = redis.call
+local failedKey, waitKey, pausedKey, metaKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local ids = rcall("ZRANGE", failedKey, 0, tonumber(ARGV[2]) - 1)
+if #ids == 0 then return {0, 0} end
+local attrs = rcall("HMGET", metaKey, "paused", "concurrency")
+local target, blocked = waitKey, false
+if attrs[1] then
+  target, blocked = pausedKey, true
+elseif attrs[2] and rcall("LLEN", KEYS[5]) >= tonumber(attrs[2]) then
+  blocked = true
+end
+local maxEvents = rcall("HGET", metaKey, "opts.maxLenEvents") or 10000
+local moved = 0
+for _, id in ipairs(ids) do
+  local jobKey = ARGV[1] .. id
+  rcall("ZREM", failedKey, id)
+  if rcall("EXISTS", jobKey) == 1 then
+    rcall("HDEL", jobKey, "failedReason", "returnvalue", "progress", "stacktrace",
+          "finishedOn", "processedOn")
+    rcall("HSET", jobKey, "atm", 0, "ats", 0, "stc", 0)
+    local priority = tonumber(rcall("HGET", jobKey, "priority")) or 0
+    if priority > 0 then
+      local counter = rcall("INCR", KEYS[7])
+      rcall("ZADD", KEYS[6], priority * 0x100000000 + counter % 0x100000000, id)
+    else
+      rcall("LPUSH", target, id)
+    end
+    rcall("XADD", KEYS[9], "MAXLEN", "~", maxEvents, "*", "event", "waiting", "jobId", id,
+          "prev", "failed")
+    moved = moved + 1
+  end
+end
+if moved > 0 and not blocked then rcall("ZADD", KEYS[8], 0, "0") end
+return {#ids, moved}
+"""
+#: Failed jobs `retry_failed` moves per script call (one call holds Redis for its length).
+_RETRY_BATCH = 1000
 _STATE_NAMES = {"wait": "waiting", "prioritized": "waiting", "waiting-children": "waiting"}
 
 
@@ -185,6 +245,8 @@ class RedisQueue:
         self._shas: dict[str, str] = {}
         self._repeat_key = f"{prefix}:{name}:agentcron:repeatables"
         self._page: AsyncScript | None = None
+        self._job_hash: AsyncScript | None = None
+        self._retry: AsyncScript | None = None
 
     # -- plumbing ---------------------------------------------------------------------
     async def _greet(self) -> None:
@@ -358,7 +420,10 @@ class RedisQueue:
             raise QueueInputError(f"job id must be a string, got {job_id!r}")
         check_utf8(job_id, "job id")
         async with self._errors():
-            raw = await _aw(self.client.hgetall(self._key(job_id)))
+            if self._job_hash is None:
+                self._job_hash = self.client.register_script(_JOB_HASH_SCRIPT)
+            flat = await self._job_hash(keys=[self._key(job_id)])
+            raw = dict(zip(flat[::2], flat[1::2], strict=True))
             if not raw:
                 return None
             state = await self.scripts.getState(job_id)
@@ -461,16 +526,18 @@ class RedisQueue:
         return removed
 
     async def retry_failed(self) -> int:
+        k = self.keys
+        names = ("failed", "wait", "paused", "meta", "active", "prioritized", "pc", "marker")
+        keys = [k[n] for n in (*names, "events")]
+        moved = 0
         async with self._errors():
-            failed = await self.client.zrange(self.keys["failed"], 0, -1)
-            if not failed:
-                return 0
-            async with self.client.pipeline(transaction=False) as pipe:
-                for job_id in failed:
-                    pipe.hset(self._key(job_id), mapping={"atm": 0, "ats": 0, "stc": 0})
-                await pipe.execute()
-            await self._bull.retryJobs({"state": "failed", "count": 1000})
-        return len(failed)
+            if self._retry is None:
+                self._retry = self.client.register_script(_RETRY_SCRIPT)
+            while True:
+                taken, batch = await self._retry(keys=keys, args=[self._job_prefix, _RETRY_BATCH])
+                moved += int(batch)
+                if int(taken) < _RETRY_BATCH:
+                    return moved
 
     # -- repeatables ------------------------------------------------------------------
     async def add_repeatable(
@@ -478,9 +545,11 @@ class RedisQueue:
     ) -> str:
         from agentcron.queue.repeat import next_fire_ms, repeat_key, validate_repeatable
 
-        key = key or repeat_key(name, cron, tz)
+        if key is not None:
+            check_text(key, "repeat key", MAX_REPEAT_KEY_LENGTH)
+        validate_repeatable(name)  # (before `repeat_key` hashes it: it must be UTF-8)
         next_fire_ms(cron, tz, int(time.time() * 1000))  # validates before anything is written
-        validate_repeatable(name)
+        key = key or repeat_key(name, cron, tz)
         spec = json.dumps(
             {"name": name, "data": json.loads(encode_data(data)), "cron": cron, "tz": tz}
         )
@@ -492,6 +561,9 @@ class RedisQueue:
     async def remove_repeatable(self, key: str) -> bool:
         from agentcron.queue.repeat import occurrence_prefix
 
+        if not isinstance(key, str):
+            raise QueueInputError(f"repeat key must be a string, got {key!r}")
+        check_utf8(key, "repeat key")
         prefix = occurrence_prefix(key)
         async with self._errors():
             removed = bool(await _aw(self.client.hdel(self._repeat_key, key)))

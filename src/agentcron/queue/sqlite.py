@@ -516,9 +516,9 @@ class SqliteQueue:
 
         if key is not None:
             check_text(key, "repeat key", MAX_REPEAT_KEY_LENGTH)
+        validate_repeatable(name)  # before the key is derived from it (hashing its UTF-8)
         key = key or repeat_key(name, cron, tz)
         next_fire_ms(cron, tz, self._now_ms())  # validates before anything is written
-        validate_repeatable(name)
         encoded = encode_data(data)
         self.db.execute(
             "INSERT INTO queue_repeatables (queue, key, name, data, cron, tz) VALUES (?,?,?,?,?,?)"
