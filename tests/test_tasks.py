@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from agentcron.tasks import map_in_chunks
+from agentcron.tasks import cancel_and_wait, cancel_and_wait_all, map_in_chunks
 
 
 class InFlight:
@@ -43,3 +43,45 @@ async def test_the_first_failure_propagates_after_its_chunk() -> None:
     with pytest.raises(ValueError, match="unlucky"):
         await map_in_chunks(call, list(range(20)), chunk=10)
     assert call.now == 0  # every call of the failing chunk finished
+
+
+async def test_a_cancellation_of_the_caller_while_a_task_unwinds_is_not_swallowed() -> None:
+    # `with suppress(CancelledError): await task` took the caller's own cancellation for
+    # the task's: a queue worker's loop, cancelled at that moment, ran on for ever.
+    release = asyncio.Event()
+
+    async def slow_to_unwind() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await release.wait()
+
+    inner = asyncio.create_task(slow_to_unwind())
+    await asyncio.sleep(0)
+    went_on = False
+
+    async def caller() -> None:
+        nonlocal went_on
+        await cancel_and_wait(inner)
+        went_on = True
+
+    outer = asyncio.create_task(caller())
+    await asyncio.sleep(0)  # the caller waits for `inner` to unwind
+    outer.cancel()
+    release.set()
+    await asyncio.gather(outer, return_exceptions=True)
+    assert outer.cancelled() and not went_on
+    assert inner.done()
+
+
+async def test_cancel_and_wait_all_retrieves_the_tasks_errors_and_returns() -> None:
+    async def fails_on_cancel() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            raise RuntimeError("while unwinding")
+
+    tasks = [asyncio.create_task(fails_on_cancel()) for _ in range(2)]
+    await asyncio.sleep(0)
+    await cancel_and_wait_all(tasks)
+    assert all(t.done() and isinstance(t.exception(), RuntimeError) for t in tasks)

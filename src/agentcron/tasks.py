@@ -4,11 +4,17 @@ calls at once."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["CHUNK", "cancel_and_wait", "hold_while_running", "map_in_chunks", "yield_to_creator"]
+__all__ = [
+    "CHUNK",
+    "cancel_and_wait",
+    "cancel_and_wait_all",
+    "hold_while_running",
+    "map_in_chunks",
+    "yield_to_creator",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -44,11 +50,27 @@ async def yield_to_creator() -> None:
 
 async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
     """Cancel `task` (if any) and wait until it has finished unwinding."""
-    if task is None:
+    if task is not None:
+        await cancel_and_wait_all([task])
+
+
+async def cancel_and_wait_all(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel `tasks` and wait until they have finished unwinding; their outcomes (their
+    own cancellation, an error) are retrieved and dropped.
+
+    Invariant: a cancellation of the *calling* task that arrives meanwhile propagates. The
+    usual `with suppress(CancelledError): await task` cannot tell the two apart and
+    swallows it: a loop calling it (a queue worker waiting for one of several events) then
+    went on for ever after its `Task.cancel()`."""
+    pending = list(tasks)
+    for task in pending:
+        task.cancel()
+    if not pending:
         return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await asyncio.wait(pending)  # raises CancelledError only when the caller is cancelled
+    for task in pending:
+        if not task.cancelled():
+            task.exception()
 
 
 async def map_in_chunks(

@@ -593,3 +593,44 @@ def test_a_worker_on_a_corrupt_database_exits_2_with_one_line(tmp_path: Path) ->
     assert code == 2, (out, err)
     assert err.startswith("agentcron: ") and err.count("\n") == 1, err
     assert "malformed" in err
+
+
+class SwallowingBackend(FlakyBackend):
+    """A backend whose `has_work` swallows its caller's cancellation, as a client library's
+    cleanup can (seen with redis-py: a cancelled `Worker.run()` never ended)."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.asked = asyncio.Event()
+
+    async def has_work(self) -> bool:
+        if self.asked.is_set():
+            return False
+        self.asked.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pass  # swallowed, not re-raised
+        return True
+
+
+async def test_a_cancelled_burst_worker_ends_though_its_backend_swallowed_the_cancel(
+    tmp_path: Path,
+) -> None:
+    clock = VirtualClock(T0)
+    q = sqlite_queue(tmp_path, clock)
+    await q.add("later", {}, delay=3600)  # keeps the burst worker waiting
+    backend = SwallowingBackend(q)
+
+    async def handler(job: Job) -> None:
+        return None
+
+    task = asyncio.create_task(Worker(backend, handler).run(burst=True))
+    await asyncio.wait_for(backend.asked.wait(), 10)
+    task.cancel()
+    for _ in range(100):  # the worker's idle waits pass; it stops at its next turn
+        if task.done():
+            break
+        await clock.advance(0.5)
+    assert task.done() and task.cancelled()
+    await q.close()

@@ -27,6 +27,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from agentcron.dashboard.auth import token_matches
 from agentcron.events import Event, EventBus, Subscription
+from agentcron.tasks import cancel_and_wait_all
 
 __all__ = ["CLOSE_AUTH_FAILED", "CLOSE_FORBIDDEN", "CLOSE_TOO_SLOW", "EventHub"]
 
@@ -197,11 +198,7 @@ class EventHub:
             await asyncio.wait({sender, receiver, waiter}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._clients.discard(client)
-            for task in (sender, receiver, waiter):
-                task.cancel()
-            for task in (sender, receiver, waiter):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_and_wait_all((sender, receiver, waiter))
             if client.dropped:
                 await _close(websocket, CLOSE_TOO_SLOW, "too slow; reconnect")
             else:

@@ -37,6 +37,7 @@ from agentcron.queue.base import (
     is_seconds,
     json_safe,
 )
+from agentcron.tasks import cancel_and_wait_all
 
 __all__ = [
     "Finished",
@@ -298,11 +299,7 @@ class Worker:
         try:
             await self._loop(burst)
         finally:
-            for task in side:
-                task.cancel()
-            for task in side:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait_all(side)
             await self._drain_running()
             self._active = False
             self._done.set()
@@ -389,7 +386,12 @@ class Worker:
 
     # -- the loop ---------------------------------------------------------------------
     async def _loop(self, burst: bool) -> None:
+        me = asyncio.current_task()
         while True:
+            if me is not None and me.cancelling():
+                # Cancelled, and an await below swallowed it (a backend client's cleanup
+                # can): a burst worker waiting for a delayed job would wait for ever.
+                raise asyncio.CancelledError
             free = 0 if self._closing else self.concurrency - len(self._running)
             finished, self._finished = self._finished, []
             hint: float | None = None
@@ -586,11 +588,9 @@ class Worker:
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            # (A `Worker.run()` task cancelled while this unwound the losers went on for
+            # ever: the cancellation was suppressed with theirs.)
+            await cancel_and_wait_all(tasks)
 
     async def _drain_running(self) -> None:
         while self._running:
