@@ -40,6 +40,7 @@ def agentcron(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subpr
     environ = {
         k: v for k, v in os.environ.items() if not k.startswith(("SCHEDULER_", "DASHBOARD_"))
     }
+    environ["PYTHONFAULTHANDLER"] = "1"  # a hung process aborted by `stop` shows its stacks
     environ.update(env or {})
     return subprocess.Popen(
         [sys.executable, "-m", "agentcron", *args],
@@ -75,8 +76,18 @@ def runs(db: Path, job_id: str) -> list[tuple[str, str]]:
 
 
 def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[int, str, str]:
+    """Send `sig` and wait for the exit; a process still there after 60 s is aborted, and
+    the failure shows where each of its threads was (`PYTHONFAULTHANDLER`, set by
+    `agentcron`)."""
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        out, err = proc.communicate(timeout=30)
+        raise AssertionError(
+            f"{proc.args} did not exit within 60 s of signal {sig}; its stderr:\n{err[-6000:]}"
+        ) from None
     return proc.returncode, out, err
 
 

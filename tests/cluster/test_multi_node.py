@@ -81,7 +81,10 @@ async def test_a_killed_nodes_long_run_is_interrupted_then_retried_once_on_anoth
     try:
         runs = await store.list_runs(RunQuery(job_id="long"))
         by_status = sorted((str(r.status), r.node_id == victim.node_id) for r in runs)
-        assert by_status == [("interrupted", True), ("succeeded", False)]
+        assert by_status == [("interrupted", True), ("succeeded", False)], [
+            (r.run_id, r.node_id, r.attempt, str(r.status), r.started_at, r.error, r.skip_reason)
+            for r in sorted(runs, key=lambda r: r.started_at or start)
+        ]
     finally:
         await store.close()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from agentcron.engine import Scheduler
 from agentcron.handlers import RunContext
 from agentcron.models import RunRecord, RunStatus
-from agentcron.store.base import StoreError
+from agentcron.store.base import FireStart, StoreError
 from agentcron.store.memory import MemoryStore
 from agentcron.testing import VirtualClock
 from agentcron.triggers import Date, Interval
@@ -309,6 +309,42 @@ async def test_a_run_ending_while_the_lost_data_is_written_back_stays_ended(
         await sched.drain()
         (run,) = await all_runs(sched, "j")
     assert run.status == RunStatus.succeeded
+
+
+class LostClaimStore(MemoryStore):
+    """A store on which another node claims each fire first, while this node's claim is on
+    its way; the claim is answered (refused) once `answer` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+
+    async def start_fires(
+        self, fires: Sequence[FireStart], node_id: str, *, now: datetime
+    ) -> list[bool]:
+        for fire in fires:
+            await super().claim_fire(fire.job_id, fire.scheduled_for, "other", now=now)
+        await self.answer.wait()
+        return await super().start_fires(fires, node_id, now=now)
+
+
+async def test_a_fire_whose_claim_another_node_wins_leaves_no_record_though_a_renewal_ran(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    # Seen on a loaded three-node cluster: the renewal found the lost claim's run (tracked
+    # from its claim) without a record, took it for lost data and wrote it back `running`;
+    # its lease then expired and it was retried, beside the winner's own run.
+    store = LostClaimStore()
+    sched = make_scheduler(store=store, lease_s=30)
+    sched.add_job(
+        "j", trigger=Date(T0 + timedelta(seconds=5)), handler="engine.engine_samples:record"
+    )
+    async with sched:
+        await clock.advance(6)  # the claim is on its way
+        await clock.advance(5)  # the lease renewal, at lease_s / 3
+        store.answer.set()
+        await sched.drain()
+        assert await all_runs(sched, "j") == []
 
 
 @contextlib.asynccontextmanager

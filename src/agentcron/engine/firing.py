@@ -1064,11 +1064,21 @@ class Firing(StoreSync):
             await self.store.record_runs(moved)
 
     def _running_records(self) -> list[tuple[ActiveRun, RunRecord]]:
+        """The `running` records of this node's runs that have begun (`ActiveRun.started`).
+
+        A run tracked by its tick is active from before its claim is answered: the claim
+        may yet be lost to another node, and then the run has no record. Renewed or written
+        back then, its missing record looked lost with the store's data and was written
+        back `running`; never renewed again, it expired and was retried beside the winner's
+        run. A run that has not begun keeps the lease written with its claim, which lasts
+        `lease_s`; the next renewal, `lease_s / 3` later, finds it begun."""
         return [
             (active, active.record)
             for entry in list(self._entries.values())
             for active in list(entry.active.values())
-            if active.record is not None and active.record.status == RunStatus.running
+            if active.started
+            and active.record is not None
+            and active.record.status == RunStatus.running
         ]
 
     async def _renew_leases(self) -> None:
