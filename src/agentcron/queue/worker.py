@@ -267,6 +267,11 @@ class Worker:
         #: Side loops' failures in a row, by what they do (`_side_failed`).
         self._side_failures: dict[str, int] = {}
         self._running: dict[asyncio.Task[None], Job] = {}
+        #: Tasks given up at a forced stop (`_stop`): their outcomes are not recorded.
+        #: Not "absent from `_running`": an eager task factory (Python 3.12+) runs a quick
+        #: handler to its end inside `create_task`, before `_start` adds its task there, and
+        #: every outcome was dropped.
+        self._given_up: set[asyncio.Task[None]] = set()
         self._finished: list[Finished] = []
         #: Outcomes handed to the backend by the `exchange` under way (leases still held).
         self._settling: list[Finished] = []
@@ -374,7 +379,9 @@ class Worker:
                 CANCEL_WAIT_S,
             )
         for task in left:
+            self._given_up.add(task)
             task.add_done_callback(_ignore_outcome)
+            task.add_done_callback(self._given_up.discard)
         self._running.clear()
         self._wake.set()
 
@@ -500,7 +507,7 @@ class Worker:
                 result = await self._call_within(job, self.timeout_s)
         except asyncio.CancelledError:
             # A sync handler's thread runs on: its job is not released (see the class).
-            if self._cancelling and id(job) not in _IN_THREAD and task in self._running:
+            if self._cancelling and id(job) not in _IN_THREAD and task not in self._given_up:
                 self._finished.append(Finished(job, "retry", STOPPED_ERROR))
             raise
         except Exception as exc:
@@ -509,7 +516,7 @@ class Worker:
             outcome = Finished(job, "completed", json_safe(result))
         finally:
             _IN_THREAD.discard(id(job))
-        if task not in self._running:
+        if task in self._given_up:
             return  # given up at a forced stop: its job is left to stalled-job recovery
         self._finished.append(outcome)
         self.processed += 1
