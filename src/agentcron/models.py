@@ -82,7 +82,7 @@ def occurrence_key(job_id: str, scheduled_for: datetime) -> str:
 
 
 class _RunIds:
-    """Run ids: 48-bit ms timestamp + 48 random bits drawn per process + a 32-bit counter.
+    """The per-process parts of run ids (`new_run_id`): 48 random bits and a 32-bit counter.
 
     One `os.urandom` per process instead of one per run (a system call on the hot path);
     the random part is drawn again in a forked child, so parent and child never share it.
@@ -93,21 +93,22 @@ class _RunIds:
         os.register_at_fork(after_in_child=self._reseed)
 
     def _reseed(self) -> None:
-        self._node = int.from_bytes(os.urandom(6)) << 32
-        self._counter = itertools.count(int.from_bytes(os.urandom(4)))
-
-    def new(self) -> str:
-        # One integer, one `hex()`: about half the cost of formatting three parts.
-        ms = time.time_ns() // 1_000_000
-        return ((ms << 80) | self._node | (next(self._counter) & 0xFFFFFFFF)).to_bytes(16).hex()
+        self.node = int.from_bytes(os.urandom(6)) << 32
+        self.counter = itertools.count(int.from_bytes(os.urandom(4)))
 
 
 _RUN_IDS = _RunIds()
+_time_ns = time.time_ns
 
 
 def new_run_id() -> str:
-    """A unique, roughly time-ordered run id: 32 hex digits (see `_RunIds`)."""
-    return _RUN_IDS.new()
+    """A unique, roughly time-ordered run id: 32 hex digits, a 48-bit ms timestamp, then
+    the process's random bits and counter (`_RunIds`)."""
+    # One integer, one `hex()`: about half the cost of formatting three parts; and no
+    # method call (this runs once per fire).
+    ids = _RUN_IDS
+    ms = _time_ns() // 1_000_000
+    return ((ms << 80) | ids.node | (next(ids.counter) & 0xFFFFFFFF)).to_bytes(16).hex()
 
 
 class RunRecord(NamedTuple):

@@ -522,8 +522,16 @@ def test_two_workers_of_one_queue_are_two_nodes_and_a_killed_one_is_not_hidden(
             int(n["pid"]): n for n in json.loads(listed.stdout) if ":worker:emails" in n["node_id"]
         }
 
+    outputs: list[str] = []
     try:
-        wait_for(lambda: set(nodes()) == {p.pid for p in procs})
+        try:
+            wait_for(lambda: set(nodes()) == {p.pid for p in procs})
+        except AssertionError:
+            for proc in procs:
+                code = proc.poll()
+                err = stop(proc)[2] if code is None else proc.communicate(timeout=60)[1]
+                outputs.append(f"pid {proc.pid} (exit {code}): {err[-3000:]}")
+            raise AssertionError(f"both workers not listed: {nodes()}; {outputs}") from None
         ids = {n["node_id"] for n in nodes().values()}
         assert len(ids) == 2 and {str(i).rsplit(":", 1)[1] for i in ids} == {"emails", "emails#2"}
         dead, alive = procs

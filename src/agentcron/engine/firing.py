@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from agentcron.engine.active import ActiveRun, JobEntry, PendingFire
+from agentcron.engine.active import NO_RUNS, ActiveRun, JobEntry, PendingFire
 from agentcron.engine.errors import RunInterruptedError
 from agentcron.engine.persistence import (
     StoreSync,
@@ -66,10 +66,19 @@ Dispatch = Callable[[Job, datetime, RunRecord], Awaitable[str | None]]
 DueFire = tuple[JobEntry, datetime, datetime]
 
 
+#: Enum members the hot path compares with, read once: on Python 3.11 reading a member
+#: through its class runs a Python-level descriptor (about 1,000 instructions each time).
+_RUN = OverlapAction.run
+_SKIP = OverlapAction.skip
+_SUCCEEDED = RunStatus.succeeded
+_PAUSED = SkipReason.paused
+_OVERLAP = SkipReason.overlap
+
+
 def _overlap_action(entry: JobEntry) -> OverlapAction:
     """What the job's overlap policy does with a new fire now (an idle job: run)."""
     if not entry.active and not entry.starting:  # idle: every policy runs it
-        return OverlapAction.run
+        return _RUN
     return entry.job.overlap.decide(
         active=entry.busy,
         pending=entry.pending_count,
@@ -129,9 +138,14 @@ def _task_maker(
     less per fire), started eagerly on Python 3.12+: the handler's first step runs at once,
     and a handler that ends without waiting for anything never goes through the event
     loop's queue at all (15 % less CPU per fire on 3.12, `bench.engine_cpu`). The tick is
-    written for that: it keeps a run's task only if the task has not finished."""
+    written for that: it keeps a run's task only if the task has not finished.
+
+    The class itself when there is nothing to bind (Python 3.11): a task made in the loop
+    that runs it takes that loop, and a `partial` with a keyword costs 0.7 % of a fire."""
     if loop.get_task_factory() is not None:
         return loop.create_task
+    if not _EAGER_START:
+        return asyncio.Task
     return partial(asyncio.Task, loop=loop, **_EAGER_START)
 
 
@@ -336,10 +350,11 @@ class Firing(StoreSync):
         """Claim a tick's fires and write their jobs' state in one store call (one
         transaction); None when none is left to launch here.
 
-        A fire that will start at once (see `_starts_at_once`) is admitted here: its run is
-        tracked as active from now, so overlap sees it while the claim is written, and its
-        `running` record goes into the same transaction as its claim. The rest go through
-        `_admit` (pause, overlap, circuit, group) when launched.
+        A fire that will start at once (its job idle, with no decision to wait for: see the
+        loop) is admitted here: its run is tracked as active from now, so overlap sees it
+        while the claim is written, and its `running` record goes into the same
+        transaction as its claim. The rest go through `_admit` (pause, overlap, circuit,
+        group) when launched.
 
         `ahead`: `now` is an instant still to come (`engine.ahead`). A fire admitted then
         counts in its job's `starting` until launched, and its `ActiveRun` is made at launch:
@@ -351,13 +366,7 @@ class Firing(StoreSync):
         Fires of jobs added while running wait here until the store has their jobs (runs
         reference them), then are claimed together like the rest (and not launched before
         an instant claimed ahead): a burst of jobs added at once must not turn into one
-        store call per fire."""
-        if any(entry.unsaved for entry, _, _ in due):
-            unsaved = [d for d in due if d[0].unsaved]
-            self._spawn(self._start_when_saved(unsaved, now if ahead else None))
-            due = [d for d in due if not d[0].unsaved]
-            if not due:
-                return None
+        store call per fire (they are set aside in the loop below)."""
         runner = self._runner
         claimed = Claimed()
         if ahead:
@@ -365,13 +374,28 @@ class Firing(StoreSync):
         entries, fires, planneds = claimed.entries, claimed.fires, claimed.planned
         admitted, runs = claimed.admitted, claimed.runs
         starts: list[FireStart] = []
+        no_dispatch = self.dispatch is None
+        unsaved: list[DueFire] = []
         for entry, fire, planned in due:
+            if entry.unsaved:  # claimed once the store has the job (see above)
+                unsaved.append((entry, fire, planned))
+                continue
             run = None
             kept: RunRecord | str | None = None
             active: ActiveRun | SkipReason | _Ahead | None = None
-            if self._starts_at_once(entry):
+            job = entry.job
+            # Starts at once: the job is idle and not paused (every overlap policy runs it),
+            # has no circuit or concurrency group, and is not handed to a queue.
+            if (
+                not entry.paused
+                and not entry.active
+                and not entry.starting
+                and job.circuit is None
+                and job.concurrency_group is None
+                and (no_dispatch or job.queue is None)
+            ):
                 run_id = new_run_id()
-                run = runner.running_record(entry.job, run_id, fire, now)
+                run = runner.running_record(job, run_id, fire, now)
                 if ahead:
                     active = AHEAD
                     entry.starting += 1
@@ -388,19 +412,23 @@ class Firing(StoreSync):
             planneds.append(planned)
             admitted.append(active)
             starts.append(
-                _new_start(FireStart, (entry.job.id, fire, entry.next_fire, entry.last_fire, run))
+                _new_start(FireStart, (job.id, fire, entry.next_fire, entry.last_fire, run))
             )
             runs.append(kept)
+        if unsaved:
+            self._spawn(self._start_when_saved(unsaved, now if ahead else None))
+            if not starts:
+                return None
         try:
             claimed.won = await self.store.start_fires(starts, self.node_id, now=now)
         except Exception:
             # Nothing was claimed (one transaction) and the jobs' stored `last_fire` did not
             # move: another node may run these fires; here they are missed, and a restart
             # hands them to each job's misfire policy. The next tick is unaffected.
-            log.exception("could not claim the %d fire(s) due at %s", len(due), now.isoformat())
-            claimed.won = [False] * len(due)
+            log.exception("could not claim the %d fire(s) due at %s", len(starts), now.isoformat())
+            claimed.won = [False] * len(starts)
         except BaseException:  # cancelled: nothing launches them, so their jobs are not busy
-            claimed.won = [False] * len(due)
+            claimed.won = [False] * len(starts)
             self._launch_fires(claimed)
             raise
         return claimed
@@ -446,7 +474,12 @@ class Firing(StoreSync):
                 active = ActiveRun(kept, fire, run, False)
                 if cancel_reason is not None:
                     active.cancel_reason = cancel_reason
-                entry.track(active)
+                # `entry.track(active)`, inline (once per fire; see `JobEntry.untrack`).
+                tracked = entry.active
+                if tracked is NO_RUNS:
+                    entry.active = {kept: active}
+                else:
+                    tracked[kept] = active
             elif isinstance(active, ActiveRun):
                 if not ok:
                     entry.untrack(active.run_id)
@@ -483,7 +516,7 @@ class Firing(StoreSync):
         its claim, or decide it now (`_admit`), or end it `cancelled` if stopping."""
         if skip is not None:
             assert run is not None
-            if skip is SkipReason.overlap:
+            if skip is _OVERLAP:
                 entry.consecutive_skips += 1
             self._publish_skipped(run)
         elif cancel_reason is None:
@@ -515,20 +548,6 @@ class Firing(StoreSync):
             await self.clock.sleep_until(not_before)
         await self._start_fires(due, self.clock.now())
 
-    def _starts_at_once(self, entry: JobEntry) -> bool:
-        """True when a due fire of `entry` runs without a decision to wait for: the job is
-        idle and not paused (every overlap policy runs it), has no circuit or concurrency
-        group, and is not handed to a queue."""
-        job = entry.job
-        return (
-            not entry.paused
-            and not entry.active
-            and not entry.starting
-            and job.circuit is None
-            and job.concurrency_group is None
-            and (job.queue is None or self.dispatch is None)
-        )
-
     def _skips_at_once(self, entry: JobEntry) -> SkipReason | None:
         """Why a due fire of `entry` is skipped without a decision to wait for, or None: the
         job is paused, or it is busy and its overlap policy skips the fire.
@@ -538,8 +557,8 @@ class Firing(StoreSync):
         their results are written, and the next tick skips their fires; skipping must then
         cost less than running, or the engine falls further behind every tick."""
         if entry.paused:
-            return SkipReason.paused
-        return SkipReason.overlap if _overlap_action(entry) == OverlapAction.skip else None
+            return _PAUSED
+        return _OVERLAP if _overlap_action(entry) == _SKIP else None
 
     async def _run_admitted(self, entry: JobEntry, active: ActiveRun, planned: datetime) -> None:
         """Run a fire admitted (and recorded running) by its tick's `_start_fires`.
@@ -547,29 +566,30 @@ class Firing(StoreSync):
         A run that succeeds is recorded with the others that succeed in the same turn of
         the event loop (`_record_succeeded`), and stays active until then."""
         active.started = True
-        if entry.consecutive_skips:  # (a read is cheaper than a write of the shared default)
+        # (A read is cheaper than a write of the shared default; slots, not the property.)
+        if entry._rare.consecutive_skips:
             entry.consecutive_skips = 0
         unrecorded = False
         try:
             final = await self._runner.run(entry.job, active, planned, defer_success=True)
-            unrecorded = final.status == RunStatus.succeeded
+            unrecorded = final.status == _SUCCEEDED
         except Exception:
             log.exception("fire task failed")
         finally:
             self._tasks.discard(active.task)
             if not unrecorded:
                 self._end_run(entry, active)
-        if unrecorded:
-            self._record_later(entry, active)
+        if unrecorded:  # recorded with the turn's others (inline: once per fire)
+            batch = self._succeeded
+            batch.append((entry, active))
+            if len(batch) == 1:  # the first of this turn: record them all in the next one
+                self._record_later(batch)
 
-    def _record_later(self, entry: JobEntry, active: ActiveRun) -> None:
-        batch = self._succeeded
-        batch.append((entry, active))
-        if len(batch) == 1:  # the first of this turn: record them all in the next one
-            task = asyncio.get_running_loop().create_task(self._record_succeeded(batch))
-            self._recording.add(task)
-            self._tasks.add(task)  # so that `drain()` waits for it
-            task.add_done_callback(self._recorded)
+    def _record_later(self, batch: list[tuple[JobEntry, ActiveRun]]) -> None:
+        task = asyncio.get_running_loop().create_task(self._record_succeeded(batch))
+        self._recording.add(task)
+        self._tasks.add(task)  # so that `drain()` waits for it
+        task.add_done_callback(self._recorded)
 
     def _recorded(self, task: asyncio.Task[None]) -> None:
         self._recording.discard(task)
@@ -589,8 +609,13 @@ class Firing(StoreSync):
         try:
             await self._runner.record_succeeded([active for _, active in batch])
         finally:
-            for entry, active in batch:
-                self._end_run(entry, active)
+            for entry, active in batch:  # `_end_run` and `entry.untrack`, inline (once per fire)
+                runs = entry.active
+                runs.pop(active.run_id, None)
+                if not runs:  # the job's dict lives no longer than its runs (`JobEntry.untrack`)
+                    entry.active = NO_RUNS
+                if entry._rare.pending:  # (`entry.pending`: slots, not the property)
+                    self._drain(entry)
 
     async def _admit(
         self, entry: JobEntry, fire: datetime, planned: datetime, *, manual: bool = False

@@ -866,9 +866,37 @@ class Scheduler(Firing):
                 waiter.cancel()
 
     def _due_guarded(self, entry: JobEntry, now: datetime, due: list[DueFire]) -> bool:
-        """`_due`, with a trigger that raises making its job dormant; True when late."""
+        """Schedule the entry's next fire and hand its due fire(s) on (synchronously): an
+        on-time fire joins `due`, this tick's batch; late ones go through the misfire
+        policy (then True). A trigger that raises makes its job dormant."""
         try:
-            return self._due(entry, now, due)
+            fire = entry.next_fire
+            # (`entry.dormant`, read through its slots, not the property: once per fire.)
+            if fire is None or entry.removed or entry.paused or entry._rare.dormant:
+                return False
+            job = entry.job
+            planned = entry.wake or fire  # the nominal fire plus its jitter
+            # `_next_after(entry, fire)`, inline (once per fire).
+            max_runs = job.max_runs
+            if max_runs is not None and entry.fires >= max_runs:
+                following = None
+            else:
+                last = entry.last_fire
+                following = next_nominal_fire(
+                    job, last if last is not None and fire < last else fire
+                )
+            # (A fire taken at or before its time, as ahead of a crowded instant, is on time.)
+            if (planned >= now or (now - planned).total_seconds() <= job.misfire.grace_s) and (
+                following is None or following > now
+            ):
+                entry.fires += 1
+                entry.last_fire = fire
+                # (The caller wakes the loop: `_admit_due`, `_take_due`.)
+                self._queue_next(entry, following, max_runs)
+                due.append((entry, fire, planned))
+                return False
+            self._misfired(entry, fire, now, due)
+            return True
         except Exception:  # a trigger bug must not stop the other jobs
             log.exception("scheduling job %s failed; it is paused", entry.job.id)
             entry.dormant = "trigger failed; see the log"
@@ -889,7 +917,7 @@ class Scheduler(Firing):
 
     def _take_due(self, entries: collections.deque[JobEntry], at: datetime) -> list[DueFire]:
         """The next chunk of the fires due at `at` (`store.fire_batch` of them, fewer at
-        the end), taken from the front of `entries` (`_due`: each job's next fire is
+        the end), taken from the front of `entries` (`_due_guarded`: each job's next fire is
         scheduled as it is taken). An entry rescheduled since it was popped (resumed or
         updated in between) is left to the loop, as in a tick."""
         batch = self.store.fire_batch
@@ -898,6 +926,9 @@ class Scheduler(Firing):
             entry = entries.popleft()
             if entry.slot is None:
                 self._due_guarded(entry, at, due)
+        if due:
+            assert self._wakeup is not None
+            self._wakeup.set()  # for the next fires queued (`_queue_next`)
         return due
 
     async def _start_ahead(
@@ -955,6 +986,8 @@ class Scheduler(Firing):
             halted.cancel()
 
     def _admit_due(self, due: list[DueFire], now: datetime) -> None:
+        assert self._wakeup is not None
+        self._wakeup.set()  # for the next fires `_due_guarded` queued (`_queue_next`)
         self._admit_tick(self._start_fires(due, now))
 
     def _admit_tick(
@@ -972,26 +1005,6 @@ class Scheduler(Firing):
     def _admitted(self, task: asyncio.Task[None]) -> None:
         self._admitting.discard(task)
         self._task_done(task)
-
-    def _due(self, entry: JobEntry, now: datetime, due: list[DueFire]) -> bool:
-        """Schedule the entry's next fire and hand its due fire(s) on (synchronously): an
-        on-time fire joins `due`, this tick's batch; late ones go through the misfire
-        policy (then True)."""
-        fire = entry.next_fire
-        if fire is None or entry.removed or entry.paused or entry.dormant:
-            return False
-        job = entry.job
-        planned = entry.wake or fire  # the nominal fire plus its jitter
-        following = self._next_after(entry, fire)
-        late_s = (now - planned).total_seconds()
-        if late_s <= job.misfire.grace_s and (following is None or following > now):
-            entry.fires += 1
-            entry.last_fire = fire
-            self._schedule_next(entry, following, now)
-            due.append((entry, fire, planned))
-            return False
-        self._misfired(entry, fire, now, due)
-        return True
 
     def _misfired(
         self, entry: JobEntry, first: datetime, now: datetime, due: list[DueFire]
@@ -1057,8 +1070,16 @@ class Scheduler(Firing):
         return next_nominal_fire(job, after)
 
     def _schedule_next(self, entry: JobEntry, fire: datetime | None, now: datetime) -> None:
+        self._queue_next(entry, fire, entry.job.max_runs)
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    def _queue_next(self, entry: JobEntry, fire: datetime | None, max_runs: int | None) -> None:
+        """`_schedule_next` without waking the loop: for the due fires `_due_guarded` takes,
+        whose callers wake it once per chunk (`_admit_due`, `_take_due`), not per fire.
+        `max_runs`: the job's, read by the caller."""
         job = entry.job
-        if job.max_runs is not None and entry.fires >= job.max_runs:
+        if max_runs is not None and entry.fires >= max_runs:
             fire = None
         entry.next_fire = fire
         entry.wake = None
@@ -1071,8 +1092,6 @@ class Scheduler(Firing):
             wake = fire + timedelta(seconds=jitter_delay(job.jitter_s, fire, following, self.rng))
             entry.wake = wake
         self._timeline.push(entry, wake)
-        if self._wakeup is not None:
-            self._wakeup.set()
 
     def _schedule_from(self, entry: JobEntry, now: datetime) -> None:
         if entry.paused or entry.dormant or entry.job.is_reboot or not entry.job.enabled:

@@ -122,6 +122,7 @@ class RunTable:
         One loop for a batch (a tick's `running` records, a turn's final ones): this runs
         twice per fire, and the table's attributes are read once per batch, not per run."""
         rows, histories, leased = self._rows, self._history, self.leased
+        trim_at = self._trim_at
         out = []
         for run in runs:
             # Unpacked once into locals and packed again as the row (see `_row`).
@@ -157,7 +158,15 @@ class RunTable:
                 if old_text == _RUNNING:
                     leased.pop(run_id, None)
                 if (old_text in _OPEN) is not (text in _OPEN):
-                    self._count_final(job_id, histories[job_id], -1 if text in _OPEN else 1)
+                    # `_count_final`, inline: a run's final record comes here once per fire.
+                    history = histories[job_id]
+                    delta = -1 if text in _OPEN else 1
+                    history.finals += delta
+                    self.finals += delta
+                    if history.finals >= trim_at:
+                        self._trim(job_id, history)
+                    if self.finals >= self._trim_all_at:
+                        self._trim_all()
             if text == _RUNNING and lease is not None:
                 leased[run_id] = None
         return out
