@@ -283,10 +283,17 @@ for _name in _OPTION_NAMES:  # each option reads through to the shared `_Options
 def next_nominal_fire(job: Job, after: datetime) -> datetime | None:
     """The job's next fire strictly after `after`, within its `start`/`end` window
     (`max_runs` is counted by the engine)."""
-    if job.start is not None and after < job.start:
-        after = job.start - timedelta(microseconds=1)
+    # Through `_options`, not the option properties: this runs at every fire, and a
+    # property read costs about three slot reads.
+    options = job._options
+    start = options.start
+    if start is not None and after < start:
+        after = start - timedelta(microseconds=1)
     fire = job.trigger.next_fire(after)
-    if fire is None or (job.end is not None and fire > job.end):
+    if fire is None:
+        return None
+    end = options.end
+    if end is not None and fire > end:
         return None
     return fire
 

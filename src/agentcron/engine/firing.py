@@ -384,15 +384,16 @@ class Firing(StoreSync):
             kept: RunRecord | str | None = None
             active: ActiveRun | SkipReason | _Ahead | None = None
             job = entry.job
+            options = job._options  # (slots, not the option properties: once per fire)
             # Starts at once: the job is idle and not paused (every overlap policy runs it),
             # has no circuit or concurrency group, and is not handed to a queue.
             if (
                 not entry.paused
                 and not entry.active
                 and not entry.starting
-                and job.circuit is None
-                and job.concurrency_group is None
-                and (no_dispatch or job.queue is None)
+                and options.circuit is None
+                and options.concurrency_group is None
+                and (no_dispatch or options.queue is None)
             ):
                 run_id = new_run_id()
                 run = runner.running_record(job, run_id, fire, now)

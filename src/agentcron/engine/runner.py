@@ -250,7 +250,8 @@ class Runner:
                     self.progress_reporter,
                 )
                 result: _Attempt | None
-                if job.timeout_s is None:
+                timeout_s = job._options.timeout_s  # (the slot, not the property: per fire)
+                if timeout_s is None:
                     # Without a timeout the handler runs in the run's own task (one task per
                     # fire; inlined here, as this is the hot path): cancelling the run
                     # cancels the handler directly.
@@ -279,7 +280,7 @@ class Runner:
                         result = None  # succeeded
                 else:
                     task: asyncio.Task[Any] = asyncio.ensure_future(_guarded(job.handler, ctx))
-                    result = await self._await_with_timeout(task, ctx, job.timeout_s)
+                    result = await self._await_with_timeout(task, ctx, timeout_s)
                     if result.status == RunStatus.succeeded:
                         outcome, result = result.outcome, None
                 if result is None:

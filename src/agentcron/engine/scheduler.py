@@ -875,9 +875,10 @@ class Scheduler(Firing):
             if fire is None or entry.removed or entry.paused or entry._rare.dormant:
                 return False
             job = entry.job
+            options = job._options  # (slots, not the option properties: once per fire)
             planned = entry.wake or fire  # the nominal fire plus its jitter
             # `_next_after(entry, fire)`, inline (once per fire).
-            max_runs = job.max_runs
+            max_runs = options.max_runs
             if max_runs is not None and entry.fires >= max_runs:
                 following = None
             else:
@@ -886,7 +887,7 @@ class Scheduler(Firing):
                     job, last if last is not None and fire < last else fire
                 )
             # (A fire taken at or before its time, as ahead of a crowded instant, is on time.)
-            if (planned >= now or (now - planned).total_seconds() <= job.misfire.grace_s) and (
+            if (planned >= now or (now - planned).total_seconds() <= options.misfire.grace_s) and (
                 following is None or following > now
             ):
                 entry.fires += 1
@@ -1087,9 +1088,10 @@ class Scheduler(Firing):
             self._timeline.drop(entry)
             return
         wake = fire
-        if job.jitter_s > 0:
+        jitter_s = job._options.jitter_s  # (the slot, not the property: once per fire)
+        if jitter_s > 0:
             following = next_nominal_fire(job, fire)
-            wake = fire + timedelta(seconds=jitter_delay(job.jitter_s, fire, following, self.rng))
+            wake = fire + timedelta(seconds=jitter_delay(jitter_s, fire, following, self.rng))
             entry.wake = wake
         self._timeline.push(entry, wake)
 
