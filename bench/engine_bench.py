@@ -358,7 +358,7 @@ def main() -> None:
                 continue
             print(
                 f"| {n:,} | {lib} | {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])} | "
-                f"{fmt(r['max_ms'])} | {fmt(int(r['missed']))} | {fmt(r['cpu_pct'])} |",
+                f"{fmt(r['max_ms'])} | {fmt(int(r['missed']))} | {fmt(r['cpu_pct'], 2)} |",
                 flush=True,
             )
     print(f"\n{opts.register:,} cron jobs registered in a started scheduler\n")
