@@ -12,6 +12,8 @@ what the store promised before it killed the child or the disk filled up.
 * `lease DB` - record one running run with a lease and print `leased`, then wait forever.
 * `takeover DB GO_FILE` - wait for GO_FILE, then call `interrupt_expired` ten times at once
   and print `took <run_id>` for every run handed to this process.
+* `open DB GO_FILE` - wait for GO_FILE, then open (creating) the store and print `opened`,
+  or `error <message>`.
 """
 
 from __future__ import annotations
@@ -122,6 +124,18 @@ async def takeover(db: str, go_file: str) -> None:
     await store.close()
 
 
+async def open_new(db: str, go_file: str) -> None:
+    store = SqliteStore(db)
+    wait_for_file(go_file)
+    try:
+        await store.open()
+    except StoreError as exc:
+        say(f"error {exc}")
+        return
+    await store.close()
+    say("opened")
+
+
 def main(argv: list[str]) -> None:
     mode, db, *rest = argv
     if mode == "claim":
@@ -134,6 +148,8 @@ def main(argv: list[str]) -> None:
         asyncio.run(takeover(db, rest[0]))
     elif mode == "lease":
         asyncio.run(lease(db))
+    elif mode == "open":
+        asyncio.run(open_new(db, rest[0]))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

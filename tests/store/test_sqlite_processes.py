@@ -151,3 +151,16 @@ def integrity(db: Path) -> str:
         return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
     finally:
         conn.close()
+
+
+def test_two_processes_creating_one_new_database_at_once_both_open_it(tmp_path: Path) -> None:
+    # Two `agentcron worker`s started together on a new data directory: a third of the time
+    # one failed with "database is locked" (SQLite answers busy at once, without waiting,
+    # while the other switches the new file to WAL), or refused the file as "not an
+    # agentcron database" (its identity read between the other's commit and its own reads).
+    for attempt in range(12):
+        db, go = tmp_path / f"new-{attempt}.db", tmp_path / f"go-{attempt}"
+        procs = [spawn("open", str(db), str(go)) for _ in range(2)]
+        go.touch()
+        outputs = [proc.communicate(timeout=60) for proc in procs]
+        assert [out.strip() for out, _ in outputs] == ["opened", "opened"], (attempt, outputs)

@@ -4,6 +4,7 @@ and driver errors turned into `StoreError`s that name the file and what to do.""
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Literal
 
@@ -102,18 +103,39 @@ def open_writer(
             f"cannot create the directory of {path}: {exc}; choose a writable data directory"
         ) from exc
     migrations.check_sqlite_header(path)
-    try:
-        conn = connect(path, busy_timeout_s)
-    except sqlite3.Error as exc:
-        raise describe_sqlite_error(exc, path, "open") from exc
-    try:
-        return conn, _prepare_writer(conn, path, synchronous)
-    except sqlite3.Error as exc:
-        conn.close()
-        raise describe_sqlite_error(exc, path, "open") from exc
-    except BaseException:
-        conn.close()
-        raise
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        try:
+            conn = connect(path, busy_timeout_s)
+        except sqlite3.Error as exc:
+            raise describe_sqlite_error(exc, path, "open") from exc
+        try:
+            return conn, _prepare_writer(conn, path, synchronous)
+        except sqlite3.Error as exc:
+            conn.close()
+            if _busy(exc) and time.monotonic() < deadline:
+                # SQLite answers "busy" at once, without its busy handler, where waiting
+                # could deadlock: switching a new file to WAL, or a read lock asking for
+                # the write lock, while another process creates the same file. Two
+                # `agentcron worker`s started together on a new data directory: one
+                # failed with "database is locked" a third of the time.
+                time.sleep(_BUSY_RETRY_S)  # a real file lock held by another process
+                continue
+            raise describe_sqlite_error(exc, path, "open") from exc
+        except BaseException:
+            conn.close()
+            raise
+
+
+#: Wait between attempts to open a file another process is creating (`open_writer`).
+_BUSY_RETRY_S = 0.02
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+    )
 
 
 def _prepare_writer(

@@ -139,10 +139,23 @@ def check_sqlite_header(path: Path) -> None:
 
 
 def read_identity(conn: sqlite3.Connection) -> DatabaseIdentity:
-    """Read `application_id`, `user_version` and the number of schema objects."""
-    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    names = [str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master")]
+    """Read `application_id`, `user_version` and the number of schema objects, from one
+    snapshot of the file.
+
+    Invariant: the three reads are one read transaction (unless the caller's transaction
+    already holds them together). Read one by one, a process creating the file at the
+    same moment could commit in between: an empty `application_id` beside its 16 new
+    tables, and this opener refused a fresh agentcron database as foreign."""
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN")
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        names = [str(row[0]) for row in conn.execute("SELECT name FROM sqlite_master")]
+    finally:
+        if own and conn.in_transaction:
+            conn.execute("COMMIT")
     foreign = sum(1 for name in names if not name.startswith(_SHARED_PREFIXES))
     return DatabaseIdentity(int(app_id), int(version), len(names), foreign)
 
