@@ -37,6 +37,7 @@ from agentcron.filelock import lock_or_none
 from agentcron.store import migrations
 from agentcron.store.base import StoreError
 from agentcron.store.sqlite import describe_sqlite_error
+from agentcron.store.sqlite_connect import is_busy
 
 __all__ = [
     "DEFAULT_BACKUP_INTERVAL",
@@ -612,8 +613,7 @@ def _fold_wal(db_path: Path) -> bool:
         finally:
             conn.close()
     except sqlite3.Error as exc:
-        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-        if code in (5, 6):  # SQLITE_BUSY / SQLITE_LOCKED
+        if is_busy(exc):
             raise StoreError(
                 f"{db_path} is in use (is agentcron running?); stop it before restoring"
             ) from exc

@@ -23,7 +23,7 @@ def describe_sqlite_error(exc: sqlite3.Error, path: Path | str, action: str) -> 
     """Turn a driver error into a `StoreError` naming the file and what to do."""
     code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
     what = f"{action} {path}"
-    if code in (_BUSY, _LOCKED):
+    if is_busy(exc):
         # (No setting makes the wait longer: the advice is what a user can do.)
         hint = (
             "it is locked by another process (a long write such as a VACUUM or a prune, or a"
@@ -113,7 +113,7 @@ def open_writer(
             return conn, _prepare_writer(conn, path, synchronous)
         except sqlite3.Error as exc:
             conn.close()
-            if _busy(exc) and time.monotonic() < deadline:
+            if is_busy(exc) and time.monotonic() < deadline:
                 # SQLite answers "busy" at once, without its busy handler, where waiting
                 # could deadlock: switching a new file to WAL, or a read lock asking for
                 # the write lock, while another process creates the same file. Two
@@ -131,11 +131,9 @@ def open_writer(
 _BUSY_RETRY_S = 0.02
 
 
-def _busy(exc: sqlite3.Error) -> bool:
-    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (
-        sqlite3.SQLITE_BUSY,
-        sqlite3.SQLITE_LOCKED,
-    )
+def is_busy(exc: sqlite3.Error) -> bool:
+    """Whether `exc` says another connection holds the lock it needed (busy or locked)."""
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (_BUSY, _LOCKED)
 
 
 def _prepare_writer(
