@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from agentcron.tasks import cancel_and_wait, cancel_and_wait_all, map_in_chunks
+from agentcron.tasks import cancel_and_wait, cancel_and_wait_all, keep_cancellation, map_in_chunks
 
 
 class InFlight:
@@ -85,3 +85,63 @@ async def test_cancel_and_wait_all_retrieves_the_tasks_errors_and_returns() -> N
     await asyncio.sleep(0)
     await cancel_and_wait_all(tasks)
     assert all(t.done() and isinstance(t.exception(), RuntimeError) for t in tasks)
+
+
+async def swallowing_call(started: asyncio.Event) -> str:
+    """A library call that loses a cancellation, as `asyncio.wait_for` on Python 3.11 does
+    when the cancellation arrives as its inner call completes."""
+    started.set()
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        return "reply"
+    raise AssertionError("unreachable")
+
+
+async def test_a_cancellation_a_library_call_swallowed_is_raised_when_the_call_returns() -> None:
+    started = asyncio.Event()
+    went_on = False
+
+    async def side_loop() -> None:
+        nonlocal went_on
+        with keep_cancellation():
+            await swallowing_call(started)
+        went_on = True
+
+    task = asyncio.create_task(side_loop())
+    await started.wait()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled() and not went_on
+
+
+async def test_a_timeout_inside_the_block_stays_a_timeout_and_an_uncancelled_call_returns() -> None:
+    async def reads() -> str:
+        with keep_cancellation():
+            try:
+                async with asyncio.timeout(0):  # redis-py polls a socket this way
+                    await asyncio.Event().wait()
+            except TimeoutError:
+                pass
+        with keep_cancellation():
+            await asyncio.sleep(0)
+        return "read"
+
+    assert await asyncio.create_task(reads()) == "read"
+
+
+async def test_a_block_entered_while_a_cancellation_was_handled_earlier_is_not_tripped() -> None:
+    # `cancelling()` stays raised after a caught cancellation; only a new one counts.
+    async def handled_then_reads() -> str:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            pass
+        with keep_cancellation():
+            await asyncio.sleep(0)
+        return "read"
+
+    task = asyncio.create_task(handled_then_reads())
+    await asyncio.sleep(0)
+    task.cancel()
+    assert await task == "read"

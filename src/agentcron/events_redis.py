@@ -33,6 +33,7 @@ from agentcron.error_text import describe_error
 from agentcron.events import Event, EventBus, Subscription, event_from_dict
 from agentcron.store.base import StoreError
 from agentcron.store.redis_connection import parse_redis_url
+from agentcron.tasks import cancel_and_wait, keep_cancellation
 
 __all__ = ["RedisEventBridge"]
 
@@ -127,9 +128,7 @@ class RedisEventBridge:
             self._subscription.close()
             self._subscription = None
         if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+            await cancel_and_wait(self._listener)
             self._listener = None
         if self._client is not None:
             await self._client.aclose()
@@ -184,7 +183,8 @@ class RedisEventBridge:
         while True:
             pubsub = self._client.pubsub()
             try:
-                await self._subscribe(pubsub)
+                with keep_cancellation():  # (redis-py on Python 3.11 can swallow one)
+                    await self._subscribe(pubsub)
                 self._listening.set()
                 delay = 0.05
                 if lost:

@@ -12,6 +12,7 @@ __all__ = [
     "cancel_and_wait",
     "cancel_and_wait_all",
     "hold_while_running",
+    "keep_cancellation",
     "map_in_chunks",
     "yield_to_creator",
 ]
@@ -71,6 +72,35 @@ async def cancel_and_wait_all(tasks: Iterable[asyncio.Future[Any]]) -> None:
     for task in pending:
         if not task.cancelled():
             task.exception()
+
+
+class keep_cancellation:  # (lower case: a `with` statement, as `contextlib.suppress`)
+    """Wrap a call into a library that may swallow a cancellation of the calling task:
+    `with keep_cancellation(): await client.get(key)`. When the call returns normally
+    although the task was cancelled meanwhile, `CancelledError` is raised at the end of the
+    block, so the cancellation is not lost.
+
+    Why: on Python 3.11 `asyncio.wait_for` returns its inner result when the outer task is
+    cancelled at the moment the inner one completes, and the cancellation is gone. redis-py
+    sends every command through `wait_for` when a socket timeout is set, so a stop that
+    cancels a task talking to Redis could wait for that task for ever (`Scheduler.stop` on a
+    Redis store did, right after start).
+
+    Invariant: it compares `Task.cancelling()` before and after. A cancellation that was
+    delivered and handled inside (an `asyncio.timeout` turning its own into `TimeoutError`)
+    is uncounted again and does not trip it; code inside must not catch a cancellation of
+    the task and go on without `Task.uncancel()`, or that cancellation is raised here.
+    """
+
+    __slots__ = ("_task", "_asked")
+
+    def __enter__(self) -> None:
+        self._task = asyncio.current_task()
+        self._asked = 0 if self._task is None else self._task.cancelling()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None and self._task is not None and self._task.cancelling() > self._asked:
+            raise asyncio.CancelledError("cancelled while a library call swallowed it")
 
 
 async def map_in_chunks(

@@ -410,3 +410,24 @@ async def test_a_scheduler_notices_the_loss_when_another_process_marked_the_pref
             assert store.data_losses == 1
     finally:
         await store.close()
+
+
+async def test_a_scheduler_stopped_while_its_side_tasks_read_redis_stops(
+    server: RedisServer,
+) -> None:
+    # redis-py sends each command through `asyncio.wait_for` (a socket timeout is set), and
+    # on Python 3.11 `wait_for` swallows a cancellation that arrives as the command
+    # completes: the jobs watcher, cancelled by `stop()` during its first read, read on,
+    # and `stop()` right after start waited for it for ever (the engine benchmark's
+    # registration of 0 jobs on Redis hung).
+    clock = VirtualClock(T0)
+    for _ in range(3):
+        sched = Scheduler(server.url, clock=clock, node_id="n1")
+        await sched.start()
+        await sched.flush()
+        # A hang guard, not a timing: stop() takes milliseconds. (Its cancellation would
+        # reach the watcher that stop() awaits and end the hang, hence `expired()`.)
+        async with asyncio.timeout(30) as guard:
+            await sched.stop(grace_s=0)
+        assert not guard.expired()
+        assert sched.health()["status"] == "stopped"

@@ -294,7 +294,8 @@ class CommandSink:
             ) from exc
         payload = json.dumps(alert.to_dict(), default=str).encode()
         try:
-            _, stderr = await asyncio.wait_for(proc.communicate(payload), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):
+                _, stderr = await proc.communicate(payload)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()

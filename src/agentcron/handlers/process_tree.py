@@ -168,7 +168,8 @@ async def _taskkill_tree(pid: int) -> None:
         logger.warning("taskkill could not start: %s", exc)
         return
     try:
-        await asyncio.wait_for(helper.wait(), _TASKKILL_TIMEOUT_S)
+        async with asyncio.timeout(_TASKKILL_TIMEOUT_S):
+            await helper.wait()
     except TimeoutError:
         helper.kill()
 

@@ -168,7 +168,8 @@ async def _supervise(
     if leader is not None and leftover_group_members(leader.pid):
         await _uninterrupted(terminate_tree(leader, grace_s=kill_grace_s))
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(protocol.closed), _PIPE_DRAIN_S)
+        async with asyncio.timeout(_PIPE_DRAIN_S):
+            await asyncio.shield(protocol.closed)
 
 
 async def _uninterrupted(cleanup: Coroutine[Any, Any, None]) -> None:

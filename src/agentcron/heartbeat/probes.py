@@ -283,10 +283,10 @@ class Probes:
         if store_ok or self.job_counts is not None:
             try:
                 source = self.job_counts
-                counts = await asyncio.wait_for(
-                    source() if source is not None else job_counts_from_store(self.store),
-                    self.store_timeout_s,
-                )
+                async with asyncio.timeout(self.store_timeout_s):
+                    counts = await (
+                        source() if source is not None else job_counts_from_store(self.store)
+                    )
             except Exception as exc:
                 log.warning("job probe failed: %s", exc)
         return Readings(
@@ -305,7 +305,8 @@ class Probes:
 
     async def _store_reachable(self) -> tuple[bool, str | None]:
         try:
-            await asyncio.wait_for(self.store.get_state("heartbeat.probe"), self.store_timeout_s)
+            async with asyncio.timeout(self.store_timeout_s):
+                await self.store.get_state("heartbeat.probe")
         except TimeoutError:
             return False, f"no answer within {self.store_timeout_s:g}s"
         except Exception as exc:

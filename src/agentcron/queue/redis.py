@@ -78,6 +78,7 @@ from agentcron.queue.base import (
 from agentcron.queue.bullmq_calls import BullCalls, Call
 from agentcron.queue.worker import Finished, Worker
 from agentcron.store.redis_connection import parse_redis_url
+from agentcron.tasks import keep_cancellation
 
 __all__ = ["RedisQueue"]
 
@@ -284,7 +285,8 @@ class RedisQueue:
     async def _errors(self) -> AsyncIterator[None]:
         try:
             await self._greet()
-            yield
+            with keep_cancellation():  # (redis-py on Python 3.11 can swallow one)
+                yield
         except rex.AuthenticationError as exc:
             raise QueueConnectionError(
                 f"redis at {self.url} refused authentication: {exc}"
@@ -312,6 +314,10 @@ class RedisQueue:
 
     async def _run(self, calls: list[Call]) -> list[Any]:
         """Run script calls in one pipeline; reload scripts once if Redis lost them."""
+        with keep_cancellation():  # (redis-py on Python 3.11 can swallow one)
+            return await self._run_pipelined(calls)
+
+    async def _run_pipelined(self, calls: list[Call]) -> list[Any]:
         if len(calls) == 1:
             return [await self._run_one(*calls[0])]
         for attempt in range(2):
@@ -681,18 +687,24 @@ class RedisQueue:
 
     async def has_work(self) -> bool:
         k = self.keys
-        async with self.client.pipeline(transaction=True) as pipe:
-            for method, key in (("llen", "wait"), ("zcard", "prioritized"), ("zcard", "delayed")):
-                getattr(pipe, method)(k[key])
-            pipe.hexists(k["meta"], "paused")
-            wait, prio, delayed, paused = await pipe.execute()
+        with keep_cancellation():
+            async with self.client.pipeline(transaction=True) as pipe:
+                for method, key in (
+                    ("llen", "wait"),
+                    ("zcard", "prioritized"),
+                    ("zcard", "delayed"),
+                ):
+                    getattr(pipe, method)(k[key])
+                pipe.hexists(k["meta"], "paused")
+                wait, prio, delayed, paused = await pipe.execute()
         return delayed > 0 or (not paused and wait + prio > 0)
 
     async def wait_for_work(self, timeout_s: float) -> None:
         # BullMQ's marker: producers add it when a job becomes ready; blocking on it wakes us.
         # (At most `_MAX_BLOCK_S` at a time: the socket's read timeout must not fire first.)
         block_s = min(max(round(timeout_s, 3), 0.01), _MAX_BLOCK_S)
-        await _aw(self.client.bzpopmin(self.keys["marker"], block_s))
+        with keep_cancellation():
+            await _aw(self.client.bzpopmin(self.keys["marker"], block_s))
 
 
 def _aw(value: Any) -> Awaitable[Any]:

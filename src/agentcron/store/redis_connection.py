@@ -27,6 +27,7 @@ from redis.backoff import ExponentialBackoff
 from agentcron.clock import Clock, SystemClock
 from agentcron.store import redis_codec as codec
 from agentcron.store.base import StoreError
+from agentcron.tasks import keep_cancellation
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -386,7 +387,8 @@ class RedisConnection:
         # redis-py's stubs type replies as `Awaitable[T] | T`; the asyncio client awaits.
         client: Any = self.r
         try:
-            yield client
+            with keep_cancellation():  # (redis-py on Python 3.11 can swallow one)
+                yield client
         except (*_DOWN, OSError) as exc:
             if self._up.is_set():
                 log.warning(
@@ -416,7 +418,8 @@ class RedisConnection:
                 if left <= 0:
                     raise
                 try:
-                    await asyncio.wait_for(self.wait_available(), left)
+                    async with asyncio.timeout(left):
+                        await self.wait_available()
                 except TimeoutError:
                     raise StoreUnavailableError(
                         f"Redis store {self.url} stayed unreachable for {self.write_retry_s:g}s"
