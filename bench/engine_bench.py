@@ -14,6 +14,15 @@ register (and, for agentcron, until every job is also in its store; `agentcron-r
 registers on the Redis store, against a throwaway `redis-server`), and RSS before the
 first job and after the last: "RSS MB added" (after - before) is what the jobs cost, the
 figure the 60 MB goal is about (the issue's baseline 13 MB is that difference too).
+
+`--repeat R` runs every scenario R times, the libraries taking turns (agentcron, the others,
+the baseline, then again), and reports the median of each run's p50, p99 and CPU %, the
+largest max and all missed fires, with the range of CPU % over the runs and the ratio of
+the medians to the baseline's (the CPU goal: at most 2x). One 20-second run of the baseline
+moves by up to 1.8x between runs on this kind of machine (its loop sometimes wakes a little
+early and goes round again), so one run's ratio says little:
+
+    .venv/bin/python -m bench.engine_bench --jobs 1000 --repeat 5 --register 0
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import json
 import math
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -333,6 +343,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--jobs", type=int, nargs="*", default=list(JOB_COUNTS))
     parser.add_argument("--register", type=int, default=REGISTER_COUNT)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per scenario (medians)")
     parser.add_argument("--child", nargs=3, metavar=("KIND", "LIB", "N"), help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.child:
@@ -348,19 +359,10 @@ def main() -> None:
         f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {datetime.now(UTC):%Y-%m-%d}; "
         f"jobs firing every second for {opts.seconds} s\n"
     )
-    print("| jobs | library | p50 ms | p99 ms | max ms | missed | CPU % |")
-    print("|---:|---|---:|---:|---:|---:|---:|")
-    for n in opts.jobs:
-        for lib in LIBS:
-            r = _fire_child(lib, n, opts.seconds)
-            if "error" in r:
-                print(f"| {n:,} | {lib} | error: {r['error']} | | | | |")
-                continue
-            print(
-                f"| {n:,} | {lib} | {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])} | "
-                f"{fmt(r['max_ms'])} | {fmt(int(r['missed']))} | {fmt(r['cpu_pct'], 2)} |",
-                flush=True,
-            )
+    if opts.repeat > 1:
+        _fire_repeated(opts.jobs, opts.seconds, opts.repeat)
+    else:
+        _fire_once(opts.jobs, opts.seconds)
     print(f"\n{opts.register:,} cron jobs registered in a started scheduler\n")
     print(
         "| library | register s (wall) | register s (CPU) | until stored s | RSS MB added |"
@@ -378,6 +380,60 @@ def main() -> None:
             f"{fmt(r['rss_mb'])} | {fmt(r['rss0_mb'])} |",
             flush=True,
         )
+
+
+def _fire_once(job_counts: list[int], seconds: int) -> None:
+    print("| jobs | library | p50 ms | p99 ms | max ms | missed | CPU % |")
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for n in job_counts:
+        for lib in LIBS:
+            r = _fire_child(lib, n, seconds)
+            if "error" in r:
+                print(f"| {n:,} | {lib} | error: {r['error']} | | | | |")
+                continue
+            print(
+                f"| {n:,} | {lib} | {fmt(r['p50_ms'])} | {fmt(r['p99_ms'])} | "
+                f"{fmt(r['max_ms'])} | {fmt(int(r['missed']))} | {fmt(r['cpu_pct'], 2)} |",
+                flush=True,
+            )
+
+
+def _fire_repeated(job_counts: list[int], seconds: int, repeat: int) -> None:
+    """Each scenario `repeat` times, the libraries taking turns; medians (see the module
+    docstring)."""
+    print(
+        f"medians of {repeat} runs per row, the libraries taking turns\n\n"
+        "| jobs | library | p50 ms | p99 ms | max ms | missed | CPU % | CPU % range "
+        "| CPU x baseline |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|---|---:|")
+    for n in job_counts:
+        runs: dict[str, list[dict[str, Any]]] = {lib: [] for lib in LIBS}
+        errors: dict[str, str] = {}
+        for _ in range(repeat):
+            for lib in LIBS:
+                r = _fire_child(lib, n, seconds)
+                if "error" in r:
+                    errors[lib] = r["error"]
+                else:
+                    runs[lib].append(r)
+        base = [r["cpu_pct"] for r in runs["baseline"]]
+        base_cpu = statistics.median(base) if base else math.nan
+        for lib in LIBS:
+            done = runs[lib]
+            if not done:
+                print(f"| {n:,} | {lib} | error: {errors.get(lib, 'no run')} | | | | | | |")
+                continue
+            cpu = [r["cpu_pct"] for r in done]
+            cpu_med = statistics.median(cpu)
+            print(
+                f"| {n:,} | {lib} | {fmt(statistics.median(r['p50_ms'] for r in done))} | "
+                f"{fmt(statistics.median(r['p99_ms'] for r in done))} | "
+                f"{fmt(max(r['max_ms'] for r in done))} | "
+                f"{fmt(sum(int(r['missed']) for r in done))} | {fmt(cpu_med, 2)} | "
+                f"{fmt(min(cpu), 2)}-{fmt(max(cpu), 2)} | {fmt(cpu_med / base_cpu, 2)}x |",
+                flush=True,
+            )
 
 
 def _fire_child(lib: str, n: int, seconds: int) -> dict[str, Any]:
