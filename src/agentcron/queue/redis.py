@@ -284,8 +284,8 @@ class RedisQueue:
     @asynccontextmanager
     async def _errors(self) -> AsyncIterator[None]:
         try:
-            await self._greet()
             with keep_cancellation():  # (redis-py on Python 3.11 can swallow one)
+                await self._greet()
                 yield
         except rex.AuthenticationError as exc:
             raise QueueConnectionError(
