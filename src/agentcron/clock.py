@@ -23,13 +23,18 @@ __all__ = ["Clock", "SystemClock", "utc"]
 #: Sleeps longer than this are cut into chunks so that a wall-clock jump during the sleep
 #: (suspend, NTP step) is noticed within this many seconds.
 MAX_SLEEP_CHUNK_S = 1.0
-#: A long `asyncio.sleep` overshoots more than a short one (Linux lets a timer of t seconds
-#: fire up to t/1000 late, its timer slack: 1 ms on a 1 s sleep), so the last stretch is
-#: slept separately, with one short sleep, and the wake-up lands within about the event
-#: loop's millisecond of the deadline. One short sleep, not a poll of 1 ms sleeps: each
-#: wake-up costs CPU (the poll woke the process ~17 times per sleep, which was most of an
-#: idle scheduler's CPU), and the loop's own timeout is rounded to a millisecond anyway.
-_PRECISE_WINDOW_S = 0.02
+#: A long `asyncio.sleep` overshoots more than a short one: Linux lets `epoll_wait` with a
+#: timeout of t seconds end up to t/1000 late (its timer slack for polls, at most 0.1 s), and
+#: on an idle machine it does (measured on this project's VMs: `asyncio.sleep` of 20 ms,
+#: 0.1 s and 1 s overshot by a median of 0.34, 0.40 and 1.30 ms). So a sleep is aimed that
+#: much early, and lands within about the event loop's millisecond of its deadline with one
+#: wake-up. One that ends early all the same (another timer's interrupt cut the slack short)
+#: sleeps the rest. Earlier versions slept in two stages (a coarse sleep, then a last 20 ms
+#: one), which was as precise but woke the process twice per sleep; each wake-up of a
+#: sleeping process costs CPU (0.1-0.2 ms on a VM, more than an idle scheduler's whole
+#: second of other work).
+_SLACK_PER_S = 0.001
+_MAX_SLACK_S = 0.1
 
 
 def utc(dt: datetime) -> datetime:
@@ -84,12 +89,9 @@ class SystemClock:
             await asyncio.sleep(0)
             return
         deadline = time.monotonic() + seconds
-        # Two-stage wake: a coarse sleep, then a short one that lands close to the deadline.
-        coarse = seconds - _PRECISE_WINDOW_S
-        if coarse > 0:
-            await asyncio.sleep(coarse)
+        await asyncio.sleep(seconds - min(seconds * _SLACK_PER_S, _MAX_SLACK_S))
         remaining = deadline - time.monotonic()
-        while remaining > 0:  # once, unless woken early
+        while remaining > 0:  # only when woken early
             await asyncio.sleep(remaining)
             remaining = deadline - time.monotonic()
 
@@ -99,7 +101,7 @@ class SystemClock:
             remaining = (target - self.now()).total_seconds()
             if remaining <= 0:
                 return
-            if remaining > MAX_SLEEP_CHUNK_S + _PRECISE_WINDOW_S:
+            if remaining > MAX_SLEEP_CHUNK_S:
                 # Only a look at the wall clock: no precise landing needed (one wake-up).
                 await asyncio.sleep(MAX_SLEEP_CHUNK_S)
             else:

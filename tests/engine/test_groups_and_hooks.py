@@ -80,6 +80,29 @@ async def test_the_loop_ticks_at_least_every_max_idle_s_and_calls_on_tick(
         await sched.stop(grace_s=0)
 
 
+async def test_the_loop_turns_once_per_fire_of_an_every_second_job(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    """On an idle machine each turn of the loop runs its code cold: a tick that woke the
+    loop again for the next fires it had just queued itself cost an idle scheduler a
+    third of its CPU."""
+    sched = make_scheduler()
+    ticks: list[float] = []
+    sched.on_tick = lambda: ticks.append(clock.monotonic())
+    work = Work(clock, 0)
+    sched.add_job("every-second", trigger="* * * * * *", handler=work)
+    await sched.start()
+    try:
+        await clock.advance(1)
+        before = len(ticks)
+        for _ in range(10):
+            await clock.advance(1)
+        assert len(ticks) - before == 10
+        assert len(work.started) == 11  # each second's fire ran
+    finally:
+        await sched.stop(grace_s=0)
+
+
 async def test_health_includes_the_extra_facts_it_is_given(
     make_scheduler: Callable[..., Scheduler],
 ) -> None:

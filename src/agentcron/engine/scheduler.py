@@ -783,87 +783,84 @@ class Scheduler(Firing):
         # the last ones are claimed. The store picks the size (see `Store.fire_batch`).
         fire_batch = self.store.fire_batch
         prev_wall, prev_mono = clock.now(), clock.monotonic()
-        waiter: asyncio.Task[Any] | None = None
-        try:
-            while not self._stopping:
-                if self._admitting:
-                    # Backpressure: a tick begins once the claims of the last one are written.
-                    # A store that cannot keep up (SQLite at its write ceiling) then makes the
-                    # loop late instead of its queue longer, and each job's misfire policy
-                    # folds the fires it fell behind on into one, so that overload means fewer
-                    # writes per second, not more.
-                    await asyncio.wait(set(self._admitting))
-                self._wakeup.clear()
-                if self.on_tick is not None:
-                    self.on_tick()
-                now, mono = clock.now(), clock.monotonic()
-                jump = (now - prev_wall).total_seconds() - (mono - prev_mono)
-                if abs(jump) > CLOCK_JUMP_S:
-                    self._last_jump_s = jump
-                    log.warning(
-                        "wall clock jumped %+.1fs against the monotonic clock (%s); "
-                        "missed fires go through each job's misfire policy",
-                        jump,
-                        "suspend or NTP step" if jump > 0 else "stepped back",
-                    )
-                prev_wall, prev_mono = now, mono
-                if not store_available(self.store):
-                    # Keep our place and claim nothing until the store answers again; fires
-                    # that came due meanwhile are then late, so each job's misfire policy
-                    # decides (never a burst).
-                    await wait_store(self.store)
+        while not self._stopping:
+            if self._admitting:
+                # Backpressure: a tick begins once the claims of the last one are written.
+                # A store that cannot keep up (SQLite at its write ceiling) then makes the
+                # loop late instead of its queue longer, and each job's misfire policy
+                # folds the fires it fell behind on into one, so that overload means fewer
+                # writes per second, not more.
+                await asyncio.wait(set(self._admitting))
+            self._wakeup.clear()
+            if self.on_tick is not None:
+                self.on_tick()
+            now, mono = clock.now(), clock.monotonic()
+            jump = (now - prev_wall).total_seconds() - (mono - prev_mono)
+            if abs(jump) > CLOCK_JUMP_S:
+                self._last_jump_s = jump
+                log.warning(
+                    "wall clock jumped %+.1fs against the monotonic clock (%s); "
+                    "missed fires go through each job's misfire policy",
+                    jump,
+                    "suspend or NTP step" if jump > 0 else "stepped back",
+                )
+            prev_wall, prev_mono = now, mono
+            if not store_available(self.store):
+                # Keep our place and claim nothing until the store answers again; fires
+                # that came due meanwhile are then late, so each job's misfire policy
+                # decides (never a burst).
+                await wait_store(self.store)
+                continue
+            due: list[DueFire] = []
+            late = 0  # late jobs handled since the loop last yielded
+            for entry in self._timeline.pop_due(now):
+                if entry.slot is not None:  # rescheduled while an earlier chunk ran
                     continue
-                due: list[DueFire] = []
-                late = 0  # late jobs handled since the loop last yielded
-                for entry in self._timeline.pop_due(now):
-                    if entry.slot is not None:  # rescheduled while an earlier chunk ran
-                        continue
-                    late += self._due_guarded(entry, now, due)
-                    if len(due) == fire_batch:
-                        self._admit_due(due, now)
-                        due, late = [], 0
-                        # Let the fires just started run before admitting more: a tick's
-                        # objects then die young instead of all living until the tick ends.
-                        await asyncio.sleep(0)
-                    elif late == LATE_BATCH:
-                        # Walking a late job's missed fires takes up to a few ms (`catchup`);
-                        # after a long sleep every job is late, and the rest of the process
-                        # (dashboard, heartbeats, running handlers) must not wait for them all.
-                        late = 0
-                        await asyncio.sleep(0)
-                if due:
+                late += self._due_guarded(entry, now, due)
+                if len(due) == fire_batch:
                     self._admit_due(due, now)
-                wake = self._timeline.next_wake()
-                if wake is not None:
-                    lead = ahead.lead_s(self._timeline.count_at(wake), self._ahead_s_per_fire)
-                    if lead > 0:
-                        until_s = (wake - clock.now()).total_seconds()
-                        if until_s <= lead:
-                            if until_s > 0:  # else it is due already: the next turn pops it
-                                self._claim_ahead(wake)
-                            continue
-                        wake -= timedelta(seconds=lead)
-                if self.max_idle_s is not None:
-                    idle_until = now + timedelta(seconds=self.max_idle_s)
-                    wake = idle_until if wake is None else min(wake, idle_until)
-                if waiter is None or waiter.done():
-                    waiter = asyncio.ensure_future(self._wakeup.wait())
-                sleeper = None
-                if wake is not None:
-                    sleeper = asyncio.ensure_future(clock.sleep_until(wake))
-                try:
-                    await asyncio.wait(
-                        {waiter} if sleeper is None else {waiter, sleeper},
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                finally:
-                    if sleeper is not None and not sleeper.done():
-                        sleeper.cancel()
-        finally:
-            # Also when this task is cancelled (`stop()`): a waiter left pending outlives
-            # the scheduler ("Task was destroyed but it is pending!" at exit).
-            if waiter is not None:
-                waiter.cancel()
+                    due, late = [], 0
+                    # Let the fires just started run before admitting more: a tick's
+                    # objects then die young instead of all living until the tick ends.
+                    await asyncio.sleep(0)
+                elif late == LATE_BATCH:
+                    # Walking a late job's missed fires takes up to a few ms (`catchup`);
+                    # after a long sleep every job is late, and the rest of the process
+                    # (dashboard, heartbeats, running handlers) must not wait for them all.
+                    late = 0
+                    await asyncio.sleep(0)
+            if due:
+                self._admit_due(due, now)
+            wake = self._timeline.next_wake()
+            if wake is not None:
+                lead = ahead.lead_s(self._timeline.count_at(wake), self._ahead_s_per_fire)
+                if lead > 0:
+                    until_s = (wake - clock.now()).total_seconds()
+                    if until_s <= lead:
+                        if until_s > 0:  # else it is due already: the next turn pops it
+                            self._claim_ahead(wake)
+                        continue
+                    wake -= timedelta(seconds=lead)
+            if self.max_idle_s is not None:
+                idle_until = now + timedelta(seconds=self.max_idle_s)
+                wake = idle_until if wake is None else min(wake, idle_until)
+            # One wait, on `_wakeup`, which the timer sets too (no `asyncio.wait` over a
+            # waiter and a sleeper: its bookkeeping and its extra turn of the event loop
+            # were a good part of an idle scheduler's CPU).
+            timer = None if wake is None else asyncio.ensure_future(self._wake_at(wake))
+            try:
+                await self._wakeup.wait()
+            finally:
+                # Also when this task is cancelled (`stop()`): a timer left pending
+                # outlives the scheduler ("Task was destroyed but it is pending!").
+                if timer is not None and not timer.done():
+                    timer.cancel()
+
+    async def _wake_at(self, when: datetime) -> None:
+        """The loop's timer: set `_wakeup` at `when`."""
+        await self.clock.sleep_until(when)
+        assert self._wakeup is not None
+        self._wakeup.set()
 
     def _due_guarded(self, entry: JobEntry, now: datetime, due: list[DueFire]) -> bool:
         """Schedule the entry's next fire and hand its due fire(s) on (synchronously): an
@@ -892,7 +889,7 @@ class Scheduler(Firing):
             ):
                 entry.fires += 1
                 entry.last_fire = fire
-                # (The caller wakes the loop: `_admit_due`, `_take_due`.)
+                # (No wake-up: the loop looks at the timeline after it, `_admit_due`.)
                 self._queue_next(entry, following, max_runs)
                 due.append((entry, fire, planned))
                 return False
@@ -927,9 +924,8 @@ class Scheduler(Firing):
             entry = entries.popleft()
             if entry.slot is None:
                 self._due_guarded(entry, at, due)
-        if due:
-            assert self._wakeup is not None
-            self._wakeup.set()  # for the next fires queued (`_queue_next`)
+        # The loop is not woken for the next fires queued (`_queue_next`): it waits for
+        # this task to end (`_admitting`) and then looks at the timeline again.
         return due
 
     async def _start_ahead(
@@ -987,8 +983,12 @@ class Scheduler(Firing):
             halted.cancel()
 
     def _admit_due(self, due: list[DueFire], now: datetime) -> None:
-        assert self._wakeup is not None
-        self._wakeup.set()  # for the next fires `_due_guarded` queued (`_queue_next`)
+        """Admit a tick's chunk of due fires in a task of its own.
+
+        Called by the loop only, which looks at the timeline again before it sleeps: the
+        next fires `_due_guarded` queued (`_queue_next`) need no wake-up. Setting
+        `_wakeup` here made the loop go round once more after every tick (an idle
+        scheduler's costliest turn, the whole loop's code run cold once a second)."""
         self._admit_tick(self._start_fires(due, now))
 
     def _admit_tick(
@@ -1077,7 +1077,7 @@ class Scheduler(Firing):
 
     def _queue_next(self, entry: JobEntry, fire: datetime | None, max_runs: int | None) -> None:
         """`_schedule_next` without waking the loop: for the due fires `_due_guarded` takes,
-        whose callers wake it once per chunk (`_admit_due`, `_take_due`), not per fire.
+        whose callers need no wake-up (`_admit_due`, `_take_due`).
         `max_runs`: the job's, read by the caller."""
         job = entry.job
         if max_runs is not None and entry.fires >= max_runs:
