@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agentcron.models import RunRecord, RunStatus, new_run_id
+from agentcron.models import RunRecord, RunStatus, new_run_id, new_run_ids
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -19,6 +19,22 @@ def test_run_ids_are_unique_32_hex_digits_and_ordered_by_time() -> None:
     # The first 12 digits are the millisecond timestamp: never decreasing.
     stamps = [int(i[:12], 16) for i in ids]
     assert stamps == sorted(stamps)
+
+
+def test_run_ids_made_together_share_a_timestamp_and_never_repeat_the_single_ones() -> None:
+    before = new_run_id()
+    batch = new_run_ids(1_000)
+    after = new_run_id()
+    assert len(batch) == 1_000 and len({before, after, *batch}) == 1_002
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in batch)
+    # One timestamp for the batch, between those of the ids made around it; the same
+    # per-process digits; and the counter goes on from one id to the next.
+    assert len({i[:12] for i in batch}) == 1
+    assert before[:12] <= batch[0][:12] <= after[:12]
+    assert {i[12:24] for i in batch} == {before[12:24]}
+    counters = [int(i[24:], 16) for i in [before, *batch, after]]
+    assert all((b - a) % 2**32 == 1 for a, b in zip(counters, counters[1:], strict=False))
+    assert new_run_ids(0) == []
 
 
 def test_a_forked_child_draws_its_own_run_id_randomness() -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "SkipReason",
     "StoredJob",
     "new_run_id",
+    "new_run_ids",
     "occurrence_key",
 ]
 
@@ -109,6 +110,15 @@ def new_run_id() -> str:
     ids = _RUN_IDS
     ms = _time_ns() // 1_000_000
     return ((ms << 80) | ids.node | (next(ids.counter) & 0xFFFFFFFF)).to_bytes(16).hex()
+
+
+def new_run_ids(count: int) -> list[str]:
+    """`count` run ids made at once (a tick's fires), as `new_run_id` makes them, sharing
+    one timestamp: one clock read and no call per id."""
+    ids = _RUN_IDS
+    prefix = ((_time_ns() // 1_000_000) << 80) | ids.node
+    counter = ids.counter
+    return [(prefix | (next(counter) & 0xFFFFFFFF)).to_bytes(16).hex() for _ in range(count)]
 
 
 class RunRecord(NamedTuple):

@@ -47,7 +47,14 @@ from agentcron.events import (
 )
 from agentcron.handlers.base import RunContext
 from agentcron.jobs import Job
-from agentcron.models import FireStart, RunRecord, RunStatus, SkipReason, new_run_id
+from agentcron.models import (
+    FireStart,
+    RunRecord,
+    RunStatus,
+    SkipReason,
+    new_run_id,
+    new_run_ids,
+)
 from agentcron.policies.circuit import Circuit, CircuitBreaker
 from agentcron.policies.overlap import OverlapAction
 from agentcron.tasks import map_in_chunks, yield_to_creator
@@ -376,7 +383,8 @@ class Firing(StoreSync):
         starts: list[FireStart] = []
         no_dispatch = self.dispatch is None
         unsaved: list[DueFire] = []
-        for entry, fire, planned in due:
+        # An id for each fire, made together (most fires start at once and need one).
+        for (entry, fire, planned), run_id in zip(due, new_run_ids(len(due)), strict=True):
             if entry.unsaved:  # claimed once the store has the job (see above)
                 unsaved.append((entry, fire, planned))
                 continue
@@ -395,7 +403,6 @@ class Firing(StoreSync):
                 and options.concurrency_group is None
                 and (no_dispatch or options.queue is None)
             ):
-                run_id = new_run_id()
                 run = runner.running_record(job, run_id, fire, now)
                 if ahead:
                     active = AHEAD
