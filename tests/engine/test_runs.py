@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from agentcron.engine import Scheduler
-from agentcron.handlers import Command, RunContext, as_handler
+from agentcron.handlers import Command, HandlerOutcome, RunContext, as_handler
 from agentcron.models import RunStatus
 from agentcron.policies import Retry
 from agentcron.testing import VirtualClock
@@ -36,6 +36,34 @@ class Failing:
 
 
 ONCE = Date(T0 + timedelta(seconds=1))
+
+
+async def _tail_job(ctx: RunContext) -> HandlerOutcome:
+    return HandlerOutcome(output_tail=f"x{ctx.job_id}" * 10_000)
+
+
+class _TailJob:
+    async def __call__(self, ctx: RunContext) -> HandlerOutcome:
+        return await _tail_job(ctx)
+
+
+async def test_a_run_keeps_the_bounded_output_tail_an_async_function_returns(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    # An `async def` function is awaited directly in its run's task (`CallableHandler.
+    # direct`), an async callable object through `run()`: both record the same tail.
+    assert as_handler(_tail_job).direct is _tail_job
+    assert as_handler(_TailJob()).direct is None
+    sched.add_job("a", trigger=ONCE, handler=_tail_job)
+    sched.add_job("b", trigger=ONCE, handler=_TailJob())
+    async with sched:
+        await clock.advance(2)
+        (a,) = await all_runs(sched, "a")
+        (b,) = await all_runs(sched, "b")
+    assert a.status == b.status == RunStatus.succeeded
+    assert a.output_tail is not None and b.output_tail is not None
+    assert len(a.output_tail) == len(b.output_tail) < 20_000
+    assert a.output_tail.endswith("xa") and b.output_tail.endswith("xb")
 
 
 @pytest.mark.parametrize(

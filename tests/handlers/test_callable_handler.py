@@ -66,6 +66,30 @@ async def test_an_async_callable_object_is_awaited() -> None:
     assert (await as_handler(Job()).run(make_context())).value == "node-a"
 
 
+def test_only_an_async_function_given_with_the_context_on_the_loop_is_awaited_directly() -> None:
+    # `direct` lets the engine skip `run()`: only where `run()` would add nothing.
+    async def job(ctx: RunContext) -> None:
+        pass
+
+    async def no_context() -> None:
+        pass
+
+    class Job:
+        async def __call__(self, ctx: RunContext) -> None:
+            pass
+
+    def sync_job(ctx: RunContext) -> None:
+        pass
+
+    assert CallableHandler(job).direct is job
+    assert CallableHandler(no_context).direct is None
+    assert CallableHandler(Job()).direct is None
+    assert CallableHandler(sync_job).direct is None
+    assert CallableHandler("handler_samples:async_context_job_id").direct is None
+    process = CallableHandler("handler_samples:async_context_job_id", isolation="process")
+    assert process.direct is None
+
+
 async def test_an_exception_from_the_function_propagates_unchanged() -> None:
     with pytest.raises(ValueError, match="the answer is not 42"):
         await as_handler(handler_samples.raise_value_error).run(make_context())

@@ -44,6 +44,7 @@ from agentcron.handlers.base import (
     RunContext,
     engine_context,
 )
+from agentcron.handlers.callable import outcome_of
 from agentcron.jobs import Job
 from agentcron.models import RunRecord, RunStatus
 from agentcron.store.base import Store
@@ -255,8 +256,15 @@ class Runner:
                     # Without a timeout the handler runs in the run's own task (one task per
                     # fire; inlined here, as this is the hot path): cancelling the run
                     # cancels the handler directly.
+                    handler = job.handler
+                    direct = getattr(handler, "direct", None)
+                    outcome: HandlerOutcome | None
                     try:
-                        outcome = await job.handler.run(ctx)
+                        if direct is None:
+                            outcome = await handler.run(ctx)
+                        else:  # `handler.run(ctx)` without its layer (`CallableHandler.direct`)
+                            value = await direct(ctx)
+                            outcome = None if value is None else outcome_of(value)
                     except asyncio.CancelledError:
                         # A cancel request, not the handler's own doing, when the engine
                         # asked (it sets `cancel_reason` first) or, in a task that is not the

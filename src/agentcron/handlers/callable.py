@@ -19,7 +19,7 @@ redeployed module is picked up), after checking at creation that it imports.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import CoroutineType
 from typing import Any, Literal, get_args
 
@@ -35,7 +35,7 @@ from agentcron.handlers.references import HandlerReferenceError, reference_of, r
 from agentcron.handlers.signature import CallShape
 from agentcron.handlers.threads import SYNC_THREADS
 
-__all__ = ["CallableHandler", "Isolation"]
+__all__ = ["CallableHandler", "Isolation", "outcome_of"]
 
 Isolation = Literal["thread", "process"]
 
@@ -72,6 +72,18 @@ class CallableHandler:
         else:
             raise HandlerReferenceError(f"handler target {target!r} is not callable")
         self._shape = CallShape.of(self._func, name=self.describe())
+        #: The function itself when a run is only `await func(ctx)`: an `async def` function
+        #: given directly (not by reference), taking the context, run on the loop. The
+        #: engine then awaits it in the run's task without `run()` around it (once per
+        #: fire) and turns what it returns into the run's outcome with `outcome_of`.
+        self.direct: Callable[[RunContext], Awaitable[Any]] | None = None
+        if (
+            isolation == "thread"
+            and not self._by_reference
+            and self._shape.takes_context
+            and inspect.iscoroutinefunction(self._func)
+        ):
+            self.direct = self._func
         if isolation == "process" and self.ref is None:
             raise HandlerNotPersistableError(
                 f"{self.describe()} cannot run in a child process: it has no importable"
@@ -95,13 +107,13 @@ class CallableHandler:
         if shape.is_async:
             result = func(ctx) if shape.takes_context else func()
             if type(result) is not CoroutineType and not inspect.isawaitable(result):
-                return _outcome(result)
+                return outcome_of(result)
             result = await result
-            return _NO_OUTCOME if result is None else _outcome(result)
+            return _NO_OUTCOME if result is None else outcome_of(result)
         result = await SYNC_THREADS.run(func, *((ctx,) if shape.takes_context else ()))
         if inspect.isawaitable(result):
             result = await result
-        return _outcome(result)
+        return outcome_of(result)
 
     def to_dict(self) -> dict[str, Any]:
         if self.ref is None:
@@ -147,7 +159,8 @@ class CallableHandler:
 _NO_OUTCOME = HandlerOutcome()
 
 
-def _outcome(result: Any) -> HandlerOutcome:
+def outcome_of(result: Any) -> HandlerOutcome:
+    """The outcome of an attempt whose function returned `result`."""
     if result is None:
         return _NO_OUTCOME
     if isinstance(result, HandlerOutcome):
