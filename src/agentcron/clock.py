@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Protocol, runtime_checkable
 
 __all__ = ["Clock", "SystemClock", "utc"]
@@ -78,11 +80,11 @@ class Clock(Protocol):
 class SystemClock:
     """The real clock: `datetime.now(UTC)`, `time.monotonic()` and asyncio sleeps."""
 
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def monotonic(self) -> float:
-        return time.monotonic()
+    #: `datetime.now(UTC)` and `time.monotonic()` themselves, not methods calling them:
+    #: the engine reads the clock a few times per fire, and a Python frame per read was
+    #: a third of its cost.
+    now: Callable[[], datetime] = staticmethod(partial(datetime.now, UTC))
+    monotonic: Callable[[], float] = staticmethod(time.monotonic)
 
     async def sleep(self, seconds: float) -> None:
         if seconds <= 0:
