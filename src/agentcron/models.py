@@ -204,8 +204,10 @@ class FireStart(NamedTuple):
     scheduled_for: datetime
     next_run: datetime | None
     last_fire: datetime | None
-    #: The fire's `running` record, written with the claim when the fire is won (the engine
-    #: gives it for fires that start at once: an idle job without circuit or group).
+    #: The fire's `running` record (or its skip), written with the claim when the fire is
+    #: won (the engine gives it for fires that start at once: an idle job without circuit
+    #: or group). A new run: its `run_id` must never have been recorded (a store may
+    #: write it without looking for an earlier record).
     run: RunRecord | None = None
 
 

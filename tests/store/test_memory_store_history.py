@@ -1,4 +1,4 @@
-"""`MemoryStore` bounds each job's run history and indexes runs by job and by lease."""
+"""`MemoryStore` bounds each job's run history, indexes runs by job and keeps running runs apart."""
 
 from __future__ import annotations
 
@@ -197,9 +197,9 @@ async def test_a_run_that_succeeds_leaves_the_running_index() -> None:
     store = MemoryStore()
     run = a_run("r1", 0, status=RunStatus.running, lease_s=60)
     await store.record_run(run)
-    assert list(store._runs.leased) == ["r1"]
+    assert list(store._runs.running) == ["r1"]
     await store.record_run(run.evolve(status=RunStatus.succeeded, lease_expires_at=None))
-    assert list(store._runs.leased) == []
+    assert list(store._runs.running) == []
     assert await store.interrupt_expired(T0 + timedelta(days=1)) == []
 
 
@@ -209,7 +209,7 @@ async def test_a_renewed_lease_is_interrupted_only_once_it_expires_again() -> No
     assert await store.renew_lease("r1", "node-a", 0, until=T0 + timedelta(seconds=300))
     assert await store.interrupt_expired(T0 + timedelta(seconds=120)) == []
     (interrupted,) = await store.interrupt_expired(T0 + timedelta(seconds=300))
-    assert interrupted.run_id == "r1" and list(store._runs.leased) == []
+    assert interrupted.run_id == "r1" and list(store._runs.running) == []
 
 
 async def test_a_run_recorded_under_another_job_moves_to_that_jobs_history() -> None:
@@ -270,3 +270,63 @@ async def test_pruning_by_hand_then_recording_more_keeps_the_cap_exact() -> None
     for i in range(10, 17):  # 4 + 7 = 11 final runs: trimmed back to 10
         await store.record_run(a_run(f"r{i:02}", i))
     assert await run_ids(store, "digest") == [f"r{i:02}" for i in range(16, 6, -1)]
+
+
+async def test_a_run_moving_in_and_out_of_running_is_stored_once_and_counted_once() -> None:
+    # Running runs live apart from the others (`RunTable.running`): a run id is in one of
+    # the two dicts, and the count of final runs follows each move.
+    store = MemoryStore()
+    table = store._runs
+    run = a_run("r1", 0, status=RunStatus.scheduled)
+    steps = [
+        (run, False),
+        (run.evolve(status=RunStatus.running, lease_expires_at=T0 + timedelta(minutes=1)), True),
+        (run.evolve(status=RunStatus.failed), False),
+        # Taken over by another node (a higher fence), running again, then interrupted.
+        (run.evolve(status=RunStatus.running, fence=1, attempt=2), True),
+        (run.evolve(status=RunStatus.interrupted, fence=1, attempt=2), False),
+    ]
+    for record, running in steps:
+        assert await store.record_run(record)
+        assert ("r1" in table.running) is running
+        assert ("r1" in table._rows) is not running
+        stored = await store.get_run("r1")
+        assert stored == record
+        assert await run_ids(store, "digest") == ["r1"]
+        assert table.finals == (1 if record.status.is_final else 0)
+    # An older fence is refused wherever the run is, and changes nothing.
+    assert not await store.record_run(run.evolve(status=RunStatus.running, fence=0))
+    assert "r1" not in table.running and table.finals == 1
+
+
+async def test_a_running_run_without_a_lease_is_never_interrupted() -> None:
+    store = MemoryStore()
+    await store.record_run(a_run("unleased", 0, status=RunStatus.running))
+    assert await store.interrupt_expired(T0 + timedelta(days=365)) == []
+    assert not await store.renew_lease("missing", "node-a", 0, until=T0)
+    assert not await store.renew_lease("unleased", "node-b", 0, until=T0)
+
+
+async def test_the_runs_written_with_claims_are_indexed_like_any_other() -> None:
+    # `start_fires` writes its runs without looking for earlier records (`record_new`):
+    # they must still be listed, counted, trimmed and forgotten as `record_run` would.
+    store = MemoryStore(max_runs_per_job=3)
+    await store.save_job(StoredJob(id="digest", definition={}), actor="t")
+    for second in range(6):
+        at = T0 + timedelta(seconds=second)
+        run = a_run(f"r{second}", second, status=RunStatus.running, lease_s=60)
+        skip = a_run(f"s{second}", second, job_id="other", status=RunStatus.skipped)
+        fires = [FireStart("digest", at, None, at, run), FireStart("other", at, None, at, skip)]
+        assert await store.start_fires(fires, "node-a", now=at) == [True, True]
+        assert await store.record_run(run.evolve(status=RunStatus.succeeded))
+    # Trimmed back to 3 whenever a job holds 3 + 1 final runs, skips written with claims too.
+    assert await run_ids(store, "digest") == ["r5", "r4", "r3"]
+    assert await run_ids(store, "other") == ["s5", "s4", "s3"]
+    assert store._runs.finals == 6 and store._runs.running == {}
+    at = T0 + timedelta(seconds=6)
+    running = a_run("r6", 6, status=RunStatus.running, lease_s=60)
+    assert await store.start_fires([FireStart("digest", at, None, at, running)], "n", now=at)
+    assert (await store.get_run("r6")) == running
+    assert await store.delete_job("digest", actor="t")
+    assert await store.get_run("r6") is None and store._runs.running == {}
+    assert await store.interrupt_expired(T0 + timedelta(days=1)) == []

@@ -126,7 +126,7 @@ class MemoryStore:
     `None` turns either bound off (memory then grows with every fire).
 
     Runs are indexed by job (reading one job's runs never scans the others') and the
-    `running` runs holding a lease are kept apart, so `interrupt_expired` looks only at them.
+    `running` runs are kept apart, so `interrupt_expired` looks only at them.
     """
 
     url = "memory://"
@@ -268,7 +268,7 @@ class MemoryStore:
                 started.append(run)
             won.append(True)
         if started:
-            self._runs.record_many(started)  # all won, all new: none is refused
+            self._runs.record_new(started)  # all won, all new (`FireStart.run`)
         return won
 
     # -- runs ----------------------------------------------------------------------------

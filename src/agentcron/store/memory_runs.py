@@ -1,5 +1,5 @@
-"""The runs and fire claims of `MemoryStore`: runs by id, indexed by job and by lease,
-bounded per job.
+"""The runs and fire claims of `MemoryStore`: runs by id (the running ones apart), indexed
+by job, bounded per job.
 
 Each run is kept as a plain tuple with its status as a string, not as the `RunRecord` it
 came in as. Python's garbage collector stops tracking a plain tuple of strings, numbers and
@@ -80,11 +80,16 @@ class RunTable:
         self._trim_all_at = _batch_limit(max_runs)
         #: Final runs in the table (the sum of every `_History.finals`).
         self.finals = 0
+        #: Runs whose stored record is final or `scheduled`, by id, in the order they came
+        #: here (the oldest first: what `_trim_all` drops first). A run id is in this dict
+        #: or in `running`, never in both.
         self._rows: dict[str, Row] = {}
+        #: Runs whose stored record is `running`, by id. Apart from the others because each
+        #: fire's run comes here at its claim and leaves when it ends: a small dict of the
+        #: runs in flight takes those writes, not the table of every stored run (a cache
+        #: miss each); and it is what `interrupt_expired` reads.
+        self.running: dict[str, Row] = {}
         self._history: dict[str, _History] = {}
-        #: Run ids whose stored record is `running` with a lease, in the order they got one
-        #: (what `interrupt_expired` reads; a dict as an ordered set).
-        self.leased: dict[str, None] = {}
         #: Fire claims: job id -> {scheduled_for in UTC: the node that won it}.
         #:
         #: Nested, not keyed by (job id, time) tuples: dicts of datetimes and strings are
@@ -116,12 +121,41 @@ class RunTable:
         """Insert or update `run` by its id; False when refused by fencing."""
         return self.record_many((run,))[0]
 
+    def record_new(self, runs: Iterable[RunRecord]) -> None:
+        """`record_many` for runs whose ids were never recorded (the runs `Store.start_fires`
+        writes with their claims): nothing to look up or refuse, so none is looked up.
+
+        Once per fire, so `record_many`'s new-run branch is written out here again."""
+        rows, running, histories = self._rows, self.running, self._history
+        for run in runs:
+            (run_id, job_id, scheduled_for, status, attempt, started, finished, error, tail,
+             node_id, skip, lease, fence, queued) = run  # fmt: skip
+            text = _STATUS_TEXT[status]
+            row = (run_id, job_id, scheduled_for, text, attempt, started, finished, error, tail,
+                   node_id, skip, lease, fence, queued)  # fmt: skip
+            if text == _RUNNING:
+                running[run_id] = row
+            else:
+                rows[run_id] = row
+            history = histories.get(job_id)
+            if history is None:
+                history = histories[job_id] = _History()
+            history.ids[run_id] = None
+            if history.in_order:
+                newest = history.newest
+                if newest is None or scheduled_for > newest:
+                    history.newest = scheduled_for
+                else:
+                    history.in_order = False
+            if text not in _OPEN:
+                self._count_final(job_id, history, 1)
+
     def record_many(self, runs: Iterable[RunRecord]) -> list[bool]:
         """`record` each run in order; one result per run.
 
         One loop for a batch (a tick's `running` records, a turn's final ones): this runs
         twice per fire, and the table's attributes are read once per batch, not per run."""
-        rows, histories, leased = self._rows, self._history, self.leased
+        rows, running, histories = self._rows, self.running, self._history
         trim_at = self._trim_at
         out = []
         for run in runs:
@@ -129,16 +163,30 @@ class RunTable:
             (run_id, job_id, scheduled_for, status, attempt, started, finished, error, tail,
              node_id, skip, lease, fence, queued) = run  # fmt: skip
             text = _STATUS_TEXT[status]
-            old = rows.get(run_id)
+            # Taken out of `running` (the usual update: a run that ended), put back if kept.
+            old = running.pop(run_id, None)
+            was_running = old is not None
+            if old is None:
+                old = rows.get(run_id)
             if old is not None:
                 if old[_FENCE] > fence:  # type: ignore[operator]
+                    if was_running:
+                        running[run_id] = old
                     out.append(False)
                     continue
                 if old[_JOB_ID] != job_id:  # moved to another job: indexed again, as new
+                    if was_running:
+                        running[run_id] = old
                     self._forget(run_id, old)
                     old = None
-            rows[run_id] = (run_id, job_id, scheduled_for, text, attempt, started, finished,
-                            error, tail, node_id, skip, lease, fence, queued)  # fmt: skip
+            row = (run_id, job_id, scheduled_for, text, attempt, started, finished, error, tail,
+                   node_id, skip, lease, fence, queued)  # fmt: skip
+            if text == _RUNNING:
+                running[run_id] = row
+                if old is not None and not was_running:
+                    del rows[run_id]
+            else:  # (one that leaves `running` goes to the end of `_rows`: it ended last)
+                rows[run_id] = row
             out.append(True)
             if old is None:
                 history = histories.get(job_id)
@@ -153,22 +201,16 @@ class RunTable:
                         history.in_order = False
                 if text not in _OPEN:
                     self._count_final(job_id, history, 1)
-            else:
-                old_text = old[_STATUS_AT]
-                if old_text == _RUNNING:
-                    leased.pop(run_id, None)
-                if (old_text in _OPEN) is not (text in _OPEN):
-                    # `_count_final`, inline: a run's final record comes here once per fire.
-                    history = histories[job_id]
-                    delta = -1 if text in _OPEN else 1
-                    history.finals += delta
-                    self.finals += delta
-                    if history.finals >= trim_at:
-                        self._trim(job_id, history)
-                    if self.finals >= self._trim_all_at:
-                        self._trim_all()
-            if text == _RUNNING and lease is not None:
-                leased[run_id] = None
+            elif (old[_STATUS_AT] in _OPEN) is not (text in _OPEN):
+                # `_count_final`, inline: a run's final record comes here once per fire.
+                history = histories[job_id]
+                delta = -1 if text in _OPEN else 1
+                history.finals += delta
+                self.finals += delta
+                if history.finals >= trim_at:
+                    self._trim(job_id, history)
+                if self.finals >= self._trim_all_at:
+                    self._trim_all()
         return out
 
     def _count_final(self, job_id: str, history: _History, delta: int) -> None:
@@ -206,13 +248,17 @@ class RunTable:
 
     def _forget(self, run_id: str, row: Row) -> None:
         """Delete a stored run and unindex it."""
-        del self._rows[run_id]
+        if self.running.pop(run_id, None) is None:
+            del self._rows[run_id]
         history = self._history[row[_JOB_ID]]  # type: ignore[index]
         del history.ids[run_id]
         if row[_STATUS_AT] not in _OPEN:
             history.finals -= 1
             self.finals -= 1
-        self.leased.pop(run_id, None)
+
+    def _stored(self, run_id: str) -> Row | None:
+        row = self.running.get(run_id)
+        return row if row is not None else self._rows.get(run_id)
 
     def _trim(self, job_id: str, history: _History) -> None:
         """Drop the job's oldest final runs beyond `max_runs_per_job`, with their claims."""
@@ -224,14 +270,14 @@ class RunTable:
             # Ids in key order (the usual case): the oldest final runs come first, and no
             # two runs share an occurrence, so each dropped run's claim goes with it.
             for run_id in ids:
-                row = rows[run_id]
-                if row[_STATUS_AT] not in _OPEN:
+                row = rows.get(run_id)  # (None: running)
+                if row is not None and row[_STATUS_AT] not in _OPEN:
                     doomed.append((run_id, row[_SCHEDULED_FOR]))  # type: ignore[arg-type]
                     if len(doomed) == excess:
                         break
             in_use: set[datetime] = set()
         else:
-            every = sorted((_run(rows[i]) for i in ids), key=_sort_key)
+            every = sorted((_run(self._stored(i)) for i in ids), key=_sort_key)  # type: ignore[arg-type]
             old = [r for r in every if r.status not in _OPEN][:excess]
             doomed = [(r.run_id, r.scheduled_for) for r in old]
             dropped = {run_id for run_id, _ in doomed}
@@ -255,23 +301,23 @@ class RunTable:
         if history is not None:
             self.finals -= history.finals
         for run_id in history.ids if history is not None else ():
-            del self._rows[run_id]
-            self.leased.pop(run_id, None)
+            if self._rows.pop(run_id, None) is None:
+                del self.running[run_id]
         self.claims.pop(job_id, None)
 
     # -- reading -------------------------------------------------------------------------
     def get(self, run_id: str) -> RunRecord | None:
-        row = self._rows.get(run_id)
+        row = self._stored(run_id)
         return _run(row) if row is not None else None
 
     def matching(self, query: RunQuery) -> list[RunRecord]:
         """The runs `query` selects, newest first (ignoring its offset and limit)."""
         rows: Iterable[Row]
         if query.job_id is None:
-            rows = self._rows.values()
+            rows = [*self._rows.values(), *self.running.values()]
         else:
             history = self._history.get(query.job_id)
-            rows = [self._rows[i] for i in history.ids] if history is not None else []
+            rows = [self._stored(i) for i in history.ids] if history is not None else []  # type: ignore[misc]
         out = []
         for row in rows:
             run = _run(row)
@@ -288,7 +334,12 @@ class RunTable:
     def prune(self, *, older_than: datetime | None, keep_per_job: int | None) -> int:
         deleted = 0
         for history in self._history.values():
-            final = [r for i in history.ids if (r := _run(self._rows[i])).status not in _OPEN]
+            final = [
+                r
+                for i in history.ids
+                if (row := self._rows.get(i)) is not None  # (None: running)
+                and (r := _run(row)).status not in _OPEN
+            ]
             doomed: set[str] = set()
             if older_than is not None:
                 doomed.update(r.run_id for r in final if r.scheduled_for < older_than)
@@ -305,21 +356,19 @@ class RunTable:
 
     # -- leases --------------------------------------------------------------------------
     def renew_lease(self, run_id: str, node_id: str, fence: int, until: datetime) -> bool:
-        row = self._rows.get(run_id)
-        if row is None or row[_STATUS_AT] != _RUNNING:
+        row = self.running.get(run_id)
+        if row is None or row[_NODE_ID] != node_id or row[_FENCE] != fence:
             return False
-        if row[_NODE_ID] != node_id or row[_FENCE] != fence:
-            return False
-        self._rows[run_id] = (*row[:_LEASE], until, *row[_LEASE + 1 :])
-        self.leased[run_id] = None
+        self.running[run_id] = (*row[:_LEASE], until, *row[_LEASE + 1 :])
         return True
 
     def interrupt_expired(self, now: datetime) -> list[RunRecord]:
         out = []
-        for run_id in list(self.leased):
-            run = _run(self._rows[run_id])
-            if run.lease_expires_at is not None and run.lease_expires_at <= now:
-                self.leased.pop(run_id, None)
+        for run_id, row in list(self.running.items()):
+            lease: datetime | None = row[_LEASE]  # type: ignore[assignment]
+            if lease is not None and lease <= now:
+                del self.running[run_id]
+                run = _run(row)
                 new = run.interrupted(now)
                 self._rows[run_id] = _row(new)
                 out.append(new)
