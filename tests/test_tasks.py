@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
-from agentcron.tasks import cancel_and_wait, cancel_and_wait_all, keep_cancellation, map_in_chunks
+from agentcron.tasks import (
+    cancel_and_join,
+    cancel_and_wait,
+    cancel_and_wait_all,
+    join,
+    keep_cancellation,
+    map_in_chunks,
+)
 
 
 class InFlight:
@@ -45,7 +53,10 @@ async def test_the_first_failure_propagates_after_its_chunk() -> None:
     assert call.now == 0  # every call of the failing chunk finished
 
 
-async def test_a_cancellation_of_the_caller_while_a_task_unwinds_is_not_swallowed() -> None:
+@pytest.mark.parametrize("wait", [cancel_and_wait, cancel_and_join])
+async def test_a_cancellation_of_the_caller_while_a_task_unwinds_is_not_swallowed(
+    wait: Callable[[asyncio.Task[None]], Awaitable[None]],
+) -> None:
     # `with suppress(CancelledError): await task` took the caller's own cancellation for
     # the task's: a queue worker's loop, cancelled at that moment, ran on for ever.
     release = asyncio.Event()
@@ -62,7 +73,7 @@ async def test_a_cancellation_of_the_caller_while_a_task_unwinds_is_not_swallowe
 
     async def caller() -> None:
         nonlocal went_on
-        await cancel_and_wait(inner)
+        await wait(inner)
         went_on = True
 
     outer = asyncio.create_task(caller())
@@ -85,6 +96,45 @@ async def test_cancel_and_wait_all_retrieves_the_tasks_errors_and_returns() -> N
     await asyncio.sleep(0)
     await cancel_and_wait_all(tasks)
     assert all(t.done() and isinstance(t.exception(), RuntimeError) for t in tasks)
+
+
+async def test_cancel_and_join_raises_the_error_a_task_unwound_with_but_not_its_cancel() -> None:
+    async def fails_on_cancel() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            raise RuntimeError("while unwinding")
+
+    failing = asyncio.create_task(fails_on_cancel())
+    quiet = asyncio.create_task(asyncio.Event().wait())
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="while unwinding"):
+        await cancel_and_join(failing)
+    await cancel_and_join(quiet)
+    await cancel_and_join(None)
+    assert quiet.cancelled()
+
+
+async def test_join_waits_for_a_task_that_ends_by_itself_and_propagates_a_cancel_of_the_caller() -> (
+    None
+):
+    # As `Dashboard.stop()` waits for the server to answer the requests in progress: a
+    # cancellation of the waiting task (a second Ctrl+C) must not be taken for the server's.
+    finish = asyncio.Event()
+
+    async def serving() -> str:
+        await finish.wait()
+        return "done"
+
+    server = asyncio.create_task(serving())
+    waiter = asyncio.create_task(join(server))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    await asyncio.gather(waiter, return_exceptions=True)
+    assert waiter.cancelled() and not server.done()
+    finish.set()
+    await join(server)
+    assert server.result() == "done"
 
 
 async def swallowing_call(started: asyncio.Event) -> str:

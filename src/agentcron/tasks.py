@@ -9,9 +9,11 @@ from typing import Any, TypeVar
 
 __all__ = [
     "CHUNK",
+    "cancel_and_join",
     "cancel_and_wait",
     "cancel_and_wait_all",
     "hold_while_running",
+    "join",
     "keep_cancellation",
     "map_in_chunks",
     "yield_to_creator",
@@ -72,6 +74,25 @@ async def cancel_and_wait_all(tasks: Iterable[asyncio.Future[Any]]) -> None:
     for task in pending:
         if not task.cancelled():
             task.exception()
+
+
+async def join(task: asyncio.Future[Any]) -> None:
+    """Wait for `task` to end; raise its error, if it failed with one (its own cancellation
+    is not an error).
+
+    Invariant: a cancellation of the *calling* task propagates, as in `cancel_and_wait_all`:
+    `with suppress(CancelledError): await task` cannot tell it from the task's own."""
+    await asyncio.wait((task,))  # raises CancelledError only when the caller is cancelled
+    if not task.cancelled() and (error := task.exception()) is not None:
+        raise error
+
+
+async def cancel_and_join(task: asyncio.Future[Any] | None) -> None:
+    """Cancel `task` (if any), wait until it has finished unwinding and raise the error it
+    ended with, if any other than its cancellation (`join`)."""
+    if task is not None:
+        task.cancel()
+        await join(task)
 
 
 class keep_cancellation:  # (lower case: a `with` statement, as `contextlib.suppress`)

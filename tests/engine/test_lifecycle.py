@@ -761,6 +761,23 @@ async def test_stop_during_a_slow_start_leaves_the_scheduler_stopped() -> None:
     assert sched._loop_task is not None and sched._loop_task.done()
 
 
+async def test_a_stop_cancelled_while_it_waits_for_the_loop_to_unwind_is_cancelled() -> None:
+    # `stop()` waited for its own tasks with `suppress(CancelledError): await task`, which
+    # took a cancellation of `stop()` itself (a second Ctrl+C, a timeout around it) for
+    # the loop task's and went on as if nobody had asked.
+    sched = Scheduler(clock=VirtualClock(T0))
+    sched.add_job("tick", trigger="* * * * *", handler=noop)
+    await sched.start()
+    stopping = asyncio.ensure_future(sched.stop())
+    await asyncio.sleep(0)  # `stop()` has cancelled the loop task and waits for it
+    assert sched._loop_task is not None and not sched._loop_task.done()
+    stopping.cancel()
+    await asyncio.gather(stopping, return_exceptions=True)
+    assert stopping.cancelled()
+    await sched.stop()  # a stop cut short can be finished by another
+    assert sched.health()["status"] == "stopped"
+
+
 async def test_no_task_is_left_behind_after_the_scheduler_stops() -> None:
     received: list[str] = []
 

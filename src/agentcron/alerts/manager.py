@@ -23,7 +23,6 @@ may both send). Pending retries are kept in memory only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -45,7 +44,7 @@ from agentcron.alerts.sinks import Alert, Sink, SinkError
 from agentcron.clock import Clock
 from agentcron.events import AlertSent, Event, EventBus, Subscription
 from agentcron.store.base import Store
-from agentcron.tasks import cancel_and_wait, hold_while_running
+from agentcron.tasks import cancel_and_wait, cancel_and_wait_all, hold_while_running
 
 __all__ = ["CLAIMS_KEY", "COOLDOWN_KEY", "HISTORY_KEY", "AlertManager"]
 
@@ -474,7 +473,4 @@ class AlertManager:
         self._retry_task = None
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
-            for task in pending:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*pending, return_exceptions=True)
+            await cancel_and_wait_all(pending)

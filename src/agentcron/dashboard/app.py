@@ -29,6 +29,7 @@ from agentcron.dashboard.protocol import QueueSource, SchedulerLike
 from agentcron.dashboard.settings import DashboardSettings
 from agentcron.dashboard.ws import EventHub
 from agentcron.events import Event
+from agentcron.tasks import cancel_and_wait_all
 
 __all__ = ["STATIC_DIR", "create_app"]
 
@@ -94,11 +95,7 @@ def create_app(
         try:
             yield
         finally:
-            for task in side:
-                task.cancel()
-            for task in side:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait_all(side)
             hub.stop()
             subscription.close()
             for task in tuple(ctx.background):

@@ -14,7 +14,6 @@ must not become a second scheduler, so it gets this read-only stand-in for `Sche
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -39,6 +38,7 @@ from agentcron.events import (
 )
 from agentcron.models import RunQuery, RunRecord, RunStatus, StoredJob
 from agentcron.store.base import Store
+from agentcron.tasks import cancel_and_join
 
 __all__ = ["ReadOnlyError", "StoreObserver"]
 
@@ -239,8 +239,5 @@ class StoreObserver:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_join(self._task)
         await self.store.close()

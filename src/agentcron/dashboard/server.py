@@ -26,6 +26,7 @@ from agentcron.dashboard.app import create_app
 from agentcron.dashboard.auth import is_loopback
 from agentcron.dashboard.protocol import QueueSource, SchedulerLike
 from agentcron.dashboard.settings import DashboardSettings
+from agentcron.tasks import join
 
 __all__ = ["DashboardServer", "exposure_warning"]
 
@@ -129,8 +130,7 @@ class DashboardServer:
             return
         self._context.closing.set()
         self._server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await join(self._task)  # (a cancellation of `stop()` itself propagates)
         self._task = None
 
     async def wait(self) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import math
 import os
@@ -81,6 +80,7 @@ from agentcron.policies.errors import JobConfigError, require, shown, within_max
 from agentcron.policies.jitter import jitter_delay
 from agentcron.policies.misfire import decide_misfire
 from agentcron.store.base import JobConflictError, Store, open_store
+from agentcron.tasks import cancel_and_join
 from agentcron.triggers import Date, Interval, resolve_tz
 
 __all__ = ["Dispatch", "JobView", "Scheduler"]
@@ -648,10 +648,7 @@ class Scheduler(Firing):
             self._halting.set()
         grace = 0.0 if self._grace_ended else self.stop_grace_s if grace_s is None else grace_s
         for task in (self._loop_task, self._maintenance_task, self._watch_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_join(task)  # (a cancellation of `stop()` itself propagates)
         if self._ahead is not None:  # ends at once (`_halting`), its fires launched or not
             await asyncio.wait({self._ahead})
         for entry in self._entries.values():
@@ -688,10 +685,7 @@ class Scheduler(Firing):
             await asyncio.wait(set(self._recording))
         self._tasks = {t for t in self._tasks if not t.done()}
         await self._flush_writes()
-        if self._writer_task is not None:
-            self._writer_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer_task
+        await cancel_and_join(self._writer_task)
         self._running = False
         # Subscribers' delivery tasks end once they have delivered what they hold; the
         # next event starts them again.

@@ -59,6 +59,7 @@ from agentcron.queue.base import Backoff, Job, Queue, QueueError
 from agentcron.queue.dispatch import dispatch_to_queue
 from agentcron.queue.worker import UnrecoverableError
 from agentcron.store.base import Store
+from agentcron.tasks import cancel_and_join
 
 __all__ = ["RunTakenOverError", "ScheduledJobRunner", "queue_dispatch"]
 
@@ -329,9 +330,7 @@ class ScheduledJobRunner:
         try:
             yield lost
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+            await cancel_and_join(renewer)
 
     async def _renew(self, record: RunRecord, lost: asyncio.Future[None]) -> None:
         while True:
