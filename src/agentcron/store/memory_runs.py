@@ -123,9 +123,8 @@ class RunTable:
 
     def record_new(self, runs: Iterable[RunRecord]) -> None:
         """`record_many` for runs whose ids were never recorded (the runs `Store.start_fires`
-        writes with their claims): nothing to look up or refuse, so none is looked up.
-
-        Once per fire, so `record_many`'s new-run branch is written out here again."""
+        writes with their claims): nothing to look up or refuse, so none is looked up. Also
+        `record_many`'s own way in for a run it does not hold."""
         rows, running, histories = self._rows, self.running, self._history
         for run in runs:
             (run_id, job_id, scheduled_for, status, attempt, started, finished, error, tail,
@@ -157,7 +156,7 @@ class RunTable:
         twice per fire, and the table's attributes are read once per batch, not per run."""
         rows, running, histories = self._rows, self.running, self._history
         trim_at = self._trim_at
-        out = []
+        out: list[bool] = []
         for run in runs:
             # Unpacked once into locals and packed again as the row (see `_row`).
             (run_id, job_id, scheduled_for, status, attempt, started, finished, error, tail,
@@ -179,29 +178,19 @@ class RunTable:
                         running[run_id] = old
                     self._forget(run_id, old)
                     old = None
+            out.append(True)
+            if old is None:
+                self.record_new((run,))
+                continue
             row = (run_id, job_id, scheduled_for, text, attempt, started, finished, error, tail,
                    node_id, skip, lease, fence, queued)  # fmt: skip
             if text == _RUNNING:
                 running[run_id] = row
-                if old is not None and not was_running:
+                if not was_running:
                     del rows[run_id]
             else:  # (one that leaves `running` goes to the end of `_rows`: it ended last)
                 rows[run_id] = row
-            out.append(True)
-            if old is None:
-                history = histories.get(job_id)
-                if history is None:
-                    history = histories[job_id] = _History()
-                history.ids[run_id] = None
-                if history.in_order:
-                    newest = history.newest
-                    if newest is None or scheduled_for > newest:
-                        history.newest = scheduled_for
-                    else:
-                        history.in_order = False
-                if text not in _OPEN:
-                    self._count_final(job_id, history, 1)
-            elif (old[_STATUS_AT] in _OPEN) is not (text in _OPEN):
+            if (old[_STATUS_AT] in _OPEN) is not (text in _OPEN):
                 # `_count_final`, inline: a run's final record comes here once per fire.
                 history = histories[job_id]
                 delta = -1 if text in _OPEN else 1
