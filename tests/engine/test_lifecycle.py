@@ -761,20 +761,48 @@ async def test_stop_during_a_slow_start_leaves_the_scheduler_stopped() -> None:
     assert sched._loop_task is not None and sched._loop_task.done()
 
 
-async def test_a_stop_cancelled_while_it_waits_for_the_loop_to_unwind_is_cancelled() -> None:
+class SlowToUnwindStore(MemoryStore):
+    """A store whose `interrupt_expired` (asked by the lease maintenance task), once
+    `armed`, blocks, and whose cancellation takes until `release` is set to unwind."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = False
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def interrupt_expired(self, now: datetime) -> list[RunRecord]:
+        if not self.armed:  # (`start()` asks too)
+            return await super().interrupt_expired(now)
+        self.entered.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.release.wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_stop_cancelled_while_it_waits_for_its_tasks_to_unwind_is_cancelled() -> None:
     # `stop()` waited for its own tasks with `suppress(CancelledError): await task`, which
     # took a cancellation of `stop()` itself (a second Ctrl+C, a timeout around it) for
-    # the loop task's and went on as if nobody had asked.
-    sched = Scheduler(clock=VirtualClock(T0))
-    sched.add_job("tick", trigger="* * * * *", handler=noop)
+    # the task's and went on as if nobody had asked.
+    store = SlowToUnwindStore()
+    clock = VirtualClock(T0)
+    sched = Scheduler(store, clock=clock, lease_s=30)
     await sched.start()
+    store.armed = True
+    await clock.advance(10)  # the lease maintenance asks the store, which blocks
+    await asyncio.wait_for(store.entered.wait(), 5)  # (a real bound: it must not hang)
     stopping = asyncio.ensure_future(sched.stop())
-    await asyncio.sleep(0)  # `stop()` has cancelled the loop task and waits for it
-    assert sched._loop_task is not None and not sched._loop_task.done()
+    maintenance = sched._maintenance_task
+    assert maintenance is not None
+    while not maintenance.cancelling():  # `stop()` cancelled it and waits for it
+        await asyncio.sleep(0)
     stopping.cancel()
+    store.release.set()
     await asyncio.gather(stopping, return_exceptions=True)
-    assert stopping.cancelled()
-    await sched.stop()  # a stop cut short can be finished by another
+    assert stopping.cancelled() and maintenance.cancelled()
+    await sched.stop()  # a stop cut short is finished by another
     assert sched.health()["status"] == "stopped"
 
 
