@@ -565,13 +565,22 @@ def test_a_second_run_on_one_data_dir_is_a_second_node_and_each_fire_runs_once(
             return set()
         return {str(n["node_id"]) for n in json.loads(listed.stdout) if n["reported"] != "stopped"}
 
+    seen = ""
     try:
-        wait_for(lambda: len(node_ids()) == 2 and len(runs(db, "tick")) >= 4)
-        first, second = sorted(node_ids())
-        assert second == f"{first}#2"
+        try:
+            wait_for(lambda: len(node_ids()) == 2 and len(runs(db, "tick")) >= 4)
+        except AssertionError:  # what each process said shows why (it failed once in CI)
+            seen = f"nodes {sorted(node_ids())}, {len(runs(db, 'tick'))} tick runs"
+        else:
+            first, second = sorted(node_ids())
+            assert second == f"{first}#2"
     finally:
-        codes = [stop(proc)[0] for proc in procs]
-    assert codes == [0, 0]
+        stopped = [stop(proc) for proc in procs]
+    said = "\n".join(
+        f"node {i} (exit {code}): {err[-3000:]}" for i, (code, _, err) in enumerate(stopped)
+    )
+    assert not seen, f"two nodes and 4 runs not seen in time: {seen}\n{said}"
+    assert [code for code, _, _ in stopped] == [0, 0], said
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
     try:
         fires = conn.execute("SELECT scheduled_for_us FROM runs WHERE job_id = 'tick'").fetchall()
