@@ -85,13 +85,15 @@ async def test_a_cancellation_of_the_caller_while_a_task_unwinds_is_not_swallowe
     assert inner.done()
 
 
-async def test_cancel_and_wait_all_retrieves_the_tasks_errors_and_returns() -> None:
-    async def fails_on_cancel() -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            raise RuntimeError("while unwinding")
+async def fails_on_cancel() -> None:
+    """Waits for ever; fails with RuntimeError when cancelled."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        raise RuntimeError("while unwinding")
 
+
+async def test_cancel_and_wait_all_retrieves_the_tasks_errors_and_returns() -> None:
     tasks = [asyncio.create_task(fails_on_cancel()) for _ in range(2)]
     await asyncio.sleep(0)
     await cancel_and_wait_all(tasks)
@@ -99,12 +101,6 @@ async def test_cancel_and_wait_all_retrieves_the_tasks_errors_and_returns() -> N
 
 
 async def test_cancel_and_join_raises_the_error_a_task_unwound_with_but_not_its_cancel() -> None:
-    async def fails_on_cancel() -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            raise RuntimeError("while unwinding")
-
     failing = asyncio.create_task(fails_on_cancel())
     quiet = asyncio.create_task(asyncio.Event().wait())
     await asyncio.sleep(0)
