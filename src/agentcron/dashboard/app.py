@@ -29,7 +29,7 @@ from agentcron.dashboard.protocol import QueueSource, SchedulerLike
 from agentcron.dashboard.settings import DashboardSettings
 from agentcron.dashboard.ws import EventHub
 from agentcron.events import Event
-from agentcron.tasks import cancel_and_wait_all
+from agentcron.tasks import cancel_and_join
 
 __all__ = ["STATIC_DIR", "create_app"]
 
@@ -95,7 +95,10 @@ def create_app(
         try:
             yield
         finally:
-            await cancel_and_wait_all(side)
+            for task in side:
+                task.cancel()
+            for task in side:  # (an error a side task ended with is raised, as before)
+                await cancel_and_join(task)
             hub.stop()
             subscription.close()
             for task in tuple(ctx.background):
