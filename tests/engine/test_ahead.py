@@ -14,6 +14,7 @@ import pytest
 
 from agentcron.engine import Scheduler
 from agentcron.engine.ahead import CLAIM_SLICE, MAX_LEAD_S, MIN_FIRES, PER_FIRE_S, lead_s
+from agentcron.engine.firing import Claimed
 from agentcron.handlers.base import RunContext
 from agentcron.models import FireStart, RunQuery, RunRecord, RunStatus
 from agentcron.store.memory import MemoryStore
@@ -102,6 +103,27 @@ async def test_fires_claimed_ahead_hold_no_run_record_objects_until_their_instan
         await clock.advance(LEAD_S / 2)
         await sched.drain()
     assert held < MIN_FIRES // 10, held
+
+
+async def test_each_crowded_instant_claims_into_the_containers_the_last_one_emptied(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    """A claim's containers live from the claim to the instant, long enough to be promoted to
+    the collector's oldest generation: made anew for each instant (seven per 32 fires), they
+    forced a full collection of the whole heap every few seconds at 10,000 jobs. Emptied,
+    they hold no job (a removed job is not kept alive by them)."""
+    crowd(sched, Starts(clock), 2 * MIN_FIRES)
+    async with sched:
+        await clock.advance(1)
+        await sched.drain()
+        kept = [o for o in gc.get_objects() if type(o) is Claimed]
+        for _ in range(3):
+            await clock.advance(1)
+            await sched.drain()
+        alive = {id(o) for o in gc.get_objects() if type(o) is Claimed}
+    assert kept
+    assert alive == {id(o) for o in kept}
+    assert not any(o.entries or o.runs or o.admitted or o.won or o.ahead for o in kept)
 
 
 async def test_the_rest_of_the_process_runs_between_slices_of_a_crowded_instants_claims(

@@ -326,6 +326,7 @@ class Scheduler(Firing):
         self._abandoned: set[asyncio.Task[Any]] = set()
         self._succeeded = []
         self._recording = set()
+        self._claimed_spare = []
         self._skips = None
         self._admitting: set[asyncio.Task[None]] = set()
         #: What taking a fire ahead of its instant took last time, per fire: scheduling its
