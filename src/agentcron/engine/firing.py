@@ -472,7 +472,10 @@ class Firing(StoreSync):
         says the scheduler is stopping instead, and each such fire records `cancelled`
         (with it) without running; a fire whose job was paused or removed in between, or
         that its job's misfire policy skips (`_skip_at_instant`), does not run; the others
-        run (`AHEAD`: its job was idle at the claim) or are decided now (`_admit`)."""
+        run (`AHEAD`: its job was idle at the claim) or are decided now (`_admit`).
+
+        `claimed` is emptied at the end and kept for the next claims (`_claimed_spare`):
+        nothing may read it after this call."""
         runner = self._runner
         new_task = _task_maker(asyncio.get_running_loop())
         publishing = self.events.subscriber_count > 0  # read once per batch, not per fire
