@@ -23,6 +23,11 @@ moves by up to 1.8x between runs on this kind of machine (its loop sometimes wak
 early and goes round again), so one run's ratio says little:
 
     .venv/bin/python -m bench.engine_bench --jobs 1000 --repeat 5 --register 0
+
+`--libs` fires only the libraries named (the CPU ratio needs `baseline` among them); at
+10,000 jobs APScheduler 3 can take the whole 200 s a child is given:
+
+    .venv/bin/python -m bench.engine_bench --jobs 10000 --repeat 3 --libs agentcron baseline
 """
 
 from __future__ import annotations
@@ -344,6 +349,13 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, nargs="*", default=list(JOB_COUNTS))
     parser.add_argument("--register", type=int, default=REGISTER_COUNT)
     parser.add_argument("--repeat", type=int, default=1, help="runs per scenario (medians)")
+    parser.add_argument(
+        "--libs",
+        nargs="+",
+        choices=LIBS,
+        default=list(LIBS),
+        help="the libraries to fire (all by default; the CPU ratio needs the baseline)",
+    )
     parser.add_argument("--child", nargs=3, metavar=("KIND", "LIB", "N"), help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.child:
@@ -360,9 +372,9 @@ def main() -> None:
         f"jobs firing every second for {opts.seconds} s\n"
     )
     if opts.repeat > 1:
-        _fire_repeated(opts.jobs, opts.seconds, opts.repeat)
+        _fire_repeated(opts.jobs, opts.seconds, opts.repeat, opts.libs)
     else:
-        _fire_once(opts.jobs, opts.seconds)
+        _fire_once(opts.jobs, opts.seconds, opts.libs)
     print(f"\n{opts.register:,} cron jobs registered in a started scheduler\n")
     print(
         "| library | register s (wall) | register s (CPU) | until stored s | RSS MB added |"
@@ -382,11 +394,11 @@ def main() -> None:
         )
 
 
-def _fire_once(job_counts: list[int], seconds: int) -> None:
+def _fire_once(job_counts: list[int], seconds: int, libs: list[str]) -> None:
     print("| jobs | library | p50 ms | p99 ms | max ms | missed | CPU % |")
     print("|---:|---|---:|---:|---:|---:|---:|")
     for n in job_counts:
-        for lib in LIBS:
+        for lib in libs:
             r = _fire_child(lib, n, seconds)
             if "error" in r:
                 print(f"| {n:,} | {lib} | error: {r['error']} | | | | |")
@@ -398,7 +410,7 @@ def _fire_once(job_counts: list[int], seconds: int) -> None:
             )
 
 
-def _fire_repeated(job_counts: list[int], seconds: int, repeat: int) -> None:
+def _fire_repeated(job_counts: list[int], seconds: int, repeat: int, libs: list[str]) -> None:
     """Each scenario `repeat` times, the libraries taking turns; medians (see the module
     docstring)."""
     print(
@@ -408,18 +420,18 @@ def _fire_repeated(job_counts: list[int], seconds: int, repeat: int) -> None:
     )
     print("|---:|---|---:|---:|---:|---:|---:|---|---:|")
     for n in job_counts:
-        runs: dict[str, list[dict[str, Any]]] = {lib: [] for lib in LIBS}
+        runs: dict[str, list[dict[str, Any]]] = {lib: [] for lib in libs}
         errors: dict[str, str] = {}
         for _ in range(repeat):
-            for lib in LIBS:
+            for lib in libs:
                 r = _fire_child(lib, n, seconds)
                 if "error" in r:
                     errors[lib] = r["error"]
                 else:
                     runs[lib].append(r)
-        base = [r["cpu_pct"] for r in runs["baseline"]]
+        base = [r["cpu_pct"] for r in runs.get("baseline", [])]
         base_cpu = statistics.median(base) if base else math.nan
-        for lib in LIBS:
+        for lib in libs:
             done = runs[lib]
             if not done:
                 print(f"| {n:,} | {lib} | error: {errors.get(lib, 'no run')} | | | | | | |")

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from agentcron.engine import Scheduler
+from agentcron.engine.active import ActiveRun
 from agentcron.engine.ahead import CLAIM_SLICE, MAX_LEAD_S, MIN_FIRES, PER_FIRE_S, lead_s
 from agentcron.engine.firing import Claimed
-from agentcron.handlers.base import RunContext
+from agentcron.handlers.base import HandlerOutcome, RunContext
 from agentcron.models import FireStart, RunQuery, RunRecord, RunStatus
 from agentcron.store.memory import MemoryStore
 from agentcron.testing import VirtualClock
@@ -431,3 +432,147 @@ async def test_a_busy_jobs_fire_claimed_ahead_and_slept_through_is_skipped_by_mi
         runs = await runs_at(store, FIRST + timedelta(seconds=1))
     assert {(r.status, r.skip_reason) for r in runs} == {(RunStatus.skipped, "misfire")}
     assert len(runs) == MIN_FIRES and started.count == MIN_FIRES
+
+
+# -- the successes of a crowded instant, recorded once its last fire is launched ----------
+class WritesAfter(MemoryStore):
+    """A real `MemoryStore` that notes, at each write of succeeded runs, how many handlers
+    had started by then."""
+
+    def __init__(self, starts: Starts) -> None:
+        super().__init__()
+        self.starts = starts
+        self.started_at_writes: list[int] = []
+
+    async def record_runs(self, runs: Sequence[RunRecord]) -> list[bool]:
+        if any(r.status is RunStatus.succeeded for r in runs):
+            self.started_at_writes.append(self.starts.count)
+        return await super().record_runs(runs)
+
+
+async def test_a_crowded_instants_successes_are_written_only_once_its_last_handler_started(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    """Writing each turn's successes between the instant's launches delayed every handler
+    after them: about a sixth of the work done per fire before the last one starts."""
+    jobs = 2 * MIN_FIRES
+    starts = Starts(clock)
+    store = WritesAfter(starts)
+    sched = make_scheduler(store=store)
+    crowd(sched, starts, jobs)
+    async with sched:
+        await clock.advance(1)
+        await sched.drain()
+        runs = await runs_at(store, FIRST)
+    assert store.started_at_writes
+    assert min(store.started_at_writes) == jobs
+    assert len(runs) == jobs and {r.status for r in runs} == {RunStatus.succeeded}
+
+
+async def test_a_job_whose_run_succeeded_in_a_crowded_instant_stays_busy_until_it_is_recorded(
+    sched: Scheduler, clock: VirtualClock, store: MemoryStore
+) -> None:
+    """Its `ActiveRun` is let go at once (held that long, it was promoted to the collector's
+    oldest generation), but the job counts as busy as before: its next fire is not started
+    before its last run's result is written (under a slow store, the next tick skips it)."""
+    jobs = 2 * MIN_FIRES
+    ids = crowd(sched, Starts(clock), jobs)
+    first = sched._entries[ids[0]]
+    seen: list[tuple[int, int, int]] = []
+
+    async def last(ctx: RunContext) -> None:
+        written = len([r for r in await runs_at(store, FIRST) if r.status is RunStatus.succeeded])
+        seen.append((len(first.active), first.busy, written))
+
+    sched.update(ids[-1], handler=last)
+    async with sched:
+        await clock.advance(1)
+        await sched.drain()
+        after = first.busy
+    assert seen == [(0, 1, 0)]
+    assert after == 0
+
+
+async def test_records_written_after_a_crowded_instant_hold_each_runs_own_fields(
+    sched: Scheduler, clock: VirtualClock, store: MemoryStore
+) -> None:
+    async def tells(ctx: RunContext) -> HandlerOutcome:
+        await asyncio.sleep(0)  # ends in a later turn than it started
+        return HandlerOutcome(output_tail=f"done {ctx.job_id} at {ctx.attempt}")
+
+    ids = crowd(sched, Starts(clock))
+    for job_id in ids:
+        sched.update(job_id, handler=tells)
+    async with sched:
+        await clock.advance(1 - LEAD_S / 2)
+        running = {r.run_id: r for r in await runs_at(store, FIRST)}
+        await clock.advance(LEAD_S / 2)
+        await sched.drain()
+        runs = await runs_at(store, FIRST)
+    assert {r.run_id for r in runs} == set(running)
+    for run in runs:
+        claimed = running[run.run_id]
+        assert (run.status, run.error, run.skip_reason, run.lease_expires_at) == (
+            RunStatus.succeeded,
+            None,
+            None,
+            None,
+        )
+        assert (run.job_id, run.scheduled_for, run.attempt, run.node_id, run.fence) == (
+            claimed.job_id,
+            FIRST,
+            1,
+            "node-a",
+            claimed.fence,
+        )
+        assert (run.started_at, run.finished_at) == (FIRST, FIRST)
+        assert run.output_tail == f"done {run.job_id} at 1"
+        assert run.queue_job_id is None
+
+
+async def test_stopping_in_the_middle_of_a_crowded_instant_records_every_run_that_ended(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock, store: MemoryStore
+) -> None:
+    jobs = 2 * MIN_FIRES
+    starts = Starts(clock)
+    sched = make_scheduler()
+    stopping: list[asyncio.Future[None]] = []
+
+    async def stops_at_the_hundredth(ctx: RunContext) -> None:
+        await starts(ctx)
+        if starts.count == 100:
+            stopping.append(asyncio.ensure_future(sched.stop(grace_s=0)))
+
+    crowd(sched, starts, jobs)
+    for job_id in list(sched._entries):
+        sched.update(job_id, handler=stops_at_the_hundredth)
+    await sched.start()
+    await clock.advance(1)
+    await asyncio.wait_for(stopping[0], timeout=30)
+    runs = await runs_at(store, FIRST)
+    ran = set(starts.started)
+    assert 100 <= len(ran) < jobs
+    assert len(runs) == jobs
+    assert {r.job_id for r in runs if r.status is RunStatus.succeeded} == ran
+    assert {r.status for r in runs if r.job_id not in ran} == {RunStatus.cancelled}
+
+
+async def test_runs_held_until_a_crowded_instant_ends_keep_no_record_or_run_objects_alive(
+    sched: Scheduler, clock: VirtualClock
+) -> None:
+    """What lives until the instant's last launch is promoted to the collector's oldest
+    generation unless the collector stops tracking it: the held runs are plain tuples of
+    strings, datetimes and ints, never a `RunRecord` or an `ActiveRun` each."""
+    jobs = 2 * MIN_FIRES
+    ids = crowd(sched, Starts(clock), jobs)
+    alive: list[int] = []
+
+    async def last(ctx: RunContext) -> None:
+        gc.collect()
+        alive.append(sum(1 for o in gc.get_objects() if type(o) in (RunRecord, ActiveRun)))
+
+    sched.update(ids[-1], handler=last)
+    async with sched:
+        await clock.advance(1)
+        await sched.drain()
+    assert alive and alive[0] < jobs // 10, alive

@@ -128,6 +128,10 @@ class JobEntry:
         #: The `Timeline` slot the entry is queued in (None: not queued).
         self.slot: _Slot | None = None
         self.fires = 0
+        #: Runs that keep the job busy but are not in `active`: fires claimed ahead of
+        #: their instant and not yet launched (`engine.ahead`), a `run_all` catch-up's
+        #: chain, and runs that succeeded during a crowded instant's launches and are not
+        #: yet recorded (`firing.HeldSuccesses`).
         self.starting = 0
         self.removed = False
         #: Runs in progress by run id; shares one empty dict until the first run (memory).

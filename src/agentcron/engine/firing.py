@@ -34,7 +34,7 @@ from agentcron.engine.persistence import (
     store_data_losses,
     wait_store,
 )
-from agentcron.engine.runner import Runner, describe_error
+from agentcron.engine.runner import Runner, describe_error, record_from_held
 from agentcron.events import (
     CircuitClosed,
     CircuitHalfOpen,
@@ -211,6 +211,37 @@ class Claimed:
         self.ahead = None
 
 
+class HeldSuccesses:
+    """The runs that succeeded while a crowded instant's fires were being launched
+    (`Scheduler._start_ahead`), recorded once the last of them is launched
+    (`Firing._record_held`).
+
+    Writing a turn's successes between the instant's launches was about a sixth of the work
+    done per fire before the last handler starts, and so of the instant's p99 lateness. Each
+    run is held as a plain tuple of the fields of its final record that vary
+    (`runner.record_from_held`), and its `ActiveRun` is let go at once: a tuple of strings,
+    datetimes, ints and None is untracked by the collector at its first collection, while a
+    `RunRecord` (its status an enum member) or an `ActiveRun` held that long is promoted to
+    the oldest generation. Held `RunRecord`s and `ActiveRun`s made a full collection every
+    second at 10,000 jobs.
+
+    Invariant: a held run's job stays busy (counted in `JobEntry.starting`) until its record
+    is written, as it would in `JobEntry.active`: the overlap policies, the queued fires
+    (`_drain`) and `stop()` see it as not yet ended."""
+
+    __slots__ = ("entries", "runs")
+
+    def __init__(self) -> None:
+        self.entries: list[JobEntry] = []
+        #: Per run, its final record's fields but the constant ones (`record_from_held`).
+        self.runs: list[tuple[Any, ...]] = []
+
+
+#: Records built and written at a time from `HeldSuccesses` (`Firing._record_held`): all of
+#: an instant's at once lived through enough collections to be promoted.
+_HELD_WRITE = 256
+
+
 class _SkipBatch:
     """The skip records of one turn of the event loop, and the future of their write."""
 
@@ -252,6 +283,9 @@ class Firing(StoreSync):
     _claimed_spare: list[Claimed]
     #: Skip records waiting for the write that takes this turn's skips (`_write_skip`).
     _skips: _SkipBatch | None
+    #: From the moment a crowded instant has come until its last fire is launched: the runs
+    #: that succeed in between, recorded after (`HeldSuccesses`); None otherwise.
+    _held: HeldSuccesses | None
     #: The tasks of abandoned runs (`_abandon`), kept here until their handlers return.
     _abandoned: set[asyncio.Task[Any]]
     #: `stop()` has begun: no new fire starts.
@@ -617,6 +651,20 @@ class Firing(StoreSync):
             if not unrecorded:
                 self._end_run(entry, active)
         if unrecorded:  # recorded with the turn's others (inline: once per fire)
+            held = self._held
+            if held is not None and not active.disowned:  # a crowded instant's launches
+                # Busy until recorded (`HeldSuccesses`), and let go of: `entry.untrack`, inline.
+                entry.starting += 1
+                runs = entry.active
+                runs.pop(active.run_id, None)
+                if not runs:
+                    entry.active = NO_RUNS
+                r = active.record
+                assert r is not None
+                held.entries.append(entry)
+                # The fields `record_from_held` takes, in its order (inline: once per fire).
+                held.runs.append((r[0], r[1], r[2], r[4], r[5], r[6], r[8], r[12], r[13]))
+                return
             batch = self._succeeded
             batch.append((entry, active))
             if len(batch) == 1:  # the first of this turn: record them all in the next one
@@ -627,6 +675,31 @@ class Firing(StoreSync):
         self._recording.add(task)
         self._tasks.add(task)  # so that `drain()` waits for it
         task.add_done_callback(self._recorded)
+
+    def _release_held(self) -> None:
+        """The crowded instant's launches are over: record the runs held since they began
+        (`HeldSuccesses`), in a task `stop()` and `drain()` wait for."""
+        held, self._held = self._held, None
+        if held is not None and held.entries:
+            task = asyncio.get_running_loop().create_task(self._record_held(held))
+            self._recording.add(task)
+            self._tasks.add(task)
+            task.add_done_callback(self._recorded)
+
+    async def _record_held(self, held: HeldSuccesses) -> None:
+        """Write the held runs' records, `_HELD_WRITE` at a time; then their jobs are idle."""
+        node_id = self.node_id
+        runs = held.runs
+        try:
+            for at in range(0, len(runs), _HELD_WRITE):
+                await self._runner.record_finished(
+                    [record_from_held(run, node_id) for run in runs[at : at + _HELD_WRITE]]
+                )
+        finally:
+            for entry in held.entries:
+                entry.starting -= 1
+                if entry._rare.pending:  # (`entry.pending`: slots, not the property)
+                    self._drain(entry)
 
     def _recorded(self, task: asyncio.Task[None]) -> None:
         self._recording.discard(task)

@@ -146,6 +146,18 @@ _RUNNING = RunStatus.running
 _SUCCEEDED = RunStatus.succeeded
 
 
+def record_from_held(fields: tuple[Any, ...], node_id: str) -> RunRecord:
+    """The final record of a run that succeeded, from the fields of it that vary from run to
+    run: run_id, job_id, scheduled_for, attempt, started_at, finished_at, output_tail,
+    fence and queue_job_id (`firing.HeldSuccesses`, which holds them without the record)."""
+    run_id, job_id, scheduled_for, attempt, started_at, finished_at, tail, fence, queue_id = fields
+    return _new_record(
+        RunRecord,
+        (run_id, job_id, scheduled_for, _SUCCEEDED, attempt, started_at, finished_at, None, tail,
+         node_id, None, None, fence, queue_id),
+    )  # fmt: skip
+
+
 @dataclass(slots=True)
 class _Attempt:
     status: RunStatus  # succeeded | failed | timed_out
@@ -413,8 +425,11 @@ class Runner:
     async def record_succeeded(self, finished: Sequence[ActiveRun]) -> None:
         """Record the succeeded runs that `run(defer_success=True)` returned, in one store
         call, then publish their `RunSucceeded` events (as `run` does for one)."""
-        finished = [a for a in finished if not a.disowned]
-        runs = [a.record for a in finished if a.record is not None]
+        await self.record_finished([a.record for a in finished if not a.disowned and a.record])
+
+    async def record_finished(self, runs: list[RunRecord]) -> None:
+        """Write the final records `runs` in one store call, then publish their
+        `RunSucceeded` events: `record_succeeded` without the runs themselves."""
         try:
             recorded = await self.store.record_runs(runs)
         except Exception:  # the store is down: the runs' leases will expire -> interrupted
@@ -427,9 +442,7 @@ class Runner:
                             "run %s was taken over; its result was not recorded", run.run_id
                         )
         if self.events.subscriber_count:
-            for active in finished:
-                final = active.record
-                assert final is not None
+            for final in runs:
                 self._publish(RunSucceeded, final, duration_s=final.duration_s or 0.0)
 
     async def _finish(self, active: ActiveRun, final: RunRecord) -> bool:
