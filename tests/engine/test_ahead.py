@@ -576,3 +576,30 @@ async def test_runs_held_until_a_crowded_instant_ends_keep_no_record_or_run_obje
         await clock.advance(1)
         await sched.drain()
     assert alive and alive[0] < jobs // 10, alive
+
+
+async def test_drain_waits_for_a_crowded_instants_fires_still_being_claimed_after_it_came(
+    make_scheduler: Callable[..., Scheduler], clock: VirtualClock
+) -> None:
+    """At the instant, the fires not claimed in time are claimed and launched one chunk after
+    another; while a claim is being written no run of the instant may be pending, and
+    `drain()` must not take that for the end of the instant."""
+    store = SlowClaims(clock, claim_s=0.001)  # 16 claims of 1 ms: not all before the instant
+    sched = make_scheduler(store=store)
+    starts = Starts(clock)
+    crowd(sched, starts)
+    async with sched:
+        await clock.advance(1 - 2 * LEAD_S)
+        await clock.advance(2 * LEAD_S)  # the instant: some claims still to be written
+        assert len(store.claimed_at) < MIN_FIRES // 32
+        draining = asyncio.ensure_future(sched.drain())
+        for _ in range(100):  # the claims' time passes, 1 ms at a time
+            await asyncio.sleep(0)
+            if draining.done():
+                break
+            await clock.advance(0.001)
+        await draining
+        runs = await runs_at(store, FIRST)
+        for _ in range(40):  # whatever drain() did not wait for ends before the stop
+            await clock.advance(0.001)
+    assert len(runs) == MIN_FIRES and {r.status for r in runs} == {RunStatus.succeeded}

@@ -961,7 +961,9 @@ class Scheduler(Firing):
             await self._sleep_unless_halted(at)
             if not self._stopping:
                 # The instant has come: its runs are dispatched, so `drain()` waits for it.
-                self._tasks.add(asyncio.current_task())  # type: ignore[arg-type]
+                launching = asyncio.current_task()
+                assert launching is not None
+                self._tasks.add(launching)
                 self._held = HeldSuccesses()  # recorded once all are launched
             while (claimed or entries) and not self._stopping:
                 if claimed:
