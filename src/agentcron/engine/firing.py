@@ -671,9 +671,14 @@ class Firing(StoreSync):
                 self._record_later(batch)
 
     def _record_later(self, batch: list[tuple[JobEntry, ActiveRun]]) -> None:
-        task = asyncio.get_running_loop().create_task(self._record_succeeded(batch))
+        self._start_recording(self._record_succeeded(batch))
+
+    def _start_recording(self, recording: Coroutine[Any, Any, None]) -> None:
+        """Write finished runs in a task of their own, which `stop()` waits for instead of
+        cancelling it (`_recording`), and so does `drain()` (`_tasks`)."""
+        task = asyncio.get_running_loop().create_task(recording)
         self._recording.add(task)
-        self._tasks.add(task)  # so that `drain()` waits for it
+        self._tasks.add(task)
         task.add_done_callback(self._recorded)
 
     def _release_held(self) -> None:
@@ -681,10 +686,7 @@ class Firing(StoreSync):
         (`HeldSuccesses`), in a task `stop()` and `drain()` wait for."""
         held, self._held = self._held, None
         if held is not None and held.entries:
-            task = asyncio.get_running_loop().create_task(self._record_held(held))
-            self._recording.add(task)
-            self._tasks.add(task)
-            task.add_done_callback(self._recorded)
+            self._start_recording(self._record_held(held))
 
     async def _record_held(self, held: HeldSuccesses) -> None:
         """Write the held runs' records, `_HELD_WRITE` at a time; then their jobs are idle."""
